@@ -1,0 +1,28 @@
+import vue from '@vitejs/plugin-vue'
+import { defineConfig } from 'electron-vite'
+import { resolve } from 'node:path'
+
+export default defineConfig({
+  main: {
+    build: {
+      rollupOptions: {
+        // The CLI, the job worker and the desktop main process share the core; one build emits all three.
+        input: {
+          index: resolve('src/main/index.ts'),
+          cli: resolve('src/cli/index.ts'),
+          'job-worker': resolve('src/core/jobs/worker.ts')
+        },
+        output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' }
+      }
+    }
+  },
+  preload: {
+    // Sandboxed preload scripts must be CommonJS.
+    build: { rollupOptions: { output: { format: 'cjs', entryFileNames: '[name].cjs' } } }
+  },
+  renderer: {
+    root: 'src/renderer',
+    build: { rollupOptions: { input: resolve('src/renderer/index.html') } },
+    plugins: [vue()]
+  }
+})

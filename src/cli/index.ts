@@ -1,0 +1,253 @@
+// `featuretrace <command>`: the same services from a terminal.
+import { SingleBar } from 'cli-progress'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import type { ApiReply, CallInput, CallName, CallOutput, Job } from '../shared/api'
+import { nodeWorkerSpawner } from '../core/jobs/spawn'
+import { createHandlers, dispatch, Workspace } from '../core/services'
+import { startServer } from '../server/server'
+import { VERSION } from '../core/version'
+
+const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
+
+Usage: featuretrace <command> [options]
+
+Commands:
+  serve [--project DIR] [--port N] [--host H]
+        Serve the workstation to a browser (default 127.0.0.1:5180). Any host other than
+        loopback requires the access token printed at start.
+  project --project DIR                      Show the project (created when the folder is missing or empty).
+  checkpoints add FOLDER --project DIR [--tokens-per-step N] [--step N]
+        Register checkpoint subfolders named by step (step1000, iter_0001000, checkpoint-1000, c1000).
+  checkpoints list --project DIR [--json]    List registered checkpoints.
+  checkpoints set-step ID STEP --project DIR Correct a checkpoint's parsed step.
+  verify --project DIR [--checkpoint ID ...] Check weight files (safetensors headers, sha256) as a job.
+  jobs --project DIR [--json]                List jobs and their states.
+  help                                       This text.
+
+Every command that takes --project creates the project there when the folder is missing or empty.`
+
+class CliError extends Error {}
+
+type Options = ParseArgsConfig['options']
+const PROJECT: Options = { project: { type: 'string' } }
+
+function parse(args: string[], options: Options): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
+    return { values: values as Record<string, unknown>, positionals }
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\nRun \`featuretrace help\` for usage.`)
+  }
+}
+
+function intOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`--${name} needs a non-negative integer, got ${JSON.stringify(value)}.`)
+  return n
+}
+
+/** One workspace for the command's lifetime, with a project opened from --project. */
+function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
+  const ws = new Workspace('cli', nodeWorkerSpawner())
+  const project = values.project as string | undefined
+  if (project) ws.open(project)
+  else if (required) throw new CliError('This command needs --project DIR.')
+  return ws
+}
+
+async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
+  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
+  if (!reply.ok) throw new CliError(reply.error.message)
+  return reply.result
+}
+
+function formatBytes(n: number | null): string {
+  if (n === null) return '-'
+  const units = ['B', 'KB', 'MB', 'GB', 'TB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
+}
+
+function formatRate(job: Job): string {
+  if (job.rate === null) return ''
+  return job.rateUnit === 'B/s' ? `${formatBytes(job.rate)}/s` : `${job.rate.toFixed(1)} ${job.rateUnit ?? ''}`
+}
+
+/** Runs a job to its end with a progress bar; Ctrl-C cancels it. */
+async function runJob(ws: Workspace, job: Job): Promise<Job> {
+  const { jobs } = ws.requireProject()
+  const bar = new SingleBar({
+    format: ' {bar} {percentage}% | {rate} | ETA {eta_formatted} | {message}',
+    barsize: 30,
+    hideCursor: true,
+    noTTYOutput: true,
+    notTTYSchedule: 5000,
+    etaBuffer: 50
+  })
+  bar.start(1000, 0, { rate: '', message: job.kind })
+  const unsubscribe = ws.subscribe((event, payload) => {
+    if (event !== 'job.updated') return
+    const j = payload as Job
+    if (j.id === job.id) bar.update(Math.round(j.fraction * 1000), { rate: formatRate(j), message: j.message ?? j.state })
+  })
+  const onSigint = (): void => {
+    process.stderr.write('\nCancelling…\n')
+    jobs.cancel(job.id)
+  }
+  process.once('SIGINT', onSigint)
+  try {
+    const end = await jobs.waitFor(job.id)
+    if (end.state === 'done') bar.update(1000)
+    bar.stop()
+    return end
+  } finally {
+    unsubscribe()
+    process.off('SIGINT', onSigint)
+  }
+}
+
+async function cmdServe(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, port: { type: 'string' }, host: { type: 'string' } })
+  const ws = openWorkspace(values, false)
+  const here = dirname(fileURLToPath(import.meta.url))
+  const server = await startServer({
+    workspace: ws,
+    host: (values.host as string | undefined) ?? '127.0.0.1',
+    port: intOption(values.port, 'port') ?? 5180,
+    staticDir: join(here, '../renderer')
+  })
+  console.log(`FeatureTrace ${VERSION} serving ${ws.project ? ws.project.path : '(no project open)'}`)
+  if (server.token) {
+    console.log(`Bound to ${server.host}: every request needs the access token.`)
+    console.log(`Access token: ${server.token}`)
+  }
+  console.log(`Open ${server.url}`)
+  const stop = (): void => {
+    void server.close().then(() => {
+      ws.close()
+      process.exit(0)
+    })
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+}
+
+async function cmdProject(args: string[]): Promise<void> {
+  const { values } = parse(args, PROJECT)
+  const ws = openWorkspace(values)
+  console.log(JSON.stringify(await call(ws, 'project.info'), null, 2))
+  ws.close()
+}
+
+async function cmdCheckpoints(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  if (sub === 'add') {
+    const { values, positionals } = parse(rest, {
+      ...PROJECT,
+      'tokens-per-step': { type: 'string' },
+      step: { type: 'string' }
+    })
+    if (positionals.length !== 1) throw new CliError('checkpoints add needs one FOLDER.')
+    const ws = openWorkspace(values)
+    const result = await call(ws, 'checkpoints.register', {
+      folder: positionals[0]!,
+      tokensPerStep: intOption(values['tokens-per-step'], 'tokens-per-step'),
+      step: intOption(values.step, 'step')
+    })
+    for (const c of result.added) console.log(`added    step ${c.step}\t${c.modelType}\td=${c.dModel}\tlayers=${c.layers}\t${c.path}`)
+    for (const s of result.skipped) console.log(`skipped  ${s.path}: ${s.reason}`)
+    console.log(`${result.added.length} added, ${result.skipped.length} skipped`)
+    ws.close()
+  } else if (sub === 'list') {
+    const { values } = parse(rest, { ...PROJECT, json: { type: 'boolean' } })
+    const ws = openWorkspace(values)
+    const list = await call(ws, 'checkpoints.list')
+    if (values.json) console.log(JSON.stringify(list, null, 2))
+    else {
+      console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified'].join('\t'))
+      for (const c of list) {
+        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes), c.verifyStatus].join('\t'))
+      }
+    }
+    ws.close()
+  } else if (sub === 'set-step') {
+    const { values, positionals } = parse(rest, PROJECT)
+    if (positionals.length !== 2) throw new CliError('checkpoints set-step needs ID and STEP.')
+    const ws = openWorkspace(values)
+    const c = await call(ws, 'checkpoints.update', {
+      id: intOption(positionals[0], 'id')!,
+      step: intOption(positionals[1], 'step')!
+    })
+    console.log(`checkpoint ${c.id} (${c.name}) is now step ${c.step}`)
+    ws.close()
+  } else {
+    throw new CliError('Use `checkpoints add`, `checkpoints list` or `checkpoints set-step`.')
+  }
+}
+
+async function cmdVerify(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, checkpoint: { type: 'string', multiple: true } })
+  const ws = openWorkspace(values)
+  const ids = ((values.checkpoint as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
+  const job = await runJob(ws, await call(ws, 'jobs.start', { kind: 'verify-checkpoints', checkpointIds: ids }))
+  for (const c of await call(ws, 'checkpoints.list')) {
+    if (ids.length && !ids.includes(c.id)) continue
+    const detail = await call(ws, 'checkpoints.get', { id: c.id })
+    console.log(`${c.verifyStatus === 'ok' ? 'ok      ' : 'PROBLEM '} step ${c.step}\t${c.name}`)
+    for (const p of detail.verifyReport?.problems ?? []) console.log(`         ${p}`)
+  }
+  ws.close()
+  if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
+  const result = job.result as { withProblems: number }
+  if (result.withProblems > 0) process.exitCode = 1
+}
+
+async function cmdJobs(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, json: { type: 'boolean' } })
+  const ws = openWorkspace(values)
+  const jobs = await call(ws, 'jobs.list')
+  if (values.json) console.log(JSON.stringify(jobs, null, 2))
+  else for (const j of jobs) console.log([j.id, j.kind, j.state, `${Math.round(j.fraction * 100)}%`, j.createdAt, j.error ?? ''].join('\t'))
+  ws.close()
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  serve: cmdServe,
+  project: cmdProject,
+  checkpoints: cmdCheckpoints,
+  verify: cmdVerify,
+  jobs: cmdJobs
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    console.log(USAGE)
+    return
+  }
+  if (command === '--version') {
+    console.log(VERSION)
+    return
+  }
+  const run = COMMANDS[command]
+  if (!run) throw new CliError(`Unknown command "${command}". Run \`featuretrace help\` for usage.`)
+  await run(args)
+}
+
+/** Runs a command line and turns failures into a message and an exit code (2: the user's input). */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    await main(argv)
+  } catch (err) {
+    const userFacing = err instanceof CliError || (err as Error).name === 'UserError'
+    console.error(userFacing ? `featuretrace: ${(err as Error).message}` : err)
+    process.exitCode = userFacing ? 2 : 1
+  }
+}

@@ -1,0 +1,18 @@
+// Every job kind in one registry: what the host prepares, what the worker runs, what the host stores.
+import type { JobKind } from '../../shared/api'
+import { verifyCheckpointsJob } from '../checkpoints/verify'
+import type { JobKindDefinition } from './job'
+
+// The registry is keyed by kind; each entry's types are checked where it is defined.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyJobKind = JobKindDefinition<any, any, any>
+
+export const jobKinds: Record<JobKind, AnyJobKind> = {
+  'verify-checkpoints': verifyCheckpointsJob
+}
+
+export function jobKind(kind: string): AnyJobKind {
+  const def = (jobKinds as Record<string, AnyJobKind | undefined>)[kind]
+  if (!def) throw new Error(`Unknown job kind ${kind}`)
+  return def
+}

@@ -1,0 +1,35 @@
+import type { JobProgress } from '../store/jobs'
+
+/** Turns "done of total units" into fraction, smoothed rate and time left. */
+export class ProgressMeter {
+  private readonly startedAt: number
+  private lastAt: number
+  private lastDone = 0
+  private rate: number | null = null
+
+  constructor(
+    private readonly total: number,
+    private readonly unit: string,
+    private readonly now: () => number = () => performance.now()
+  ) {
+    this.startedAt = this.now()
+    this.lastAt = this.startedAt
+  }
+
+  update(done: number, message: string | null = null): JobProgress {
+    const t = this.now()
+    const dt = (t - this.lastAt) / 1000
+    if (dt > 0.05) {
+      const instant = (done - this.lastDone) / dt
+      // Exponential smoothing keeps the time left from jumping with each noisy sample.
+      this.rate = this.rate === null ? instant : 0.7 * this.rate + 0.3 * instant
+      this.lastAt = t
+      this.lastDone = done
+    } else if (this.rate === null && t > this.startedAt) {
+      this.rate = done / ((t - this.startedAt) / 1000)
+    }
+    const fraction = this.total > 0 ? Math.min(1, done / this.total) : 0
+    const eta = this.rate && this.rate > 0 ? Math.max(0, (this.total - done) / this.rate) : null
+    return { fraction, rate: this.rate, rateUnit: `${this.unit}/s`, etaSeconds: eta, message }
+  }
+}

@@ -1,0 +1,23 @@
+// Messages between a job host (Electron main, serve, CLI) and the worker process that runs a job.
+import type { JobProgress } from '../store/jobs'
+
+export type HostMessage =
+  | { type: 'start'; jobId: number; kind: string; input: unknown }
+  | { type: 'cancel'; jobId: number }
+
+export type WorkerMessage =
+  | { type: 'progress'; jobId: number; progress: JobProgress }
+  | { type: 'done'; jobId: number; output: unknown }
+  | { type: 'failed'; jobId: number; error: string; userError: boolean }
+  | { type: 'cancelled'; jobId: number }
+
+/** A running worker process, whichever way it was started. */
+export interface WorkerHandle {
+  send(message: HostMessage): void
+  onMessage(listener: (message: WorkerMessage) => void): void
+  onExit(listener: (code: number | null) => void): void
+  kill(): void
+}
+
+/** Starts the worker entry in a separate process: child_process.fork in Node, utilityProcess in Electron. */
+export type WorkerSpawner = () => WorkerHandle

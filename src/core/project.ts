@@ -1,0 +1,81 @@
+// A project is a folder: project.sqlite plus artifacts/.
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { basename, join, resolve } from 'node:path'
+import type { ProjectInfo } from '../shared/api'
+import { UserError } from '../shared/api'
+import { VERSION } from './version'
+import { CheckpointRepository } from './store/checkpoints'
+import { openDatabase, type Db } from './store/database'
+import { JobRepository } from './store/jobs'
+import { SCHEMA_VERSION } from './store/migrations'
+
+export const DB_FILE = 'project.sqlite'
+export const ARTIFACTS_DIR = 'artifacts'
+
+export class Project {
+  readonly checkpoints: CheckpointRepository
+  readonly jobs: JobRepository
+
+  private constructor(
+    readonly path: string,
+    readonly db: Db
+  ) {
+    this.checkpoints = new CheckpointRepository(db)
+    this.jobs = new JobRepository(db)
+  }
+
+  /** Opens the project in `dir`, creating it when the folder is missing or empty. */
+  static open(dir: string): Project {
+    const path = resolve(dir)
+    const dbFile = join(path, DB_FILE)
+    if (existsSync(path)) {
+      if (!statSync(path).isDirectory()) throw new UserError(`${path} is a file; a project is a folder.`)
+      if (!existsSync(dbFile) && readdirSync(path).length > 0) {
+        throw new UserError(
+          `${path} is not empty and holds no ${DB_FILE}, so it is not a FeatureTrace project. ` +
+            'Choose an empty or new folder to create a project, or the folder of an existing one.'
+        )
+      }
+    } else {
+      try {
+        mkdirSync(path, { recursive: true })
+      } catch (err) {
+        throw new UserError(`Cannot create the project folder ${path}: ${(err as Error).message}`)
+      }
+    }
+    const db = openDatabase(dbFile)
+    const project = new Project(path, db)
+    try {
+      mkdirSync(join(path, ARTIFACTS_DIR), { recursive: true })
+      db.prepare(
+        'INSERT OR IGNORE INTO project (id, name, created_at, created_by_version) VALUES (1, ?, ?, ?)'
+      ).run(basename(path), new Date().toISOString(), VERSION)
+    } catch (err) {
+      db.close()
+      throw err
+    }
+    return project
+  }
+
+  get artifactsDir(): string {
+    return join(this.path, ARTIFACTS_DIR)
+  }
+
+  info(): ProjectInfo {
+    const row = this.db.prepare('SELECT name, created_at FROM project WHERE id = 1').get() as {
+      name: string
+      created_at: string
+    }
+    return {
+      path: this.path,
+      name: row.name,
+      createdAt: row.created_at,
+      schemaVersion: SCHEMA_VERSION,
+      checkpointCount: this.checkpoints.count()
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close()
+  }
+}

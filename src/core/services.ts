@@ -1,0 +1,132 @@
+// The services behind every door: one Workspace (the open project and its jobs) and one handler per call.
+import type { z } from 'zod'
+import type {
+  ApiReply,
+  CallName,
+  CallOutput,
+  CallParsedInput,
+  Door,
+  EventName,
+  EventPayload
+} from '../shared/api'
+import { apiCalls, isCallName, UserError } from '../shared/api'
+import { discoverCheckpoints } from './checkpoints/discover'
+import { JobManager } from './jobs/manager'
+import type { WorkerSpawner } from './jobs/protocol'
+import { Project } from './project'
+import { SCHEMA_VERSION } from './store/migrations'
+import { VERSION } from './version'
+
+export type EventSink = <E extends EventName>(event: E, payload: EventPayload<E>) => void
+
+export class Workspace {
+  private current: { project: Project; jobs: JobManager } | null = null
+  private readonly sinks = new Set<EventSink>()
+
+  constructor(
+    readonly door: Door,
+    private readonly spawner: WorkerSpawner
+  ) {}
+
+  /** Subscribes to every event; returns the unsubscribe function. */
+  subscribe(sink: EventSink): () => void {
+    this.sinks.add(sink)
+    return () => this.sinks.delete(sink)
+  }
+
+  emit<E extends EventName>(event: E, payload: EventPayload<E>): void {
+    for (const sink of this.sinks) sink(event, payload)
+  }
+
+  get project(): Project | null {
+    return this.current?.project ?? null
+  }
+
+  open(path: string): Project {
+    const project = Project.open(path)
+    try {
+      for (const job of project.jobs.markInterrupted()) this.emit('job.updated', job)
+    } catch (err) {
+      project.close()
+      throw err
+    }
+    this.close()
+    const jobs = new JobManager(project, this.spawner, (job) => this.emit('job.updated', job))
+    this.current = { project, jobs }
+    this.emit('project.changed', project.info())
+    return project
+  }
+
+  close(): void {
+    if (!this.current) return
+    this.current.jobs.dispose()
+    this.current.project.close()
+    this.current = null
+  }
+
+  requireProject(): { project: Project; jobs: JobManager } {
+    if (!this.current) throw new UserError('No project is open. Open or create a project first.', 'no-project')
+    return this.current
+  }
+}
+
+type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOutput<C> | Promise<CallOutput<C>> }
+
+export function createHandlers(ws: Workspace): Handlers {
+  return {
+    'app.info': () => ({
+      name: 'FeatureTrace',
+      version: VERSION,
+      door: ws.door,
+      schemaVersion: SCHEMA_VERSION,
+      project: ws.project?.info() ?? null
+    }),
+    'project.open': ({ path }) => ws.open(path).info(),
+    'project.info': () => ws.project?.info() ?? null,
+    'checkpoints.list': () => ws.requireProject().project.checkpoints.list(),
+    'checkpoints.get': ({ id }) => ws.requireProject().project.checkpoints.detail(id),
+    'checkpoints.register': ({ folder, tokensPerStep, step }) => {
+      const { project } = ws.requireProject()
+      const discovered = discoverCheckpoints(folder, step)
+      const { added, skipped } = project.checkpoints.addAll(discovered.found, tokensPerStep)
+      ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
+      return { added, skipped: [...discovered.skipped, ...skipped] }
+    },
+    'checkpoints.update': ({ id, ...change }) => {
+      const { project } = ws.requireProject()
+      const updated = project.checkpoints.update(id, change)
+      ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
+      return updated
+    },
+    'jobs.list': () => ws.requireProject().project.jobs.list(),
+    'jobs.start': (request) => ws.requireProject().jobs.start(request),
+    'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)
+  }
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'payload'}: ${i.message}`).join('; ')
+}
+
+/**
+ * The single entry point of every door: validates the call name and payload, runs the handler,
+ * and wraps the outcome in the reply envelope. Never throws.
+ */
+export async function dispatch(handlers: Handlers, name: unknown, payload: unknown): Promise<ApiReply<unknown>> {
+  if (!isCallName(name)) {
+    return { ok: false, error: { code: 'bad-request', message: `Unknown call ${JSON.stringify(name)}.` } }
+  }
+  const parsed = apiCalls[name].input.safeParse(payload ?? undefined)
+  if (!parsed.success) {
+    return { ok: false, error: { code: 'bad-request', message: `Invalid payload for ${name}: ${describeIssues(parsed.error)}` } }
+  }
+  try {
+    const handler = handlers[name] as (input: unknown) => unknown
+    const result = await handler(parsed.data)
+    return { ok: true, result }
+  } catch (err) {
+    if (err instanceof UserError) return { ok: false, error: { code: err.code, message: err.message } }
+    console.error(`[featuretrace] ${name} failed:`, err)
+    return { ok: false, error: { code: 'internal', message: `Internal error in ${name}: ${(err as Error).message}` } }
+  }
+}

@@ -1,0 +1,140 @@
+import type { Checkpoint, CheckpointDetail, VerifyReport } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import type { FoundCheckpoint } from '../checkpoints/discover'
+import type { Db } from './database'
+
+interface CheckpointRow {
+  id: number
+  step: number
+  name: string
+  path: string
+  model_type: string
+  supported: number
+  d_model: number
+  layers: number
+  heads: number | null
+  vocab_size: number | null
+  tokens_seen: number | null
+  weights_bytes: number | null
+  config_json: string
+  verify_status: Checkpoint['verifyStatus']
+  verify_report_json: string | null
+  registered_at: string
+}
+
+function toCheckpoint(r: CheckpointRow): Checkpoint {
+  return {
+    id: r.id,
+    step: r.step,
+    name: r.name,
+    path: r.path,
+    modelType: r.model_type,
+    supported: r.supported === 1,
+    dModel: r.d_model,
+    layers: r.layers,
+    heads: r.heads,
+    vocabSize: r.vocab_size,
+    tokensSeen: r.tokens_seen,
+    weightsBytes: r.weights_bytes,
+    verifyStatus: r.verify_status,
+    registeredAt: r.registered_at
+  }
+}
+
+export class CheckpointRepository {
+  constructor(private readonly db: Db) {}
+
+  list(): Checkpoint[] {
+    return (this.db.prepare('SELECT * FROM checkpoint ORDER BY step').all() as CheckpointRow[]).map(toCheckpoint)
+  }
+
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM checkpoint').get() as { n: number }).n
+  }
+
+  private row(id: number): CheckpointRow {
+    const r = this.db.prepare('SELECT * FROM checkpoint WHERE id = ?').get(id) as CheckpointRow | undefined
+    if (!r) throw new UserError(`No checkpoint with id ${id} in this project.`, 'not-found')
+    return r
+  }
+
+  get(id: number): Checkpoint {
+    return toCheckpoint(this.row(id))
+  }
+
+  detail(id: number): CheckpointDetail {
+    const r = this.row(id)
+    return {
+      ...toCheckpoint(r),
+      config: JSON.parse(r.config_json) as Record<string, unknown>,
+      verifyReport: r.verify_report_json ? (JSON.parse(r.verify_report_json) as VerifyReport) : null
+    }
+  }
+
+  /** Adds what is new; a folder or step already registered is reported as skipped, never duplicated. */
+  addAll(
+    found: FoundCheckpoint[],
+    tokensPerStep: number | undefined
+  ): { added: Checkpoint[]; skipped: { path: string; reason: string }[] } {
+    const byPath = this.db.prepare('SELECT id FROM checkpoint WHERE path = ?')
+    const byStep = this.db.prepare('SELECT path FROM checkpoint WHERE step = ?')
+    const insert = this.db.prepare(`INSERT INTO checkpoint
+      (step, name, path, model_type, supported, d_model, layers, heads, vocab_size, tokens_seen,
+       weights_bytes, config_json, registered_at)
+      VALUES (@step, @name, @path, @modelType, @supported, @dModel, @layers, @heads, @vocabSize,
+       @tokensSeen, @weightsBytes, @configJson, @registeredAt)`)
+    const added: Checkpoint[] = []
+    const skipped: { path: string; reason: string }[] = []
+    this.db.transaction(() => {
+      for (const f of found) {
+        if (byPath.get(f.path)) {
+          skipped.push({ path: f.path, reason: 'already registered' })
+          continue
+        }
+        const clash = byStep.get(f.step) as { path: string } | undefined
+        if (clash) {
+          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${clash.path}` })
+          continue
+        }
+        const info = insert.run({
+          step: f.step,
+          name: f.name,
+          path: f.path,
+          modelType: f.config.modelType,
+          supported: f.config.supported ? 1 : 0,
+          dModel: f.config.dModel,
+          layers: f.config.layers,
+          heads: f.config.heads,
+          vocabSize: f.config.vocabSize,
+          tokensSeen: tokensPerStep === undefined ? null : f.step * tokensPerStep,
+          weightsBytes: f.weightsBytes,
+          configJson: JSON.stringify(f.config.raw),
+          registeredAt: new Date().toISOString()
+        })
+        added.push(this.get(Number(info.lastInsertRowid)))
+      }
+    })()
+    return { added, skipped }
+  }
+
+  update(id: number, change: { step?: number | undefined; tokensSeen?: number | null | undefined }): Checkpoint {
+    const current = this.get(id)
+    if (change.step !== undefined && change.step !== current.step) {
+      const clash = this.db.prepare('SELECT name FROM checkpoint WHERE step = ? AND id != ?').get(change.step, id) as
+        | { name: string }
+        | undefined
+      if (clash) throw new UserError(`Step ${change.step} already belongs to checkpoint ${clash.name}.`)
+      this.db.prepare('UPDATE checkpoint SET step = ? WHERE id = ?').run(change.step, id)
+    }
+    if (change.tokensSeen !== undefined) {
+      this.db.prepare('UPDATE checkpoint SET tokens_seen = ? WHERE id = ?').run(change.tokensSeen, id)
+    }
+    return this.get(id)
+  }
+
+  saveVerifyReport(report: VerifyReport): void {
+    this.db
+      .prepare('UPDATE checkpoint SET verify_status = ?, verify_report_json = ? WHERE id = ?')
+      .run(report.ok ? 'ok' : 'problems', JSON.stringify(report), report.checkpointId)
+  }
+}

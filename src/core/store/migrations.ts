@@ -1,0 +1,62 @@
+// Ordered schema migrations. Never edit one that has shipped: append a new one.
+export interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'project, checkpoint, job',
+    sql: `
+      CREATE TABLE project (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by_version TEXT NOT NULL
+      );
+      CREATE TABLE checkpoint (
+        id INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL UNIQUE CHECK (step >= 0),
+        name TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        model_type TEXT NOT NULL,
+        supported INTEGER NOT NULL CHECK (supported IN (0, 1)),
+        d_model INTEGER NOT NULL CHECK (d_model > 0),
+        layers INTEGER NOT NULL CHECK (layers > 0),
+        heads INTEGER,
+        vocab_size INTEGER,
+        tokens_seen REAL,
+        weights_bytes INTEGER,
+        config_json TEXT NOT NULL,
+        verify_status TEXT NOT NULL DEFAULT 'unverified'
+          CHECK (verify_status IN ('unverified', 'ok', 'problems')),
+        verify_report_json TEXT,
+        registered_at TEXT NOT NULL
+      );
+      CREATE TABLE job (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        params_json TEXT NOT NULL,
+        state TEXT NOT NULL
+          CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled', 'interrupted')),
+        fraction REAL NOT NULL DEFAULT 0,
+        rate REAL,
+        rate_unit TEXT,
+        eta_seconds REAL,
+        message TEXT,
+        error TEXT,
+        result_json TEXT,
+        host_pid INTEGER,
+        heartbeat_at TEXT,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+      );
+      CREATE INDEX job_state ON job (state);
+    `
+  }
+]
+
+export const SCHEMA_VERSION = migrations[migrations.length - 1]!.version

@@ -1,0 +1,115 @@
+// The one client every view uses: Electron's preload bridge when present, else a WebSocket to `serve`.
+import type {
+  ApiClient,
+  ApiReply,
+  CallInput,
+  CallName,
+  CallOutput,
+  EventName,
+  EventPayload,
+  PreloadBridge
+} from '../../../shared/api'
+
+type Listener = (payload: unknown) => void
+
+export class ApiCallError extends Error {
+  constructor(
+    readonly code: string,
+    message: string
+  ) {
+    super(message)
+  }
+}
+
+function unwrap<T>(reply: ApiReply<unknown>): T {
+  if (!reply.ok) throw new ApiCallError(reply.error.code, reply.error.message)
+  return reply.result as T
+}
+
+class Listeners {
+  private readonly map = new Map<string, Set<Listener>>()
+  add(event: string, l: Listener): () => void {
+    if (!this.map.has(event)) this.map.set(event, new Set())
+    this.map.get(event)!.add(l)
+    return () => this.map.get(event)?.delete(l)
+  }
+  fire(event: string, payload: unknown): void {
+    for (const l of this.map.get(event) ?? []) l(payload)
+  }
+}
+
+export function bridgeClient(bridge: PreloadBridge): ApiClient {
+  const listeners = new Listeners()
+  bridge.subscribe((event, payload) => listeners.fire(event, payload))
+  return {
+    async call<C extends CallName>(name: C, payload?: CallInput<C>) {
+      return unwrap<CallOutput<C>>(await bridge.invoke(name, payload))
+    },
+    on<E extends EventName>(event: E, listener: (p: EventPayload<E>) => void) {
+      return listeners.add(event, listener as Listener)
+    }
+  }
+}
+
+/** Browser mode: calls and events over one socket, reconnecting with back-off. */
+export function socketClient(url: string, onStatus: (connected: boolean) => void = () => {}): ApiClient {
+  const listeners = new Listeners()
+  const pending = new Map<number, { resolve: (r: ApiReply<unknown>) => void; reject: (e: Error) => void }>()
+  let nextId = 1
+  let socket: WebSocket
+  let ready: Promise<void>
+  let delay = 250
+
+  function connect(): void {
+    socket = new WebSocket(url)
+    ready = new Promise((resolve) => socket.addEventListener('open', () => resolve(), { once: true }))
+    socket.addEventListener('open', () => {
+      delay = 250
+      onStatus(true)
+    })
+    socket.addEventListener('message', (e) => {
+      const msg = JSON.parse(String(e.data)) as { id?: number; reply?: ApiReply<unknown>; event?: string; payload?: unknown }
+      if (msg.event) listeners.fire(msg.event, msg.payload)
+      else if (typeof msg.id === 'number' && msg.reply) {
+        pending.get(msg.id)?.resolve(msg.reply)
+        pending.delete(msg.id)
+      }
+    })
+    socket.addEventListener('close', () => {
+      onStatus(false)
+      for (const p of pending.values()) p.reject(new ApiCallError('disconnected', 'Lost the connection to FeatureTrace.'))
+      pending.clear()
+      setTimeout(connect, delay)
+      delay = Math.min(delay * 2, 5000)
+    })
+  }
+  connect()
+
+  return {
+    async call<C extends CallName>(name: C, payload?: CallInput<C>) {
+      await ready
+      const id = nextId++
+      const reply = await new Promise<ApiReply<unknown>>((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        socket.send(JSON.stringify({ id, call: name, payload }))
+      })
+      return unwrap<CallOutput<C>>(reply)
+    },
+    on<E extends EventName>(event: E, listener: (p: EventPayload<E>) => void) {
+      return listeners.add(event, listener as Listener)
+    }
+  }
+}
+
+export const connection = { connected: true, listeners: new Set<(c: boolean) => void>() }
+
+function createClient(): ApiClient {
+  if (window.api) return bridgeClient(window.api)
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:'
+  return socketClient(`${proto}//${location.host}/api/ws`, (c) => {
+    connection.connected = c
+    for (const l of connection.listeners) l(c)
+  })
+}
+
+export const api: ApiClient = createClient()

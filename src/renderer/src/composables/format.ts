@@ -1,0 +1,32 @@
+export function formatBytes(n: number | null): string {
+  if (n === null) return '—'
+  const units = ['B', 'KB', 'MB', 'GB', 'TB']
+  let i = 0
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
+}
+
+export function formatCount(n: number | null): string {
+  if (n === null) return '—'
+  if (n >= 1e12) return `${(n / 1e12).toFixed(2)}T`
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`
+  return String(n)
+}
+
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '—'
+  if (seconds < 60) return `${Math.round(seconds)} s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`
+}
+
+export function formatRate(rate: number | null, unit: string | null): string {
+  if (rate === null) return ''
+  if (unit === 'B/s') return `${formatBytes(rate)}/s`
+  return `${formatCount(Math.round(rate))} ${unit ?? ''}`
+}

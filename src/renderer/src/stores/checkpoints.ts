@@ -1,0 +1,66 @@
+import { defineStore } from 'pinia'
+import { computed, ref } from 'vue'
+import type { Checkpoint, CheckpointDetail } from '../../../shared/api'
+import { api } from '../api/client'
+
+export const useCheckpointStore = defineStore('checkpoints', () => {
+  const list = ref<Checkpoint[]>([])
+  const selectedId = ref<number | null>(null)
+  const detail = ref<CheckpointDetail | null>(null)
+  const error = ref<string | null>(null)
+  const lastRegistration = ref<{ added: number; skipped: { path: string; reason: string }[] } | null>(null)
+
+  const selected = computed(() => list.value.find((c) => c.id === selectedId.value) ?? null)
+
+  async function load(): Promise<void> {
+    try {
+      list.value = await api.call('checkpoints.list')
+      error.value = null
+    } catch (err) {
+      list.value = []
+      error.value = (err as Error).message
+    }
+    if (selectedId.value !== null) {
+      if (list.value.some((c) => c.id === selectedId.value)) await select(selectedId.value)
+      else {
+        selectedId.value = null
+        detail.value = null
+      }
+    }
+  }
+
+  async function select(id: number | null): Promise<void> {
+    selectedId.value = id
+    detail.value = id === null ? null : await api.call('checkpoints.get', { id })
+  }
+
+  async function register(folder: string, tokensPerStep?: number): Promise<void> {
+    error.value = null
+    try {
+      const r = await api.call('checkpoints.register', { folder, ...(tokensPerStep ? { tokensPerStep } : {}) })
+      lastRegistration.value = { added: r.added.length, skipped: r.skipped }
+      await load()
+    } catch (err) {
+      error.value = (err as Error).message
+    }
+  }
+
+  async function setStep(id: number, step: number): Promise<void> {
+    error.value = null
+    try {
+      await api.call('checkpoints.update', { id, step })
+      await load()
+    } catch (err) {
+      error.value = (err as Error).message
+    }
+  }
+
+  api.on('checkpoints.changed', () => void load())
+  api.on('project.changed', () => {
+    selectedId.value = null
+    detail.value = null
+    void load()
+  })
+
+  return { list, selectedId, selected, detail, error, lastRegistration, load, select, register, setStep }
+})
