@@ -205,8 +205,8 @@ async function cmdVerify(args: string[]): Promise<void> {
   }
   ws.close()
   if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
-  const result = job.result as { withProblems: number }
-  if (result.withProblems > 0) process.exitCode = 1
+  const result = job.result as { 'with problems': number }
+  if (result['with problems'] > 0) process.exitCode = 1
 }
 
 async function cmdJobs(args: string[]): Promise<void> {

@@ -26,14 +26,17 @@ async function hashFile(
 ): Promise<string> {
   const hash = createHash('sha256')
   const stream = createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })
-  for await (const chunk of stream) {
-    if (signal.aborted) {
-      stream.destroy()
-      throw new JobCancelled()
+  const abort = (): void => void stream.destroy(new JobCancelled())
+  signal.addEventListener('abort', abort, { once: true })
+  try {
+    for await (const chunk of stream) {
+      hash.update(chunk as Buffer)
+      onBytes((chunk as Buffer).length)
     }
-    hash.update(chunk as Buffer)
-    onBytes((chunk as Buffer).length)
+  } finally {
+    signal.removeEventListener('abort', abort)
   }
+  if (signal.aborted) throw new JobCancelled()
   return hash.digest('hex')
 }
 
@@ -119,6 +122,6 @@ export const verifyCheckpointsJob: JobKindDefinition<VerifyRequest, VerifyInput,
   apply(project: Project, output: VerifyOutput) {
     for (const report of output.reports) project.checkpoints.saveVerifyReport(report)
     const bad = output.reports.filter((r) => !r.ok).length
-    return { checked: output.reports.length, withProblems: bad }
+    return { checked: output.reports.length, 'with problems': bad }
   }
 }

@@ -54,6 +54,9 @@ async function runJob(jobId: number, kind: string, input: unknown): Promise<void
   }
 }
 
+// A forked worker whose host died has no one to report to.
+if (!parentPort) process.on('disconnect', () => process.exit(1))
+
 listen((message) => {
   if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
   else if (message.type === 'cancel') running.get(message.jobId)?.abort()

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { UserError } from '../../shared/api'
-import { migrations, SCHEMA_VERSION } from './migrations'
+import { migrations, SCHEMA_VERSION, type Migration } from './migrations'
 
 export type Db = Database.Database
 
@@ -77,14 +77,15 @@ export function openDatabase(file: string): Db {
   }
 }
 
-function migrate(db: Db): void {
+/** Applies the migrations not yet recorded, each in its own transaction, in version order. */
+export function migrate(db: Db, list: readonly Migration[] = migrations): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migration (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
   const applied = new Set(
     (db.prepare('SELECT version FROM schema_migration').all() as { version: number }[]).map((r) => r.version)
   )
   const record = db.prepare('INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)')
-  for (const m of migrations) {
+  for (const m of [...list].sort((a, b) => a.version - b.version)) {
     if (applied.has(m.version)) continue
     db.transaction(() => {
       db.exec(m.sql)

@@ -25,6 +25,9 @@ export const useProjectStore = defineStore('project', () => {
   }
 
   api.on('project.changed', (p) => (project.value = p))
+  api.on('checkpoints.changed', ({ count }) => {
+    if (project.value) project.value = { ...project.value, checkpointCount: count }
+  })
 
   return { app, project, error, load, open }
 })

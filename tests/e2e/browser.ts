@@ -1,0 +1,58 @@
+// Starting `featuretrace serve` as a user would, and Debian's Chromium driven by playwright-core.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser } from 'playwright-core'
+import { CLI, REPO } from '../helpers'
+
+export const SCREENSHOTS = join(REPO, 'test-results', 'e2e')
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+export async function launchBrowser(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium not found at ${CHROMIUM}: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH.`)
+  }
+  mkdirSync(SCREENSHOTS, { recursive: true })
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
+  })
+}
+
+export interface Served {
+  url: string
+  token: string | null
+  process: ChildProcess
+  stop(): Promise<void>
+}
+
+/** Runs `featuretrace serve` on a free port and waits for the address it prints. */
+export function serve(args: string[]): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 20_000)
+    const onData = (c: Buffer): void => {
+      out += c.toString()
+      const m = /Open (http:\/\/\S+)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        const token = /Access token: (\S+)/.exec(out)?.[1] ?? null
+        resolve({
+          url: m[1]!,
+          token,
+          process: child,
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done()
+              child.once('exit', () => done())
+              child.kill('SIGTERM')
+            })
+        })
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}:\n${out}`)))
+  })
+}
