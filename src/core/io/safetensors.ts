@@ -1,6 +1,6 @@
 // safetensors header reading with every bound FORMATS.md asks for: a hostile header cannot make us
 // allocate gigabytes or read outside the file.
-import { open, rename, stat } from 'node:fs/promises'
+import { open, rename, stat, type FileHandle } from 'node:fs/promises'
 import { UserError } from '../../shared/api'
 
 export const DTYPE_BYTES = {
@@ -172,4 +172,159 @@ export async function writeSafetensors(
     await fh.close()
   }
   await rename(tmp, file)
+}
+
+const F16_TABLE = (() => {
+  // All 65,536 half-precision values, decoded once: conversion is then a table lookup.
+  const table = new Float32Array(65536)
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1
+    const exp = (h >> 10) & 0x1f
+    const frac = h & 0x3ff
+    table[h] =
+      exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024)
+  }
+  return table
+})()
+
+/** Decodes little-endian tensor bytes of any float or integer dtype into float32. */
+export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
+  const n = bytes.byteLength / DTYPE_BYTES[dtype]
+  // Copy into an aligned buffer: file offsets need not be aligned to the element size.
+  const aligned = new Uint8Array(bytes.byteLength)
+  aligned.set(bytes)
+  const buf = aligned.buffer
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf)
+    case 'F64':
+      return Float32Array.from(new Float64Array(buf))
+    case 'F16': {
+      const src = new Uint16Array(buf)
+      const out = new Float32Array(n)
+      for (let i = 0; i < n; i++) out[i] = F16_TABLE[src[i]!]!
+      return out
+    }
+    case 'BF16': {
+      // BF16 is the top 16 bits of an F32.
+      const src = new Uint16Array(buf)
+      const out = new Uint32Array(n)
+      for (let i = 0; i < n; i++) out[i] = src[i]! << 16
+      return new Float32Array(out.buffer)
+    }
+    case 'I32':
+      return Float32Array.from(new Int32Array(buf))
+    case 'I64':
+      return Float32Array.from(new BigInt64Array(buf), (v) => Number(v))
+    case 'I16':
+      return Float32Array.from(new Int16Array(buf))
+    case 'I8':
+      return Float32Array.from(new Int8Array(buf))
+    case 'U8':
+    case 'BOOL':
+      return Float32Array.from(new Uint8Array(buf))
+  }
+}
+
+/** Encodes float32 values as IEEE half precision (round to nearest even). */
+export function toFloat16Bits(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length)
+  const f = new Float32Array(1)
+  const u = new Uint32Array(f.buffer)
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i]!
+    const x = u[0]!
+    const sign = (x >>> 16) & 0x8000
+    const exp = (x >>> 23) & 0xff
+    let mant = x & 0x7fffff
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0)
+      continue
+    }
+    const e = exp - 127 + 15
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00
+      continue
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign
+        continue
+      }
+      mant |= 0x800000
+      const shift = 14 - e
+      let half = mant >> shift
+      const rem = mant & ((1 << shift) - 1)
+      const mid = 1 << (shift - 1)
+      if (rem > mid || (rem === mid && half & 1)) half++
+      out[i] = sign | half
+      continue
+    }
+    let half = (e << 10) | (mant >> 13)
+    const rem = mant & 0x1fff
+    // A carry out of the mantissa rounds up into the exponent, which is the correct result.
+    if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++
+    out[i] = sign | half
+  }
+  return out
+}
+
+/** An open safetensors file: header validated, tensors read on demand with positioned reads. */
+export class SafetensorsFile {
+  private constructor(
+    readonly header: SafetensorsHeader,
+    private readonly fh: FileHandle
+  ) {}
+
+  static async open(file: string): Promise<SafetensorsFile> {
+    const header = await readSafetensorsHeader(file)
+    return new SafetensorsFile(header, await open(file, 'r'))
+  }
+
+  get file(): string {
+    return this.header.file
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.header.tensors.get(name)
+    if (!t) throw new UserError(`${this.header.file} has no tensor "${name}".`)
+    return t
+  }
+
+  async readBytes(name: string): Promise<Uint8Array> {
+    const t = this.info(name)
+    const buf = Buffer.alloc(t.end - t.begin)
+    const { bytesRead } = await this.fh.read(buf, 0, buf.length, t.begin)
+    if (bytesRead !== buf.length) {
+      throw new UserError(`${this.header.file} ended while reading tensor "${name}" (file changed or truncated).`)
+    }
+    return buf
+  }
+
+  /** Reads rows [start, start + count) of a tensor whose first dimension is rows. */
+  async readRows(name: string, start: number, count: number): Promise<Uint8Array> {
+    const t = this.info(name)
+    const rows = t.shape[0] ?? 0
+    if (start < 0 || count < 0 || start + count > rows) throw new Error(`rows ${start}+${count} outside ${name} [${rows}]`)
+    const rowBytes = rows ? (t.end - t.begin) / rows : 0
+    const buf = Buffer.alloc(count * rowBytes)
+    const { bytesRead } = await this.fh.read(buf, 0, buf.length, t.begin + start * rowBytes)
+    if (bytesRead !== buf.length) throw new UserError(`${this.header.file} ended while reading rows of "${name}".`)
+    return buf
+  }
+
+  async readFloat32(name: string): Promise<Float32Array> {
+    return toFloat32(await this.readBytes(name), this.info(name).dtype)
+  }
+
+  async readInt32(name: string): Promise<Int32Array> {
+    const t = this.info(name)
+    if (t.dtype !== 'I32') throw new UserError(`${this.header.file}: tensor "${name}" is ${t.dtype}, expected I32.`)
+    const bytes = await this.readBytes(name)
+    return new Int32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close()
+  }
 }
