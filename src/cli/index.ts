@@ -8,6 +8,9 @@ import { nodeWorkerSpawner } from '../core/jobs/spawn'
 import { createHandlers, dispatch, Workspace } from '../core/services'
 import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
+import { harvest } from '../core/lm/harvest'
+import { JobCancelled } from '../core/jobs/job'
+import { BACKENDS, currentBackend, type BackendName } from '../core/tf/backend'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -24,6 +27,12 @@ Commands:
   checkpoints set-step ID STEP --project DIR Correct a checkpoint's parsed step.
   verify --project DIR [--checkpoint ID ...] Check weight files (safetensors headers, sha256) as a job.
   jobs --project DIR [--json]                List jobs and their states.
+  harvest --model DIR --corpus FILE --layer L --out DIR [--context 64] [--max-tokens N]
+          [--dtype f16|f32] [--seed S] [--lang TAG] [--drop-short] [--final-norm] [--batch B]
+          [--backend tensorflow|wasm|cpu]
+        Residual-stream activations after block L (0 = embeddings; a list like 3,6 writes
+        DIR/layerL for each) for every token of the corpus (JSON Lines or tagged text), as a
+        sharded activation store. Interrupted harvests resume when run again.
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -75,14 +84,18 @@ function formatBytes(n: number | null): string {
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
 }
 
-function formatRate(job: Job): string {
-  if (job.rate === null) return ''
-  return job.rateUnit === 'B/s' ? `${formatBytes(job.rate)}/s` : `${job.rate.toFixed(1)} ${job.rateUnit ?? ''}`
+function formatRate(p: { rate: number | null; rateUnit: string | null }): string {
+  if (p.rate === null) return ''
+  return p.rateUnit === 'B/s' ? `${formatBytes(p.rate)}/s` : `${p.rate.toFixed(1)} ${p.rateUnit ?? ''}`
 }
 
-/** Runs a job to its end with a progress bar; Ctrl-C cancels it. */
-async function runJob(ws: Workspace, job: Job): Promise<Job> {
-  const { jobs } = ws.requireProject()
+interface Bar {
+  update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void
+  stop(done: boolean): void
+}
+
+/** A terminal progress bar: fraction, rate, time left, message. */
+function progressBar(label: string): Bar {
   const bar = new SingleBar({
     format: ' {bar} {percentage}% | {rate} | ETA {eta_formatted} | {message}',
     barsize: 30,
@@ -91,11 +104,28 @@ async function runJob(ws: Workspace, job: Job): Promise<Job> {
     notTTYSchedule: 5000,
     etaBuffer: 50
   })
-  bar.start(1000, 0, { rate: '', message: job.kind })
+  bar.start(1000, 0, { rate: '', message: label })
+  return {
+    update: (p) =>
+      bar.update(Math.round(p.fraction * 1000), {
+        rate: formatRate({ rate: p.rate, rateUnit: p.rateUnit }),
+        message: p.message ?? ''
+      }),
+    stop(done) {
+      if (done) bar.update(1000)
+      bar.stop()
+    }
+  }
+}
+
+/** Runs a job to its end with a progress bar; Ctrl-C cancels it. */
+async function runJob(ws: Workspace, job: Job): Promise<Job> {
+  const { jobs } = ws.requireProject()
+  const bar = progressBar(job.kind)
   const unsubscribe = ws.subscribe((event, payload) => {
     if (event !== 'job.updated') return
     const j = payload as Job
-    if (j.id === job.id) bar.update(Math.round(j.fraction * 1000), { rate: formatRate(j), message: j.message ?? j.state })
+    if (j.id === job.id) bar.update({ ...j, message: j.message ?? j.state })
   })
   const onSigint = (): void => {
     process.stderr.write('\nCancelling…\n')
@@ -104,8 +134,7 @@ async function runJob(ws: Workspace, job: Job): Promise<Job> {
   process.once('SIGINT', onSigint)
   try {
     const end = await jobs.waitFor(job.id)
-    if (end.state === 'done') bar.update(1000)
-    bar.stop()
+    bar.stop(end.state === 'done')
     return end
   } finally {
     unsubscribe()
@@ -218,7 +247,77 @@ async function cmdJobs(args: string[]): Promise<void> {
   ws.close()
 }
 
+function layerList(value: unknown): number[] {
+  if (typeof value !== 'string' || !/^\d+(,\d+)*$/.test(value)) throw new CliError('--layer needs a layer number or a list like 3,6.')
+  return value.split(',').map(Number)
+}
+
+async function cmdHarvest(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    model: { type: 'string' },
+    corpus: { type: 'string' },
+    layer: { type: 'string' },
+    out: { type: 'string' },
+    context: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    dtype: { type: 'string' },
+    seed: { type: 'string' },
+    lang: { type: 'string' },
+    'drop-short': { type: 'boolean' },
+    'final-norm': { type: 'boolean' },
+    batch: { type: 'string' },
+    backend: { type: 'string' }
+  })
+  for (const required of ['model', 'corpus', 'layer', 'out']) {
+    if (values[required] === undefined) throw new CliError(`harvest needs --${required}. Run \`featuretrace help\` for usage.`)
+  }
+  const dtype = (values.dtype as string | undefined) ?? 'f16'
+  if (dtype !== 'f16' && dtype !== 'f32') throw new CliError('--dtype must be f16 or f32.')
+  const backend = values.backend as string | undefined
+  if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
+  const layers = layerList(values.layer)
+  const out = values.out as string
+  const controller = new AbortController()
+  const onSigint = (): void => {
+    process.stderr.write('\nStopping; the harvest resumes where it stopped when run again.\n')
+    controller.abort()
+  }
+  process.once('SIGINT', onSigint)
+  const bar = progressBar('harvest')
+  try {
+    const result = await harvest(
+      {
+        model: values.model as string,
+        corpus: values.corpus as string,
+        corpusLang: values.lang as string | undefined,
+        layers,
+        out: (L) => (layers.length === 1 ? out : join(out, `layer${L}`)),
+        context: intOption(values.context, 'context'),
+        maxTokens: intOption(values['max-tokens'], 'max-tokens'),
+        dtype,
+        seed: intOption(values.seed, 'seed'),
+        dropShort: Boolean(values['drop-short']),
+        finalNorm: Boolean(values['final-norm']),
+        batchSequences: intOption(values.batch, 'batch'),
+        backend: backend as BackendName | undefined
+      },
+      { signal: controller.signal, progress: (p) => bar.update(p) }
+    )
+    bar.stop(true)
+    console.log(`backend: ${currentBackend()?.name ?? result.backend} (${currentBackend()?.reason ?? ''})`)
+    for (const s of result.stores) console.log(`layer ${s.layer}: ${s.rows} rows × d=${s.manifest.d} (${s.manifest.dtype}) → ${s.dir}`)
+    if (result.tokensPerSecond !== null) console.log(`${result.tokensPerSecond.toFixed(0)} tokens/s`)
+  } catch (err) {
+    bar.stop(false)
+    if (err instanceof JobCancelled) throw new CliError('Harvest stopped; run the same command again to resume.')
+    throw err
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  harvest: cmdHarvest,
   serve: cmdServe,
   project: cmdProject,
   checkpoints: cmdCheckpoints,

@@ -37,17 +37,17 @@ function optNum(cfg: Cfg, fallback: number, ...keys: string[]): number {
 
 /** x: [N, in] times w: [in, out] (+ b) → [N, out]. */
 function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
-  const y = tf.matMul(x, w as tf.Tensor2D)
-  return b ? tf.add(y, b) : y
+  const y: tf.Tensor2D = tf.matMul(x, w as tf.Tensor2D)
+  return b ? (tf.add(y, b) as tf.Tensor2D) : y
 }
 
 function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
   const { mean, variance } = tf.moments(x, -1, true)
-  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), w), b)
+  return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), w), b) as tf.Tensor2D
 }
 
 function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
-  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w)
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as tf.Tensor2D
 }
 
 function geluExact(x: tf.Tensor): tf.Tensor {
@@ -89,7 +89,7 @@ function applyRope(x: tf.Tensor4D, rope: Rope): tf.Tensor4D {
   const x2 = tf.slice(xr, [0, 0, 0, half], [-1, -1, -1, half])
   const rotated = tf.add(tf.mul(xr, rope.cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), rope.sin))
   if (rope.dims === hd) return rotated as tf.Tensor4D
-  return tf.concat([rotated, tf.slice(x, [0, 0, 0, rope.dims], [-1, -1, -1, hd - rope.dims])], 3)
+  return tf.concat([rotated as tf.Tensor4D, tf.slice(x, [0, 0, 0, rope.dims], [-1, -1, -1, hd - rope.dims])], 3)
 }
 
 interface AttentionShape {
@@ -172,10 +172,9 @@ const loadNeox: Loader = async (w, cfg, file, upTo) => {
   const parallel = cfg.use_parallel_residual !== false
   const p = new Params(w)
   const embedding = await p.get('gpt_neox.embed_in.weight', [w.info('gpt_neox.embed_in.weight').shape[0] ?? V, d])
-  const blocks = []
-  for (let i = 0; i < upTo; i++) {
+  const loadBlock = async (i: number) => {
     const n = `gpt_neox.layers.${i}.`
-    blocks.push({
+    return {
       ln1w: await p.get(n + 'input_layernorm.weight', [d]),
       ln1b: await p.get(n + 'input_layernorm.bias', [d]),
       ln2w: await p.get(n + 'post_attention_layernorm.weight', [d]),
@@ -188,8 +187,10 @@ const loadNeox: Loader = async (w, cfg, file, upTo) => {
       upB: await p.get(n + 'mlp.dense_h_to_4h.bias', [I]),
       downW: await p.linearT(n + 'mlp.dense_4h_to_h.weight', d, I),
       downB: await p.get(n + 'mlp.dense_4h_to_h.bias', [d])
-    })
+    }
   }
+  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
+  for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const layers = num(cfg, file, 'num_hidden_layers')
   const fin = upTo === layers
     ? { w: await p.get('gpt_neox.final_layer_norm.weight', [d]), b: await p.get('gpt_neox.final_layer_norm.bias', [d]) }
@@ -225,7 +226,7 @@ const loadNeox: Loader = async (w, cfg, file, upTo) => {
       const attn = linear(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
       const mlp = (z: tf.Tensor2D): tf.Tensor2D => linear(geluExact(linear(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
       if (parallel) return tf.addN([x, attn, mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
-      const mid = tf.add(x, attn)
+      const mid: tf.Tensor2D = tf.add(x, attn)
       return tf.add(mid, mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
@@ -248,10 +249,9 @@ const loadLlama: Loader = async (w, cfg, file, upTo) => {
   }
   const p = new Params(w)
   const embedding = await p.get('model.embed_tokens.weight', [V, d])
-  const blocks = []
-  for (let i = 0; i < upTo; i++) {
+  const loadBlock = async (i: number) => {
     const n = `model.layers.${i}.`
-    blocks.push({
+    return {
       ln1: await p.get(n + 'input_layernorm.weight', [d]),
       ln2: await p.get(n + 'post_attention_layernorm.weight', [d]),
       q: await p.linearT(n + 'self_attn.q_proj.weight', H * hd, d),
@@ -261,8 +261,10 @@ const loadLlama: Loader = async (w, cfg, file, upTo) => {
       gate: await p.linearT(n + 'mlp.gate_proj.weight', I, d),
       up: await p.linearT(n + 'mlp.up_proj.weight', I, d),
       down: await p.linearT(n + 'mlp.down_proj.weight', d, I)
-    })
+    }
   }
+  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
+  for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const layers = num(cfg, file, 'num_hidden_layers')
   const norm = upTo === layers ? await p.get('model.norm.weight', [d]) : null
   const arch: Architecture = {
@@ -272,7 +274,7 @@ const loadLlama: Loader = async (w, cfg, file, upTo) => {
       const b = blocks[i]!
       const h = rmsNorm(x, b.ln1, eps)
       const attn = causalAttention(linear(h, b.q), linear(h, b.k), linear(h, b.v), { B, T, heads: H, kvHeads: KV, headDim: hd }, mask, rope)
-      const mid = tf.add(x, linear(attn, b.o))
+      const mid: tf.Tensor2D = tf.add(x, linear(attn, b.o))
       const h2 = rmsNorm(mid, b.ln2, eps)
       const gate = linear(h2, b.gate)
       const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(h2, b.up)) as tf.Tensor2D
@@ -299,10 +301,9 @@ const loadGpt2: Loader = async (w, cfg, file, upTo) => {
   // GPT-2's Conv1D layers store weights [in, out] already: no transpose.
   const wte = await p.get(prefix + 'wte.weight', [V, d])
   const wpe = await p.get(prefix + 'wpe.weight', [P, d])
-  const blocks = []
-  for (let i = 0; i < upTo; i++) {
+  const loadBlock = async (i: number) => {
     const n = `${prefix}h.${i}.`
-    blocks.push({
+    return {
       ln1w: await p.get(n + 'ln_1.weight', [d]),
       ln1b: await p.get(n + 'ln_1.bias', [d]),
       ln2w: await p.get(n + 'ln_2.weight', [d]),
@@ -315,8 +316,10 @@ const loadGpt2: Loader = async (w, cfg, file, upTo) => {
       fcB: await p.get(n + 'mlp.c_fc.bias', [I]),
       outW: await p.get(n + 'mlp.c_proj.weight', [I, d]),
       outB: await p.get(n + 'mlp.c_proj.bias', [d])
-    })
+    }
   }
+  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
+  for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const layers = num(cfg, file, 'n_layer', 'num_hidden_layers')
   const fin = upTo === layers ? { w: await p.get(prefix + 'ln_f.weight', [d]), b: await p.get(prefix + 'ln_f.bias', [d]) } : null
   const gelu = act === 'gelu' ? geluExact : geluTanh
@@ -330,7 +333,7 @@ const loadGpt2: Loader = async (w, cfg, file, upTo) => {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
       const [q, k, v] = tf.split(linear(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const mid = tf.add(x, linear(causalAttention(q, k, v, { B, T: t, heads: H, kvHeads: H, headDim: d / H }, mask), b.projW, b.projB))
+      const mid: tf.Tensor2D = tf.add(x, linear(causalAttention(q, k, v, { B, T: t, heads: H, kvHeads: H, headDim: d / H }, mask), b.projW, b.projB))
       const h2 = gelu(linear(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
       return tf.add(mid, linear(h2, b.outW, b.outB))
     },
@@ -369,10 +372,11 @@ export async function loadModel(folder: string, maxLayer?: number): Promise<Lang
   const maxPositions = config.modelType === 'gpt2' ? optNum(config.raw, 1024, 'n_positions', 'max_position_embeddings') : null
   const ropeCache = new Map<number, Rope>()
   const maskCache = new Map<number, tf.Tensor2D>()
+  const { dModel, layers } = config
   return {
     modelType: config.modelType,
-    dModel: config.dModel,
-    layers: config.layers,
+    dModel,
+    layers,
     maxPositions,
     hiddenStates(ids, wanted, opts = {}) {
       const [B, T] = ids.shape
@@ -388,8 +392,8 @@ export async function loadModel(folder: string, maxLayer?: number): Promise<Lang
       let x = tf.tidy(() => arch.embed(ids))
       const keep = (L: number, h: tf.Tensor2D): void => {
         if (!wanted.includes(L)) return
-        const normed = L === upTo && L === this.layers && opts.finalNorm
-        out.set(L, tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, this.dModel])))
+        const normed = L === upTo && L === layers && opts.finalNorm
+        out.set(L, tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel])))
       }
       keep(0, x)
       for (let i = 0; i < last; i++) {

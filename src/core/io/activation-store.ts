@@ -1,0 +1,333 @@
+// The activation store: sharded safetensors of one layer's activations plus a token table, a manifest,
+// and the documents. Written under DIR.partial and renamed to DIR only when complete, so an interrupted
+// harvest never looks finished; a partial store records its progress so a harvest resumes where it stopped.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import { UserError } from '../../shared/api'
+import { Rng } from '../random'
+import { SafetensorsFile, toFloat16Bits, toFloat32, writeSafetensors } from './safetensors'
+
+export const STORE_FORMAT = 'featuretrace.activations'
+export const STORE_VERSION = 1
+
+const ManifestSchema = z.object({
+  format: z.literal(STORE_FORMAT),
+  version: z.number().int(),
+  model: z.string(),
+  modelType: z.string(),
+  checkpointStep: z.number().int().nullable(),
+  layer: z.number().int().nonnegative(),
+  finalNorm: z.boolean(),
+  d: z.number().int().positive(),
+  dtype: z.enum(['f16', 'f32']),
+  context: z.number().int().positive(),
+  bos: z.boolean(),
+  seed: z.number().int(),
+  corpus: z.string(),
+  maxTokens: z.number().int().positive().nullable(),
+  dropShort: z.boolean(),
+  rows: z.number().int().nonnegative(),
+  sequences: z.number().int().nonnegative(),
+  shards: z.array(z.object({ file: z.string().regex(/^shard-\d{5}\.safetensors$/), rows: z.number().int().nonnegative() })),
+  createdBy: z.string()
+})
+export type StoreManifest = z.infer<typeof ManifestSchema>
+/** What the caller decides; the writer fills in rows, sequences and shards. */
+export type StoreSettings = Omit<StoreManifest, 'format' | 'version' | 'rows' | 'sequences' | 'shards'>
+
+export interface StoredDocument {
+  id: number
+  lang: string | null
+  source: string
+}
+
+const MANIFEST = 'manifest.json'
+const PROGRESS = 'progress.json'
+const DOCUMENTS = 'documents.jsonl'
+const TOKENS = 'tokens.json'
+const shardName = (i: number): string => `shard-${String(i).padStart(5, '0')}.safetensors`
+
+/** Settings that must agree for a partial store to be resumed rather than restarted. */
+function sameRun(a: StoreSettings, b: StoreSettings): boolean {
+  const keys: (keyof StoreSettings)[] = ['model', 'layer', 'finalNorm', 'd', 'dtype', 'context', 'bos', 'seed', 'corpus', 'maxTokens', 'dropShort']
+  return keys.every((k) => a[k] === b[k])
+}
+
+export class ActivationStoreWriter {
+  private buffers: { acts: Float32Array[]; doc: number[]; position: number[]; token: number[] } = { acts: [], doc: [], position: [], token: [] }
+  private bufferedRows = 0
+  private readonly tokenIds = new Set<number>()
+  private readonly resumedShards: number
+
+  private constructor(
+    readonly dir: string,
+    private readonly partial: string,
+    private readonly settings: StoreSettings,
+    private readonly shardRows: number,
+    private shards: { file: string; rows: number }[],
+    /** Sequences already stored (in flushed shards): the harvest resumes after them. */
+    public sequencesDone: number,
+    private sequencesBuffered: number
+  ) {
+    this.resumedShards = shards.length
+  }
+
+  /**
+   * Opens DIR.partial for writing, resuming it when it was left by the same run. A complete DIR is
+   * refused unless it holds exactly this run (then `complete` is true and nothing needs doing).
+   */
+  static begin(dir: string, settings: StoreSettings, shardRows = 65536): ActivationStoreWriter | { complete: true; manifest: StoreManifest } {
+    if (existsSync(join(dir, MANIFEST))) {
+      const existing = ActivationStore.readManifest(dir)
+      if (sameRun(existing, settings)) return { complete: true, manifest: existing }
+      throw new UserError(`${dir} already holds a different activation store; remove it or choose another output folder.`)
+    }
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      throw new UserError(`${dir} exists and is not an activation store; choose an empty or new output folder.`)
+    }
+    const partial = `${dir}.partial`
+    let shards: { file: string; rows: number }[] = []
+    let done = 0
+    const progressFile = join(partial, PROGRESS)
+    if (existsSync(progressFile)) {
+      const progress = JSON.parse(readFileSync(progressFile, 'utf8')) as { settings: StoreSettings; shards: typeof shards; sequencesDone: number }
+      if (sameRun(progress.settings, settings)) {
+        shards = progress.shards
+        done = progress.sequencesDone
+        // Shards written after the last progress record are incomplete work: drop them.
+        for (const f of readdirSync(partial)) {
+          if (f.startsWith('shard-') && !shards.some((s) => s.file === f)) rmSync(join(partial, f))
+        }
+      } else {
+        rmSync(partial, { recursive: true, force: true })
+      }
+    } else if (existsSync(partial)) {
+      rmSync(partial, { recursive: true, force: true })
+    }
+    try {
+      mkdirSync(partial, { recursive: true })
+    } catch (err) {
+      throw new UserError(`Cannot write the activation store at ${partial}: ${(err as Error).message}`)
+    }
+    return new ActivationStoreWriter(dir, partial, settings, shardRows, shards, done, 0)
+  }
+
+  get rows(): number {
+    return this.shards.reduce((s, x) => s + x.rows, 0) + this.bufferedRows
+  }
+
+  /** Adds one whole sequence's rows; shards close on sequence boundaries so resume is exact. */
+  async appendSequence(acts: Float32Array, doc: number, positions: number[], tokens: number[]): Promise<void> {
+    const n = positions.length
+    if (acts.length !== n * this.settings.d) throw new Error(`appendSequence: ${acts.length} values for ${n} rows of d=${this.settings.d}`)
+    this.buffers.acts.push(acts)
+    for (let i = 0; i < n; i++) {
+      this.buffers.doc.push(doc)
+      this.buffers.position.push(positions[i]!)
+      this.buffers.token.push(tokens[i]!)
+      this.tokenIds.add(tokens[i]!)
+    }
+    this.bufferedRows += n
+    this.sequencesBuffered++
+    if (this.bufferedRows >= this.shardRows) await this.flush()
+  }
+
+  /** Writes buffered rows as a shard and records progress. */
+  async flush(): Promise<void> {
+    if (this.bufferedRows === 0) return
+    const rows = this.bufferedRows
+    const d = this.settings.d
+    const all = new Float32Array(rows * d)
+    let o = 0
+    for (const a of this.buffers.acts) {
+      all.set(a, o)
+      o += a.length
+    }
+    const file = shardName(this.shards.length)
+    await writeSafetensors(join(this.partial, file), {
+      activations: this.settings.dtype === 'f16' ? { dtype: 'F16', shape: [rows, d], data: toFloat16Bits(all) } : { dtype: 'F32', shape: [rows, d], data: all },
+      doc: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.doc) },
+      position: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.position) },
+      token: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.token) }
+    })
+    this.shards.push({ file, rows })
+    this.sequencesDone += this.sequencesBuffered
+    this.sequencesBuffered = 0
+    this.bufferedRows = 0
+    this.buffers = { acts: [], doc: [], position: [], token: [] }
+    const progress = { settings: this.settings, shards: this.shards, sequencesDone: this.sequencesDone }
+    writeFileSync(join(this.partial, `${PROGRESS}.tmp`), JSON.stringify(progress))
+    renameSync(join(this.partial, `${PROGRESS}.tmp`), join(this.partial, PROGRESS))
+  }
+
+  /** Flushes, writes the manifest, documents and token texts, and renames DIR.partial to DIR. */
+  async finish(documents: StoredDocument[], tokenText: (id: number) => string): Promise<StoreManifest> {
+    await this.flush()
+    // Shards from before a resume were written by another process: collect their token ids from disk.
+    for (const shard of this.shards.slice(0, this.resumedShards)) {
+      const f = await SafetensorsFile.open(join(this.partial, shard.file))
+      try {
+        for (const id of await f.readInt32('token')) this.tokenIds.add(id)
+      } finally {
+        await f.close()
+      }
+    }
+    const tokens: Record<string, string> = {}
+    for (const id of [...this.tokenIds].sort((a, b) => a - b)) tokens[id] = tokenText(id)
+    writeFileSync(join(this.partial, TOKENS), JSON.stringify(tokens))
+    writeFileSync(join(this.partial, DOCUMENTS), documents.map((d) => JSON.stringify(d)).join('\n') + '\n')
+    const manifest: StoreManifest = {
+      format: STORE_FORMAT,
+      version: STORE_VERSION,
+      ...this.settings,
+      rows: this.rows,
+      sequences: this.sequencesDone,
+      shards: this.shards
+    }
+    writeFileSync(join(this.partial, MANIFEST), JSON.stringify(manifest, null, 2))
+    rmSync(join(this.partial, PROGRESS), { force: true })
+    if (existsSync(this.dir)) rmSync(this.dir, { recursive: true }) // an empty folder the user created
+    renameSync(this.partial, this.dir)
+    return manifest
+  }
+}
+
+export interface ShardData {
+  acts: Float32Array
+  doc: Int32Array
+  position: Int32Array
+  token: Int32Array
+}
+
+export class ActivationStore {
+  private tokenTexts: Record<string, string> | null = null
+
+  private constructor(
+    readonly dir: string,
+    readonly manifest: StoreManifest
+  ) {}
+
+  static readManifest(dir: string): StoreManifest {
+    const file = join(dir, MANIFEST)
+    if (!existsSync(file)) {
+      const hint = existsSync(`${dir}.partial`) ? ' A harvest into it was interrupted: run it again to resume.' : ''
+      throw new UserError(`${dir} is not a complete activation store (no ${MANIFEST}).${hint}`)
+    }
+    let raw: unknown
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'))
+    } catch (err) {
+      throw new UserError(`${file} is not valid JSON (${(err as Error).message}).`)
+    }
+    const parsed = ManifestSchema.safeParse(raw)
+    if (!parsed.success) {
+      throw new UserError(`${file} is not a FeatureTrace activation manifest: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+    }
+    if (parsed.data.version > STORE_VERSION) throw new UserError(`${file} was written by a newer FeatureTrace (store version ${parsed.data.version}).`)
+    return parsed.data
+  }
+
+  /** Opens a store, checking every shard's header against the manifest (no data is read). */
+  static async open(dir: string): Promise<ActivationStore> {
+    const manifest = ActivationStore.readManifest(dir)
+    let total = 0
+    for (const s of manifest.shards) {
+      const path = join(dir, s.file)
+      const f = await SafetensorsFile.open(path)
+      try {
+        const a = f.info('activations')
+        const want = manifest.dtype === 'f16' ? 'F16' : 'F32'
+        if (a.dtype !== want || a.shape.length !== 2 || a.shape[0] !== s.rows || a.shape[1] !== manifest.d) {
+          throw new UserError(`${path}: "activations" is ${a.dtype}[${a.shape.join(', ')}] but the manifest says ${want}[${s.rows}, ${manifest.d}].`)
+        }
+        for (const name of ['doc', 'position', 'token']) {
+          const t = f.info(name)
+          if (t.dtype !== 'I32' || t.shape.length !== 1 || t.shape[0] !== s.rows) {
+            throw new UserError(`${path}: "${name}" is ${t.dtype}[${t.shape.join(', ')}], expected I32[${s.rows}].`)
+          }
+        }
+      } finally {
+        await f.close()
+      }
+      total += s.rows
+    }
+    if (total !== manifest.rows) throw new UserError(`${join(dir, MANIFEST)}: shards hold ${total} rows but the manifest says ${manifest.rows}.`)
+    return new ActivationStore(dir, manifest)
+  }
+
+  get rows(): number {
+    return this.manifest.rows
+  }
+
+  get d(): number {
+    return this.manifest.d
+  }
+
+  async readShard(i: number): Promise<ShardData> {
+    const s = this.manifest.shards[i]
+    if (!s) throw new Error(`shard ${i} out of range`)
+    const f = await SafetensorsFile.open(join(this.dir, s.file))
+    try {
+      return {
+        acts: await f.readFloat32('activations'),
+        doc: await f.readInt32('doc'),
+        position: await f.readInt32('position'),
+        token: await f.readInt32('token')
+      }
+    } finally {
+      await f.close()
+    }
+  }
+
+  /** Reads rows [start, start+count) of one shard's activations only. */
+  async readRows(shard: number, start: number, count: number): Promise<Float32Array> {
+    const s = this.manifest.shards[shard]!
+    const f = await SafetensorsFile.open(join(this.dir, s.file))
+    try {
+      return toFloat32(await f.readRows('activations', start, count), f.info('activations').dtype)
+    } finally {
+      await f.close()
+    }
+  }
+
+  /**
+   * Streams batches of rows: shard order and rows within a shard shuffled by the seed. Memory holds one
+   * shard at a time, so a store far larger than memory streams fine. A last partial batch is yielded.
+   */
+  async *batches(opts: { batchSize: number; seed: number; shuffle?: boolean }): AsyncGenerator<Float32Array> {
+    const d = this.d
+    const rng = new Rng(opts.seed)
+    const order = this.manifest.shards.map((_, i) => i)
+    if (opts.shuffle !== false) rng.shuffle(order)
+    let pending = new Float32Array(opts.batchSize * d)
+    let filled = 0
+    for (const i of order) {
+      const { acts } = await this.readShard(i)
+      const n = acts.length / d
+      const rows = Array.from({ length: n }, (_, r) => r)
+      if (opts.shuffle !== false) rng.shuffle(rows)
+      for (const r of rows) {
+        pending.set(acts.subarray(r * d, (r + 1) * d), filled * d)
+        if (++filled === opts.batchSize) {
+          yield pending
+          pending = new Float32Array(opts.batchSize * d)
+          filled = 0
+        }
+      }
+    }
+    if (filled > 0) yield pending.slice(0, filled * d)
+  }
+
+  documents(): StoredDocument[] {
+    return readFileSync(join(this.dir, DOCUMENTS), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as StoredDocument)
+  }
+
+  tokenText(id: number): string {
+    this.tokenTexts ??= JSON.parse(readFileSync(join(this.dir, TOKENS), 'utf8')) as Record<string, string>
+    return this.tokenTexts[id] ?? `<${id}>`
+  }
+}

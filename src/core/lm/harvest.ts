@@ -1,0 +1,151 @@
+// Harvesting: run a checkpoint over a corpus and store the residual stream of the chosen layers.
+import * as tf from '@tensorflow/tfjs-core'
+import { resolve } from 'node:path'
+import { UserError } from '../../shared/api'
+import { ActivationStoreWriter, type StoreManifest, type StoreSettings } from '../io/activation-store'
+import { JobCancelled, type JobContext } from '../jobs/job'
+import { ProgressMeter } from '../jobs/progress'
+import { initBackend, type BackendName } from '../tf/backend'
+import { VERSION } from '../version'
+import { readCheckpointConfig } from '../checkpoints/discover'
+import { readCorpus } from './corpus'
+import { loadModel } from './model'
+import { buildSequences, type TokenSequence } from './sequences'
+import { loadTokenizer } from './tokenizer'
+
+export interface HarvestOptions {
+  model: string
+  corpus: string
+  /** Language tag for plain-text corpora (JSON Lines carry their own). */
+  corpusLang?: string
+  layers: number[]
+  /** Output folder for each layer's store. */
+  out: (layer: number) => string
+  context?: number
+  maxTokens?: number
+  dtype?: 'f16' | 'f32'
+  seed?: number
+  dropShort?: boolean
+  /** For the last layer: apply the final norm, as Hugging Face's last hidden_states entry does. */
+  finalNorm?: boolean
+  checkpointStep?: number | null
+  /** Sequences per forward pass. */
+  batchSequences?: number
+  shardRows?: number
+  backend?: BackendName
+}
+
+export interface HarvestResult {
+  backend: string
+  stores: { layer: number; dir: string; rows: number; manifest: StoreManifest }[]
+  tokensPerSecond: number | null
+}
+
+/** Consecutive sequences of equal length, so a batch needs no padding. */
+function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generator<{ start: number; items: TokenSequence[] }> {
+  let i = from
+  while (i < seqs.length) {
+    const len = seqs[i]!.ids.length
+    const items: TokenSequence[] = []
+    const start = i
+    while (i < seqs.length && items.length < size && seqs[i]!.ids.length === len) items.push(seqs[i++]!)
+    yield { start, items }
+  }
+}
+
+export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
+  const backend = await initBackend(opts.backend)
+  const config = readCheckpointConfig(opts.model)
+  const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
+  for (const L of layers) {
+    if (!Number.isInteger(L) || L < 0 || L > config.layers) {
+      throw new UserError(`Layer ${L} is out of range for ${opts.model}: it has ${config.layers} layers, so layers 0–${config.layers} exist.`)
+    }
+  }
+  const context = opts.context ?? 64
+  const tokenizer = loadTokenizer(opts.model)
+  const docs = readCorpus(opts.corpus, { lang: opts.corpusLang })
+  const seed = opts.seed ?? 0
+  const seqs = buildSequences(docs, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
+
+  const settings = (layer: number): StoreSettings => ({
+    model: resolve(opts.model),
+    modelType: config.modelType,
+    checkpointStep: opts.checkpointStep ?? null,
+    layer,
+    finalNorm: Boolean(opts.finalNorm) && layer === config.layers,
+    d: config.dModel,
+    dtype: opts.dtype ?? 'f16',
+    context,
+    bos: tokenizer.bos !== null,
+    seed,
+    corpus: resolve(opts.corpus),
+    maxTokens: opts.maxTokens ?? null,
+    dropShort: opts.dropShort ?? false,
+    createdBy: `FeatureTrace ${VERSION}`
+  })
+  const stores: HarvestResult['stores'] = []
+  const writers: { layer: number; w: ActivationStoreWriter }[] = []
+  for (const L of layers) {
+    const begun = ActivationStoreWriter.begin(opts.out(L), settings(L), opts.shardRows)
+    if ('complete' in begun) stores.push({ layer: L, dir: opts.out(L), rows: begun.manifest.rows, manifest: begun.manifest })
+    else writers.push({ layer: L, w: begun })
+  }
+  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null }
+
+  // Every layer's store resumes from the earliest point any of them reached.
+  const from = Math.min(...writers.map((x) => x.w.sequencesDone))
+  const total = seqs.reduce((s, q) => s + q.ids.length, 0)
+  let done = seqs.slice(0, from).reduce((s, q) => s + q.ids.length, 0)
+  const meter = new ProgressMeter(total, 'tok')
+  const started = performance.now()
+  let computed = 0
+  ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
+  const model = await loadModel(opts.model, Math.max(...layers))
+  try {
+    const bos = tokenizer.bos
+    for (const batch of batchesOf(seqs, from, opts.batchSequences ?? 16)) {
+      if (ctx.signal.aborted) break
+      const T = batch.items[0]!.ids.length + (bos === null ? 0 : 1)
+      const ids = new Int32Array(batch.items.length * T)
+      batch.items.forEach((s, b) => {
+        const row = bos === null ? s.ids : [bos, ...s.ids]
+        ids.set(row, b * T)
+      })
+      const idTensor = tf.tensor2d(ids, [batch.items.length, T], 'int32')
+      const states = model.hiddenStates(idTensor, writers.map((x) => x.layer), { finalNorm: opts.finalNorm })
+      idTensor.dispose()
+      const offset = bos === null ? 0 : 1
+      for (const [k, { w }] of writers.entries()) {
+        // The BOS position is dropped: it carries no information about the text.
+        const sliced = tf.tidy(() => tf.slice(states[k]!, [0, offset, 0], [-1, T - offset, -1]))
+        const data = (await sliced.data()) as Float32Array
+        sliced.dispose()
+        const perSeq = (T - offset) * config.dModel
+        for (const [b, s] of batch.items.entries()) {
+          if (batch.start + b < w.sequencesDone) continue
+          await w.appendSequence(data.subarray(b * perSeq, (b + 1) * perSeq), s.doc, s.ids.map((_, i) => s.start + i), s.ids)
+        }
+      }
+      tf.dispose(states)
+      const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
+      done += n
+      computed += n
+      ctx.progress(meter.update(done, `${done.toLocaleString('en')} / ${total.toLocaleString('en')} tokens`))
+    }
+  } finally {
+    model.dispose()
+    // Keep what was computed so a later run resumes after it.
+    for (const { w } of writers) await w.flush()
+  }
+  if (ctx.signal.aborted) throw new JobCancelled()
+  const used = new Set(seqs.map((q) => q.doc))
+  const documents = docs.filter((d) => used.has(d.id)).map((d) => ({ id: d.id, lang: d.lang, source: d.source }))
+  for (const { layer, w } of writers) {
+    const manifest = await w.finish(documents, tokenizer.tokenText)
+    stores.push({ layer, dir: w.dir, rows: manifest.rows, manifest })
+  }
+  const seconds = (performance.now() - started) / 1000
+  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds }
+}
