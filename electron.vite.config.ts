@@ -7,6 +7,8 @@ export default defineConfig({
     build: {
       rollupOptions: {
         // The CLI, the job worker and the desktop main process share the core; one build emits all three.
+        // Optional native backend, loaded at run time only where it installed.
+        external: ['@tensorflow/tfjs-node-gpu'],
         input: {
           index: resolve('src/main/index.ts'),
           cli: resolve('src/cli/index.ts'),

@@ -5,20 +5,26 @@ import { spawnSync } from 'node:child_process'
 import { commandExists, ensureBuild, ensureDependencies, isRoot, log, ROOT, run } from './lib.mjs'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
 
-function ensureChromium() {
-  if (existsSync(CHROMIUM)) return
+/** What the tests need from Debian: Chromium (end-to-end) and python3 with torch (reference fixtures). */
+function ensureSystemPackages() {
+  const missing = []
+  if (!existsSync(CHROMIUM)) missing.push('chromium')
+  const py = spawnSync(PYTHON, ['-c', 'import torch, numpy, regex'], { stdio: 'ignore' })
+  if (py.status !== 0) missing.push('python3-torch', 'python3-numpy', 'python3-regex')
+  if (missing.length === 0) return
   if (isRoot() && commandExists('apt-get')) {
-    log("Installing Debian's Chromium for the end-to-end tests…")
+    log(`Installing Debian packages the tests need: ${missing.join(' ')}…`)
     run('apt-get', ['update', '-qq'])
-    run('apt-get', ['install', '-y', '-qq', 'chromium'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+    run('apt-get', ['install', '-y', '-qq', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
     return
   }
-  throw new Error(`The end-to-end tests need Chromium at ${CHROMIUM}: run \`sudo apt-get install chromium\` or set CHROMIUM_PATH.`)
+  throw new Error(`The tests need Debian packages: sudo apt-get install ${missing.join(' ')} (or set CHROMIUM_PATH / FEATURETRACE_PYTHON).`)
 }
 
 await ensureDependencies()
-ensureChromium()
+ensureSystemPackages()
 ensureBuild({ force: true })
 const bin = (name) => join(ROOT, 'node_modules/.bin', name)
 log('Type-checking Node code and renderer code, linting…')

@@ -33,6 +33,11 @@ Commands:
         Residual-stream activations after block L (0 = embeddings; a list like 3,6 writes
         DIR/layerL for each) for every token of the corpus (JSON Lines or tagged text), as a
         sharded activation store. Interrupted harvests resume when run again.
+  harvest-series --project DIR --corpus FILE --layer L [--checkpoint STEP ...] [harvest options]
+        The same for every registered checkpoint (or the steps given), as a job, into the
+        project's artifacts/activations/stepS/layerL.
+  import-activations DIR --project DIR --checkpoint STEP
+        Attach an activation store made elsewhere (resources/harvest_activations.py).
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -200,9 +205,10 @@ async function cmdCheckpoints(args: string[]): Promise<void> {
     const list = await call(ws, 'checkpoints.list')
     if (values.json) console.log(JSON.stringify(list, null, 2))
     else {
-      console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified'].join('\t'))
+      console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified', 'activations'].join('\t'))
       for (const c of list) {
-        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes), c.verifyStatus].join('\t'))
+        const acts = c.activations.map((a) => `L${a.layer}:${a.rows}`).join(',') || '-'
+        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes), c.verifyStatus, acts].join('\t'))
       }
     }
     ws.close()
@@ -316,8 +322,67 @@ async function cmdHarvest(args: string[]): Promise<void> {
   }
 }
 
+async function cmdHarvestSeries(args: string[]): Promise<void> {
+  const { values } = parse(args, {
+    ...PROJECT,
+    corpus: { type: 'string' },
+    layer: { type: 'string' },
+    context: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    dtype: { type: 'string' },
+    seed: { type: 'string' },
+    lang: { type: 'string' },
+    'drop-short': { type: 'boolean' },
+    backend: { type: 'string' },
+    checkpoint: { type: 'string', multiple: true }
+  })
+  if (!values.corpus || values.layer === undefined) throw new CliError('harvest-series needs --corpus FILE and --layer L.')
+  const ws = openWorkspace(values)
+  const steps = ((values.checkpoint as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
+  const all = await call(ws, 'checkpoints.list')
+  const ids = steps.map((step) => {
+    const c = all.find((x) => x.step === step)
+    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
+    return c.id
+  })
+  const job = await runJob(
+    ws,
+    await call(ws, 'jobs.start', {
+      kind: 'harvest',
+      checkpointIds: ids,
+      corpus: values.corpus as string,
+      lang: values.lang as string | undefined,
+      layer: intOption(values.layer, 'layer')!,
+      context: intOption(values.context, 'context'),
+      maxTokens: intOption(values['max-tokens'], 'max-tokens'),
+      dtype: values.dtype as 'f16' | 'f32' | undefined,
+      seed: intOption(values.seed, 'seed'),
+      dropShort: Boolean(values['drop-short']),
+      backend: values.backend as BackendName | undefined
+    })
+  )
+  ws.close()
+  if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
+  const r = job.result as { checkpoints: number; tokens: number; backend: string }
+  console.log(`harvested ${r.tokens.toLocaleString('en')} tokens from ${r.checkpoints} checkpoints on ${r.backend}`)
+}
+
+async function cmdImportActivations(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...PROJECT, checkpoint: { type: 'string' } })
+  if (positionals.length !== 1 || values.checkpoint === undefined) throw new CliError('import-activations needs DIR and --checkpoint STEP.')
+  const ws = openWorkspace(values)
+  const step = intOption(values.checkpoint, 'checkpoint')!
+  const c = (await call(ws, 'checkpoints.list')).find((x) => x.step === step)
+  if (!c) throw new CliError(`No checkpoint at step ${step} in this project; register it first.`)
+  const info = await call(ws, 'activations.import', { path: positionals[0]!, checkpointId: c.id })
+  console.log(`imported layer ${info.layer}: ${info.rows} rows × d=${info.d} for step ${info.step}`)
+  ws.close()
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   harvest: cmdHarvest,
+  'harvest-series': cmdHarvestSeries,
+  'import-activations': cmdImportActivations,
   serve: cmdServe,
   project: cmdProject,
   checkpoints: cmdCheckpoints,

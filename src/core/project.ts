@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path'
 import type { ProjectInfo } from '../shared/api'
 import { UserError } from '../shared/api'
 import { VERSION } from './version'
+import { ActivationStoreRepository } from './store/activations'
 import { CheckpointRepository } from './store/checkpoints'
 import { openDatabase, type Db } from './store/database'
 import { JobRepository } from './store/jobs'
@@ -15,6 +16,7 @@ export const ARTIFACTS_DIR = 'artifacts'
 export class Project {
   readonly checkpoints: CheckpointRepository
   readonly jobs: JobRepository
+  readonly activations: ActivationStoreRepository
 
   private constructor(
     readonly path: string,
@@ -22,6 +24,7 @@ export class Project {
   ) {
     this.checkpoints = new CheckpointRepository(db)
     this.jobs = new JobRepository(db)
+    this.activations = new ActivationStoreRepository(db)
   }
 
   /** Opens the project in `dir`, creating it when the folder is missing or empty. */

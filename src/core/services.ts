@@ -11,6 +11,7 @@ import type {
 } from '../shared/api'
 import { apiCalls, isCallName, UserError } from '../shared/api'
 import { discoverCheckpoints } from './checkpoints/discover'
+import { importActivationStore } from './lm/import-store'
 import { JobManager } from './jobs/manager'
 import type { WorkerSpawner } from './jobs/protocol'
 import { Project } from './project'
@@ -97,6 +98,13 @@ export function createHandlers(ws: Workspace): Handlers {
       const updated = project.checkpoints.update(id, change)
       ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
       return updated
+    },
+    'activations.list': () => ws.requireProject().project.activations.list(),
+    'activations.import': async ({ path, checkpointId }) => {
+      const { project } = ws.requireProject()
+      const info = await importActivationStore(project, path, checkpointId)
+      ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
+      return info
     },
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),

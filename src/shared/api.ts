@@ -32,9 +32,27 @@ export const CheckpointSchema = z.object({
   tokensSeen: z.number().nonnegative().nullable(),
   weightsBytes: z.number().int().nonnegative().nullable(),
   verifyStatus: VerifyStatusSchema,
-  registeredAt: z.string()
+  registeredAt: z.string(),
+  /** Harvested (or imported) activation stores, one per layer. */
+  activations: z.array(z.object({ layer: z.number().int(), rows: z.number().int() }))
 })
 export type Checkpoint = z.infer<typeof CheckpointSchema>
+
+export const ActivationStoreInfoSchema = z.object({
+  id: z.number().int(),
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  layer: z.number().int(),
+  path: z.string(),
+  rows: z.number().int(),
+  d: z.number().int(),
+  dtype: z.enum(['f16', 'f32']),
+  context: z.number().int(),
+  corpus: z.string(),
+  imported: z.boolean(),
+  createdAt: z.string()
+})
+export type ActivationStoreInfo = z.infer<typeof ActivationStoreInfoSchema>
 
 export const VerifyFileSchema = z.object({
   file: z.string(),
@@ -52,7 +70,8 @@ export type VerifyReport = z.infer<typeof VerifyReportSchema>
 
 export const CheckpointDetailSchema = CheckpointSchema.extend({
   config: z.record(z.string(), z.unknown()),
-  verifyReport: VerifyReportSchema.nullable()
+  verifyReport: VerifyReportSchema.nullable(),
+  stores: z.array(ActivationStoreInfoSchema)
 })
 export type CheckpointDetail = z.infer<typeof CheckpointDetailSchema>
 
@@ -64,6 +83,21 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     kind: z.literal('verify-checkpoints'),
     /** Empty: every registered checkpoint. */
     checkpointIds: z.array(z.number().int()).max(100_000).default([])
+  }),
+  z.object({
+    kind: z.literal('harvest'),
+    /** Empty: every registered checkpoint, in step order. */
+    checkpointIds: z.array(z.number().int()).max(100_000).default([]),
+    corpus: z.string().min(1).max(4096),
+    /** Language tag for a plain-text corpus. */
+    lang: z.string().max(32).optional(),
+    layer: z.number().int().nonnegative().max(10_000),
+    context: z.number().int().positive().max(1_000_000).default(64),
+    maxTokens: z.number().int().positive().optional(),
+    dtype: z.enum(['f16', 'f32']).default('f16'),
+    seed: z.number().int().default(0),
+    dropShort: z.boolean().default(false),
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   })
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
@@ -134,6 +168,11 @@ export const apiCalls = {
       })
       .strict(),
     output: CheckpointSchema
+  },
+  'activations.list': { input: none, output: z.array(ActivationStoreInfoSchema) },
+  'activations.import': {
+    input: z.object({ path: pathString, checkpointId: z.number().int().nonnegative() }).strict(),
+    output: ActivationStoreInfoSchema
   },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },

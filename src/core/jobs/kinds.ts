@@ -1,6 +1,7 @@
 // Every job kind in one registry: what the host prepares, what the worker runs, what the host stores.
 import type { JobKind } from '../../shared/api'
 import { verifyCheckpointsJob } from '../checkpoints/verify'
+import { harvestJob } from '../lm/harvest-job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -8,7 +9,8 @@ import type { JobKindDefinition } from './job'
 type AnyJobKind = JobKindDefinition<any, any, any>
 
 export const jobKinds: Record<JobKind, AnyJobKind> = {
-  'verify-checkpoints': verifyCheckpointsJob
+  'verify-checkpoints': verifyCheckpointsJob,
+  harvest: harvestJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

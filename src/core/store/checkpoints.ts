@@ -1,6 +1,7 @@
 import type { Checkpoint, CheckpointDetail, VerifyReport } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { FoundCheckpoint } from '../checkpoints/discover'
+import { ActivationStoreRepository } from './activations'
 import type { Db } from './database'
 
 interface CheckpointRow {
@@ -22,7 +23,7 @@ interface CheckpointRow {
   registered_at: string
 }
 
-function toCheckpoint(r: CheckpointRow): Checkpoint {
+function toCheckpoint(r: CheckpointRow & { activations_json?: string | null }): Checkpoint {
   return {
     id: r.id,
     step: r.step,
@@ -37,15 +38,21 @@ function toCheckpoint(r: CheckpointRow): Checkpoint {
     tokensSeen: r.tokens_seen,
     weightsBytes: r.weights_bytes,
     verifyStatus: r.verify_status,
-    registeredAt: r.registered_at
+    registeredAt: r.registered_at,
+    activations: r.activations_json ? (JSON.parse(r.activations_json) as Checkpoint['activations']) : []
   }
 }
+
+/** Each checkpoint with its activation stores folded in as JSON. */
+const WITH_STORES = `SELECT c.*, (SELECT json_group_array(json_object('layer', s.layer, 'rows', s.rows))
+  FROM (SELECT layer, rows FROM activation_store WHERE checkpoint_id = c.id ORDER BY layer) s) AS activations_json
+  FROM checkpoint c`
 
 export class CheckpointRepository {
   constructor(private readonly db: Db) {}
 
   list(): Checkpoint[] {
-    return (this.db.prepare('SELECT * FROM checkpoint ORDER BY step').all() as CheckpointRow[]).map(toCheckpoint)
+    return (this.db.prepare(`${WITH_STORES} ORDER BY c.step`).all() as CheckpointRow[]).map(toCheckpoint)
   }
 
   count(): number {
@@ -53,7 +60,7 @@ export class CheckpointRepository {
   }
 
   private row(id: number): CheckpointRow {
-    const r = this.db.prepare('SELECT * FROM checkpoint WHERE id = ?').get(id) as CheckpointRow | undefined
+    const r = this.db.prepare(`${WITH_STORES} WHERE c.id = ?`).get(id) as CheckpointRow | undefined
     if (!r) throw new UserError(`No checkpoint with id ${id} in this project.`, 'not-found')
     return r
   }
@@ -67,7 +74,8 @@ export class CheckpointRepository {
     return {
       ...toCheckpoint(r),
       config: JSON.parse(r.config_json) as Record<string, unknown>,
-      verifyReport: r.verify_report_json ? (JSON.parse(r.verify_report_json) as VerifyReport) : null
+      verifyReport: r.verify_report_json ? (JSON.parse(r.verify_report_json) as VerifyReport) : null,
+      stores: new ActivationStoreRepository(this.db).forCheckpoint(id)
     }
   }
 

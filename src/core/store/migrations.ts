@@ -56,6 +56,26 @@ export const migrations: readonly Migration[] = [
       );
       CREATE INDEX job_state ON job (state);
     `
+  },
+  {
+    version: 2,
+    name: 'activation stores',
+    sql: `
+      CREATE TABLE activation_store (
+        id INTEGER PRIMARY KEY,
+        checkpoint_id INTEGER NOT NULL REFERENCES checkpoint (id) ON DELETE CASCADE,
+        layer INTEGER NOT NULL CHECK (layer >= 0),
+        path TEXT NOT NULL,
+        rows INTEGER NOT NULL CHECK (rows >= 0),
+        d INTEGER NOT NULL,
+        dtype TEXT NOT NULL CHECK (dtype IN ('f16', 'f32')),
+        context INTEGER NOT NULL,
+        corpus TEXT NOT NULL,
+        imported INTEGER NOT NULL DEFAULT 0 CHECK (imported IN (0, 1)),
+        created_at TEXT NOT NULL,
+        UNIQUE (checkpoint_id, layer)
+      );
+    `
   }
 ]
 

@@ -1,0 +1,65 @@
+import type { ActivationStoreInfo } from '../../shared/api'
+import type { Db } from './database'
+
+interface StoreRow {
+  id: number
+  checkpoint_id: number
+  step: number
+  layer: number
+  path: string
+  rows: number
+  d: number
+  dtype: 'f16' | 'f32'
+  context: number
+  corpus: string
+  imported: number
+  created_at: string
+}
+
+const SELECT = 'SELECT s.*, c.step AS step FROM activation_store s JOIN checkpoint c ON c.id = s.checkpoint_id'
+
+function toInfo(r: StoreRow): ActivationStoreInfo {
+  return {
+    id: r.id,
+    checkpointId: r.checkpoint_id,
+    step: r.step,
+    layer: r.layer,
+    path: r.path,
+    rows: r.rows,
+    d: r.d,
+    dtype: r.dtype,
+    context: r.context,
+    corpus: r.corpus,
+    imported: r.imported === 1,
+    createdAt: r.created_at
+  }
+}
+
+export type NewStore = Omit<ActivationStoreInfo, 'id' | 'step' | 'createdAt'>
+
+export class ActivationStoreRepository {
+  constructor(private readonly db: Db) {}
+
+  list(): ActivationStoreInfo[] {
+    return (this.db.prepare(`${SELECT} ORDER BY c.step, s.layer`).all() as StoreRow[]).map(toInfo)
+  }
+
+  forCheckpoint(checkpointId: number): ActivationStoreInfo[] {
+    return (this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? ORDER BY s.layer`).all(checkpointId) as StoreRow[]).map(toInfo)
+  }
+
+  /** Records a store; a new harvest of the same checkpoint and layer replaces the old record. */
+  upsert(s: NewStore): ActivationStoreInfo {
+    this.db
+      .prepare(
+        `INSERT INTO activation_store (checkpoint_id, layer, path, rows, d, dtype, context, corpus, imported, created_at)
+         VALUES (@checkpointId, @layer, @path, @rows, @d, @dtype, @context, @corpus, @imported, @createdAt)
+         ON CONFLICT (checkpoint_id, layer) DO UPDATE SET path = excluded.path, rows = excluded.rows, d = excluded.d,
+           dtype = excluded.dtype, context = excluded.context, corpus = excluded.corpus, imported = excluded.imported,
+           created_at = excluded.created_at`
+      )
+      .run({ ...s, imported: s.imported ? 1 : 0, createdAt: new Date().toISOString() })
+    const row = this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as StoreRow
+    return toInfo(row)
+  }
+}

@@ -1,0 +1,52 @@
+import { cpSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { tinyModels } from '../fixtures/tiny-models'
+import { tempDir } from '../helpers'
+import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
+
+describe('harvesting a series from the checkpoint view', () => {
+  let t: ReturnType<typeof tempDir>
+  let browser: Browser
+  let served: Served
+
+  beforeAll(async () => {
+    t = tempDir('ft-e2e-')
+    const root = tinyModels()
+    for (const step of [0, 10, 100, 1000, 10000]) cpSync(join(root, 'models', 'llama-gqa-tied'), join(t.dir, 'series', `iter_${String(step).padStart(7, '0')}`), { recursive: true })
+    const lines = [
+      { text: 'The cat sat on the mat. The dog sat on the log. Language models learn features during training.', lang: 'en' },
+      { text: '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。', lang: 'ja' }
+    ]
+    writeFileSync(join(t.dir, 'corpus.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n')
+    browser = await launchBrowser()
+    served = await serve(['--project', join(t.dir, 'project')])
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await served?.stop()
+    t.cleanup()
+  })
+
+  it('starts a harvest job, shows its progress and then each checkpoint’s activations', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(served.url)
+    await page.getByTestId('register-folder').fill(join(t.dir, 'series'))
+    await page.getByTestId('register-button').click()
+    await expect.poll(() => page.locator('[data-testid=checkpoint-table] tbody tr').count()).toBe(5)
+    await page.locator('[data-testid=harvest-form] summary').click()
+    await page.getByTestId('harvest-corpus').fill(join(t.dir, 'corpus.jsonl'))
+    await page.getByTestId('harvest-layer').fill('2')
+    await page.getByTestId('harvest-all').click()
+    await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 60_000 }).toMatch(/harvest\s*done/)
+    await expect.poll(() => page.getByTestId('activations-10000').textContent()).toMatch(/L2 · \d+/)
+    await page.getByTestId('checkpoint-row-100').click()
+    await expect.poll(() => page.getByTestId('checkpoint-details').textContent()).toMatch(/layer 2\s*\d+ tokens/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'harvest.png') })
+    expect(errors).toEqual([])
+    await page.close()
+  })
+})
