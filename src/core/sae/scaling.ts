@@ -1,0 +1,78 @@
+// Input scaling applied to every token before the SAE sees it (and again at inference).
+import * as tf from '@tensorflow/tfjs-core'
+import type { InputScaling } from './config'
+
+export interface Scaling {
+  kind: InputScaling
+  /** For 'constant': the factor every activation is multiplied by. */
+  factor: number
+}
+
+export function scaleInputs(x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
+  return tf.tidy(() => {
+    switch (s.kind) {
+      case 'none':
+        return tf.clone(x)
+      case 'unit_norm':
+        return tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D
+      case 'layer_norm': {
+        const { mean, variance } = tf.moments(x, 1, true)
+        return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))) as tf.Tensor2D
+      }
+      case 'constant':
+        return tf.mul(x, s.factor) as tf.Tensor2D
+    }
+  })
+}
+
+/** The constant that brings the mean token norm to √d (measured on the initialisation sample). */
+export function constantFactor(sample: Float32Array, d: number): number {
+  const rows = sample.length / d
+  let total = 0
+  for (let r = 0; r < rows; r++) {
+    let s = 0
+    for (let j = 0; j < d; j++) s += sample[r * d + j]! ** 2
+    total += Math.sqrt(s)
+  }
+  const mean = total / rows
+  return mean > 0 ? Math.sqrt(d) / mean : 1
+}
+
+/**
+ * Geometric median by Weiszfeld's iteration (≤ maxIter iterations, stops when the point moves less than
+ * tol relative to its norm), in float64 over row-major rows.
+ */
+export function geometricMedian(x: Float32Array, d: number, maxIter = 100, tol = 1e-5): Float64Array {
+  const rows = x.length / d
+  const y = new Float64Array(d)
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) y[j]! += x[r * d + j]! / rows
+  const next = new Float64Array(d)
+  for (let it = 0; it < maxIter; it++) {
+    next.fill(0)
+    let wsum = 0
+    for (let r = 0; r < rows; r++) {
+      let dist = 0
+      for (let j = 0; j < d; j++) dist += (x[r * d + j]! - y[j]!) ** 2
+      const w = 1 / Math.max(Math.sqrt(dist), 1e-12)
+      wsum += w
+      for (let j = 0; j < d; j++) next[j]! += w * x[r * d + j]!
+    }
+    let move = 0
+    let norm = 0
+    for (let j = 0; j < d; j++) {
+      next[j]! /= wsum
+      move += (next[j]! - y[j]!) ** 2
+      norm += next[j]! ** 2
+    }
+    y.set(next)
+    if (Math.sqrt(move) < tol * Math.max(1, Math.sqrt(norm))) break
+  }
+  return y
+}
+
+export function mean(x: Float32Array, d: number): Float64Array {
+  const rows = x.length / d
+  const m = new Float64Array(d)
+  for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) m[j]! += x[r * d + j]! / rows
+  return m
+}

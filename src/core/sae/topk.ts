@@ -1,0 +1,197 @@
+// The TopK SAE and its training step, with gradients written out by hand so they use the sparsity:
+// only the encoder's forward product touches all n latents; the decoder forward and every backward
+// product touch just the k active latents per token (gather + segment sums), where autodiff would
+// run dense [B, n] × [n, d] products. Weights stay in the orientation whose products are plain
+// matMuls (tfjs-wasm is ~10× slower with a transposed operand).
+import * as tf from '@tensorflow/tfjs-core'
+import type { TrainConfig } from './config'
+
+export interface SaeTensors {
+  /** [d, n] */
+  Wenc: tf.Variable
+  /** [n] */
+  benc: tf.Variable
+  /** [n, d] */
+  Wdec: tf.Variable
+  /** [d] */
+  bdec: tf.Variable
+}
+
+export const PARAM_NAMES = ['Wenc', 'benc', 'Wdec', 'bdec'] as const
+export type ParamName = (typeof PARAM_NAMES)[number]
+
+export interface StepStats {
+  loss: number
+  auxLoss: number
+  l0: number
+}
+
+/** Encoded batch: the k active latents of each token. */
+export interface Encoded {
+  values: tf.Tensor2D
+  indices: tf.Tensor2D
+}
+
+export function encode(p: SaeTensors, x: tf.Tensor2D, k: number): Encoded {
+  return tf.tidy(() => {
+    const pre = tf.add(tf.matMul(tf.sub(x, p.bdec), p.Wenc), p.benc)
+    const { values, indices } = tf.topk(tf.relu(pre), k)
+    return { values: values as tf.Tensor2D, indices: indices as tf.Tensor2D }
+  })
+}
+
+/** x̂ = Σ_j v_j W_dec[i_j] (+ b_dec), from gathered decoder rows. */
+export function decodeSparse(Wdec: tf.Tensor, values: tf.Tensor2D, indices: tf.Tensor2D, bdec?: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, k] = values.shape
+    const d = Wdec.shape[1]!
+    const rows = tf.reshape(tf.gather(Wdec, tf.reshape(indices, [-1])), [B, k, d])
+    const out = tf.sum(tf.mul(rows, tf.expandDims(values, 2)), 1) as tf.Tensor2D
+    return bdec ? tf.add(out, bdec) : out
+  })
+}
+
+/**
+ * out[idx[i]] += values[i]. Built on scatterND, which sums duplicate indices and, unlike
+ * unsortedSegmentSum, has a kernel on every backend (wasm included).
+ */
+export function segmentSum(values: tf.Tensor, idx: tf.Tensor1D, n: number): tf.Tensor {
+  return tf.scatterND(tf.expandDims(idx, 1), values, [n, ...values.shape.slice(1)])
+}
+
+/** Σ‖x − mean_batch(x)‖²: the denominator of the fraction of variance unexplained. */
+function totalVariance(x: tf.Tensor2D): tf.Scalar {
+  return tf.sum(tf.square(tf.sub(x, tf.mean(x, 0, true))))
+}
+
+export interface Gradients {
+  Wenc: tf.Tensor
+  benc: tf.Tensor
+  Wdec: tf.Tensor
+  bdec: tf.Tensor
+}
+
+/**
+ * Loss (FVU + α·AuxK) and its gradients for one batch. `dead` is a 0/1 mask [n] of latents that have
+ * not fired for deadAfterTokens (AuxK reconstructs the residual from the top auxK of them).
+ * Returns tensors the caller owns.
+ */
+export function lossAndGradients(
+  p: SaeTensors,
+  x: tf.Tensor2D,
+  cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>,
+  dead: tf.Tensor1D | null,
+  deadCount: number
+): { grads: Gradients; loss: tf.Scalar; auxLoss: tf.Scalar; fired: tf.Tensor1D; l0: tf.Scalar } {
+  return tf.tidy(() => {
+    const [B, d] = x.shape
+    const n = p.Wdec.shape[0]!
+    const xc = tf.sub(x, p.bdec) as tf.Tensor2D
+    const pre = tf.add(tf.matMul(xc, p.Wenc), p.benc) as tf.Tensor2D
+    const act = tf.relu(pre) as tf.Tensor2D
+    const { values, indices } = tf.topk(act, cfg.k)
+    const v = values as tf.Tensor2D
+    const flat = tf.reshape(indices, [-1]) as tf.Tensor1D
+    const rows = tf.reshape(tf.gather(p.Wdec, flat), [B, cfg.k, d])
+    const xhat = tf.add(tf.sum(tf.mul(rows, tf.expandDims(v, 2)), 1), p.bdec) as tf.Tensor2D
+    const err = tf.sub(xhat, x)
+    const denom = tf.maximum(totalVariance(x), 1e-30)
+    const loss = tf.div(tf.sum(tf.square(err)), denom) as tf.Scalar
+    const gXhat = tf.div(tf.mul(err, 2), denom) as tf.Tensor2D
+
+    // Decoder side: x̂ = Σ v·W_dec[i] + b_dec.
+    let gBdec: tf.Tensor = tf.sum(gXhat, 0)
+    const gV = tf.mul(tf.sum(tf.mul(rows, tf.expandDims(gXhat, 1)), 2), tf.cast(tf.greater(v, 0), 'float32'))
+    let gWdec: tf.Tensor = segmentSum(tf.reshape(tf.mul(tf.expandDims(v, 2), tf.expandDims(gXhat, 1)), [B * cfg.k, d]), flat, n)
+    // Encoder side, only where a latent was selected and positive: pre = (x − b_dec)·W_enc + b_enc.
+    let gPreFlat: tf.Tensor = tf.reshape(gV, [-1])
+    let encRows: tf.Tensor = tf.reshape(tf.mul(tf.expandDims(gV, 2), tf.expandDims(xc, 1)), [B * cfg.k, d])
+    let segIdx: tf.Tensor1D = flat
+
+    let auxLoss: tf.Scalar = tf.scalar(0)
+    if (cfg.auxK > 0 && dead && deadCount > 0) {
+      const kAux = Math.min(cfg.auxK, deadCount)
+      const e = tf.neg(err) as tf.Tensor2D // the residual x − x̂, treated as a constant
+      const aux = tf.topk(tf.mul(act, dead), kAux)
+      const va = aux.values as tf.Tensor2D
+      const flatA = tf.reshape(aux.indices, [-1]) as tf.Tensor1D
+      const rowsA = tf.reshape(tf.gather(p.Wdec, flatA), [B, kAux, d])
+      const ehat = tf.sum(tf.mul(rowsA, tf.expandDims(va, 2)), 1)
+      const auxErr = tf.sub(ehat, e)
+      const auxDenom = tf.maximum(totalVariance(e), 1e-30)
+      auxLoss = tf.div(tf.sum(tf.square(auxErr)), auxDenom) as tf.Scalar
+      const gEhat = tf.div(tf.mul(auxErr, 2 * cfg.auxAlpha), auxDenom) as tf.Tensor2D
+      const gVa = tf.mul(tf.sum(tf.mul(rowsA, tf.expandDims(gEhat, 1)), 2), tf.cast(tf.greater(va, 0), 'float32'))
+      gWdec = tf.add(gWdec, segmentSum(tf.reshape(tf.mul(tf.expandDims(va, 2), tf.expandDims(gEhat, 1)), [B * kAux, d]), flatA, n))
+      gPreFlat = tf.concat([gPreFlat, tf.reshape(gVa, [-1])])
+      encRows = tf.concat([encRows, tf.reshape(tf.mul(tf.expandDims(gVa, 2), tf.expandDims(xc, 1)), [B * kAux, d])])
+      segIdx = tf.concat([segIdx, flatA])
+    }
+    const gBenc = segmentSum(gPreFlat, segIdx, n)
+    const gWencT = segmentSum(encRows, segIdx, n)
+    // b_dec also enters through the encoder input: ∂/∂b_dec of (x − b_dec)·W_enc.
+    gBdec = tf.sub(gBdec, tf.reshape(tf.matMul(p.Wenc, tf.reshape(gBenc, [n, 1])), [d]))
+    const positive = tf.cast(tf.greater(v, 0), 'float32')
+    const fired = tf.greater(segmentSum(tf.reshape(positive, [-1]), flat, n), 0)
+    return {
+      grads: { Wenc: tf.transpose(gWencT), benc: gBenc, Wdec: gWdec, bdec: gBdec },
+      loss,
+      auxLoss,
+      fired: tf.cast(fired, 'float32') as tf.Tensor1D,
+      l0: tf.div(tf.sum(positive), B) as tf.Scalar
+    }
+  })
+}
+
+/** Removes from each decoder row's gradient its component along the (unit) row. */
+export function removeParallel(gWdec: tf.Tensor, Wdec: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.sub(gWdec, tf.mul(tf.sum(tf.mul(gWdec, Wdec), 1, true), Wdec)))
+}
+
+export function unitRows(W: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.div(W, tf.maximum(tf.norm(W, 'euclidean', 1, true), 1e-12)))
+}
+
+/** Adam with bias correction; moments live beside the parameters. */
+export class Adam {
+  readonly m: Record<ParamName, tf.Variable>
+  readonly v: Record<ParamName, tf.Variable>
+
+  constructor(
+    p: SaeTensors,
+    private readonly beta1: number,
+    private readonly beta2: number,
+    private readonly eps: number
+  ) {
+    const zeros = (t: tf.Tensor): tf.Variable => tf.variable(tf.zerosLike(t))
+    this.m = { Wenc: zeros(p.Wenc), benc: zeros(p.benc), Wdec: zeros(p.Wdec), bdec: zeros(p.bdec) }
+    this.v = { Wenc: zeros(p.Wenc), benc: zeros(p.benc), Wdec: zeros(p.Wdec), bdec: zeros(p.bdec) }
+  }
+
+  /** One update at step t (1-based) with learning rate lr. */
+  apply(p: SaeTensors, g: Gradients, t: number, lr: number): void {
+    const c1 = 1 - this.beta1 ** t
+    const c2 = 1 - this.beta2 ** t
+    for (const name of PARAM_NAMES) {
+      tf.tidy(() => {
+        const m = tf.add(tf.mul(this.m[name], this.beta1), tf.mul(g[name], 1 - this.beta1))
+        const v = tf.add(tf.mul(this.v[name], this.beta2), tf.mul(tf.square(g[name]), 1 - this.beta2))
+        this.m[name].assign(m)
+        this.v[name].assign(v)
+        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), this.eps))
+        p[name].assign(tf.sub(p[name], tf.mul(update, lr)))
+      })
+    }
+  }
+
+  dispose(): void {
+    for (const name of PARAM_NAMES) {
+      this.m[name].dispose()
+      this.v[name].dispose()
+    }
+  }
+}
+
+export function disposeParams(p: SaeTensors): void {
+  for (const name of PARAM_NAMES) p[name].dispose()
+}
