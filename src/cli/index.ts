@@ -10,7 +10,9 @@ import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
 import { harvest } from '../core/lm/harvest'
 import { JobCancelled } from '../core/jobs/job'
-import { BACKENDS, currentBackend, type BackendName } from '../core/tf/backend'
+import { BACKENDS, currentBackend, initBackend, type BackendName } from '../core/tf/backend'
+import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '../core/sae/config'
+import { trainSae } from '../core/sae/train'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -38,6 +40,14 @@ Commands:
         project's artifacts/activations/stepS/layerL.
   import-activations DIR --project DIR --checkpoint STEP
         Attach an activation store made elsewhere (resources/harvest_activations.py).
+  train --activations PATH --out DIR [--latents N] [--k K] [--preset inaba2025|sae-track|gao2024]
+        [--init SAE_DIR] [--tokens N] [--batch B] [--lr X] [--warmup S] [--seed S] [--scaling
+        none|unit_norm|layer_norm|constant] [--aux-k K] [--eval-rows N] [--backend B]
+        Train a TopK SAE on an activation store (or a safetensors file with an "activations"
+        [rows, d] tensor), in SAELens layout. --init warm-starts from an SAE. Resumable.
+  train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [train options]
+        One SAE per checkpoint with activations, in step order: the first from scratch, each next
+        warm-started from the previous (SAE-Track). A job; resumes where it stopped.
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -379,7 +389,147 @@ async function cmdImportActivations(args: string[]): Promise<void> {
   ws.close()
 }
 
+const TRAIN_OPTIONS: Options = {
+  preset: { type: 'string' },
+  latents: { type: 'string' },
+  k: { type: 'string' },
+  tokens: { type: 'string' },
+  batch: { type: 'string' },
+  lr: { type: 'string' },
+  warmup: { type: 'string' },
+  seed: { type: 'string' },
+  scaling: { type: 'string' },
+  'aux-k': { type: 'string' },
+  'eval-rows': { type: 'string' },
+  'log-every': { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  backend: { type: 'string' }
+}
+
+function presetOption(value: unknown): PresetName {
+  const preset = (value as string | undefined) ?? 'inaba2025'
+  if (!(PRESETS as readonly string[]).includes(preset)) throw new CliError(`--preset must be one of ${PRESETS.join(', ')}.`)
+  return preset as PresetName
+}
+
+function backendOption(value: unknown): BackendName | undefined {
+  if (value !== undefined && !(BACKENDS as readonly string[]).includes(value as string)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
+  return value as BackendName | undefined
+}
+
+function numberOption(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const x = Number(value)
+  if (!Number.isFinite(x) || x <= 0) throw new CliError(`--${name} needs a positive number, got ${JSON.stringify(value)}.`)
+  return x
+}
+
+function trainOverrides(values: Record<string, unknown>): TrainOverrides {
+  const scaling = values.scaling as string | undefined
+  if (scaling !== undefined && !(INPUT_SCALINGS as readonly string[]).includes(scaling)) throw new CliError(`--scaling must be one of ${INPUT_SCALINGS.join(', ')}.`)
+  return {
+    n: intOption(values.latents, 'latents'),
+    k: intOption(values.k, 'k'),
+    tokens: intOption(values.tokens, 'tokens'),
+    batchSize: intOption(values.batch, 'batch'),
+    lr: numberOption(values.lr, 'lr'),
+    warmupSteps: intOption(values.warmup, 'warmup'),
+    seed: intOption(values.seed, 'seed'),
+    inputScaling: scaling as TrainOverrides['inputScaling'],
+    auxK: intOption(values['aux-k'], 'aux-k'),
+    evalRows: intOption(values['eval-rows'], 'eval-rows'),
+    logEvery: intOption(values['log-every'], 'log-every'),
+    checkpointEvery: intOption(values['checkpoint-every'], 'checkpoint-every')
+  }
+}
+
+async function cmdTrain(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' } })
+  for (const required of ['activations', 'out']) {
+    if (values[required] === undefined) throw new CliError(`train needs --${required}. Run \`featuretrace help\` for usage.`)
+  }
+  const backend = await initBackend(backendOption(values.backend))
+  console.log(`backend: ${backend.name} (${backend.reason})`)
+  const controller = new AbortController()
+  const onSigint = (): void => {
+    process.stderr.write('\nStopping; the training state is saved and the same command resumes it.\n')
+    controller.abort()
+  }
+  process.once('SIGINT', onSigint)
+  const bar = progressBar('train')
+  try {
+    const r = await trainSae(
+      {
+        activations: values.activations as string,
+        out: values.out as string,
+        preset: presetOption(values.preset),
+        init: values.init as string | undefined,
+        backend: backend.name,
+        overrides: trainOverrides(values)
+      },
+      { signal: controller.signal, progress: (p) => bar.update(p) }
+    )
+    bar.stop(true)
+    const e = r.eval
+    console.log(`${r.resumed ? 'resumed and finished' : 'trained'}: n=${r.config.n} k=${r.config.k}, ${r.steps} steps, ${r.tokens.toLocaleString('en')} tokens → ${r.dir}`)
+    console.log(`held-out (${e.rows} rows${e.onTrainingRows ? ', training rows: too few to hold out' : ''}): FVU ${e.fvu.toFixed(4)}, explained variance ${e.explainedVariance.toFixed(4)}, cosine ${e.cosine.toFixed(4)}, L0 ${e.l0.toFixed(1)}, dead ${(100 * e.deadFraction).toFixed(1)}%`)
+  } catch (err) {
+    bar.stop(false)
+    if (err instanceof JobCancelled) throw new CliError('Training stopped; run the same command again to resume.')
+    throw err
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+}
+
+async function cmdTrainSeries(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, ...TRAIN_OPTIONS, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true } })
+  const ws = openWorkspace(values)
+  const stores = await call(ws, 'activations.list')
+  const layers = [...new Set(stores.map((s) => s.layer))]
+  const layer = intOption(values.layer, 'layer') ?? (layers.length === 1 ? layers[0] : undefined)
+  if (layer === undefined) {
+    throw new CliError(layers.length ? `Activations exist for layers ${layers.join(', ')}: choose one with --layer.` : 'No activations yet: run harvest-series first.')
+  }
+  const steps = ((values.checkpoint as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
+  const all = await call(ws, 'checkpoints.list')
+  const ids = steps.map((step) => {
+    const c = all.find((x) => x.step === step)
+    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
+    return c.id
+  })
+  const o = trainOverrides(values)
+  const job = await runJob(
+    ws,
+    await call(ws, 'jobs.start', {
+      kind: 'train-series',
+      checkpointIds: ids,
+      layer,
+      preset: presetOption(values.preset ?? 'sae-track'),
+      n: o.n,
+      k: o.k,
+      tokens: o.tokens ?? undefined,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      seed: o.seed,
+      backend: backendOption(values.backend)
+    })
+  )
+  if (job.state !== 'done') {
+    ws.close()
+    throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}${job.state === 'cancelled' ? ' (run again to resume)' : ''}`)
+  }
+  console.log(['step', 'layer', 'n', 'k', 'tokens', 'FVU', 'expl.var', 'L0', 'dead', 'warm'].join('\t'))
+  for (const s of await call(ws, 'saes.list')) {
+    if (s.layer !== layer) continue
+    console.log([s.step, s.layer, s.n, s.k, s.tokens, s.fvu?.toFixed(4), s.explainedVariance?.toFixed(4), s.l0?.toFixed(1), `${((s.deadFraction ?? 0) * 100).toFixed(1)}%`, s.warmStarted ? 'yes' : 'no'].join('\t'))
+  }
+  ws.close()
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  train: cmdTrain,
+  'train-series': cmdTrainSeries,
   harvest: cmdHarvest,
   'harvest-series': cmdHarvestSeries,
   'import-activations': cmdImportActivations,

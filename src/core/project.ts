@@ -5,6 +5,7 @@ import type { ProjectInfo } from '../shared/api'
 import { UserError } from '../shared/api'
 import { VERSION } from './version'
 import { ActivationStoreRepository } from './store/activations'
+import { SaeRepository } from './store/saes'
 import { CheckpointRepository } from './store/checkpoints'
 import { openDatabase, type Db } from './store/database'
 import { JobRepository } from './store/jobs'
@@ -17,6 +18,7 @@ export class Project {
   readonly checkpoints: CheckpointRepository
   readonly jobs: JobRepository
   readonly activations: ActivationStoreRepository
+  readonly saes: SaeRepository
 
   private constructor(
     readonly path: string,
@@ -25,6 +27,7 @@ export class Project {
     this.checkpoints = new CheckpointRepository(db)
     this.jobs = new JobRepository(db)
     this.activations = new ActivationStoreRepository(db)
+    this.saes = new SaeRepository(db)
   }
 
   /** Opens the project in `dir`, creating it when the folder is missing or empty. */

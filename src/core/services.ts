@@ -52,7 +52,7 @@ export class Workspace {
       throw err
     }
     this.close()
-    const jobs = new JobManager(project, this.spawner, (job) => this.emit('job.updated', job))
+    const jobs = new JobManager(project, this.spawner, (event, payload) => this.emit(event, payload))
     this.current = { project, jobs }
     this.emit('project.changed', project.info())
     return project
@@ -106,6 +106,8 @@ export function createHandlers(ws: Workspace): Handlers {
       ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
       return info
     },
+    'saes.list': () => ws.requireProject().project.saes.list(),
+    'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)

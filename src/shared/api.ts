@@ -77,6 +77,43 @@ export type CheckpointDetail = z.infer<typeof CheckpointDetailSchema>
 
 export const SkippedFolderSchema = z.object({ path: z.string(), reason: z.string() })
 
+export const SaeInfoSchema = z.object({
+  id: z.number().int(),
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  layer: z.number().int(),
+  path: z.string(),
+  preset: z.string(),
+  d: z.number().int(),
+  n: z.number().int(),
+  k: z.number().int(),
+  warmStarted: z.boolean(),
+  tokens: z.number().int(),
+  steps: z.number().int(),
+  fvu: z.number().nullable(),
+  explainedVariance: z.number().nullable(),
+  cosine: z.number().nullable(),
+  l0: z.number().nullable(),
+  deadFraction: z.number().nullable(),
+  backend: z.string().nullable(),
+  createdAt: z.string()
+})
+export type SaeInfo = z.infer<typeof SaeInfoSchema>
+
+export const SaeMetricSchema = z.object({
+  checkpointId: z.number().int(),
+  layer: z.number().int(),
+  step: z.number().int(),
+  tokens: z.number().int(),
+  loss: z.number(),
+  auxLoss: z.number(),
+  l0: z.number(),
+  deadFraction: z.number(),
+  lr: z.number(),
+  tokensPerSecond: z.number().nullable()
+})
+export type SaeMetric = z.infer<typeof SaeMetricSchema>
+
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -97,6 +134,21 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     dtype: z.enum(['f16', 'f32']).default('f16'),
     seed: z.number().int().default(0),
     dropShort: z.boolean().default(false),
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
+  }),
+  z.object({
+    kind: z.literal('train-series'),
+    /** Empty: every checkpoint with activations at this layer, in step order. */
+    checkpointIds: z.array(z.number().int()).max(100_000).default([]),
+    layer: z.number().int().nonnegative(),
+    preset: z.enum(['inaba2025', 'sae-track', 'gao2024']).default('sae-track'),
+    n: z.number().int().positive().max(1 << 22).optional(),
+    k: z.number().int().positive().optional(),
+    /** Tokens for the first SAE; warm-started ones take the preset's fraction of it. */
+    tokens: z.number().int().positive().optional(),
+    batchSize: z.number().int().positive().optional(),
+    lr: z.number().positive().optional(),
+    seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   })
 ])
@@ -174,6 +226,11 @@ export const apiCalls = {
     input: z.object({ path: pathString, checkpointId: z.number().int().nonnegative() }).strict(),
     output: ActivationStoreInfoSchema
   },
+  'saes.list': { input: none, output: z.array(SaeInfoSchema) },
+  'saes.metrics': {
+    input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
+    output: z.array(SaeMetricSchema)
+  },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
   'jobs.cancel': { input: id, output: JobSchema }
@@ -188,7 +245,9 @@ export type CallOutput<C extends CallName> = z.output<ApiCalls[C]['output']>
 export const apiEvents = {
   'job.updated': JobSchema,
   'checkpoints.changed': z.object({ count: z.number().int() }),
-  'project.changed': ProjectInfoSchema.nullable()
+  'project.changed': ProjectInfoSchema.nullable(),
+  'sae.metric': SaeMetricSchema,
+  'saes.changed': z.object({ count: z.number().int() })
 } as const
 export type ApiEvents = typeof apiEvents
 export type EventName = keyof ApiEvents

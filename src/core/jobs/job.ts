@@ -1,12 +1,17 @@
 // What a job kind is: host-side prepare and apply around worker-side run.
-import type { JobRequest } from '../../shared/api'
+import type { EventName, EventPayload, JobRequest } from '../../shared/api'
 import type { Project } from '../project'
 import type { JobProgress } from '../store/jobs'
 
 export interface JobContext {
   signal: AbortSignal
   progress(p: JobProgress): void
+  /** Reports a result along the way to the host (stored and broadcast by the kind's onEvent). */
+  emit?(payload: unknown): void
 }
+
+/** What a host-side event handler may broadcast to the doors. */
+export type JobBroadcast = { [E in EventName]: { event: E; payload: EventPayload<E> } }[EventName]
 
 export interface JobKindDefinition<Request extends JobRequest, Input, Output> {
   kind: Request['kind']
@@ -16,6 +21,8 @@ export interface JobKindDefinition<Request extends JobRequest, Input, Output> {
   run(input: Input, ctx: JobContext): Promise<Output>
   /** Host side: store the output in the project; the return value is kept as the job's result. */
   apply(project: Project, output: Output): unknown
+  /** Host side: a payload the worker emitted while running; store it, and say what to broadcast. */
+  onEvent?(project: Project, payload: unknown): JobBroadcast | null
 }
 
 export class JobCancelled extends Error {

@@ -1,6 +1,7 @@
 // Host side of jobs: a queue run one at a time, each job in a fresh worker process, its state in SQLite.
 import type { Job, JobRequest } from '../../shared/api'
 import type { Project } from '../project'
+import type { EventSink } from '../services'
 import { jobKind } from './kinds'
 import type { WorkerHandle, WorkerMessage, WorkerSpawner } from './protocol'
 
@@ -21,10 +22,14 @@ export class JobManager {
   private readonly heartbeat: NodeJS.Timeout
   private disposed = false
 
+  private emit(job: Job): void {
+    this.sink('job.updated', job)
+  }
+
   constructor(
     private readonly project: Project,
     private readonly spawn: WorkerSpawner,
-    private readonly emit: (job: Job) => void
+    private readonly sink: EventSink
   ) {
     this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS)
     this.heartbeat.unref()
@@ -123,6 +128,11 @@ export class JobManager {
     if (run.finished || m.jobId !== run.jobId || this.disposed) return
     if (m.type === 'progress') {
       this.emit(this.project.jobs.progress(m.jobId, m.progress))
+      return
+    }
+    if (m.type === 'event') {
+      const b = jobKind(kind).onEvent?.(this.project, m.payload)
+      if (b) this.sink(b.event, b.payload as never)
       return
     }
     run.finished = true

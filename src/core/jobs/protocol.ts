@@ -10,6 +10,8 @@ export type WorkerMessage =
   | { type: 'done'; jobId: number; output: unknown }
   | { type: 'failed'; jobId: number; error: string; userError: boolean }
   | { type: 'cancelled'; jobId: number }
+  /** Something a job reports along the way (e.g. a training metric), handled by its kind's onEvent. */
+  | { type: 'event'; jobId: number; payload: unknown }
 
 /** A running worker process, whichever way it was started. */
 export interface WorkerHandle {

@@ -38,7 +38,8 @@ async function runJob(jobId: number, kind: string, input: unknown): Promise<void
         if (now - lastPost < PROGRESS_INTERVAL_MS && progress.fraction < 1) return
         lastPost = now
         post({ type: 'progress', jobId, progress })
-      }
+      },
+      emit: (payload) => post({ type: 'event', jobId, payload })
     })
     if (controller.signal.aborted) post({ type: 'cancelled', jobId })
     else post({ type: 'done', jobId, output })

@@ -1,7 +1,7 @@
 // Training one TopK SAE: initialise (or warm-start), stream batches, step, log, checkpoint, evaluate, save.
 // Output is written under OUT.partial (with the resumable training state) and renamed to OUT when done.
 import * as tf from '@tensorflow/tfjs-core'
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { freemem, totalmem } from 'node:os'
 import { resolve } from 'node:path'
 import { UserError } from '../../shared/api'
@@ -50,6 +50,8 @@ export interface TrainResult {
 }
 
 const INIT_SAMPLE_ROWS = 8192
+/** Training metrics, one JSON object a line, kept beside the SAE. */
+export const TRAINING_LOG = 'training_log.jsonl'
 
 /** Bytes a training step needs, roughly: parameters with Adam moments, plus the batch's [B, n] work. */
 export function estimateBytes(d: number, n: number, k: number, batch: number, auxK: number): number {
@@ -165,7 +167,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     since = tf.zeros([cfg.n])
     counts = tf.zeros([cfg.n])
   }
-  for (const f of STATE_FILES) if (!resumed) rmSync(`${partial}/${f}`, { force: true })
+  if (!resumed) for (const f of [...STATE_FILES, TRAINING_LOG]) rmSync(`${partial}/${f}`, { force: true })
 
   const adam = new Adam(params, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps)
   if (resumed) {
@@ -224,6 +226,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
         const seconds = (performance.now() - started) / 1000
         const metric: TrainMetric = { step, tokens, loss: loss!, auxLoss: auxLoss!, l0: l0!, deadFraction, lr, tokensPerSecond: seconds > 0 ? (tokens - startTokens) / seconds : null }
         opts.onMetric?.(metric)
+        appendFileSync(`${partial}/${TRAINING_LOG}`, JSON.stringify(metric) + '\n')
         ctx.progress(meter.update(tokens, `step ${step}/${totalSteps} · FVU ${loss!.toFixed(4)} · L0 ${l0!.toFixed(1)} · dead ${(100 * deadFraction).toFixed(1)}%`))
       }
       tf.dispose([r.grads.Wenc, r.grads.benc, r.grads.Wdec, r.grads.bdec, r.loss, r.auxLoss, r.l0, r.fired])

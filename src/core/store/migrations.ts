@@ -76,6 +76,46 @@ export const migrations: readonly Migration[] = [
         UNIQUE (checkpoint_id, layer)
       );
     `
+  },
+  {
+    version: 3,
+    name: 'SAEs and their training metrics',
+    sql: `
+      CREATE TABLE sae (
+        id INTEGER PRIMARY KEY,
+        checkpoint_id INTEGER NOT NULL REFERENCES checkpoint (id) ON DELETE CASCADE,
+        layer INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        preset TEXT NOT NULL,
+        d INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        warm_started INTEGER NOT NULL CHECK (warm_started IN (0, 1)),
+        tokens INTEGER NOT NULL,
+        steps INTEGER NOT NULL,
+        fvu REAL,
+        explained_variance REAL,
+        cosine REAL,
+        l0 REAL,
+        dead_fraction REAL,
+        backend TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (checkpoint_id, layer)
+      );
+      CREATE TABLE sae_metric (
+        checkpoint_id INTEGER NOT NULL REFERENCES checkpoint (id) ON DELETE CASCADE,
+        layer INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        loss REAL NOT NULL,
+        aux_loss REAL NOT NULL,
+        l0 REAL NOT NULL,
+        dead_fraction REAL NOT NULL,
+        lr REAL NOT NULL,
+        tokens_per_second REAL,
+        PRIMARY KEY (checkpoint_id, layer, step)
+      );
+    `
   }
 ]
 

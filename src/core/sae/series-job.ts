@@ -1,0 +1,133 @@
+// The SAE-Track series job: one SAE per checkpoint in step order, the first from scratch, each next one
+// warm-started from the previous (all parameters, b_dec included) with the preset's fine-tuning settings.
+// Resumes at the SAE and step it reached: finished SAEs are kept, a partial one continues from its state.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { JobRequest, SaeMetric } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import type { JobKindDefinition } from '../jobs/job'
+import type { Project } from '../project'
+import { PRESET_INFO, type TrainOverrides } from './config'
+import { isCompleteSae, readSae } from './io'
+
+type SeriesRequest = Extract<JobRequest, { kind: 'train-series' }>
+
+interface SeriesItem {
+  checkpointId: number
+  step: number
+  activations: string
+  out: string
+}
+
+interface SeriesInput {
+  request: SeriesRequest
+  items: SeriesItem[]
+}
+
+interface SeriesOutput {
+  backend: string
+  saes: { checkpointId: number; path: string; warmStarted: boolean }[]
+}
+
+export function saeDir(project: Project, step: number, layer: number): string {
+  return join(project.artifactsDir, 'saes', `step${step}`, `layer${layer}`)
+}
+
+export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, SeriesOutput> = {
+  kind: 'train-series',
+  prepare(project, request) {
+    const stores = project.activations.list().filter((s) => s.layer === request.layer)
+    const chosen = request.checkpointIds.length ? stores.filter((s) => request.checkpointIds.includes(s.checkpointId)) : stores
+    if (chosen.length === 0) {
+      throw new UserError(`No checkpoint has layer-${request.layer} activations${request.checkpointIds.length ? ' among those chosen' : ''}; harvest that layer first.`)
+    }
+    const missing = request.checkpointIds.filter((id) => !stores.some((s) => s.checkpointId === id))
+    if (missing.length) {
+      const steps = project.checkpoints.list().filter((c) => missing.includes(c.id)).map((c) => c.step)
+      throw new UserError(`Steps ${steps.join(', ')} have no layer-${request.layer} activations; harvest them first.`)
+    }
+    const d = new Set(chosen.map((s) => s.d))
+    if (d.size > 1) throw new UserError(`The checkpoints' activations have different widths (${[...d].join(', ')}); a warm-started series needs one d.`)
+    return {
+      request,
+      items: [...chosen].sort((a, b) => a.step - b.step).map((s) => ({ checkpointId: s.checkpointId, step: s.step, activations: s.path, out: saeDir(project, s.step, request.layer) }))
+    }
+  },
+  async run(input, ctx) {
+    const { trainSae } = await import('./train')
+    const { currentBackend } = await import('../tf/backend')
+    const r = input.request
+    const info = PRESET_INFO[r.preset]
+    const fine = info.fineTune ?? { lrFactor: 1, warmupSteps: info.config.warmupSteps, tokenFraction: 1 }
+    const base: TrainOverrides = { n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, seed: r.seed }
+    const saes: SeriesOutput['saes'] = []
+    let previous: string | null = null
+    let firstTokens: number | null = null
+    const n = input.items.length
+    for (const [i, item] of input.items.entries()) {
+      const warm = previous !== null
+      if (isCompleteSae(item.out)) {
+        const done = await readSae(item.out)
+        firstTokens ??= done.featuretrace.tokens_seen ?? null
+        saes.push({ checkpointId: item.checkpointId, path: item.out, warmStarted: warm })
+        previous = item.out
+        continue
+      }
+      let overrides = base
+      if (warm) {
+        const firstCfg = (await readSae(input.items[0]!.out)).featuretrace.config
+        const lr = (r.lr ?? firstCfg?.lr ?? info.config.lr) * fine.lrFactor
+        const tokens = Math.max(1, Math.round((firstTokens ?? r.tokens ?? firstCfg?.tokens ?? 1) * fine.tokenFraction))
+        overrides = { ...base, lr, warmupSteps: fine.warmupSteps, tokens }
+      }
+      const result = await trainSae(
+        {
+          activations: item.activations,
+          out: item.out,
+          preset: r.preset,
+          init: previous ?? undefined,
+          backend: r.backend,
+          overrides,
+          meta: { checkpointStep: item.step, layer: r.layer },
+          onMetric: (m) => ctx.emit?.({ ...m, checkpointId: item.checkpointId, layer: r.layer } satisfies SaeMetric)
+        },
+        {
+          signal: ctx.signal,
+          progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}${warm ? ', warm start' : ''}): ${p.message ?? ''}` })
+        }
+      )
+      firstTokens ??= result.tokens
+      saes.push({ checkpointId: item.checkpointId, path: item.out, warmStarted: warm })
+      previous = item.out
+    }
+    const b = currentBackend()
+    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', saes }
+  },
+  onEvent(project, payload) {
+    const m = payload as SaeMetric
+    project.saes.addMetric(m)
+    return { event: 'sae.metric', payload: m }
+  },
+  apply(project, output) {
+    return recordSaes(project, output)
+  }
+}
+
+function recordSaes(project: Project, output: SeriesOutput): { saes: number; backend: string } {
+  for (const s of output.saes) {
+    const cfg = JSON.parse(readFileSync(join(s.path, 'cfg.json'), 'utf8')) as {
+      d_in: number
+      d_sae: number
+      k: number
+      featuretrace: { preset: string; tokens_seen: number; steps: number; layer: number; metrics: Record<string, number> | null }
+    }
+    const m = cfg.featuretrace.metrics ?? {}
+    project.saes.upsert({
+      checkpointId: s.checkpointId, layer: cfg.featuretrace.layer, path: s.path, preset: cfg.featuretrace.preset, d: cfg.d_in, n: cfg.d_sae,
+      k: cfg.k, warmStarted: s.warmStarted, tokens: cfg.featuretrace.tokens_seen, steps: cfg.featuretrace.steps, fvu: m.fvu ?? null,
+      explainedVariance: m.explained_variance ?? null, cosine: m.cosine ?? null, l0: m.l0 ?? null, deadFraction: m.dead_fraction ?? null,
+      backend: output.backend
+    })
+  }
+  return { saes: output.saes.length, backend: output.backend }
+}
