@@ -6,7 +6,7 @@ import { tinyModels } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
 import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
 
-describe('harvesting a series from the checkpoint view', () => {
+describe('harvesting and training a series from the checkpoint view', () => {
   let t: ReturnType<typeof tempDir>
   let browser: Browser
   let served: Served
@@ -46,6 +46,29 @@ describe('harvesting a series from the checkpoint view', () => {
     await page.getByTestId('checkpoint-row-100').click()
     await expect.poll(() => page.getByTestId('checkpoint-details').textContent()).toMatch(/layer 2\s*\d+ tokens/)
     await page.screenshot({ path: join(SCREENSHOTS, 'harvest.png') })
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('trains the warm-started SAE series and charts its metrics, live and per checkpoint', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(served.url)
+    await page.locator('[data-testid=train-form] summary').click()
+    await page.getByTestId('train-latents').fill('128')
+    await page.getByTestId('train-k').fill('8')
+    await page.getByTestId('train-tokens').fill('8192')
+    await page.getByTestId('train-batch').fill('64')
+    await page.getByTestId('train-start').click()
+    await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 90_000 }).toMatch(/train-series\s*done/)
+    await expect.poll(() => page.getByTestId('sae-10000').textContent()).toMatch(/0\.\d{3}/)
+    expect(await page.locator('[data-testid=series-metrics] canvas').count()).toBeGreaterThan(0)
+    // Once the run is over, the training chart follows the selected checkpoint.
+    await page.getByTestId('checkpoint-row-0').click()
+    await expect.poll(() => page.getByTestId('details-saes').textContent()).toMatch(/layer 2\s*n 128, k 8\s*FVU 0\.\d+\s*L0 [\d.]+\s*scratch/)
+    await expect.poll(() => page.locator('[data-testid=training-curves] canvas').count()).toBeGreaterThan(0)
+    await page.screenshot({ path: join(SCREENSHOTS, 'train.png'), fullPage: true })
     expect(errors).toEqual([])
     await page.close()
   })
