@@ -1,6 +1,7 @@
 // The hand-written sparse gradients against finite differences of an independent float64 loss.
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { lossAndGradientsHost } from '../../src/core/sae/sparse-host'
 import { lossAndGradients, type SaeTensors } from '../../src/core/sae/topk'
 import { initBackend } from '../../src/core/tf/backend'
 import { Rng } from '../../src/core/random'
@@ -56,7 +57,12 @@ function referenceLoss(p: P, x: number[][], dead: boolean[], eFixed: number[][] 
   return { loss: sse / sst + alpha * (aux / auxDen), e }
 }
 
-describe('SAE gradients', () => {
+const IMPLEMENTATIONS = {
+  'all-tfjs (GPU backend)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => Promise.resolve(lossAndGradients(t, x, { k, auxK, auxAlpha: alpha }, m, c)),
+  'host sparse loops (wasm, cpu)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => lossAndGradientsHost(t, x, { k, auxK, auxAlpha: alpha }, m, c)
+}
+
+describe.each(Object.entries(IMPLEMENTATIONS))('SAE gradients, %s', (_name, implementation) => {
   beforeAll(async () => {
     await initBackend('cpu')
   })
@@ -80,7 +86,7 @@ describe('SAE gradients', () => {
     }
     const deadMask = tf.tensor1d(dead.map((v) => (v ? 1 : 0)))
     const xt = tf.tensor2d(x)
-    const r = lossAndGradients(t, xt, { k, auxK, auxAlpha: alpha }, deadMask, dead.filter(Boolean).length)
+    const r = await implementation(t, xt, deadMask, dead.filter(Boolean).length)
     const base = referenceLoss(p, x, dead, null)
     expect((await r.loss.array()) as number + alpha * ((await r.auxLoss.array()) as number)).toBeCloseTo(base.loss, 5)
     const eps = 1e-6
@@ -103,5 +109,38 @@ describe('SAE gradients', () => {
     }
     expect(checked).toBe(2 * d * n + n + d)
     tf.dispose([t.Wenc, t.benc, t.Wdec, t.bdec, deadMask, xt, r.loss, r.auxLoss, r.l0, r.fired, ...Object.values(r.grads)])
+  })
+})
+
+describe('the two gradient implementations', () => {
+  it('agree on a larger problem', async () => {
+    await initBackend('cpu')
+    const rng = new Rng(3)
+    const [dd, nn, bb] = [32, 256, 64]
+    const g = (): number => rng.next() - 0.5
+    const W = tf.tensor2d(Float32Array.from({ length: nn * dd }, g), [nn, dd])
+    const t: SaeTensors = {
+      Wenc: tf.variable(tf.transpose(W)),
+      benc: tf.variable(tf.tensor1d(Float32Array.from({ length: nn }, g))),
+      Wdec: tf.variable(W),
+      bdec: tf.variable(tf.tensor1d(Float32Array.from({ length: dd }, g)))
+    }
+    const x = tf.tensor2d(Float32Array.from({ length: bb * dd }, g), [bb, dd])
+    const mask = tf.tensor1d(Float32Array.from({ length: nn }, (_, i) => (i % 4 === 0 ? 1 : 0)))
+    const cfg = { k: 8, auxK: 16, auxAlpha: 1 / 32 }
+    const a = lossAndGradients(t, x, cfg, mask, nn / 4)
+    const b = await lossAndGradientsHost(t, x, cfg, mask, nn / 4)
+    expect(await b.loss.array()).toBeCloseTo((await a.loss.array()) as number, 5)
+    expect(await b.auxLoss.array()).toBeCloseTo((await a.auxLoss.array()) as number, 5)
+    for (const name of ['Wenc', 'benc', 'Wdec', 'bdec'] as const) {
+      const ga = (await a.grads[name].data()) as Float32Array
+      const gb = (await b.grads[name].data()) as Float32Array
+      const scale = Math.max(...Array.from(ga, Math.abs))
+      let worst = 0
+      for (let i = 0; i < ga.length; i++) worst = Math.max(worst, Math.abs(ga[i]! - gb[i]!))
+      expect(worst / scale, name).toBeLessThan(1e-5)
+    }
+    expect(Array.from(await b.fired.data())).toEqual(Array.from(await a.fired.data()))
+    tf.dispose([W, x, mask, t.Wenc, t.benc, t.Wdec, t.bdec, a.loss, a.auxLoss, a.l0, a.fired, b.loss, b.auxLoss, b.l0, b.fired, ...Object.values(a.grads), ...Object.values(b.grads)])
   })
 })

@@ -7,7 +7,7 @@ import { UserError } from '../../shared/api'
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import type { TrainConfig } from './config'
 import type { Scaling } from './scaling'
-import { PARAM_NAMES, type Adam, type SaeTensors } from './topk'
+import { PARAM_NAMES, type Optimizer, type SaeTensors } from './topk'
 
 export const CFG_FILE = 'cfg.json'
 export const WEIGHTS_FILE = 'sae_weights.safetensors'
@@ -148,12 +148,13 @@ export interface TrainingState {
 }
 
 /** Saves parameters, Adam moments and counters next to a run in progress, atomically. */
-export async function saveState(dir: string, p: SaeTensors, adam: Adam, since: tf.Tensor, counts: tf.Tensor, state: TrainingState): Promise<void> {
+export async function saveState(dir: string, p: SaeTensors, adam: Optimizer, since: tf.Tensor, counts: tf.Tensor, state: TrainingState): Promise<void> {
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
+  const moments = await adam.exportMoments()
   for (const name of PARAM_NAMES) {
     tensors[name] = { dtype: 'F32', shape: p[name].shape, data: tensorData(p[name]) }
-    tensors[`adam_m.${name}`] = { dtype: 'F32', shape: p[name].shape, data: tensorData(adam.m[name]) }
-    tensors[`adam_v.${name}`] = { dtype: 'F32', shape: p[name].shape, data: tensorData(adam.v[name]) }
+    tensors[`adam_m.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].m }
+    tensors[`adam_v.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].v }
   }
   tensors.tokens_since_fired = { dtype: 'F32', shape: since.shape, data: tensorData(since) }
   tensors.fire_counts = { dtype: 'F32', shape: counts.shape, data: tensorData(counts) }

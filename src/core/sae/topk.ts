@@ -152,8 +152,18 @@ export function unitRows(W: tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.div(W, tf.maximum(tf.norm(W, 'euclidean', 1, true), 1e-12)))
 }
 
-/** Adam with bias correction; moments live beside the parameters. */
-export class Adam {
+export type Moments = Record<ParamName, { m: Float32Array; v: Float32Array }>
+
+/** Adam with bias correction (the interface both implementations share). */
+export interface Optimizer {
+  apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void>
+  exportMoments(): Promise<Moments>
+  importMoments(name: ParamName, m: Float32Array, v: Float32Array): void
+  dispose(): void
+}
+
+/** Adam in tfjs kernels: the moments live on the device beside the parameters (GPU backend). */
+export class Adam implements Optimizer {
   readonly m: Record<ParamName, tf.Variable>
   readonly v: Record<ParamName, tf.Variable>
 
@@ -169,7 +179,7 @@ export class Adam {
   }
 
   /** One update at step t (1-based) with learning rate lr. */
-  apply(p: SaeTensors, g: Gradients, t: number, lr: number): void {
+  async apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void> {
     const c1 = 1 - this.beta1 ** t
     const c2 = 1 - this.beta2 ** t
     for (const name of PARAM_NAMES) {
@@ -184,12 +194,72 @@ export class Adam {
     }
   }
 
+  async exportMoments(): Promise<Moments> {
+    const out = {} as Moments
+    for (const name of PARAM_NAMES) out[name] = { m: (await this.m[name].data()) as Float32Array, v: (await this.v[name].data()) as Float32Array }
+    return out
+  }
+
+  importMoments(name: ParamName, m: Float32Array, v: Float32Array): void {
+    this.m[name].assign(tf.tensor(m, this.m[name].shape))
+    this.v[name].assign(tf.tensor(v, this.v[name].shape))
+  }
+
   dispose(): void {
     for (const name of PARAM_NAMES) {
       this.m[name].dispose()
       this.v[name].dispose()
     }
   }
+}
+
+/**
+ * The same Adam update in host loops, moments in host memory (wasm and cpu backends). tfjs-wasm's heap is
+ * 32-bit: at d = 2048, n = 32768 the tfjs version's moments and temporaries alone exceed 4 GiB.
+ */
+export class HostAdam implements Optimizer {
+  private readonly moments: Moments
+
+  constructor(
+    p: SaeTensors,
+    private readonly beta1: number,
+    private readonly beta2: number,
+    private readonly eps: number
+  ) {
+    this.moments = {} as Moments
+    for (const name of PARAM_NAMES) this.moments[name] = { m: new Float32Array(p[name].size), v: new Float32Array(p[name].size) }
+  }
+
+  async apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void> {
+    const c1 = 1 - this.beta1 ** t
+    const c2 = 1 - this.beta2 ** t
+    const { beta1: b1, beta2: b2, eps } = this
+    for (const name of PARAM_NAMES) {
+      const w = (await p[name].data()) as Float32Array
+      const grad = (await g[name].data()) as Float32Array
+      const { m, v } = this.moments[name]
+      for (let i = 0; i < w.length; i++) {
+        const gi = grad[i]!
+        const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi)
+        const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi)
+        w[i] = w[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps)
+      }
+      const updated = tf.tensor(w, p[name].shape)
+      p[name].assign(updated)
+      updated.dispose()
+    }
+  }
+
+  async exportMoments(): Promise<Moments> {
+    return this.moments
+  }
+
+  importMoments(name: ParamName, m: Float32Array, v: Float32Array): void {
+    this.moments[name].m.set(m)
+    this.moments[name].v.set(v)
+  }
+
+  dispose(): void {}
 }
 
 export function disposeParams(p: SaeTensors): void {

@@ -14,7 +14,8 @@ import { openRowSource, TrainingRows, type StreamPosition } from './data'
 import { isCompleteSae, loadState, readSae, saveState, STATE_FILES, writeSaeFiles, type FeatureTraceMeta } from './io'
 import { evaluate, type EvalMetrics } from './metrics'
 import { constantFactor, geometricMedian, mean, scaleInputs, type Scaling } from './scaling'
-import { Adam, disposeParams, lossAndGradients, removeParallel, unitRows, type SaeTensors } from './topk'
+import { gradientsFor, optimizerFor } from './sparse-host'
+import { disposeParams, PARAM_NAMES, removeParallel, unitRows, type SaeTensors } from './topk'
 
 export interface TrainMetric {
   step: number
@@ -54,8 +55,9 @@ const INIT_SAMPLE_ROWS = 8192
 export const TRAINING_LOG = 'training_log.jsonl'
 
 /** Bytes a training step needs, roughly: parameters with Adam moments, plus the batch's [B, n] work. */
-export function estimateBytes(d: number, n: number, k: number, batch: number, auxK: number): number {
-  const params = 4 * (2 * d * n + n + d) * 3
+export function estimateBytes(d: number, n: number, k: number, batch: number, auxK: number, backend: BackendName): number {
+  // On the GPU backend Adam's two moments and its temporaries live beside the parameters; elsewhere on the host.
+  const params = 4 * (2 * d * n + n + d) * (backend === 'tensorflow' ? 5 : 1)
   const grads = 4 * (2 * d * n + n + d) * 2
   const batchWork = 4 * batch * n * (auxK > 0 ? 4 : 3) + 4 * batch * (k + auxK) * d * 4
   return params + grads + batchWork
@@ -99,7 +101,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(`--init ${opts.init} has ${initSae.n} latents; --latents ${opts.overrides.n} cannot warm-start from it.`)
   }
   const cfg = resolveConfig(opts.preset, d, { ...(initSae ? { n: initSae.n, inputScaling: initSae.scaling.kind } : {}), ...opts.overrides })
-  const need = estimateBytes(d, cfg.n, cfg.k, cfg.batchSize, cfg.auxK)
+  const need = estimateBytes(d, cfg.n, cfg.k, cfg.batchSize, cfg.auxK, backend.name)
   if (need > memoryLimit(backend.name)) {
     const fit = Math.max(1, Math.floor(cfg.batchSize * (memoryLimit(backend.name) / need) * 0.8))
     throw new UserError(
@@ -169,13 +171,12 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
   }
   if (!resumed) for (const f of [...STATE_FILES, TRAINING_LOG]) rmSync(`${partial}/${f}`, { force: true })
 
-  const adam = new Adam(params, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps)
+  const adam = optimizerFor(backend.name, params, cfg)
   if (resumed) {
-    for (const name of ['Wenc', 'benc', 'Wdec', 'bdec'] as const) {
-      adam.m[name].assign(tf.tensor(saved.tensors[`adam_m.${name}`]!, params[name].shape))
-      adam.v[name].assign(tf.tensor(saved.tensors[`adam_v.${name}`]!, params[name].shape))
-    }
+    for (const name of PARAM_NAMES) adam.importMoments(name, saved.tensors[`adam_m.${name}`]!, saved.tensors[`adam_v.${name}`]!)
   }
+  // Sparse parts on the host for wasm/cpu (measured faster there), all in tfjs on the GPU backend.
+  const gradients = gradientsFor(backend.name)
   const totalTokens = cfg.tokens ?? rows.trainingRows
   const totalSteps = Math.max(1, Math.ceil(totalTokens / cfg.batchSize))
   const meter = new ProgressMeter(totalSteps * cfg.batchSize, 'tok')
@@ -197,7 +198,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
       const dead = cfg.auxK > 0 ? (tf.tidy(() => tf.cast(tf.greaterEqual(since, cfg.deadAfterTokens), 'float32')) as tf.Tensor1D) : null
       const deadCount = dead ? await scalarOf(tf.sum(dead)) : 0
       const batch = tf.tidy(() => scaleInputs(tf.tensor2d(x, [cfg.batchSize, d]), scaling))
-      const r = lossAndGradients(params, batch, cfg, dead, deadCount)
+      const r = await gradients(params, batch, cfg, dead, deadCount)
       batch.dispose()
       dead?.dispose()
       if (cfg.removeParallelGrad) {
@@ -205,7 +206,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
         r.grads.Wdec.dispose()
         r.grads.Wdec = g
       }
-      adam.apply(params, r.grads, step + 1, lr)
+      await adam.apply(params, r.grads, step + 1, lr)
       if (cfg.decoderUnitNorm) {
         const normed = unitRows(params.Wdec)
         params.Wdec.assign(normed)

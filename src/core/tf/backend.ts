@@ -17,10 +17,13 @@ export interface BackendChoice {
 
 let chosen: BackendChoice | null = null
 
-async function tryTensorflow(): Promise<string | null> {
+/** Optional dependency: present on a user's GPU machine, absent where libtensorflow cannot be downloaded. */
+const importNodeGpu = (): Promise<unknown> => import(/* @vite-ignore */ '@tensorflow/tfjs-node-gpu' as string)
+
+/** Why tfjs-node-gpu cannot be used, in one sentence; null when it loaded. */
+export async function tryTensorflow(load: () => Promise<unknown> = importNodeGpu): Promise<string | null> {
   try {
-    // Optional dependency: present on a user's GPU machine, absent where libtensorflow cannot be downloaded.
-    await import(/* @vite-ignore */ '@tensorflow/tfjs-node-gpu' as string)
+    await load()
     return null
   } catch (err) {
     const message = (err as Error).message.split('\n')[0] ?? String(err)
