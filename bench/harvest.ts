@@ -1,6 +1,6 @@
 // Harvest throughput: FeatureTrace's tfjs forward pass against PyTorch on the same Pythia-70m-shaped model.
 // Run: npx tsx bench/harvest.ts [--tokens 4096]   (writes bench/results/harvest.json and prints a table)
-import * as tf from '@tensorflow/tfjs-core'
+import { matmulGflops } from './lib'
 import { execFileSync } from 'node:child_process'
 import { cpus, totalmem } from 'node:os'
 import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
@@ -34,20 +34,6 @@ function corpus(): string {
   return file
 }
 
-async function matmulGflops(): Promise<number> {
-  const a = tf.randomNormal([1024, 1024])
-  const warm = tf.matMul(a, a)
-  await warm.data()
-  warm.dispose()
-  const t0 = performance.now()
-  for (let i = 0; i < 5; i++) {
-    const c = tf.matMul(a, a)
-    await c.data()
-    c.dispose()
-  }
-  a.dispose()
-  return (5 * 2 * 1024 ** 3) / ((performance.now() - t0) / 1000) / 1e9
-}
 
 /** The pure-JS cpu backend is ~30× slower than wasm: give it fewer tokens so the run stays short. */
 const tokensFor = (backend: BackendName): number => (backend === 'cpu' ? Math.min(TOKENS, 1024) : TOKENS)

@@ -2,6 +2,7 @@
 // EleutherAI's sparsify does it eagerly, on the same activations. Appends to bench/results/train.json.
 // Run: npx tsx bench/train.ts [--steps 4] [--paper]   (--paper adds d = 2048, n = 32768 at a small batch)
 import * as tf from '@tensorflow/tfjs-core'
+import { matmulGflops } from './lib'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
@@ -69,18 +70,6 @@ async function tfjsStep(c: Case, x: Float32Array, backend: BackendName): Promise
   return { seconds, gflops: flops / seconds / 1e9 }
 }
 
-async function matmulGflops(): Promise<number> {
-  const a = tf.randomNormal([1024, 1024])
-  await tf.matMul(a, a).data()
-  const t0 = performance.now()
-  for (let i = 0; i < 5; i++) {
-    const c = tf.matMul(a, a)
-    await c.data()
-    c.dispose()
-  }
-  a.dispose()
-  return (5 * 2 * 1024 ** 3) / ((performance.now() - t0) / 1000) / 1e9
-}
 
 const cases: (Case & { label: string })[] = [{ label: 'issue size', d: 512, n: 8192, k: 32, batch: 4096 }]
 if (process.argv.includes('--paper')) cases.push({ label: 'paper size (Inaba et al.)', d: 2048, n: 32768, k: 32, batch: 512 })

@@ -9,7 +9,7 @@ import { createHandlers, dispatch, Workspace } from '../core/services'
 import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
 import { harvest } from '../core/lm/harvest'
-import { JobCancelled } from '../core/jobs/job'
+import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, currentBackend, initBackend, type BackendName } from '../core/tf/backend'
 import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '../core/sae/config'
 import { trainSae } from '../core/sae/train'
@@ -157,6 +157,37 @@ async function runJob(ws: Workspace, job: Job): Promise<Job> {
   }
 }
 
+function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
+  for (const name of names) {
+    if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
+  }
+}
+
+/**
+ * Runs long work in this process with a progress bar; Ctrl-C stops it at a safe point so the same
+ * command resumes it.
+ */
+async function runInProcess<T>(label: string, stopped: string, work: (ctx: JobContext) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  const onSigint = (): void => {
+    process.stderr.write(`\nStopping; ${stopped}\n`)
+    controller.abort()
+  }
+  process.once('SIGINT', onSigint)
+  const bar = progressBar(label)
+  try {
+    const result = await work({ signal: controller.signal, progress: (p) => bar.update(p) })
+    bar.stop(true)
+    return result
+  } catch (err) {
+    bar.stop(false)
+    if (err instanceof JobCancelled) throw new CliError(`${label} stopped; run the same command again to resume.`)
+    throw err
+  } finally {
+    process.off('SIGINT', onSigint)
+  }
+}
+
 async function cmdServe(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, port: { type: 'string' }, host: { type: 'string' } })
   const ws = openWorkspace(values, false)
@@ -284,24 +315,14 @@ async function cmdHarvest(args: string[]): Promise<void> {
     batch: { type: 'string' },
     backend: { type: 'string' }
   })
-  for (const required of ['model', 'corpus', 'layer', 'out']) {
-    if (values[required] === undefined) throw new CliError(`harvest needs --${required}. Run \`featuretrace help\` for usage.`)
-  }
+  requireOptions('harvest', values, ['model', 'corpus', 'layer', 'out'])
   const dtype = (values.dtype as string | undefined) ?? 'f16'
   if (dtype !== 'f16' && dtype !== 'f32') throw new CliError('--dtype must be f16 or f32.')
-  const backend = values.backend as string | undefined
-  if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
+  const backend = backendOption(values.backend)
   const layers = layerList(values.layer)
   const out = values.out as string
-  const controller = new AbortController()
-  const onSigint = (): void => {
-    process.stderr.write('\nStopping; the harvest resumes where it stopped when run again.\n')
-    controller.abort()
-  }
-  process.once('SIGINT', onSigint)
-  const bar = progressBar('harvest')
-  try {
-    const result = await harvest(
+  const result = await runInProcess('harvest', 'the harvest resumes where it stopped when run again.', (ctx) =>
+    harvest(
       {
         model: values.model as string,
         corpus: values.corpus as string,
@@ -315,21 +336,14 @@ async function cmdHarvest(args: string[]): Promise<void> {
         dropShort: Boolean(values['drop-short']),
         finalNorm: Boolean(values['final-norm']),
         batchSequences: intOption(values.batch, 'batch'),
-        backend: backend as BackendName | undefined
+        backend
       },
-      { signal: controller.signal, progress: (p) => bar.update(p) }
+      ctx
     )
-    bar.stop(true)
-    console.log(`backend: ${currentBackend()?.name ?? result.backend} (${currentBackend()?.reason ?? ''})`)
-    for (const s of result.stores) console.log(`layer ${s.layer}: ${s.rows} rows × d=${s.manifest.d} (${s.manifest.dtype}) → ${s.dir}`)
-    if (result.tokensPerSecond !== null) console.log(`${result.tokensPerSecond.toFixed(0)} tokens/s`)
-  } catch (err) {
-    bar.stop(false)
-    if (err instanceof JobCancelled) throw new CliError('Harvest stopped; run the same command again to resume.')
-    throw err
-  } finally {
-    process.off('SIGINT', onSigint)
-  }
+  )
+  console.log(`backend: ${currentBackend()?.name ?? result.backend} (${currentBackend()?.reason ?? ''})`)
+  for (const s of result.stores) console.log(`layer ${s.layer}: ${s.rows} rows × d=${s.manifest.d} (${s.manifest.dtype}) → ${s.dir}`)
+  if (result.tokensPerSecond !== null) console.log(`${result.tokensPerSecond.toFixed(0)} tokens/s`)
 }
 
 async function cmdHarvestSeries(args: string[]): Promise<void> {
@@ -445,20 +459,11 @@ function trainOverrides(values: Record<string, unknown>): TrainOverrides {
 
 async function cmdTrain(args: string[]): Promise<void> {
   const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' } })
-  for (const required of ['activations', 'out']) {
-    if (values[required] === undefined) throw new CliError(`train needs --${required}. Run \`featuretrace help\` for usage.`)
-  }
+  requireOptions('train', values, ['activations', 'out'])
   const backend = await initBackend(backendOption(values.backend))
   console.log(`backend: ${backend.name} (${backend.reason})`)
-  const controller = new AbortController()
-  const onSigint = (): void => {
-    process.stderr.write('\nStopping; the training state is saved and the same command resumes it.\n')
-    controller.abort()
-  }
-  process.once('SIGINT', onSigint)
-  const bar = progressBar('train')
-  try {
-    const r = await trainSae(
+  const r = await runInProcess('training', 'the training state is saved and the same command resumes it.', (ctx) =>
+    trainSae(
       {
         activations: values.activations as string,
         out: values.out as string,
@@ -467,19 +472,12 @@ async function cmdTrain(args: string[]): Promise<void> {
         backend: backend.name,
         overrides: trainOverrides(values)
       },
-      { signal: controller.signal, progress: (p) => bar.update(p) }
+      ctx
     )
-    bar.stop(true)
-    const e = r.eval
-    console.log(`${r.resumed ? 'resumed and finished' : 'trained'}: n=${r.config.n} k=${r.config.k}, ${r.steps} steps, ${r.tokens.toLocaleString('en')} tokens → ${r.dir}`)
-    console.log(`held-out (${e.rows} rows${e.onTrainingRows ? ', training rows: too few to hold out' : ''}): FVU ${e.fvu.toFixed(4)}, explained variance ${e.explainedVariance.toFixed(4)}, cosine ${e.cosine.toFixed(4)}, L0 ${e.l0.toFixed(1)}, dead ${(100 * e.deadFraction).toFixed(1)}%`)
-  } catch (err) {
-    bar.stop(false)
-    if (err instanceof JobCancelled) throw new CliError('Training stopped; run the same command again to resume.')
-    throw err
-  } finally {
-    process.off('SIGINT', onSigint)
-  }
+  )
+  const e = r.eval
+  console.log(`${r.resumed ? 'resumed and finished' : 'trained'}: n=${r.config.n} k=${r.config.k}, ${r.steps} steps, ${r.tokens.toLocaleString('en')} tokens → ${r.dir}`)
+  console.log(`held-out (${e.rows} rows${e.onTrainingRows ? ', training rows: too few to hold out' : ''}): FVU ${e.fvu.toFixed(4)}, explained variance ${e.explainedVariance.toFixed(4)}, cosine ${e.cosine.toFixed(4)}, L0 ${e.l0.toFixed(1)}, dead ${(100 * e.deadFraction).toFixed(1)}%`)
 }
 
 async function cmdTrainSeries(args: string[]): Promise<void> {

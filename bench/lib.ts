@@ -1,0 +1,17 @@
+// Shared by the benchmarks: what a plain matrix product reaches on the current tfjs backend.
+import * as tf from '@tensorflow/tfjs-core'
+
+export async function matmulGflops(size = 1024, repeats = 5): Promise<number> {
+  const a = tf.randomNormal([size, size])
+  const warm = tf.matMul(a, a)
+  await warm.data()
+  warm.dispose()
+  const t0 = performance.now()
+  for (let i = 0; i < repeats; i++) {
+    const c = tf.matMul(a, a)
+    await c.data()
+    c.dispose()
+  }
+  a.dispose()
+  return (repeats * 2 * size ** 3) / ((performance.now() - t0) / 1000) / 1e9
+}
