@@ -13,6 +13,8 @@ import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, currentBackend, initBackend, type BackendName } from '../core/tf/backend'
 import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '../core/sae/config'
 import { trainSae } from '../core/sae/train'
+import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
+import { readFeatureExamples } from '../core/io/feature-examples'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -48,6 +50,9 @@ Commands:
   train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [train options]
         One SAE per checkpoint with activations, in step order: the first from scratch, each next
         warm-started from the previous (SAE-Track). A job; resumes where it stopped.
+  classify-language FILE.jsonl [--threshold 0.9]
+        The language of each feature of a feature-example set by Inaba et al.'s rule, as JSON:
+        {"features": [{"checkpoint", "feature", "counts": {"en", "ja"}, "class"}], "totals": {...}}.
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -525,7 +530,25 @@ async function cmdTrainSeries(args: string[]): Promise<void> {
   ws.close()
 }
 
+async function cmdClassifyLanguage(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { threshold: { type: 'string' } })
+  if (positionals.length !== 1) throw new CliError('classify-language needs one FILE.jsonl (a feature-example set).')
+  const threshold = values.threshold === undefined ? 0.9 : Number(values.threshold)
+  if (!(threshold > 0 && threshold < 1)) throw new CliError('--threshold must be between 0 and 1.')
+  const features = readFeatureExamples(positionals[0]!).map((f) => {
+    const c = classifyFeature(f.examples, PAPER_RULE, threshold)
+    return { checkpoint: f.checkpoint ?? null, feature: f.feature, counts: { en: c.counts.en ?? 0, ja: c.counts.ja ?? 0 }, class: c.class }
+  })
+  const totals: Record<string, { en: number; ja: number; mix: number }> = {}
+  for (const f of features) {
+    const t = (totals[String(f.checkpoint)] ??= { en: 0, ja: 0, mix: 0 })
+    t[f.class as 'en' | 'ja' | 'mix']++
+  }
+  console.log(JSON.stringify({ features, totals }))
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  'classify-language': cmdClassifyLanguage,
   train: cmdTrain,
   'train-series': cmdTrainSeries,
   harvest: cmdHarvest,

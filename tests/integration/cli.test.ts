@@ -58,4 +58,26 @@ describe('featuretrace CLI', () => {
     expect(missing.status).toBe(2)
     expect(missing.stderr).toMatch(/nowhere is not a folder/)
   })
+
+  it('classify-language prints the JSON contract', () => {
+    t = tempDir()
+    const file = join(t.dir, 'features.jsonl')
+    const line = (checkpoint: string | number, feature: number, tokens: string[], label?: string): string =>
+      JSON.stringify({ checkpoint, feature, examples: Array.from({ length: 10 }, () => ({ tokens, acts: tokens.map((_, i) => (i === 1 ? 8 : 0)) })), ...(label ? { label } : {}) })
+    writeFileSync(file, [line('988240', 17, [' William', ' Burton'], 'Token-level'), line('988240', 3, ['東京', 'は']), line(10, 5, [' in', ' 2024'])].join('\n') + '\n')
+    const r = ft('classify-language', file)
+    expect(r.status, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({
+      features: [
+        { checkpoint: '988240', feature: 17, counts: { en: 10, ja: 0 }, class: 'en' },
+        { checkpoint: '988240', feature: 3, counts: { en: 0, ja: 10 }, class: 'ja' },
+        { checkpoint: 10, feature: 5, counts: { en: 10, ja: 0 }, class: 'en' }
+      ],
+      totals: { '988240': { en: 1, ja: 1, mix: 0 }, '10': { en: 1, ja: 0, mix: 0 } }
+    })
+    writeFileSync(file, '{"feature": 1, "examples": [{"tokens": ["a"], "acts": [1, 2]}]}\n')
+    const bad = ft('classify-language', file)
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/features\.jsonl, line 1: examples\.0: tokens and acts must have the same length/)
+  })
 })
