@@ -53,6 +53,8 @@ Commands:
   classify-language FILE.jsonl [--threshold 0.9]
         The language of each feature of a feature-example set by Inaba et al.'s rule, as JSON:
         {"features": [{"checkpoint", "feature", "counts": {"en", "ja"}, "class"}], "totals": {...}}.
+  import-features FILE.jsonl --project DIR [--name NAME]
+        Import a feature-example set made elsewhere (labels and notes included), one set per checkpoint.
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -547,8 +549,18 @@ async function cmdClassifyLanguage(args: string[]): Promise<void> {
   console.log(JSON.stringify({ features, totals }))
 }
 
+async function cmdImportFeatures(args: string[]): Promise<void> {
+  const { values, positionals } = parse(args, { ...PROJECT, name: { type: 'string' } })
+  if (positionals.length !== 1) throw new CliError('import-features needs one FILE.jsonl.')
+  const ws = openWorkspace(values)
+  const sets = await call(ws, 'features.import', { path: positionals[0]!, name: values.name as string | undefined })
+  for (const s of sets) console.log(`imported "${s.name}": ${s.nFeatures} features${s.step !== null ? ` (checkpoint step ${s.step})` : s.checkpointLabel ? ` (checkpoint "${s.checkpointLabel}", not registered)` : ''}`)
+  ws.close()
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
+  'import-features': cmdImportFeatures,
   train: cmdTrain,
   'train-series': cmdTrainSeries,
   harvest: cmdHarvest,

@@ -6,6 +6,7 @@ import { UserError } from '../shared/api'
 import { VERSION } from './version'
 import { ActivationStoreRepository } from './store/activations'
 import { SaeRepository } from './store/saes'
+import { FeatureRepository } from './store/features'
 import { CheckpointRepository } from './store/checkpoints'
 import { openDatabase, type Db } from './store/database'
 import { JobRepository } from './store/jobs'
@@ -19,6 +20,7 @@ export class Project {
   readonly jobs: JobRepository
   readonly activations: ActivationStoreRepository
   readonly saes: SaeRepository
+  readonly features: FeatureRepository
 
   private constructor(
     readonly path: string,
@@ -28,6 +30,7 @@ export class Project {
     this.jobs = new JobRepository(db)
     this.activations = new ActivationStoreRepository(db)
     this.saes = new SaeRepository(db)
+    this.features = new FeatureRepository(db)
   }
 
   /** Opens the project in `dir`, creating it when the folder is missing or empty. */

@@ -12,6 +12,7 @@ import type {
 import { apiCalls, isCallName, UserError } from '../shared/api'
 import { discoverCheckpoints } from './checkpoints/discover'
 import { importActivationStore } from './lm/import-store'
+import { importFeatureSet } from './analysis/import-features'
 import { JobManager } from './jobs/manager'
 import type { WorkerSpawner } from './jobs/protocol'
 import { Project } from './project'
@@ -108,6 +109,28 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'saes.list': () => ws.requireProject().project.saes.list(),
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
+    'features.sets': () => ws.requireProject().project.features.sets(),
+    'features.list': (q) => ws.requireProject().project.features.list(q),
+    'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
+    'features.import': ({ path, name }) => {
+      const { project } = ws.requireProject()
+      const sets = importFeatureSet(project, path, name)
+      ws.emit('features.changed', { sets: project.features.sets().length })
+      return sets
+    },
+    'taxonomy.get': () => ws.requireProject().project.features.taxonomy(),
+    'taxonomy.set': ({ names }) => ws.requireProject().project.features.setTaxonomy(names),
+    'labels.set': ({ setId, feature, annotator, category, note }) => {
+      const label = ws.requireProject().project.features.setLabel(setId, feature, annotator, category, note)
+      ws.emit('labels.changed', label)
+      return label
+    },
+    'labels.undo': ({ annotator, setId }) => {
+      const label = ws.requireProject().project.features.undo(annotator, setId)
+      if (label) ws.emit('labels.changed', label)
+      return label
+    },
+    'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)

@@ -114,6 +114,100 @@ export const SaeMetricSchema = z.object({
 })
 export type SaeMetric = z.infer<typeof SaeMetricSchema>
 
+export const FeatureSetInfoSchema = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  source: z.enum(['sae', 'import']),
+  saeId: z.number().int().nullable(),
+  checkpointId: z.number().int().nullable(),
+  /** The checkpoint as an imported file named it. */
+  checkpointLabel: z.string().nullable(),
+  step: z.number().int().nullable(),
+  layer: z.number().int().nullable(),
+  nFeatures: z.number().int(),
+  createdAt: z.string()
+})
+export type FeatureSetInfo = z.infer<typeof FeatureSetInfoSchema>
+
+export const FeatureSummarySchema = z.object({
+  feature: z.number().int(),
+  density: z.number().nullable(),
+  maxAct: z.number().nullable(),
+  meanAct: z.number().nullable(),
+  dead: z.boolean(),
+  langClass: z.string().nullable(),
+  topTokens: z.string(),
+  /** The requesting annotator's category, if any. */
+  label: z.string().nullable()
+})
+export type FeatureSummary = z.infer<typeof FeatureSummarySchema>
+
+export const FeatureListQuerySchema = z
+  .object({
+    setId: z.number().int().nonnegative(),
+    offset: z.number().int().nonnegative().optional(),
+    limit: z.number().int().positive().max(5000).optional(),
+    sort: z.enum(['feature', 'density', 'maxAct', 'meanAct', 'lang']).optional(),
+    descending: z.boolean().optional(),
+    lang: z.string().max(32).optional(),
+    /** A category, or 'unlabelled'. */
+    label: z.string().max(200).optional(),
+    annotator: z.string().max(100).optional(),
+    search: z.string().max(200).optional(),
+    minDensity: z.number().optional(),
+    maxDensity: z.number().optional(),
+    dead: z.boolean().optional()
+  })
+  .strict()
+export type FeatureListQuery = z.infer<typeof FeatureListQuerySchema>
+
+export const LabelSchema = z.object({
+  setId: z.number().int(),
+  feature: z.number().int(),
+  annotator: z.string(),
+  category: z.string().nullable(),
+  note: z.string(),
+  updatedAt: z.string()
+})
+export type Label = z.infer<typeof LabelSchema>
+
+export const LabelEventSchema = z.object({
+  id: z.number().int(),
+  annotator: z.string(),
+  categoryBefore: z.string().nullable(),
+  noteBefore: z.string().nullable(),
+  categoryAfter: z.string().nullable(),
+  noteAfter: z.string().nullable(),
+  at: z.string(),
+  undoes: z.number().int().nullable()
+})
+export type LabelEvent = z.infer<typeof LabelEventSchema>
+
+export const FeatureExampleViewSchema = z.object({
+  sampler: z.enum(['paper', 'top', 'interval', 'imported']),
+  tokens: z.array(z.string()),
+  acts: z.array(z.number())
+})
+export type FeatureExampleView = z.infer<typeof FeatureExampleViewSchema>
+
+export const FeatureDetailSchema = z.object({
+  setId: z.number().int(),
+  feature: z.number().int(),
+  density: z.number().nullable(),
+  maxAct: z.number().nullable(),
+  meanAct: z.number().nullable(),
+  dead: z.boolean(),
+  langClass: z.string().nullable(),
+  langCounts: z.record(z.string(), z.number()).nullable(),
+  histogram: z.object({ lo: z.number(), hi: z.number(), counts: z.array(z.number()) }).nullable(),
+  neighbours: z.array(z.object({ feature: z.number().int(), cosine: z.number() })),
+  examples: z.array(FeatureExampleViewSchema),
+  labels: z.array(LabelSchema)
+})
+export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
+
+const annotatorName = z.string().trim().min(1).max(100)
+
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -231,6 +325,38 @@ export const apiCalls = {
     input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeMetricSchema)
   },
+  'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
+  'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
+  'features.get': {
+    input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
+    output: FeatureDetailSchema
+  },
+  'features.import': {
+    input: z.object({ path: pathString, name: z.string().trim().min(1).max(200).optional() }).strict(),
+    output: z.array(FeatureSetInfoSchema)
+  },
+  'taxonomy.get': { input: none, output: z.array(z.string()) },
+  'taxonomy.set': { input: z.object({ names: z.array(z.string().trim().min(1).max(200)).min(1).max(9) }).strict(), output: z.array(z.string()) },
+  'labels.set': {
+    input: z
+      .object({
+        setId: z.number().int().nonnegative(),
+        feature: z.number().int().nonnegative(),
+        annotator: annotatorName,
+        category: z.string().max(200).nullable(),
+        note: z.string().max(10_000).optional()
+      })
+      .strict(),
+    output: LabelSchema
+  },
+  'labels.undo': {
+    input: z.object({ annotator: annotatorName, setId: z.number().int().nonnegative().optional() }).strict(),
+    output: LabelSchema.nullable()
+  },
+  'labels.history': {
+    input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
+    output: z.array(LabelEventSchema)
+  },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
   'jobs.cancel': { input: id, output: JobSchema }
@@ -247,7 +373,9 @@ export const apiEvents = {
   'checkpoints.changed': z.object({ count: z.number().int() }),
   'project.changed': ProjectInfoSchema.nullable(),
   'sae.metric': SaeMetricSchema,
-  'saes.changed': z.object({ count: z.number().int() })
+  'saes.changed': z.object({ count: z.number().int() }),
+  'labels.changed': LabelSchema,
+  'features.changed': z.object({ sets: z.number().int() })
 } as const
 export type ApiEvents = typeof apiEvents
 export type EventName = keyof ApiEvents

@@ -116,6 +116,77 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (checkpoint_id, layer, step)
       );
     `
+  },
+  {
+    version: 4,
+    name: 'feature sets, features, taxonomy, labels with history',
+    sql: `
+      CREATE TABLE feature_set (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL CHECK (source IN ('sae', 'import')),
+        sae_id INTEGER REFERENCES sae (id) ON DELETE SET NULL,
+        checkpoint_id INTEGER REFERENCES checkpoint (id) ON DELETE SET NULL,
+        checkpoint_label TEXT,
+        layer INTEGER,
+        n_features INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      -- Token strings of a set, so examples store 4-byte indices instead of text.
+      CREATE TABLE set_token (
+        set_id INTEGER NOT NULL REFERENCES feature_set (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (set_id, idx)
+      ) WITHOUT ROWID;
+      CREATE TABLE feature (
+        set_id INTEGER NOT NULL REFERENCES feature_set (id) ON DELETE CASCADE,
+        feature INTEGER NOT NULL,
+        density REAL,
+        max_act REAL,
+        mean_act REAL,
+        dead INTEGER NOT NULL DEFAULT 0,
+        lang_class TEXT,
+        lang_counts TEXT,
+        top_tokens TEXT NOT NULL DEFAULT '',
+        histogram BLOB,
+        neighbours BLOB,
+        examples BLOB,
+        PRIMARY KEY (set_id, feature)
+      ) WITHOUT ROWID;
+      CREATE INDEX feature_lang ON feature (set_id, lang_class);
+      CREATE TABLE taxonomy (
+        position INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+      );
+      INSERT INTO taxonomy (position, name) VALUES
+        (1, 'Token-level'), (2, 'Concept-level (synonymy)'), (3, 'Concept-level (semantic similarity)'), (4, 'Uninterpretable');
+      CREATE TABLE label (
+        set_id INTEGER NOT NULL,
+        feature INTEGER NOT NULL,
+        annotator TEXT NOT NULL,
+        category TEXT,
+        note TEXT NOT NULL DEFAULT '',
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (set_id, feature, annotator),
+        FOREIGN KEY (set_id, feature) REFERENCES feature (set_id, feature) ON DELETE CASCADE
+      ) WITHOUT ROWID;
+      -- Every change, so nothing is lost and any change can be undone.
+      CREATE TABLE label_event (
+        id INTEGER PRIMARY KEY,
+        set_id INTEGER NOT NULL,
+        feature INTEGER NOT NULL,
+        annotator TEXT NOT NULL,
+        category_before TEXT,
+        note_before TEXT,
+        category_after TEXT,
+        note_after TEXT,
+        at TEXT NOT NULL,
+        undoes INTEGER REFERENCES label_event (id),
+        FOREIGN KEY (set_id, feature) REFERENCES feature (set_id, feature) ON DELETE CASCADE
+      );
+      CREATE INDEX label_event_annotator ON label_event (annotator, id);
+    `
   }
 ]
 

@@ -1,0 +1,308 @@
+// Feature sets, their features (statistics and examples as compact blobs), the taxonomy and labels.
+// Every label change is an event: the label table is the current state, label_event the history that
+// undo walks back.
+import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import { toFloat16Bits, toFloat32 } from '../io/safetensors'
+import type { Db } from './database'
+
+export const SAMPLERS = ['paper', 'top', 'interval', 'imported'] as const
+export type Sampler = (typeof SAMPLERS)[number]
+
+export interface StoredExample {
+  sampler: Sampler
+  /** Indices into the set's token table. */
+  tokens: number[]
+  acts: Float32Array
+}
+
+/** Examples as one blob: [count] then per example [sampler, length, token indices…] (u32) and f16 activations. */
+export function encodeExamples(examples: StoredExample[]): Buffer {
+  const parts: Buffer[] = []
+  const head = Buffer.alloc(4)
+  head.writeUInt32LE(examples.length)
+  parts.push(head)
+  for (const ex of examples) {
+    const meta = new Uint32Array([SAMPLERS.indexOf(ex.sampler), ex.tokens.length, ...ex.tokens])
+    parts.push(Buffer.from(meta.buffer), Buffer.from(toFloat16Bits(ex.acts).buffer))
+  }
+  return Buffer.concat(parts)
+}
+
+export function decodeExamples(blob: Buffer): StoredExample[] {
+  const out: StoredExample[] = []
+  let o = 4
+  const count = blob.readUInt32LE(0)
+  for (let e = 0; e < count; e++) {
+    const sampler = SAMPLERS[blob.readUInt32LE(o)] ?? 'imported'
+    const len = blob.readUInt32LE(o + 4)
+    const tokens: number[] = []
+    for (let i = 0; i < len; i++) tokens.push(blob.readUInt32LE(o + 8 + 4 * i))
+    o += 8 + 4 * len
+    const acts = toFloat32(blob.subarray(o, o + 2 * len), 'F16')
+    o += 2 * len
+    out.push({ sampler, tokens, acts })
+  }
+  return out
+}
+
+function floats(blob: Buffer | null): number[] {
+  if (!blob) return []
+  return Array.from(new Float32Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength)))
+}
+
+export interface FeatureRecord {
+  feature: number
+  density: number | null
+  maxAct: number | null
+  meanAct: number | null
+  dead: boolean
+  langClass: string | null
+  langCounts: Record<string, number> | null
+  topTokens: string
+  /** [lo, hi, then 50 counts]: bins are log-spaced between lo and hi. */
+  histogram: Float32Array | null
+  /** Pairs of (feature, cosine). */
+  neighbours: { feature: number; cosine: number }[]
+  examples: StoredExample[]
+}
+
+interface SetRow {
+  id: number
+  name: string
+  source: 'sae' | 'import'
+  sae_id: number | null
+  checkpoint_id: number | null
+  checkpoint_label: string | null
+  layer: number | null
+  n_features: number
+  created_at: string
+  step: number | null
+}
+
+function toSet(r: SetRow): FeatureSetInfo {
+  return {
+    id: r.id, name: r.name, source: r.source, saeId: r.sae_id, checkpointId: r.checkpoint_id, checkpointLabel: r.checkpoint_label,
+    step: r.step, layer: r.layer, nFeatures: r.n_features, createdAt: r.created_at
+  }
+}
+
+interface FeatureRow {
+  set_id: number
+  feature: number
+  density: number | null
+  max_act: number | null
+  mean_act: number | null
+  dead: number
+  lang_class: string | null
+  lang_counts: string | null
+  top_tokens: string
+  histogram: Buffer | null
+  neighbours: Buffer | null
+  examples: Buffer | null
+}
+
+export class FeatureRepository {
+  constructor(private readonly db: Db) {}
+
+  sets(): FeatureSetInfo[] {
+    return (this.db.prepare('SELECT s.*, c.step FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id ORDER BY coalesce(c.step, 0), s.id').all() as SetRow[]).map(toSet)
+  }
+
+  set(id: number): FeatureSetInfo {
+    const r = this.db.prepare('SELECT s.*, c.step FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id WHERE s.id = ?').get(id) as SetRow | undefined
+    if (!r) throw new UserError(`No feature set with id ${id} in this project.`, 'not-found')
+    return toSet(r)
+  }
+
+  /** Creates a set and its features in one transaction: a set is never half-written. */
+  createSet(
+    info: { name: string; source: 'sae' | 'import'; saeId?: number | null; checkpointId?: number | null; checkpointLabel?: string | null; layer?: number | null },
+    tokens: string[],
+    features: FeatureRecord[],
+    replace = false
+  ): FeatureSetInfo {
+    return this.db.transaction(() => {
+      const existing = this.db.prepare('SELECT id FROM feature_set WHERE name = ?').get(info.name) as { id: number } | undefined
+      if (existing) {
+        if (!replace) throw new UserError(`A feature set named "${info.name}" already exists; choose another --name.`)
+        this.db.prepare('DELETE FROM feature_set WHERE id = ?').run(existing.id)
+      }
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO feature_set (name, source, sae_id, checkpoint_id, checkpoint_label, layer, n_features, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+          )
+          .run(info.name, info.source, info.saeId ?? null, info.checkpointId ?? null, info.checkpointLabel ?? null, info.layer ?? null, features.length, new Date().toISOString())
+          .lastInsertRowid
+      )
+      const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
+      tokens.forEach((t, i) => tok.run(id, i, t))
+      const ins = this.db.prepare(
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+      )
+      for (const f of features) {
+        const nb = new Float32Array(f.neighbours.length * 2)
+        f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
+        ins.run(
+          id, f.feature, f.density, f.maxAct, f.meanAct, f.dead ? 1 : 0, f.langClass, f.langCounts ? JSON.stringify(f.langCounts) : null, f.topTokens,
+          f.histogram ? Buffer.from(f.histogram.buffer, f.histogram.byteOffset, f.histogram.byteLength) : null,
+          Buffer.from(nb.buffer), encodeExamples(f.examples)
+        )
+      }
+      return this.set(id)
+    })()
+  }
+
+  private tokenTexts(setId: number): string[] {
+    return (this.db.prepare('SELECT text FROM set_token WHERE set_id = ? ORDER BY idx').all(setId) as { text: string }[]).map((r) => r.text)
+  }
+
+  list(q: FeatureListQuery): { total: number; rows: FeatureSummary[] } {
+    const where = ['f.set_id = @setId']
+    const params: Record<string, unknown> = { setId: q.setId, annotator: q.annotator ?? '' }
+    if (q.lang) (where.push('f.lang_class = @lang'), (params.lang = q.lang))
+    if (q.dead !== undefined) (where.push('f.dead = @dead'), (params.dead = q.dead ? 1 : 0))
+    if (q.minDensity !== undefined) (where.push('f.density >= @minDensity'), (params.minDensity = q.minDensity))
+    if (q.maxDensity !== undefined) (where.push('f.density <= @maxDensity'), (params.maxDensity = q.maxDensity))
+    if (q.search) (where.push("f.top_tokens LIKE @search ESCAPE '\\'"), (params.search = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`))
+    if (q.label === 'unlabelled') where.push('l.category IS NULL')
+    else if (q.label) (where.push('l.category = @label'), (params.label = q.label))
+    const order = { feature: 'f.feature', density: 'f.density', maxAct: 'f.max_act', meanAct: 'f.mean_act', lang: 'f.lang_class' }[q.sort ?? 'feature']
+    const from = `FROM feature f LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
+    const total = (this.db.prepare(`SELECT count(*) AS n ${from}`).get(params) as { n: number }).n
+    const rows = this.db
+      .prepare(
+        `SELECT f.feature, f.density, f.max_act, f.mean_act, f.dead, f.lang_class, f.top_tokens, l.category
+         ${from} ORDER BY ${order} ${q.descending ? 'DESC' : 'ASC'} NULLS LAST, f.feature LIMIT @limit OFFSET @offset`
+      )
+      .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as {
+      feature: number
+      density: number | null
+      max_act: number | null
+      mean_act: number | null
+      dead: number
+      lang_class: string | null
+      top_tokens: string
+      category: string | null
+    }[]
+    return {
+      total,
+      rows: rows.map((r) => ({
+        feature: r.feature, density: r.density, maxAct: r.max_act, meanAct: r.mean_act, dead: r.dead === 1, langClass: r.lang_class,
+        topTokens: r.top_tokens, label: r.category
+      }))
+    }
+  }
+
+  /** One feature's dashboard: a single indexed read plus its token texts and labels. */
+  get(setId: number, feature: number): FeatureDetail {
+    const r = this.db.prepare('SELECT * FROM feature WHERE set_id = ? AND feature = ?').get(setId, feature) as FeatureRow | undefined
+    if (!r) throw new UserError(`Feature ${feature} is not in set ${setId}.`, 'not-found')
+    const texts = this.tokenTexts(setId)
+    const nb = floats(r.neighbours)
+    const hist = floats(r.histogram)
+    const examples: FeatureExampleView[] = (r.examples ? decodeExamples(r.examples) : []).map((e) => ({
+      sampler: e.sampler,
+      tokens: e.tokens.map((i) => texts[i] ?? '?'),
+      acts: Array.from(e.acts)
+    }))
+    return {
+      setId, feature, density: r.density, maxAct: r.max_act, meanAct: r.mean_act, dead: r.dead === 1, langClass: r.lang_class,
+      langCounts: r.lang_counts ? (JSON.parse(r.lang_counts) as Record<string, number>) : null,
+      histogram: hist.length ? { lo: hist[0]!, hi: hist[1]!, counts: hist.slice(2) } : null,
+      neighbours: Array.from({ length: nb.length / 2 }, (_, i) => ({ feature: nb[2 * i]!, cosine: nb[2 * i + 1]! })),
+      examples,
+      labels: this.labels(setId, feature)
+    }
+  }
+
+  taxonomy(): string[] {
+    return (this.db.prepare('SELECT name FROM taxonomy ORDER BY position').all() as { name: string }[]).map((r) => r.name)
+  }
+
+  setTaxonomy(names: string[]): string[] {
+    if (new Set(names).size !== names.length || names.some((n) => !n.trim())) throw new UserError('Category names must be distinct and not empty.')
+    if (names.length > 9) throw new UserError('At most 9 categories: keys 1–9 pick them.')
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM taxonomy').run()
+      const ins = this.db.prepare('INSERT INTO taxonomy (position, name) VALUES (?, ?)')
+      names.forEach((n, i) => ins.run(i + 1, n.trim()))
+    })()
+    return this.taxonomy()
+  }
+
+  labels(setId: number, feature: number): Label[] {
+    return (
+      this.db
+        .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt FROM label WHERE set_id = ? AND feature = ? ORDER BY annotator')
+        .all(setId, feature) as Label[]
+    )
+  }
+
+  private current(setId: number, feature: number, annotator: string): { category: string | null; note: string } | null {
+    return (this.db.prepare('SELECT category, note FROM label WHERE set_id = ? AND feature = ? AND annotator = ?').get(setId, feature, annotator) as
+      | { category: string | null; note: string }
+      | undefined) ?? null
+  }
+
+  private write(setId: number, feature: number, annotator: string, category: string | null, note: string, undoes: number | null): Label {
+    const before = this.current(setId, feature, annotator)
+    const at = new Date().toISOString()
+    if (category === null && note === '') {
+      this.db.prepare('DELETE FROM label WHERE set_id = ? AND feature = ? AND annotator = ?').run(setId, feature, annotator)
+    } else {
+      this.db
+        .prepare(
+          `INSERT INTO label (set_id, feature, annotator, category, note, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (set_id, feature, annotator) DO UPDATE SET category = excluded.category, note = excluded.note, updated_at = excluded.updated_at`
+        )
+        .run(setId, feature, annotator, category, note, at)
+    }
+    this.db
+      .prepare(
+        `INSERT INTO label_event (set_id, feature, annotator, category_before, note_before, category_after, note_after, at, undoes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+      )
+      .run(setId, feature, annotator, before?.category ?? null, before?.note ?? null, category, note, at, undoes)
+    return { setId, feature, annotator, category, note, updatedAt: at }
+  }
+
+  /** Sets (or clears, with category null and no note) one annotator's label; committed before it returns. */
+  setLabel(setId: number, feature: number, annotator: string, category: string | null, note?: string): Label {
+    if (category !== null && !this.taxonomy().includes(category)) {
+      throw new UserError(`"${category}" is not a category of this project's taxonomy (${this.taxonomy().join(', ')}).`)
+    }
+    const exists = this.db.prepare('SELECT 1 FROM feature WHERE set_id = ? AND feature = ?').get(setId, feature)
+    if (!exists) throw new UserError(`Feature ${feature} is not in set ${setId}.`, 'not-found')
+    return this.db.transaction(() => this.write(setId, feature, annotator, category, note ?? this.current(setId, feature, annotator)?.note ?? '', null))()
+  }
+
+  /** Reverts the annotator's most recent change that has not been undone yet; null when there is none. */
+  undo(annotator: string, setId?: number): Label | null {
+    return this.db.transaction(() => {
+      const ev = this.db
+        .prepare(
+          `SELECT * FROM label_event e WHERE annotator = ? AND undoes IS NULL ${setId === undefined ? '' : 'AND set_id = ?'}
+             AND NOT EXISTS (SELECT 1 FROM label_event u WHERE u.undoes = e.id)
+           ORDER BY id DESC LIMIT 1`
+        )
+        .get(...(setId === undefined ? [annotator] : [annotator, setId])) as
+        | { id: number; set_id: number; feature: number; category_before: string | null; note_before: string | null }
+        | undefined
+      if (!ev) return null
+      return this.write(ev.set_id, ev.feature, annotator, ev.category_before, ev.note_before ?? '', ev.id)
+    })()
+  }
+
+  history(setId: number, feature: number): LabelEvent[] {
+    return this.db
+      .prepare(
+        `SELECT id, annotator, category_before AS categoryBefore, note_before AS noteBefore, category_after AS categoryAfter,
+           note_after AS noteAfter, at, undoes FROM label_event WHERE set_id = ? AND feature = ? ORDER BY id`
+      )
+      .all(setId, feature) as LabelEvent[]
+  }
+}

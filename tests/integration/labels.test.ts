@@ -1,0 +1,90 @@
+// Feature sets, imports and labels on a real project database.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { importFeatureSet, IMPORT_ANNOTATOR } from '../../src/core/analysis/import-features'
+import { Project } from '../../src/core/project'
+import { writeFeatureSet } from '../fixtures/feature-sets'
+import { tempDir } from '../helpers'
+
+describe('feature sets and labels', () => {
+  let t: ReturnType<typeof tempDir>
+  afterEach(() => t.cleanup())
+
+  it('imports a feature-example set per checkpoint, with labels, languages and searchable top tokens', () => {
+    t = tempDir()
+    const p = Project.open(join(t.dir, 'p'))
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: ['10', '988240'], features: 30, labels: ['Token-level', 'Uninterpretable'] })
+    const sets = importFeatureSet(p, file, 'paper')
+    expect(sets.map((s) => [s.name, s.nFeatures, s.checkpointLabel])).toEqual([['paper @ 10', 30, '10'], ['paper @ 988240', 30, '988240']])
+    const detail = p.features.get(sets[0]!.id, 0)
+    expect(detail.examples).toHaveLength(8)
+    expect(detail.examples[0]!.tokens).toHaveLength(12)
+    expect(detail.langClass).toBe('en')
+    expect(p.features.get(sets[0]!.id, 1).langClass).toBe('ja')
+    expect(detail.labels).toEqual([expect.objectContaining({ annotator: IMPORT_ANNOTATOR, category: 'Token-level', note: 'note 0' })])
+    const all = p.features.list({ setId: sets[0]!.id, limit: 1000 })
+    expect(all.total).toBe(30)
+    expect(p.features.list({ setId: sets[0]!.id, lang: 'ja' }).total).toBe(10)
+    expect(p.features.list({ setId: sets[0]!.id, search: 'Tokyo' }).rows.every((r) => r.topTokens.includes('Tokyo'))).toBe(true)
+    expect(p.features.list({ setId: sets[0]!.id, label: 'Token-level', annotator: IMPORT_ANNOTATOR }).rows.map((r) => r.feature)).toEqual([0])
+    expect(p.features.list({ setId: sets[0]!.id, sort: 'maxAct', descending: true, limit: 3 }).rows[0]!.maxAct).toBe(Math.max(...all.rows.map((r) => r.maxAct!)))
+    expect(() => importFeatureSet(p, file, 'paper')).toThrow(/already exists/)
+    p.close()
+  })
+
+  it('refuses bad files whole: unknown labels, duplicate features, malformed lines', () => {
+    t = tempDir()
+    const p = Project.open(join(t.dir, 'p'))
+    const file = join(t.dir, 'bad.jsonl')
+    writeFileSync(file, JSON.stringify({ feature: 1, examples: [], label: 'Great feature' }) + '\n')
+    expect(() => importFeatureSet(p, file)).toThrow(/labels that are not in this project's taxonomy: Great feature/)
+    writeFileSync(file, [1, 1].map((f) => JSON.stringify({ checkpoint: 5, feature: f, examples: [] })).join('\n'))
+    expect(() => importFeatureSet(p, file)).toThrow(/feature 1 appears twice for checkpoint "5"/)
+    writeFileSync(file, '{"feature": 1, "examples": [{"tokens": ["a"], "acts": [-1]}]}')
+    expect(() => importFeatureSet(p, file)).toThrow(/bad\.jsonl, line 1: examples\.0\.acts\.0/)
+    expect(p.features.sets()).toEqual([])
+    p.close()
+  })
+
+  it('keeps every change: set, change, clear, undo in order, per annotator, with history', () => {
+    t = tempDir()
+    const p = Project.open(join(t.dir, 'p'))
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: [1], features: 5 })
+    const [set] = importFeatureSet(p, file)
+    const id = set!.id
+    p.features.setLabel(id, 0, 'ana', 'Token-level')
+    p.features.setLabel(id, 0, 'ana', 'Concept-level (synonymy)', 'translation pair')
+    p.features.setLabel(id, 1, 'ana', 'Uninterpretable')
+    p.features.setLabel(id, 0, 'ben', 'Token-level')
+    expect(() => p.features.setLabel(id, 0, 'ana', 'Nonsense')).toThrow(/not a category/)
+    expect(() => p.features.setLabel(id, 99, 'ana', 'Token-level')).toThrow(/Feature 99 is not in set/)
+    expect(p.features.undo('ana')).toMatchObject({ feature: 1, category: null })
+    expect(p.features.labels(id, 1)).toEqual([])
+    expect(p.features.undo('ana')).toMatchObject({ feature: 0, category: 'Token-level', note: '' })
+    expect(p.features.labels(id, 0).map((l) => [l.annotator, l.category])).toEqual([['ana', 'Token-level'], ['ben', 'Token-level']])
+    expect(p.features.undo('ana')).toMatchObject({ feature: 0, category: null })
+    expect(p.features.undo('ana')).toBeNull()
+    const history = p.features.history(id, 0)
+    expect(history.map((h) => [h.annotator, h.categoryAfter, h.undoes !== null])).toEqual([
+      ['ana', 'Token-level', false],
+      ['ana', 'Concept-level (synonymy)', false],
+      ['ben', 'Token-level', false],
+      ['ana', 'Token-level', true],
+      ['ana', null, true]
+    ])
+    p.close()
+  })
+
+  it('edits the taxonomy within its limits', () => {
+    t = tempDir()
+    const p = Project.open(join(t.dir, 'p'))
+    expect(p.features.taxonomy()).toEqual(['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable'])
+    expect(p.features.setTaxonomy(['Token', 'Concept', 'Noise'])).toEqual(['Token', 'Concept', 'Noise'])
+    expect(() => p.features.setTaxonomy(['a', 'a'])).toThrow(/distinct/)
+    expect(() => p.features.setTaxonomy(Array.from({ length: 10 }, (_, i) => `c${i}`))).toThrow(/At most 9/)
+    p.close()
+  })
+})
