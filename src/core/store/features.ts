@@ -163,13 +163,17 @@ export class FeatureRepository {
   list(q: FeatureListQuery): { total: number; rows: FeatureSummary[] } {
     const where = ['f.set_id = @setId']
     const params: Record<string, unknown> = { setId: q.setId, annotator: q.annotator ?? '' }
-    if (q.lang) (where.push('f.lang_class = @lang'), (params.lang = q.lang))
-    if (q.dead !== undefined) (where.push('f.dead = @dead'), (params.dead = q.dead ? 1 : 0))
-    if (q.minDensity !== undefined) (where.push('f.density >= @minDensity'), (params.minDensity = q.minDensity))
-    if (q.maxDensity !== undefined) (where.push('f.density <= @maxDensity'), (params.maxDensity = q.maxDensity))
-    if (q.search) (where.push("f.top_tokens LIKE @search ESCAPE '\\'"), (params.search = `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`))
+    const filter = (clause: string, name: string, value: unknown): void => {
+      where.push(clause)
+      params[name] = value
+    }
+    if (q.lang) filter('f.lang_class = @lang', 'lang', q.lang)
+    if (q.dead !== undefined) filter('f.dead = @dead', 'dead', q.dead ? 1 : 0)
+    if (q.minDensity !== undefined) filter('f.density >= @minDensity', 'minDensity', q.minDensity)
+    if (q.maxDensity !== undefined) filter('f.density <= @maxDensity', 'maxDensity', q.maxDensity)
+    if (q.search) filter("f.top_tokens LIKE @search ESCAPE '\\'", 'search', `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
     if (q.label === 'unlabelled') where.push('l.category IS NULL')
-    else if (q.label) (where.push('l.category = @label'), (params.label = q.label))
+    else if (q.label) filter('l.category = @label', 'label', q.label)
     const order = { feature: 'f.feature', density: 'f.density', maxAct: 'f.max_act', meanAct: 'f.mean_act', lang: 'f.lang_class' }[q.sort ?? 'feature']
     const from = `FROM feature f LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
     const total = (this.db.prepare(`SELECT count(*) AS n ${from}`).get(params) as { n: number }).n
