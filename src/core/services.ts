@@ -130,6 +130,7 @@ export function createHandlers(ws: Workspace): Handlers {
       if (label) ws.emit('labels.changed', label)
       return label
     },
+    'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),

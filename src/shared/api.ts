@@ -353,6 +353,13 @@ export const apiCalls = {
     input: z.object({ annotator: annotatorName, setId: z.number().int().nonnegative().optional() }).strict(),
     output: LabelSchema.nullable()
   },
+  /** The paper's protocol: N random features of a set (seeded), optionally without dead ones. */
+  'labels.sample': {
+    input: z
+      .object({ setId: z.number().int().nonnegative(), n: z.number().int().positive().max(100_000).default(100), seed: z.number().int().default(0), skipDead: z.boolean().default(true) })
+      .strict(),
+    output: z.array(z.number().int())
+  },
   'labels.history': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: z.array(LabelEventSchema)

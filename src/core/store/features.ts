@@ -4,6 +4,7 @@
 import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import { toFloat16Bits, toFloat32 } from '../io/safetensors'
+import { Rng } from '../random'
 import type { Db } from './database'
 
 export const SAMPLERS = ['paper', 'top', 'interval', 'imported'] as const
@@ -221,6 +222,12 @@ export class FeatureRepository {
       examples,
       labels: this.labels(setId, feature)
     }
+  }
+
+  /** N features drawn without replacement, the same for a seed; dead features left out when asked. */
+  sample(setId: number, n: number, seed: number, skipDead: boolean): number[] {
+    const ids = (this.db.prepare(`SELECT feature FROM feature WHERE set_id = ? ${skipDead ? 'AND dead = 0' : ''} ORDER BY feature`).all(setId) as { feature: number }[]).map((r) => r.feature)
+    return new Rng(seed).shuffle(ids).slice(0, n)
   }
 
   taxonomy(): string[] {
