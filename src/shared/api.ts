@@ -231,6 +231,15 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   }),
   z.object({
+    kind: z.literal('feature-stats'),
+    /** Empty: every SAE of the layer. */
+    checkpointIds: z.array(z.number().int()).max(100_000).default([]),
+    layer: z.number().int().nonnegative(),
+    examples: z.number().int().positive().max(1000).default(50),
+    topN: z.number().int().positive().max(1000).default(20),
+    maxRows: z.number().int().positive().optional()
+  }),
+  z.object({
     kind: z.literal('train-series'),
     /** Empty: every checkpoint with activations at this layer, in step order. */
     checkpointIds: z.array(z.number().int()).max(100_000).default([]),

@@ -8,7 +8,7 @@ import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
 
 async function tabTo(page: Page, testId: string): Promise<void> {
   for (let i = 0; i < 40; i++) {
-    if ((await page.evaluate(() => document.activeElement?.getAttribute('data-testid'))) === testId) return
+    if ((await page.evaluate('document.activeElement?.getAttribute("data-testid")')) === testId) return
     await page.keyboard.press('Tab')
   }
   throw new Error(`Tab never reached ${testId}`)

@@ -3,6 +3,7 @@ import type { JobKind } from '../../shared/api'
 import { verifyCheckpointsJob } from '../checkpoints/verify'
 import { harvestJob } from '../lm/harvest-job'
 import { trainSeriesJob } from '../sae/series-job'
+import { featureStatsJob } from '../analysis/feature-stats-job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -12,7 +13,8 @@ type AnyJobKind = JobKindDefinition<any, any, any>
 export const jobKinds: Record<JobKind, AnyJobKind> = {
   'verify-checkpoints': verifyCheckpointsJob,
   harvest: harvestJob,
-  'train-series': trainSeriesJob
+  'train-series': trainSeriesJob,
+  'feature-stats': featureStatsJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

@@ -1,0 +1,69 @@
+// The feature-statistics job: a dashboard for every feature of each SAE of a layer. The worker writes each
+// feature set straight into the project database (one transaction per SAE), since a paper-scale set is
+// too large to pass back through the job channel.
+import type { JobRequest } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import type { JobKindDefinition } from '../jobs/job'
+
+type StatsRequest = Extract<JobRequest, { kind: 'feature-stats' }>
+
+interface StatsInput {
+  request: StatsRequest
+  projectPath: string
+  items: { saeId: number; checkpointId: number; step: number; layer: number; sae: string; activations: string }[]
+}
+
+interface StatsOutput {
+  sets: { setId: number; step: number; features: number; rows: number }[]
+}
+
+export function featureSetName(step: number, layer: number): string {
+  return `step ${step} · layer ${layer}`
+}
+
+export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsOutput> = {
+  kind: 'feature-stats',
+  prepare(project, request) {
+    const saes = project.saes.list().filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
+    if (saes.length === 0) throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first.`)
+    const stores = project.activations.list()
+    return {
+      request,
+      projectPath: project.path,
+      items: saes.map((s) => {
+        const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
+        if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations to compute statistics on.`)
+        return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path }
+      })
+    }
+  },
+  async run(input, ctx) {
+    const { computeFeatureStats } = await import('./feature-stats')
+    const { Project } = await import('../project')
+    const sets: StatsOutput['sets'] = []
+    const n = input.items.length
+    for (const [i, item] of input.items.entries()) {
+      const r = input.request
+      const stats = await computeFeatureStats(
+        { sae: item.sae, activations: item.activations, paperExamples: r.examples, topN: r.topN, maxRows: r.maxRows },
+        { signal: ctx.signal, progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` }) }
+      )
+      const project = Project.open(input.projectPath)
+      try {
+        const set = project.features.createSet(
+          { name: featureSetName(item.step, item.layer), source: 'sae', saeId: item.saeId, checkpointId: item.checkpointId, layer: item.layer },
+          stats.tokens,
+          stats.features,
+          true
+        )
+        sets.push({ setId: set.id, step: item.step, features: stats.features.length, rows: stats.rows })
+      } finally {
+        project.close()
+      }
+    }
+    return { sets }
+  },
+  apply(_project, output) {
+    return { sets: output.sets.length, features: output.sets.reduce((a, s) => a + s.features, 0) }
+  }
+}

@@ -1,0 +1,242 @@
+// Feature statistics for one SAE over an activation store: density, max and mean activation, a 50-bin
+// log-spaced histogram, examples (Inaba et al.'s sampler, top-N by activation, and samples from
+// activation intervals, each with the whole context's per-token activations), the 10 nearest features by
+// decoder cosine, and the language of each feature.
+import * as tf from '@tensorflow/tfjs-core'
+import { UserError } from '../../shared/api'
+import { ActivationStore } from '../io/activation-store'
+import type { JobContext } from '../jobs/job'
+import { JobCancelled } from '../jobs/job'
+import { ProgressMeter } from '../jobs/progress'
+import { readSae } from '../sae/io'
+import { scaleInputs } from '../sae/scaling'
+import { encode, unitRows, type SaeTensors } from '../sae/topk'
+import type { FeatureRecord, StoredExample } from '../store/features'
+import { classifyFeature } from './language'
+
+export interface FeatureStatsOptions {
+  sae: string
+  activations: string
+  /** Inaba et al.: the first this many sequences where the feature is in the top-k above 0.7 × its max. */
+  paperExamples?: number
+  paperThreshold?: number
+  topN?: number
+  intervals?: number
+  perInterval?: number
+  neighbours?: number
+  /** Stop after this many rows (whole sequences). */
+  maxRows?: number
+}
+
+export interface FeatureStatsResult {
+  features: FeatureRecord[]
+  /** Token texts: StoredExample.tokens index into this. */
+  tokens: string[]
+  rows: number
+  sequences: number
+}
+
+const HIST_BINS = 50
+const BATCH_ROWS = 2048
+
+interface Sequence {
+  start: number
+  length: number
+}
+
+/** Consecutive rows of one document with consecutive positions form a context window. */
+function sequencesOf(doc: Int32Array, position: Int32Array, context: number): Sequence[] {
+  const out: Sequence[] = []
+  let start = 0
+  for (let r = 1; r <= doc.length; r++) {
+    const breaks = r === doc.length || doc[r] !== doc[r - 1] || position[r] !== position[r - 1]! + 1 || r - start >= context
+    if (breaks) {
+      out.push({ start, length: r - start })
+      start = r
+    }
+  }
+  return out
+}
+
+/** Sparse codes (k values and indices per row) of a block of rows. */
+async function encodeRows(p: SaeTensors, acts: Float32Array, rows: number, d: number, k: number, scaling: Parameters<typeof scaleInputs>[1]): Promise<{ v: Float32Array; i: Int32Array }> {
+  const x = tf.tensor2d(acts.subarray(0, rows * d), [rows, d])
+  const scaled = scaleInputs(x, scaling)
+  const { values, indices } = encode(p, scaled, k)
+  const [v, i] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
+  tf.dispose([x, scaled, values, indices])
+  return { v, i }
+}
+
+class TopHeap {
+  // Min-heap on score; a small N keeps this a plain sorted insert.
+  items: { score: number; ex: StoredExample }[] = []
+  constructor(private readonly n: number) {}
+  offer(score: number, make: () => StoredExample): void {
+    if (this.items.length === this.n && score <= this.items[this.items.length - 1]!.score) return
+    this.items.push({ score, ex: make() })
+    this.items.sort((a, b) => b.score - a.score)
+    if (this.items.length > this.n) this.items.pop()
+  }
+}
+
+export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobContext): Promise<FeatureStatsResult> {
+  const sae = await readSae(opts.sae)
+  const store = await ActivationStore.open(opts.activations)
+  if (store.d !== sae.d) throw new UserError(`${opts.activations} has d=${store.d} but the SAE ${opts.sae} expects d=${sae.d}.`)
+  const { d, n, k } = sae
+  const w = sae.weights
+  const p: SaeTensors = {
+    Wenc: tf.variable(tf.tensor2d(w.W_enc, [d, n])),
+    benc: tf.variable(tf.tensor1d(w.b_enc)),
+    Wdec: tf.variable(tf.tensor2d(w.W_dec, [n, d])),
+    bdec: tf.variable(tf.tensor1d(w.b_dec))
+  }
+  const paperN = opts.paperExamples ?? 50
+  const threshold = opts.paperThreshold ?? 0.7
+  const topN = opts.topN ?? 20
+  const intervals = opts.intervals ?? 5
+  const perInterval = opts.perInterval ?? 2
+  const limit = Math.min(opts.maxRows ?? Infinity, store.rows)
+  const context = store.manifest.context
+  const meter = new ProgressMeter(2 * limit, 'rows')
+  let progressRows = 0
+
+  /** Visits the store's sequences in file order with their sparse codes. */
+  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, base: number) => void, pass: string): Promise<{ rows: number; sequences: number }> {
+    let rows = 0
+    let sequences = 0
+    for (let s = 0; s < store.manifest.shards.length && rows < limit; s++) {
+      const shard = await store.readShard(s)
+      const seqs = sequencesOf(shard.doc, shard.position, context)
+      let b = 0
+      while (b < seqs.length && rows < limit) {
+        // A block of whole sequences, about BATCH_ROWS rows.
+        let e = b
+        let count = 0
+        while (e < seqs.length && (count === 0 || count + seqs[e]!.length <= BATCH_ROWS) && rows + count < limit) count += seqs[e++]!.length
+        const first = seqs[b]!.start
+        const codes = await encodeRows(p, shard.acts.subarray(first * d), count, d, k, sae.scaling)
+        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, first)
+        rows += count
+        sequences += e - b
+        progressRows += count
+        ctx.progress(meter.update(progressRows, `${pass}: ${rows.toLocaleString('en')} rows`))
+        if (ctx.signal.aborted) throw new JobCancelled()
+        b = e
+      }
+    }
+    return { rows, sequences }
+  }
+
+  try {
+    // Pass 1: firing counts, sums and maxima.
+    const count = new Float64Array(n)
+    const sum = new Float64Array(n)
+    const max = new Float32Array(n)
+    const { rows, sequences } = await scan((seq, v, i, _tokens, base) => {
+      for (let r = seq.start - base; r < seq.start - base + seq.length; r++) {
+        for (let j = 0; j < k; j++) {
+          const a = v[r * k + j]!
+          if (a <= 0) continue
+          const f = i[r * k + j]!
+          count[f]!++
+          sum[f]! += a
+          if (a > max[f]!) max[f] = a
+        }
+      }
+    }, 'statistics')
+    if (rows === 0) throw new UserError(`${opts.activations} holds no rows.`)
+
+    // Pass 2: histograms and examples, sequence by sequence.
+    const hist = Array.from({ length: n }, () => new Float32Array(HIST_BINS))
+    const lo = Float32Array.from(max, (m) => m * 1e-3)
+    const paper: StoredExample[][] = Array.from({ length: n }, () => [])
+    const top = Array.from({ length: n }, () => new TopHeap(topN))
+    const inInterval: StoredExample[][][] = Array.from({ length: n }, () => Array.from({ length: intervals }, () => []))
+    const tokenIndex = new Map<number, number>()
+    const tokenOf = (id: number): number => {
+      if (!tokenIndex.has(id)) tokenIndex.set(id, tokenIndex.size)
+      return tokenIndex.get(id)!
+    }
+    await scan((seq, v, i, tokens, base) => {
+      const traces = new Map<number, Float32Array>()
+      for (let t = 0; t < seq.length; t++) {
+        const r = seq.start - base + t
+        for (let j = 0; j < k; j++) {
+          const a = v[r * k + j]!
+          if (a <= 0) continue
+          const f = i[r * k + j]!
+          let tr = traces.get(f)
+          if (!tr) traces.set(f, (tr = new Float32Array(seq.length)))
+          tr[t] = a
+          const m = max[f]!
+          const bin = a <= lo[f]! ? 0 : Math.min(HIST_BINS - 1, Math.floor((HIST_BINS * Math.log(a / lo[f]!)) / Math.log(m / lo[f]!)))
+          hist[f]![bin]!++
+        }
+      }
+      let seqTokens: number[] | null = null
+      const example = (sampler: StoredExample['sampler'], acts: Float32Array): StoredExample => {
+        seqTokens ??= Array.from(tokens.subarray(seq.start, seq.start + seq.length), tokenOf)
+        return { sampler, tokens: seqTokens, acts }
+      }
+      for (const [f, tr] of traces) {
+        const peak = tr.reduce((a, b) => Math.max(a, b), 0)
+        if (paper[f]!.length < paperN && peak > threshold * max[f]!) paper[f]!.push(example('paper', tr))
+        top[f]!.offer(peak, () => example('top', tr))
+        const bucket = Math.min(intervals - 1, Math.floor((intervals * peak) / max[f]!))
+        if (inInterval[f]![bucket]!.length < perInterval) inInterval[f]![bucket]!.push(example('interval', tr))
+      }
+    }, 'examples')
+
+    // Nearest features by decoder cosine, a block of rows at a time against all rows.
+    const neighbours = opts.neighbours ?? 10
+    const near: { feature: number; cosine: number }[][] = []
+    const unit = unitRows(p.Wdec)
+    const unitT = tf.transpose(unit)
+    const block = Math.max(1, Math.floor((64 * 2 ** 20) / (4 * n)))
+    for (let s = 0; s < n; s += block) {
+      const m = Math.min(block, n - s)
+      const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(unit, [s, 0], [m, d]), unitT), Math.min(n, neighbours + 1)))
+      const [cv, ci] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
+      tf.dispose([values, indices])
+      const kk = Math.min(n, neighbours + 1)
+      for (let r = 0; r < m; r++) {
+        const list: { feature: number; cosine: number }[] = []
+        for (let j = 0; j < kk && list.length < neighbours; j++) if (ci[r * kk + j] !== s + r) list.push({ feature: ci[r * kk + j]!, cosine: cv[r * kk + j]! })
+        near.push(list)
+      }
+      ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: `neighbours: ${Math.min(n, s + m)} / ${n}` })
+    }
+    tf.dispose([unit, unitT])
+
+    const texts = [...tokenIndex.keys()].map((id) => store.tokenText(id))
+    const features: FeatureRecord[] = []
+    for (let f = 0; f < n; f++) {
+      const examples = [...paper[f]!, ...top[f]!.items.map((x) => x.ex), ...inInterval[f]!.flat()]
+      const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.items.map((x) => x.ex)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
+      const lang = count[f]! > 0 ? classifyFeature(forLanguage) : null
+      const topTokens = [...new Set(top[f]!.items.map((x) => texts[x.ex.tokens[x.ex.acts.indexOf(Math.max(...x.ex.acts))]!]!.trim()))]
+      const h = new Float32Array(HIST_BINS + 2)
+      h[0] = lo[f]!
+      h[1] = max[f]!
+      h.set(hist[f]!, 2)
+      features.push({
+        feature: f,
+        density: count[f]! / rows,
+        maxAct: max[f]!,
+        meanAct: count[f]! > 0 ? sum[f]! / count[f]! : null,
+        dead: count[f] === 0,
+        langClass: lang?.class ?? null,
+        langCounts: lang?.counts ?? null,
+        topTokens: topTokens.slice(0, 20).join(' '),
+        histogram: count[f]! > 0 ? h : null,
+        neighbours: near[f]!,
+        examples
+      })
+    }
+    return { features, tokens: texts, rows, sequences }
+  } finally {
+    tf.dispose([p.Wenc, p.benc, p.Wdec, p.bdec])
+  }
+}

@@ -1,0 +1,96 @@
+// Feature statistics from a real harvested store and a trained SAE, checked against direct computation.
+import { cpSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { computeFeatureStats } from '../../src/core/analysis/feature-stats'
+import { ActivationStore } from '../../src/core/io/activation-store'
+import { harvest } from '../../src/core/lm/harvest'
+import { readSae } from '../../src/core/sae/io'
+import { trainSae } from '../../src/core/sae/train'
+import { initBackend } from '../../src/core/tf/backend'
+import { tinyModels } from '../fixtures/tiny-models'
+import { tempDir } from '../helpers'
+
+const never = { signal: new AbortController().signal, progress: () => {} }
+
+describe('feature statistics', () => {
+  let t: ReturnType<typeof tempDir>
+  let store: string
+  let sae: string
+  beforeAll(async () => {
+    await initBackend('wasm')
+    t = tempDir()
+    const root = tinyModels()
+    cpSync(join(root, 'models', 'llama-gqa-tied'), join(t.dir, 'model'), { recursive: true })
+    const docs = [
+      'The cat sat on the mat. The dog sat on the log. Language models learn features during training.',
+      '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。',
+      'Tokyo is the capital of Japan. 日本語と英語の両方を話すモデル。The model speaks English and Japanese.'
+    ]
+    writeFileSync(join(t.dir, 'c.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `${i} ${docs[i % 3]}` })).join('\n') + '\n')
+    store = join(t.dir, 'acts')
+    await harvest({ model: join(t.dir, 'model'), corpus: join(t.dir, 'c.jsonl'), layers: [2], out: () => store, context: 16, dtype: 'f32', shardRows: 300 }, never)
+    sae = (await trainSae({ activations: store, out: join(t.dir, 'sae'), preset: 'inaba2025', overrides: { n: 96, k: 6, batchSize: 64, tokens: 20_000, warmupSteps: 10 } }, never)).dir
+  }, 120_000)
+
+  it('matches a direct computation and keeps each sampler to its definition', async () => {
+    const r = await computeFeatureStats({ sae, activations: store, paperExamples: 5, topN: 4 }, never)
+    const s = await ActivationStore.open(store)
+    expect(r.rows).toBe(s.rows)
+    expect(r.features).toHaveLength(96)
+    // Direct computation in plain loops: unit-norm inputs, pre-activations, top-k, per-feature stats.
+    const w = (await readSae(sae)).weights
+    const d = 64
+    const n = 96
+    const count = new Float64Array(n)
+    const max = new Float64Array(n)
+    for (let sh = 0; sh < s.manifest.shards.length; sh++) {
+      const { acts } = await s.readShard(sh)
+      for (let row = 0; row < acts.length / d; row++) {
+        const x = acts.subarray(row * d, (row + 1) * d)
+        const norm = Math.hypot(...x)
+        const pre = Array.from({ length: n }, (_, j) => {
+          let a = w.b_enc[j]!
+          for (let i = 0; i < d; i++) a += (x[i]! / norm - w.b_dec[i]!) * w.W_enc[i * n + j]!
+          return a
+        })
+        const order = pre.map((a, j) => [a, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 6)
+        for (const [a, j] of order) {
+          if (a <= 0) continue
+          count[j]!++
+          max[j] = Math.max(max[j]!, a)
+        }
+      }
+    }
+    for (const f of r.features) {
+      expect(f.density!, `density of ${f.feature}`).toBeCloseTo(count[f.feature]! / s.rows, 4)
+      expect(f.maxAct!, `max of ${f.feature}`).toBeCloseTo(max[f.feature]!, 3)
+      expect(f.dead).toBe(count[f.feature] === 0)
+      if (f.dead) continue
+      const paper = f.examples.filter((e) => e.sampler === 'paper')
+      const top = f.examples.filter((e) => e.sampler === 'top')
+      expect(paper.length).toBeLessThanOrEqual(5)
+      expect(top.length).toBeLessThanOrEqual(4)
+      for (const e of paper) expect(Math.max(...e.acts)).toBeGreaterThan(0.7 * f.maxAct! - 1e-3)
+      const peaks = top.map((e) => Math.max(...e.acts))
+      expect(peaks).toEqual([...peaks].sort((a, b) => b - a))
+      expect(peaks[0]!).toBeCloseTo(f.maxAct!, 2)
+      const hist = f.histogram!
+      expect(Array.from(hist.slice(2)).reduce((a, b) => a + b, 0)).toBe(count[f.feature])
+      expect(f.neighbours).toHaveLength(10)
+      expect(f.neighbours.every((x) => x.feature !== f.feature)).toBe(true)
+      expect(['en', 'ja', 'mix']).toContain(f.langClass)
+    }
+    // Neighbours are the highest decoder cosines.
+    const unit = (i: number): number[] => {
+      const row = Array.from(w.W_dec.subarray(i * d, (i + 1) * d))
+      const len = Math.hypot(...row)
+      return row.map((v) => v / len)
+    }
+    const f0 = r.features[0]!
+    const cos = Array.from({ length: n }, (_, j) => (j === 0 ? -Infinity : unit(0).reduce((a, v, i) => a + v * unit(j)[i]!, 0)))
+    const best = cos.map((c, j) => [c, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 10)
+    expect(f0.neighbours.map((x) => x.feature)).toEqual(best.map(([, j]) => j))
+    expect(f0.neighbours[0]!.cosine).toBeCloseTo(best[0]![0], 4)
+  }, 120_000)
+})
