@@ -7,12 +7,12 @@ import { commandExists, ensureBuild, ensureDependencies, isRoot, log, ROOT, run 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
 
-/** What the tests need from Debian: Chromium (end-to-end) and python3 with torch (reference fixtures). */
+/** What the tests need from Debian: Chromium (end-to-end), python3 with torch and scikit-learn (references). */
 function ensureSystemPackages() {
   const missing = []
   if (!existsSync(CHROMIUM)) missing.push('chromium')
-  const py = spawnSync(PYTHON, ['-c', 'import torch, numpy, regex'], { stdio: 'ignore' })
-  if (py.status !== 0) missing.push('python3-torch', 'python3-numpy', 'python3-regex')
+  const py = spawnSync(PYTHON, ['-c', 'import torch, numpy, regex, sklearn'], { stdio: 'ignore' })
+  if (py.status !== 0) missing.push('python3-torch', 'python3-numpy', 'python3-regex', 'python3-sklearn')
   if (missing.length === 0) return
   if (isRoot() && commandExists('apt-get')) {
     log(`Installing Debian packages the tests need: ${missing.join(' ')}…`)

@@ -132,6 +132,7 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
+    'analysis.composition': (input) => ws.requireProject().project.features.composition(input?.annotator),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)

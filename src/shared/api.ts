@@ -208,6 +208,23 @@ export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 
 const annotatorName = z.string().trim().min(1).max(100)
 
+export const CompositionSchema = z.object({
+  setId: z.number().int(),
+  name: z.string(),
+  step: z.number().int().nullable(),
+  checkpointLabel: z.string().nullable(),
+  features: z.number().int(),
+  /** Labelled features per category (by the chosen annotator, else each feature's majority label). */
+  labels: z.record(z.string(), z.number().int()),
+  unlabelled: z.number().int(),
+  /** Features per language class (en, ja, mix, …). */
+  languages: z.record(z.string(), z.number().int()),
+  /** Bilingual ("mix") features split by whether their label says interpretable. */
+  mix: z.object({ interpretable: z.number().int(), uninterpretable: z.number().int(), unlabelled: z.number().int() }),
+  agreement: z.object({ annotators: z.array(z.string()), items: z.number().int(), statistic: z.enum(['cohen', 'fleiss']).nullable(), kappa: z.number().nullable() })
+})
+export type Composition = z.infer<typeof CompositionSchema>
+
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -372,6 +389,10 @@ export const apiCalls = {
   'labels.history': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: z.array(LabelEventSchema)
+  },
+  'analysis.composition': {
+    input: z.object({ annotator: z.string().max(100).optional() }).strict().optional(),
+    output: z.array(CompositionSchema)
   },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },

@@ -88,3 +88,39 @@ describe('feature sets and labels', () => {
     p.close()
   })
 })
+
+describe('composition of labels and languages per checkpoint', () => {
+  let t: ReturnType<typeof tempDir>
+  afterEach(() => t.cleanup())
+
+  it('counts labels (one annotator or the majority), languages, bilingual features by interpretability, and agreement', () => {
+    t = tempDir()
+    const p = Project.open(join(t.dir, 'p'))
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: ['10', '1000'], features: 9 })
+    const [early, late] = importFeatureSet(p, file, 'paper')
+    // Features 2, 5, 8 are bilingual ("mix") by construction of the fixture's vocabularies.
+    expect(p.features.get(early!.id, 2).langClass).toBe('mix')
+    for (const f of [0, 1, 2]) p.features.setLabel(early!.id, f, 'ana', 'Token-level')
+    p.features.setLabel(early!.id, 5, 'ana', 'Uninterpretable')
+    for (const f of [0, 1]) p.features.setLabel(early!.id, f, 'ben', 'Token-level')
+    p.features.setLabel(early!.id, 2, 'ben', 'Uninterpretable')
+    p.features.setLabel(early!.id, 5, 'ben', 'Uninterpretable')
+    const ana = p.features.composition('ana')
+    expect(ana.map((c) => c.name)).toEqual(['paper @ 10', 'paper @ 1000'])
+    expect(ana[0]).toMatchObject({
+      features: 9,
+      labels: { 'Token-level': 3, Uninterpretable: 1, 'Concept-level (synonymy)': 0 },
+      unlabelled: 5,
+      languages: { en: 3, ja: 3, mix: 3 },
+      mix: { interpretable: 1, uninterpretable: 1, unlabelled: 1 },
+      agreement: { annotators: ['ana', 'ben'], items: 4, statistic: 'cohen' }
+    })
+    expect(ana[0]!.agreement.kappa).toBeCloseTo(0.5, 10)
+    // Majority over annotators, ties to the alphabetically first category.
+    expect(p.features.composition()[0]!.labels).toMatchObject({ 'Token-level': 3, Uninterpretable: 1 })
+    expect(ana[1]).toMatchObject({ unlabelled: 9, agreement: { kappa: null } })
+    void late
+    p.close()
+  })
+})

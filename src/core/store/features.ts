@@ -1,7 +1,8 @@
 // Feature sets, their features (statistics and examples as compact blobs), the taxonomy and labels.
 // Every label change is an event: the label table is the current state, label_event the history that
 // undo walks back.
-import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent } from '../../shared/api'
+import type { Composition, FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent } from '../../shared/api'
+import { agreementOf } from '../analysis/agreement'
 import { UserError } from '../../shared/api'
 import { toFloat16Bits, toFloat32 } from '../io/safetensors'
 import { Rng } from '../random'
@@ -228,6 +229,54 @@ export class FeatureRepository {
   sample(setId: number, n: number, seed: number, skipDead: boolean): number[] {
     const ids = (this.db.prepare(`SELECT feature FROM feature WHERE set_id = ? ${skipDead ? 'AND dead = 0' : ''} ORDER BY feature`).all(setId) as { feature: number }[]).map((r) => r.feature)
     return new Rng(seed).shuffle(ids).slice(0, n)
+  }
+
+  /** Every label of a set (all annotators), for agreement and composition. */
+  allLabels(setId: number): { feature: number; annotator: string; category: string | null }[] {
+    return this.db.prepare('SELECT feature, annotator, category FROM label WHERE set_id = ? AND category IS NOT NULL').all(setId) as {
+      feature: number
+      annotator: string
+      category: string | null
+    }[]
+  }
+
+  /** The paper's figures for every set: label and language composition, Mix split by interpretability, agreement. */
+  composition(annotator?: string): Composition[] {
+    const uninterpretable = this.taxonomy().find((c) => /uninterpret/i.test(c)) ?? null
+    return this.sets().map((set) => {
+      const labels = this.allLabels(set.id)
+      const chosen = new Map<number, string>()
+      if (annotator) {
+        for (const l of labels) if (l.annotator === annotator && l.category) chosen.set(l.feature, l.category)
+      } else {
+        const votes = new Map<number, Map<string, number>>()
+        for (const l of labels) {
+          if (!l.category) continue
+          const v = votes.get(l.feature) ?? new Map<string, number>()
+          v.set(l.category, (v.get(l.category) ?? 0) + 1)
+          votes.set(l.feature, v)
+        }
+        for (const [f, v] of votes) chosen.set(f, [...v.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0])
+      }
+      const langs = this.db.prepare('SELECT feature, lang_class FROM feature WHERE set_id = ?').all(set.id) as { feature: number; lang_class: string | null }[]
+      const byLabel: Record<string, number> = Object.fromEntries(this.taxonomy().map((c) => [c, 0]))
+      for (const c of chosen.values()) byLabel[c] = (byLabel[c] ?? 0) + 1
+      const languages: Record<string, number> = {}
+      const mix = { interpretable: 0, uninterpretable: 0, unlabelled: 0 }
+      for (const f of langs) {
+        const cls = f.lang_class ?? 'none'
+        languages[cls] = (languages[cls] ?? 0) + 1
+        if (cls !== 'mix') continue
+        const c = chosen.get(f.feature)
+        if (!c) mix.unlabelled++
+        else if (c === uninterpretable) mix.uninterpretable++
+        else mix.interpretable++
+      }
+      return {
+        setId: set.id, name: set.name, step: set.step, checkpointLabel: set.checkpointLabel, features: set.nFeatures, labels: byLabel,
+        unlabelled: set.nFeatures - chosen.size, languages, mix, agreement: agreementOf(labels)
+      }
+    })
   }
 
   taxonomy(): string[] {
