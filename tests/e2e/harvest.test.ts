@@ -72,4 +72,51 @@ describe('harvesting and training a series from the checkpoint view', () => {
     expect(errors).toEqual([])
     await page.close()
   })
+
+  it('computes feature statistics, opens a feature page and the composition charts', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
+    const errors: string[] = []
+    page.on('pageerror', (e) => errors.push(e.message))
+    await page.goto(served.url)
+    await page.locator('[data-testid=stats-form] summary').click()
+    await page.getByTestId('stats-start').click()
+    await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 90_000 }).toMatch(/feature-stats\s*done/)
+    const call = async (name: string, payload: unknown): Promise<unknown> =>
+      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+    const sets = (await call('features.sets', {})) as { id: number; name: string; nFeatures: number }[]
+    expect(sets.map((s) => s.name)).toEqual(['step 0 · layer 2', 'step 10 · layer 2', 'step 100 · layer 2', 'step 1000 · layer 2', 'step 10000 · layer 2'])
+    // Two annotators label a few features of each set, so the composition and agreement have content.
+    const cats = ['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable']
+    for (const [i, set] of sets.entries()) {
+      const alive = ((await call('features.list', { setId: set.id, dead: false, limit: 12 })) as { rows: { feature: number }[] }).rows
+      for (const [j, r] of alive.entries()) {
+        await call('labels.set', { setId: set.id, feature: r.feature, annotator: 'ana', category: cats[(i + j) % 4] })
+        await call('labels.set', { setId: set.id, feature: r.feature, annotator: 'ben', category: cats[(i + j + (j % 3 === 0 ? 1 : 0)) % 4] })
+      }
+    }
+    const liveFeature = ((await call('features.list', { setId: sets[4]!.id, dead: false, sort: 'density', descending: true, limit: 1 })) as { rows: { feature: number }[] }).rows[0]!.feature
+    await page.goto(`${served.url}#/features?set=${sets[4]!.id}&feature=${liveFeature}`)
+    await expect.poll(() => page.getByTestId('feature-dashboard').textContent()).toContain(`Feature ${liveFeature}`)
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] .trace').count()).toBeGreaterThan(0)
+    expect(await page.locator('[data-testid=feature-histogram] canvas').count()).toBe(1)
+    await expect.poll(() => page.locator('[data-testid=feature-across] .across-cell').count()).toBe(5)
+    expect(Number((await page.getByTestId('browser-total').textContent())!.replace(/\D/g, ''))).toBe(128)
+    await expect.poll(() => page.locator("[data-testid=feature-row-0]").count()).toBe(1)
+    await page.screenshot({ path: join(SCREENSHOTS, 'feature.png'), fullPage: true })
+    // A neighbour is one click away.
+    const neighbour = page.locator('[data-testid^=neighbour-]').first()
+    const target = (await neighbour.getAttribute('data-testid'))!.replace('neighbour-', '')
+    await neighbour.click()
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe(`Feature ${target}`)
+
+    await page.goto(`${served.url}#/composition`)
+    await expect.poll(() => page.locator('[data-testid=composition-labels] svg').count()).toBeGreaterThan(0)
+    await expect.poll(() => page.getByTestId('agreement').textContent()).toMatch(/Cohen's κ/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'composition.png'), fullPage: true })
+    const download = page.waitForEvent('download')
+    await page.getByTestId('export-labels-svg').click()
+    expect((await download).suggestedFilename()).toBe('granularity.svg')
+    expect(errors).toEqual([])
+    await page.close()
+  })
 })

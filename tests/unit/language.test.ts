@@ -57,3 +57,12 @@ describe('the script rule for any pair of languages', () => {
     expect(exampleLanguage(ex(['...'], 0), rule)).toBe('other')
   })
 })
+
+describe('display cells', () => {
+  it('joins byte-fallback runs that spell whole characters, keeping the largest activation', async () => {
+    const { tokenCells } = await import('../../src/shared/tokens')
+    const cells = tokenCells(['▁', '<0xE6>', '<0x9D>', '<0xB1>', 'は', '<0xE4>', '<0x0A>'], [0, 1, 3, 2, 0, 5, 0])
+    expect(cells.map((c) => c.text)).toEqual([' ', '東', 'は', '<0xE4>', '\n'])
+    expect(cells[1]).toMatchObject({ act: 3, tokens: ['<0xE6>', '<0x9D>', '<0xB1>'] })
+  })
+})

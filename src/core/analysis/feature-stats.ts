@@ -12,7 +12,7 @@ import { readSae } from '../sae/io'
 import { scaleInputs } from '../sae/scaling'
 import { encode, unitRows, type SaeTensors } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/features'
-import { classifyFeature } from './language'
+import { classifyFeature, tokenText } from './language'
 
 export interface FeatureStatsOptions {
   sae: string
@@ -216,7 +216,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       const examples = [...paper[f]!, ...top[f]!.items.map((x) => x.ex), ...inInterval[f]!.flat()]
       const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.items.map((x) => x.ex)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
       const lang = count[f]! > 0 ? classifyFeature(forLanguage) : null
-      const topTokens = [...new Set(top[f]!.items.map((x) => texts[x.ex.tokens[x.ex.acts.indexOf(Math.max(...x.ex.acts))]!]!.trim()))]
+      const topTokens = [...new Set(top[f]!.items.map((x) => tokenText(texts[x.ex.tokens[x.ex.acts.indexOf(Math.max(...x.ex.acts))]!]!).trim()))]
       const h = new Float32Array(HIST_BINS + 2)
       h[0] = lo[f]!
       h[1] = max[f]!
