@@ -15,6 +15,7 @@ import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '.
 import { trainSae } from '../core/sae/train'
 import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
 import { readFeatureExamples } from '../core/io/feature-examples'
+import { exportFeatures, exportLabels, importLabels } from '../core/analysis/interchange'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -55,6 +56,11 @@ Commands:
         {"features": [{"checkpoint", "feature", "counts": {"en", "ja"}, "class"}], "totals": {...}}.
   import-features FILE.jsonl --project DIR [--name NAME]
         Import a feature-example set made elsewhere (labels and notes included), one set per checkpoint.
+  export-features --project DIR [--checkpoint C] [--annotator A] --out FILE.jsonl
+        Write features (examples, label, note) as a feature-example set.
+  labels export --project DIR --out FILE.csv|FILE.json
+  labels import FILE.csv|FILE.json --project DIR [--overwrite]
+        Merge labels, reporting conflicts (kept as they are unless --overwrite).
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -558,8 +564,45 @@ async function cmdImportFeatures(args: string[]): Promise<void> {
   ws.close()
 }
 
+async function cmdExportFeatures(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, checkpoint: { type: 'string' }, out: { type: 'string' }, annotator: { type: 'string' }, examples: { type: 'string' } })
+  requireOptions('export-features', values, ['out'])
+  const ws = openWorkspace(values)
+  const n = exportFeatures(ws.requireProject().project, values.out as string, {
+    checkpoint: values.checkpoint as string | undefined,
+    annotator: values.annotator as string | undefined,
+    examples: intOption(values.examples, 'examples')
+  })
+  console.log(`wrote ${n} features to ${values.out as string}`)
+  ws.close()
+}
+
+async function cmdLabels(args: string[]): Promise<void> {
+  const [sub, ...rest] = args
+  if (sub === 'export') {
+    const { values } = parse(rest, { ...PROJECT, out: { type: 'string' } })
+    requireOptions('labels export', values, ['out'])
+    const ws = openWorkspace(values)
+    console.log(`wrote ${exportLabels(ws.requireProject().project, values.out as string)} labels to ${values.out as string}`)
+    ws.close()
+  } else if (sub === 'import') {
+    const { values, positionals } = parse(rest, { ...PROJECT, overwrite: { type: 'boolean' } })
+    if (positionals.length !== 1) throw new CliError('labels import needs one FILE (.csv or .json).')
+    const ws = openWorkspace(values)
+    const r = importLabels(ws.requireProject().project, positionals[0]!, { overwrite: Boolean(values.overwrite) })
+    console.log(`${r.added} added, ${r.overwritten} overwritten, ${r.unchanged} unchanged, ${r.conflicts.length} conflicts, ${r.skipped.length} skipped`)
+    for (const c of r.conflicts) console.log(`conflict  ${c.set} #${c.feature} ${c.annotator}: kept "${c.ours}", file has "${c.theirs}" (--overwrite to take the file's)`)
+    for (const s of r.skipped) console.log(`skipped   row ${s.row}: ${s.reason}`)
+    ws.close()
+  } else {
+    throw new CliError('Use `labels export --out FILE.csv|json` or `labels import FILE`.')
+  }
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
+  'export-features': cmdExportFeatures,
+  labels: cmdLabels,
   'import-features': cmdImportFeatures,
   train: cmdTrain,
   'train-series': cmdTrainSeries,
