@@ -254,7 +254,15 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     layer: z.number().int().nonnegative(),
     examples: z.number().int().positive().max(1000).default(50),
     topN: z.number().int().positive().max(1000).default(20),
-    maxRows: z.number().int().positive().optional()
+    maxRows: z.number().int().positive().optional(),
+    language: z
+      .union([
+        z.object({ rule: z.literal('paper') }),
+        z.object({ rule: z.literal('script'), scripts: z.record(z.string().max(32), z.array(z.string().regex(/^[A-Z][a-z_]+$/)).min(1)) }),
+        z.object({ rule: z.literal('tags') })
+      ])
+      .optional(),
+    languageThreshold: z.number().gt(0.5).lt(1).optional()
   }),
   z.object({
     kind: z.literal('train-series'),

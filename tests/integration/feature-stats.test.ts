@@ -27,7 +27,8 @@ describe('feature statistics', () => {
       '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。',
       'Tokyo is the capital of Japan. 日本語と英語の両方を話すモデル。The model speaks English and Japanese.'
     ]
-    writeFileSync(join(t.dir, 'c.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `${i} ${docs[i % 3]}` })).join('\n') + '\n')
+    const tags = ['en', 'ja', undefined]
+    writeFileSync(join(t.dir, 'c.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `${i} ${docs[i % 3]}`, lang: tags[i % 3] })).join('\n') + '\n')
     store = join(t.dir, 'acts')
     await harvest({ model: join(t.dir, 'model'), corpus: join(t.dir, 'c.jsonl'), layers: [2], out: () => store, context: 16, dtype: 'f32', shardRows: 300 }, never)
     sae = (await trainSae({ activations: store, out: join(t.dir, 'sae'), preset: 'inaba2025', overrides: { n: 96, k: 6, batchSize: 64, tokens: 20_000, warmupSteps: 10 } }, never)).dir
@@ -92,5 +93,16 @@ describe('feature statistics', () => {
     const best = cos.map((c, j) => [c, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 10)
     expect(f0.neighbours.map((x) => x.feature)).toEqual(best.map(([, j]) => j))
     expect(f0.neighbours[0]!.cosine).toBeCloseTo(best[0]![0], 4)
+  }, 120_000)
+
+  it('reads languages by script or by the corpus tags when asked, with a configurable threshold', async () => {
+    const tags = await computeFeatureStats({ sae, activations: store, language: { rule: 'tags' }, languageThreshold: 0.6 }, never)
+    for (const f of tags.features.filter((x) => !x.dead && x.langCounts)) {
+      expect(Object.keys(f.langCounts!).every((k) => k === 'en' || k === 'ja')).toBe(true)
+      const total = Object.values(f.langCounts!).reduce((a, b) => a + b, 0)
+      if (f.langClass !== 'mix') expect(f.langCounts![f.langClass!]! / total).toBeGreaterThan(0.6)
+    }
+    const scripts = await computeFeatureStats({ sae, activations: store, language: { rule: 'script', scripts: { en: ['Latin'], ja: ['Hiragana', 'Katakana', 'Han'] } } }, never)
+    expect(scripts.features.some((f) => f.langCounts && 'other' in f.langCounts)).toBe(true)
   }, 120_000)
 })

@@ -45,7 +45,7 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     for (const [i, item] of input.items.entries()) {
       const r = input.request
       const stats = await computeFeatureStats(
-        { sae: item.sae, activations: item.activations, paperExamples: r.examples, topN: r.topN, maxRows: r.maxRows },
+        { sae: item.sae, activations: item.activations, paperExamples: r.examples, topN: r.topN, maxRows: r.maxRows, language: r.language, languageThreshold: r.languageThreshold },
         { signal: ctx.signal, progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` }) }
       )
       const project = Project.open(input.projectPath)

@@ -12,7 +12,7 @@ import { readSae } from '../sae/io'
 import { scaleInputs } from '../sae/scaling'
 import { encode, unitRows, type SaeTensors } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/features'
-import { classifyFeature, tokenText } from './language'
+import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
 
 export interface FeatureStatsOptions {
   sae: string
@@ -26,6 +26,14 @@ export interface FeatureStatsOptions {
   neighbours?: number
   /** Stop after this many rows (whole sequences). */
   maxRows?: number
+  /**
+   * How an example's language is read: the paper's English/Japanese rule on the most active token, Unicode
+   * scripts per language (e.g. {"en": ["Latin"], "ko": ["Hangul"]}), or the corpus's language tag of the
+   * example's document.
+   */
+  language?: { rule: 'paper' } | { rule: 'script'; scripts: Record<string, string[]> } | { rule: 'tags' }
+  /** Share above which a feature is specific to one language (default 0.9). */
+  languageThreshold?: number
 }
 
 export interface FeatureStatsResult {
@@ -103,7 +111,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   let progressRows = 0
 
   /** Visits the store's sequences in file order with their sparse codes. */
-  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, base: number) => void, pass: string): Promise<{ rows: number; sequences: number }> {
+  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, base: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
     let rows = 0
     let sequences = 0
     for (let s = 0; s < store.manifest.shards.length && rows < limit; s++) {
@@ -117,7 +125,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
         while (e < seqs.length && (count === 0 || count + seqs[e]!.length <= BATCH_ROWS) && rows + count < limit) count += seqs[e++]!.length
         const first = seqs[b]!.start
         const codes = await encodeRows(p, shard.acts.subarray(first * d), count, d, k, sae.scaling)
-        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, first)
+        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, first, shard.doc)
         rows += count
         sequences += e - b
         progressRows += count
@@ -152,6 +160,9 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const hist = Array.from({ length: n }, () => new Float32Array(HIST_BINS))
     const lo = Float32Array.from(max, (m) => m * 1e-3)
     const paper: StoredExample[][] = Array.from({ length: n }, () => [])
+    // The document language of each paper example, for the 'tags' rule.
+    const paperLangs: (string | null)[][] = Array.from({ length: n }, () => [])
+    const docLang = new Map(store.documents().map((doc) => [doc.id, doc.lang]))
     const top = Array.from({ length: n }, () => new TopHeap(topN))
     const inInterval: StoredExample[][][] = Array.from({ length: n }, () => Array.from({ length: intervals }, () => []))
     const tokenIndex = new Map<number, number>()
@@ -159,7 +170,9 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       if (!tokenIndex.has(id)) tokenIndex.set(id, tokenIndex.size)
       return tokenIndex.get(id)!
     }
-    await scan((seq, v, i, tokens, base) => {
+    let shardDocs: Int32Array | null = null
+    await scan((seq, v, i, tokens, base, docs) => {
+      shardDocs = docs
       const traces = new Map<number, Float32Array>()
       for (let t = 0; t < seq.length; t++) {
         const r = seq.start - base + t
@@ -182,7 +195,10 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       }
       for (const [f, tr] of traces) {
         const peak = tr.reduce((a, b) => Math.max(a, b), 0)
-        if (paper[f]!.length < paperN && peak > threshold * max[f]!) paper[f]!.push(example('paper', tr))
+        if (paper[f]!.length < paperN && peak > threshold * max[f]!) {
+          paper[f]!.push(example('paper', tr))
+          paperLangs[f]!.push(docLang.get(shardDocs![seq.start]!) ?? null)
+        }
         top[f]!.offer(peak, () => example('top', tr))
         const bucket = Math.min(intervals - 1, Math.floor((intervals * peak) / max[f]!))
         if (inInterval[f]![bucket]!.length < perInterval) inInterval[f]![bucket]!.push(example('interval', tr))
@@ -211,11 +227,22 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     tf.dispose([unit, unitT])
 
     const texts = [...tokenIndex.keys()].map((id) => store.tokenText(id))
+    const language = opts.language ?? { rule: 'paper' }
+    const langThreshold = opts.languageThreshold ?? 0.9
+    const rule = language.rule === 'script' ? scriptRule(language.scripts, 'other') : PAPER_RULE
+    const classify = (f: number, examples: { tokens: string[]; acts: number[] }[]): LanguageClassification => {
+      if (language.rule !== 'tags') return classifyFeature(examples, rule, langThreshold)
+      const counts: Record<string, number> = {}
+      for (const l of paperLangs[f]!) if (l) counts[l] = (counts[l] ?? 0) + 1
+      const total = Object.values(counts).reduce((a, b) => a + b, 0)
+      const major = Object.entries(counts).find(([, c]) => c / total > langThreshold)
+      return { counts, class: major ? major[0] : 'mix' }
+    }
     const features: FeatureRecord[] = []
     for (let f = 0; f < n; f++) {
       const examples = [...paper[f]!, ...top[f]!.items.map((x) => x.ex), ...inInterval[f]!.flat()]
       const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.items.map((x) => x.ex)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
-      const lang = count[f]! > 0 ? classifyFeature(forLanguage) : null
+      const lang = count[f]! > 0 ? classify(f, forLanguage) : null
       const topTokens = [...new Set(top[f]!.items.map((x) => tokenText(texts[x.ex.tokens[x.ex.acts.indexOf(Math.max(...x.ex.acts))]!]!).trim()))]
       const h = new Float32Array(HIST_BINS + 2)
       h[0] = lo[f]!

@@ -121,7 +121,7 @@ export class FeatureRepository {
   createSet(
     info: { name: string; source: 'sae' | 'import'; saeId?: number | null; checkpointId?: number | null; checkpointLabel?: string | null; layer?: number | null },
     tokens: string[],
-    features: FeatureRecord[],
+    features: Iterable<FeatureRecord>,
     replace = false
   ): FeatureSetInfo {
     return this.db.transaction(() => {
@@ -136,7 +136,7 @@ export class FeatureRepository {
             `INSERT INTO feature_set (name, source, sae_id, checkpoint_id, checkpoint_label, layer, n_features, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
           )
-          .run(info.name, info.source, info.saeId ?? null, info.checkpointId ?? null, info.checkpointLabel ?? null, info.layer ?? null, features.length, new Date().toISOString())
+          .run(info.name, info.source, info.saeId ?? null, info.checkpointId ?? null, info.checkpointLabel ?? null, info.layer ?? null, 0, new Date().toISOString())
           .lastInsertRowid
       )
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
@@ -145,7 +145,9 @@ export class FeatureRepository {
         `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
       )
+      let count = 0
       for (const f of features) {
+        count++
         const nb = new Float32Array(f.neighbours.length * 2)
         f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
         ins.run(
@@ -154,6 +156,7 @@ export class FeatureRepository {
           Buffer.from(nb.buffer), encodeExamples(f.examples)
         )
       }
+      this.db.prepare('UPDATE feature_set SET n_features = ? WHERE id = ?').run(count, id)
       return this.set(id)
     })()
   }
