@@ -58,6 +58,7 @@ Commands:
         Import a feature-example set made elsewhere (labels and notes included), one set per checkpoint.
   export-features --project DIR [--checkpoint C] [--annotator A] --out FILE.jsonl
         Write features (examples, label, note) as a feature-example set.
+  taxonomy --project DIR [--set "Token-level,Concept-level,…"]   Show or replace the label categories.
   labels export --project DIR --out FILE.csv|FILE.json
   labels import FILE.csv|FILE.json --project DIR [--overwrite]
         Merge labels, reporting conflicts (kept as they are unless --overwrite).
@@ -599,8 +600,17 @@ async function cmdLabels(args: string[]): Promise<void> {
   }
 }
 
+async function cmdTaxonomy(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, set: { type: 'string' } })
+  const ws = openWorkspace(values)
+  const names = values.set === undefined ? await call(ws, 'taxonomy.get') : await call(ws, 'taxonomy.set', { names: (values.set as string).split(',').map((x) => x.trim()) })
+  names.forEach((n, i) => console.log(`${i + 1}\t${n}`))
+  ws.close()
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
+  taxonomy: cmdTaxonomy,
   'export-features': cmdExportFeatures,
   labels: cmdLabels,
   'import-features': cmdImportFeatures,

@@ -61,6 +61,11 @@ describe('a labelling session by keyboard only', () => {
     expect(await page.locator('.category.chosen').count()).toBe(0)
     await page.keyboard.press('k')
     await expect.poll(() => page.getByTestId('label-feature').textContent()).toBe(`Feature ${labelled[8]!.feature}`)
+    // A note, typed into its field reached by keyboard, saved with Enter.
+    await tabTo(page, 'label-note')
+    await page.keyboard.type('fires on place names')
+    await page.keyboard.press('Enter')
+    await page.keyboard.press('Escape')
     await page.screenshot({ path: join(SCREENSHOTS, 'labelling.png') })
 
     await page.reload()
@@ -74,6 +79,11 @@ describe('a labelling session by keyboard only', () => {
     })).json()) as { result: { rows: { feature: number; label: string | null }[] } }
     const stored = list.result.rows.filter((r) => r.label !== null).map((r) => String(r.feature)).sort()
     expect(stored).toEqual(labelled.slice(0, 9).map((l) => l.feature).sort())
+    const detail = (await (await fetch(new URL('/api/call/features.get', served.url), { method: 'POST', body: JSON.stringify({ setId: 1, feature: Number(labelled[8]!.feature) }) })).json()) as {
+      result: { labels: { annotator: string; note: string }[] }
+    }
+    expect(detail.result.labels.find((l) => l.annotator === 'ana')!.note).toBe('fires on place names')
+    expect(await page.getByTestId('label-note').inputValue()).toBe('fires on place names')
     expect(errors).toEqual([])
     await page.close()
   })

@@ -105,6 +105,9 @@ interface FeatureRow {
 }
 
 export class FeatureRepository {
+  /** Token tables by set: read once per set, not on every dashboard. */
+  private readonly tokenCache = new Map<number, string[]>()
+
   constructor(private readonly db: Db) {}
 
   sets(): FeatureSetInfo[] {
@@ -129,6 +132,7 @@ export class FeatureRepository {
       if (existing) {
         if (!replace) throw new UserError(`A feature set named "${info.name}" already exists; choose another --name.`)
         this.db.prepare('DELETE FROM feature_set WHERE id = ?').run(existing.id)
+        this.tokenCache.delete(existing.id)
       }
       const id = Number(
         this.db
@@ -162,7 +166,12 @@ export class FeatureRepository {
   }
 
   private tokenTexts(setId: number): string[] {
-    return (this.db.prepare('SELECT text FROM set_token WHERE set_id = ? ORDER BY idx').all(setId) as { text: string }[]).map((r) => r.text)
+    let texts = this.tokenCache.get(setId)
+    if (!texts) {
+      texts = (this.db.prepare('SELECT text FROM set_token WHERE set_id = ? ORDER BY idx').all(setId) as { text: string }[]).map((r) => r.text)
+      this.tokenCache.set(setId, texts)
+    }
+    return texts
   }
 
   list(q: FeatureListQuery): { total: number; rows: FeatureSummary[] } {

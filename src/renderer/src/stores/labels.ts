@@ -61,6 +61,22 @@ export const useLabelStore = defineStore('labels', () => {
     }
   }
 
+  /** Saves a note on the current feature, keeping this annotator's category. */
+  async function saveNote(note: string): Promise<void> {
+    if (setId.value === null || feature.value === null || !annotator.value.trim()) return
+    const category = mine.value[feature.value] ?? null
+    record(await api.call('labels.set', { setId: setId.value, feature: feature.value, annotator: annotator.value.trim(), category, note }))
+  }
+
+  async function saveTaxonomy(names: string[]): Promise<void> {
+    error.value = null
+    try {
+      taxonomy.value = await api.call('taxonomy.set', { names })
+    } catch (err) {
+      error.value = (err as Error).message
+    }
+  }
+
   async function undo(): Promise<void> {
     if (setId.value === null || !annotator.value.trim()) return
     const label = await api.call('labels.undo', { annotator: annotator.value.trim(), setId: setId.value })
@@ -73,5 +89,5 @@ export const useLabelStore = defineStore('labels', () => {
   api.on('labels.changed', record)
   api.on('features.changed', () => void loadSets())
 
-  return { sets, taxonomy, annotator, setId, sample, position, current, mine, error, done, feature, loadSets, start, show, label, undo }
+  return { sets, taxonomy, annotator, setId, sample, position, current, mine, error, done, feature, loadSets, start, show, label, undo, saveNote, saveTaxonomy }
 })
