@@ -35,7 +35,7 @@ describe('feature statistics', () => {
   }, 120_000)
 
   it('matches a direct computation and keeps each sampler to its definition', async () => {
-    const r = await computeFeatureStats({ sae, activations: store, paperExamples: 5, topN: 4 }, never)
+    const r = await computeFeatureStats({ sae, activations: store, paperExamples: 5, topN: 4, rows: 'all' }, never)
     const s = await ActivationStore.open(store)
     expect(r.rows).toBe(s.rows)
     expect(r.features).toHaveLength(96)
@@ -104,5 +104,27 @@ describe('feature statistics', () => {
     }
     const scripts = await computeFeatureStats({ sae, activations: store, language: { rule: 'script', scripts: { en: ['Latin'], ja: ['Hiragana', 'Katakana', 'Han'] } } }, never)
     expect(scripts.features.some((f) => f.langCounts && 'other' in f.langCounts)).toBe(true)
+  }, 120_000)
+
+  it('by default uses only the held-out context windows: every 10th, which training never saw', async () => {
+    const { heldOutMasks, HELD_OUT_EVERY } = await import('../../src/core/io/activation-store')
+    const s = await ActivationStore.open(store)
+    const masks = await heldOutMasks(s)
+    const held = masks.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0)
+    const r = await computeFeatureStats({ sae, activations: store }, never)
+    expect(r.rows).toBe(held)
+    expect(held).toBeGreaterThan(0)
+    expect(held).toBeLessThan(s.rows / (HELD_OUT_EVERY / 2))
+    expect(r.sequences).toBeGreaterThan(0)
+    // Every example is a held-out window: its tokens are those of a held-out sequence.
+    const heldTexts = new Set<string>()
+    for (let i = 0; i < s.manifest.shards.length; i++) {
+      const { token, doc, position } = await s.readTokenTable(i)
+      const { sequencesOf } = await import('../../src/core/io/activation-store')
+      for (const q of sequencesOf(doc, position, s.manifest.context)) {
+        if (masks[i]![q.start] === 1) heldTexts.add(Array.from(token.subarray(q.start, q.start + q.length)).map((x) => s.tokenText(x)).join('|'))
+      }
+    }
+    for (const f of r.features) for (const e of f.examples) expect(heldTexts.has(e.tokens.map((x) => r.tokens[x]).join('|'))).toBe(true)
   }, 120_000)
 })

@@ -4,7 +4,7 @@
 // decoder cosine, and the language of each feature.
 import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
-import { ActivationStore } from '../io/activation-store'
+import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Sequence } from '../io/activation-store'
 import type { JobContext } from '../jobs/job'
 import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
@@ -34,6 +34,8 @@ export interface FeatureStatsOptions {
   language?: { rule: 'paper' } | { rule: 'script'; scripts: Record<string, string[]> } | { rule: 'tags' }
   /** Share above which a feature is specific to one language (default 0.9). */
   languageThreshold?: number
+  /** 'held-out' (default): only the context windows SAE training never saw; 'all': every row. */
+  rows?: 'held-out' | 'all'
 }
 
 export interface FeatureStatsResult {
@@ -46,25 +48,6 @@ export interface FeatureStatsResult {
 
 const HIST_BINS = 50
 const BATCH_ROWS = 2048
-
-interface Sequence {
-  start: number
-  length: number
-}
-
-/** Consecutive rows of one document with consecutive positions form a context window. */
-function sequencesOf(doc: Int32Array, position: Int32Array, context: number): Sequence[] {
-  const out: Sequence[] = []
-  let start = 0
-  for (let r = 1; r <= doc.length; r++) {
-    const breaks = r === doc.length || doc[r] !== doc[r - 1] || position[r] !== position[r - 1]! + 1 || r - start >= context
-    if (breaks) {
-      out.push({ start, length: r - start })
-      start = r
-    }
-  }
-  return out
-}
 
 /** Sparse codes (k values and indices per row) of a block of rows. */
 async function encodeRows(p: SaeTensors, acts: Float32Array, rows: number, d: number, k: number, scaling: Parameters<typeof scaleInputs>[1]): Promise<{ v: Float32Array; i: Int32Array }> {
@@ -105,27 +88,38 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const topN = opts.topN ?? 20
   const intervals = opts.intervals ?? 5
   const perInterval = opts.perInterval ?? 2
-  const limit = Math.min(opts.maxRows ?? Infinity, store.rows)
+  const masks = (opts.rows ?? 'held-out') === 'held-out' ? await heldOutMasks(store) : null
+  const available = masks ? masks.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0) : store.rows
+  const limit = Math.min(opts.maxRows ?? Infinity, available)
   const context = store.manifest.context
   const meter = new ProgressMeter(2 * limit, 'rows')
   let progressRows = 0
 
   /** Visits the store's sequences in file order with their sparse codes. */
-  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, base: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
+  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, codeStart: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
     let rows = 0
     let sequences = 0
     for (let s = 0; s < store.manifest.shards.length && rows < limit; s++) {
       const shard = await store.readShard(s)
-      const seqs = sequencesOf(shard.doc, shard.position, context)
+      const seqs = sequencesOf(shard.doc, shard.position, context).filter((q) => !masks || masks[s]![q.start] === 1)
       let b = 0
       while (b < seqs.length && rows < limit) {
         // A block of whole sequences, about BATCH_ROWS rows.
         let e = b
         let count = 0
         while (e < seqs.length && (count === 0 || count + seqs[e]!.length <= BATCH_ROWS) && rows + count < limit) count += seqs[e++]!.length
-        const first = seqs[b]!.start
-        const codes = await encodeRows(p, shard.acts.subarray(first * d), count, d, k, sae.scaling)
-        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, first, shard.doc)
+        // Gather the block's windows (held-out ones need not be adjacent) into one batch.
+        const block = new Float32Array(count * d)
+        const offsets: number[] = []
+        let o = 0
+        for (let q = b; q < e; q++) {
+          const sq = seqs[q]!
+          block.set(shard.acts.subarray(sq.start * d, (sq.start + sq.length) * d), o * d)
+          offsets.push(o)
+          o += sq.length
+        }
+        const codes = await encodeRows(p, block, count, d, k, sae.scaling)
+        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, offsets[q - b]!, shard.doc)
         rows += count
         sequences += e - b
         progressRows += count
@@ -142,8 +136,8 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const count = new Float64Array(n)
     const sum = new Float64Array(n)
     const max = new Float32Array(n)
-    const { rows, sequences } = await scan((seq, v, i, _tokens, base) => {
-      for (let r = seq.start - base; r < seq.start - base + seq.length; r++) {
+    const { rows, sequences } = await scan((seq, v, i, _tokens, codeStart) => {
+      for (let r = codeStart; r < codeStart + seq.length; r++) {
         for (let j = 0; j < k; j++) {
           const a = v[r * k + j]!
           if (a <= 0) continue
@@ -171,11 +165,11 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       return tokenIndex.get(id)!
     }
     let shardDocs: Int32Array | null = null
-    await scan((seq, v, i, tokens, base, docs) => {
+    await scan((seq, v, i, tokens, codeStart, docs) => {
       shardDocs = docs
       const traces = new Map<number, Float32Array>()
       for (let t = 0; t < seq.length; t++) {
-        const r = seq.start - base + t
+        const r = codeStart + t
         for (let j = 0; j < k; j++) {
           const a = v[r * k + j]!
           if (a <= 0) continue

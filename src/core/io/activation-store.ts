@@ -280,6 +280,18 @@ export class ActivationStore {
     }
   }
 
+  /** The token table of one shard, without its activations. */
+  async readTokenTable(i: number): Promise<{ doc: Int32Array; position: Int32Array; token: Int32Array }> {
+    const s = this.manifest.shards[i]
+    if (!s) throw new Error(`shard ${i} out of range`)
+    const f = await SafetensorsFile.open(join(this.dir, s.file))
+    try {
+      return { doc: await f.readInt32('doc'), position: await f.readInt32('position'), token: await f.readInt32('token') }
+    } finally {
+      await f.close()
+    }
+  }
+
   /** Reads rows [start, start+count) of one shard's activations only. */
   async readRows(shard: number, start: number, count: number): Promise<Float32Array> {
     const s = this.manifest.shards[shard]!
@@ -330,4 +342,44 @@ export class ActivationStore {
     this.tokenTexts ??= JSON.parse(readFileSync(join(this.dir, TOKENS), 'utf8')) as Record<string, string>
     return this.tokenTexts[id] ?? `<${id}>`
   }
+}
+
+export interface StoreSequence {
+  start: number
+  length: number
+}
+
+/** Consecutive rows of one document with consecutive positions form a context window (at most `context`). */
+export function sequencesOf(doc: Int32Array, position: Int32Array, context: number): StoreSequence[] {
+  const out: StoreSequence[] = []
+  let start = 0
+  for (let r = 1; r <= doc.length; r++) {
+    const breaks = r === doc.length || doc[r] !== doc[r - 1] || position[r] !== position[r - 1]! + 1 || r - start >= context
+    if (breaks) {
+      out.push({ start, length: r - start })
+      start = r
+    }
+  }
+  return out
+}
+
+/** Every this many context windows, one is held out: the paper's 80/10/10 split keeps 10% for testing. */
+export const HELD_OUT_EVERY = 10
+
+/**
+ * Which rows of each shard are held out: whole context windows, every HELD_OUT_EVERY-th in file order.
+ * SAE training never sees them; SAE evaluation and feature statistics use them.
+ */
+export async function heldOutMasks(store: ActivationStore): Promise<Uint8Array[]> {
+  const masks: Uint8Array[] = []
+  let seq = 0
+  for (let i = 0; i < store.manifest.shards.length; i++) {
+    const { doc, position } = await store.readTokenTable(i)
+    const mask = new Uint8Array(doc.length)
+    for (const s of sequencesOf(doc, position, store.manifest.context)) {
+      if (seq++ % HELD_OUT_EVERY === HELD_OUT_EVERY - 1) mask.fill(1, s.start, s.start + s.length)
+    }
+    masks.push(mask)
+  }
+  return masks
 }

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
-import { ActivationStore } from '../io/activation-store'
+import { ActivationStore, heldOutMasks } from '../io/activation-store'
 import { SafetensorsFile } from '../io/safetensors'
 import { Rng } from '../random'
 
@@ -80,20 +80,33 @@ export interface StreamPosition {
 
 export class TrainingRows {
   readonly totalRows: number
-  /** Held out when globalRow % every === every − 1 (none when every is 0). */
+  /** For a single file: held out when globalRow % every === every − 1 (none when every is 0). */
   private readonly every: number
+  private readonly heldOutTotal: number
 
-  constructor(
+  private constructor(
     readonly source: RowSource,
     evalRows: number,
-    private readonly seed: number
+    private readonly seed: number,
+    /** For an activation store: held-out rows per shard (whole context windows). */
+    private readonly masks: Uint8Array[] | null
   ) {
     this.totalRows = source.shardRows.reduce((a, b) => a + b, 0)
     const held = Math.min(evalRows, Math.floor(this.totalRows * 0.1))
-    this.every = held > 0 ? Math.floor(this.totalRows / held) : 0
+    this.every = masks === null && held > 0 ? Math.floor(this.totalRows / held) : 0
+    this.heldOutTotal = masks ? masks.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0) : this.every > 0 ? Math.floor(this.totalRows / this.every) : 0
   }
 
-  private isHeldOut(globalRow: number): boolean {
+  /**
+   * An activation store holds out whole context windows (heldOutMasks: every 10th); a plain safetensors file
+   * has no windows, so it holds out single rows, at most evalRows of them.
+   */
+  static async create(source: RowSource, evalRows: number, seed: number): Promise<TrainingRows> {
+    return new TrainingRows(source, evalRows, seed, source.store ? await heldOutMasks(source.store) : null)
+  }
+
+  private isHeldOut(globalRow: number, shard: number, local: number): boolean {
+    if (this.masks) return this.masks[shard]![local] === 1
     return this.every > 0 && globalRow % this.every === this.every - 1
   }
 
@@ -102,7 +115,7 @@ export class TrainingRows {
   }
 
   get heldOutCount(): number {
-    return this.every > 0 ? Math.floor(this.totalRows / this.every) : 0
+    return this.heldOutTotal
   }
 
   private shardStart(i: number): number {
@@ -115,7 +128,7 @@ export class TrainingRows {
   private order(i: number, rng: Rng): number[] {
     const start = this.shardStart(i)
     const rows: number[] = []
-    for (let r = 0; r < this.source.shardRows[i]!; r++) if (!this.isHeldOut(start + r)) rows.push(r)
+    for (let r = 0; r < this.source.shardRows[i]!; r++) if (!this.isHeldOut(start + r, i, r)) rows.push(r)
     return rng.shuffle(rows)
   }
 
@@ -161,7 +174,7 @@ export class TrainingRows {
     let start = 0
     for (let i = 0; i < this.source.shardRows.length && out.length / d < max; i++) {
       const n = this.source.shardRows[i]!
-      const wanted = Array.from({ length: n }, (_, r) => r).filter((r) => this.isHeldOut(start + r))
+      const wanted = Array.from({ length: n }, (_, r) => r).filter((r) => this.isHeldOut(start + r, i, r))
       if (wanted.length) {
         const data = await this.source.readShard(i)
         for (const r of wanted) {

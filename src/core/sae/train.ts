@@ -122,7 +122,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(`Cannot write the SAE to ${out}: ${(err as Error).message}. Choose a writable output folder.`)
   }
 
-  const rows = new TrainingRows(source, cfg.evalRows, cfg.seed)
+  const rows = await TrainingRows.create(source, cfg.evalRows, cfg.seed)
   const key = configKey(cfg, resolve(opts.activations), initSae?.dir ?? null)
   const saved = await loadState(partial)
   const resumed = saved !== null && saved.state.configKey === key
