@@ -112,6 +112,7 @@ describe('feature statistics', () => {
     const masks = await heldOutMasks(s)
     const held = masks.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0)
     const r = await computeFeatureStats({ sae, activations: store }, never)
+    expect(r.heldOutOnly).toBe(true)
     expect(r.rows).toBe(held)
     expect(held).toBeGreaterThan(0)
     expect(held).toBeLessThan(s.rows / (HELD_OUT_EVERY / 2))

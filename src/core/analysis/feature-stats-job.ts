@@ -14,7 +14,7 @@ interface StatsInput {
 }
 
 interface StatsOutput {
-  sets: { setId: number; step: number; features: number; rows: number }[]
+  sets: { setId: number; step: number; features: number; rows: number; heldOutOnly: boolean }[]
 }
 
 export function featureSetName(step: number, layer: number): string {
@@ -56,7 +56,7 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           stats.features,
           true
         )
-        sets.push({ setId: set.id, step: item.step, features: stats.features.length, rows: stats.rows })
+        sets.push({ setId: set.id, step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
       } finally {
         project.close()
       }
@@ -64,6 +64,11 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     return { sets }
   },
   apply(_project, output) {
-    return { sets: output.sets.length, features: output.sets.reduce((a, s) => a + s.features, 0) }
+    const all = output.sets.filter((s) => !s.heldOutOnly).map((s) => s.step)
+    return {
+      sets: output.sets.length,
+      features: output.sets.reduce((a, s) => a + s.features, 0),
+      rows: all.length ? `all rows at steps ${all.join(', ')} (too few windows to hold out)` : 'held-out windows'
+    }
   }
 }

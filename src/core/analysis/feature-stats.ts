@@ -39,6 +39,8 @@ export interface FeatureStatsOptions {
 }
 
 export interface FeatureStatsResult {
+  /** False when the store was too small to hold any window out and every row was used. */
+  heldOutOnly: boolean
   features: FeatureRecord[]
   /** Token texts: StoredExample.tokens index into this. */
   tokens: string[]
@@ -88,7 +90,10 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const topN = opts.topN ?? 20
   const intervals = opts.intervals ?? 5
   const perInterval = opts.perInterval ?? 2
-  const masks = (opts.rows ?? 'held-out') === 'held-out' ? await heldOutMasks(store) : null
+  let masks = (opts.rows ?? 'held-out') === 'held-out' ? await heldOutMasks(store) : null
+  // A store of fewer than ten context windows has none held out: use every row, and say so.
+  if (masks && masks.every((m) => m.every((x) => x === 0))) masks = null
+  const heldOutOnly = masks !== null
   const available = masks ? masks.reduce((a, m) => a + m.reduce((x, y) => x + y, 0), 0) : store.rows
   const limit = Math.min(opts.maxRows ?? Infinity, available)
   const context = store.manifest.context
@@ -256,7 +261,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
         examples
       })
     }
-    return { features, tokens: texts, rows, sequences }
+    return { heldOutOnly, features, tokens: texts, rows, sequences }
   } finally {
     tf.dispose([p.Wenc, p.benc, p.Wdec, p.bdec])
   }
