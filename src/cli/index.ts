@@ -171,6 +171,17 @@ async function runJob(ws: Workspace, job: Job): Promise<Job> {
   }
 }
 
+/** The ids of the checkpoints at the steps given with --checkpoint (repeatable). */
+async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]> {
+  const steps = ((value as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
+  const all = await call(ws, 'checkpoints.list')
+  return steps.map((step) => {
+    const c = all.find((x) => x.step === step)
+    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
+    return c.id
+  })
+}
+
 function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
   for (const name of names) {
     if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
@@ -376,13 +387,7 @@ async function cmdHarvestSeries(args: string[]): Promise<void> {
   })
   if (!values.corpus || values.layer === undefined) throw new CliError('harvest-series needs --corpus FILE and --layer L.')
   const ws = openWorkspace(values)
-  const steps = ((values.checkpoint as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
-  const all = await call(ws, 'checkpoints.list')
-  const ids = steps.map((step) => {
-    const c = all.find((x) => x.step === step)
-    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
-    return c.id
-  })
+  const ids = await checkpointIdsAt(ws, values.checkpoint)
   const job = await runJob(
     ws,
     await call(ws, 'jobs.start', {
@@ -503,13 +508,7 @@ async function cmdTrainSeries(args: string[]): Promise<void> {
   if (layer === undefined) {
     throw new CliError(layers.length ? `Activations exist for layers ${layers.join(', ')}: choose one with --layer.` : 'No activations yet: run harvest-series first.')
   }
-  const steps = ((values.checkpoint as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
-  const all = await call(ws, 'checkpoints.list')
-  const ids = steps.map((step) => {
-    const c = all.find((x) => x.step === step)
-    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
-    return c.id
-  })
+  const ids = await checkpointIdsAt(ws, values.checkpoint)
   const o = trainOverrides(values)
   const job = await runJob(
     ws,

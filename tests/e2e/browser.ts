@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import { CLI, REPO } from '../helpers'
 
 export const SCREENSHOTS = join(REPO, 'test-results', 'e2e')
@@ -55,4 +55,13 @@ export function serve(args: string[]): Promise<Served> {
     child.stderr.on('data', onData)
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}:\n${out}`)))
   })
+}
+
+/** A page that records uncaught errors and console errors, for tests to assert none happened. */
+export async function openPage(browser: Browser, height = 860): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1400, height } })
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(e.message))
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()))
+  return { page, errors }
 }

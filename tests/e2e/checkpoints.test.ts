@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_NAMES, makeCheckpointSeries } from '../fixtures/checkpoint-series'
 import { tempDir } from '../helpers'
-import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
+import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
 
 describe('checkpoint view in Chromium (browser mode)', () => {
   let t: ReturnType<typeof tempDir>
@@ -23,10 +23,7 @@ describe('checkpoint view in Chromium (browser mode)', () => {
   })
 
   it('registers a series, shows it on the timeline and in the table, opens one, verifies it', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
-    const errors: string[] = []
-    page.on('pageerror', (e) => errors.push(e.message))
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()))
+    const { page, errors } = await openPage(browser, 860)
     await page.goto(served.url)
     await expect.poll(() => page.getByTestId('project-name').textContent()).toContain('project')
 

@@ -4,7 +4,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tinyModels } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
-import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
+import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
 
 describe('harvesting and training a series from the checkpoint view', () => {
   let t: ReturnType<typeof tempDir>
@@ -30,9 +30,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('starts a harvest job, shows its progress and then each checkpoint’s activations', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
-    const errors: string[] = []
-    page.on('pageerror', (e) => errors.push(e.message))
+    const { page, errors } = await openPage(browser, 860)
     await page.goto(served.url)
     await page.getByTestId('register-folder').fill(join(t.dir, 'series'))
     await page.getByTestId('register-button').click()
@@ -51,9 +49,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('trains the warm-started SAE series and charts its metrics, live and per checkpoint', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
-    const errors: string[] = []
-    page.on('pageerror', (e) => errors.push(e.message))
+    const { page, errors } = await openPage(browser, 1000)
     await page.goto(served.url)
     await page.locator('[data-testid=train-form] summary').click()
     await page.getByTestId('train-latents').fill('128')
@@ -74,9 +70,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('computes feature statistics, opens a feature page and the composition charts', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } })
-    const errors: string[] = []
-    page.on('pageerror', (e) => errors.push(e.message))
+    const { page, errors } = await openPage(browser, 1000)
     await page.goto(served.url)
     await page.locator('[data-testid=stats-form] summary').click()
     await page.getByTestId('stats-start').click()

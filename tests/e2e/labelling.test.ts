@@ -4,7 +4,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFeatureSet } from '../fixtures/feature-sets'
 import { CLI, tempDir } from '../helpers'
-import { launchBrowser, SCREENSHOTS, serve, type Served } from './browser'
+import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
 
 async function tabTo(page: Page, testId: string): Promise<void> {
   for (let i = 0; i < 40; i++) {
@@ -36,9 +36,7 @@ describe('a labelling session by keyboard only', () => {
   })
 
   it('labels 10 features, undoes one, and finds every label after a reload', async () => {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } })
-    const errors: string[] = []
-    page.on('pageerror', (e) => errors.push(e.message))
+    const { page, errors } = await openPage(browser, 900)
     await page.goto(`${served.url}#/label?set=1&n=20&seed=7&dead=0&at=0`)
     await expect.poll(() => page.getByTestId('label-feature').textContent()).toMatch(/Feature \d+/)
     await tabTo(page, 'annotator')

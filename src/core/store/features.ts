@@ -196,16 +196,9 @@ export class FeatureRepository {
         `SELECT f.feature, f.density, f.max_act, f.mean_act, f.dead, f.lang_class, f.top_tokens, l.category
          ${from} ORDER BY ${order} ${q.descending ? 'DESC' : 'ASC'} NULLS LAST, f.feature LIMIT @limit OFFSET @offset`
       )
-      .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as {
-      feature: number
-      density: number | null
-      max_act: number | null
-      mean_act: number | null
-      dead: number
-      lang_class: string | null
-      top_tokens: string
+      .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as (Pick<FeatureRow, 'feature' | 'density' | 'max_act' | 'mean_act' | 'dead' | 'lang_class' | 'top_tokens'> & {
       category: string | null
-    }[]
+    })[]
     return {
       total,
       rows: rows.map((r) => ({
