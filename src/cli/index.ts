@@ -16,6 +16,7 @@ import { trainSae } from '../core/sae/train'
 import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
 import { readFeatureExamples } from '../core/io/feature-examples'
 import { exportFeatures, exportLabels, importLabels } from '../core/analysis/interchange'
+import { computeDrift, writeDrift } from '../core/analysis/drift'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -62,6 +63,10 @@ Commands:
   labels export --project DIR --out FILE.csv|FILE.json
   labels import FILE.csv|FILE.json --project DIR [--overwrite]
         Merge labels, reporting conflicts (kept as they are unless --overwrite).
+  drift --sae DIR [--sae DIR …] [--match] --out FILE.safetensors
+        Decoder-row cosines along a series of SAEs (given in step order): float32 cos_to_final and
+        cos_to_previous [checkpoints, n]; with --match also int32 match_to_final and float32 match_cos
+        (optimal one-to-one assignment by decoder cosine; exact up to 16,384 latents, greedy beyond).
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -607,8 +612,21 @@ async function cmdTaxonomy(args: string[]): Promise<void> {
   ws.close()
 }
 
+async function cmdDrift(args: string[]): Promise<void> {
+  const { values } = parse(args, { sae: { type: 'string', multiple: true }, match: { type: 'boolean' }, out: { type: 'string' }, backend: { type: 'string' } })
+  requireOptions('drift', values, ['sae', 'out'])
+  await initBackend(backendOption(values.backend))
+  const r = await runInProcess('drift', 'run it again to start over.', (ctx) => computeDrift(values.sae as string[], { match: Boolean(values.match) }, ctx))
+  await writeDrift(values.out as string, r)
+  const T = r.steps.length
+  const last = r.cosToPrevious.subarray((T - 1) * r.n)
+  console.log(`${T} SAEs × ${r.n} latents → ${values.out as string}${r.matchMethod ? ` (matching: ${r.matchMethod})` : ''}`)
+  if (T > 1) console.log(`mean cosine to the previous SAE at the last step: ${(last.reduce((a, b) => a + b, 0) / r.n).toFixed(4)}`)
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
+  drift: cmdDrift,
   taxonomy: cmdTaxonomy,
   'export-features': cmdExportFeatures,
   labels: cmdLabels,
