@@ -17,6 +17,8 @@ import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
 import { readFeatureExamples } from '../core/io/feature-examples'
 import { exportFeatures, exportLabels, importLabels } from '../core/analysis/interchange'
 import { computeDrift, writeDrift } from '../core/analysis/drift'
+import { computeFormation } from '../core/analysis/formation'
+import { writeFileSync } from 'node:fs'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -67,6 +69,9 @@ Commands:
         Decoder-row cosines along a series of SAEs (given in step order): float32 cos_to_final and
         cos_to_previous [checkpoints, n]; with --match also int32 match_to_final and float32 match_cos
         (optimal one-to-one assignment by decoder cosine; exact up to 16,384 latents, greedy beyond).
+  formation --project DIR --features F1,F2,… --out FILE.json [--layer L] [--threshold 0.5]
+        SAE-Track's progress measure M_i(t) = S_feat(t) − S_rand(t) per checkpoint (and the raw,
+        Jaccard and weighted-Jaccard variants), with each feature's formation step.
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -624,8 +629,36 @@ async function cmdDrift(args: string[]): Promise<void> {
   if (T > 1) console.log(`mean cosine to the previous SAE at the last step: ${(last.reduce((a, b) => a + b, 0) / r.n).toFixed(4)}`)
 }
 
+async function cmdFormation(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, features: { type: 'string' }, out: { type: 'string' }, layer: { type: 'string' }, threshold: { type: 'string' }, backend: { type: 'string' } })
+  requireOptions('formation', values, ['features', 'out'])
+  if (!/^\d+(,\d+)*$/.test(values.features as string)) throw new CliError('--features needs feature ids like 3,17,42.')
+  const ws = openWorkspace(values)
+  const { project } = ws.requireProject()
+  const saes = project.saes.list()
+  const layers = [...new Set(saes.map((s) => s.layer))]
+  const layer = intOption(values.layer, 'layer') ?? (layers.length === 1 ? layers[0] : undefined)
+  if (layer === undefined) throw new CliError(layers.length ? `SAEs exist for layers ${layers.join(', ')}: choose one with --layer.` : 'No SAEs yet: run train-series first.')
+  const stores = project.activations.list()
+  const series = saes
+    .filter((s) => s.layer === layer)
+    .sort((a, b) => a.step - b.step)
+    .map((s) => {
+      const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === layer)
+      if (!store) throw new CliError(`Step ${s.step} has an SAE but no layer-${layer} activations.`)
+      return { step: s.step, sae: s.path, activations: store.path }
+    })
+  ws.close()
+  await initBackend(backendOption(values.backend))
+  const threshold = values.threshold === undefined ? undefined : Number(values.threshold)
+  const r = await computeFormation(series, { features: (values.features as string).split(',').map(Number), threshold })
+  writeFileSync(values.out as string, JSON.stringify({ layer, ...r }, null, 2))
+  for (const f of r.features) console.log(`feature ${f.feature}: forms at step ${f.formationStep.sae ?? 'never'} (M = ${f.m.sae.map((x) => x.toFixed(2)).join(' ')})`)
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
+  formation: cmdFormation,
   drift: cmdDrift,
   taxonomy: cmdTaxonomy,
   'export-features': cmdExportFeatures,

@@ -1,0 +1,98 @@
+// The formation measure on a generated series whose features form at planted checkpoints.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { computeFormation, type FormationCheckpoint } from '../../src/core/analysis/formation'
+import { ActivationStoreWriter } from '../../src/core/io/activation-store'
+import { writeSafetensors } from '../../src/core/io/safetensors'
+import { Rng } from '../../src/core/random'
+import { initBackend } from '../../src/core/tf/backend'
+import { tempDir } from '../helpers'
+
+const d = 16
+const n = 24
+const steps = [0, 10, 100, 1000]
+/** Feature f forms at checkpoint index FORMS_AT[f]; every other feature is there from the start. */
+const FORMS_AT: Record<number, number> = { 0: 0, 1: 1, 2: 2, 3: 3 }
+
+function gaussian(rng: Rng): number {
+  return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
+}
+
+function unit(v: Float32Array): Float32Array {
+  const s = Math.hypot(...v)
+  return v.map((x) => x / s)
+}
+
+describe('feature formation', () => {
+  let t: ReturnType<typeof tempDir>
+  const series: FormationCheckpoint[] = []
+  beforeAll(async () => {
+    await initBackend('cpu')
+    t = tempDir()
+    const rng = new Rng(5)
+    const D = Array.from({ length: n }, () => unit(Float32Array.from({ length: d }, () => gaussian(rng))))
+    const R = 600
+    const active = Array.from({ length: R }, () => [rng.int(n), rng.int(n)] as const)
+    const coef = Array.from({ length: R }, () => [1 + rng.next(), 1 + rng.next()] as const)
+    // One SAE for every checkpoint: the planted dictionary itself (encoder = decoder transposed).
+    const sae = join(t.dir, 'sae')
+    mkdirSync(sae)
+    writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: d, d_sae: n, k: 2, featuretrace: { input_scaling: 'none' } }))
+    const Wdec = new Float32Array(n * d)
+    const Wenc = new Float32Array(d * n)
+    D.forEach((row, i) => row.forEach((v, j) => ((Wdec[i * d + j] = v), (Wenc[j * n + i] = v))))
+    await writeSafetensors(join(sae, 'sae_weights.safetensors'), {
+      W_enc: { dtype: 'F32', shape: [d, n], data: Wenc },
+      W_dec: { dtype: 'F32', shape: [n, d], data: Wdec },
+      b_enc: { dtype: 'F32', shape: [n], data: new Float32Array(n) },
+      b_dec: { dtype: 'F32', shape: [d], data: new Float32Array(d) }
+    })
+    for (const [ti, step] of steps.entries()) {
+      // Before a feature forms, its component in a token is an unrelated random direction.
+      const out = join(t.dir, `acts-${step}`)
+      const w = ActivationStoreWriter.begin(out, {
+        model: 'planted', modelType: 'planted', checkpointStep: step, layer: 1, finalNorm: false, d, dtype: 'f32', context: 8, bos: false,
+        seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'test'
+      })
+      if ('complete' in w) throw new Error('unexpected')
+      for (let r = 0; r < R; r += 8) {
+        const acts = new Float32Array(8 * d)
+        for (let q = 0; q < 8; q++) {
+          for (let a = 0; a < 2; a++) {
+            const f = active[r + q]![a]!
+            const formed = ti >= (FORMS_AT[f] ?? 0)
+            const dir = formed ? D[f]! : unit(Float32Array.from({ length: d }, () => gaussian(rng)))
+            for (let j = 0; j < d; j++) acts[q * d + j]! += coef[r + q]![a]! * dir[j]!
+          }
+          for (let j = 0; j < d; j++) acts[q * d + j]! += 0.01 * gaussian(rng)
+        }
+        await w.appendSequence(acts, r / 8, [0, 1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8])
+      }
+      await w.finish([], (id) => `t${id}`)
+      series.push({ step, sae, activations: out })
+    }
+  })
+  afterAll(() => t.cleanup())
+
+  it('finds each feature forming at its planted checkpoint', async () => {
+    const r = await computeFormation(series, { features: [0, 1, 2, 3], threshold: 0.2 })
+    expect(r.steps).toEqual(steps)
+    expect(r.randomPositions).toHaveLength(100)
+    for (const f of r.features) {
+      expect(f.positions).toHaveLength(25)
+      expect(f.formationStep.sae, `feature ${f.feature}: M = ${f.m.sae.map((x) => x.toFixed(2)).join(' ')}`).toBe(steps[FORMS_AT[f.feature]!])
+      // Formed: the top positions share their SAE code far more than random positions do.
+      expect(f.m.sae.at(-1)!).toBeGreaterThan(0.3)
+      expect(f.m.jaccard.at(-1)!).toBeGreaterThan(0.1)
+      expect(f.m.weightedJaccard.at(-1)!).toBeGreaterThan(0.1)
+      expect(f.m.raw.at(-1)!).toBeGreaterThan(f.m.raw[0]! - (FORMS_AT[f.feature] === 0 ? 1 : 0))
+    }
+    // Before forming, M stays near zero.
+    expect(Math.abs(r.features[3]!.m.sae[0]!)).toBeLessThan(0.15)
+  })
+
+  it('refuses features that do not exist', async () => {
+    await expect(computeFormation(series, { features: [99] })).rejects.toThrow(/Feature 99 does not exist: the SAEs have 24 latents/)
+  })
+})
