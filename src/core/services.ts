@@ -133,6 +133,18 @@ export function createHandlers(ws: Workspace): Handlers {
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
     'analysis.composition': (input) => ws.requireProject().project.features.composition(input?.annotator),
+    'dynamics.overview': async ({ layer }) => {
+      const { dynamicsOverview } = await import('./analysis/dynamics')
+      return dynamicsOverview(ws.requireProject().project, layer)
+    },
+    'dynamics.feature': async ({ layer, feature, threshold }) => {
+      const { dynamicsFeature } = await import('./analysis/dynamics')
+      return dynamicsFeature(ws.requireProject().project, layer, feature, threshold)
+    },
+    'dynamics.formationByLabel': async ({ layer, threshold }) => {
+      const { formationByLabel } = await import('./analysis/dynamics')
+      return formationByLabel(ws.requireProject().project, layer, threshold)
+    },
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)

@@ -225,6 +225,44 @@ export const CompositionSchema = z.object({
 })
 export type Composition = z.infer<typeof CompositionSchema>
 
+const variantCurves = z.object({ sae: z.array(z.number()), raw: z.array(z.number()), jaccard: z.array(z.number()), weightedJaccard: z.array(z.number()) })
+const variantSteps = z.object({ sae: z.number().nullable(), raw: z.number().nullable(), jaccard: z.number().nullable(), weightedJaccard: z.number().nullable() })
+
+export const DynamicsOverviewSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  n: z.number().int(),
+  warmStarted: z.boolean(),
+  matchMethod: z.string().nullable(),
+  /** Per checkpoint, 100 bins of the cosine to the final SAE on [-1, 1]. */
+  histograms: z.array(z.array(z.number().int())),
+  /** Per feature, 1 − cos(first checkpoint, final). */
+  totalDrift: z.array(z.number())
+})
+export type DynamicsOverview = z.infer<typeof DynamicsOverviewSchema>
+
+export const DynamicsFeatureSchema = z.object({
+  layer: z.number().int(),
+  feature: z.number().int(),
+  steps: z.array(z.number().int()),
+  cosToFinal: z.array(z.number()),
+  cosToPrevious: z.array(z.number()),
+  /** PCA(2) of the feature's decoder rows across checkpoints. */
+  trajectory: z.array(z.tuple([z.number(), z.number()])),
+  formation: z.object({ threshold: z.number(), m: variantCurves, formationStep: variantSteps }),
+  sets: z.array(z.object({ step: z.number().int(), setId: z.number().int() }))
+})
+export type DynamicsFeature = z.infer<typeof DynamicsFeatureSchema>
+
+export const FormationByLabelSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  labelledFeatures: z.number().int(),
+  /** category → formation step (or "never") → features. */
+  counts: z.record(z.string(), z.record(z.string(), z.number().int()))
+})
+export type FormationByLabel = z.infer<typeof FormationByLabelSchema>
+
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -401,6 +439,15 @@ export const apiCalls = {
   'analysis.composition': {
     input: z.object({ annotator: z.string().max(100).optional() }).strict().optional(),
     output: z.array(CompositionSchema)
+  },
+  'dynamics.overview': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsOverviewSchema },
+  'dynamics.feature': {
+    input: z.object({ layer: z.number().int().nonnegative(), feature: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
+    output: DynamicsFeatureSchema
+  },
+  'dynamics.formationByLabel': {
+    input: z.object({ layer: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
+    output: FormationByLabelSchema
   },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },

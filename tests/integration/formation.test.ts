@@ -96,3 +96,23 @@ describe('feature formation', () => {
     await expect(computeFormation(series, { features: [99] })).rejects.toThrow(/Feature 99 does not exist: the SAEs have 24 latents/)
   })
 })
+
+describe('PCA trajectory', () => {
+  it('matches numpy SVD coordinates up to sign', async () => {
+    const { pca2 } = await import('../../src/core/analysis/dynamics')
+    const { execFileSync } = await import('node:child_process')
+    const { PYTHON } = await import('../fixtures/tiny-models')
+    const rng = new Rng(2)
+    const X = Array.from({ length: 6 }, (_, t) => Float64Array.from({ length: 10 }, (_, j) => Math.sin(t * (j + 1)) + 0.1 * gaussian(rng)))
+    const ours = pca2(X)
+    const ref = JSON.parse(
+      execFileSync(PYTHON, ['-c', 'import json,sys,numpy as np; X=np.array(json.load(sys.stdin)); C=X-X.mean(0); U,S,Vt=np.linalg.svd(C,full_matrices=False); print(json.dumps((U[:,:2]*S[:2]).tolist()))'], {
+        input: JSON.stringify(X.map((x) => Array.from(x)))
+      }).toString()
+    ) as number[][]
+    for (const c of [0, 1]) {
+      const sign = Math.sign(ours[0]![c]!) === Math.sign(ref[0]![c]!) ? 1 : -1
+      for (let t = 0; t < 6; t++) expect(ours[t]![c]! * sign).toBeCloseTo(ref[t]![c]!, 6)
+    }
+  })
+})

@@ -313,6 +313,10 @@ export class SafetensorsFile {
     return buf
   }
 
+  async readFloat32Rows(name: string, start: number, count: number): Promise<Float32Array> {
+    return toFloat32(await this.readRows(name, start, count), this.info(name).dtype)
+  }
+
   async readFloat32(name: string): Promise<Float32Array> {
     return toFloat32(await this.readBytes(name), this.info(name).dtype)
   }

@@ -1,0 +1,135 @@
+// What the Dynamics view asks of a project's SAE series at one layer: drift histograms per checkpoint, one
+// feature's drift curve, PCA trajectory and formation curve, and formation steps by granularity label.
+import { join } from 'node:path'
+import type { DynamicsFeature, DynamicsOverview, FormationByLabel } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import { SafetensorsFile } from '../io/safetensors'
+import type { Project } from '../project'
+import { WEIGHTS_FILE } from '../sae/io'
+import { computeDrift, type DriftResult } from './drift'
+import { computeFormation, type FormationCheckpoint } from './formation'
+import { initBackend } from '../tf/backend'
+
+const never = { signal: new AbortController().signal, progress: () => {} }
+const driftCache = new Map<string, DriftResult>()
+
+function seriesOf(project: Project, layer: number): { saes: ReturnType<Project['saes']['list']>; checkpoints: FormationCheckpoint[] } {
+  const saes = project.saes.list().filter((s) => s.layer === layer).sort((a, b) => a.step - b.step)
+  if (saes.length === 0) throw new UserError(`No SAEs at layer ${layer}; train a series first.`)
+  const stores = project.activations.list()
+  const checkpoints = saes.map((s) => {
+    const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === layer)
+    if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${layer} activations.`)
+    return { step: s.step, sae: s.path, activations: store.path }
+  })
+  return { saes, checkpoints }
+}
+
+async function drift(project: Project, layer: number): Promise<{ r: DriftResult; warm: boolean; steps: number[] }> {
+  await initBackend()
+  const { saes } = seriesOf(project, layer)
+  const warm = saes.slice(1).every((s) => s.warmStarted)
+  const key = JSON.stringify([saes.map((s) => [s.path, s.createdAt]), warm])
+  let r = driftCache.get(key)
+  if (!r) {
+    r = await computeDrift(saes.map((s) => s.path), { match: !warm }, never)
+    driftCache.set(key, r)
+  }
+  return { r, warm, steps: saes.map((s) => s.step) }
+}
+
+export async function dynamicsOverview(project: Project, layer: number): Promise<DynamicsOverview> {
+  const { r, warm, steps } = await drift(project, layer)
+  const T = steps.length
+  // Population histograms of the cosine to the final SAE: 100 bins on [-1, 1].
+  const histograms = Array.from({ length: T }, (_, t) => {
+    const h = new Array<number>(100).fill(0)
+    for (let i = 0; i < r.n; i++) h[Math.min(99, Math.max(0, Math.floor(((r.cosToFinal[t * r.n + i]! + 1) / 2) * 100)))]!++
+    return h
+  })
+  const totalDrift = Array.from({ length: r.n }, (_, i) => 1 - r.cosToFinal[i]!)
+  return { layer, steps, n: r.n, warmStarted: warm, matchMethod: r.matchMethod, histograms, totalDrift }
+}
+
+/** The top two principal components of a few points (rows of X, T × d), by power iteration on the Gram matrix. */
+export function pca2(X: Float64Array[]): [number, number][] {
+  const T = X.length
+  const d = X[0]!.length
+  const mean = new Float64Array(d)
+  for (const x of X) for (let j = 0; j < d; j++) mean[j]! += x[j]! / T
+  const C = X.map((x) => x.map((v, j) => v - mean[j]!))
+  const G = Array.from({ length: T }, (_, a) => Array.from({ length: T }, (_, b) => C[a]!.reduce((s, v, j) => s + v * C[b]![j]!, 0)))
+  const coords: [number, number][] = Array.from({ length: T }, () => [0, 0])
+  for (let comp = 0; comp < 2; comp++) {
+    let v = Array.from({ length: T }, (_, i) => Math.sin(i + 1 + comp))
+    let lambda = 0
+    for (let it = 0; it < 500; it++) {
+      const w = G.map((row) => row.reduce((s, g, j) => s + g * v[j]!, 0))
+      const norm = Math.hypot(...w)
+      if (norm === 0) break
+      lambda = norm
+      v = w.map((x) => x / norm)
+    }
+    // Coordinates along the component: u = v·√λ; then deflate.
+    for (let t = 0; t < T; t++) coords[t]![comp] = v[t]! * Math.sqrt(lambda)
+    for (let a = 0; a < T; a++) for (let b = 0; b < T; b++) G[a]![b]! -= lambda * v[a]! * v[b]!
+  }
+  return coords
+}
+
+export async function dynamicsFeature(project: Project, layer: number, feature: number, threshold?: number): Promise<DynamicsFeature> {
+  const { r, steps } = await drift(project, layer)
+  if (feature >= r.n) throw new UserError(`Feature ${feature} does not exist: the SAEs have ${r.n} latents.`)
+  const { checkpoints } = seriesOf(project, layer)
+  const rows: Float64Array[] = []
+  for (const c of checkpoints) {
+    const f = await SafetensorsFile.open(join(c.sae, WEIGHTS_FILE))
+    try {
+      rows.push(Float64Array.from(await f.readFloat32Rows('W_dec', feature, 1)))
+    } finally {
+      await f.close()
+    }
+  }
+  const formation = await computeFormation(checkpoints, { features: [feature], threshold })
+  const f = formation.features[0]!
+  const sets = project.features.sets().filter((s) => s.layer === layer && s.step !== null).map((s) => ({ step: s.step!, setId: s.id }))
+  const T = steps.length
+  return {
+    layer,
+    feature,
+    steps,
+    cosToFinal: Array.from({ length: T }, (_, t) => r.cosToFinal[t * r.n + feature]!),
+    cosToPrevious: Array.from({ length: T }, (_, t) => r.cosToPrevious[t * r.n + feature]!),
+    trajectory: pca2(rows),
+    formation: { threshold: formation.threshold, m: f.m, formationStep: f.formationStep },
+    sets
+  }
+}
+
+/** Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label. */
+export async function formationByLabel(project: Project, layer: number, threshold?: number): Promise<FormationByLabel> {
+  await initBackend()
+  const { checkpoints } = seriesOf(project, layer)
+  const finalSet = project.features.sets().filter((s) => s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
+  if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
+  const votes = new Map<number, Map<string, number>>()
+  for (const l of project.features.allLabels(finalSet.id)) {
+    const v = votes.get(l.feature) ?? new Map<string, number>()
+    v.set(l.category!, (v.get(l.category!) ?? 0) + 1)
+    votes.set(l.feature, v)
+  }
+  const label = new Map([...votes].map(([f, v]) => [f, [...v.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]]))
+  const features = [...label.keys()].sort((a, b) => a - b)
+  const steps = checkpoints.map((c) => c.step)
+  const counts: Record<string, Record<string, number>> = {}
+  if (features.length) {
+    const r = await computeFormation(checkpoints, { features, threshold })
+    for (const f of r.features) {
+      const cat = label.get(f.feature)!
+      const key = f.formationStep.sae === null ? 'never' : String(f.formationStep.sae)
+      counts[cat] ??= {}
+      counts[cat][key] = (counts[cat][key] ?? 0) + 1
+    }
+  }
+  return { layer, steps, labelledFeatures: features.length, counts }
+}
