@@ -4,18 +4,14 @@
 // sae_weights.safetensors, since drift reads nothing else.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { solveAssignment } from '../src/core/analysis/assignment'
 import { computeDrift, matchRows } from '../src/core/analysis/drift'
 import { toFloat16Bits, writeSafetensors } from '../src/core/io/safetensors'
 import { Rng } from '../src/core/random'
 import { initBackend } from '../src/core/tf/backend'
+import { arg, ROOT } from './lib'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
 const T = arg('--checkpoints', 154)
 const N = arg('--latents', 65536)
 const D = arg('--d', 1024)

@@ -1,14 +1,13 @@
 // Harvest throughput: FeatureTrace's tfjs forward pass against PyTorch on the same Pythia-70m-shaped model.
 // Run: npx tsx bench/harvest.ts [--tokens 4096]   (writes bench/results/harvest.json and prints a table)
-import { matmulGflops } from './lib'
+import { matmulGflops, ROOT } from './lib'
 import { execFileSync } from 'node:child_process'
 import { cpus, totalmem } from 'node:os'
 import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { harvest } from '../src/core/lm/harvest'
 import { initBackend, type BackendName } from '../src/core/tf/backend'
 
-const ROOT = resolve(import.meta.dirname, '..')
 const DATA = join(ROOT, 'bench', '.data')
 const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
 const tokensArg = process.argv.indexOf('--tokens')

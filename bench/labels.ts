@@ -4,16 +4,12 @@
 // Run: npx tsx bench/labels.ts [--sets 6] [--features 32768]
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { Project } from '../src/core/project'
 import { Rng } from '../src/core/random'
 import type { FeatureRecord } from '../src/core/store/features'
+import { arg, ROOT } from './lib'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
 const SETS = arg('--sets', 6)
 const FEATURES = arg('--features', 32768)
 const EXAMPLES = 50

@@ -2,24 +2,19 @@
 // EleutherAI's sparsify does it eagerly, on the same activations. Appends to bench/results/train.json.
 // Run: npx tsx bench/train.ts [--steps 4] [--paper]   (--paper adds d = 2048, n = 32768 at a small batch)
 import * as tf from '@tensorflow/tfjs-core'
-import { matmulGflops } from './lib'
+import { arg, matmulGflops, ROOT } from './lib'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { SafetensorsFile, writeSafetensors } from '../src/core/io/safetensors'
 import { Rng } from '../src/core/random'
 import { gradientsFor, optimizerFor } from '../src/core/sae/sparse-host'
 import { unitRows, type SaeTensors } from '../src/core/sae/topk'
 import { initBackend, type BackendName } from '../src/core/tf/backend'
 
-const ROOT = resolve(import.meta.dirname, '..')
 const DATA = join(ROOT, 'bench', '.data')
 const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
-const arg = (name: string, fallback: number): number => {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
 const STEPS = arg('--steps', 4)
 
 interface Case {
