@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { solveAssignment } from '../../src/core/analysis/assignment'
-import { SafetensorsFile, writeSafetensors } from '../../src/core/io/safetensors'
+import { SafetensorsFile, toFloat16Bits, writeSafetensors } from '../../src/core/io/safetensors'
 import { Rng } from '../../src/core/random'
 import { PYTHON } from '../fixtures/tiny-models'
 import { CLI, tempDir } from '../helpers'
@@ -18,14 +18,14 @@ function gaussian(rng: Rng): number {
   return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
 }
 
-async function writeSae(dir: string, Wdec: Float32Array, step: number): Promise<void> {
+async function writeSae(dir: string, Wdec: Float32Array, step: number, f16 = false): Promise<void> {
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: d, d_sae: n, k: 4, featuretrace: { checkpoint_step: step } }))
   const WencT = new Float32Array(d * n)
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) WencT[j * n + i] = Wdec[i * d + j]!
   await writeSafetensors(join(dir, 'sae_weights.safetensors'), {
     W_enc: { dtype: 'F32', shape: [d, n], data: WencT },
-    W_dec: { dtype: 'F32', shape: [n, d], data: Wdec },
+    W_dec: f16 ? { dtype: 'F16', shape: [n, d], data: toFloat16Bits(Wdec) } : { dtype: 'F32', shape: [n, d], data: Wdec },
     b_enc: { dtype: 'F32', shape: [n], data: new Float32Array(n) },
     b_dec: { dtype: 'F32', shape: [d], data: new Float32Array(d) }
   })
@@ -34,6 +34,7 @@ async function writeSae(dir: string, Wdec: Float32Array, step: number): Promise<
 describe('drift along a series', () => {
   let t: ReturnType<typeof tempDir>
   const dirs: string[] = []
+  const half: string[] = []
   const permuted: string[] = []
   let perm: number[]
   beforeAll(async () => {
@@ -45,6 +46,8 @@ describe('drift along a series', () => {
       W = W.map((v, i) => v + (Math.floor(i / d) % 10 === 0 ? 0.6 : 0.08) * gaussian(rng))
       dirs.push(join(t.dir, `warm-${s}`))
       await writeSae(dirs[s]!, W, 10 ** s)
+      half.push(join(t.dir, `half-${s}`))
+      await writeSae(half[s]!, W, 10 ** s, true)
     }
     // An independently trained final SAE: the same features in a shuffled order, slightly perturbed.
     perm = new Rng(9).shuffle(Array.from({ length: n }, (_, i) => i))
@@ -63,8 +66,9 @@ describe('drift along a series', () => {
     return out
   }
 
-  it('writes cos_to_final and cos_to_previous equal to numpy to 1e-5, first row of cos_to_previous all 1', async () => {
-    const path = runDrift(dirs, false)
+  it.each(['F32', 'F16'])('%s: writes cos_to_final and cos_to_previous equal to numpy to 1e-5, first row of cos_to_previous all 1', async (dtype) => {
+    const series = dtype === 'F16' ? half : dirs
+    const path = runDrift(series, false)
     const f = await SafetensorsFile.open(path)
     expect([...f.header.tensors.keys()].sort()).toEqual(['cos_to_final', 'cos_to_previous'])
     expect(f.info('cos_to_final')).toMatchObject({ dtype: 'F32', shape: [T, n] })
@@ -76,12 +80,12 @@ describe('drift along a series', () => {
 import json, struct, sys, numpy as np
 def wdec(p):
     raw = open(p + '/sae_weights.safetensors', 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8+n])['W_dec']
-    a, b = h['data_offsets']; W = np.frombuffer(raw[8+n+a:8+n+b], np.float32).reshape(h['shape']).astype(np.float64)
+    a, b = h['data_offsets']; W = np.frombuffer(raw[8+n+a:8+n+b], np.float16 if h['dtype'] == 'F16' else np.float32).reshape(h['shape']).astype(np.float64)
     return W / np.linalg.norm(W, axis=1, keepdims=True)
 Ws = [wdec(p) for p in sys.argv[1:]]
 fin = Ws[-1]
 print(json.dumps({'final': [list((W * fin).sum(1)) for W in Ws], 'prev': [[1.0] * len(Ws[0])] + [list((Ws[i] * Ws[i-1]).sum(1)) for i in range(1, len(Ws))]}))
-`, ...dirs]).toString()
+`, ...series]).toString()
     ) as { final: number[][]; prev: number[][] }
     let worst = 0
     for (let s = 0; s < T; s++) {

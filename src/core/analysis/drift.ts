@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
-import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
+import { F16_TABLE, SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import type { JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
@@ -28,8 +28,17 @@ export interface DriftResult {
   matchMethod: string | null
 }
 
-/** Reads one SAE's decoder rows, unit-normalised, checking its size against the series. */
-async function unitDecoder(dir: string): Promise<{ rows: Float32Array; n: number; d: number; step: number | null }> {
+/** One SAE's decoder, as stored: f16 bit patterns are kept as they are and decoded on the fly. */
+interface Decoder {
+  n: number
+  d: number
+  step: number | null
+  f16: Uint16Array | null
+  f32: Float32Array | null
+  norms: Float64Array
+}
+
+async function readDecoder(dir: string): Promise<Decoder> {
   let cfg: { d_in?: unknown; d_sae?: unknown; featuretrace?: { checkpoint_step?: unknown } }
   try {
     cfg = JSON.parse(readFileSync(join(dir, CFG_FILE), 'utf8')) as typeof cfg
@@ -43,27 +52,71 @@ async function unitDecoder(dir: string): Promise<{ rows: Float32Array; n: number
     if (info.shape.length !== 2 || n !== cfg.d_sae || d !== cfg.d_in) {
       throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${String(cfg.d_sae)}, d_in ${String(cfg.d_in)}.`)
     }
-    const rows = await f.readFloat32('W_dec')
-    for (let i = 0; i < n; i++) {
-      let s = 0
-      for (let j = 0; j < d; j++) s += rows[i * d + j]! ** 2
-      const inv = s > 0 ? 1 / Math.sqrt(s) : 0
-      for (let j = 0; j < d; j++) rows[i * d + j]! *= inv
-    }
     const step = typeof cfg.featuretrace?.checkpoint_step === 'number' ? cfg.featuretrace.checkpoint_step : null
-    return { rows, n, d, step }
+    let f16: Uint16Array | null = null
+    let f32: Float32Array | null = null
+    const norms = new Float64Array(n)
+    if (info.dtype === 'F16') {
+      const bytes = await f.readBytes('W_dec')
+      f16 = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+      for (let i = 0; i < n; i++) {
+        let s = 0
+        for (let j = i * d, e = j + d; j < e; j++) {
+          const x = F16_TABLE[f16[j]!]!
+          s += x * x
+        }
+        norms[i] = Math.sqrt(s)
+      }
+    } else {
+      f32 = await f.readFloat32('W_dec')
+      for (let i = 0; i < n; i++) {
+        let s = 0
+        for (let j = i * d, e = j + d; j < e; j++) s += f32[j]! * f32[j]!
+        norms[i] = Math.sqrt(s)
+      }
+    }
+    return { n, d, step, f16, f32, norms }
   } finally {
     await f.close()
   }
 }
 
-function rowDots(a: Float32Array, b: Float32Array, n: number, d: number, out: Float32Array, offset: number): void {
+/** Unit rows as float32, for matching. */
+function unitRows32(x: Decoder): Float32Array {
+  const out = new Float32Array(x.n * x.d)
+  for (let i = 0; i < x.n; i++) {
+    const inv = x.norms[i]! > 0 ? 1 / x.norms[i]! : 0
+    for (let j = 0; j < x.d; j++) out[i * x.d + j] = (x.f16 ? F16_TABLE[x.f16[i * x.d + j]!]! : x.f32![i * x.d + j]!) * inv
+  }
+  return out
+}
+
+/**
+ * cos(row i of a, row i of b) for every i, written at out[offset + i]. One pass over the stored values: at
+ * SAE-Track scale this loop is the whole cost of drift, so it reads f16 bit patterns directly.
+ */
+function rowCosines(a: Decoder, b: Decoder, out: Float32Array, offset: number): void {
+  const { n, d } = a
+  const T = F16_TABLE
   for (let i = 0; i < n; i++) {
-    let s = 0
-    for (let j = 0; j < d; j++) s += a[i * d + j]! * b[i * d + j]!
-    out[offset + i] = s
+    let dot = 0
+    const o = i * d
+    if (a.f16 && b.f16) {
+      const x = a.f16
+      const y = b.f16
+      for (let j = o, e = o + d; j < e; j++) dot += T[x[j]!]! * T[y[j]!]!
+    } else {
+      for (let j = o, e = o + d; j < e; j++) {
+        const u = a.f16 ? T[a.f16[j]!]! : a.f32![j]!
+        const v = b.f16 ? T[b.f16[j]!]! : b.f32![j]!
+        dot += u * v
+      }
+    }
+    const den = a.norms[i]! * b.norms[i]!
+    out[offset + i] = den > 0 ? dot / den : 0
   }
 }
+
 
 /** Row i of `a` assigned to a row of `b` by decoder cosine: exact up to EXACT_MATCH_MAX, greedy beyond. */
 export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number): Promise<{ col: Int32Array; cos: Float32Array; method: string }> {
@@ -108,8 +161,9 @@ export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: 
 export async function computeDrift(saeDirs: string[], opts: { match?: boolean }, ctx: JobContext): Promise<DriftResult> {
   if (saeDirs.length === 0) throw new UserError('Give at least one SAE folder, in step order.')
   const T = saeDirs.length
-  const final = await unitDecoder(saeDirs[T - 1]!)
+  const final = await readDecoder(saeDirs[T - 1]!)
   const { n, d } = final
+  const finalUnit = opts.match ? unitRows32(final) : null
   const cosToFinal = new Float32Array(T * n)
   const cosToPrevious = new Float32Array(T * n)
   const matchToFinal = opts.match ? new Int32Array(T * n) : null
@@ -117,21 +171,21 @@ export async function computeDrift(saeDirs: string[], opts: { match?: boolean },
   const steps: (number | null)[] = []
   let method: string | null = null
   const meter = new ProgressMeter(T, 'SAE')
-  let previous: Float32Array | null = null
+  let previous: Decoder | null = null
   for (let t = 0; t < T; t++) {
-    const cur = t === T - 1 ? final : await unitDecoder(saeDirs[t]!)
+    const cur = t === T - 1 ? final : await readDecoder(saeDirs[t]!)
     if (cur.n !== n || cur.d !== d) throw new UserError(`${saeDirs[t]} has ${cur.n} latents of width ${cur.d}; the final SAE has ${n} of width ${d}.`)
     steps.push(cur.step)
-    rowDots(cur.rows, final.rows, n, d, cosToFinal, t * n)
-    if (previous) rowDots(cur.rows, previous, n, d, cosToPrevious, t * n)
+    rowCosines(cur, final, cosToFinal, t * n)
+    if (previous) rowCosines(cur, previous, cosToPrevious, t * n)
     else cosToPrevious.fill(1, 0, n)
-    if (matchToFinal && matchCos) {
-      const m = await matchRows(cur.rows, final.rows, n, d)
+    if (matchToFinal && matchCos && finalUnit) {
+      const m = await matchRows(unitRows32(cur), finalUnit, n, d)
       matchToFinal.set(m.col, t * n)
       matchCos.set(m.cos, t * n)
       method = m.method
     }
-    previous = cur.rows
+    previous = cur
     ctx.progress(meter.update(t + 1, `SAE ${t + 1}/${T}`))
     if (ctx.signal.aborted) throw new UserError('Drift computation cancelled.')
   }

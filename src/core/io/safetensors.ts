@@ -174,7 +174,8 @@ export async function writeSafetensors(
   await rename(tmp, file)
 }
 
-const F16_TABLE = (() => {
+/** Every half-precision bit pattern's float value: decoding is one table lookup. */
+export const F16_TABLE = (() => {
   // All 65,536 half-precision values, decoded once: conversion is then a table lookup.
   const table = new Float32Array(65536)
   for (let h = 0; h < 65536; h++) {
