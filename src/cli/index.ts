@@ -329,6 +329,19 @@ async function cmdJobs(args: string[]): Promise<void> {
   ws.close()
 }
 
+/** Options shared by `harvest` and `harvest-series`. */
+const HARVEST_OPTIONS: Options = {
+  corpus: { type: 'string' },
+  layer: { type: 'string' },
+  context: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  dtype: { type: 'string' },
+  seed: { type: 'string' },
+  lang: { type: 'string' },
+  'drop-short': { type: 'boolean' },
+  backend: { type: 'string' }
+}
+
 function layerList(value: unknown): number[] {
   if (typeof value !== 'string' || !/^\d+(,\d+)*$/.test(value)) throw new CliError('--layer needs a layer number or a list like 3,6.')
   return value.split(',').map(Number)
@@ -336,19 +349,11 @@ function layerList(value: unknown): number[] {
 
 async function cmdHarvest(args: string[]): Promise<void> {
   const { values } = parse(args, {
+    ...HARVEST_OPTIONS,
     model: { type: 'string' },
-    corpus: { type: 'string' },
-    layer: { type: 'string' },
     out: { type: 'string' },
-    context: { type: 'string' },
-    'max-tokens': { type: 'string' },
-    dtype: { type: 'string' },
-    seed: { type: 'string' },
-    lang: { type: 'string' },
-    'drop-short': { type: 'boolean' },
     'final-norm': { type: 'boolean' },
-    batch: { type: 'string' },
-    backend: { type: 'string' }
+    batch: { type: 'string' }
   })
   requireOptions('harvest', values, ['model', 'corpus', 'layer', 'out'])
   const dtype = (values.dtype as string | undefined) ?? 'f16'
@@ -382,19 +387,7 @@ async function cmdHarvest(args: string[]): Promise<void> {
 }
 
 async function cmdHarvestSeries(args: string[]): Promise<void> {
-  const { values } = parse(args, {
-    ...PROJECT,
-    corpus: { type: 'string' },
-    layer: { type: 'string' },
-    context: { type: 'string' },
-    'max-tokens': { type: 'string' },
-    dtype: { type: 'string' },
-    seed: { type: 'string' },
-    lang: { type: 'string' },
-    'drop-short': { type: 'boolean' },
-    backend: { type: 'string' },
-    checkpoint: { type: 'string', multiple: true }
-  })
+  const { values } = parse(args, { ...PROJECT, ...HARVEST_OPTIONS, checkpoint: { type: 'string', multiple: true } })
   if (!values.corpus || values.layer === undefined) throw new CliError('harvest-series needs --corpus FILE and --layer L.')
   const ws = openWorkspace(values)
   const ids = await checkpointIdsAt(ws, values.checkpoint)
