@@ -18,14 +18,7 @@ const D = arg('--d', 1024)
 const dir = join(ROOT, 'bench', '.data', 'drift-series')
 
 function gaussians(rng: Rng, count: number): Float32Array {
-  const out = new Float32Array(count)
-  for (let i = 0; i < count; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - rng.next()))
-    const a = 2 * Math.PI * rng.next()
-    out[i] = r * Math.cos(a)
-    if (i + 1 < count) out[i + 1] = r * Math.sin(a)
-  }
-  return out
+  return Float32Array.from({ length: count }, () => rng.gaussian())
 }
 
 let peakRss = 0

@@ -30,7 +30,7 @@ async function activations(c: Case, rows: number): Promise<string> {
   if (existsSync(file)) return file
   const rng = new Rng(5)
   const x = new Float32Array(rows * c.d)
-  for (let i = 0; i < x.length; i++) x[i] = Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
+  for (let i = 0; i < x.length; i++) x[i] = rng.gaussian()
   await writeSafetensors(file, { activations: { dtype: 'F32', shape: [rows, c.d], data: x } })
   return file
 }

@@ -15,6 +15,11 @@ export class Rng {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 
+  /** A standard normal draw (Box–Muller; the radius's uniform is drawn first). */
+  gaussian(): number {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next())
+  }
+
   int(n: number): number {
     return Math.floor(this.next() * n)
   }

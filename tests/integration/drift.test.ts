@@ -14,10 +14,6 @@ const n = 96
 const d = 24
 const T = 5
 
-function gaussian(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
-}
-
 async function writeSae(dir: string, Wdec: Float32Array, step: number, f16 = false): Promise<void> {
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: d, d_sae: n, k: 4, featuretrace: { checkpoint_step: step } }))
@@ -40,10 +36,10 @@ describe('drift along a series', () => {
   beforeAll(async () => {
     t = tempDir()
     const rng = new Rng(3)
-    let W = Float32Array.from({ length: n * d }, () => gaussian(rng))
+    let W = Float32Array.from({ length: n * d }, () => rng.gaussian())
     for (let s = 0; s < T; s++) {
       // Each checkpoint moves every row a little, some rows (planted "late formers") a lot.
-      W = W.map((v, i) => v + (Math.floor(i / d) % 10 === 0 ? 0.6 : 0.08) * gaussian(rng))
+      W = W.map((v, i) => v + (Math.floor(i / d) % 10 === 0 ? 0.6 : 0.08) * rng.gaussian())
       dirs.push(join(t.dir, `warm-${s}`))
       await writeSae(dirs[s]!, W, 10 ** s)
       half.push(join(t.dir, `half-${s}`))
@@ -52,7 +48,7 @@ describe('drift along a series', () => {
     // An independently trained final SAE: the same features in a shuffled order, slightly perturbed.
     perm = new Rng(9).shuffle(Array.from({ length: n }, (_, i) => i))
     const shuffled = new Float32Array(n * d)
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) shuffled[perm[i]! * d + j] = W[i * d + j]! + 0.02 * gaussian(rng)
+    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) shuffled[perm[i]! * d + j] = W[i * d + j]! + 0.02 * rng.gaussian()
     permuted.push(dirs[T - 1]!, join(t.dir, 'independent'))
     await writeSae(permuted[1]!, shuffled, 10 ** T)
   })

@@ -15,10 +15,6 @@ const steps = [0, 10, 100, 1000]
 /** Feature f forms at checkpoint index FORMS_AT[f]; every other feature is there from the start. */
 const FORMS_AT: Record<number, number> = { 0: 0, 1: 1, 2: 2, 3: 3 }
 
-function gaussian(rng: Rng): number {
-  return Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
-}
-
 function unit(v: Float32Array): Float32Array {
   const s = Math.hypot(...v)
   return v.map((x) => x / s)
@@ -31,7 +27,7 @@ describe('feature formation', () => {
     await initBackend('cpu')
     t = tempDir()
     const rng = new Rng(5)
-    const D = Array.from({ length: n }, () => unit(Float32Array.from({ length: d }, () => gaussian(rng))))
+    const D = Array.from({ length: n }, () => unit(Float32Array.from({ length: d }, () => rng.gaussian())))
     const R = 600
     const active = Array.from({ length: R }, () => [rng.int(n), rng.int(n)] as const)
     const coef = Array.from({ length: R }, () => [1 + rng.next(), 1 + rng.next()] as const)
@@ -62,10 +58,10 @@ describe('feature formation', () => {
           for (let a = 0; a < 2; a++) {
             const f = active[r + q]![a]!
             const formed = ti >= (FORMS_AT[f] ?? 0)
-            const dir = formed ? D[f]! : unit(Float32Array.from({ length: d }, () => gaussian(rng)))
+            const dir = formed ? D[f]! : unit(Float32Array.from({ length: d }, () => rng.gaussian()))
             for (let j = 0; j < d; j++) acts[q * d + j]! += coef[r + q]![a]! * dir[j]!
           }
-          for (let j = 0; j < d; j++) acts[q * d + j]! += 0.01 * gaussian(rng)
+          for (let j = 0; j < d; j++) acts[q * d + j]! += 0.01 * rng.gaussian()
         }
         await w.appendSequence(acts, r / 8, [0, 1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8])
       }
@@ -103,7 +99,7 @@ describe('PCA trajectory', () => {
     const { execFileSync } = await import('node:child_process')
     const { PYTHON } = await import('../fixtures/tiny-models')
     const rng = new Rng(2)
-    const X = Array.from({ length: 6 }, (_, t) => Float64Array.from({ length: 10 }, (_, j) => Math.sin(t * (j + 1)) + 0.1 * gaussian(rng)))
+    const X = Array.from({ length: 6 }, (_, t) => Float64Array.from({ length: 10 }, (_, j) => Math.sin(t * (j + 1)) + 0.1 * rng.gaussian()))
     const ours = pca2(X)
     const ref = JSON.parse(
       execFileSync(PYTHON, ['-c', 'import json,sys,numpy as np; X=np.array(json.load(sys.stdin)); C=X-X.mean(0); U,S,Vt=np.linalg.svd(C,full_matrices=False); print(json.dumps((U[:,:2]*S[:2]).tolist()))'], {

@@ -8,9 +8,9 @@ import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Seque
 import type { JobContext } from '../jobs/job'
 import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { readSae } from '../sae/io'
+import { readSae, saeTensors } from '../sae/io'
 import { scaleInputs } from '../sae/scaling'
-import { encode, unitRows, type SaeTensors } from '../sae/topk'
+import { disposeParams, encode, unitRows, type SaeTensors } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/features'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
 
@@ -78,13 +78,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const store = await ActivationStore.open(opts.activations)
   if (store.d !== sae.d) throw new UserError(`${opts.activations} has d=${store.d} but the SAE ${opts.sae} expects d=${sae.d}.`)
   const { d, n, k } = sae
-  const w = sae.weights
-  const p: SaeTensors = {
-    Wenc: tf.variable(tf.tensor2d(w.W_enc, [d, n])),
-    benc: tf.variable(tf.tensor1d(w.b_enc)),
-    Wdec: tf.variable(tf.tensor2d(w.W_dec, [n, d])),
-    bdec: tf.variable(tf.tensor1d(w.b_dec))
-  }
+  const p = saeTensors(sae)
   const paperN = opts.paperExamples ?? 50
   const threshold = opts.paperThreshold ?? 0.7
   const topN = opts.topN ?? 20
@@ -263,6 +257,6 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     }
     return { heldOutOnly, features, tokens: texts, rows, sequences }
   } finally {
-    tf.dispose([p.Wenc, p.benc, p.Wdec, p.bdec])
+    disposeParams(p)
   }
 }

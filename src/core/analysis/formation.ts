@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
 import { ActivationStore } from '../io/activation-store'
 import { Rng } from '../random'
-import { readSae } from '../sae/io'
+import { readSae, saeTensors } from '../sae/io'
 import { scaleInputs } from '../sae/scaling'
-import { encode, type SaeTensors } from '../sae/topk'
+import { disposeParams, encode, type SaeTensors } from '../sae/topk'
 
 export const VARIANTS = ['sae', 'raw', 'jaccard', 'weightedJaccard'] as const
 export type Variant = (typeof VARIANTS)[number]
@@ -55,14 +55,8 @@ interface LoadedSae {
 
 async function loadSae(dir: string): Promise<LoadedSae> {
   const s = await readSae(dir)
-  const w = s.weights
   return {
-    p: {
-      Wenc: tf.variable(tf.tensor2d(w.W_enc, [s.d, s.n])),
-      benc: tf.variable(tf.tensor1d(w.b_enc)),
-      Wdec: tf.variable(tf.tensor2d(w.W_dec, [s.n, s.d])),
-      bdec: tf.variable(tf.tensor1d(w.b_dec))
-    },
+    p: saeTensors(s),
     k: s.k,
     n: s.n,
     scaling: s.scaling
@@ -70,7 +64,7 @@ async function loadSae(dir: string): Promise<LoadedSae> {
 }
 
 function dispose(s: LoadedSae): void {
-  tf.dispose([s.p.Wenc, s.p.benc, s.p.Wdec, s.p.bdec])
+  disposeParams(s.p)
 }
 
 /** Sparse codes of rows: for each row its k (value, index) pairs, positive values only kept. */

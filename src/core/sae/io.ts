@@ -134,6 +134,17 @@ export async function readSae(dir: string): Promise<SaeOnDisk & { weights: Recor
   }
 }
 
+/** An SAE read from disk as trainable/encodable tensors (the caller disposes them with disposeParams). */
+export function saeTensors(sae: Pick<SaeOnDisk, 'd' | 'n'> & { weights: Record<'W_enc' | 'W_dec' | 'b_enc' | 'b_dec', Float32Array> }): SaeTensors {
+  const { d, n, weights: w } = sae
+  return {
+    Wenc: tf.variable(tf.tensor2d(w.W_enc, [d, n])),
+    benc: tf.variable(tf.tensor1d(w.b_enc)),
+    Wdec: tf.variable(tf.tensor2d(w.W_dec, [n, d])),
+    bdec: tf.variable(tf.tensor1d(w.b_dec))
+  }
+}
+
 export function isCompleteSae(dir: string): boolean {
   return existsSync(join(dir, CFG_FILE)) && existsSync(join(dir, WEIGHTS_FILE))
 }

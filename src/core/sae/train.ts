@@ -11,7 +11,7 @@ import { Rng } from '../random'
 import { initBackend, type BackendChoice, type BackendName } from '../tf/backend'
 import { resolveConfig, type PresetName, type TrainConfig, type TrainOverrides } from './config'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
-import { isCompleteSae, loadState, readSae, saveState, STATE_FILES, writeSaeFiles, type FeatureTraceMeta } from './io'
+import { isCompleteSae, loadState, readSae, saeTensors, saveState, STATE_FILES, writeSaeFiles, type FeatureTraceMeta } from './io'
 import { evaluate, type EvalMetrics } from './metrics'
 import { constantFactor, geometricMedian, mean, scaleInputs, type Scaling } from './scaling'
 import { gradientsFor, optimizerFor } from './sparse-host'
@@ -147,8 +147,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     counts = tf.tensor1d(tensors.fire_counts!)
   } else if (initSae) {
     scaling = initSae.scaling
-    const w = initSae.weights
-    params = { Wenc: variable(w.W_enc, [d, cfg.n]), benc: variable(w.b_enc, [cfg.n]), Wdec: variable(w.W_dec, [cfg.n, d]), bdec: variable(w.b_dec, [d]) }
+    params = saeTensors(initSae)
     since = tf.zeros([cfg.n])
     counts = tf.zeros([cfg.n])
   } else {
@@ -162,7 +161,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     // Our own generator, not tf.randomNormal: tfjs treats seed 0 as "unseeded", and runs must repeat exactly.
     const rng = new Rng(cfg.seed)
     const gaussian = new Float32Array(cfg.n * d)
-    for (let i = 0; i < gaussian.length; i++) gaussian[i] = Math.sqrt(-2 * Math.log(1 - rng.next())) * Math.cos(2 * Math.PI * rng.next())
+    for (let i = 0; i < gaussian.length; i++) gaussian[i] = rng.gaussian()
     const Wdec = tf.tidy(() => unitRows(tf.tensor2d(gaussian, [cfg.n, d])))
     params = { Wenc: tf.variable(tf.transpose(Wdec)), benc: tf.variable(tf.zeros([cfg.n])), Wdec: tf.variable(Wdec), bdec: variable(bdec, [d]) }
     Wdec.dispose()
