@@ -138,7 +138,10 @@ export const FeatureSummarySchema = z.object({
   langClass: z.string().nullable(),
   topTokens: z.string(),
   /** The requesting annotator's category, if any. */
-  label: z.string().nullable()
+  label: z.string().nullable(),
+  /** From the layer's dynamics run, when one was computed: formation step (SAE variant) and total drift. */
+  formationStep: z.number().int().nullable(),
+  totalDrift: z.number().nullable()
 })
 export type FeatureSummary = z.infer<typeof FeatureSummarySchema>
 
@@ -147,7 +150,7 @@ export const FeatureListQuerySchema = z
     setId: z.number().int().nonnegative(),
     offset: z.number().int().nonnegative().optional(),
     limit: z.number().int().positive().max(5000).optional(),
-    sort: z.enum(['feature', 'density', 'maxAct', 'meanAct', 'lang']).optional(),
+    sort: z.enum(['feature', 'density', 'maxAct', 'meanAct', 'lang', 'formation', 'drift']).optional(),
     descending: z.boolean().optional(),
     lang: z.string().max(32).optional(),
     /** A category, or 'unlabelled'. */
@@ -254,6 +257,29 @@ export const DynamicsFeatureSchema = z.object({
 })
 export type DynamicsFeature = z.infer<typeof DynamicsFeatureSchema>
 
+export const DynamicsRunSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  n: z.number().int(),
+  threshold: z.number(),
+  warmStarted: z.boolean(),
+  matchMethod: z.string().nullable(),
+  createdAt: z.string()
+})
+export type DynamicsRunInfo = z.infer<typeof DynamicsRunSchema>
+
+export const FeatureDynamicsRowSchema = z.object({
+  feature: z.number().int(),
+  /** 1 − cos(decoder row at the first checkpoint, at the final one). */
+  totalDrift: z.number(),
+  /** The largest single move: the smallest cosine to the previous checkpoint. */
+  minCosToPrevious: z.number(),
+  formationStep: variantSteps,
+  /** M_i at the final checkpoint (SAE variant). */
+  mFinal: z.number().nullable()
+})
+export type FeatureDynamicsRow = z.infer<typeof FeatureDynamicsRowSchema>
+
 export const FormationByLabelSchema = z.object({
   layer: z.number().int(),
   steps: z.array(z.number().int()),
@@ -303,6 +329,13 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     languageThreshold: z.number().gt(0.5).lt(1).optional()
   }),
   z.object({
+    kind: z.literal('dynamics'),
+    layer: z.number().int().nonnegative(),
+    /** M above which a feature counts as formed (METHODS §2). */
+    threshold: z.number().gt(-1).lt(1).default(0.5),
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
+  }),
+  z.object({
     kind: z.literal('train-series'),
     /** Empty: every checkpoint with activations at this layer, in step order. */
     checkpointIds: z.array(z.number().int()).max(100_000).default([]),
@@ -314,6 +347,12 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     tokens: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().optional(),
     lr: z.number().positive().optional(),
+    /** Warm-up steps of the first SAE (the preset's when absent). */
+    warmupSteps: z.number().int().nonnegative().optional(),
+    /** Tokens of each warm-started SAE as a fraction of the first's (sae-track: 0.05). */
+    warmTokenFraction: z.number().gt(0).max(1).optional(),
+    /** Learning rate of each warm-started SAE as a fraction of the first's (sae-track: 0.1). */
+    warmLrFactor: z.number().gt(0).max(1).optional(),
     seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   })

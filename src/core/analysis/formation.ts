@@ -27,6 +27,8 @@ export interface FormationOptions {
   seed?: number
   /** M above which a feature counts as formed; the formation step is the first after which M stays above. */
   threshold?: number
+  /** Called as the work advances (fraction in [0, 1]). */
+  onProgress?: (fraction: number, message: string) => void
 }
 
 export interface FeatureFormation {
@@ -207,6 +209,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
       })
     }
     base += rows
+    opts.onProgress?.((0.5 * (s + 1)) / finalStore.manifest.shards.length, `top positions: shard ${s + 1}/${finalStore.manifest.shards.length}`)
   }
   dispose(finalSae)
   const positions = new Map(opts.features.map((f) => [f, best.get(f)!.sort((a, b) => b.v - a.v).slice(0, topK).map((x) => x.row)]))
@@ -232,6 +235,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
     }
     stats(randomPositions, sRand)
     for (const f of opts.features) stats(positions.get(f)!, sFeat.get(f)!)
+    opts.onProgress?.(0.5 + (0.5 * (t + 1)) / series.length, `M(t): step ${c.step} (${t + 1}/${series.length})`)
   }
   const steps = series.map((c) => c.step)
   return {
