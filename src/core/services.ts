@@ -145,6 +145,11 @@ export function createHandlers(ws: Workspace): Handlers {
       const { formationByLabel } = await import('./analysis/dynamics')
       return formationByLabel(ws.requireProject().project, layer, threshold)
     },
+    'dynamics.formationCurves': async ({ layer, features, threshold }) => {
+      const { formationCurves } = await import('./analysis/dynamics')
+      return formationCurves(ws.requireProject().project, layer, features, threshold)
+    },
+    'dynamics.run': ({ layer }) => ws.requireProject().project.dynamics.run(layer),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)

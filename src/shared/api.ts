@@ -280,10 +280,20 @@ export const FeatureDynamicsRowSchema = z.object({
 })
 export type FeatureDynamicsRow = z.infer<typeof FeatureDynamicsRowSchema>
 
+export const FormationCurvesSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  threshold: z.number(),
+  curves: z.array(z.object({ feature: z.number().int(), m: z.array(z.number()), formationStep: z.number().int().nullable() }))
+})
+export type FormationCurves = z.infer<typeof FormationCurvesSchema>
+
 export const FormationByLabelSchema = z.object({
   layer: z.number().int(),
   steps: z.array(z.number().int()),
   labelledFeatures: z.number().int(),
+  /** Whether the steps came from the stored dynamics run (else computed for this request). */
+  stored: z.boolean(),
   /** category → formation step (or "never") → features. */
   counts: z.record(z.string(), z.record(z.string(), z.number().int()))
 })
@@ -488,6 +498,11 @@ export const apiCalls = {
     input: z.object({ layer: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
     output: FormationByLabelSchema
   },
+  'dynamics.formationCurves': {
+    input: z.object({ layer: z.number().int().nonnegative(), features: z.array(z.number().int().nonnegative()).min(1).max(50), threshold: z.number().optional() }).strict(),
+    output: FormationCurvesSchema
+  },
+  'dynamics.run': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsRunSchema.nullable() },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
   'jobs.cancel': { input: id, output: JobSchema }
