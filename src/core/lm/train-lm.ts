@@ -71,13 +71,19 @@ interface Weights {
 }
 
 function initWeights(c: TinyLlamaConfig, rng: Rng): Weights {
+  // A variable keeps its own handle on the data: the initial tensor is disposed.
+  const variable = (t: tf.Tensor): tf.Variable => {
+    const v = tf.variable(t)
+    t.dispose()
+    return v
+  }
   const normal = (shape: number[], std: number): tf.Variable => {
     const n = shape.reduce((a, b) => a * b, 1)
     const v = new Float32Array(n)
     for (let i = 0; i < n; i++) v[i] = std * rng.gaussian()
-    return tf.variable(tf.tensor(v, shape))
+    return variable(tf.tensor(v, shape))
   }
-  const ones = (n: number): tf.Variable => tf.variable(tf.ones([n]))
+  const ones = (n: number): tf.Variable => variable(tf.ones([n]))
   const d = c.hiddenSize
   const I = c.intermediateSize
   // GPT-2's scheme: 0.02, with the projections into the residual stream scaled down by depth.
