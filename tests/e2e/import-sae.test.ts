@@ -56,8 +56,8 @@ describe('importing SAEs from the checkpoint view', () => {
 
     await page.getByTestId('import-sae-path').fill(join(fx.dir, 'sparsify-series'))
     await page.getByTestId('import-sae-look').click()
+    await expect.poll(() => page.locator('[data-testid=import-sae-problems]').count()).toBe(0)
     await expect.poll(() => found.count()).toBe(3)
-    expect(await page.locator('[data-testid=import-sae-problems]').count()).toBe(0)
     await page.getByTestId('import-sae-import').click()
     await expect.poll(() => page.getByTestId('import-sae-result').textContent()).toMatch(/Imported 3 SAEs at steps 0, 100, 1000 \(layer 2\)/)
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-done.png') })
