@@ -23,7 +23,7 @@ import { UserError } from '../../src/shared/api'
 import { makeCheckpointSeries } from '../fixtures/checkpoint-series'
 import { writePlantedActivations, plantedDictionary } from '../fixtures/planted'
 import { pythonReference, saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
-import { tempDir } from '../helpers'
+import { CLI, tempDir } from '../helpers'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 const STEPS = [0, 100, 1000]
@@ -129,6 +129,25 @@ describe('SAE import', () => {
       await importActivationStore(p, store, last.id)
       const stats = await computeFeatureStats({ sae: infos[2]!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
       expect(stats.features).toHaveLength(fx.d_sae)
+      // A JumpReLU SAE (Gemma Scope) through the same statistics: density = share of rows where pre > threshold and > 0.
+      const [gemma] = await importSaes(p, { path: join(fx.dir, 'gemma-scope'), step: 0, layer: 3 })
+      const jr = await computeFeatureStats({ sae: gemma!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
+      const gw = (await readSae(gemma!.path)).weights
+      const firing = new Float64Array(fx.d_sae)
+      const { ActivationStore } = await import('../../src/core/io/activation-store')
+      const st = await ActivationStore.open(store)
+      for (let sh = 0; sh < st.manifest.shards.length; sh++) {
+        const { acts: a } = await st.readShard(sh)
+        for (let r = 0; r < a.length / fx.d_in; r++) {
+          for (let j = 0; j < fx.d_sae; j++) {
+            let pre = gw.b_enc[j]!
+            for (let i = 0; i < fx.d_in; i++) pre += a[r * fx.d_in + i]! * gw.W_enc[i * fx.d_sae + j]!
+            if (pre > gw.threshold![j]! && pre > 0) firing[j]!++
+          }
+        }
+      }
+      for (const f of jr.features) expect(f.density!, `JumpReLU density of ${f.feature}`).toBeCloseTo(firing[f.feature]! / st.rows, 6)
+      expect(jr.features.filter((f) => !f.dead).length).toBeGreaterThan(fx.d_sae / 2)
       const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features, true)
       const live = stats.features.find((f) => !f.dead)!
       p.features.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
@@ -237,4 +256,25 @@ describe('SAE import', () => {
       p.close()
     }
   })
+
+  it('CLI: featuretrace import-sae PATH --project DIR [--checkpoint STEP], exit 2 with the reason on bad input', async () => {
+    const { spawnSync } = await import('node:child_process')
+    const ft = (...a: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync(process.execPath, [CLI, ...a], { encoding: 'utf8' })
+    const dir = join(t.dir, 'cli-project')
+    expect(ft('checkpoints', 'add', series, '--project', dir).status).toBe(0)
+    const r = ft('import-sae', join(fx.dir, 'sparsify-series'), '--project', dir)
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/found +sparsify +step 0 +layer 2 +d_in 16 d_sae 64 TopK k=8, BF16/)
+    expect(r.stdout).toMatch(/imported step 1000 layer 2: 64 latents/)
+    const g = ft('import-sae', join(fx.dir, 'gemma-scope', 'layer_3', 'width_64', 'average_l0_9', 'params.npz'), '--project', dir, '--checkpoint', '100')
+    expect(g.status, g.stderr).toBe(0)
+    expect(g.stdout).toMatch(/found +gemma-scope +step 100 +layer 4 +d_in 16 d_sae 64 JumpReLU threshold 0\.\d+…0\.\d+ \(median 0\.\d+\), F32, input none, no b_dec on input/)
+    const bad = ft('import-sae', join(fx.dir, 'bad', 'pickle', 'sae.pth'), '--project', dir, '--checkpoint', '0')
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toMatch(/is a PyTorch pickle[\s\S]*torch\.load/)
+    const none = ft('export-neuronpedia', '--project', dir, '--out', join(t.dir, 'np-cli'))
+    expect(none.status).toBe(2)
+    expect(none.stderr).toMatch(/No feature statistics to export/)
+  })
 })
+

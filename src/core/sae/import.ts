@@ -75,6 +75,14 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     }
   }
   if (candidates.length === 0 && problems.length === 0) {
+    // No step folders: one SAE somewhere below (a Gemma Scope release's layer_L/width_W/average_l0_N/params.npz).
+    let inside = await saesBelow(root, 3).catch(() => [] as ForeignSae[])
+    if (req.hookpoint) inside = inside.filter((s) => relative(root, s.path).split(/[/\\]/).includes(req.hookpoint!))
+    if (inside.length === 1) return { candidates: [{ sae: inside[0]!, step: req.step ?? inside[0]!.step }], problems }
+    if (inside.length > 1) {
+      problems.push({ path: root, reason: `holds ${inside.length} SAEs and no step folders (${inside.map((s) => relative(root, s.path)).join(', ')}); give one SAE's folder, or --hookpoint NAME.` })
+      return { candidates, problems }
+    }
     problems.push({ path: root, reason: `no SAE found: expected ${WHAT_WE_READ}, or a folder of step folders (step1000, iter_0001000, checkpoint-1000) holding them.` })
   }
   return { candidates, problems }
