@@ -126,7 +126,10 @@ describe('SAE import', () => {
       }
       await w.finish(Array.from({ length: 40 }, (_, id) => ({ id, lang: 'en', source: 'synthetic' })), (id) => ` tok${id}`)
       const last = p.checkpoints.list().find((c) => c.step === 1000)!
-      await importActivationStore(p, store, last.id)
+      // The same tokens at every checkpoint (as a harvest with one corpus and seed gives): the Dynamics view's drift is matched.
+      for (const c of p.checkpoints.list()) await importActivationStore(p, store, c.id)
+      const { dynamicsOverview } = await import('../../src/core/analysis/dynamics')
+      expect(await dynamicsOverview(p, 2)).toMatchObject({ steps: STEPS, n: fx.d_sae, warmStarted: false, matchMethod: drift.matchMethod })
       const stats = await computeFeatureStats({ sae: infos[2]!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
       expect(stats.features).toHaveLength(fx.d_sae)
       // A JumpReLU SAE (Gemma Scope) through the same statistics: density = share of rows where pre > threshold and > 0.
@@ -151,6 +154,11 @@ describe('SAE import', () => {
       const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features, true)
       const live = stats.features.find((f) => !f.dead)!
       p.features.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
+      // Formation (SAE-Track's measure) over the imported series.
+      const { dynamicsFeature } = await import('../../src/core/analysis/dynamics')
+      const dyn = await dynamicsFeature(p, 2, live.feature)
+      expect(dyn.formation.m.sae).toHaveLength(STEPS.length)
+      expect(dyn.formation.m.sae.every(Number.isFinite)).toBe(true)
       const out = join(t.dir, 'np')
       const r = exportNeuronpedia(p, out, { modelId: 'tiny-neox' })
       expect(r.sources).toHaveLength(1)

@@ -117,6 +117,8 @@ export async function readNpzHeaders(file: string): Promise<Map<string, NpyHeade
 }
 
 function decode(bytes: Buffer, descr: string): Float32Array {
+  // numpy pads headers so data starts 64-byte aligned: float32 data is viewed in place.
+  if (descr === '<f4' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
   const aligned = new Uint8Array(bytes.byteLength)
   aligned.set(bytes)
   switch (descr) {
@@ -157,20 +159,21 @@ export async function readNpz(file: string, names?: readonly string[]): Promise<
       return Promise.resolve()
     }
     return new Promise<void>((resolve, reject) => {
-      const chunks: Buffer[] = []
+      // One buffer of the entry's size, filled as it streams (arrays are hundreds of MB for wide SAEs).
+      const buf = Buffer.alloc(entry.uncompressedSize)
       let size = 0
       stream.on('data', (chunk: Buffer) => {
-        size += chunk.length
-        if (size > entry.uncompressedSize) {
+        if (size + chunk.length > buf.length) {
           stream.destroy()
           return reject(bad(file, `${name}.npy is longer than its zip entry says`))
         }
-        chunks.push(chunk)
+        chunk.copy(buf, size)
+        size += chunk.length
       })
       stream.on('error', (err) => reject(bad(file, err.message)))
       stream.on('end', () => {
         try {
-          const buf = Buffer.concat(chunks)
+          if (size !== buf.length) throw bad(file, `${name}.npy is shorter than its zip entry says`)
           const parsed = parseNpyHeader(file, name, buf)
           if (!parsed) throw bad(file, `${name}.npy ends inside its header`)
           const { header, dataStart } = parsed
