@@ -19,6 +19,7 @@ import { exportFeatures, exportLabels, importLabels } from '../core/analysis/int
 import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
 import { writeFileSync } from 'node:fs'
+import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -78,6 +79,7 @@ Commands:
         and formation (each a job with progress; whatever the project already has is skipped).
         --report writes report.json and report.html (charts inlined, opens offline).
         Default project: projects/demo beside the app. --small: the reduced run of the test suite.
+${IMPORT_SAE_USAGE}
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -676,6 +678,8 @@ async function cmdFormation(args: string[]): Promise<void> {
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  'import-sae': cmdImportSae,
+  'export-neuronpedia': cmdExportNeuronpedia,
   'classify-language': cmdClassifyLanguage,
   formation: cmdFormation,
   demo: cmdDemo,

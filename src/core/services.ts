@@ -109,6 +109,13 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'saes.list': () => ws.requireProject().project.saes.list(),
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
+    'saes.scanImport': async (req) => (await import('./sae/import')).scanSaeImport(ws.requireProject().project, req),
+    'saes.import': async (req) => {
+      const { project } = ws.requireProject()
+      const saes = await (await import('./sae/import')).importSaes(project, req)
+      ws.emit('saes.changed', { count: project.saes.count() })
+      return saes
+    },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),

@@ -299,6 +299,43 @@ export const FormationByLabelSchema = z.object({
 })
 export type FormationByLabel = z.infer<typeof FormationByLabelSchema>
 
+export const SaeImportItemSchema = z.object({
+  /** The SAE's folder or file. */
+  path: z.string(),
+  format: z.enum(['saelens', 'sparsify', 'gemma-scope', 'llm-jp-sae']),
+  architecture: z.enum(['topk', 'jumprelu']),
+  dIn: z.number().int(),
+  dSae: z.number().int(),
+  k: z.number().int().nullable(),
+  /** JumpReLU's per-latent threshold: smallest, median, largest. */
+  threshold: z.object({ min: z.number(), median: z.number(), max: z.number() }).nullable(),
+  applyBDecToInput: z.boolean(),
+  inputScaling: z.string(),
+  dtype: z.string(),
+  hook: z.string().nullable(),
+  step: z.number().int().nullable(),
+  checkpointId: z.number().int().nullable(),
+  layer: z.number().int().nullable(),
+  notes: z.array(z.string())
+})
+export type SaeImportItem = z.infer<typeof SaeImportItemSchema>
+export const SaeImportScanSchema = z.object({ path: z.string(), found: z.array(SaeImportItemSchema), problems: z.array(SkippedFolderSchema) })
+export type SaeImportScan = z.infer<typeof SaeImportScanSchema>
+export const SaeImportRequestSchema = z
+  .object({
+    path: z.string().min(1).max(4096),
+    /** Checkpoint step for a single SAE whose name and config carry none. */
+    step: z.number().int().nonnegative().optional(),
+    /** Residual-stream layer (after block L) when the source does not say. */
+    layer: z.number().int().nonnegative().max(10_000).optional(),
+    /** Which hookpoint subfolder to take where a step folder holds several (sparsify). */
+    hookpoint: z.string().max(200).optional(),
+    /** Replace SAEs already attached at the same checkpoint and layer. */
+    replace: z.boolean().optional()
+  })
+  .strict()
+export type SaeImportRequest = z.infer<typeof SaeImportRequestSchema>
+
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -446,6 +483,8 @@ export const apiCalls = {
     input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeMetricSchema)
   },
+  'saes.scanImport': { input: SaeImportRequestSchema, output: SaeImportScanSchema },
+  'saes.import': { input: SaeImportRequestSchema, output: z.array(SaeInfoSchema) },
   'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
   'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
   'features.get': {
