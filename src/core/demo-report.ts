@@ -155,7 +155,7 @@ export async function renderReportHtml(r: SeriesReport): Promise<string> {
 <style>
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1500px; color: #222; padding: 0 16px; }
 h1 { font-size: 20px; margin: 0 0 4px; } .meta { color: #666; margin-bottom: 16px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(720px, 1fr)); gap: 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, 740px); gap: 12px; }
 figure { margin: 0; border: 1px solid #ddd; border-radius: 6px; padding: 8px; background: #fff; }
 figcaption { font-weight: 600; margin: 0 0 4px 4px; }
 table { border-collapse: collapse; margin: 16px 0; } td, th { border-bottom: 1px solid #e5e5e5; padding: 4px 10px; text-align: right; }
