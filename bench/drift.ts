@@ -1,5 +1,6 @@
 // Drift at SAE-Track's Pythia-410m scale and matching time. Appends to bench/results/drift.json.
-// Run: npx tsx bench/drift.ts [--checkpoints 154] [--latents 65536] [--d 1024]
+// Run: npx tsx bench/drift.ts [--checkpoints 154] [--latents 65536] [--d 1024] [--keep]
+// --keep leaves the generated series in bench/.data/drift-series, and a later run with --keep reuses it.
 // The series is generated at f16 (the f32 series is ~41 GB; f16 halves it) with W_dec only in each
 // sae_weights.safetensors, since drift reads nothing else.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
@@ -57,14 +58,17 @@ for (const n of [4096, 16384]) {
   console.log(`matching n=${n}: ${seconds.toFixed(1)} s (solver ${((performance.now() - t1) / 1000).toFixed(1)} s), recovered ${(100 * recovered).toFixed(2)}%`)
 }
 
-// The series.
-rmSync(dir, { recursive: true, force: true })
+// The series (kept and reused with --keep, when one of the same size is there).
+const keep = process.argv.includes('--keep')
+const dirs: string[] = Array.from({ length: T }, (_, t) => join(dir, `step${t}`))
+const reuse = keep && existsSync(join(dir, 'size.json')) && readFileSync(join(dir, 'size.json'), 'utf8') === JSON.stringify({ T, N, D })
+const tg = performance.now()
+if (!reuse) {
+if (!keep) rmSync(dir, { recursive: true, force: true })
 mkdirSync(dir, { recursive: true })
 const rng = new Rng(1)
 const base = gaussians(rng, N * D)
 const delta = gaussians(rng, N * D)
-const dirs: string[] = []
-const tg = performance.now()
 const W = new Float32Array(N * D)
 for (let t = 0; t < T; t++) {
   const f = 0.3 * (1 - t / (T - 1))
@@ -73,10 +77,11 @@ for (let t = 0; t < T; t++) {
   mkdirSync(sae)
   writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: D, d_sae: N, k: 32, featuretrace: { checkpoint_step: t } }))
   await writeSafetensors(join(sae, 'sae_weights.safetensors'), { W_dec: { dtype: 'F16', shape: [N, D], data: toFloat16Bits(W) } })
-  dirs.push(sae)
   if (t % 10 === 0) console.log(`generated ${t + 1}/${T}`)
 }
-const generateSeconds = (performance.now() - tg) / 1000
+writeFileSync(join(dir, 'size.json'), JSON.stringify({ T, N, D }))
+}
+const generateSeconds = reuse ? null : (performance.now() - tg) / 1000
 const bytes = dirs.reduce((s, x) => s + statSync(join(x, 'sae_weights.safetensors')).size, 0)
 
 // Reading the weights once, chunk by chunk (what any pass over the series must at least do).
@@ -109,4 +114,4 @@ console.log(JSON.stringify(record, null, 2))
 const history = join(ROOT, 'bench/results/drift.json')
 const previous = existsSync(history) ? (JSON.parse(readFileSync(history, 'utf8')) as unknown[]) : []
 writeFileSync(history, JSON.stringify([...previous, record], null, 2) + '\n')
-rmSync(dir, { recursive: true, force: true })
+if (!keep) rmSync(dir, { recursive: true, force: true })

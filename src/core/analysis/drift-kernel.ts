@@ -22,23 +22,21 @@ parentPort.on('message', (m) => {
   const table = new Float32Array(m.table)
   const u16 = decode && dtype !== 'F32' ? new Uint16Array(m.raw) : null
   const f32 = decode && dtype === 'F32' ? new Float32Array(m.raw) : null
-  const bits = new Uint32Array(1)
-  const asFloat = new Float32Array(bits.buffer)
+  // Absent final or previous rows are stood in for by the rows themselves, so the loops have no branches;
+  // those cosines are then reported as 1.
+  const F = fin || cur, P = prev || cur
+  const fromBf16 = new Float32Array(1), bits = new Uint32Array(fromBf16.buffer)
   for (let i = r0; i < r1; i++) {
-    const o = i * d
+    const o = i * d, e = o + d
     let ss = 0, dotF = 0, dotP = 0
-    for (let j = o, e = o + d; j < e; j++) {
-      let x
-      if (!decode) x = cur[j]
-      else {
-        if (u16 === null) x = f32[j]
-        else if (dtype === 'F16') x = table[u16[j]]
-        else { bits[0] = u16[j] << 16; x = asFloat[0] }
-        cur[j] = x
-      }
-      ss += x * x
-      if (fin !== null) dotF += x * fin[j]
-      if (prev !== null) dotP += x * prev[j]
+    if (!decode) {
+      for (let j = o; j < e; j++) { const x = cur[j]; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
+    } else if (dtype === 'F16') {
+      for (let j = o; j < e; j++) { const x = table[u16[j]]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
+    } else if (dtype === 'BF16') {
+      for (let j = o; j < e; j++) { bits[0] = u16[j] << 16; const x = fromBf16[0]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
+    } else {
+      for (let j = o; j < e; j++) { const x = f32[j]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
     }
     const norm = Math.sqrt(ss)
     norms[i] = norm
