@@ -2,10 +2,9 @@
 import { SingleBar } from 'cli-progress'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { ApiReply, CallInput, CallName, CallOutput, Job } from '../shared/api'
-import { nodeWorkerSpawner } from '../core/jobs/spawn'
-import { createHandlers, dispatch, Workspace } from '../core/services'
+import type { Job } from '../shared/api'
+import { call, CliError, intOption, openWorkspace, parse, type Options } from './options'
+import type { Workspace } from '../core/services'
 import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
 import { harvest } from '../core/lm/harvest'
@@ -84,41 +83,7 @@ ${IMPORT_SAE_USAGE}
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
 
-class CliError extends Error {}
-
-type Options = ParseArgsConfig['options']
 const PROJECT: Options = { project: { type: 'string' } }
-
-function parse(args: string[], options: Options): { values: Record<string, unknown>; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
-    return { values: values as Record<string, unknown>, positionals }
-  } catch (err) {
-    throw new CliError(`${(err as Error).message}\nRun \`featuretrace help\` for usage.`)
-  }
-}
-
-function intOption(value: unknown, name: string): number | undefined {
-  if (value === undefined) return undefined
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`--${name} needs a non-negative integer, got ${JSON.stringify(value)}.`)
-  return n
-}
-
-/** One workspace for the command's lifetime, with a project opened from --project. */
-function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
-  const ws = new Workspace('cli', nodeWorkerSpawner())
-  const project = values.project as string | undefined
-  if (project) ws.open(project)
-  else if (required) throw new CliError('This command needs --project DIR.')
-  return ws
-}
-
-async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
-  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
-  if (!reply.ok) throw new CliError(reply.error.message)
-  return reply.result
-}
 
 function formatBytes(n: number | null): string {
   if (n === null) return '-'

@@ -4,6 +4,7 @@
 import type { FeatureDynamicsRow, JobRequest } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
+import type { NewDynamicsRun } from '../store/dynamics'
 import type { FormationCheckpoint } from './formation'
 
 type DynamicsRequest = Extract<JobRequest, { kind: 'dynamics' }>
@@ -14,13 +15,7 @@ interface DynamicsInput {
   warmStarted: boolean
 }
 
-interface DynamicsOutput {
-  layer: number
-  steps: number[]
-  n: number
-  threshold: number
-  warmStarted: boolean
-  matchMethod: string | null
+interface DynamicsOutput extends Omit<NewDynamicsRun, 'jobId'> {
   rows: FeatureDynamicsRow[]
 }
 
@@ -71,7 +66,8 @@ export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, Dyna
     return { layer: input.request.layer, steps: formation.steps, n, threshold: formation.threshold, warmStarted, matchMethod: drift.matchMethod, rows }
   },
   apply(project, out) {
-    project.dynamics.save({ layer: out.layer, steps: out.steps, n: out.n, threshold: out.threshold, warmStarted: out.warmStarted, matchMethod: out.matchMethod, jobId: null }, out.rows)
+    const { rows, ...run } = out
+    project.dynamics.save({ ...run, jobId: null }, rows)
     const formed = out.rows.filter((r) => r.formationStep.sae !== null).length
     return { layer: out.layer, features: out.n, formed, threshold: out.threshold, matchMethod: out.matchMethod }
   }
