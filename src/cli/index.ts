@@ -19,6 +19,7 @@ import { exportFeatures, exportLabels, importLabels } from '../core/analysis/int
 import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
 import { writeFileSync } from 'node:fs'
+import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -72,16 +73,17 @@ Commands:
   formation --project DIR --features F1,F2,… --out FILE.json [--layer L] [--threshold 0.5]
         SAE-Track's progress measure M_i(t) = S_feat(t) − S_rand(t) per checkpoint (and the raw,
         Jaccard and weighted-Jaccard variants), with each feature's formation step.
+${GEOMETRY_USAGE}
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
 
-class CliError extends Error {}
+export class CliError extends Error {}
 
 type Options = ParseArgsConfig['options']
 const PROJECT: Options = { project: { type: 'string' } }
 
-function parse(args: string[], options: Options): { values: Record<string, unknown>; positionals: string[] } {
+export function parse(args: string[], options: Options): { values: Record<string, unknown>; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
     return { values: values as Record<string, unknown>, positionals }
@@ -90,7 +92,7 @@ function parse(args: string[], options: Options): { values: Record<string, unkno
   }
 }
 
-function intOption(value: unknown, name: string): number | undefined {
+export function intOption(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
   if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`--${name} needs a non-negative integer, got ${JSON.stringify(value)}.`)
@@ -98,7 +100,7 @@ function intOption(value: unknown, name: string): number | undefined {
 }
 
 /** One workspace for the command's lifetime, with a project opened from --project. */
-function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
+export function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
   const ws = new Workspace('cli', nodeWorkerSpawner())
   const project = values.project as string | undefined
   if (project) ws.open(project)
@@ -106,7 +108,7 @@ function openWorkspace(values: Record<string, unknown>, required = true): Worksp
   return ws
 }
 
-async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
+export async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
   const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
   if (!reply.ok) throw new CliError(reply.error.message)
   return reply.result
@@ -158,7 +160,7 @@ function progressBar(label: string): Bar {
 }
 
 /** Runs a job to its end with a progress bar; Ctrl-C cancels it. */
-async function runJob(ws: Workspace, job: Job): Promise<Job> {
+export async function runJob(ws: Workspace, job: Job): Promise<Job> {
   const { jobs } = ws.requireProject()
   const bar = progressBar(job.kind)
   const unsubscribe = ws.subscribe((event, payload) => {
@@ -182,7 +184,7 @@ async function runJob(ws: Workspace, job: Job): Promise<Job> {
 }
 
 /** The ids of the checkpoints at the steps given with --checkpoint (repeatable). */
-async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]> {
+export async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]> {
   const steps = ((value as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
   const all = await call(ws, 'checkpoints.list')
   return steps.map((step) => {
@@ -192,7 +194,7 @@ async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]>
   })
 }
 
-function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
+export function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
   for (const name of names) {
     if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
   }
@@ -202,7 +204,7 @@ function requireOptions(command: string, values: Record<string, unknown>, names:
  * Runs long work in this process with a progress bar; Ctrl-C stops it at a safe point so the same
  * command resumes it.
  */
-async function runInProcess<T>(label: string, stopped: string, work: (ctx: JobContext) => Promise<T>): Promise<T> {
+export async function runInProcess<T>(label: string, stopped: string, work: (ctx: JobContext) => Promise<T>): Promise<T> {
   const controller = new AbortController()
   const onSigint = (): void => {
     process.stderr.write(`\nStopping; ${stopped}\n`)
@@ -448,7 +450,7 @@ function presetOption(value: unknown): PresetName {
   return preset as PresetName
 }
 
-function backendOption(value: unknown): BackendName | undefined {
+export function backendOption(value: unknown): BackendName | undefined {
   if (value !== undefined && !(BACKENDS as readonly string[]).includes(value as string)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
   return value as BackendName | undefined
 }
@@ -652,6 +654,7 @@ async function cmdFormation(args: string[]): Promise<void> {
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
   formation: cmdFormation,
+  geometry: cmdGeometry,
   drift: cmdDrift,
   taxonomy: cmdTaxonomy,
   'export-features': cmdExportFeatures,

@@ -1,6 +1,7 @@
 // The API contract: every call and event that crosses a process boundary, described once.
 // Imported by core (implementation), main/preload (Electron IPC), server (HTTP/WebSocket), cli and renderer.
 import { z } from 'zod'
+import { geometryCalls, GeometryJobRequestSchema } from './geometry'
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
@@ -316,7 +317,8 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     lr: z.number().positive().optional(),
     seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
-  })
+  }),
+  GeometryJobRequestSchema
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
 export type JobKind = JobRequest['kind']
@@ -451,7 +453,8 @@ export const apiCalls = {
   },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
-  'jobs.cancel': { input: id, output: JobSchema }
+  'jobs.cancel': { input: id, output: JobSchema },
+  ...geometryCalls
 } as const
 
 export type ApiCalls = typeof apiCalls

@@ -4,6 +4,7 @@ import { verifyCheckpointsJob } from '../checkpoints/verify'
 import { harvestJob } from '../lm/harvest-job'
 import { trainSeriesJob } from '../sae/series-job'
 import { featureStatsJob } from '../analysis/feature-stats-job'
+import { geometryJob } from '../analysis/geometry/job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -14,7 +15,8 @@ export const jobKinds: Record<JobKind, AnyJobKind> = {
   'verify-checkpoints': verifyCheckpointsJob,
   harvest: harvestJob,
   'train-series': trainSeriesJob,
-  'feature-stats': featureStatsJob
+  'feature-stats': featureStatsJob,
+  geometry: geometryJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

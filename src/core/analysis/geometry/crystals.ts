@@ -2,8 +2,6 @@
 // activations, LDA on the pair types to remove distractor directions (word length above all), and the
 // search for parallelograms and trapezoids among pairs of the same type.
 import * as tf from '@tensorflow/tfjs-core'
-import { existsSync, readFileSync } from 'node:fs'
-import { basename, extname } from 'node:path'
 import { CholeskyDecomposition, EigenvalueDecomposition, inverse, Matrix } from 'ml-matrix'
 import { UserError } from '../../../shared/api'
 import type { JobContext } from '../../jobs/job'
@@ -11,34 +9,9 @@ import { JobCancelled } from '../../jobs/job'
 import { loadModel } from '../../lm/model'
 import { loadTokenizer } from '../../lm/tokenizer'
 import { silhouetteScore } from './cluster'
+import type { WordPair } from './pairs'
 
-export interface WordPair {
-  type: string
-  a: string
-  b: string
-}
-
-/**
- * Reads a pair list: UTF-8 text, one pair per line, tab-separated, either `a<TAB>b` (the type is the file
- * name without extension, e.g. country-capital.tsv) or `type<TAB>a<TAB>b`. Blank lines and lines starting
- * with # are skipped.
- */
-export function readPairs(file: string): WordPair[] {
-  if (!existsSync(file)) throw new UserError(`Pair list ${file} does not exist.`)
-  const stem = basename(file, extname(file))
-  const pairs: WordPair[] = []
-  readFileSync(file, 'utf8')
-    .split(/\r?\n/)
-    .forEach((line, i) => {
-      if (!line.trim() || line.startsWith('#')) return
-      const cols = line.split('\t').map((c) => c.trim())
-      if (cols.length === 2 && cols[0] && cols[1]) pairs.push({ type: stem, a: cols[0], b: cols[1] })
-      else if (cols.length === 3 && cols[0] && cols[1] && cols[2]) pairs.push({ type: cols[0], a: cols[1], b: cols[2] })
-      else throw new UserError(`${file}, line ${i + 1}: expected "word<TAB>word" or "type<TAB>word<TAB>word", got ${JSON.stringify(line)}.`)
-    })
-  if (pairs.length === 0) throw new UserError(`${file} holds no word pairs; write one "word<TAB>word" per line.`)
-  return pairs
-}
+export { readPairs, type WordPair } from './pairs'
 
 /**
  * The residual stream after block `layer` at the last token of each word, each word run on its own
@@ -56,11 +29,12 @@ export async function wordActivations(modelDir: string, layer: number, words: st
       const ids = tokenizer.encode((opts.prefix ?? ' ') + word)
       if (tokenizer.bos !== null) ids.unshift(tokenizer.bos)
       if (ids.length === 0) throw new UserError(`"${word}" tokenises to nothing; remove it from the pair list.`)
-      const last = tf.tidy(() => {
-        const [h] = model.hiddenStates(tf.tensor2d([ids], [1, ids.length], 'int32'), [layer])
-        return tf.slice(h!, [0, ids.length - 1, 0], [1, 1, d]).dataSync() as Float32Array
-      })
-      out.set(last, w * d)
+      // Not inside tf.tidy: the model caches rotary tables and masks across calls.
+      const input = tf.tensor2d([ids], [1, ids.length], 'int32')
+      const states = model.hiddenStates(input, [layer])
+      const last = tf.slice(states[0]!, [0, ids.length - 1, 0], [1, 1, d])
+      out.set(last.dataSync() as Float32Array, w * d)
+      tf.dispose([input, last, ...states])
     }
   } finally {
     model.dispose()
