@@ -14,11 +14,12 @@ export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sa
         SAE of a layer as a job whose results are stored in the project. JSON keys: alpha, alpha_ci,
         eigenvalues, clustering_entropy, clustering_entropy_ci, pcs, …
   geometry lobes --project DIR --checkpoint C --k 2,3,4 --metric phi --out FILE.json [--layer L]
-        [--block 256] [--threshold X] [--max-features N] [--max-rows N] [--permutations 100]
+        [--block 256] [--threshold X] [--max-features 16384] [--max-rows N] [--permutations 100]
         Co-firing lobes: features firing together in --block-token blocks of the harvested corpus,
         affinity (simple_matching, jaccard, dice, overlap, phi), spectral clustering for each k, AMI
         against the decoder-geometry clustering (z against a permutation null), decoder → lobe
         logistic regression against random vectors, and which lobe wins each corpus subset.
+        At most --max-features features (the most often firing) are clustered.
   geometry crystals --project DIR --checkpoint C --pairs FILE [--pairs FILE …] --out FILE.json
         [--layer L] [--prefix " "] [--shrinkage 0.001]
         Word-pair difference vectors (pairs: "a<TAB>b" per line, type = file name, or

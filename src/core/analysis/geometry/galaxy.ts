@@ -8,7 +8,7 @@ import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { Rng } from '../../random'
 import { readSae } from '../../sae/io'
-import { covariance, olsFit, symmetricEigenvalues, topEigenpairs } from './linalg'
+import { covariance, olsFit, symmetricEigenvalues, tidyData, topEigenpairs } from './linalg'
 
 export interface GalaxyOptions {
   /** Ranks (1-based, inclusive) of the power-law fit; default 11–150. */
@@ -75,15 +75,21 @@ function sampleCovEigenvalues(Y: Float64Array, q: number, idx: ArrayLike<number>
   const mean = new Float64Array(q)
   for (let p = 0; p < m; p++) for (let j = 0; j < q; j++) mean[j] = mean[j]! + Y[idx[p]! * q + j]!
   for (let j = 0; j < q; j++) mean[j] = mean[j]! / m
-  const C = new Matrix(q, q)
+  // Accumulated in a flat array: ml-matrix's get/set per element is far too slow for 5,000 × 100².
+  const acc = new Float64Array(q * q)
   const row = new Float64Array(q)
   for (let p = 0; p < m; p++) {
     for (let j = 0; j < q; j++) row[j] = Y[idx[p]! * q + j]! - mean[j]!
-    for (let a = 0; a < q; a++) for (let b = a; b < q; b++) C.set(a, b, C.get(a, b) + row[a]! * row[b]!)
+    for (let a = 0; a < q; a++) {
+      const ra = row[a]!
+      const base = a * q
+      for (let b = a; b < q; b++) acc[base + b]! += ra * row[b]!
+    }
   }
+  const C = new Matrix(q, q)
   for (let a = 0; a < q; a++) {
     for (let b = a; b < q; b++) {
-      const v = C.get(a, b) / (m - 1)
+      const v = acc[a * q + b]! / (m - 1)
       C.set(a, b, v)
       C.set(b, a, v)
     }
@@ -159,17 +165,10 @@ export function entropyProjection(X: Float32Array, n: number, d: number, sample:
   const z = tf.tensor2d(Z, [m, d])
   const zt = tf.tensor2d(transpose(Z, m, d), [d, m])
   // Top q principal directions of the sample: subspace iteration on Z'Z, never forming the d × d matrix.
-  const top = topEigenpairs(
-    (V, b) =>
-      tf.tidy(() => {
-        const v = tf.tensor2d(V, [d, b])
-        return tf.matMul(zt, tf.matMul(z, v)).dataSync() as Float32Array
-      }),
-    d,
-    q,
-    { maxIterations: 60, tolerance: 1e-5, seed: 7 }
-  )
-  const proj = tf.tidy(() => tf.matMul(z, tf.tensor2d(Float32Array.from(top.vectors), [d, q])).dataSync() as Float32Array)
+  // A few iterations, as scikit-learn's randomized PCA does (7 power iterations): the entropy needs the
+  // subspace, not converged individual eigenvectors.
+  const top = topEigenpairs((V, b) => tidyData(() => tf.matMul(zt, tf.matMul(z, tf.tensor2d(V, [d, b])))), d, q, { maxIterations: 20, tolerance: 1e-5, seed: 7 })
+  const proj = tidyData(() => tf.matMul(z, tf.tensor2d(Float32Array.from(top.vectors), [d, q])))
   tf.dispose([z, zt])
   return { Y: Float64Array.from(proj), m, q }
 }
@@ -229,7 +228,7 @@ export function galaxyOfCloud(X: Float32Array, n: number, d: number, opts: Galax
   if (ctx?.signal.aborted) throw new JobCancelled()
   report(0.6, 'principal components')
   const c = tf.tensor2d(Float32Array.from(cov), [d, d])
-  const pcs = topEigenpairs((V, b) => tf.tidy(() => tf.matMul(c, tf.tensor2d(V, [d, b])).dataSync() as Float32Array), d, Math.min(3, d), { tolerance: 1e-6, maxIterations: 200 })
+  const pcs = topEigenpairs((V, b) => tidyData(() => tf.matMul(c, tf.tensor2d(V, [d, b]))), d, Math.min(3, d), { tolerance: 1e-6, maxIterations: 200 })
   c.dispose()
   const total = eigenvalues.reduce((s, v) => s + Math.max(0, v), 0)
   const viewRng = new Rng((opts.seed ?? 0) + 1)

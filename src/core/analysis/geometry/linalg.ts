@@ -6,6 +6,17 @@ import jStat from 'jstat'
 import { JobCancelled } from '../../jobs/job'
 import { Rng } from '../../random'
 
+/**
+ * The data of the tensor `f` builds, with everything else `f` made disposed. Typed arrays are never
+ * returned from tf.tidy itself: tidy walks its result element by element looking for tensors.
+ */
+export function tidyData<T extends Float32Array | Int32Array = Float32Array>(f: () => tf.Tensor): T {
+  const t = tf.tidy(f)
+  const data = t.dataSync() as T
+  t.dispose()
+  return data
+}
+
 /** Rows of `rowsPerChunk` keep the transposed copy and the tensors of one step small. */
 const CHUNK_ROWS = 4096
 
@@ -208,33 +219,41 @@ export function topEigenpairs(
     if (opts.signal?.aborted) throw new JobCancelled()
     const Z64 = Float64Array.from(apply(Float32Array.from(Q), b))
     // H = Q' Z (b × b), symmetrised.
-    const H = new Matrix(b, b)
-    for (let p = 0; p < b; p++) {
-      for (let q = p; q < b; q++) {
-        let s = 0
-        for (let i = 0; i < d; i++) s += Q[i * b + p]! * Z64[i * b + q]! + Q[i * b + q]! * Z64[i * b + p]!
-        H.set(p, q, s / 2)
-        H.set(q, p, s / 2)
+    const h = new Float64Array(b * b)
+    for (let i = 0; i < d; i++) {
+      const row = i * b
+      for (let p = 0; p < b; p++) {
+        const qp = Q[row + p]!
+        for (let q = 0; q < b; q++) h[p * b + q]! += qp * Z64[row + q]!
       }
+    }
+    const H = new Matrix(b, b)
+    for (let p = 0; p < b; p++) for (let q = p; q < b; q++) {
+      const v = (h[p * b + q]! + h[q * b + p]!) / 2
+      H.set(p, q, v)
+      H.set(q, p, v)
     }
     const evd = new EigenvalueDecomposition(H, { assumeSymmetric: true })
     const order = evd.realEigenvalues.map((v, i) => [v, i] as const).sort((x, y) => y[0] - x[0])
-    const U = evd.eigenvectorMatrix
+    // U with its columns in descending order, flat [c][p] (ml-matrix's get() in the inner loop is slow).
+    const U = new Float64Array(b * b)
+    for (let c = 0; c < b; c++) for (let p = 0; p < b; p++) U[c * b + p] = evd.eigenvectorMatrix.get(p, order[c]![1])
     // Ritz vectors X = Q U and A X = Z U, in descending order.
     const X = new Float64Array(d * b)
     const AX = new Float64Array(d * b)
     for (let i = 0; i < d; i++) {
+      const row = i * b
       for (let c = 0; c < b; c++) {
-        const col = order[c]![1]
         let sx = 0
         let sz = 0
+        const uc = c * b
         for (let p = 0; p < b; p++) {
-          const u = U.get(p, col)
-          sx += Q[i * b + p]! * u
-          sz += Z64[i * b + p]! * u
+          const u = U[uc + p]!
+          sx += Q[row + p]! * u
+          sz += Z64[row + p]! * u
         }
-        X[i * b + c] = sx
-        AX[i * b + c] = sz
+        X[row + c] = sx
+        AX[row + c] = sz
       }
     }
     values = Float64Array.from(order.slice(0, m).map((o) => o[0]))

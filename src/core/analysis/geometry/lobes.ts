@@ -14,6 +14,9 @@ import { scaleInputs } from '../../sae/scaling'
 import { disposeParams, encode } from '../../sae/topk'
 import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering, type AmiTest } from './cluster'
 
+/** Features clustered at most, unless the caller says otherwise. */
+export const DEFAULT_MAX_FEATURES = 16384
+
 export const AFFINITY_METRICS = ['simple_matching', 'jaccard', 'dice', 'overlap', 'phi'] as const
 export type AffinityMetric = (typeof AFFINITY_METRICS)[number]
 
@@ -65,11 +68,12 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
       for (let r0 = 0; r0 < rows; r0 += ENCODE_ROWS) {
         if (ctx?.signal.aborted) throw new JobCancelled()
         const count = Math.min(ENCODE_ROWS, rows - r0)
-        const { v, i } = tf.tidy(() => {
-          const x = scaleInputs(tf.tensor2d(shard.acts.subarray(r0 * d, (r0 + count) * d), [count, d]), sae.scaling)
-          const e = encode(p, x, k)
-          return { v: e.values.dataSync() as Float32Array, i: e.indices.dataSync() as Int32Array }
-        })
+        const x = tf.tensor2d(shard.acts.subarray(r0 * d, (r0 + count) * d), [count, d])
+        const scaled = scaleInputs(x, sae.scaling)
+        const e = encode(p, scaled, k)
+        const v = e.values.dataSync() as Float32Array
+        const i = e.indices.dataSync() as Int32Array
+        tf.dispose([x, scaled, e.values, e.indices])
         for (let r = 0; r < count; r++) {
           const doc = shard.doc[r0 + r]!
           const key = doc * 1e6 + Math.floor(shard.position[r0 + r]! / size)
@@ -102,38 +106,35 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
   }
 }
 
-/** Columns `features` of a [T, n] 0/1 matrix, as f32 [T, m] and its transpose [m, T]. */
-function selectColumns(fired: Uint8Array, T: number, n: number, features: ArrayLike<number>): { b: Float32Array; bt: Float32Array } {
+/**
+ * n_11 for every pair of the chosen features (how many blocks both fired in), [m, m], and n_i. Counted
+ * block by block over the features that fired in it: a block's firing set is sparse (a few percent of the
+ * latents), so Σ_blocks |set|² increments are far fewer than the 2·T·m² multiply-adds of a dense matMul
+ * of the 0/1 block matrix with itself (8.4 TFLOP at 4k blocks × 32k latents).
+ */
+export function cooccurrence(fired: Uint8Array, T: number, n: number, features: ArrayLike<number>, signal?: AbortSignal): { n11: Float32Array; ni: Float64Array } {
   const m = features.length
-  const b = new Float32Array(T * m)
-  const bt = new Float32Array(m * T)
+  const pos = new Int32Array(n).fill(-1)
+  for (let c = 0; c < m; c++) pos[features[c]!] = c
+  const n11 = new Float32Array(m * m)
+  const active = new Int32Array(m)
   for (let t = 0; t < T; t++) {
-    for (let c = 0; c < m; c++) {
-      const v = fired[t * n + features[c]!]!
-      b[t * m + c] = v
-      bt[c * T + t] = v
+    if (signal?.aborted) throw new JobCancelled()
+    let count = 0
+    const row = t * n
+    for (let f = 0; f < n; f++) if (fired[row + f] && pos[f]! >= 0) active[count++] = pos[f]!
+    // Upper triangle only (a ≤ b); mirrored below.
+    for (let x = 0; x < count; x++) {
+      const a = active[x]!
+      const base = a * m
+      for (let y = x; y < count; y++) {
+        const b = active[y]!
+        if (b >= a) n11[base + b]!++
+        else n11[b * m + a]!++
+      }
     }
   }
-  return { b, bt }
-}
-
-/**
- * n_11 for every pair of the chosen features (how many blocks both fired in), [m, m], and n_i, from a
- * tfjs matMul of the 0/1 block matrix with itself (exact in f32 below 2^24 blocks), one row chunk at a time.
- */
-export function cooccurrence(fired: Uint8Array, T: number, n: number, features: ArrayLike<number>): { n11: Float32Array; ni: Float64Array } {
-  const m = features.length
-  const { b, bt } = selectColumns(fired, T, n, features)
-  const n11 = new Float32Array(m * m)
-  const right = tf.tensor2d(b, [T, m])
-  const CHUNK = 2048
-  for (let r0 = 0; r0 < m; r0 += CHUNK) {
-    const rows = Math.min(CHUNK, m - r0)
-    const part = tf.tidy(() => tf.matMul(tf.tensor2d(bt.subarray(r0 * T, (r0 + rows) * T), [rows, T]), right))
-    n11.set(part.dataSync() as Float32Array, r0 * m)
-    part.dispose()
-  }
-  right.dispose()
+  for (let a = 0; a < m; a++) for (let b = a + 1; b < m; b++) n11[b * m + a] = n11[a * m + b]!
   const ni = new Float64Array(m)
   for (let c = 0; c < m; c++) ni[c] = n11[c * m + c]!
   return { n11, ni }
@@ -242,7 +243,7 @@ export interface LobeOptions extends BlockOptions {
   metric?: AffinityMetric
   /** Permutations for the AMI null (100). */
   permutations?: number
-  /** Cap on the features clustered: the most often firing ones (default: every feature that fired). */
+  /** Cap on the features clustered: the most often firing ones (default 16,384). */
   maxFeatures?: number
   /** Features shown on the 2-D map (a subsample; default 2,000). */
   mapPoints?: number
@@ -269,7 +270,7 @@ export interface LobeResult {
   threshold: number
   blocks: number
   latents: number
-  /** The features clustered (fired in at least one block and not in every block... see `excluded`). */
+  /** The features clustered: those that fired in at least one block (see `excluded`). */
   features: number[]
   excluded: { never_fired: number; capped: number }
   clusterings: LobeClustering[]
@@ -287,11 +288,13 @@ export async function lobesFromFirings(firings: BlockFirings, Wdec: Float32Array
   let features = Array.from({ length: n }, (_, f) => f).filter((f) => counts[f]! > 0)
   const neverFired = n - features.length
   let capped = 0
-  if (opts.maxFeatures !== undefined && features.length > opts.maxFeatures) {
-    capped = features.length - opts.maxFeatures
+  // Spectral clustering holds the dense m × m affinity (1 GiB of f32 at 16,384): cap m by default.
+  const cap = opts.maxFeatures ?? DEFAULT_MAX_FEATURES
+  if (features.length > cap) {
+    capped = features.length - cap
     features = features
       .sort((a, b) => counts[b]! - counts[a]! || a - b)
-      .slice(0, opts.maxFeatures)
+      .slice(0, cap)
       .sort((a, b) => a - b)
   }
   const m = features.length
@@ -300,7 +303,7 @@ export async function lobesFromFirings(firings: BlockFirings, Wdec: Float32Array
   }
   const report = (fraction: number, message: string): void => ctx?.progress({ fraction, rate: null, rateUnit: null, etaSeconds: null, message })
   report(0, `co-occurrence of ${m} features over ${T} blocks`)
-  const { n11, ni } = cooccurrence(fired, T, n, features)
+  const { n11, ni } = cooccurrence(fired, T, n, features, ctx?.signal)
   const affinity = affinityFromCounts(n11, ni, T, metric)
   const U = unitRows(Wdec, d, features)
   const geometry = angularAffinity(U, m, d)
