@@ -21,7 +21,7 @@ export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sa
         logistic regression against random vectors, and which lobe wins each corpus subset.
         At most --max-features features (the most often firing) are clustered.
   geometry crystals --project DIR --checkpoint C --pairs FILE [--pairs FILE …] --out FILE.json
-        [--layer L] [--prefix " "] [--shrinkage 0.001]
+        [--layer L] [--prefix " "] [--shrinkage 0.1]
         Word-pair difference vectors (pairs: "a<TAB>b" per line, type = file name, or
         "type<TAB>a<TAB>b"), LDA on the pair types with a silhouette sweep, parallelograms and
         trapezoids before and after LDA. Example lists: resources/demo/pairs/*.tsv.

@@ -58,6 +58,8 @@ describe('crystals', () => {
     expect(r.parallel_before).toBeLessThan(0.5)
     expect(r.mean_cos_before).toBeLessThan(0.3)
     expect(r.parallel_after).toBeGreaterThan(0.9)
+    // LDA fitted on shuffled types does not make the shuffled groups parallel: the planted structure is real.
+    expect(r.parallel_after_null).toBeLessThan(0.5)
     expect(r.mean_cos_after).toBeGreaterThan(0.9)
     expect(r.counts.parallelogram).toBeGreaterThan(0)
     const best = r.quadruplets[0]!

@@ -43,7 +43,7 @@ export function geometrySummary(analysis: GeometryJobRequest['analysis'], r: Rec
       ks: cs.map((c) => ({ k: c.k, ami: c.ami.ami, ami_z: c.ami.z, balanced_accuracy: c.balanced_accuracy, balanced_accuracy_null: c.balanced_accuracy_null }))
     }
   }
-  const keys = ['pairs', 'types', 'components', 'mean_cos_before', 'mean_cos_after', 'parallel_before', 'parallel_after', 'counts']
+  const keys = ['pairs', 'types', 'components', 'mean_cos_before', 'mean_cos_after', 'parallel_before', 'parallel_after', 'parallel_after_null', 'counts']
   return Object.fromEntries(keys.map((k) => [k, r[k]]))
 }
 
