@@ -23,8 +23,6 @@ const C = arg('--cooc-latents', 32768)
 const TOPK = 32
 const BLOCK = 256
 
-let peakRss = 0
-const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100)
 const seconds = (t0: number): number => (performance.now() - t0) / 1000
 
 await initBackend('wasm')
@@ -140,7 +138,8 @@ if (!only || only === 'cooc') {
   console.log(`co-occurrence: ${T} blocks × ${C} latents (mean ${(active / T).toFixed(0)} firing per block): ${countSeconds.toFixed(1)} s, ${(inc / countSeconds / 1e6).toFixed(0)} M pair increments/s; ${ni.length} counts`)
 }
 
-clearInterval(sampler)
+// The kernel's peak resident size: every stage is synchronous, so a sampling timer would never run.
+const peakRss = process.resourceUsage().maxRSS * 1024
 result.peakRssGiB = peakRss / 2 ** 30
 const file = join(ROOT, 'bench', 'results', 'geometry.json')
 const all = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as unknown[]) : []
