@@ -2,13 +2,15 @@
 // clustering of 16,384 features; co-occurrence counting over 1M tokens with 32,768 latents.
 // Appends to bench/results/geometry.json.
 // Run: npx tsx bench/geometry.ts [--d 2048] [--latents 32768] [--spectral 16384] [--k 8] [--tokens 1000000]
-//      [--cooc-latents 32768] [--only galaxy|spectral|cooc]
+//      [--cooc-latents 32768] [--eigen-d 4096] [--only galaxy|spectral|cooc|eigen]
+// `eigen` (only when asked for with --only eigen) times all eigenvalues of a random symmetric d × d matrix.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { adjustedMutualInfo, spectralClustering } from '../src/core/analysis/geometry/cluster'
 import { galaxyOfCloud } from '../src/core/analysis/geometry/galaxy'
 import { affinityFromCounts, cooccurrence } from '../src/core/analysis/geometry/lobes'
+import { symmetricEigenvalues } from '../src/core/analysis/geometry/linalg'
 import { Rng } from '../src/core/random'
 import { initBackend } from '../src/core/tf/backend'
 import { arg, matmulGflops, ROOT } from './lib'
@@ -20,6 +22,7 @@ const S = arg('--spectral', 16384)
 const K = arg('--k', 8)
 const TOKENS = arg('--tokens', 1_000_000)
 const C = arg('--cooc-latents', 32768)
+const EIGEN_D = arg('--eigen-d', 4096)
 const TOPK = 32
 const BLOCK = 256
 
@@ -136,6 +139,16 @@ if (!only || only === 'cooc') {
   }
   ;(result.cooccurrence as { increments: number }).increments = inc
   console.log(`co-occurrence: ${T} blocks × ${C} latents (mean ${(active / T).toFixed(0)} firing per block): ${countSeconds.toFixed(1)} s, ${(inc / countSeconds / 1e6).toFixed(0)} M pair increments/s; ${ni.length} counts`)
+}
+
+if (only === 'eigen') {
+  const rng = new Rng(4)
+  const A = new Float64Array(EIGEN_D * EIGEN_D)
+  for (let i = 0; i < EIGEN_D; i++) for (let j = 0; j <= i; j++) A[i * EIGEN_D + j] = A[j * EIGEN_D + i] = rng.gaussian()
+  const t0 = performance.now()
+  const e = symmetricEigenvalues(A, EIGEN_D)
+  result.eigen = { d: EIGEN_D, seconds: seconds(t0), largest: e[0], smallest: e[EIGEN_D - 1] }
+  console.log(`all eigenvalues at d=${EIGEN_D}: ${seconds(t0).toFixed(1)} s`)
 }
 
 // The kernel's peak resident size: every stage is synchronous, so a sampling timer would never run.
