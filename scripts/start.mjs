@@ -1,16 +1,27 @@
-// `npm start`: install if needed, build if needed, then open the workstation —
+// `npm start`: install if needed, build if needed, create the demo project on first run (as jobs with
+// progress bars; a second start finds it complete and goes on at once), then open the workstation —
 // the Electron window where Electron can run, else the browser mode, saying why.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { electronBinary, ensureBuild, ensureDependencies, hasDisplay, log, ROOT, commandExists } from './lib.mjs'
 
 const args = process.argv.slice(2)
 const flag = args.indexOf('--project')
-const project = resolve(flag >= 0 && args[flag + 1] ? args[flag + 1] : (process.env.FEATURETRACE_PROJECT ?? join(ROOT, 'projects', 'default')))
+const chosen = flag >= 0 && args[flag + 1] ? args[flag + 1] : process.env.FEATURETRACE_PROJECT
+const project = resolve(chosen ?? join(ROOT, 'projects', 'demo'))
 const forceBrowser = args.includes('--browser')
 
 await ensureDependencies()
 ensureBuild()
+
+if (!chosen) {
+  log(`Preparing the demo project in ${project} (skipped where already done)`)
+  const t0 = Date.now()
+  const demo = spawnSync(process.execPath, [join(ROOT, 'bin/featuretrace.js'), 'demo', '--project', project], { stdio: 'inherit' })
+  if (demo.status !== 0) {
+    log('The demo could not be prepared (see above); opening the workstation on what there is.')
+  } else log(`Demo ready after ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+}
 
 const electron = electronBinary()
 if (!forceBrowser && electron.path && hasDisplay()) {

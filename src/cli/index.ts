@@ -19,6 +19,7 @@ import { exportFeatures, exportLabels, importLabels } from '../core/analysis/int
 import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
 import { writeFileSync } from 'node:fs'
+import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
 import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
@@ -73,6 +74,13 @@ Commands:
   formation --project DIR --features F1,F2,… --out FILE.json [--layer L] [--threshold 0.5]
         SAE-Track's progress measure M_i(t) = S_feat(t) − S_rand(t) per checkpoint (and the raw,
         Jaccard and weighted-Jaccard variants), with each feature's formation step.
+  demo [--project DIR] [--report DIR] [--small]
+        The bundled English/Japanese demo series end to end, headless: register its checkpoints,
+        harvest layer 2, train the warm-started SAE series, feature statistics with languages, drift
+        and formation (each a job with progress; whatever the project already has is skipped).
+        --report writes report.json and report.html (charts inlined, opens offline).
+        Default project: projects/demo beside the app. --small: the reduced run of the test suite.
+${IMPORT_SAE_USAGE}
 ${GEOMETRY_USAGE}
   help                                       This text.
 
@@ -624,6 +632,26 @@ async function cmdDrift(args: string[]): Promise<void> {
   if (T > 1) console.log(`mean cosine to the previous SAE at the last step: ${(last.reduce((a, b) => a + b, 0) / r.n).toFixed(4)}`)
 }
 
+async function cmdDemo(args: string[]): Promise<void> {
+  const { values } = parse(args, { ...PROJECT, report: { type: 'string' }, small: { type: 'boolean' } })
+  const { DEMO_SETTINGS, SMALL_DEMO_SETTINGS, runDemo } = await import('../core/demo')
+  const here = dirname(fileURLToPath(import.meta.url))
+  const ws = openWorkspace({ project: (values.project as string | undefined) ?? join(here, '../../projects/demo') })
+  const t0 = performance.now()
+  try {
+    const stages = await runDemo(ws, { waitFor: (job) => runJob(ws, job), log: (m) => console.log(m) }, values.small ? SMALL_DEMO_SETTINGS : DEMO_SETTINGS)
+    for (const s of stages) console.log(`${s.name.padEnd(14)} ${s.ran ? `${s.seconds.toFixed(1)} s` : 'already done'}`)
+    console.log(`demo project ready in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${ws.requireProject().project.path}`)
+    if (values.report) {
+      const { writeSeriesReport } = await import('../core/demo-report')
+      const r = await writeSeriesReport(ws.requireProject().project, (values.small ? SMALL_DEMO_SETTINGS : DEMO_SETTINGS).layer, values.report as string)
+      console.log(`report: ${r.html} and ${r.json}`)
+    }
+  } finally {
+    ws.close()
+  }
+}
+
 async function cmdFormation(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, features: { type: 'string' }, out: { type: 'string' }, layer: { type: 'string' }, threshold: { type: 'string' }, backend: { type: 'string' } })
   requireOptions('formation', values, ['features', 'out'])
@@ -652,8 +680,11 @@ async function cmdFormation(args: string[]): Promise<void> {
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  'import-sae': cmdImportSae,
+  'export-neuronpedia': cmdExportNeuronpedia,
   'classify-language': cmdClassifyLanguage,
   formation: cmdFormation,
+  demo: cmdDemo,
   geometry: cmdGeometry,
   drift: cmdDrift,
   taxonomy: cmdTaxonomy,

@@ -1,4 +1,5 @@
 // A project is a folder: project.sqlite plus artifacts/.
+import { DynamicsRepository } from './store/dynamics'
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import type { ProjectInfo } from '../shared/api'
@@ -21,6 +22,7 @@ export class Project {
   readonly activations: ActivationStoreRepository
   readonly saes: SaeRepository
   readonly features: FeatureRepository
+  readonly dynamics: DynamicsRepository
 
   private constructor(
     readonly path: string,
@@ -31,6 +33,7 @@ export class Project {
     this.activations = new ActivationStoreRepository(db)
     this.saes = new SaeRepository(db)
     this.features = new FeatureRepository(db)
+    this.dynamics = new DynamicsRepository(db)
   }
 
   /** Opens the project in `dir`, creating it when the folder is missing or empty. */

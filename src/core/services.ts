@@ -110,6 +110,13 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'saes.list': () => ws.requireProject().project.saes.list(),
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
+    'saes.scanImport': async (req) => (await import('./sae/import')).scanSaeImport(ws.requireProject().project, req),
+    'saes.import': async (req) => {
+      const { project } = ws.requireProject()
+      const saes = await (await import('./sae/import')).importSaes(project, req)
+      ws.emit('saes.changed', { count: project.saes.count() })
+      return saes
+    },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
@@ -146,6 +153,11 @@ export function createHandlers(ws: Workspace): Handlers {
       const { formationByLabel } = await import('./analysis/dynamics')
       return formationByLabel(ws.requireProject().project, layer, threshold)
     },
+    'dynamics.formationCurves': async ({ layer, features, threshold }) => {
+      const { formationCurves } = await import('./analysis/dynamics')
+      return formationCurves(ws.requireProject().project, layer, features, threshold)
+    },
+    'dynamics.run': ({ layer }) => ws.requireProject().project.dynamics.run(layer),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id),

@@ -139,7 +139,10 @@ export const FeatureSummarySchema = z.object({
   langClass: z.string().nullable(),
   topTokens: z.string(),
   /** The requesting annotator's category, if any. */
-  label: z.string().nullable()
+  label: z.string().nullable(),
+  /** From the layer's dynamics run, when one was computed: formation step (SAE variant) and total drift. */
+  formationStep: z.number().int().nullable(),
+  totalDrift: z.number().nullable()
 })
 export type FeatureSummary = z.infer<typeof FeatureSummarySchema>
 
@@ -148,7 +151,7 @@ export const FeatureListQuerySchema = z
     setId: z.number().int().nonnegative(),
     offset: z.number().int().nonnegative().optional(),
     limit: z.number().int().positive().max(5000).optional(),
-    sort: z.enum(['feature', 'density', 'maxAct', 'meanAct', 'lang']).optional(),
+    sort: z.enum(['feature', 'density', 'maxAct', 'meanAct', 'lang', 'formation', 'drift']).optional(),
     descending: z.boolean().optional(),
     lang: z.string().max(32).optional(),
     /** A category, or 'unlabelled'. */
@@ -255,14 +258,84 @@ export const DynamicsFeatureSchema = z.object({
 })
 export type DynamicsFeature = z.infer<typeof DynamicsFeatureSchema>
 
+export const DynamicsRunSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  n: z.number().int(),
+  threshold: z.number(),
+  warmStarted: z.boolean(),
+  matchMethod: z.string().nullable(),
+  createdAt: z.string()
+})
+export type DynamicsRunInfo = z.infer<typeof DynamicsRunSchema>
+
+export const FeatureDynamicsRowSchema = z.object({
+  feature: z.number().int(),
+  /** 1 − cos(decoder row at the first checkpoint, at the final one). */
+  totalDrift: z.number(),
+  /** The largest single move: the smallest cosine to the previous checkpoint. */
+  minCosToPrevious: z.number(),
+  formationStep: variantSteps,
+  /** M_i at the final checkpoint (SAE variant). */
+  mFinal: z.number().nullable()
+})
+export type FeatureDynamicsRow = z.infer<typeof FeatureDynamicsRowSchema>
+
+export const FormationCurvesSchema = z.object({
+  layer: z.number().int(),
+  steps: z.array(z.number().int()),
+  threshold: z.number(),
+  curves: z.array(z.object({ feature: z.number().int(), m: z.array(z.number()), formationStep: z.number().int().nullable() }))
+})
+export type FormationCurves = z.infer<typeof FormationCurvesSchema>
+
 export const FormationByLabelSchema = z.object({
   layer: z.number().int(),
   steps: z.array(z.number().int()),
   labelledFeatures: z.number().int(),
+  /** Whether the steps came from the stored dynamics run (else computed for this request). */
+  stored: z.boolean(),
   /** category → formation step (or "never") → features. */
   counts: z.record(z.string(), z.record(z.string(), z.number().int()))
 })
 export type FormationByLabel = z.infer<typeof FormationByLabelSchema>
+
+export const SaeImportItemSchema = z.object({
+  /** The SAE's folder or file. */
+  path: z.string(),
+  format: z.enum(['saelens', 'sparsify', 'gemma-scope', 'llm-jp-sae']),
+  architecture: z.enum(['topk', 'jumprelu']),
+  dIn: z.number().int(),
+  dSae: z.number().int(),
+  k: z.number().int().nullable(),
+  /** JumpReLU's per-latent threshold: smallest, median, largest. */
+  threshold: z.object({ min: z.number(), median: z.number(), max: z.number() }).nullable(),
+  applyBDecToInput: z.boolean(),
+  inputScaling: z.string(),
+  dtype: z.string(),
+  hook: z.string().nullable(),
+  step: z.number().int().nullable(),
+  checkpointId: z.number().int().nullable(),
+  layer: z.number().int().nullable(),
+  notes: z.array(z.string())
+})
+export type SaeImportItem = z.infer<typeof SaeImportItemSchema>
+export const SaeImportScanSchema = z.object({ path: z.string(), found: z.array(SaeImportItemSchema), problems: z.array(SkippedFolderSchema) })
+export type SaeImportScan = z.infer<typeof SaeImportScanSchema>
+export const SaeImportRequestSchema = z
+  .object({
+    path: z.string().min(1).max(4096),
+    /** Checkpoint step for a single SAE whose name and config carry none. */
+    step: z.number().int().nonnegative().optional(),
+    /** Residual-stream layer (after block L) when the source does not say. */
+    layer: z.number().int().nonnegative().max(10_000).optional(),
+    /** Which hookpoint subfolder to take where a step folder holds several (sparsify). */
+    hookpoint: z.string().max(200).optional(),
+    /** Replace SAEs already attached at the same checkpoint and layer. */
+    replace: z.boolean().optional()
+  })
+  .strict()
+export type SaeImportRequest = z.infer<typeof SaeImportRequestSchema>
 
 /** Parameters of each job kind; the discriminant is `kind`. Later issues add kinds here. */
 export const JobRequestSchema = z.discriminatedUnion('kind', [
@@ -304,6 +377,13 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     languageThreshold: z.number().gt(0.5).lt(1).optional()
   }),
   z.object({
+    kind: z.literal('dynamics'),
+    layer: z.number().int().nonnegative(),
+    /** M above which a feature counts as formed (METHODS §2). */
+    threshold: z.number().gt(-1).lt(1).default(0.5),
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
+  }),
+  z.object({
     kind: z.literal('train-series'),
     /** Empty: every checkpoint with activations at this layer, in step order. */
     checkpointIds: z.array(z.number().int()).max(100_000).default([]),
@@ -315,6 +395,12 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     tokens: z.number().int().positive().optional(),
     batchSize: z.number().int().positive().optional(),
     lr: z.number().positive().optional(),
+    /** Warm-up steps of the first SAE (the preset's when absent). */
+    warmupSteps: z.number().int().nonnegative().optional(),
+    /** Tokens of each warm-started SAE as a fraction of the first's (sae-track: 0.05). */
+    warmTokenFraction: z.number().gt(0).max(1).optional(),
+    /** Learning rate of each warm-started SAE as a fraction of the first's (sae-track: 0.1). */
+    warmLrFactor: z.number().gt(0).max(1).optional(),
     seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   }),
@@ -399,6 +485,8 @@ export const apiCalls = {
     input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeMetricSchema)
   },
+  'saes.scanImport': { input: SaeImportRequestSchema, output: SaeImportScanSchema },
+  'saes.import': { input: SaeImportRequestSchema, output: z.array(SaeInfoSchema) },
   'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
   'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
   'features.get': {
@@ -451,6 +539,11 @@ export const apiCalls = {
     input: z.object({ layer: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
     output: FormationByLabelSchema
   },
+  'dynamics.formationCurves': {
+    input: z.object({ layer: z.number().int().nonnegative(), features: z.array(z.number().int().nonnegative()).min(1).max(50), threshold: z.number().optional() }).strict(),
+    output: FormationCurvesSchema
+  },
+  'dynamics.run': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsRunSchema.nullable() },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
   'jobs.cancel': { input: id, output: JobSchema },

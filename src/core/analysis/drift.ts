@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
-import { F16_TABLE, SafetensorsFile, writeSafetensors } from '../io/safetensors'
+import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
+import { DriftKernel, sharedBytes, sharedRows, type SharedRows } from './drift-kernel'
 import type { JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
@@ -28,17 +29,17 @@ export interface DriftResult {
   matchMethod: string | null
 }
 
-/** One SAE's decoder, as stored: f16 bit patterns are kept as they are and decoded on the fly. */
-interface Decoder {
+/** One SAE's decoder on disk: its shape and step, checked against its cfg.json, read on demand. */
+interface StoredDecoder {
+  dir: string
   n: number
   d: number
   step: number | null
-  f16: Uint16Array | null
-  f32: Float32Array | null
-  norms: Float64Array
+  dtype: 'F16' | 'BF16' | 'F32'
+  bytes: number
 }
 
-async function readDecoder(dir: string): Promise<Decoder> {
+async function openDecoder(dir: string): Promise<StoredDecoder> {
   let cfg: { d_in?: unknown; d_sae?: unknown; featuretrace?: { checkpoint_step?: unknown } }
   try {
     cfg = JSON.parse(readFileSync(join(dir, CFG_FILE), 'utf8')) as typeof cfg
@@ -52,71 +53,37 @@ async function readDecoder(dir: string): Promise<Decoder> {
     if (info.shape.length !== 2 || n !== cfg.d_sae || d !== cfg.d_in) {
       throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${String(cfg.d_sae)}, d_in ${String(cfg.d_in)}.`)
     }
-    const step = typeof cfg.featuretrace?.checkpoint_step === 'number' ? cfg.featuretrace.checkpoint_step : null
-    let f16: Uint16Array | null = null
-    let f32: Float32Array | null = null
-    const norms = new Float64Array(n)
-    if (info.dtype === 'F16') {
-      const bytes = await f.readBytes('W_dec')
-      f16 = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
-      for (let i = 0; i < n; i++) {
-        let s = 0
-        for (let j = i * d, e = j + d; j < e; j++) {
-          const x = F16_TABLE[f16[j]!]!
-          s += x * x
-        }
-        norms[i] = Math.sqrt(s)
-      }
-    } else {
-      f32 = await f.readFloat32('W_dec')
-      for (let i = 0; i < n; i++) {
-        let s = 0
-        for (let j = i * d, e = j + d; j < e; j++) s += f32[j]! * f32[j]!
-        norms[i] = Math.sqrt(s)
-      }
+    if (info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F32') {
+      throw new UserError(`${f.file}: W_dec is ${info.dtype}; drift reads F16, BF16 or F32 decoders.`)
     }
-    return { n, d, step, f16, f32, norms }
+    const step = typeof cfg.featuretrace?.checkpoint_step === 'number' ? cfg.featuretrace.checkpoint_step : null
+    return { dir, n, d, step, dtype: info.dtype, bytes: info.end - info.begin }
   } finally {
     await f.close()
   }
 }
 
+/** Reads a decoder's stored bytes into shared memory (reusing `buffer` when it has the right size). */
+async function readDecoderBytes(dec: StoredDecoder, buffer: Uint8Array | null): Promise<Uint8Array> {
+  const into = buffer && buffer.byteLength === dec.bytes ? buffer : sharedBytes(dec.bytes)
+  const f = await SafetensorsFile.open(join(dec.dir, WEIGHTS_FILE))
+  try {
+    await f.readBytes('W_dec', into)
+  } finally {
+    await f.close()
+  }
+  return into
+}
+
 /** Unit rows as float32, for matching. */
-function unitRows32(x: Decoder): Float32Array {
-  const out = new Float32Array(x.n * x.d)
-  for (let i = 0; i < x.n; i++) {
+function unitRows32(x: SharedRows, n: number, d: number): Float32Array {
+  const out = new Float32Array(n * d)
+  for (let i = 0; i < n; i++) {
     const inv = x.norms[i]! > 0 ? 1 / x.norms[i]! : 0
-    for (let j = 0; j < x.d; j++) out[i * x.d + j] = (x.f16 ? F16_TABLE[x.f16[i * x.d + j]!]! : x.f32![i * x.d + j]!) * inv
+    for (let j = i * d, e = j + d; j < e; j++) out[j] = x.rows[j]! * inv
   }
   return out
 }
-
-/**
- * cos(row i of a, row i of b) for every i, written at out[offset + i]. One pass over the stored values: at
- * SAE-Track scale this loop is the whole cost of drift, so it reads f16 bit patterns directly.
- */
-function rowCosines(a: Decoder, b: Decoder, out: Float32Array, offset: number): void {
-  const { n, d } = a
-  const T = F16_TABLE
-  for (let i = 0; i < n; i++) {
-    let dot = 0
-    const o = i * d
-    if (a.f16 && b.f16) {
-      const x = a.f16
-      const y = b.f16
-      for (let j = o, e = o + d; j < e; j++) dot += T[x[j]!]! * T[y[j]!]!
-    } else {
-      for (let j = o, e = o + d; j < e; j++) {
-        const u = a.f16 ? T[a.f16[j]!]! : a.f32![j]!
-        const v = b.f16 ? T[b.f16[j]!]! : b.f32![j]!
-        dot += u * v
-      }
-    }
-    const den = a.norms[i]! * b.norms[i]!
-    out[offset + i] = den > 0 ? dot / den : 0
-  }
-}
-
 
 /** Row i of `a` assigned to a row of `b` by decoder cosine: exact up to EXACT_MATCH_MAX, greedy beyond. */
 export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number): Promise<{ col: Int32Array; cos: Float32Array; method: string }> {
@@ -161,35 +128,60 @@ export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: 
 export async function computeDrift(saeDirs: string[], opts: { match?: boolean }, ctx: JobContext): Promise<DriftResult> {
   if (saeDirs.length === 0) throw new UserError('Give at least one SAE folder, in step order.')
   const T = saeDirs.length
-  const final = await readDecoder(saeDirs[T - 1]!)
-  const { n, d } = final
-  const finalUnit = opts.match ? unitRows32(final) : null
+  const decoders: StoredDecoder[] = []
+  for (const dir of saeDirs) decoders.push(await openDecoder(dir))
+  const { n, d } = decoders[T - 1]!
+  for (const dec of decoders) {
+    if (dec.n !== n || dec.d !== d) throw new UserError(`${dec.dir} has ${dec.n} latents of width ${dec.d}; the final SAE has ${n} of width ${d}.`)
+  }
   const cosToFinal = new Float32Array(T * n)
   const cosToPrevious = new Float32Array(T * n)
   const matchToFinal = opts.match ? new Int32Array(T * n) : null
   const matchCos = opts.match ? new Float32Array(T * n) : null
-  const steps: (number | null)[] = []
   let method: string | null = null
   const meter = new ProgressMeter(T, 'SAE')
-  let previous: Decoder | null = null
-  for (let t = 0; t < T; t++) {
-    const cur = t === T - 1 ? final : await readDecoder(saeDirs[t]!)
-    if (cur.n !== n || cur.d !== d) throw new UserError(`${saeDirs[t]} has ${cur.n} latents of width ${cur.d}; the final SAE has ${n} of width ${d}.`)
-    steps.push(cur.step)
-    rowCosines(cur, final, cosToFinal, t * n)
-    if (previous) rowCosines(cur, previous, cosToPrevious, t * n)
-    else cosToPrevious.fill(1, 0, n)
-    if (matchToFinal && matchCos && finalUnit) {
-      const m = await matchRows(unitRows32(cur), finalUnit, n, d)
+  const kernel = new DriftKernel()
+  try {
+    const final = sharedRows(n, d)
+    const finalDec = decoders[T - 1]!
+    await kernel.pass({ n, d, raw: { bytes: await readDecoderBytes(finalDec, null), dtype: finalDec.dtype }, into: final, final: null, previous: null })
+    const finalUnit = opts.match ? unitRows32(final, n, d) : null
+    const match = async (rows: SharedRows, t: number): Promise<void> => {
+      if (!matchToFinal || !matchCos || !finalUnit) return
+      const m = await matchRows(unitRows32(rows, n, d), finalUnit, n, d)
       matchToFinal.set(m.col, t * n)
       matchCos.set(m.cos, t * n)
       method = m.method
     }
-    previous = cur
-    ctx.progress(meter.update(t + 1, `SAE ${t + 1}/${T}`))
-    if (ctx.signal.aborted) throw new UserError('Drift computation cancelled.')
+    // Two byte buffers alternate: the next SAE is read from disk while the workers decode this one.
+    const raws: (Uint8Array | null)[] = [null, null]
+    let pending = T > 1 ? readDecoderBytes(decoders[0]!, null) : null
+    let previous: SharedRows | null = null
+    let spare: SharedRows | null = null
+    for (let t = 0; t < T - 1; t++) {
+      const bytes = await pending!
+      raws[t % 2] = bytes
+      pending = t + 1 < T - 1 ? readDecoderBytes(decoders[t + 1]!, raws[(t + 1) % 2]!) : null
+      const cur: SharedRows = spare ?? sharedRows(n, d)
+      const r = await kernel.pass({ n, d, raw: { bytes, dtype: decoders[t]!.dtype }, into: cur, final, previous })
+      cosToFinal.set(r.cosToFinal, t * n)
+      cosToPrevious.set(r.cosToPrevious, t * n)
+      await match(cur, t)
+      spare = previous
+      previous = cur
+      ctx.progress(meter.update(t + 1, `SAE ${t + 1}/${T}`))
+      if (ctx.signal.aborted) throw new UserError('Drift computation cancelled.')
+    }
+    // The final SAE against itself (cosine 1) and against the one before it.
+    const r = await kernel.pass({ n, d, into: final, final: null, previous })
+    cosToFinal.set(r.cosToFinal, (T - 1) * n)
+    cosToPrevious.set(r.cosToPrevious, (T - 1) * n)
+    await match(final, T - 1)
+    ctx.progress(meter.update(T, `SAE ${T}/${T}`))
+  } finally {
+    await kernel.close()
   }
-  return { steps, n, cosToFinal, cosToPrevious, matchToFinal, matchCos, matchMethod: method }
+  return { steps: decoders.map((x) => x.step), n, cosToFinal, cosToPrevious, matchToFinal, matchCos, matchMethod: method }
 }
 
 /** The CLI's output file: float32 cos_to_final and cos_to_previous, with --match int32 match_to_final and float32 match_cos. */

@@ -1,7 +1,7 @@
 // What the Dynamics view asks of a project's SAE series at one layer: drift histograms per checkpoint, one
 // feature's drift curve, PCA trajectory and formation curve, and formation steps by granularity label.
 import { join } from 'node:path'
-import type { DynamicsFeature, DynamicsOverview, FormationByLabel } from '../../shared/api'
+import type { DynamicsFeature, DynamicsOverview, FormationByLabel, FormationCurves } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import { SafetensorsFile } from '../io/safetensors'
 import type { Project } from '../project'
@@ -106,8 +106,19 @@ export async function dynamicsFeature(project: Project, layer: number, feature: 
   }
 }
 
-/** Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label. */
-export async function formationByLabel(project: Project, layer: number, threshold?: number): Promise<FormationByLabel> {
+/** M_i(t) of a few features side by side (the SAE variant), for comparing when they form. */
+export async function formationCurves(project: Project, layer: number, features: number[], threshold?: number): Promise<FormationCurves> {
+  await initBackend()
+  const { checkpoints } = seriesOf(project, layer)
+  const r = await computeFormation(checkpoints, { features: [...new Set(features)], threshold })
+  return { layer, steps: r.steps, threshold: r.threshold, curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae })) }
+}
+
+/**
+ * Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label.
+ * The dynamics job's stored steps are used when it ran on this series with this threshold.
+ */
+export async function formationByLabel(project: Project, layer: number, threshold = 0.5): Promise<FormationByLabel> {
   await initBackend()
   const { checkpoints } = seriesOf(project, layer)
   const finalSet = project.features.sets().filter((s) => s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
@@ -122,14 +133,21 @@ export async function formationByLabel(project: Project, layer: number, threshol
   const features = [...label.keys()].sort((a, b) => a - b)
   const steps = checkpoints.map((c) => c.step)
   const counts: Record<string, Record<string, number>> = {}
-  if (features.length) {
-    const r = await computeFormation(checkpoints, { features, threshold })
-    for (const f of r.features) {
-      const cat = label.get(f.feature)!
-      const key = f.formationStep.sae === null ? 'never' : String(f.formationStep.sae)
-      counts[cat] ??= {}
-      counts[cat][key] = (counts[cat][key] ?? 0) + 1
-    }
+  const run = project.dynamics.run(layer)
+  const stored = run !== null && run.threshold === threshold && JSON.stringify(run.steps) === JSON.stringify(steps)
+  let formed: Map<number, number | null>
+  if (stored) {
+    formed = new Map(project.dynamics.rows(layer).map((r) => [r.feature, r.formationStep.sae]))
+  } else {
+    formed = new Map()
+    if (features.length) for (const f of (await computeFormation(checkpoints, { features, threshold })).features) formed.set(f.feature, f.formationStep.sae)
   }
-  return { layer, steps, labelledFeatures: features.length, counts }
+  for (const f of features) {
+    const cat = label.get(f)!
+    const step = formed.get(f) ?? null
+    const key = step === null ? 'never' : String(step)
+    counts[cat] ??= {}
+    counts[cat][key] = (counts[cat][key] ?? 0) + 1
+  }
+  return { layer, steps, labelledFeatures: features.length, stored, counts }
 }

@@ -8,9 +8,8 @@ import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Seque
 import type { JobContext } from '../jobs/job'
 import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { readSae, saeTensors } from '../sae/io'
-import { scaleInputs } from '../sae/scaling'
-import { disposeParams, encode, unitRows, type SaeTensors } from '../sae/topk'
+import { readSae, saeEncoder } from '../sae/io'
+import { unitRows } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/features'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
 
@@ -51,16 +50,6 @@ export interface FeatureStatsResult {
 const HIST_BINS = 50
 const BATCH_ROWS = 2048
 
-/** Sparse codes (k values and indices per row) of a block of rows. */
-async function encodeRows(p: SaeTensors, acts: Float32Array, rows: number, d: number, k: number, scaling: Parameters<typeof scaleInputs>[1]): Promise<{ v: Float32Array; i: Int32Array }> {
-  const x = tf.tensor2d(acts.subarray(0, rows * d), [rows, d])
-  const scaled = scaleInputs(x, scaling)
-  const { values, indices } = encode(p, scaled, k)
-  const [v, i] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
-  tf.dispose([x, scaled, values, indices])
-  return { v, i }
-}
-
 class TopHeap {
   // Min-heap on score; a small N keeps this a plain sorted insert.
   items: { score: number; ex: StoredExample }[] = []
@@ -78,7 +67,8 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const store = await ActivationStore.open(opts.activations)
   if (store.d !== sae.d) throw new UserError(`${opts.activations} has d=${store.d} but the SAE ${opts.sae} expects d=${sae.d}.`)
   const { d, n, k } = sae
-  const p = saeTensors(sae)
+  const encoder = saeEncoder(sae)
+  const p = encoder.p
   const paperN = opts.paperExamples ?? 50
   const threshold = opts.paperThreshold ?? 0.7
   const topN = opts.topN ?? 20
@@ -117,7 +107,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           offsets.push(o)
           o += sq.length
         }
-        const codes = await encodeRows(p, block, count, d, k, sae.scaling)
+        const codes = await encoder.encodeRows(block, count)
         for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, offsets[q - b]!, shard.doc)
         rows += count
         sequences += e - b
@@ -257,6 +247,6 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     }
     return { heldOutOnly, features, tokens: texts, rows, sequences }
   } finally {
-    disposeParams(p)
+    encoder.dispose()
   }
 }

@@ -3,13 +3,11 @@
 // positions with that checkpoint's SAE and average the cosine over all ordered pairs of their activation
 // vectors (S_feat); do the same for 100 random positions fixed once (S_rand); M_i(t) = S_feat − S_rand.
 // Variants: the same on raw activations, Jaccard of the active sets, weighted Jaccard Σmin/Σmax.
-import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
 import { ActivationStore } from '../io/activation-store'
 import { Rng } from '../random'
-import { readSae, saeTensors } from '../sae/io'
-import { scaleInputs } from '../sae/scaling'
-import { disposeParams, encode, type SaeTensors } from '../sae/topk'
+import type { SaeEncoder } from '../sae/encoding'
+import { readSae, saeEncoder } from '../sae/io'
 
 export const VARIANTS = ['sae', 'raw', 'jaccard', 'weightedJaccard'] as const
 export type Variant = (typeof VARIANTS)[number]
@@ -27,6 +25,8 @@ export interface FormationOptions {
   seed?: number
   /** M above which a feature counts as formed; the formation step is the first after which M stays above. */
   threshold?: number
+  /** Called as the work advances (fraction in [0, 1]). */
+  onProgress?: (fraction: number, message: string) => void
 }
 
 export interface FeatureFormation {
@@ -46,38 +46,24 @@ export interface FormationResult {
   features: FeatureFormation[]
 }
 
-interface LoadedSae {
-  p: SaeTensors
-  k: number
-  n: number
-  scaling: Parameters<typeof scaleInputs>[1]
-}
+type LoadedSae = SaeEncoder
 
 async function loadSae(dir: string): Promise<LoadedSae> {
-  const s = await readSae(dir)
-  return {
-    p: saeTensors(s),
-    k: s.k,
-    n: s.n,
-    scaling: s.scaling
-  }
+  return saeEncoder(await readSae(dir))
 }
 
 function dispose(s: LoadedSae): void {
-  disposeParams(s.p)
+  s.dispose()
 }
 
 /** Sparse codes of rows: for each row its k (value, index) pairs, positive values only kept. */
 async function codes(s: LoadedSae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
   const m = rows.length / d
-  const x = tf.tensor2d(rows, [m, d])
-  const scaled = scaleInputs(x, s.scaling)
-  const { values, indices } = encode(s.p, scaled, s.k)
-  const [v, i] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
-  tf.dispose([x, scaled, values, indices])
+  const { v, i } = await s.encodeRows(rows, m)
+  const w = s.width
   return Array.from({ length: m }, (_, r) => {
     const map = new Map<number, number>()
-    for (let j = 0; j < s.k; j++) if (v[r * s.k + j]! > 0) map.set(i[r * s.k + j]!, v[r * s.k + j]!)
+    for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) map.set(i[r * w + j]!, v[r * w + j]!)
     return map
   })
 }
@@ -207,6 +193,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
       })
     }
     base += rows
+    opts.onProgress?.((0.5 * (s + 1)) / finalStore.manifest.shards.length, `top positions: shard ${s + 1}/${finalStore.manifest.shards.length}`)
   }
   dispose(finalSae)
   const positions = new Map(opts.features.map((f) => [f, best.get(f)!.sort((a, b) => b.v - a.v).slice(0, topK).map((x) => x.row)]))
@@ -232,6 +219,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
     }
     stats(randomPositions, sRand)
     for (const f of opts.features) stats(positions.get(f)!, sFeat.get(f)!)
+    opts.onProgress?.(0.5 + (0.5 * (t + 1)) / series.length, `M(t): step ${c.step} (${t + 1}/${series.length})`)
   }
   const steps = series.map((c) => c.step)
   return {

@@ -292,9 +292,11 @@ export class SafetensorsFile {
     return t
   }
 
-  async readBytes(name: string): Promise<Uint8Array> {
+  /** A tensor's raw bytes, into `into` when given (it must be exactly the tensor's size). */
+  async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const t = this.info(name)
-    const buf = Buffer.alloc(t.end - t.begin)
+    if (into && into.byteLength !== t.end - t.begin) throw new Error(`readBytes: ${name} has ${t.end - t.begin} bytes, the target ${into.byteLength}`)
+    const buf = into ?? Buffer.alloc(t.end - t.begin)
     const { bytesRead } = await this.fh.read(buf, 0, buf.length, t.begin)
     if (bytesRead !== buf.length) {
       throw new UserError(`${this.header.file} ended while reading tensor "${name}" (file changed or truncated).`)

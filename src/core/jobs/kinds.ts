@@ -4,6 +4,7 @@ import { verifyCheckpointsJob } from '../checkpoints/verify'
 import { harvestJob } from '../lm/harvest-job'
 import { trainSeriesJob } from '../sae/series-job'
 import { featureStatsJob } from '../analysis/feature-stats-job'
+import { dynamicsJob } from '../analysis/dynamics-job'
 import { geometryJob } from '../analysis/geometry/job'
 import type { JobKindDefinition } from './job'
 
@@ -16,6 +17,7 @@ export const jobKinds: Record<JobKind, AnyJobKind> = {
   harvest: harvestJob,
   'train-series': trainSeriesJob,
   'feature-stats': featureStatsJob,
+  dynamics: dynamicsJob,
   geometry: geometryJob
 }
 

@@ -46,7 +46,7 @@ function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.
   return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), w), b) as tf.Tensor2D
 }
 
-function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as tf.Tensor2D
 }
 
@@ -59,14 +59,14 @@ function geluTanh(x: tf.Tensor): tf.Tensor {
   return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)))
 }
 
-interface Rope {
+export interface Rope {
   dims: number
   cos: tf.Tensor2D
   sin: tf.Tensor2D
 }
 
 /** cos/sin tables [T, dims] in the rotate-half layout, computed in float64 then stored as float32. */
-function ropeTables(T: number, dims: number, base: number): Rope {
+export function ropeTables(T: number, dims: number, base: number): Rope {
   const half = dims / 2
   const cos = new Float32Array(T * dims)
   const sin = new Float32Array(T * dims)
@@ -126,7 +126,7 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
   return tf.reshape(tf.transpose(tf.reshape(out, [B, heads, T, headDim]), [0, 2, 1, 3]), [B * T, heads * headDim])
 }
 
-function causalMask(T: number): tf.Tensor2D {
+export function causalMask(T: number): tf.Tensor2D {
   const m = new Float32Array(T * T)
   for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) m[i * T + j] = -1e30
   return tf.tensor2d(m, [T, T])
@@ -234,6 +234,46 @@ const loadNeox: Loader = async (w, cfg, file, upTo) => {
   return { arch, tensors }
 }
 
+/** One Llama block's weights, projections stored [in, out]. */
+export interface LlamaBlockWeights {
+  ln1: tf.Tensor
+  ln2: tf.Tensor
+  q: tf.Tensor
+  k: tf.Tensor
+  v: tf.Tensor
+  o: tf.Tensor
+  gate: tf.Tensor
+  up: tf.Tensor
+  down: tf.Tensor
+}
+
+export interface LlamaShape {
+  heads: number
+  kvHeads: number
+  headDim: number
+  eps: number
+}
+
+/**
+ * A Llama block (RMSNorm, rotary attention, SwiGLU MLP), shared by inference and the demo model's
+ * training, which passes a `lin` whose gradient avoids transposed matMuls.
+ */
+export function llamaBlock(
+  b: LlamaBlockWeights,
+  x: tf.Tensor2D,
+  ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope },
+  s: LlamaShape,
+  lin: (x: tf.Tensor2D, w: tf.Tensor) => tf.Tensor2D = linear
+): tf.Tensor2D {
+  const h = rmsNorm(x, b.ln1, s.eps)
+  const attn = causalAttention(lin(h, b.q), lin(h, b.k), lin(h, b.v), { B: ctx.B, T: ctx.T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim }, ctx.mask, ctx.rope)
+  const mid: tf.Tensor2D = tf.add(x, lin(attn, b.o))
+  const h2 = rmsNorm(mid, b.ln2, s.eps)
+  const gate = lin(h2, b.gate)
+  const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin(h2, b.up)) as tf.Tensor2D
+  return tf.add(mid, lin(swiglu, b.down))
+}
+
 const loadLlama: Loader = async (w, cfg, file, upTo) => {
   const d = num(cfg, file, 'hidden_size')
   const H = num(cfg, file, 'num_attention_heads')
@@ -267,19 +307,11 @@ const loadLlama: Loader = async (w, cfg, file, upTo) => {
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const layers = num(cfg, file, 'num_hidden_layers')
   const norm = upTo === layers ? await p.get('model.norm.weight', [d]) : null
+  const shape: LlamaShape = { heads: H, kvHeads: KV, headDim: hd, eps }
   const arch: Architecture = {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
     ropeFor: (T) => ropeTables(T, hd, base),
-    block(i, x, { B, T, mask, rope }) {
-      const b = blocks[i]!
-      const h = rmsNorm(x, b.ln1, eps)
-      const attn = causalAttention(linear(h, b.q), linear(h, b.k), linear(h, b.v), { B, T, heads: H, kvHeads: KV, headDim: hd }, mask, rope)
-      const mid: tf.Tensor2D = tf.add(x, linear(attn, b.o))
-      const h2 = rmsNorm(mid, b.ln2, eps)
-      const gate = linear(h2, b.gate)
-      const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), linear(h2, b.up)) as tf.Tensor2D
-      return tf.add(mid, linear(swiglu, b.down))
-    },
+    block: (i, x, ctx) => llamaBlock(blocks[i]!, x, ctx, shape),
     finalNorm: (x) => rmsNorm(x, norm!, eps)
   }
   return { arch, tensors: [...p.all] }

@@ -7,6 +7,7 @@ import { UserError } from '../../shared/api'
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import type { TrainConfig } from './config'
 import type { Scaling } from './scaling'
+import { codeWidth, SaeEncoder, type EncodingRule } from './encoding'
 import { PARAM_NAMES, type Optimizer, type SaeTensors } from './topk'
 
 export const CFG_FILE = 'cfg.json'
@@ -45,7 +46,9 @@ const SAELENS_NORMALIZE: Record<Scaling['kind'], string> = {
   // SAELens has no per-token unit norm or plain constant: FeatureTrace's key says what to apply.
   unit_norm: 'none',
   layer_norm: 'layer_norm',
-  constant: 'none'
+  constant: 'none',
+  std_layer_norm: 'layer_norm',
+  norm_rescale: 'constant_norm_rescale'
 }
 
 function tensorData(t: tf.Tensor): Float32Array {
@@ -99,8 +102,33 @@ export async function writeSaeFiles(
   }
 }
 
-/** Reads cfg.json and checks the weights' shapes against it (orientation from the config, not names). */
-export async function readSae(dir: string): Promise<SaeOnDisk & { weights: Record<'W_enc' | 'W_dec' | 'b_enc' | 'b_dec', Float32Array> }> {
+export type SaeWeightName = 'W_enc' | 'W_dec' | 'b_enc' | 'b_dec'
+export type SaeFromDisk = SaeOnDisk & { rule: EncodingRule; weights: Record<SaeWeightName, Float32Array> & { threshold: Float32Array | null } }
+
+/** Where a SAELens cfg without FeatureTrace's key says the inputs are scaled (SAELens' own definitions). */
+export function saelensScaling(cfg: Record<string, unknown>, d: number, file: string): Scaling {
+  const norm = cfg.normalize_activations ?? 'none'
+  switch (norm) {
+    case 'none':
+    // SAELens applies nothing at inference for this one either: its scaling factor is folded into the weights.
+    // falls through
+    case 'expected_average_only_in':
+      return { kind: 'none', factor: 1 }
+    case 'layer_norm':
+      return { kind: 'std_layer_norm', factor: 1 }
+    case 'constant_norm_rescale':
+      return { kind: 'norm_rescale', factor: Math.sqrt(d) }
+    default:
+      throw new UserError(`${file}: normalize_activations "${String(norm)}" is not one FeatureTrace knows (none, expected_average_only_in, constant_norm_rescale, layer_norm).`)
+  }
+}
+
+/**
+ * Reads cfg.json and checks the weights' shapes against it (orientation from the config, not names).
+ * `k` is the number of (value, index) pairs per token the SAE's codes carry (TopK's k; for JumpReLU see
+ * codeWidth); `rule` is how it encodes.
+ */
+export async function readSae(dir: string): Promise<SaeFromDisk> {
   const cfgFile = join(dir, CFG_FILE)
   if (!existsSync(cfgFile)) throw new UserError(`${dir} is not an SAE folder: ${CFG_FILE} is missing.`)
   let cfg: Record<string, unknown>
@@ -112,26 +140,42 @@ export async function readSae(dir: string): Promise<SaeOnDisk & { weights: Recor
   const d = cfg.d_in
   const n = cfg.d_sae
   const k = cfg.k ?? (cfg.activation_fn_kwargs as { k?: unknown } | undefined)?.k
-  if (typeof d !== 'number' || typeof n !== 'number' || typeof k !== 'number') {
-    throw new UserError(`${cfgFile} needs numeric d_in, d_sae and k (a TopK SAE).`)
+  const architecture = cfg.architecture ?? 'topk'
+  if (architecture !== 'topk' && architecture !== 'jumprelu') {
+    throw new UserError(`${cfgFile}: architecture "${String(architecture)}" is not supported; FeatureTrace reads TopK and JumpReLU SAEs.`)
+  }
+  if (typeof d !== 'number' || typeof n !== 'number' || (architecture === 'topk' && typeof k !== 'number')) {
+    throw new UserError(`${cfgFile} needs numeric d_in, d_sae${architecture === 'topk' ? ' and k (a TopK SAE)' : ''}.`)
   }
   const ft = (cfg.featuretrace ?? {}) as Partial<FeatureTraceMeta>
-  const kind = ft.input_scaling ?? (cfg.normalize_activations === 'layer_norm' ? 'layer_norm' : 'none')
+  const scaling: Scaling = ft.input_scaling ? { kind: ft.input_scaling, factor: ft.scaling_factor ?? 1 } : saelensScaling(cfg, d, cfgFile)
+  const rule: EncodingRule = {
+    architecture,
+    k: architecture === 'topk' ? (k as number) : null,
+    applyBDecToInput: cfg.apply_b_dec_to_input !== false,
+    scaling
+  }
   const file = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
   try {
-    const expected = { W_enc: [d, n], W_dec: [n, d], b_enc: [n], b_dec: [d] } as const
-    const weights = {} as Record<keyof typeof expected, Float32Array>
-    for (const [name, shape] of Object.entries(expected) as [keyof typeof expected, readonly number[]][]) {
+    const expected: Record<string, readonly number[]> = { W_enc: [d, n], W_dec: [n, d], b_enc: [n], b_dec: [d], ...(architecture === 'jumprelu' ? { threshold: [n] } : {}) }
+    const weights = { threshold: null } as SaeFromDisk['weights']
+    for (const [name, shape] of Object.entries(expected)) {
+      if (!file.header.tensors.has(name)) throw new UserError(`${file.file} has no tensor "${name}", which a ${architecture} SAE needs.`)
       const info = file.info(name)
       if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
         throw new UserError(`${file.file}: ${name} is [${info.shape.join(', ')}] but ${CFG_FILE} (d_in ${d}, d_sae ${n}) implies [${shape.join(', ')}].`)
       }
-      weights[name] = await file.readFloat32(name)
+      weights[name as SaeWeightName] = await file.readFloat32(name)
     }
-    return { dir, d, n, k, scaling: { kind, factor: ft.scaling_factor ?? 1 }, cfg, featuretrace: ft, weights }
+    return { dir, d, n, k: codeWidth(rule, n), scaling, cfg, featuretrace: ft, rule, weights }
   } finally {
     await file.close()
   }
+}
+
+/** An SAE read from disk with its encoding rule, ready to encode (the caller disposes it). */
+export function saeEncoder(sae: SaeFromDisk): SaeEncoder {
+  return new SaeEncoder(sae.d, sae.n, sae.weights, sae.rule)
 }
 
 /** An SAE read from disk as trainable/encodable tensors (the caller disposes them with disposeParams). */

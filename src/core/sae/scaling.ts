@@ -1,11 +1,23 @@
 // Input scaling applied to every token before the SAE sees it (and again at inference).
 import * as tf from '@tensorflow/tfjs-core'
-import type { InputScaling } from './config'
+import { INPUT_SCALINGS, type InputScaling } from './config'
+
+/**
+ * Input scalings: the ones FeatureTrace trains with, and two more that SAEs from other libraries use
+ * (SAELens' "layer_norm": (x − mean) / (std with Bessel's correction + 1e-5), as OpenAI's and SAELens'
+ * code does it; SAELens' "constant_norm_rescale": x · √d / ‖x‖).
+ */
+export type ScalingKind = InputScaling | 'std_layer_norm' | 'norm_rescale'
 
 export interface Scaling {
-  kind: InputScaling
-  /** For 'constant': the factor every activation is multiplied by. */
+  kind: ScalingKind
+  /** For 'constant': the factor every activation is multiplied by; for 'norm_rescale': the target norm (√d). */
   factor: number
+}
+
+/** Scalings a TopK SAE can be trained (or warm-started) with here. */
+export function isTrainingScaling(kind: ScalingKind): kind is InputScaling {
+  return (INPUT_SCALINGS as readonly string[]).includes(kind)
 }
 
 export function scaleInputs(x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
@@ -21,6 +33,14 @@ export function scaleInputs(x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
       }
       case 'constant':
         return tf.mul(x, s.factor) as tf.Tensor2D
+      case 'std_layer_norm': {
+        const d = x.shape[1]
+        const centred = tf.sub(x, tf.mean(x, 1, true))
+        const std = tf.sqrt(tf.div(tf.sum(tf.square(centred), 1, true), Math.max(d - 1, 1)))
+        return tf.div(centred, tf.add(std, 1e-5)) as tf.Tensor2D
+      }
+      case 'norm_rescale':
+        return tf.mul(x, tf.div(s.factor, tf.norm(x, 'euclidean', 1, true))) as tf.Tensor2D
     }
   })
 }

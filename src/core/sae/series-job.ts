@@ -58,8 +58,9 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     const { currentBackend } = await import('../tf/backend')
     const r = input.request
     const info = PRESET_INFO[r.preset]
-    const fine = info.fineTune ?? { lrFactor: 1, warmupSteps: info.config.warmupSteps, tokenFraction: 1 }
-    const base: TrainOverrides = { n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, seed: r.seed }
+    const preset = info.fineTune ?? { lrFactor: 1, warmupSteps: info.config.warmupSteps, tokenFraction: 1 }
+    const fine = { ...preset, tokenFraction: r.warmTokenFraction ?? preset.tokenFraction, lrFactor: r.warmLrFactor ?? preset.lrFactor }
+    const base: TrainOverrides = { n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, warmupSteps: r.warmupSteps, seed: r.seed }
     const saes: SeriesOutput['saes'] = []
     let previous: string | null = null
     let firstTokens: number | null = null

@@ -9,11 +9,11 @@ import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { Rng } from '../random'
 import { initBackend, type BackendChoice, type BackendName } from '../tf/backend'
-import { resolveConfig, type PresetName, type TrainConfig, type TrainOverrides } from './config'
+import { resolveConfig, type InputScaling, type PresetName, type TrainConfig, type TrainOverrides } from './config'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
 import { isCompleteSae, loadState, readSae, saeTensors, saveState, STATE_FILES, writeSaeFiles, type FeatureTraceMeta } from './io'
 import { evaluate, type EvalMetrics } from './metrics'
-import { constantFactor, geometricMedian, mean, scaleInputs, type Scaling } from './scaling'
+import { constantFactor, geometricMedian, isTrainingScaling, mean, scaleInputs, type Scaling } from './scaling'
 import { gradientsFor, optimizerFor } from './sparse-host'
 import { disposeParams, PARAM_NAMES, removeParallel, unitRows, type SaeTensors } from './topk'
 
@@ -97,10 +97,13 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
   if (initSae && initSae.d !== d) {
     throw new UserError(`--init ${opts.init} was trained on d=${initSae.d} activations but ${opts.activations} has d=${d}.`)
   }
+  if (initSae && (initSae.rule.architecture !== 'topk' || !initSae.rule.applyBDecToInput || !isTrainingScaling(initSae.scaling.kind))) {
+    throw new UserError(`--init ${opts.init} encodes by a rule FeatureTrace does not train (${initSae.rule.architecture}, input scaling ${initSae.scaling.kind}); warm-start from a TopK SAE that subtracts b_dec from its input.`)
+  }
   if (initSae && opts.overrides?.n !== undefined && opts.overrides.n !== initSae.n) {
     throw new UserError(`--init ${opts.init} has ${initSae.n} latents; --latents ${opts.overrides.n} cannot warm-start from it.`)
   }
-  const cfg = resolveConfig(opts.preset, d, { ...(initSae ? { n: initSae.n, inputScaling: initSae.scaling.kind } : {}), ...opts.overrides })
+  const cfg = resolveConfig(opts.preset, d, { ...(initSae ? { n: initSae.n, inputScaling: initSae.scaling.kind as InputScaling } : {}), ...opts.overrides })
   const need = estimateBytes(d, cfg.n, cfg.k, cfg.batchSize, cfg.auxK, backend.name)
   if (need > memoryLimit(backend.name)) {
     const fit = Math.max(1, Math.floor(cfg.batchSize * (memoryLimit(backend.name) / need) * 0.8))

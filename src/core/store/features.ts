@@ -188,22 +188,31 @@ export class FeatureRepository {
     if (q.search) filter("f.top_tokens LIKE @search ESCAPE '\\'", 'search', `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
     if (q.label === 'unlabelled') where.push('l.category IS NULL')
     else if (q.label) filter('l.category = @label', 'label', q.label)
-    const order = { feature: 'f.feature', density: 'f.density', maxAct: 'f.max_act', meanAct: 'f.mean_act', lang: 'f.lang_class' }[q.sort ?? 'feature']
-    const from = `FROM feature f LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
+    const order = {
+      feature: 'f.feature', density: 'f.density', maxAct: 'f.max_act', meanAct: 'f.mean_act', lang: 'f.lang_class',
+      formation: 'd.formation_step', drift: 'd.total_drift'
+    }[q.sort ?? 'feature']
+    // Dynamics belong to the project's own SAE series at the set's layer, where feature i is latent i.
+    const from = `FROM feature f JOIN feature_set s ON s.id = f.set_id
+      LEFT JOIN feature_dynamics d ON s.source = 'sae' AND d.layer = s.layer AND d.feature = f.feature
+      LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
     const total = (this.db.prepare(`SELECT count(*) AS n ${from}`).get(params) as { n: number }).n
     const rows = this.db
       .prepare(
-        `SELECT f.feature, f.density, f.max_act, f.mean_act, f.dead, f.lang_class, f.top_tokens, l.category
+        `SELECT f.feature, f.density, f.max_act, f.mean_act, f.dead, f.lang_class, f.top_tokens, l.category,
+                d.formation_step, d.total_drift
          ${from} ORDER BY ${order} ${q.descending ? 'DESC' : 'ASC'} NULLS LAST, f.feature LIMIT @limit OFFSET @offset`
       )
       .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as (Pick<FeatureRow, 'feature' | 'density' | 'max_act' | 'mean_act' | 'dead' | 'lang_class' | 'top_tokens'> & {
       category: string | null
+      formation_step: number | null
+      total_drift: number | null
     })[]
     return {
       total,
       rows: rows.map((r) => ({
         feature: r.feature, density: r.density, maxAct: r.max_act, meanAct: r.mean_act, dead: r.dead === 1, langClass: r.lang_class,
-        topTokens: r.top_tokens, label: r.category
+        topTokens: r.top_tokens, label: r.category, formationStep: r.formation_step, totalDrift: r.total_drift
       }))
     }
   }

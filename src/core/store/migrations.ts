@@ -189,6 +189,34 @@ export const migrations: readonly Migration[] = [
     `
   },
   {
+    version: 5,
+    name: 'feature dynamics: drift and formation per feature, one run per layer',
+    sql: `
+      CREATE TABLE dynamics_run (
+        layer INTEGER PRIMARY KEY,
+        steps TEXT NOT NULL,
+        n INTEGER NOT NULL,
+        threshold REAL NOT NULL,
+        warm_started INTEGER NOT NULL,
+        match_method TEXT,
+        job_id INTEGER REFERENCES job (id) ON DELETE SET NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE feature_dynamics (
+        layer INTEGER NOT NULL REFERENCES dynamics_run (layer) ON DELETE CASCADE,
+        feature INTEGER NOT NULL,
+        total_drift REAL NOT NULL,
+        min_cos_to_previous REAL NOT NULL,
+        formation_step INTEGER,
+        formation_raw INTEGER,
+        formation_jaccard INTEGER,
+        formation_weighted_jaccard INTEGER,
+        m_final REAL,
+        PRIMARY KEY (layer, feature)
+      ) WITHOUT ROWID;
+    `
+  },
+  {
     version: 7,
     name: 'geometry results',
     sql: `

@@ -1,0 +1,78 @@
+// The dynamics job: drift (with matching when the series was not warm-started) and formation for every
+// feature of a layer's SAE series, stored per feature so the feature list can sort by formation step and
+// total drift, and the formation-by-label chart needs no recomputation.
+import type { FeatureDynamicsRow, JobRequest } from '../../shared/api'
+import { UserError } from '../../shared/api'
+import type { JobKindDefinition } from '../jobs/job'
+import type { FormationCheckpoint } from './formation'
+
+type DynamicsRequest = Extract<JobRequest, { kind: 'dynamics' }>
+
+interface DynamicsInput {
+  request: DynamicsRequest
+  series: FormationCheckpoint[]
+  warmStarted: boolean
+}
+
+interface DynamicsOutput {
+  layer: number
+  steps: number[]
+  n: number
+  threshold: number
+  warmStarted: boolean
+  matchMethod: string | null
+  rows: FeatureDynamicsRow[]
+}
+
+export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, DynamicsOutput> = {
+  kind: 'dynamics',
+  prepare(project, request) {
+    const saes = project.saes.list().filter((s) => s.layer === request.layer).sort((a, b) => a.step - b.step)
+    if (saes.length === 0) throw new UserError(`No SAEs at layer ${request.layer}; train a series first.`)
+    const stores = project.activations.list()
+    const series = saes.map((s) => {
+      const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === request.layer)
+      if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${request.layer} activations.`)
+      return { step: s.step, sae: s.path, activations: store.path }
+    })
+    return { request, series, warmStarted: saes.slice(1).every((s) => s.warmStarted) }
+  },
+  async run(input, ctx) {
+    const { computeDrift } = await import('./drift')
+    const { computeFormation } = await import('./formation')
+    const { initBackend } = await import('../tf/backend')
+    await initBackend(input.request.backend)
+    const { series, warmStarted } = input
+    const T = series.length
+    const drift = await computeDrift(
+      series.map((c) => c.sae),
+      { match: !warmStarted },
+      { signal: ctx.signal, progress: (p) => ctx.progress({ ...p, fraction: 0.2 * p.fraction, message: `drift: ${p.message ?? ''}` }) }
+    )
+    const n = drift.n
+    const started = Date.now()
+    const formation = await computeFormation(series, {
+      features: Array.from({ length: n }, (_, i) => i),
+      threshold: input.request.threshold,
+      onProgress: (f, message) => {
+        if (ctx.signal.aborted) throw new UserError('Dynamics cancelled.')
+        const fraction = 0.2 + 0.8 * f
+        const elapsed = (Date.now() - started) / 1000
+        ctx.progress({ fraction, rate: null, rateUnit: null, etaSeconds: f > 0 ? (elapsed * (1 - f)) / f : null, message: `formation of ${n} features: ${message}` })
+      }
+    })
+    // Without warm starts feature i is not latent i across SAEs: drift is measured along the matching.
+    const cos = drift.matchCos ?? drift.cosToFinal
+    const rows = formation.features.map((f) => {
+      let minPrev = 1
+      for (let t = 1; t < T; t++) minPrev = Math.min(minPrev, drift.cosToPrevious[t * n + f.feature]!)
+      return { feature: f.feature, totalDrift: 1 - cos[f.feature]!, minCosToPrevious: minPrev, formationStep: f.formationStep, mFinal: f.m.sae.at(-1) ?? null }
+    })
+    return { layer: input.request.layer, steps: formation.steps, n, threshold: formation.threshold, warmStarted, matchMethod: drift.matchMethod, rows }
+  },
+  apply(project, out) {
+    project.dynamics.save({ layer: out.layer, steps: out.steps, n: out.n, threshold: out.threshold, warmStarted: out.warmStarted, matchMethod: out.matchMethod, jobId: null }, out.rows)
+    const formed = out.rows.filter((r) => r.formationStep.sae !== null).length
+    return { layer: out.layer, features: out.n, formed, threshold: out.threshold, matchMethod: out.matchMethod }
+  }
+}

@@ -1,0 +1,138 @@
+// The bundled demo: register resources/demo's checkpoint series in a project, then harvest, train the
+// warm-started SAE series, compute feature statistics with languages, and feature dynamics — each a job
+// with progress, each skipped when the project already has its result, so a second run returns at once.
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { ApiReply, CallInput, CallName, CallOutput, Job, JobRequest } from '../shared/api'
+import { UserError } from '../shared/api'
+import { createHandlers, dispatch, type Workspace } from './services'
+
+/** What the demo pipeline runs; `small` is the reduced run of the test suite. */
+export interface DemoSettings {
+  layer: number
+  context: number
+  /** Harvested tokens per checkpoint. */
+  maxTokens: number
+  n: number
+  k: number
+  batchSize: number
+  /** Tokens for the first SAE; each warm-started one takes warmTokenFraction of it. */
+  tokens: number
+  warmupSteps: number
+  warmTokenFraction: number
+  warmLrFactor: number
+  /** Use this many checkpoints, spread from the first to the last (all when absent). */
+  checkpoints?: number
+}
+
+export const DEMO_SETTINGS: DemoSettings = {
+  layer: 2,
+  context: 64,
+  maxTokens: 32_768,
+  n: 512,
+  k: 16,
+  batchSize: 1024,
+  tokens: 600_000,
+  warmupSteps: 50,
+  // The demo's checkpoints are far apart (log-spaced from initialisation): warm starts need more room
+  // than SAE-Track's 5% of the tokens at a tenth of the learning rate.
+  warmTokenFraction: 0.5,
+  warmLrFactor: 0.5
+}
+
+/** The test suite's reduced run: three checkpoints, fewer tokens, a smaller SAE. */
+export const SMALL_DEMO_SETTINGS: DemoSettings = {
+  ...DEMO_SETTINGS,
+  maxTokens: 8192,
+  n: 256,
+  k: 8,
+  batchSize: 512,
+  tokens: 60_000,
+  warmupSteps: 10,
+  checkpoints: 3
+}
+
+/** resources/demo, found from this module whether it runs from src/ (tests) or out/main/ (built). */
+export function demoDir(): string {
+  if (process.env.FEATURETRACE_DEMO_DIR) return resolve(process.env.FEATURETRACE_DEMO_DIR)
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'resources/demo/checkpoints'))) return join(dir, 'resources/demo')
+    dir = dirname(dir)
+  }
+  throw new UserError('The demo series (resources/demo/checkpoints) is missing from this installation; regenerate it with `npm run build:demo`.')
+}
+
+export interface DemoStage {
+  name: 'register' | 'harvest' | 'train-series' | 'feature-stats' | 'dynamics'
+  /** Whether it ran now (false: the project already had its result). */
+  ran: boolean
+  seconds: number
+  job?: Job
+}
+
+export interface DemoHooks {
+  /** Runs a started job to its end (the CLI draws a progress bar). */
+  waitFor(job: Job): Promise<Job>
+  log?(message: string): void
+}
+
+async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
+  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
+  if (!reply.ok) throw new UserError(reply.error.message)
+  return reply.result
+}
+
+/** Runs whatever of the demo pipeline the project in `ws` lacks. */
+export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS): Promise<DemoStage[]> {
+  const demo = demoDir()
+  const { project } = ws.requireProject()
+  const stages: DemoStage[] = []
+  const stage = async (name: DemoStage['name'], needed: boolean, work: () => Promise<Job | undefined>): Promise<void> => {
+    const t0 = performance.now()
+    if (!needed) {
+      stages.push({ name, ran: false, seconds: 0 })
+      return
+    }
+    hooks.log?.(`${name}…`)
+    const job = await work()
+    if (job && job.state !== 'done') {
+      throw new UserError(`The demo's ${name} job ${job.state}${job.error ? `: ${job.error}` : ''}. Run the demo again to resume it.`)
+    }
+    stages.push({ name, ran: true, seconds: (performance.now() - t0) / 1000, job })
+  }
+  const start = async (request: CallInput<'jobs.start'>): Promise<Job> => hooks.waitFor(await call(ws, 'jobs.start', request))
+
+  await stage('register', project.checkpoints.count() === 0, async () => {
+    // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
+    const r = await call(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
+    if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
+    hooks.log?.(`registered ${r.added.length} checkpoints (steps ${r.added.map((c) => c.step).join(', ')})`)
+    return undefined
+  })
+  const all = (await call(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)
+  const want = Math.min(settings.checkpoints ?? all.length, all.length)
+  const chosen = want >= all.length ? all : [...new Set(Array.from({ length: want }, (_, i) => Math.round((i * (all.length - 1)) / Math.max(1, want - 1))))].map((i) => all[i]!)
+  const ids = chosen.map((c) => c.id)
+  const { layer } = settings
+  const harvested = new Set(project.activations.list().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  await stage('harvest', ids.some((id) => !harvested.has(id)), () =>
+    start({ kind: 'harvest', checkpointIds: ids, corpus: join(demo, 'corpus.jsonl'), layer, context: settings.context, maxTokens: settings.maxTokens, seed: 0 } as JobRequest)
+  )
+  const trained = new Set(project.saes.list().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  await stage('train-series', ids.some((id) => !trained.has(id)), () =>
+    start({
+      kind: 'train-series', checkpointIds: ids, layer, preset: 'sae-track', n: settings.n, k: settings.k, tokens: settings.tokens,
+      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0
+    } as JobRequest)
+  )
+  const withSets = new Set(project.features.sets().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  await stage('feature-stats', ids.some((id) => !withSets.has(id)), () =>
+    start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } } as JobRequest)
+  )
+  const run = project.dynamics.run(layer)
+  const steps = project.saes.list().filter((s) => s.layer === layer).map((s) => s.step).sort((a, b) => a - b)
+  await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer } as JobRequest))
+  return stages
+}

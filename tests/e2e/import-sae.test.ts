@@ -1,0 +1,71 @@
+// The SAE import dialog: it shows what it found (architecture, d_in, d_sae, k or threshold, steps) and what
+// it could not read and why, imports nothing while anything is wrong, then imports a clean series.
+import { cpSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { makeCheckpointSeries } from '../fixtures/checkpoint-series'
+import { saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
+import { REPO, tempDir } from '../helpers'
+import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+
+describe('importing SAEs from the checkpoint view', () => {
+  let t: ReturnType<typeof tempDir>
+  let browser: Browser
+  let served: Served
+  let fx: SaeFixtures
+
+  beforeAll(async () => {
+    t = tempDir('ft-e2e-')
+    fx = saeFixtures()
+    await makeCheckpointSeries(join(t.dir, 'series'), { names: ['step0', 'step100', 'step1000'], dModel: fx.d_in, layers: 4 })
+    // A cluster run's output: sparsify SAEs per step, one of them saved wrongly, plus a Gemma Scope file.
+    const mixed = join(t.dir, 'cluster-run')
+    for (const s of [0, 100]) cpSync(join(fx.dir, 'sparsify-series', `step${s}`), join(mixed, `step${s}`), { recursive: true })
+    cpSync(join(fx.dir, 'bad', 'sparsify-transposed'), join(mixed, 'step1000'), { recursive: true })
+    mkdirSync(join(mixed, 'step5000'))
+    cpSync(join(fx.dir, 'gemma-scope', 'layer_3'), join(mixed, 'step5000', 'layer_3'), { recursive: true })
+    browser = await launchBrowser()
+    served = await serve(['--project', join(t.dir, 'project')])
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await served?.stop()
+    t.cleanup()
+  })
+
+  it('shows what it found and what it could not read, then imports a clean series', async () => {
+    const { page, errors } = await openPage(browser, 900)
+    await page.goto(served.url)
+    await page.getByTestId('register-folder').fill(join(t.dir, 'series'))
+    await page.getByTestId('register-button').click()
+    await expect.poll(() => page.locator('[data-testid=checkpoint-table] tbody tr').count()).toBe(3)
+    await page.getByTestId('import-sae-open').click()
+    await page.getByTestId('import-sae-path').fill(join(t.dir, 'cluster-run'))
+    await page.getByTestId('import-sae-look').click()
+    const found = page.locator('[data-testid=import-sae-found] tbody tr')
+    await expect.poll(() => found.count()).toBe(3)
+    expect(await found.nth(0).textContent()).toMatch(/sparsify\s*TopK\s*16\s*64\s*k = 8.*0\s*2\s*layers\.1\s*BF16/)
+    expect(await found.nth(2).textContent()).toMatch(/Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*layer_3\s*F32/)
+    const problems = await page.getByTestId('import-sae-problems').textContent()
+    expect(problems).toMatch(/step1000.*encoder\.weight is \[16, 64\].*stored transposed/)
+    expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000/)
+    expect(await page.getByTestId('import-sae-import').isDisabled()).toBe(true)
+    await page.getByTestId('import-sae-dialog').screenshot({ path: join(REPO, 'docs', 'screenshot-import-sae.png') })
+    await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-problems.png') })
+
+    await page.getByTestId('import-sae-path').fill(join(fx.dir, 'sparsify-series'))
+    await page.getByTestId('import-sae-look').click()
+    await expect.poll(() => page.locator('[data-testid=import-sae-problems]').count()).toBe(0)
+    await expect.poll(() => found.count()).toBe(3)
+    await page.getByTestId('import-sae-import').click()
+    await expect.poll(() => page.getByTestId('import-sae-result').textContent()).toMatch(/Imported 3 SAEs at steps 0, 100, 1000 \(layer 2\)/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-done.png') })
+    const call = async (name: string, payload: unknown): Promise<unknown> =>
+      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+    const saes = (await call('saes.list', {})) as { step: number; preset: string; warmStarted: boolean }[]
+    expect(saes.map((s) => [s.step, s.preset, s.warmStarted])).toEqual([[0, 'import:sparsify', false], [100, 'import:sparsify', false], [1000, 'import:sparsify', false]])
+    expect(errors).toEqual([])
+    await page.close()
+  })
+})
