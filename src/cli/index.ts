@@ -1,15 +1,11 @@
 // `featuretrace <command>`: the same services from a terminal.
-import { SingleBar } from 'cli-progress'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Job } from '../shared/api'
-import { call, CliError, intOption, openWorkspace, parse, type Options } from './options'
-import type { Workspace } from '../core/services'
+import { backendOption, call, checkpointIdsAt, CliError, formatBytes, intOption, openWorkspace, parse, requireOptions, runInProcess, runJob, type Options } from './options'
 import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
 import { harvest } from '../core/lm/harvest'
-import { JobCancelled, type JobContext } from '../core/jobs/job'
-import { BACKENDS, currentBackend, initBackend, type BackendName } from '../core/tf/backend'
+import { currentBackend, initBackend, type BackendName } from '../core/tf/backend'
 import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '../core/sae/config'
 import { trainSae } from '../core/sae/train'
 import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
@@ -19,6 +15,7 @@ import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
 import { writeFileSync } from 'node:fs'
 import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
+import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
 
@@ -79,122 +76,20 @@ Commands:
         --report writes report.json and report.html (charts inlined, opens offline).
         Default project: projects/demo beside the app. --small: the reduced run of the test suite.
 ${IMPORT_SAE_USAGE}
+${GEOMETRY_USAGE}
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
 
 const PROJECT: Options = { project: { type: 'string' } }
 
-function formatBytes(n: number | null): string {
-  if (n === null) return '-'
-  const units = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
-}
 
-function formatRate(p: { rate: number | null; rateUnit: string | null }): string {
-  if (p.rate === null) return ''
-  return p.rateUnit === 'B/s' ? `${formatBytes(p.rate)}/s` : `${p.rate.toFixed(1)} ${p.rateUnit ?? ''}`
-}
 
-interface Bar {
-  update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void
-  stop(done: boolean): void
-}
 
-/** A terminal progress bar: fraction, rate, time left, message. */
-function progressBar(label: string): Bar {
-  const bar = new SingleBar({
-    format: ' {bar} {percentage}% | {rate} | ETA {eta_formatted} | {message}',
-    barsize: 30,
-    hideCursor: true,
-    noTTYOutput: true,
-    notTTYSchedule: 5000,
-    etaBuffer: 50
-  })
-  bar.start(1000, 0, { rate: '', message: label })
-  return {
-    update: (p) =>
-      bar.update(Math.round(p.fraction * 1000), {
-        rate: formatRate({ rate: p.rate, rateUnit: p.rateUnit }),
-        message: p.message ?? ''
-      }),
-    stop(done) {
-      if (done) bar.update(1000)
-      bar.stop()
-    }
-  }
-}
 
-/** Runs a job to its end with a progress bar; Ctrl-C cancels it. */
-async function runJob(ws: Workspace, job: Job): Promise<Job> {
-  const { jobs } = ws.requireProject()
-  const bar = progressBar(job.kind)
-  const unsubscribe = ws.subscribe((event, payload) => {
-    if (event !== 'job.updated') return
-    const j = payload as Job
-    if (j.id === job.id) bar.update({ ...j, message: j.message ?? j.state })
-  })
-  const onSigint = (): void => {
-    process.stderr.write('\nCancelling…\n')
-    jobs.cancel(job.id)
-  }
-  process.once('SIGINT', onSigint)
-  try {
-    const end = await jobs.waitFor(job.id)
-    bar.stop(end.state === 'done')
-    return end
-  } finally {
-    unsubscribe()
-    process.off('SIGINT', onSigint)
-  }
-}
 
-/** The ids of the checkpoints at the steps given with --checkpoint (repeatable). */
-async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]> {
-  const steps = ((value as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
-  const all = await call(ws, 'checkpoints.list')
-  return steps.map((step) => {
-    const c = all.find((x) => x.step === step)
-    if (!c) throw new CliError(`No checkpoint at step ${step} in this project.`)
-    return c.id
-  })
-}
 
-function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
-  for (const name of names) {
-    if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
-  }
-}
 
-/**
- * Runs long work in this process with a progress bar; Ctrl-C stops it at a safe point so the same
- * command resumes it.
- */
-async function runInProcess<T>(label: string, stopped: string, work: (ctx: JobContext) => Promise<T>): Promise<T> {
-  const controller = new AbortController()
-  const onSigint = (): void => {
-    process.stderr.write(`\nStopping; ${stopped}\n`)
-    controller.abort()
-  }
-  process.once('SIGINT', onSigint)
-  const bar = progressBar(label)
-  try {
-    const result = await work({ signal: controller.signal, progress: (p) => bar.update(p) })
-    bar.stop(true)
-    return result
-  } catch (err) {
-    bar.stop(false)
-    if (err instanceof JobCancelled) throw new CliError(`${label} stopped; run the same command again to resume.`)
-    throw err
-  } finally {
-    process.off('SIGINT', onSigint)
-  }
-}
 
 async function cmdServe(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, port: { type: 'string' }, host: { type: 'string' } })
@@ -421,10 +316,6 @@ function presetOption(value: unknown): PresetName {
   return preset as PresetName
 }
 
-function backendOption(value: unknown): BackendName | undefined {
-  if (value !== undefined && !(BACKENDS as readonly string[]).includes(value as string)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
-  return value as BackendName | undefined
-}
 
 function numberOption(value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined
@@ -648,6 +539,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'classify-language': cmdClassifyLanguage,
   formation: cmdFormation,
   demo: cmdDemo,
+  geometry: cmdGeometry,
   drift: cmdDrift,
   taxonomy: cmdTaxonomy,
   'export-features': cmdExportFeatures,

@@ -17,6 +17,7 @@ import { JobManager } from './jobs/manager'
 import type { WorkerSpawner } from './jobs/protocol'
 import { Project } from './project'
 import { SCHEMA_VERSION } from './store/migrations'
+import { GeometryRepository } from './store/geometry'
 import { VERSION } from './version'
 
 export type EventSink = <E extends EventName>(event: E, payload: EventPayload<E>) => void
@@ -159,7 +160,13 @@ export function createHandlers(ws: Workspace): Handlers {
     'dynamics.run': ({ layer }) => ws.requireProject().project.dynamics.run(layer),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
-    'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id)
+    'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id),
+    'geometry.results': ({ analysis, layer }) => new GeometryRepository(ws.requireProject().project.db).list(analysis, layer),
+    'geometry.result': ({ id }) => {
+      const r = new GeometryRepository(ws.requireProject().project.db).get(id)
+      if (!r) throw new UserError(`No geometry result ${id} in this project.`, 'not-found')
+      return r
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // The API contract: every call and event that crosses a process boundary, described once.
 // Imported by core (implementation), main/preload (Electron IPC), server (HTTP/WebSocket), cli and renderer.
 import { z } from 'zod'
+import { geometryCalls, GeometryJobRequestSchema } from './geometry'
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
@@ -402,7 +403,8 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     warmLrFactor: z.number().gt(0).max(1).optional(),
     seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
-  })
+  }),
+  GeometryJobRequestSchema
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
 export type JobKind = JobRequest['kind']
@@ -544,7 +546,8 @@ export const apiCalls = {
   'dynamics.run': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsRunSchema.nullable() },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
-  'jobs.cancel': { input: id, output: JobSchema }
+  'jobs.cancel': { input: id, output: JobSchema },
+  ...geometryCalls
 } as const
 
 export type ApiCalls = typeof apiCalls

@@ -5,6 +5,7 @@ import { harvestJob } from '../lm/harvest-job'
 import { trainSeriesJob } from '../sae/series-job'
 import { featureStatsJob } from '../analysis/feature-stats-job'
 import { dynamicsJob } from '../analysis/dynamics-job'
+import { geometryJob } from '../analysis/geometry/job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -16,7 +17,8 @@ export const jobKinds: Record<JobKind, AnyJobKind> = {
   harvest: harvestJob,
   'train-series': trainSeriesJob,
   'feature-stats': featureStatsJob,
-  dynamics: dynamicsJob
+  dynamics: dynamicsJob,
+  geometry: geometryJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

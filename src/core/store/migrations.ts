@@ -215,6 +215,24 @@ export const migrations: readonly Migration[] = [
         PRIMARY KEY (layer, feature)
       ) WITHOUT ROWID;
     `
+  },
+  {
+    version: 7,
+    name: 'geometry results',
+    sql: `
+      CREATE TABLE geometry_result (
+        id INTEGER PRIMARY KEY,
+        analysis TEXT NOT NULL CHECK (analysis IN ('galaxy', 'lobes', 'crystals')),
+        checkpoint_id INTEGER NOT NULL REFERENCES checkpoint (id) ON DELETE CASCADE,
+        sae_id INTEGER REFERENCES sae (id) ON DELETE SET NULL,
+        layer INTEGER NOT NULL,
+        params_json TEXT NOT NULL,
+        summary_json TEXT NOT NULL,
+        result_json TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX geometry_result_lookup ON geometry_result (analysis, layer, checkpoint_id);
+    `
   }
 ]
 

@@ -1,11 +1,11 @@
 // The current view in the address hash (#/label?set=2), so a reload returns to the same place.
 import { ref } from 'vue'
 
-export type ViewName = 'checkpoints' | 'label' | 'features' | 'composition' | 'dynamics'
+export type ViewName = 'checkpoints' | 'label' | 'features' | 'composition' | 'dynamics' | 'geometry'
 
 function parse(): { view: ViewName; params: URLSearchParams } {
   const [path, query] = location.hash.replace(/^#\/?/, '').split('?')
-  const view = (['checkpoints', 'label', 'features', 'composition', 'dynamics'] as const).find((v) => v === path) ?? 'checkpoints'
+  const view = (['checkpoints', 'label', 'features', 'composition', 'dynamics', 'geometry'] as const).find((v) => v === path) ?? 'checkpoints'
   return { view, params: new URLSearchParams(query ?? '') }
 }
 

@@ -1,0 +1,127 @@
+// The geometry job: galaxy, lobes or crystals for one checkpoint or the whole series of a layer, each
+// result stored in the project (one row per analysis, layer and checkpoint).
+import { UserError } from '../../../shared/api'
+import type { GeometryJobRequest } from '../../../shared/geometry'
+import type { JobKindDefinition } from '../../jobs/job'
+import type { Project } from '../../project'
+import { GeometryRepository } from '../../store/geometry'
+import { readPairs, type WordPair } from './pairs'
+
+interface Item {
+  checkpointId: number
+  step: number
+  saeId: number | null
+  sae: string | null
+  activations: string | null
+  model: string | null
+}
+
+interface GeometryInput {
+  request: GeometryJobRequest
+  items: Item[]
+  pairs: WordPair[]
+}
+
+interface GeometryOutput {
+  request: GeometryJobRequest
+  results: { checkpointId: number; saeId: number | null; summary: Record<string, unknown>; result: unknown }[]
+  backend: string
+}
+
+/** The headline numbers of a result, kept beside it for charts over the series. */
+export function geometrySummary(analysis: GeometryJobRequest['analysis'], r: Record<string, unknown>): Record<string, unknown> {
+  if (analysis === 'galaxy') {
+    const keys = ['alpha', 'alpha_ci', 'r2', 'clustering_entropy', 'clustering_entropy_ci', 'n', 'd']
+    return Object.fromEntries(keys.map((k) => [k, r[k]]))
+  }
+  if (analysis === 'lobes') {
+    const cs = r.clusterings as { k: number; ami: { ami: number; z: number }; balanced_accuracy: number; balanced_accuracy_null: number }[]
+    return {
+      metric: r.metric,
+      blocks: r.blocks,
+      features: (r.features as unknown[]).length,
+      ks: cs.map((c) => ({ k: c.k, ami: c.ami.ami, ami_z: c.ami.z, balanced_accuracy: c.balanced_accuracy, balanced_accuracy_null: c.balanced_accuracy_null }))
+    }
+  }
+  const keys = ['pairs', 'types', 'components', 'mean_cos_before', 'mean_cos_after', 'parallel_before', 'parallel_after', 'parallel_after_null', 'counts']
+  return Object.fromEntries(keys.map((k) => [k, r[k]]))
+}
+
+/** The checkpoints a geometry request covers, with what each analysis needs of them. */
+export function geometryItems(project: Project, request: Pick<GeometryJobRequest, 'analysis' | 'layer' | 'checkpointIds'>): Item[] {
+  const wanted = (id: number): boolean => request.checkpointIds.length === 0 || request.checkpointIds.includes(id)
+  if (request.analysis === 'crystals') {
+    const items = project.checkpoints
+      .list()
+      .filter((c) => wanted(c.id))
+      .map((c) => {
+        if (!c.supported) throw new UserError(`Step ${c.step} is a ${c.modelType} checkpoint, which FeatureTrace cannot run; crystals need the model's activations for each word.`)
+        if (request.layer > c.layers) throw new UserError(`Layer ${request.layer} is out of range for step ${c.step} (${c.layers} layers).`)
+        return { checkpointId: c.id, step: c.step, saeId: null, sae: null, activations: null, model: c.path }
+      })
+    if (items.length === 0) throw new UserError('No checkpoints to run crystals on: register the series first.')
+    return items.sort((a, b) => a.step - b.step)
+  }
+  const saes = project.saes.list().filter((s) => s.layer === request.layer && wanted(s.checkpointId))
+  if (saes.length === 0) throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first (train-series).`)
+  const stores = project.activations.list()
+  return saes
+    .map((s) => {
+      const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
+      if (request.analysis === 'lobes' && !store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations, which lobes need to find co-firing features.`)
+      return { checkpointId: s.checkpointId, step: s.step, saeId: s.id, sae: s.path, activations: store?.path ?? null, model: null }
+    })
+    .sort((a, b) => a.step - b.step)
+}
+
+/** Runs one analysis on one item (in the worker, or in the CLI's own process). */
+export async function runGeometryItem(request: GeometryJobRequest, item: Item, pairs: WordPair[], ctx: Parameters<JobKindDefinition<GeometryJobRequest, GeometryInput, GeometryOutput>['run']>[1]): Promise<Record<string, unknown>> {
+  if (request.analysis === 'galaxy') {
+    const { galaxyOfSae } = await import('./galaxy')
+    const g = request.galaxy ?? {}
+    return { ...(await galaxyOfSae(item.sae!, { entropySample: g.sample, entropyDims: g.dims, bootstraps: g.bootstraps, seed: request.seed }, ctx)) }
+  }
+  if (request.analysis === 'lobes') {
+    const { lobesOfSae } = await import('./lobes')
+    const l = request.lobes ?? { ks: [2, 3, 4, 8], metric: 'phi' as const }
+    return { ...(await lobesOfSae(item.sae!, item.activations!, { ...l, seed: request.seed }, ctx)) }
+  }
+  const { crystalsOfCheckpoint } = await import('./crystals')
+  const c = request.crystals
+  return { ...(await crystalsOfCheckpoint(item.model!, request.layer, pairs, { prefix: c?.prefix, shrinkage: c?.shrinkage }, ctx)) }
+}
+
+export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, GeometryOutput> = {
+  kind: 'geometry',
+  prepare(project, request) {
+    let pairs: WordPair[] = []
+    if (request.analysis === 'crystals') {
+      if (!request.crystals?.pairs.length) throw new UserError('Crystals need at least one pair list (a .tsv of word pairs).')
+      // Read here so a bad file fails the request at once, not in the worker.
+      pairs = request.crystals.pairs.flatMap((f) => readPairs(f))
+    }
+    return { request, items: geometryItems(project, request), pairs }
+  },
+  async run(input, ctx) {
+    const { initBackend, currentBackend } = await import('../../tf/backend')
+    await initBackend(input.request.backend)
+    const results: GeometryOutput['results'] = []
+    const n = input.items.length
+    for (const [i, item] of input.items.entries()) {
+      const result = await runGeometryItem(input.request, item, input.pairs, {
+        signal: ctx.signal,
+        progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` })
+      })
+      results.push({ checkpointId: item.checkpointId, saeId: item.saeId, summary: geometrySummary(input.request.analysis, result), result })
+    }
+    const b = currentBackend()
+    return { request: input.request, results, backend: b ? b.name : 'unknown' }
+  },
+  apply(project, output) {
+    const repo = new GeometryRepository(project.db)
+    const { request } = output
+    const params = { seed: request.seed, galaxy: request.galaxy, lobes: request.lobes, crystals: request.crystals }
+    const stored = output.results.map((r) => repo.put({ analysis: request.analysis, checkpointId: r.checkpointId, saeId: r.saeId, layer: request.layer, params, summary: r.summary, result: r.result }))
+    return { results: stored.map((s) => s.id), backend: output.backend }
+  }
+}
