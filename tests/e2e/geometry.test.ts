@@ -1,5 +1,5 @@
 // The Geometry view on a planted series: galaxy over training, the rotatable PC cloud, the lobe map and
-// heatmap, and a crystal before and after LDA. Screenshots go to docs/.
+// heatmap, and a crystal before and after LDA.
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,9 +11,10 @@ import { Project } from '../../src/core/project'
 import { Rng } from '../../src/core/random'
 import { tinyModels } from '../fixtures/tiny-models'
 import { CLI, REPO, tempDir } from '../helpers'
-import { launchBrowser, openPage, serve, type Served } from './browser'
+import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
 
-const DOCS = join(REPO, 'docs')
+// Screenshots go to test-results/e2e; the ones in docs/ are copies chosen by hand.
+const DOCS = SCREENSHOTS
 const d = 64
 const lobes = 4
 const perLobe = 64

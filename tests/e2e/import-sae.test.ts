@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeCheckpointSeries } from '../fixtures/checkpoint-series'
 import { saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
-import { REPO, tempDir } from '../helpers'
+import { tempDir } from '../helpers'
 import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
 
 describe('importing SAEs from the checkpoint view', () => {
@@ -51,7 +51,7 @@ describe('importing SAEs from the checkpoint view', () => {
     expect(problems).toMatch(/step1000.*encoder\.weight is \[16, 64\].*stored transposed/)
     expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000/)
     expect(await page.getByTestId('import-sae-import').isDisabled()).toBe(true)
-    await page.getByTestId('import-sae-dialog').screenshot({ path: join(REPO, 'docs', 'screenshot-import-sae.png') })
+    await page.getByTestId('import-sae-dialog').screenshot({ path: join(SCREENSHOTS, 'screenshot-import-sae.png') })
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-problems.png') })
 
     await page.getByTestId('import-sae-path').fill(join(fx.dir, 'sparsify-series'))
