@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs-core'
 import { INPUT_SCALINGS, type InputScaling } from './config'
 
 /**
- * Input scalings: the ones FeatureTrace trains with, and two more that SAEs from other libraries use
- * (SAELens' "layer_norm": (x − mean) / (std with Bessel's correction + 1e-5), as OpenAI's and SAELens'
- * code does it; SAELens' "constant_norm_rescale": x · √d / ‖x‖).
+ * Input scalings: the ones FeatureTrace trains with, and the ones imported SAEs use. 'layer_norm' (ours)
+ * and 'std_layer_norm' (an imported SAELens "layer_norm") are one formula: (x − mean) / (std with Bessel's
+ * correction + 1e-5), as OpenAI's and SAELens' code compute it. SAELens' "constant_norm_rescale": x · √d / ‖x‖.
  */
 export type ScalingKind = InputScaling | 'std_layer_norm' | 'norm_rescale'
 
@@ -27,12 +27,11 @@ export function scaleInputs(x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
         return tf.clone(x)
       case 'unit_norm':
         return tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D
-      case 'layer_norm': {
-        const { mean, variance } = tf.moments(x, 1, true)
-        return tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))) as tf.Tensor2D
-      }
       case 'constant':
         return tf.mul(x, s.factor) as tf.Tensor2D
+      // Gao et al.'s per-token layer norm exactly as their code (and SAELens) computes it, so an SAE trained
+      // here with 'layer_norm' encodes the same in SAELens as here.
+      case 'layer_norm':
       case 'std_layer_norm': {
         const d = x.shape[1]
         const centred = tf.sub(x, tf.mean(x, 1, true))
