@@ -1,11 +1,12 @@
 // `featuretrace <command>`: the same services from a terminal.
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { backendOption, call, checkpointIdsAt, CliError, formatBytes, intOption, openWorkspace, parse, requireOptions, runInProcess, runJob, type Options } from './options'
+import { backendOption, call, checkpointIdsAt, CliError, intOption, openWorkspace, parse, requireOptions, runInProcess, runJob, type Options } from './options'
 import { startServer } from '../server/server'
 import { VERSION } from '../core/version'
 import { harvest } from '../core/lm/harvest'
 import { currentBackend, initBackend, type BackendName } from '../core/tf/backend'
+import { formatBytes } from '../shared/format'
 import { INPUT_SCALINGS, PRESETS, type PresetName, type TrainOverrides } from '../core/sae/config'
 import { trainSae } from '../core/sae/train'
 import { classifyFeature, PAPER_RULE } from '../core/analysis/language'
@@ -152,7 +153,7 @@ async function cmdCheckpoints(args: string[]): Promise<void> {
       console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified', 'activations'].join('\t'))
       for (const c of list) {
         const acts = c.activations.map((a) => `L${a.layer}:${a.rows}`).join(',') || '-'
-        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes), c.verifyStatus, acts].join('\t'))
+        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
       }
     }
     ws.close()

@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { ApiReply, CallInput, CallName, CallOutput, Job } from '../shared/api'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, type BackendName } from '../core/tf/backend'
+import { formatBytes } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
 import { createHandlers, dispatch, Workspace } from '../core/services'
 
@@ -45,17 +46,6 @@ export async function call<C extends CallName>(ws: Workspace, name: C, payload?:
 interface Bar {
   update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void
   stop(done: boolean): void
-}
-
-export function formatBytes(n: number | null): string {
-  if (n === null) return '-'
-  const units = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
 }
 
 export function formatRate(p: { rate: number | null; rateUnit: string | null }): string {

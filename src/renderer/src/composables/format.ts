@@ -1,13 +1,6 @@
-export function formatBytes(n: number | null): string {
-  if (n === null) return '—'
-  const units = ['B', 'KB', 'MB', 'GB', 'TB']
-  let i = 0
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024
-    i++
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
-}
+import { formatBytes } from '../../../shared/format'
+
+export { formatBytes }
 
 export function formatCount(n: number | null): string {
   if (n === null) return '—'
