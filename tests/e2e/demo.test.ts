@@ -102,4 +102,18 @@ describe('the demo series in the workstation', () => {
     expect(errors).toEqual([])
     await page.close()
   })
+
+  it('runs the galaxy over the whole series from the Geometry view', async () => {
+    const saes = (await call('saes.list', {})) as { step: number }[]
+    const { page, errors } = await openPage(browser, 1100)
+    await page.goto(`${served.url}#/geometry?layer=2`)
+    await page.getByTestId('run-galaxy').click()
+    await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 60_000 }).toMatch(/geometry\s*done/)
+    await expect.poll(() => page.locator('[data-testid=galaxy-step] option').count(), { timeout: 30_000 }).toBe(saes.length)
+    expect(await page.locator('[data-testid=geometry-view] canvas').count()).toBeGreaterThan(0)
+    await expect.poll(() => page.getByTestId('geometry-view').textContent()).toMatch(/α = \d\.\d{3} \[/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'demo-geometry-galaxy.png'), fullPage: true })
+    expect(errors).toEqual([])
+    await page.close()
+  })
 })
