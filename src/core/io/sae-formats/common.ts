@@ -1,6 +1,7 @@
 // What every SAE reader returns: an SAE from another library, described from its config and tensor
 // headers (orientation from the config's sizes, checked against the shapes), with its weights read on
 // demand in SAELens' orientation.
+import type { SafetensorsFile } from '../safetensors'
 import type { EncodingRule } from '../../sae/encoding'
 import { UserError } from '../../../shared/api'
 
@@ -58,6 +59,14 @@ export function checkShape(file: string, name: string, actual: readonly number[]
     `${file}: ${name} is [${actual.join(', ')}] but ${sizes} implies [${expected.join(', ')}]` +
       (transposed ? ': the tensor is stored transposed. Save it in the library\'s own orientation (re-save with the library, not a hand-made state dict).' : '; the config and the weights disagree. Use the cfg written with these weights.')
   )
+}
+
+/** Every expected tensor present with the shape the config implies; `hints` add to a missing tensor's message. */
+export function checkTensors(f: SafetensorsFile, expected: Record<string, number[]>, sizes: string, hints: Record<string, string> = {}): void {
+  for (const [name, shape] of Object.entries(expected)) {
+    if (!f.header.tensors.has(name)) throw new UserError(`${f.file} has no tensor "${name}"${hints[name] ?? ''}.`)
+    checkShape(f.file, name, f.info(name).shape, shape, sizes)
+  }
 }
 
 /** Transpose of a row-major [r, c] matrix. */

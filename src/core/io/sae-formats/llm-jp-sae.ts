@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../../shared/api'
 import { SafetensorsFile } from '../safetensors'
-import { checkShape, positiveInt, readJson, transpose, type ForeignSae } from './common'
+import { checkTensors, positiveInt, readJson, transpose, type ForeignSae } from './common'
 
 export function isLlmJpSaeFolder(dir: string): boolean {
   const cfg = join(dir, 'config.json')
@@ -35,10 +35,7 @@ export async function describeLlmJpSae(dir: string): Promise<ForeignSae> {
   try {
     decoder = f.header.tensors.has('decoder.weight') ? 'decoder.weight' : 'W_dec'
     const expected: Record<string, number[]> = { 'encoder.weight': [n, d], 'encoder.bias': [n], [decoder]: decoder === 'W_dec' ? [n, d] : [d, n], b_dec: [d] }
-    for (const [name, shape] of Object.entries(expected)) {
-      if (!f.header.tensors.has(name)) throw new UserError(`${weightsFile} has no tensor "${name}"${name === 'W_dec' ? ' (nor decoder.weight)' : ''}.`)
-      checkShape(weightsFile, name, f.info(name).shape, shape, sizes)
-    }
+    checkTensors(f, expected, sizes, { W_dec: ' (nor decoder.weight)' })
     dtype = f.info('encoder.weight').dtype
   } finally {
     await f.close()

@@ -8,7 +8,7 @@ import type { EncodingRule } from '../../sae/encoding'
 import { saelensScaling, type FeatureTraceMeta } from '../../sae/io'
 import type { Scaling } from '../../sae/scaling'
 import { SafetensorsFile } from '../safetensors'
-import { checkShape, layerOfHook, positiveInt, readJson, type ForeignSae } from './common'
+import { checkShape, checkTensors, layerOfHook, positiveInt, readJson, type ForeignSae } from './common'
 
 export function isSaeLensFolder(dir: string): boolean {
   return existsSync(join(dir, 'cfg.json')) && existsSync(join(dir, 'sae_weights.safetensors'))
@@ -42,12 +42,7 @@ export async function describeSaeLens(dir: string): Promise<ForeignSae> {
   const f = await SafetensorsFile.open(weightsFile)
   let dtype: string
   try {
-    for (const [name, shape] of Object.entries(expected)) {
-      if (!f.header.tensors.has(name)) {
-        throw new UserError(`${weightsFile} has no tensor "${name}"${name === 'threshold' ? ': a JumpReLU SAE needs its per-latent threshold' : ''}.`)
-      }
-      checkShape(weightsFile, name, f.info(name).shape, shape, sizes)
-    }
+    checkTensors(f, expected, sizes, { threshold: ': a JumpReLU SAE needs its per-latent threshold' })
     dtype = f.info('W_enc').dtype
   } finally {
     await f.close()

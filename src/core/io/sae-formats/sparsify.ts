@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { UserError } from '../../../shared/api'
 import { SafetensorsFile } from '../safetensors'
-import { checkShape, layerOfHook, positiveInt, readJson, transpose, type ForeignSae } from './common'
+import { checkTensors, layerOfHook, positiveInt, readJson, transpose, type ForeignSae } from './common'
 
 export function isSparsifyFolder(dir: string): boolean {
   return existsSync(join(dir, 'cfg.json')) && existsSync(join(dir, 'sae.safetensors'))
@@ -35,10 +35,7 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
   let dtype: string
   try {
     const expected: Record<string, number[]> = { 'encoder.weight': [n, d], 'encoder.bias': [n], W_dec: [n, d], b_dec: [d] }
-    for (const [name, shape] of Object.entries(expected)) {
-      if (!f.header.tensors.has(name)) throw new UserError(`${weightsFile} has no tensor "${name}"${name === 'W_dec' ? ' (saved without its decoder?)' : ''}.`)
-      checkShape(weightsFile, name, f.info(name).shape, shape, sizes)
-    }
+    checkTensors(f, expected, sizes, { W_dec: ' (saved without its decoder?)' })
     dtype = f.info('encoder.weight').dtype
   } finally {
     await f.close()
