@@ -151,6 +151,26 @@ describe('SAE import', () => {
       }
       for (const f of jr.features) expect(f.density!, `JumpReLU density of ${f.feature}`).toBeCloseTo(firing[f.feature]! / st.rows, 6)
       expect(jr.features.filter((f) => !f.dead).length).toBeGreaterThan(fx.d_sae / 2)
+      // Geometry's lobes fire by the same rule: per 8-token block (one document each), the features above threshold.
+      const { blockFirings } = await import('../../src/core/analysis/geometry/lobes')
+      const blocks = await blockFirings(gemma!.path, store, { blockSize: 8 })
+      expect(blocks.blocks).toBe(40)
+      const byDoc = new Map<number, Uint8Array>()
+      for (let sh = 0; sh < st.manifest.shards.length; sh++) {
+        const { acts: a, doc: docs } = await st.readShard(sh)
+        for (let r = 0; r < docs.length; r++) {
+          const fired = byDoc.get(docs[r]!) ?? new Uint8Array(fx.d_sae)
+          byDoc.set(docs[r]!, fired)
+          for (let j = 0; j < fx.d_sae; j++) {
+            let pre = gw.b_enc[j]!
+            for (let i = 0; i < fx.d_in; i++) pre += a[r * fx.d_in + i]! * gw.W_enc[i * fx.d_sae + j]!
+            if (pre > gw.threshold![j]! && pre > 0) fired[j] = 1
+          }
+        }
+      }
+      for (let b = 0; b < blocks.blocks; b++) {
+        expect(Array.from(blocks.fired.subarray(b * fx.d_sae, (b + 1) * fx.d_sae)), `block ${b}`).toEqual(Array.from(byDoc.get(blocks.doc[b]!)!))
+      }
       const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features, true)
       const live = stats.features.find((f) => !f.dead)!
       p.features.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')

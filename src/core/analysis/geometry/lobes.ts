@@ -9,9 +9,7 @@ import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { ProgressMeter } from '../../jobs/progress'
 import { Rng } from '../../random'
-import { readSae, saeTensors } from '../../sae/io'
-import { scaleInputs } from '../../sae/scaling'
-import { disposeParams, encode } from '../../sae/topk'
+import { readSae, saeEncoder } from '../../sae/io'
 import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering, type AmiTest } from './cluster'
 
 /** Features clustered at most, unless the caller says otherwise. */
@@ -55,10 +53,12 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
   if (store.d !== sae.d) throw new UserError(`${storeDir} has d=${store.d} but the SAE ${saeDir} expects d=${sae.d}.`)
   const size = opts.blockSize ?? 256
   const threshold = opts.threshold ?? 0
-  const { d, n, k } = sae
+  const { d, n } = sae
   const limit = Math.min(opts.maxRows ?? Infinity, store.rows)
   const open = new Map<number, { doc: number; tokens: number; fired: Uint8Array }>()
-  const p = saeTensors(sae)
+  // The SAE's own rule (TopK, or an imported JumpReLU's thresholds): "fires" means active in its code.
+  const encoder = saeEncoder(sae)
+  const k = encoder.width
   const meter = new ProgressMeter(limit, 'rows')
   let done = 0
   try {
@@ -69,11 +69,10 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
         if (ctx?.signal.aborted) throw new JobCancelled()
         const count = Math.min(ENCODE_ROWS, rows - r0)
         const x = tf.tensor2d(shard.acts.subarray(r0 * d, (r0 + count) * d), [count, d])
-        const scaled = scaleInputs(x, sae.scaling)
-        const e = encode(p, scaled, k)
+        const e = encoder.encode(x)
         const v = e.values.dataSync() as Float32Array
         const i = e.indices.dataSync() as Int32Array
-        tf.dispose([x, scaled, e.values, e.indices])
+        tf.dispose([x, e.values, e.indices])
         for (let r = 0; r < count; r++) {
           const doc = shard.doc[r0 + r]!
           const key = doc * 1e6 + Math.floor(shard.position[r0 + r]! / size)
@@ -87,7 +86,7 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
       }
     }
   } finally {
-    disposeParams(p)
+    encoder.dispose()
   }
   const complete = [...open.entries()].filter(([, b]) => b.tokens === size).sort((a, b) => a[0] - b[0])
   if (complete.length < 2) {
