@@ -14,6 +14,7 @@ import { readFeatureExamples } from '../core/io/feature-examples'
 import { exportFeatures, exportLabels, importLabels } from '../core/analysis/interchange'
 import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
+import { layerSeries } from '../core/analysis/layer-series'
 import { writeFileSync } from 'node:fs'
 import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
 import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
@@ -517,15 +518,7 @@ async function cmdFormation(args: string[]): Promise<void> {
   const layers = [...new Set(saes.map((s) => s.layer))]
   const layer = intOption(values.layer, 'layer') ?? (layers.length === 1 ? layers[0] : undefined)
   if (layer === undefined) throw new CliError(layers.length ? `SAEs exist for layers ${layers.join(', ')}: choose one with --layer.` : 'No SAEs yet: run train-series first.')
-  const stores = project.activations.list()
-  const series = saes
-    .filter((s) => s.layer === layer)
-    .sort((a, b) => a.step - b.step)
-    .map((s) => {
-      const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === layer)
-      if (!store) throw new CliError(`Step ${s.step} has an SAE but no layer-${layer} activations.`)
-      return { step: s.step, sae: s.path, activations: store.path }
-    })
+  const series = layerSeries(project, layer).checkpoints
   ws.close()
   await initBackend(backendOption(values.backend))
   const threshold = values.threshold === undefined ? undefined : Number(values.threshold)

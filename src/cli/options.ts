@@ -1,12 +1,12 @@
 // What every CLI command shares: option parsing, the workspace on --project, calls through the one API.
 import { SingleBar } from 'cli-progress'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { ApiReply, CallInput, CallName, CallOutput, Job } from '../shared/api'
+import type { Job } from '../shared/api'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, type BackendName } from '../core/tf/backend'
 import { formatBytes } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
-import { createHandlers, dispatch, Workspace } from '../core/services'
+import { callService, Workspace } from '../core/services'
 
 export class CliError extends Error {}
 
@@ -37,11 +37,8 @@ export function openWorkspace(values: Record<string, unknown>, required = true):
   return ws
 }
 
-export async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
-  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
-  if (!reply.ok) throw new CliError(reply.error.message)
-  return reply.result
-}
+/** Calls through the one API, as every door does. */
+export const call = callService
 
 interface Bar {
   update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void

@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { ApiReply, CallInput, CallName, CallOutput, Job, JobRequest } from '../shared/api'
+import type { CallInput, Job, JobRequest } from '../shared/api'
 import { UserError } from '../shared/api'
-import { createHandlers, dispatch, type Workspace } from './services'
+import { callService, type Workspace } from './services'
 
 /** What the demo pipeline runs; `small` is the reduced run of the test suite. */
 export interface DemoSettings {
@@ -78,12 +78,6 @@ export interface DemoHooks {
   log?(message: string): void
 }
 
-async function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
-  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
-  if (!reply.ok) throw new UserError(reply.error.message)
-  return reply.result
-}
-
 /** Runs whatever of the demo pipeline the project in `ws` lacks. */
 export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS): Promise<DemoStage[]> {
   const demo = demoDir()
@@ -102,16 +96,16 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
     }
     stages.push({ name, ran: true, seconds: (performance.now() - t0) / 1000, job })
   }
-  const start = async (request: CallInput<'jobs.start'>): Promise<Job> => hooks.waitFor(await call(ws, 'jobs.start', request))
+  const start = async (request: CallInput<'jobs.start'>): Promise<Job> => hooks.waitFor(await callService(ws, 'jobs.start', request))
 
   await stage('register', project.checkpoints.count() === 0, async () => {
     // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
-    const r = await call(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
+    const r = await callService(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
     if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
     hooks.log?.(`registered ${r.added.length} checkpoints (steps ${r.added.map((c) => c.step).join(', ')})`)
     return undefined
   })
-  const all = (await call(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)
+  const all = (await callService(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)
   const want = Math.min(settings.checkpoints ?? all.length, all.length)
   const chosen = want >= all.length ? all : [...new Set(Array.from({ length: want }, (_, i) => Math.round((i * (all.length - 1)) / Math.max(1, want - 1))))].map((i) => all[i]!)
   const ids = chosen.map((c) => c.id)

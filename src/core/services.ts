@@ -2,6 +2,7 @@
 import type { z } from 'zod'
 import type {
   ApiReply,
+  CallInput,
   CallName,
   CallOutput,
   CallParsedInput,
@@ -195,4 +196,11 @@ export async function dispatch(handlers: Handlers, name: unknown, payload: unkno
     console.error(`[featuretrace] ${name} failed:`, err)
     return { ok: false, error: { code: 'internal', message: `Internal error in ${name}: ${(err as Error).message}` } }
   }
+}
+
+/** One call from inside the process (CLI, demo): validated and handled as from any door; a failure is thrown. */
+export async function callService<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
+  const reply = (await dispatch(createHandlers(ws), name, payload)) as ApiReply<CallOutput<C>>
+  if (!reply.ok) throw new UserError(reply.error.message, reply.error.code)
+  return reply.result
 }

@@ -6,6 +6,7 @@ import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
 import type { NewDynamicsRun } from '../store/dynamics'
 import type { FormationCheckpoint } from './formation'
+import { layerSeries } from './layer-series'
 
 type DynamicsRequest = Extract<JobRequest, { kind: 'dynamics' }>
 
@@ -22,14 +23,7 @@ interface DynamicsOutput extends Omit<NewDynamicsRun, 'jobId'> {
 export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, DynamicsOutput> = {
   kind: 'dynamics',
   prepare(project, request) {
-    const saes = project.saes.list().filter((s) => s.layer === request.layer).sort((a, b) => a.step - b.step)
-    if (saes.length === 0) throw new UserError(`No SAEs at layer ${request.layer}; train a series first.`)
-    const stores = project.activations.list()
-    const series = saes.map((s) => {
-      const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === request.layer)
-      if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${request.layer} activations.`)
-      return { step: s.step, sae: s.path, activations: store.path }
-    })
+    const { saes, checkpoints: series } = layerSeries(project, request.layer)
     return { request, series, warmStarted: saes.slice(1).every((s) => s.warmStarted) }
   },
   async run(input, ctx) {

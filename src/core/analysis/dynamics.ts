@@ -7,27 +7,16 @@ import { SafetensorsFile } from '../io/safetensors'
 import type { Project } from '../project'
 import { WEIGHTS_FILE } from '../sae/io'
 import { computeDrift, type DriftResult } from './drift'
-import { computeFormation, type FormationCheckpoint } from './formation'
+import { computeFormation } from './formation'
+import { layerSeries } from './layer-series'
 import { initBackend } from '../tf/backend'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 const driftCache = new Map<string, DriftResult>()
 
-function seriesOf(project: Project, layer: number): { saes: ReturnType<Project['saes']['list']>; checkpoints: FormationCheckpoint[] } {
-  const saes = project.saes.list().filter((s) => s.layer === layer).sort((a, b) => a.step - b.step)
-  if (saes.length === 0) throw new UserError(`No SAEs at layer ${layer}; train a series first.`)
-  const stores = project.activations.list()
-  const checkpoints = saes.map((s) => {
-    const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === layer)
-    if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${layer} activations.`)
-    return { step: s.step, sae: s.path, activations: store.path }
-  })
-  return { saes, checkpoints }
-}
-
 async function drift(project: Project, layer: number): Promise<{ r: DriftResult; warm: boolean; steps: number[] }> {
   await initBackend()
-  const { saes } = seriesOf(project, layer)
+  const { saes } = layerSeries(project, layer)
   const warm = saes.slice(1).every((s) => s.warmStarted)
   const key = JSON.stringify([saes.map((s) => [s.path, s.createdAt]), warm])
   let r = driftCache.get(key)
@@ -80,7 +69,7 @@ export function pca2(X: Float64Array[]): [number, number][] {
 export async function dynamicsFeature(project: Project, layer: number, feature: number, threshold?: number): Promise<DynamicsFeature> {
   const { r, steps } = await drift(project, layer)
   if (feature >= r.n) throw new UserError(`Feature ${feature} does not exist: the SAEs have ${r.n} latents.`)
-  const { checkpoints } = seriesOf(project, layer)
+  const { checkpoints } = layerSeries(project, layer)
   const rows: Float64Array[] = []
   for (const c of checkpoints) {
     const f = await SafetensorsFile.open(join(c.sae, WEIGHTS_FILE))
@@ -109,7 +98,7 @@ export async function dynamicsFeature(project: Project, layer: number, feature: 
 /** M_i(t) of a few features side by side (the SAE variant), for comparing when they form. */
 export async function formationCurves(project: Project, layer: number, features: number[], threshold?: number): Promise<FormationCurves> {
   await initBackend()
-  const { checkpoints } = seriesOf(project, layer)
+  const { checkpoints } = layerSeries(project, layer)
   const r = await computeFormation(checkpoints, { features: [...new Set(features)], threshold })
   return { layer, steps: r.steps, threshold: r.threshold, curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae })) }
 }
@@ -120,7 +109,7 @@ export async function formationCurves(project: Project, layer: number, features:
  */
 export async function formationByLabel(project: Project, layer: number, threshold = 0.5): Promise<FormationByLabel> {
   await initBackend()
-  const { checkpoints } = seriesOf(project, layer)
+  const { checkpoints } = layerSeries(project, layer)
   const finalSet = project.features.sets().filter((s) => s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
   if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
   const votes = new Map<number, Map<string, number>>()
