@@ -15,6 +15,7 @@ import { discoverCheckpoints } from './checkpoints/discover'
 import { importActivationStore } from './lm/import-store'
 import { importFeatureSet } from './analysis/import-features'
 import { JobManager } from './jobs/manager'
+import { jobKind } from './jobs/kinds'
 import type { WorkerSpawner } from './jobs/protocol'
 import { Project } from './project'
 import { SCHEMA_VERSION } from './store/migrations'
@@ -109,7 +110,7 @@ export function createHandlers(ws: Workspace): Handlers {
       ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
       return info
     },
-    'saes.list': () => ws.requireProject().project.saes.list(),
+    'saes.list': (input) => ws.requireProject().project.saes.list({ includeSuperseded: input?.includeSuperseded }),
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
     'saes.scanImport': async (req) => (await import('./sae/import')).scanSaeImport(ws.requireProject().project, req),
     'saes.import': async (req) => {
@@ -141,6 +142,13 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
+    'labels.carryPreview': async ({ fromSetId, toSetId }) => (await import('./analysis/carry-labels')).carryPreview(ws.requireProject().project, fromSetId, toSetId),
+    'labels.carry': async ({ fromSetId, toSetId, minCosine }) => {
+      const { project } = ws.requireProject()
+      const result = await (await import('./analysis/carry-labels')).carryLabels(project, fromSetId, toSetId, minCosine)
+      ws.emit('features.changed', { sets: project.features.sets().length })
+      return result
+    },
     'analysis.composition': (input) => ws.requireProject().project.features.composition(input?.annotator),
     'dynamics.overview': async ({ layer }) => {
       const { dynamicsOverview } = await import('./analysis/dynamics')
@@ -161,6 +169,11 @@ export function createHandlers(ws: Workspace): Handlers {
     'dynamics.run': ({ layer }) => ws.requireProject().project.dynamics.run(layer),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
+    'jobs.replaces': (request) => {
+      const { project } = ws.requireProject()
+      const labelsKept = (project.db.prepare('SELECT count(*) AS n FROM label WHERE category IS NOT NULL').get() as { n: number }).n
+      return { replaces: jobKind(request.kind).replaces?.(project, request as never) ?? [], labelsKept }
+    },
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id),
     'geometry.results': ({ analysis, layer }) => new GeometryRepository(ws.requireProject().project.db).list(analysis, layer),
     'geometry.result': ({ id }) => {

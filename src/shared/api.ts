@@ -97,7 +97,10 @@ export const SaeInfoSchema = z.object({
   l0: z.number().nullable(),
   deadFraction: z.number().nullable(),
   backend: z.string().nullable(),
-  createdAt: z.string()
+  createdAt: z.string(),
+  /** The SAE that replaced this one as the checkpoint's current SAE at this layer (retrained or re-imported); null while current. */
+  supersededBy: z.number().int().nullable(),
+  supersededAt: z.string().nullable()
 })
 export type SaeInfo = z.infer<typeof SaeInfoSchema>
 
@@ -126,7 +129,13 @@ export const FeatureSetInfoSchema = z.object({
   step: z.number().int().nullable(),
   layer: z.number().int().nullable(),
   nFeatures: z.number().int(),
-  createdAt: z.string()
+  createdAt: z.string(),
+  /** When statistics were last recomputed in place (labels kept); null if never. */
+  updatedAt: z.string().nullable(),
+  /** The set's SAE was superseded by a retrained or re-imported one: its features and labels are kept here. */
+  superseded: z.boolean(),
+  /** Labels anywhere in the set (all annotators). */
+  labelCount: z.number().int()
 })
 export type FeatureSetInfo = z.infer<typeof FeatureSetInfoSchema>
 
@@ -165,13 +174,24 @@ export const FeatureListQuerySchema = z
   .strict()
 export type FeatureListQuery = z.infer<typeof FeatureListQuerySchema>
 
+/** Where a label was carried from: a feature of a superseded SAE's set matched to this one by decoder cosine. */
+export const LabelOriginSchema = z.object({
+  setId: z.number().int(),
+  setName: z.string(),
+  feature: z.number().int(),
+  saeId: z.number().int().nullable(),
+  cosine: z.number()
+})
+export type LabelOrigin = z.infer<typeof LabelOriginSchema>
+
 export const LabelSchema = z.object({
   setId: z.number().int(),
   feature: z.number().int(),
   annotator: z.string(),
   category: z.string().nullable(),
   note: z.string(),
-  updatedAt: z.string()
+  updatedAt: z.string(),
+  origin: LabelOriginSchema.nullable()
 })
 export type Label = z.infer<typeof LabelSchema>
 
@@ -183,7 +203,8 @@ export const LabelEventSchema = z.object({
   categoryAfter: z.string().nullable(),
   noteAfter: z.string().nullable(),
   at: z.string(),
-  undoes: z.number().int().nullable()
+  undoes: z.number().int().nullable(),
+  origin: LabelOriginSchema.nullable()
 })
 export type LabelEvent = z.infer<typeof LabelEventSchema>
 
@@ -401,6 +422,11 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     warmTokenFraction: z.number().gt(0).max(1).optional(),
     /** Learning rate of each warm-started SAE as a fraction of the first's (sae-track: 0.1). */
     warmLrFactor: z.number().gt(0).max(1).optional(),
+    /**
+     * Train new SAEs where the checkpoints already have one at this layer. The new ones become current; the old SAEs,
+     * their feature sets and labels are kept (superseded). Without it, existing SAEs are kept and skipped.
+     */
+    retrain: z.boolean().default(false),
     seed: z.number().int().default(0),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   }),
@@ -438,6 +464,25 @@ export const AppInfoSchema = z.object({
   project: ProjectInfoSchema.nullable()
 })
 export type AppInfo = z.infer<typeof AppInfoSchema>
+
+export const CarryPreviewSchema = z.object({
+  from: FeatureSetInfoSchema,
+  to: FeatureSetInfoSchema,
+  /** The labelled features matched one-to-one to the new latents by decoder cosine, optimally (Hungarian method). */
+  method: z.literal('hungarian'),
+  /** One row per labelled feature of the old set: its match in the new set (null when unmatched). */
+  pairs: z.array(
+    z.object({
+      fromFeature: z.number().int(),
+      toFeature: z.number().int().nullable(),
+      cosine: z.number().nullable(),
+      labels: z.number().int(),
+      /** Labels the target feature already has from the same annotators (kept, not overwritten). */
+      targetLabels: z.number().int()
+    })
+  )
+})
+export type CarryPreview = z.infer<typeof CarryPreviewSchema>
 
 const pathString = z.string().min(1).max(4096)
 const id = z.object({ id: z.number().int().nonnegative() }).strict()
@@ -480,7 +525,10 @@ export const apiCalls = {
     input: z.object({ path: pathString, checkpointId: z.number().int().nonnegative() }).strict(),
     output: ActivationStoreInfoSchema
   },
-  'saes.list': { input: none, output: z.array(SaeInfoSchema) },
+  'saes.list': {
+    input: z.object({ includeSuperseded: z.boolean().optional() }).strict().optional(),
+    output: z.array(SaeInfoSchema)
+  },
   'saes.metrics': {
     input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeMetricSchema)
@@ -522,6 +570,22 @@ export const apiCalls = {
       .strict(),
     output: z.array(z.number().int())
   },
+  /** Which features of a superseded SAE's set match the current SAE's, with their decoder cosines and labels. */
+  'labels.carryPreview': {
+    input: z.object({ fromSetId: z.number().int().nonnegative(), toSetId: z.number().int().nonnegative().optional() }).strict(),
+    output: CarryPreviewSchema
+  },
+  /** Copies labels along the matches with cosine ≥ minCosine; never overwrites a label the target already has. */
+  'labels.carry': {
+    input: z
+      .object({
+        fromSetId: z.number().int().nonnegative(),
+        toSetId: z.number().int().nonnegative().optional(),
+        minCosine: z.number().min(-1).max(1).default(0.7)
+      })
+      .strict(),
+    output: z.object({ carried: z.number().int(), keptExisting: z.number().int(), belowThreshold: z.number().int(), toSetId: z.number().int() })
+  },
   'labels.history': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: z.array(LabelEventSchema)
@@ -546,6 +610,8 @@ export const apiCalls = {
   'dynamics.run': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsRunSchema.nullable() },
   'jobs.list': { input: none, output: z.array(JobSchema) },
   'jobs.start': { input: JobRequestSchema, output: JobSchema },
+  /** What a job would replace, in words, and how many labels stay (they always do): the UI asks before starting it. */
+  'jobs.replaces': { input: JobRequestSchema, output: z.object({ replaces: z.array(z.string()), labelsKept: z.number().int() }) },
   'jobs.cancel': { input: id, output: JobSchema },
   ...geometryCalls
 } as const

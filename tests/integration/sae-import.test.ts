@@ -171,7 +171,7 @@ describe('SAE import', () => {
       for (let b = 0; b < blocks.blocks; b++) {
         expect(Array.from(blocks.fired.subarray(b * fx.d_sae, (b + 1) * fx.d_sae)), `block ${b}`).toEqual(Array.from(byDoc.get(blocks.doc[b]!)!))
       }
-      const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features, true)
+      const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features)
       const live = stats.features.find((f) => !f.dead)!
       p.features.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
       // Formation (SAE-Track's measure) over the imported series.

@@ -86,6 +86,47 @@ describe('project store on real SQLite files', () => {
     expect(() => Project.open(junk)).toThrow(/junk\/project\.sqlite is not a readable SQLite database/)
   })
 
+  it('migrates a schema-7 project with SAEs, sets and labels to superseding SAEs without losing a row or a foreign key', () => {
+    t = tempDir()
+    const file = join(t.dir, 'old.sqlite')
+    const db = new Database(file)
+    db.pragma('foreign_keys = ON')
+    migrate(db, migrations.filter((m) => m.version <= 7))
+    db.exec(`
+      INSERT INTO checkpoint (id, step, name, path, model_type, supported, d_model, layers, config_json, registered_at)
+        VALUES (1, 100, 'step100', '/ckpt/step100', 'llama', 1, 64, 4, '{}', 'then');
+      INSERT INTO sae (id, checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, created_at)
+        VALUES (5, 1, 2, '/p/artifacts/saes/step100/layer2', 'sae-track', 64, 8, 2, 0, 100, 1, 'then');
+      INSERT INTO feature_set (id, name, source, sae_id, checkpoint_id, layer, n_features, created_at) VALUES (3, 'step 100 · layer 2', 'sae', 5, 1, 2, 2, 'then');
+      INSERT INTO feature (set_id, feature) VALUES (3, 0), (3, 1);
+      INSERT INTO label (set_id, feature, annotator, category, updated_at) VALUES (3, 1, 'ana', 'Token-level', 'then');
+      INSERT INTO label_event (set_id, feature, annotator, category_after, note_after, at) VALUES (3, 1, 'ana', 'Token-level', '', 'then');
+      INSERT INTO geometry_result (analysis, checkpoint_id, sae_id, layer, params_json, summary_json, result_json, created_at)
+        VALUES ('galaxy', 1, 5, 2, '{}', '{}', '{}', 'then');
+    `)
+    migrate(db)
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1)
+    expect(db.pragma('foreign_key_check')).toEqual([])
+    expect(db.prepare('SELECT id, path, superseded_by, superseded_at FROM sae').all()).toEqual([
+      { id: 5, path: '/p/artifacts/saes/step100/layer2', superseded_by: null, superseded_at: null }
+    ])
+    expect(db.prepare('SELECT sae_id FROM feature_set').all()).toEqual([{ sae_id: 5 }])
+    expect(db.prepare('SELECT sae_id FROM geometry_result').all()).toEqual([{ sae_id: 5 }])
+    expect(db.prepare('SELECT feature, annotator, category, origin FROM label').all()).toEqual([{ feature: 1, annotator: 'ana', category: 'Token-level', origin: null }])
+    // One current SAE per checkpoint and layer, enforced by the database.
+    const insert = "INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, created_at) VALUES (1, 2, ?, 'x', 64, 8, 2, 0, 0, 0, 'now')"
+    expect(() => db.prepare(insert).run('/elsewhere')).toThrow(/UNIQUE/)
+    // Labelled features cannot be deleted, not even by a cascade; unlabelled ones can.
+    expect(() => db.prepare('DELETE FROM feature_set WHERE id = 3').run()).toThrow(/keeps labelled features/)
+    db.prepare('DELETE FROM feature WHERE set_id = 3 AND feature = 0').run()
+    // A checkpoint removed under a set detaches the set; its features and labels stay.
+    db.prepare('DELETE FROM checkpoint WHERE id = 1').run()
+    expect(db.prepare('SELECT sae_id, checkpoint_id FROM feature_set').all()).toEqual([{ sae_id: null, checkpoint_id: null }])
+    expect(db.prepare('SELECT count(*) AS n FROM label_event').get()).toEqual({ n: 1 })
+    expect(db.prepare('SELECT count(*) AS n FROM label').get()).toEqual({ n: 1 })
+    db.close()
+  })
+
   it('rolls back a failing migration as a whole and records nothing of it', () => {
     t = tempDir()
     const file = join(t.dir, 'x.sqlite')

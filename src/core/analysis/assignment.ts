@@ -1,4 +1,4 @@
-// Optimal one-to-one assignment (minimum total cost) between the rows and columns of a square matrix.
+// Optimal one-to-one assignment (minimum total cost) of the rows of a matrix to its columns (rows ≤ columns).
 //
 // Written here because no maintained solver is published to the registries this project can use. This is
 // the Hungarian method with row and column potentials (Kuhn–Munkres, in the shortest-augmenting-path form):
@@ -6,15 +6,20 @@
 // rows' best column is still free when they are added, so the search ends after one O(n) scan and the whole
 // solve is close to O(n²); conflicts cost more, up to O(n³) in the worst case.
 
-/** cost is row-major n × n; returns col[i] = the column assigned to row i. */
-export function solveAssignment(cost: Float32Array | Float64Array, n: number): Int32Array {
+/**
+ * cost is row-major n × m with n ≤ m (square when m is omitted); returns col[i] = the column assigned to row i,
+ * minimising the total cost over one-to-one assignments of every row (columns may stay unused).
+ */
+export function solveAssignment(cost: Float32Array | Float64Array, n: number, m = n): Int32Array {
+  if (n > m) throw new Error(`solveAssignment needs rows ≤ columns (got ${n} × ${m}).`)
+  if (cost.length < n * m) throw new Error(`solveAssignment: cost has ${cost.length} entries, ${n} × ${m} expected.`)
   const INF = Number.POSITIVE_INFINITY
   const u = new Float64Array(n + 1)
-  const v = new Float64Array(n + 1)
-  const p = new Int32Array(n + 1) // p[j]: row (1-based) assigned to column j; p[0] is the row being added
-  const way = new Int32Array(n + 1)
-  const minv = new Float64Array(n + 1)
-  const used = new Uint8Array(n + 1)
+  const v = new Float64Array(m + 1)
+  const p = new Int32Array(m + 1) // p[j]: row (1-based) assigned to column j; p[0] is the row being added
+  const way = new Int32Array(m + 1)
+  const minv = new Float64Array(m + 1)
+  const used = new Uint8Array(m + 1)
   for (let i = 1; i <= n; i++) {
     p[0] = i
     let j0 = 0
@@ -23,11 +28,11 @@ export function solveAssignment(cost: Float32Array | Float64Array, n: number): I
     do {
       used[j0] = 1
       const i0 = p[j0]!
-      const row = (i0 - 1) * n
+      const row = (i0 - 1) * m
       const ui = u[i0]!
       let delta = INF
       let j1 = 0
-      for (let j = 1; j <= n; j++) {
+      for (let j = 1; j <= m; j++) {
         if (used[j]) continue
         const cur = cost[row + j - 1]! - ui - v[j]!
         if (cur < minv[j]!) {
@@ -39,7 +44,7 @@ export function solveAssignment(cost: Float32Array | Float64Array, n: number): I
           j1 = j
         }
       }
-      for (let j = 0; j <= n; j++) {
+      for (let j = 0; j <= m; j++) {
         if (used[j]) {
           u[p[j]!]! += delta
           v[j]! -= delta
@@ -56,7 +61,7 @@ export function solveAssignment(cost: Float32Array | Float64Array, n: number): I
     } while (j0 !== 0)
   }
   const col = new Int32Array(n)
-  for (let j = 1; j <= n; j++) col[p[j]! - 1] = j - 1
+  for (let j = 1; j <= m; j++) if (p[j]! > 0) col[p[j]! - 1] = j - 1
   return col
 }
 

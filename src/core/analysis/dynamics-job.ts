@@ -26,6 +26,10 @@ export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, Dyna
     const { saes, checkpoints: series } = layerSeries(project, request.layer)
     return { request, series, warmStarted: saes.slice(1).every((s) => s.warmStarted) }
   },
+  replaces(project, request) {
+    const run = project.dynamics.run(request.layer)
+    return run ? [`the drift and formation of layer ${request.layer} computed ${run.createdAt.slice(0, 16).replace('T', ' ')} (labels are not touched)`] : []
+  },
   async run(input, ctx) {
     const { computeDrift } = await import('./drift')
     const { computeFormation } = await import('./formation')

@@ -1,6 +1,6 @@
 // The feature-statistics job: a dashboard for every feature of each SAE of a layer. The worker writes each
 // feature set straight into the project database (one transaction per SAE), since a paper-scale set is
-// too large to pass back through the job channel.
+// too large to pass back through the job channel. A recomputation updates the SAE's set in place.
 import type { JobRequest } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
@@ -37,6 +37,19 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
       })
     }
   },
+  replaces(project, request) {
+    const sets = project.saes
+      .list()
+      .filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
+      .map((s) => project.features.setOfSae(s.id))
+      .filter((s) => s !== null)
+    if (sets.length === 0) return []
+    const labels = sets.reduce((a, s) => a + s.labelCount, 0)
+    return [
+      `the statistics and examples of ${sets.length} feature set${sets.length === 1 ? '' : 's'} (${sets.map((s) => s.name).join('; ')}), ` +
+        `recomputed in place: ${labels === 1 ? 'its 1 label stays' : `their ${labels} labels stay`}, with their history`
+    ]
+  },
   async run(input, ctx) {
     const { computeFeatureStats } = await import('./feature-stats')
     const { Project } = await import('../project')
@@ -50,11 +63,11 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
       )
       const project = Project.open(input.projectPath)
       try {
-        const set = project.features.createSet(
-          { name: featureSetName(item.step, item.layer), source: 'sae', saeId: item.saeId, checkpointId: item.checkpointId, layer: item.layer },
+        // In place when the SAE already has a set: its labels and their history stay.
+        const set = project.features.writeSaeSet(
+          { name: featureSetName(item.step, item.layer), saeId: item.saeId, checkpointId: item.checkpointId, layer: item.layer },
           stats.tokens,
-          stats.features,
-          true
+          stats.features
         )
         sets.push({ setId: set.id, step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
       } finally {

@@ -21,6 +21,8 @@ export interface JobKindDefinition<Request extends JobRequest, Input, Output> {
   run(input: Input, ctx: JobContext): Promise<Output>
   /** Host side: store the output in the project; the return value is kept as the job's result. */
   apply(project: Project, output: Output): unknown
+  /** Host side: what starting this request would replace, one sentence each (empty: nothing); the UI asks first. */
+  replaces?(project: Project, request: Request): string[]
   /** Host side: a payload the worker emitted while running; store it, and say what to broadcast. */
   onEvent?(project: Project, payload: unknown): JobBroadcast | null
 }

@@ -143,7 +143,10 @@ async function plan(project: Project, req: SaeImportRequest): Promise<{ scan: Sa
     else if (layer === null) problem(`no layer: the SAE does not say which residual-stream layer it reads; give --layer L.`)
     else if (seen.has(`${step}/${layer}`)) problem(`a second SAE for step ${step}, layer ${layer}.`)
     else if (!req.replace && existing.some((s) => s.checkpointId === checkpoint.id && s.layer === layer)) {
-      problem(`step ${step} already has a layer-${layer} SAE (${existing.find((s) => s.checkpointId === checkpoint.id && s.layer === layer)!.path}); import with --replace to replace it.`)
+      problem(
+        `step ${step} already has a layer-${layer} SAE (${existing.find((s) => s.checkpointId === checkpoint.id && s.layer === layer)!.path}); ` +
+          'import with --replace to make this one current (the old SAE, its feature set and labels are kept).'
+      )
     } else {
       seen.add(`${step}/${layer}`)
       planned.push({ item, sae, checkpointId: checkpoint.id, step, layer })
@@ -221,7 +224,8 @@ export async function importSaes(project: Project, req: SaeImportRequest): Promi
   const moved: { final: string; old: string | null }[] = []
   try {
     for (const p of planned) {
-      const final = importedSaeDir(project, p.step, p.layer)
+      // Never over an SAE the project records: a replaced SAE keeps its folder, its feature set and its labels.
+      const final = project.saes.freshPath(importedSaeDir(project, p.step, p.layer))
       const tmp = `${final}.partial-${process.pid}`
       rmSync(tmp, { recursive: true, force: true })
       staged.push({ tmp, final, p })

@@ -17,6 +17,8 @@ interface SeriesItem {
   step: number
   activations: string
   out: string
+  /** The checkpoint's current SAE, kept as it is (no retrain asked). */
+  kept: boolean
 }
 
 interface SeriesInput {
@@ -27,6 +29,8 @@ interface SeriesInput {
 interface SeriesOutput {
   backend: string
   saes: { checkpointId: number; path: string; warmStarted: boolean }[]
+  /** Steps whose current SAE was kept because the request did not ask to retrain. */
+  kept: number[]
 }
 
 export function saeDir(project: Project, step: number, layer: number): string {
@@ -50,8 +54,28 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     if (d.size > 1) throw new UserError(`The checkpoints' activations have different widths (${[...d].join(', ')}); a warm-started series needs one d.`)
     return {
       request,
-      items: [...chosen].sort((a, b) => a.step - b.step).map((s) => ({ checkpointId: s.checkpointId, step: s.step, activations: s.path, out: saeDir(project, s.step, request.layer) }))
+      items: [...chosen].sort((a, b) => a.step - b.step).map((s) => {
+        const current = project.saes.current(s.checkpointId, request.layer)
+        // Kept unless retraining; a retrained SAE gets a folder of its own, so the old one stays with its labels.
+        const out = current && !request.retrain ? current.path : project.saes.freshPath(saeDir(project, s.step, request.layer))
+        return { checkpointId: s.checkpointId, step: s.step, activations: s.path, out, kept: current !== null && !request.retrain }
+      })
     }
+  },
+  replaces(project, request) {
+    if (!request.retrain) return []
+    const current = project.activations
+      .list()
+      .filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
+      .map((s) => project.saes.current(s.checkpointId, request.layer))
+      .filter((s) => s !== null)
+    if (current.length === 0) return []
+    const withSets = current.filter((s) => project.features.setOfSae(s.id))
+    return [
+      `the current layer-${request.layer} SAEs of steps ${current.map((s) => s.step).join(', ')}: they are kept as superseded` +
+        (withSets.length ? `, with their ${withSets.length} feature sets and every label on them` : '') +
+        ', and labels can be carried to the new SAEs afterwards'
+    ]
   },
   async run(input, ctx) {
     const { trainSae } = await import('./train')
@@ -70,7 +94,8 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
       if (isCompleteSae(item.out)) {
         const done = await readSae(item.out)
         firstTokens ??= done.featuretrace.tokens_seen ?? null
-        saes.push({ checkpointId: item.checkpointId, path: item.out, warmStarted: warm })
+        // A kept SAE is already recorded as it is; a complete unrecorded one is an interrupted run's work.
+        if (!item.kept) saes.push({ checkpointId: item.checkpointId, path: item.out, warmStarted: warm })
         previous = item.out
         continue
       }
@@ -102,7 +127,7 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
       previous = item.out
     }
     const b = currentBackend()
-    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', saes }
+    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', saes, kept: input.items.filter((x) => x.kept).map((x) => x.step) }
   },
   onEvent(project, payload) {
     const m = payload as SaeMetric
@@ -114,7 +139,7 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
   }
 }
 
-function recordSaes(project: Project, output: SeriesOutput): { saes: number; backend: string } {
+function recordSaes(project: Project, output: SeriesOutput): { saes: number; backend: string; kept?: string } {
   for (const s of output.saes) {
     const cfg = JSON.parse(readFileSync(join(s.path, 'cfg.json'), 'utf8')) as {
       d_in: number
@@ -130,5 +155,10 @@ function recordSaes(project: Project, output: SeriesOutput): { saes: number; bac
       backend: output.backend
     })
   }
-  return { saes: output.saes.length, backend: output.backend }
+  const kept = output.kept ?? []
+  return {
+    saes: output.saes.length,
+    backend: output.backend,
+    ...(kept.length ? { kept: `existing SAEs kept at steps ${kept.join(', ')} (retrain to replace them; labels are kept either way)` } : {})
+  }
 }

@@ -87,9 +87,19 @@ export function migrate(db: Db, list: readonly Migration[] = migrations): void {
   const record = db.prepare('INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)')
   for (const m of [...list].sort((a, b) => a.version - b.version)) {
     if (applied.has(m.version)) continue
-    db.transaction(() => {
-      db.exec(m.sql)
-      record.run(m.version, m.name, new Date().toISOString())
-    })()
+    const foreignKeys = db.pragma('foreign_keys', { simple: true }) as number
+    if (m.rebuildsTables) db.pragma('foreign_keys = OFF')
+    try {
+      db.transaction(() => {
+        db.exec(m.sql)
+        if (m.rebuildsTables) {
+          const broken = db.pragma('foreign_key_check') as unknown[]
+          if (broken.length) throw new Error(`Migration ${m.version} (${m.name}) would break ${broken.length} foreign keys; nothing was changed.`)
+        }
+        record.run(m.version, m.name, new Date().toISOString())
+      })()
+    } finally {
+      if (m.rebuildsTables) db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`)
+    }
   }
 }

@@ -1,7 +1,7 @@
 // Feature sets, their features (statistics and examples as compact blobs), the taxonomy and labels.
 // Every label change is an event: the label table is the current state, label_event the history that
 // undo walks back.
-import type { Composition, FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent } from '../../shared/api'
+import type { Composition, FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, Label, LabelEvent, LabelOrigin } from '../../shared/api'
 import { agreementOf } from '../analysis/agreement'
 import { UserError } from '../../shared/api'
 import { toFloat16Bits, toFloat32 } from '../io/safetensors'
@@ -48,6 +48,10 @@ export function decodeExamples(blob: Buffer): StoredExample[] {
   return out
 }
 
+function parseOrigin(text: string | null): LabelOrigin | null {
+  return text ? (JSON.parse(text) as LabelOrigin) : null
+}
+
 function floats(blob: Buffer | null): number[] {
   if (!blob) return []
   return Array.from(new Float32Array(blob.buffer.slice(blob.byteOffset, blob.byteOffset + blob.byteLength)))
@@ -69,6 +73,17 @@ export interface FeatureRecord {
   examples: StoredExample[]
 }
 
+/** A feature record as the feature table's columns after set_id, in order. */
+function featureColumns(f: FeatureRecord): unknown[] {
+  const nb = new Float32Array(f.neighbours.length * 2)
+  f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
+  return [
+    f.feature, f.density, f.maxAct, f.meanAct, f.dead ? 1 : 0, f.langClass, f.langCounts ? JSON.stringify(f.langCounts) : null, f.topTokens,
+    f.histogram ? Buffer.from(f.histogram.buffer, f.histogram.byteOffset, f.histogram.byteLength) : null,
+    Buffer.from(nb.buffer), encodeExamples(f.examples)
+  ]
+}
+
 interface SetRow {
   id: number
   name: string
@@ -79,13 +94,17 @@ interface SetRow {
   layer: number | null
   n_features: number
   created_at: string
+  updated_at: string | null
   step: number | null
+  superseded: number
+  label_count: number
 }
 
 function toSet(r: SetRow): FeatureSetInfo {
   return {
     id: r.id, name: r.name, source: r.source, saeId: r.sae_id, checkpointId: r.checkpoint_id, checkpointLabel: r.checkpoint_label,
-    step: r.step, layer: r.layer, nFeatures: r.n_features, createdAt: r.created_at
+    step: r.step, layer: r.layer, nFeatures: r.n_features, createdAt: r.created_at, updatedAt: r.updated_at, superseded: r.superseded === 1,
+    labelCount: r.label_count
   }
 }
 
@@ -104,6 +123,10 @@ interface FeatureRow {
   examples: Buffer | null
 }
 
+const SET_SELECT = `SELECT s.*, c.step, (sae.superseded_at IS NOT NULL) AS superseded,
+    (SELECT count(*) FROM label l WHERE l.set_id = s.id AND l.category IS NOT NULL) AS label_count
+  FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id LEFT JOIN sae ON sae.id = s.sae_id`
+
 export class FeatureRepository {
   /** Token tables by set: read once per set, not on every dashboard. */
   private readonly tokenCache = new Map<number, string[]>()
@@ -111,29 +134,24 @@ export class FeatureRepository {
   constructor(private readonly db: Db) {}
 
   sets(): FeatureSetInfo[] {
-    return (this.db.prepare('SELECT s.*, c.step FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id ORDER BY coalesce(c.step, 0), s.id').all() as SetRow[]).map(toSet)
+    return (this.db.prepare(`${SET_SELECT} ORDER BY coalesce(c.step, 0), superseded, s.id`).all() as SetRow[]).map(toSet)
   }
 
   set(id: number): FeatureSetInfo {
-    const r = this.db.prepare('SELECT s.*, c.step FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id WHERE s.id = ?').get(id) as SetRow | undefined
+    const r = this.db.prepare(`${SET_SELECT} WHERE s.id = ?`).get(id) as SetRow | undefined
     if (!r) throw new UserError(`No feature set with id ${id} in this project.`, 'not-found')
     return toSet(r)
   }
 
-  /** Creates a set and its features in one transaction: a set is never half-written. */
+  /** Creates a set and its features in one transaction: a set is never half-written, and never replaces another. */
   createSet(
     info: { name: string; source: 'sae' | 'import'; saeId?: number | null; checkpointId?: number | null; checkpointLabel?: string | null; layer?: number | null },
     tokens: string[],
-    features: Iterable<FeatureRecord>,
-    replace = false
+    features: Iterable<FeatureRecord>
   ): FeatureSetInfo {
     return this.db.transaction(() => {
       const existing = this.db.prepare('SELECT id FROM feature_set WHERE name = ?').get(info.name) as { id: number } | undefined
-      if (existing) {
-        if (!replace) throw new UserError(`A feature set named "${info.name}" already exists; choose another --name.`)
-        this.db.prepare('DELETE FROM feature_set WHERE id = ?').run(existing.id)
-        this.tokenCache.delete(existing.id)
-      }
+      if (existing) throw new UserError(`A feature set named "${info.name}" already exists; choose another --name.`)
       const id = Number(
         this.db
           .prepare(
@@ -152,15 +170,47 @@ export class FeatureRepository {
       let count = 0
       for (const f of features) {
         count++
-        const nb = new Float32Array(f.neighbours.length * 2)
-        f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
-        ins.run(
-          id, f.feature, f.density, f.maxAct, f.meanAct, f.dead ? 1 : 0, f.langClass, f.langCounts ? JSON.stringify(f.langCounts) : null, f.topTokens,
-          f.histogram ? Buffer.from(f.histogram.buffer, f.histogram.byteOffset, f.histogram.byteLength) : null,
-          Buffer.from(nb.buffer), encodeExamples(f.examples)
-        )
+        ins.run(id, ...featureColumns(f))
       }
       this.db.prepare('UPDATE feature_set SET n_features = ? WHERE id = ?').run(count, id)
+      return this.set(id)
+    })()
+  }
+
+  /** The feature set of an SAE (its statistics), if one was computed. */
+  setOfSae(saeId: number): FeatureSetInfo | null {
+    const r = this.db.prepare(`${SET_SELECT} WHERE s.sae_id = ? AND s.source = 'sae' ORDER BY s.id DESC LIMIT 1`).get(saeId) as SetRow | undefined
+    return r ? toSet(r) : null
+  }
+
+  /**
+   * Writes an SAE's feature statistics. A set is the SAE's features, so when the SAE already has one it is updated in
+   * place, in one transaction: statistics, examples and the token table are replaced, the set id, every label and every
+   * label event stay. Features the new statistics lack (never, for the same SAE) are kept, not deleted.
+   */
+  writeSaeSet(
+    info: { name: string; saeId: number; checkpointId: number; layer: number },
+    tokens: string[],
+    features: Iterable<FeatureRecord>
+  ): FeatureSetInfo {
+    const existing = this.setOfSae(info.saeId)
+    if (!existing) return this.createSet({ ...info, source: 'sae' }, tokens, features)
+    return this.db.transaction(() => {
+      const id = existing.id
+      this.db.prepare('DELETE FROM set_token WHERE set_id = ?').run(id)
+      const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
+      tokens.forEach((t, i) => tok.run(id, i, t))
+      this.tokenCache.delete(id)
+      const upsert = this.db.prepare(
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (set_id, feature) DO UPDATE SET density = excluded.density, max_act = excluded.max_act, mean_act = excluded.mean_act,
+           dead = excluded.dead, lang_class = excluded.lang_class, lang_counts = excluded.lang_counts, top_tokens = excluded.top_tokens,
+           histogram = excluded.histogram, neighbours = excluded.neighbours, examples = excluded.examples`
+      )
+      for (const f of features) upsert.run(id, ...featureColumns(f))
+      const count = (this.db.prepare('SELECT count(*) AS n FROM feature WHERE set_id = ?').get(id) as { n: number }).n
+      this.db.prepare('UPDATE feature_set SET n_features = ?, updated_at = ?, checkpoint_id = ?, layer = ? WHERE id = ?').run(count, new Date().toISOString(), info.checkpointId, info.layer, id)
       return this.set(id)
     })()
   }
@@ -309,11 +359,10 @@ export class FeatureRepository {
   }
 
   labels(setId: number, feature: number): Label[] {
-    return (
-      this.db
-        .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt FROM label WHERE set_id = ? AND feature = ? ORDER BY annotator')
-        .all(setId, feature) as Label[]
-    )
+    const rows = this.db
+      .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? AND feature = ? ORDER BY annotator')
+      .all(setId, feature) as (Omit<Label, 'origin'> & { origin: string | null })[]
+    return rows.map((r) => ({ ...r, origin: parseOrigin(r.origin) }))
   }
 
   private current(setId: number, feature: number, annotator: string): { category: string | null; note: string } | null {
@@ -322,7 +371,7 @@ export class FeatureRepository {
       | undefined) ?? null
   }
 
-  private write(setId: number, feature: number, annotator: string, category: string | null, note: string, undoes: number | null): Label {
+  private write(setId: number, feature: number, annotator: string, category: string | null, note: string, undoes: number | null, origin: LabelOrigin | null = null): Label {
     const before = this.current(setId, feature, annotator)
     const at = new Date().toISOString()
     if (category === null && note === '') {
@@ -330,18 +379,19 @@ export class FeatureRepository {
     } else {
       this.db
         .prepare(
-          `INSERT INTO label (set_id, feature, annotator, category, note, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (set_id, feature, annotator) DO UPDATE SET category = excluded.category, note = excluded.note, updated_at = excluded.updated_at`
+          `INSERT INTO label (set_id, feature, annotator, category, note, updated_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (set_id, feature, annotator) DO UPDATE SET category = excluded.category, note = excluded.note, updated_at = excluded.updated_at,
+             origin = excluded.origin`
         )
-        .run(setId, feature, annotator, category, note, at)
+        .run(setId, feature, annotator, category, note, at, origin ? JSON.stringify(origin) : null)
     }
     this.db
       .prepare(
-        `INSERT INTO label_event (set_id, feature, annotator, category_before, note_before, category_after, note_after, at, undoes)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+        `INSERT INTO label_event (set_id, feature, annotator, category_before, note_before, category_after, note_after, at, undoes, origin)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
       )
-      .run(setId, feature, annotator, before?.category ?? null, before?.note ?? null, category, note, at, undoes)
-    return { setId, feature, annotator, category, note, updatedAt: at }
+      .run(setId, feature, annotator, before?.category ?? null, before?.note ?? null, category, note, at, undoes, origin ? JSON.stringify(origin) : null)
+    return { setId, feature, annotator, category, note, updatedAt: at, origin }
   }
 
   /** Sets (or clears, with category null and no note) one annotator's label; committed before it returns. */
@@ -372,11 +422,40 @@ export class FeatureRepository {
   }
 
   history(setId: number, feature: number): LabelEvent[] {
-    return this.db
+    const rows = this.db
       .prepare(
         `SELECT id, annotator, category_before AS categoryBefore, note_before AS noteBefore, category_after AS categoryAfter,
-           note_after AS noteAfter, at, undoes FROM label_event WHERE set_id = ? AND feature = ? ORDER BY id`
+           note_after AS noteAfter, at, undoes, origin FROM label_event WHERE set_id = ? AND feature = ? ORDER BY id`
       )
-      .all(setId, feature) as LabelEvent[]
+      .all(setId, feature) as (Omit<LabelEvent, 'origin'> & { origin: string | null })[]
+    return rows.map((r) => ({ ...r, origin: parseOrigin(r.origin) }))
+  }
+
+  /** Every current label of a set with its note, for carrying them over. */
+  labelsOfSet(setId: number): Label[] {
+    const rows = this.db
+      .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? ORDER BY feature, annotator')
+      .all(setId) as (Omit<Label, 'origin'> & { origin: string | null })[]
+    return rows.map((r) => ({ ...r, origin: parseOrigin(r.origin) }))
+  }
+
+  /**
+   * Copies labels of a superseded SAE's features to the features they were matched to, each copy an event that names
+   * its origin (so it can be undone like any label). A target that already has a label from the same annotator keeps it.
+   */
+  carryLabels(toSetId: number, carries: { label: Label; toFeature: number; origin: LabelOrigin }[]): { carried: number; keptExisting: number } {
+    return this.db.transaction(() => {
+      let carried = 0
+      let keptExisting = 0
+      for (const { label, toFeature, origin } of carries) {
+        if (this.current(toSetId, toFeature, label.annotator)) {
+          keptExisting++
+          continue
+        }
+        this.write(toSetId, toFeature, label.annotator, label.category, label.note, null, origin)
+        carried++
+      }
+      return { carried, keptExisting }
+    })()
   }
 }

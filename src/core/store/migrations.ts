@@ -3,6 +3,11 @@ export interface Migration {
   version: number
   name: string
   sql: string
+  /**
+   * Rebuilds a table others reference (SQLite's 12-step ALTER): foreign keys are switched off around it so
+   * dropping the old table cascades nothing, and checked before the transaction commits.
+   */
+  rebuildsTables?: boolean
 }
 
 export const migrations: readonly Migration[] = [
@@ -232,6 +237,60 @@ export const migrations: readonly Migration[] = [
         created_at TEXT NOT NULL
       );
       CREATE INDEX geometry_result_lookup ON geometry_result (analysis, layer, checkpoint_id);
+    `
+  },
+  {
+    version: 8,
+    name: 'labels belong to features: retrained SAEs supersede, sets update in place, labelled features cannot be deleted',
+    rebuildsTables: true,
+    sql: `
+      -- An SAE retrained or re-imported for the same checkpoint and layer no longer replaces the old row:
+      -- the old one is kept (with its feature set and labels) and points to the SAE that superseded it.
+      CREATE TABLE sae_v8 (
+        id INTEGER PRIMARY KEY,
+        checkpoint_id INTEGER NOT NULL REFERENCES checkpoint (id) ON DELETE CASCADE,
+        layer INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        preset TEXT NOT NULL,
+        d INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        k INTEGER NOT NULL,
+        warm_started INTEGER NOT NULL CHECK (warm_started IN (0, 1)),
+        tokens INTEGER NOT NULL,
+        steps INTEGER NOT NULL,
+        fvu REAL,
+        explained_variance REAL,
+        cosine REAL,
+        l0 REAL,
+        dead_fraction REAL,
+        backend TEXT,
+        created_at TEXT NOT NULL,
+        superseded_by INTEGER REFERENCES sae_v8 (id),
+        superseded_at TEXT
+      );
+      INSERT INTO sae_v8 (id, checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, fvu, explained_variance, cosine, l0,
+        dead_fraction, backend, created_at)
+        SELECT id, checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, fvu, explained_variance, cosine, l0,
+          dead_fraction, backend, created_at FROM sae;
+      DROP TABLE sae;
+      ALTER TABLE sae_v8 RENAME TO sae;
+      CREATE UNIQUE INDEX sae_current ON sae (checkpoint_id, layer) WHERE superseded_at IS NULL;
+
+      -- A set of an SAE is that SAE's features: recomputing statistics updates it in place.
+      ALTER TABLE feature_set ADD COLUMN updated_at TEXT;
+      CREATE INDEX feature_set_sae ON feature_set (sae_id);
+
+      -- Where a label came from when it was carried over from a superseded SAE's feature (JSON), else NULL.
+      ALTER TABLE label ADD COLUMN origin TEXT;
+      ALTER TABLE label_event ADD COLUMN origin TEXT;
+
+      -- The last line of defence: no code path may delete a feature someone labelled (or whose label history exists).
+      CREATE TRIGGER feature_keeps_labels BEFORE DELETE ON feature
+        WHEN EXISTS (SELECT 1 FROM label_event e WHERE e.set_id = old.set_id AND e.feature = old.feature)
+          OR EXISTS (SELECT 1 FROM label l WHERE l.set_id = old.set_id AND l.feature = old.feature)
+      BEGIN
+        SELECT RAISE(ABORT, 'FeatureTrace keeps labelled features: this feature has labels or label history and cannot be deleted');
+      END;
     `
   }
 ]

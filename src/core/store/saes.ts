@@ -21,6 +21,8 @@ interface SaeRow {
   dead_fraction: number | null
   backend: string | null
   created_at: string
+  superseded_by: number | null
+  superseded_at: string | null
 }
 
 const SELECT = 'SELECT s.*, c.step AS step FROM sae s JOIN checkpoint c ON c.id = s.checkpoint_id'
@@ -29,37 +31,86 @@ function toInfo(r: SaeRow): SaeInfo {
   return {
     id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: r.path, preset: r.preset, d: r.d, n: r.n, k: r.k,
     warmStarted: r.warm_started === 1, tokens: r.tokens, steps: r.steps, fvu: r.fvu, explainedVariance: r.explained_variance,
-    cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, createdAt: r.created_at
+    cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, createdAt: r.created_at,
+    supersededBy: r.superseded_by, supersededAt: r.superseded_at
   }
 }
 
-export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt'>
+export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt' | 'supersededBy' | 'supersededAt'>
 
 export class SaeRepository {
   constructor(private readonly db: Db) {}
 
-  list(): SaeInfo[] {
-    return (this.db.prepare(`${SELECT} ORDER BY s.layer, c.step`).all() as SaeRow[]).map(toInfo)
+  /** The current SAE of every checkpoint and layer (superseded ones only when asked). */
+  list(opts: { includeSuperseded?: boolean } = {}): SaeInfo[] {
+    const where = opts.includeSuperseded ? '' : 'WHERE s.superseded_at IS NULL'
+    return (this.db.prepare(`${SELECT} ${where} ORDER BY s.layer, c.step, s.id`).all() as SaeRow[]).map(toInfo)
+  }
+
+  get(id: number): SaeInfo | null {
+    const r = this.db.prepare(`${SELECT} WHERE s.id = ?`).get(id) as SaeRow | undefined
+    return r ? toInfo(r) : null
+  }
+
+  /** The current SAE of a checkpoint at a layer, if any. */
+  current(checkpointId: number, layer: number): SaeInfo | null {
+    const r = this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ? AND s.superseded_at IS NULL`).get(checkpointId, layer) as SaeRow | undefined
+    return r ? toInfo(r) : null
+  }
+
+  /** Whether any SAE row, current or superseded, points at this folder. */
+  pathRecorded(path: string): boolean {
+    return this.db.prepare('SELECT 1 FROM sae WHERE path = ?').get(path) !== undefined
+  }
+
+  /** `base`, or `base-v2`, `base-v3`, … : the first folder no SAE row (current or superseded) points at. */
+  freshPath(base: string): string {
+    if (!this.pathRecorded(base)) return base
+    for (let v = 2; ; v++) if (!this.pathRecorded(`${base}-v${v}`)) return `${base}-v${v}`
   }
 
   count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM sae').get() as { n: number }).n
+    return (this.db.prepare('SELECT count(*) AS n FROM sae WHERE superseded_at IS NULL').get() as { n: number }).n
   }
 
+  /**
+   * Records an SAE as the current one of its checkpoint and layer. The same folder recorded again updates its row;
+   * an SAE in another folder (retrained, re-imported) becomes a new row and the old one is kept, superseded, with its
+   * feature set renamed so the new SAE's set can take the plain name. Labels stay on the old set's features.
+   */
   upsert(s: NewSae): SaeInfo {
-    this.db
-      .prepare(
-        `INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, fvu, explained_variance, cosine, l0,
-           dead_fraction, backend, created_at)
-         VALUES (@checkpointId, @layer, @path, @preset, @d, @n, @k, @warm, @tokens, @steps, @fvu, @explainedVariance, @cosine, @l0,
-           @deadFraction, @backend, @createdAt)
-         ON CONFLICT (checkpoint_id, layer) DO UPDATE SET path = excluded.path, preset = excluded.preset, d = excluded.d,
-           n = excluded.n, k = excluded.k, warm_started = excluded.warm_started, tokens = excluded.tokens, steps = excluded.steps,
-           fvu = excluded.fvu, explained_variance = excluded.explained_variance, cosine = excluded.cosine, l0 = excluded.l0,
-           dead_fraction = excluded.dead_fraction, backend = excluded.backend, created_at = excluded.created_at`
+    return this.db.transaction(() => {
+      const current = this.current(s.checkpointId, s.layer)
+      const params = { ...s, warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() }
+      if (current && current.path === s.path) {
+        this.db
+          .prepare(
+            `UPDATE sae SET preset = @preset, d = @d, n = @n, k = @k, warm_started = @warm, tokens = @tokens, steps = @steps, fvu = @fvu,
+               explained_variance = @explainedVariance, cosine = @cosine, l0 = @l0, dead_fraction = @deadFraction, backend = @backend
+             WHERE id = @id`
+          )
+          .run({ ...params, id: current.id })
+        return this.get(current.id)!
+      }
+      // The unique index allows one current SAE per checkpoint and layer, so the old one steps aside first.
+      if (current) this.db.prepare('UPDATE sae SET superseded_at = ? WHERE id = ?').run(params.createdAt, current.id)
+      const id = Number(
+        this.db
+          .prepare(
+            `INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, fvu, explained_variance, cosine, l0,
+               dead_fraction, backend, created_at)
+             VALUES (@checkpointId, @layer, @path, @preset, @d, @n, @k, @warm, @tokens, @steps, @fvu, @explainedVariance, @cosine, @l0,
+               @deadFraction, @backend, @createdAt)`
+          )
+          .run(params).lastInsertRowid
       )
-      .run({ ...s, warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() })
-    return toInfo(this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as SaeRow)
+      if (current) {
+        this.db.prepare('UPDATE sae SET superseded_by = ? WHERE id = ?').run(id, current.id)
+        // The new SAE's statistics will take the plain name; the old set keeps its features and labels under this one.
+        this.db.prepare("UPDATE feature_set SET name = name || ' · superseded SAE #' || sae_id WHERE sae_id = ? AND source = 'sae'").run(current.id)
+      }
+      return this.get(id)!
+    })()
   }
 
   addMetric(m: SaeMetric): void {

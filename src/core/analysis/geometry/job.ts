@@ -102,6 +102,12 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
     }
     return { request, items: geometryItems(project, request), pairs }
   },
+  replaces(project, request) {
+    const wanted = new Set(request.checkpointIds)
+    const old = new GeometryRepository(project.db).list(request.analysis, request.layer).filter((r) => wanted.size === 0 || wanted.has(r.checkpointId))
+    if (old.length === 0) return []
+    return [`the stored ${request.analysis} result${old.length === 1 ? '' : 's'} of layer ${request.layer} at step${old.length === 1 ? '' : 's'} ${old.map((r) => r.step).join(', ')}`]
+  },
   async run(input, ctx) {
     const { initBackend, currentBackend } = await import('../../tf/backend')
     await initBackend(input.request.backend)
