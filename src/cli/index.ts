@@ -50,9 +50,11 @@ Commands:
         none|unit_norm|layer_norm|constant] [--aux-k K] [--eval-rows N] [--backend B]
         Train a TopK SAE on an activation store (or a safetensors file with an "activations"
         [rows, d] tensor), in SAELens layout. --init warm-starts from an SAE. Resumable.
-  train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [train options]
+  train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [--retrain] [train options]
         One SAE per checkpoint with activations, in step order: the first from scratch, each next
-        warm-started from the previous (SAE-Track). A job; resumes where it stopped.
+        warm-started from the previous (SAE-Track). A job; resumes where it stopped. Checkpoints that
+        already have an SAE keep it unless --retrain: then the new SAEs become current and the old
+        ones are kept (superseded) with their feature sets and labels.
   classify-language FILE.jsonl [--threshold 0.9]
         The language of each feature of a feature-example set by Inaba et al.'s rule, as JSON:
         {"features": [{"checkpoint", "feature", "counts": {"en", "ja"}, "class"}], "totals": {...}}.
@@ -64,6 +66,9 @@ Commands:
   labels export --project DIR --out FILE.csv|FILE.json
   labels import FILE.csv|FILE.json --project DIR [--overwrite]
         Merge labels, reporting conflicts (kept as they are unless --overwrite).
+  labels carry --project DIR --from SET_ID [--to SET_ID] [--min-cosine 0.7] [--dry-run]
+        Copy the labels of a superseded SAE's feature set to the SAE that replaced it, each labelled
+        feature matched one-to-one by decoder cosine; prints every match with its cosine.
   drift --sae DIR [--sae DIR …] [--match] --out FILE.safetensors
         Decoder-row cosines along a series of SAEs (given in step order): float32 cos_to_final and
         cos_to_previous [checkpoints, n]; with --match also int32 match_to_final and float32 match_cos
@@ -369,7 +374,7 @@ async function cmdTrain(args: string[]): Promise<void> {
 }
 
 async function cmdTrainSeries(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...PROJECT, ...TRAIN_OPTIONS, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true } })
+  const { values } = parse(args, { ...PROJECT, ...TRAIN_OPTIONS, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true }, retrain: { type: 'boolean' } })
   const ws = openWorkspace(values)
   const stores = await call(ws, 'activations.list')
   const layers = [...new Set(stores.map((s) => s.layer))]
@@ -392,9 +397,12 @@ async function cmdTrainSeries(args: string[]): Promise<void> {
       batchSize: o.batchSize,
       lr: o.lr,
       seed: o.seed,
+      retrain: Boolean(values.retrain),
       backend: backendOption(values.backend)
     })
   )
+  const kept = (job.result as { kept?: string } | null)?.kept
+  if (kept) console.log(kept)
   if (job.state !== 'done') {
     ws.close()
     throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}${job.state === 'cancelled' ? ' (run again to resume)' : ''}`)
@@ -463,8 +471,28 @@ async function cmdLabels(args: string[]): Promise<void> {
     for (const c of r.conflicts) console.log(`conflict  ${c.set} #${c.feature} ${c.annotator}: kept "${c.ours}", file has "${c.theirs}" (--overwrite to take the file's)`)
     for (const s of r.skipped) console.log(`skipped   row ${s.row}: ${s.reason}`)
     ws.close()
+  } else if (sub === 'carry') {
+    const { values } = parse(rest, { ...PROJECT, from: { type: 'string' }, to: { type: 'string' }, 'min-cosine': { type: 'string' }, 'dry-run': { type: 'boolean' } })
+    requireOptions('labels carry', values, ['from'])
+    const minCosine = values['min-cosine'] === undefined ? 0.7 : Number(values['min-cosine'])
+    if (!(minCosine >= -1 && minCosine <= 1)) throw new CliError('--min-cosine must be between -1 and 1.')
+    const ws = openWorkspace(values)
+    const fromSetId = intOption(values.from, 'from')!
+    const toSetId = intOption(values.to, 'to')
+    const preview = await call(ws, 'labels.carryPreview', { fromSetId, toSetId })
+    console.log(`from "${preview.from.name}" (set ${preview.from.id}) to "${preview.to.name}" (set ${preview.to.id}), matched by decoder cosine (${preview.method})`)
+    console.log(['from', 'to', 'cosine', 'labels', 'carried'].join('\t'))
+    for (const p of preview.pairs) {
+      const carried = p.cosine !== null && p.cosine >= minCosine ? p.labels - p.targetLabels : 0
+      console.log([p.fromFeature, p.toFeature ?? '—', p.cosine?.toFixed(4) ?? '—', p.labels, carried].join('\t'))
+    }
+    if (!values['dry-run']) {
+      const r = await call(ws, 'labels.carry', { fromSetId, toSetId, minCosine })
+      console.log(`${r.carried} labels carried, ${r.keptExisting} kept where the target already had one, ${r.belowThreshold} below cosine ${minCosine}`)
+    }
+    ws.close()
   } else {
-    throw new CliError('Use `labels export --out FILE.csv|json` or `labels import FILE`.')
+    throw new CliError('Use `labels export --out FILE.csv|json`, `labels import FILE` or `labels carry --from SET`.')
   }
 }
 

@@ -114,6 +114,82 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await page.close()
   })
 
+  it('asks before recomputing or retraining, keeps every label, and carries labels to the retrained SAEs', async () => {
+    const { page, errors } = await openPage(browser, 1000)
+    const call = async (name: string, payload: unknown): Promise<unknown> =>
+      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+    const labelRows = async (): Promise<unknown[]> => {
+      const out = []
+      for (const set of (await call('features.sets', {})) as { id: number }[]) {
+        for (const annotator of ['ana', 'ben']) {
+          const rows = ((await call('features.list', { setId: set.id, annotator, limit: 1000 })) as { rows: { feature: number; label: string | null }[] }).rows
+          for (const r of rows) if (r.label) out.push([set.id, r.feature, annotator, r.label])
+        }
+      }
+      return out
+    }
+    const jobsOf = async (kind: string): Promise<{ state: string }[]> => ((await call('jobs.list', {})) as { kind: string; state: string }[]).filter((j) => j.kind === kind)
+    const before = await labelRows()
+    expect(before.length).toBeGreaterThan(0)
+    await page.goto(served.url)
+    await page.locator('[data-testid=stats-form] summary').click()
+    // Cancel changes nothing; the dialog names the sets and says labels are kept.
+    const statsJobs = (await jobsOf('feature-stats')).length
+    await page.getByTestId('stats-start').click()
+    await expect.poll(() => page.getByTestId('confirm-replace').textContent()).toMatch(/5 feature sets.*recomputed in place/)
+    expect(await page.getByTestId('confirm-labels').textContent()).toMatch(/Labels are kept: all \d+ labels/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'confirm-replace.png') })
+    await page.keyboard.press('Enter') // the focused button is Cancel
+    await expect.poll(() => page.getByTestId('confirm-replace').isVisible()).toBe(false)
+    expect((await jobsOf('feature-stats')).length).toBe(statsJobs)
+    await page.getByTestId('stats-start').click()
+    await page.getByTestId('confirm-ok').click()
+    await expect.poll(async () => (await jobsOf('feature-stats')).map((j) => j.state), { timeout: 90_000 }).toEqual(Array(statsJobs + 1).fill('done'))
+    expect(await labelRows()).toEqual(before)
+
+    // Retrain the series: the old SAEs stay, superseded, with their sets and labels.
+    await page.locator('[data-testid=train-form] summary').click()
+    await expect.poll(() => page.getByTestId('train-start').textContent()).toMatch(/Retrain 5 SAEs/)
+    await page.getByTestId('train-latents').fill('128')
+    await page.getByTestId('train-k').fill('8')
+    await page.getByTestId('train-tokens').fill('8192')
+    await page.getByTestId('train-batch').fill('64')
+    await page.getByTestId('train-start').click()
+    await expect.poll(() => page.getByTestId('confirm-replace').textContent()).toMatch(/kept as superseded.*5 feature sets and every label/)
+    await page.getByTestId('confirm-ok').click()
+    await expect.poll(async () => (await jobsOf('train-series')).map((j) => j.state), { timeout: 120_000 }).toEqual(['done', 'done'])
+    expect(await labelRows()).toEqual(before)
+    // Statistics of the new SAEs replace nothing, so no question is asked.
+    await page.getByTestId('stats-start').click()
+    await expect.poll(async () => (await jobsOf('feature-stats')).map((j) => j.state), { timeout: 90_000 }).toEqual(Array(statsJobs + 2).fill('done'))
+    expect(await page.getByTestId('confirm-replace').isVisible()).toBe(false)
+    const sets = (await call('features.sets', {})) as { id: number; name: string; superseded: boolean; labelCount: number; step: number }[]
+    expect(sets.filter((s) => s.superseded)).toHaveLength(5)
+    const old = sets.find((s) => s.superseded && s.step === 10000)!
+    const fresh = sets.find((s) => !s.superseded && s.step === 10000)!
+    expect(old.labelCount).toBeGreaterThan(0)
+
+    // Carry from the Features view: preview with cosines, then the copy; the new feature says where its label came from.
+    await page.goto(`${served.url}#/features?set=${old.id}`)
+    await expect.poll(() => page.getByTestId('superseded-note').textContent()).toMatch(/labels are kept here/)
+    await page.getByTestId('carry-open').click()
+    await expect.poll(() => page.locator('[data-testid=carry-pairs] tbody tr').count()).toBeGreaterThan(0)
+    await page.getByTestId('carry-min-cosine').fill('-1')
+    await page.screenshot({ path: join(SCREENSHOTS, 'carry-labels.png') })
+    await page.getByTestId('carry-apply').click()
+    await expect.poll(() => page.getByTestId('carry-result').textContent()).toMatch(/Carried \d+ labels/)
+    await page.getByTestId('carry-close').click()
+    const carried = ((await call('features.list', { setId: fresh.id, label: 'Token-level', annotator: 'ana', limit: 1 })) as { rows: { feature: number }[] }).rows
+    const target = carried[0] ?? ((await call('features.list', { setId: fresh.id, annotator: 'ana', label: 'Uninterpretable', limit: 1 })) as { rows: { feature: number }[] }).rows[0]!
+    await page.goto(`${served.url}#/features?set=${fresh.id}&feature=${target.feature}`)
+    await expect.poll(() => page.getByTestId('label-of-ana').textContent()).toMatch(/carried from feature \d+ of “step 10000 · layer 2 · superseded SAE #\d+” \(decoder cosine -?\d\.\d\d\)/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'carried-label.png'), fullPage: true })
+    // Nothing in the old sets changed.
+    expect((await labelRows()).filter((r) => (r as number[])[0] !== fresh.id)).toEqual(before)
+    expect(errors).toEqual([])
+    await page.close()
+  }, 400_000)
+
   it('explores drift and formation: population histogram with slider, one feature, formation by label', async () => {
     const { page, errors } = await openPage(browser, 1300)
     await page.goto(`${served.url}#/dynamics?layer=2`)

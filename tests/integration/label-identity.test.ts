@@ -1,5 +1,6 @@
 // A label belongs to a feature, not to a computation: recomputing statistics with other options and retraining an
 // SAE keep every label and every event; labels can be carried to the retrained SAE, and say where they came from.
+import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -7,7 +8,7 @@ import type { ApiReply, CallName, CallOutput, FeatureSetInfo, Job, Label, LabelE
 import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
 import { createHandlers, dispatch, Workspace } from '../../src/core/services'
 import { tinyModels } from '../fixtures/tiny-models'
-import { BUILT_WORKER, tempDir } from '../helpers'
+import { BUILT_WORKER, CLI, tempDir } from '../helpers'
 
 describe('labels survive recomputation and retraining', () => {
   let t: ReturnType<typeof tempDir>
@@ -122,6 +123,11 @@ describe('labels survive recomputation and retraining', () => {
     expect(preview.pairs.map((p) => p.fromFeature)).toEqual([f100[0], f100[1]])
     expect(new Set(preview.pairs.map((p) => p.toFeature)).size).toBe(2)
     for (const p of preview.pairs) expect(p.cosine).toBeGreaterThan(-1.0001)
+    // The terminal door shows the same matches; --dry-run writes nothing.
+    const cli = spawnSync(process.execPath, [CLI, 'labels', 'carry', '--project', join(t.dir, 'p'), '--from', String(s100.id), '--min-cosine=-1', '--dry-run'], { encoding: 'utf8' })
+    expect(cli.status, cli.stderr).toBe(0)
+    for (const p of preview.pairs) expect(cli.stdout).toContain(`${p.fromFeature}\t${p.toFeature}\t${p.cosine!.toFixed(4)}\t`)
+    expect(snapshot()).toEqual(before)
     const carried = await call('labels.carry', { fromSetId: s100.id, minCosine: -1 })
     expect(carried).toEqual({ carried: 3, keptExisting: 0, belowThreshold: 0, toSetId: fresh.id })
     const pair = preview.pairs.find((p) => p.fromFeature === f100[1])!

@@ -17,12 +17,24 @@ export const useJobStore = defineStore('jobs', () => {
     }
   }
 
-  async function start(request: JobRequest): Promise<void> {
+  /** A request waiting for the user to confirm what it replaces (shown by ConfirmReplace). */
+  const confirming = ref<{ request: JobRequest; replaces: string[]; labelsKept: number; decide: (ok: boolean) => void } | null>(null)
+
+  /** Starts a job; when it would replace stored results, asks first and starts only on yes. Resolves false when declined. */
+  async function start(request: JobRequest): Promise<boolean> {
     error.value = null
     try {
+      const { replaces, labelsKept } = await api.call('jobs.replaces', request)
+      if (replaces.length > 0) {
+        const ok = await new Promise<boolean>((decide) => (confirming.value = { request, replaces, labelsKept, decide }))
+        confirming.value = null
+        if (!ok) return false
+      }
       upsert(await api.call('jobs.start', request))
+      return true
     } catch (err) {
       error.value = (err as Error).message
+      return false
     }
   }
 
@@ -44,5 +56,5 @@ export const useJobStore = defineStore('jobs', () => {
   })
   api.on('project.changed', () => void load())
 
-  return { jobs, active, error, load, start, cancel }
+  return { jobs, active, error, confirming, load, start, cancel }
 })
