@@ -27,7 +27,7 @@ export interface SeriesReport {
 export async function seriesReport(project: Project, layer: number): Promise<SeriesReport> {
   const saes = project.saes.list().filter((s) => s.layer === layer)
   const comps = project.features.composition()
-  const sets = project.features.sets().filter((s) => s.layer === layer && s.source === 'sae')
+  const sets = project.features.currentSets().filter((s) => s.layer === layer && s.source === 'sae')
   const withSae = new Set(saes.map((s) => s.checkpointId))
   const checkpoints = project.checkpoints.list().filter((c) => withSae.has(c.id)).map((c) => {
     const sae = saes.find((s) => s.checkpointId === c.id) ?? null

@@ -121,7 +121,7 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
       batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0
     } as JobRequest)
   )
-  const withSets = new Set(project.features.sets().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  const withSets = new Set(project.features.currentSets().filter((s) => s.layer === layer).map((s) => s.checkpointId))
   await stage('feature-stats', ids.some((id) => !withSets.has(id)), () =>
     start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } } as JobRequest)
   )

@@ -81,7 +81,7 @@ export async function dynamicsFeature(project: Project, layer: number, feature: 
   }
   const formation = await computeFormation(checkpoints, { features: [feature], threshold })
   const f = formation.features[0]!
-  const sets = project.features.sets().filter((s) => s.layer === layer && s.step !== null).map((s) => ({ step: s.step!, setId: s.id }))
+  const sets = project.features.currentSets().filter((s) => s.layer === layer && s.step !== null).map((s) => ({ step: s.step!, setId: s.id }))
   const T = steps.length
   return {
     layer,
@@ -110,7 +110,7 @@ export async function formationCurves(project: Project, layer: number, features:
 export async function formationByLabel(project: Project, layer: number, threshold = 0.5): Promise<FormationByLabel> {
   await initBackend()
   const { checkpoints } = layerSeries(project, layer)
-  const finalSet = project.features.sets().filter((s) => s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
+  const finalSet = project.features.currentSets().filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
   if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
   const votes = new Map<number, Map<string, number>>()
   for (const l of project.features.allLabels(finalSet.id)) {

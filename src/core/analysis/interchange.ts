@@ -33,7 +33,7 @@ function chosenLabels(project: Project, setId: number, annotator?: string): Map<
 
 /** Writes feature-example JSONL: one line per feature with its examples (paper sampler first) and label. */
 export function exportFeatures(project: Project, out: string, opts: { checkpoint?: string; annotator?: string; examples?: number } = {}): number {
-  const sets = project.features.sets().filter((s) => opts.checkpoint === undefined || String(s.step ?? s.checkpointLabel) === opts.checkpoint)
+  const sets = project.features.currentSets().filter((s) => opts.checkpoint === undefined || String(s.step ?? s.checkpointLabel) === opts.checkpoint)
   if (sets.length === 0) throw new UserError(`No feature set${opts.checkpoint === undefined ? '' : ` for checkpoint ${opts.checkpoint}`} in this project.`)
   const lines: string[] = []
   for (const set of sets) {

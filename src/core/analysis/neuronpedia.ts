@@ -81,7 +81,7 @@ function featureRow(modelId: string, layer: string, d: FeatureDetail, createdAt:
 
 /** Writes every feature set made from an SAE (one Neuronpedia source per checkpoint and layer). */
 export function exportNeuronpedia(project: Project, out: string, opts: NeuronpediaExportOptions = {}): NeuronpediaExportResult {
-  const sets = project.features.sets().filter((s): s is FeatureSetInfo & { layer: number } => s.layer !== null && (opts.step === undefined || s.step === opts.step))
+  const sets = project.features.currentSets().filter((s): s is FeatureSetInfo & { layer: number } => s.layer !== null && (opts.step === undefined || s.step === opts.step))
   if (sets.length === 0) {
     throw new UserError(`No feature statistics${opts.step === undefined ? '' : ` at step ${opts.step}`} to export: run "Feature statistics" (the feature-stats job) on the SAEs first.`)
   }

@@ -137,6 +137,11 @@ export class FeatureRepository {
     return (this.db.prepare(`${SET_SELECT} ORDER BY coalesce(c.step, 0), superseded, s.id`).all() as SetRow[]).map(toSet)
   }
 
+  /** The sets of current SAEs and imported sets: what series-wide analyses and exports walk (superseded sets are left out). */
+  currentSets(): FeatureSetInfo[] {
+    return this.sets().filter((s) => !s.superseded)
+  }
+
   set(id: number): FeatureSetInfo {
     const r = this.db.prepare(`${SET_SELECT} WHERE s.id = ?`).get(id) as SetRow | undefined
     if (!r) throw new UserError(`No feature set with id ${id} in this project.`, 'not-found')
@@ -245,6 +250,7 @@ export class FeatureRepository {
     // Dynamics belong to the project's own SAE series at the set's layer, where feature i is latent i.
     const from = `FROM feature f JOIN feature_set s ON s.id = f.set_id
       LEFT JOIN feature_dynamics d ON s.source = 'sae' AND d.layer = s.layer AND d.feature = f.feature
+        AND s.sae_id IN (SELECT id FROM sae WHERE superseded_at IS NULL)
       LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
     const total = (this.db.prepare(`SELECT count(*) AS n ${from}`).get(params) as { n: number }).n
     const rows = this.db
