@@ -1,5 +1,6 @@
 import type { SaeInfo, SaeMetric } from '../../shared/api'
 import type { Db } from './database'
+import type { ProjectPaths } from './paths'
 
 interface SaeRow {
   id: number
@@ -25,9 +26,9 @@ interface SaeRow {
 
 const SELECT = 'SELECT s.*, c.step AS step FROM sae s JOIN checkpoint c ON c.id = s.checkpoint_id'
 
-function toInfo(r: SaeRow): SaeInfo {
+function toInfo(r: SaeRow, paths: ProjectPaths): SaeInfo {
   return {
-    id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: r.path, preset: r.preset, d: r.d, n: r.n, k: r.k,
+    id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: paths.resolve(r.path), preset: r.preset, d: r.d, n: r.n, k: r.k,
     warmStarted: r.warm_started === 1, tokens: r.tokens, steps: r.steps, fvu: r.fvu, explainedVariance: r.explained_variance,
     cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, createdAt: r.created_at
   }
@@ -36,10 +37,13 @@ function toInfo(r: SaeRow): SaeInfo {
 export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt'>
 
 export class SaeRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   list(): SaeInfo[] {
-    return (this.db.prepare(`${SELECT} ORDER BY s.layer, c.step`).all() as SaeRow[]).map(toInfo)
+    return (this.db.prepare(`${SELECT} ORDER BY s.layer, c.step`).all() as SaeRow[]).map((r) => toInfo(r, this.paths))
   }
 
   count(): number {
@@ -58,8 +62,13 @@ export class SaeRepository {
            fvu = excluded.fvu, explained_variance = excluded.explained_variance, cosine = excluded.cosine, l0 = excluded.l0,
            dead_fraction = excluded.dead_fraction, backend = excluded.backend, created_at = excluded.created_at`
       )
-      .run({ ...s, warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() })
-    return toInfo(this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as SaeRow)
+      .run({ ...s, path: this.paths.toStored(s.path), warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() })
+    return toInfo(this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as SaeRow, this.paths)
+  }
+
+  /** Points an SAE at its folder's new place. */
+  setPath(id: number, path: string): void {
+    this.db.prepare('UPDATE sae SET path = ? WHERE id = ?').run(this.paths.toStored(path), id)
   }
 
   addMetric(m: SaeMetric): void {

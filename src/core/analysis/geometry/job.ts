@@ -4,7 +4,6 @@ import { UserError } from '../../../shared/api'
 import type { GeometryJobRequest } from '../../../shared/geometry'
 import type { JobKindDefinition } from '../../jobs/job'
 import type { Project } from '../../project'
-import { GeometryRepository } from '../../store/geometry'
 import { readPairs, type WordPair } from './pairs'
 
 interface Item {
@@ -118,7 +117,7 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
     return { request: input.request, results, backend: b ? b.name : 'unknown' }
   },
   apply(project, output) {
-    const repo = new GeometryRepository(project.db)
+    const repo = project.geometry
     const { request } = output
     const params = { seed: request.seed, galaxy: request.galaxy, lobes: request.lobes, crystals: request.crystals }
     const stored = output.results.map((r) => repo.put({ analysis: request.analysis, checkpointId: r.checkpointId, saeId: r.saeId, layer: request.layer, params, summary: r.summary, result: r.result }))
