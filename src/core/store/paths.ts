@@ -27,7 +27,8 @@ export function relativiseText(text: string, folder: string): string {
   for (const form of forms) {
     if (!out.includes(form)) continue
     const seps = [...new Set(['/', sep, JSON.stringify(sep).slice(1, -1)])].map(escapeRegExp).join('|')
-    const re = new RegExp(`${escapeRegExp(form)}(?:(${seps})|(?![\\w.~-]))`, 'g')
+    // A name that goes on (folder2, folder.bak) is another folder; a full stop ending a sentence is not.
+    const re = new RegExp(`${escapeRegExp(form)}(?:(${seps})|(?![\\w~-]|\\.[\\w~-]))`, 'g')
     out = out.replace(re, (_m, s: string | undefined) => (s ? '' : '.'))
   }
   return out
