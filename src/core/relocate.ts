@@ -77,6 +77,8 @@ export function missingInputs(project: Project): MissingInput[] {
     .map(({ kind, id, path, what }) => ({ kind, id, path, what }))
 }
 
+const SHOWN_PROBLEMS = 8
+
 export interface Relocated {
   kind: MissingInput['kind']
   id: number
@@ -109,7 +111,10 @@ export function relocateInputs(project: Project, fromArg: string, toArg: string)
     if (input.kind === 'checkpoint' && other && other.id !== input.id) problems.push(`${input.what}: ${at} is already registered as checkpoint step ${other.step}.`)
   }
   if (problems.length) {
-    throw new UserError(`Nothing was relocated: ${to} does not hold what the project expects there.\n  ${[...new Set(problems)].join('\n  ')}`)
+    const unique = [...new Set(problems)]
+    // A 154-checkpoint series missing whole would fill the screen: the first few say enough.
+    const shown = unique.length > SHOWN_PROBLEMS ? [...unique.slice(0, SHOWN_PROBLEMS - 1), `… and ${unique.length - SHOWN_PROBLEMS + 1} more.`] : unique
+    throw new UserError(`Nothing was relocated: ${to} does not hold what the project expects there.\n  ${shown.join('\n  ')}`)
   }
   project.db.transaction(() => {
     for (const { input, at } of moving) input.repoint(project, at)

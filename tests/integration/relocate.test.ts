@@ -77,6 +77,27 @@ describe('checkpoint folders that moved', () => {
     }
   })
 
+  it('names the first few of a long series that a place lacks, and counts the rest', async () => {
+    t = tempDir('ft-relocate-long-')
+    const series = join(t.dir, 'series')
+    const names = Array.from({ length: 12 }, (_, i) => `step${i * 10}`)
+    await makeCheckpointSeries(series, { names, modelType: 'llama' })
+    const ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
+    try {
+      ws.open(join(t.dir, 'project'))
+      await callService(ws, 'checkpoints.register', { folder: series })
+      mkdirSync(join(t.dir, 'empty'))
+      const message = await callService(ws, 'project.relocate', { from: series, to: join(t.dir, 'empty') }).then(() => '', (err: Error) => err.message)
+      const lines = message.split('\n')
+      expect(lines).toHaveLength(9)
+      expect(lines[1]).toBe(`  checkpoint step 0: ${join(t.dir, 'empty', 'step0')} has no config.json.`)
+      expect(lines[8]).toBe('  … and 5 more.')
+      expect((await callService(ws, 'checkpoints.list')).every((c) => c.path.startsWith(series))).toBe(true)
+    } finally {
+      ws.close()
+    }
+  })
+
   it('the CLI names them when it opens the project, and `project relocate` repoints them', async () => {
     t = tempDir('ft-relocate-cli-')
     const p = join(t.dir, 'project')
