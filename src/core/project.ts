@@ -114,8 +114,8 @@ function convertPendingPaths(db: Db, path: string): void {
     })()
   } catch (err) {
     throw new UserError(
-      `Storing the paths of ${join(path, DB_FILE)} relative to its folder failed (${(err as Error).message}); the database was left as it was. ` +
-        'Open it with the FeatureTrace that wrote it, or report this with the file.'
+      `Storing the paths in ${join(path, DB_FILE)} relative to its folder failed (${(err as Error).message}); its paths were left as they were. ` +
+        'Keep a copy of the file and report this with it.'
     )
   }
 }
