@@ -3,7 +3,6 @@ import { writeFileSync } from 'node:fs'
 import type { GeometryJobRequest } from '../shared/geometry'
 import { GEOMETRY_METRICS } from '../shared/geometry'
 import { initBackend } from '../core/tf/backend'
-import { GeometryRepository } from '../core/store/geometry'
 import type { Workspace } from '../core/services'
 import { backendOption, call, checkpointIdsAt, CliError, intOption, openWorkspace, parse, requireOptions, runInProcess, runJob } from './options'
 
@@ -47,7 +46,7 @@ async function runSeries(values: Record<string, unknown>, request: Omit<Geometry
     const checkpointIds = await checkpointIdsAt(ws, values.checkpoint)
     const job = await runJob(ws, await call(ws, 'jobs.start', { ...request, layer, checkpointIds, seed: intOption(values.seed, 'seed') ?? 0 }))
     if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
-    const repo = new GeometryRepository(ws.requireProject().project.db)
+    const repo = ws.requireProject().project.geometry
     const ids = (job.result as { results: number[] }).results
     const stored = ids.map((id) => repo.get(id)!)
     for (const s of stored) console.log(`step ${s.step}: ${JSON.stringify(s.summary)}`)

@@ -28,6 +28,10 @@ Commands:
         Serve the workstation to a browser (default 127.0.0.1:5180). Any host other than
         loopback requires the access token printed at start.
   project --project DIR                      Show the project (created when the folder is missing or empty).
+  project relocate --project DIR --from OLD --to NEW
+        Point the checkpoint folders, corpora and stores the project keeps outside its folder, and
+        stored under OLD, at the same places under NEW (checked first: each checkpoint needs its
+        config.json). Paths inside the project folder are stored relative: it can be moved or copied.
   checkpoints add FOLDER --project DIR [--tokens-per-step N] [--step N]
         Register checkpoint subfolders named by step (step1000, iter_0001000, checkpoint-1000, c1000).
   checkpoints list --project DIR [--json]    List registered checkpoints.
@@ -125,7 +129,21 @@ async function cmdServe(args: string[]): Promise<void> {
 }
 
 async function cmdProject(args: string[]): Promise<void> {
-  const { values } = parse(args, PROJECT)
+  if (args[0] === 'relocate') {
+    const { values } = parse(args.slice(1), { ...PROJECT, from: { type: 'string' }, to: { type: 'string' } })
+    requireOptions('project relocate', values, ['project', 'from', 'to'])
+    const ws = openWorkspace(values)
+    try {
+      const r = await call(ws, 'project.relocate', { from: values.from as string, to: values.to as string })
+      for (const m of r.relocated) console.log(`${m.what}: ${m.from} → ${m.to}`)
+      console.log(r.project.missing.length ? `still missing: ${r.project.missing.map((m) => `${m.what} (${m.path})`).join('; ')}` : 'nothing is missing')
+    } finally {
+      ws.close()
+    }
+    return
+  }
+  const { values, positionals } = parse(args, PROJECT)
+  if (positionals.length) throw new CliError(`Unknown project command "${positionals[0]}". Run \`featuretrace help\` for usage.`)
   const ws = openWorkspace(values)
   console.log(JSON.stringify(await call(ws, 'project.info'), null, 2))
   ws.close()

@@ -1,7 +1,7 @@
 // What every CLI command shares: option parsing, the workspace on --project, calls through the one API.
 import { SingleBar } from 'cli-progress'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { Job } from '../shared/api'
+import type { Job, ProjectInfo } from '../shared/api'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, type BackendName } from '../core/tf/backend'
 import { formatBytes } from '../shared/format'
@@ -32,9 +32,19 @@ export function intOption(value: unknown, name: string): number | undefined {
 export function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
   const ws = new Workspace('cli', nodeWorkerSpawner())
   const project = values.project as string | undefined
-  if (project) ws.open(project)
+  if (project) reportMissing(ws.open(project).info())
   else if (required) throw new CliError('This command needs --project DIR.')
   return ws
+}
+
+/** Names, on stderr, the outside inputs a project no longer finds, and how to point it at their new place. */
+function reportMissing(info: ProjectInfo): void {
+  if (info.missing.length === 0) return
+  const lines = info.missing.map((m) => `  ${m.what}: ${m.path}`)
+  process.stderr.write(
+    `featuretrace: ${info.missing.length === 1 ? 'one input' : `${info.missing.length} inputs`} of ${info.path} ${info.missing.length === 1 ? 'is' : 'are'} missing:\n${lines.join('\n')}\n` +
+      `If they moved, point the project at their new place: featuretrace project relocate --project ${info.path} --from OLD --to NEW\n`
+  )
 }
 
 /** Calls through the one API, as every door does. */

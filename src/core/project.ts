@@ -1,5 +1,7 @@
-// A project is a folder: project.sqlite plus artifacts/.
+// A project is a folder: project.sqlite plus artifacts/. Paths inside it are stored relative to it, so the
+// folder can be moved or copied (store/paths.ts).
 import { DynamicsRepository } from './store/dynamics'
+import { GeometryRepository } from './store/geometry'
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import type { ProjectInfo } from '../shared/api'
@@ -12,28 +14,36 @@ import { CheckpointRepository } from './store/checkpoints'
 import { openDatabase, type Db } from './store/database'
 import { JobRepository } from './store/jobs'
 import { SCHEMA_VERSION } from './store/migrations'
+import { ProjectPaths } from './store/paths'
+import { convertLegacyPaths } from './store/legacy-paths'
+import { missingInputs } from './relocate'
 
 export const DB_FILE = 'project.sqlite'
 export const ARTIFACTS_DIR = 'artifacts'
 
 export class Project {
+  /** Converts paths between their stored form and absolute ones under this folder. */
+  readonly paths: ProjectPaths
   readonly checkpoints: CheckpointRepository
   readonly jobs: JobRepository
   readonly activations: ActivationStoreRepository
   readonly saes: SaeRepository
   readonly features: FeatureRepository
   readonly dynamics: DynamicsRepository
+  readonly geometry: GeometryRepository
 
   private constructor(
     readonly path: string,
     readonly db: Db
   ) {
-    this.checkpoints = new CheckpointRepository(db)
-    this.jobs = new JobRepository(db)
-    this.activations = new ActivationStoreRepository(db)
-    this.saes = new SaeRepository(db)
+    this.paths = new ProjectPaths(path)
+    this.checkpoints = new CheckpointRepository(db, this.paths)
+    this.jobs = new JobRepository(db, this.paths)
+    this.activations = new ActivationStoreRepository(db, this.paths)
+    this.saes = new SaeRepository(db, this.paths)
     this.features = new FeatureRepository(db)
     this.dynamics = new DynamicsRepository(db)
+    this.geometry = new GeometryRepository(db, this.paths)
   }
 
   /** Opens the project in `dir`, creating it when the folder is missing or empty. */
@@ -62,6 +72,7 @@ export class Project {
       db.prepare(
         'INSERT OR IGNORE INTO project (id, name, created_at, created_by_version) VALUES (1, ?, ?, ?)'
       ).run(basename(path), new Date().toISOString(), VERSION)
+      convertPendingPaths(db, path)
     } catch (err) {
       db.close()
       throw err
@@ -83,11 +94,28 @@ export class Project {
       name: row.name,
       createdAt: row.created_at,
       schemaVersion: SCHEMA_VERSION,
-      checkpointCount: this.checkpoints.count()
+      checkpointCount: this.checkpoints.count(),
+      missing: missingInputs(this)
     }
   }
 
   close(): void {
     if (this.db.open) this.db.close()
+  }
+}
+
+/** Once per database (migration 10 marks it): absolute paths of the project's own files become relative. */
+function convertPendingPaths(db: Db, path: string): void {
+  if (!db.prepare('SELECT 1 FROM path_conversion_pending').get()) return
+  try {
+    db.transaction(() => {
+      convertLegacyPaths(db, path)
+      db.prepare('DELETE FROM path_conversion_pending').run()
+    })()
+  } catch (err) {
+    throw new UserError(
+      `Storing the paths in ${join(path, DB_FILE)} relative to its folder failed (${(err as Error).message}); its paths were left as they were. ` +
+        'Keep a copy of the file and report this with it.'
+    )
   }
 }

@@ -18,8 +18,8 @@ import { JobManager } from './jobs/manager'
 import { jobKind } from './jobs/kinds'
 import type { WorkerSpawner } from './jobs/protocol'
 import { Project } from './project'
+import { relocateInputs } from './relocate'
 import { SCHEMA_VERSION } from './store/migrations'
-import { GeometryRepository } from './store/geometry'
 import { VERSION } from './version'
 
 export type EventSink = <E extends EventName>(event: E, payload: EventPayload<E>) => void
@@ -88,6 +88,14 @@ export function createHandlers(ws: Workspace): Handlers {
     }),
     'project.open': ({ path }) => ws.open(path).info(),
     'project.info': () => ws.project?.info() ?? null,
+    'project.relocate': ({ from, to }) => {
+      const { project } = ws.requireProject()
+      const relocated = relocateInputs(project, from, to)
+      const info = project.info()
+      ws.emit('project.changed', info)
+      ws.emit('checkpoints.changed', { count: info.checkpointCount })
+      return { relocated, project: info }
+    },
     'checkpoints.list': () => ws.requireProject().project.checkpoints.list(),
     'checkpoints.get': ({ id }) => ws.requireProject().project.checkpoints.detail(id),
     'checkpoints.register': ({ folder, tokensPerStep, step }) => {
@@ -175,9 +183,9 @@ export function createHandlers(ws: Workspace): Handlers {
       return { replaces: jobKind(request.kind).replaces?.(project, request as never) ?? [], labelsKept }
     },
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id),
-    'geometry.results': ({ analysis, layer }) => new GeometryRepository(ws.requireProject().project.db).list(analysis, layer),
+    'geometry.results': ({ analysis, layer }) => ws.requireProject().project.geometry.list(analysis, layer),
     'geometry.result': ({ id }) => {
-      const r = new GeometryRepository(ws.requireProject().project.db).get(id)
+      const r = ws.requireProject().project.geometry.get(id)
       if (!r) throw new UserError(`No geometry result ${id} in this project.`, 'not-found')
       return r
     }

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ActivationStoreWriter } from '../../src/core/io/activation-store'
 import { writeSafetensors } from '../../src/core/io/safetensors'
 import { Project } from '../../src/core/project'
-import { GeometryRepository } from '../../src/core/store/geometry'
 import { Rng } from '../../src/core/random'
 import { tinyModels } from '../fixtures/tiny-models'
 import { CLI, REPO, tempDir } from '../helpers'
@@ -121,7 +120,7 @@ describe('featuretrace geometry', () => {
     expect(four.ami.ami).toBeGreaterThan(0.9)
     expect(four.winners.by_lang.subsets).toEqual(['en', 'ja'])
     const p = Project.open(project)
-    const stored = new GeometryRepository(p.db).list('lobes', 1)
+    const stored = p.geometry.list('lobes', 1)
     p.close()
     expect(stored).toHaveLength(1)
     expect(stored[0]!.summary).toMatchObject({ metric: 'phi', blocks: 48 })

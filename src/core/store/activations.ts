@@ -1,5 +1,6 @@
 import type { ActivationStoreInfo } from '../../shared/api'
 import type { Db } from './database'
+import type { ProjectPaths } from './paths'
 
 interface StoreRow {
   id: number
@@ -18,18 +19,18 @@ interface StoreRow {
 
 const SELECT = 'SELECT s.*, c.step AS step FROM activation_store s JOIN checkpoint c ON c.id = s.checkpoint_id'
 
-function toInfo(r: StoreRow): ActivationStoreInfo {
+function toInfo(r: StoreRow, paths: ProjectPaths): ActivationStoreInfo {
   return {
     id: r.id,
     checkpointId: r.checkpoint_id,
     step: r.step,
     layer: r.layer,
-    path: r.path,
+    path: paths.resolve(r.path),
     rows: r.rows,
     d: r.d,
     dtype: r.dtype,
     context: r.context,
-    corpus: r.corpus,
+    corpus: paths.resolve(r.corpus),
     imported: r.imported === 1,
     createdAt: r.created_at
   }
@@ -38,14 +39,23 @@ function toInfo(r: StoreRow): ActivationStoreInfo {
 export type NewStore = Omit<ActivationStoreInfo, 'id' | 'step' | 'createdAt'>
 
 export class ActivationStoreRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   list(): ActivationStoreInfo[] {
-    return (this.db.prepare(`${SELECT} ORDER BY c.step, s.layer`).all() as StoreRow[]).map(toInfo)
+    return (this.db.prepare(`${SELECT} ORDER BY c.step, s.layer`).all() as StoreRow[]).map((r) => toInfo(r, this.paths))
   }
 
   forCheckpoint(checkpointId: number): ActivationStoreInfo[] {
-    return (this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? ORDER BY s.layer`).all(checkpointId) as StoreRow[]).map(toInfo)
+    return (this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? ORDER BY s.layer`).all(checkpointId) as StoreRow[]).map((r) => toInfo(r, this.paths))
+  }
+
+  /** Points a store (or the corpus it was harvested from) at its new place. */
+  setPaths(id: number, change: { path?: string; corpus?: string }): void {
+    if (change.path !== undefined) this.db.prepare('UPDATE activation_store SET path = ? WHERE id = ?').run(this.paths.toStored(change.path), id)
+    if (change.corpus !== undefined) this.db.prepare('UPDATE activation_store SET corpus = ? WHERE id = ?').run(this.paths.toStored(change.corpus), id)
   }
 
   /** Records a store; a new harvest of the same checkpoint and layer replaces the old record. */
@@ -58,8 +68,10 @@ export class ActivationStoreRepository {
            dtype = excluded.dtype, context = excluded.context, corpus = excluded.corpus, imported = excluded.imported,
            created_at = excluded.created_at`
       )
-      .run({ ...s, imported: s.imported ? 1 : 0, createdAt: new Date().toISOString() })
+      .run({
+        ...s, path: this.paths.toStored(s.path), corpus: this.paths.toStored(s.corpus), imported: s.imported ? 1 : 0, createdAt: new Date().toISOString()
+      })
     const row = this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as StoreRow
-    return toInfo(row)
+    return toInfo(row, this.paths)
   }
 }

@@ -3,6 +3,7 @@ import { UserError } from '../../shared/api'
 import type { FoundCheckpoint } from '../checkpoints/discover'
 import { ActivationStoreRepository } from './activations'
 import type { Db } from './database'
+import type { ProjectPaths } from './paths'
 
 interface CheckpointRow {
   id: number
@@ -23,12 +24,12 @@ interface CheckpointRow {
   registered_at: string
 }
 
-function toCheckpoint(r: CheckpointRow & { activations_json?: string | null }): Checkpoint {
+function toCheckpoint(r: CheckpointRow & { activations_json?: string | null }, paths: ProjectPaths): Checkpoint {
   return {
     id: r.id,
     step: r.step,
     name: r.name,
-    path: r.path,
+    path: paths.resolve(r.path),
     modelType: r.model_type,
     supported: r.supported === 1,
     dModel: r.d_model,
@@ -49,10 +50,13 @@ const WITH_STORES = `SELECT c.*, (SELECT json_group_array(json_object('layer', s
   FROM checkpoint c`
 
 export class CheckpointRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   list(): Checkpoint[] {
-    return (this.db.prepare(`${WITH_STORES} ORDER BY c.step`).all() as CheckpointRow[]).map(toCheckpoint)
+    return (this.db.prepare(`${WITH_STORES} ORDER BY c.step`).all() as CheckpointRow[]).map((r) => toCheckpoint(r, this.paths))
   }
 
   count(): number {
@@ -66,16 +70,16 @@ export class CheckpointRepository {
   }
 
   get(id: number): Checkpoint {
-    return toCheckpoint(this.row(id))
+    return toCheckpoint(this.row(id), this.paths)
   }
 
   detail(id: number): CheckpointDetail {
     const r = this.row(id)
     return {
-      ...toCheckpoint(r),
+      ...toCheckpoint(r, this.paths),
       config: JSON.parse(r.config_json) as Record<string, unknown>,
       verifyReport: r.verify_report_json ? (JSON.parse(r.verify_report_json) as VerifyReport) : null,
-      stores: new ActivationStoreRepository(this.db).forCheckpoint(id)
+      stores: new ActivationStoreRepository(this.db, this.paths).forCheckpoint(id)
     }
   }
 
@@ -95,19 +99,20 @@ export class CheckpointRepository {
     const skipped: { path: string; reason: string }[] = []
     this.db.transaction(() => {
       for (const f of found) {
-        if (byPath.get(f.path)) {
+        const stored = this.paths.toStored(f.path)
+        if (byPath.get(stored)) {
           skipped.push({ path: f.path, reason: 'already registered' })
           continue
         }
         const clash = byStep.get(f.step) as { path: string } | undefined
         if (clash) {
-          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${clash.path}` })
+          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${this.paths.resolve(clash.path)}` })
           continue
         }
         const info = insert.run({
           step: f.step,
           name: f.name,
-          path: f.path,
+          path: stored,
           modelType: f.config.modelType,
           supported: f.config.supported ? 1 : 0,
           dModel: f.config.dModel,
@@ -116,7 +121,7 @@ export class CheckpointRepository {
           vocabSize: f.config.vocabSize,
           tokensSeen: tokensPerStep === undefined ? null : f.step * tokensPerStep,
           weightsBytes: f.weightsBytes,
-          configJson: JSON.stringify(f.config.raw),
+          configJson: this.paths.storedJson(f.config.raw),
           registeredAt: new Date().toISOString()
         })
         added.push(this.get(Number(info.lastInsertRowid)))
@@ -140,9 +145,14 @@ export class CheckpointRepository {
     return this.get(id)
   }
 
+  /** Points a checkpoint at its folder's new place (relocation checks the folder first). */
+  setPath(id: number, path: string): void {
+    this.db.prepare('UPDATE checkpoint SET path = ? WHERE id = ?').run(this.paths.toStored(path), id)
+  }
+
   saveVerifyReport(report: VerifyReport): void {
     this.db
       .prepare('UPDATE checkpoint SET verify_status = ?, verify_report_json = ? WHERE id = ?')
-      .run(report.ok ? 'ok' : 'problems', JSON.stringify(report), report.checkpointId)
+      .run(report.ok ? 'ok' : 'problems', this.paths.storedJson(report), report.checkpointId)
   }
 }

@@ -1,6 +1,7 @@
 // Stored results of the geometry studies: one row per analysis, layer and checkpoint (a new run replaces it).
 import type { GeometryResultInfo } from '../../shared/geometry'
 import type { Db } from './database'
+import { mapRequestPaths, type ProjectPaths } from './paths'
 
 interface ResultRow {
   id: number
@@ -31,7 +32,10 @@ export interface NewGeometryResult {
 }
 
 export class GeometryRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   /** Stores a result, replacing the earlier one of the same analysis, layer and checkpoint. */
   put(r: NewGeometryResult): GeometryResultInfo {
@@ -39,7 +43,10 @@ export class GeometryRepository {
       this.db.prepare('DELETE FROM geometry_result WHERE analysis = ? AND layer = ? AND checkpoint_id = ?').run(r.analysis, r.layer, r.checkpointId)
       const info = this.db
         .prepare('INSERT INTO geometry_result (analysis, checkpoint_id, sae_id, layer, params_json, summary_json, result_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(r.analysis, r.checkpointId, r.saeId, r.layer, JSON.stringify(r.params), JSON.stringify(r.summary), JSON.stringify(r.result), new Date().toISOString())
+        .run(
+          r.analysis, r.checkpointId, r.saeId, r.layer, this.paths.storedJson(mapRequestPaths(r.params, (p) => this.paths.toStored(p))),
+          this.paths.storedJson(r.summary), this.paths.storedJson(r.result), new Date().toISOString()
+        )
       return Number(info.lastInsertRowid)
     })
     return this.info(insert())!
@@ -62,6 +69,6 @@ export class GeometryRepository {
 
   get(id: number): (GeometryResultInfo & { params: unknown; result: unknown }) | null {
     const row = this.db.prepare(`${SELECT} WHERE g.id = ?`).get(id) as ResultRow | undefined
-    return row ? { ...toInfo(row), params: JSON.parse(row.params_json) as unknown, result: JSON.parse(row.result_json) as unknown } : null
+    return row ? { ...toInfo(row), params: mapRequestPaths(JSON.parse(row.params_json) as unknown, (p) => this.paths.resolve(p)), result: JSON.parse(row.result_json) as unknown } : null
   }
 }

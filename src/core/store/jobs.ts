@@ -1,6 +1,7 @@
 import type { Job, JobRequest, JobState } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { Db } from './database'
+import { mapRequestPaths, type ProjectPaths } from './paths'
 
 interface JobRow {
   id: number
@@ -21,11 +22,11 @@ interface JobRow {
   finished_at: string | null
 }
 
-function toJob(r: JobRow): Job {
+function toJob(r: JobRow, paths: ProjectPaths): Job {
   return {
     id: r.id,
     kind: r.kind,
-    params: JSON.parse(r.params_json) as unknown,
+    params: mapRequestPaths(JSON.parse(r.params_json) as unknown, (p) => paths.resolve(p)),
     state: r.state,
     fraction: r.fraction,
     rate: r.rate,
@@ -61,7 +62,10 @@ function processAlive(pid: number): boolean {
 }
 
 export class JobRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   create(request: JobRequest): Job {
     const now = new Date().toISOString()
@@ -70,18 +74,18 @@ export class JobRepository {
         `INSERT INTO job (kind, params_json, state, host_pid, heartbeat_at, created_at)
          VALUES (?, ?, 'queued', ?, ?, ?)`
       )
-      .run(request.kind, JSON.stringify(request), process.pid, now, now)
+      .run(request.kind, this.paths.storedJson(mapRequestPaths(request, (p) => this.paths.toStored(p))), process.pid, now, now)
     return this.get(Number(info.lastInsertRowid))
   }
 
   get(id: number): Job {
     const r = this.db.prepare('SELECT * FROM job WHERE id = ?').get(id) as JobRow | undefined
     if (!r) throw new UserError(`No job with id ${id} in this project.`, 'not-found')
-    return toJob(r)
+    return toJob(r, this.paths)
   }
 
   list(limit = 200): Job[] {
-    return (this.db.prepare('SELECT * FROM job ORDER BY id DESC LIMIT ?').all(limit) as JobRow[]).map(toJob)
+    return (this.db.prepare('SELECT * FROM job ORDER BY id DESC LIMIT ?').all(limit) as JobRow[]).map((r) => toJob(r, this.paths))
   }
 
   markRunning(id: number): Job {
@@ -98,7 +102,7 @@ export class JobRepository {
         `UPDATE job SET fraction = ?, rate = ?, rate_unit = ?, eta_seconds = ?, message = ?, heartbeat_at = ?
          WHERE id = ? AND state = 'running'`
       )
-      .run(Math.min(1, Math.max(0, p.fraction)), p.rate, p.rateUnit, p.etaSeconds, p.message, new Date().toISOString(), id)
+      .run(Math.min(1, Math.max(0, p.fraction)), p.rate, p.rateUnit, p.etaSeconds, this.paths.storedText(p.message), new Date().toISOString(), id)
     return this.get(id)
   }
 
@@ -111,8 +115,8 @@ export class JobRepository {
       )
       .run(
         state,
-        outcome.error ?? null,
-        outcome.result === undefined ? null : JSON.stringify(outcome.result),
+        this.paths.storedText(outcome.error ?? null),
+        outcome.result === undefined ? null : this.paths.storedJson(outcome.result),
         new Date().toISOString(),
         state,
         id

@@ -292,7 +292,18 @@ export const migrations: readonly Migration[] = [
         SELECT RAISE(ABORT, 'FeatureTrace keeps labelled features: this feature has labels or label history and cannot be deleted');
       END;
     `
+  },
+  {
+    version: 10,
+    name: 'paths inside the project folder stored relative to it',
+    // SQL cannot know the project folder: this marks the database, and Project.open converts it once
+    // (store/legacy-paths.ts), then clears the mark.
+    sql: `
+      CREATE TABLE path_conversion_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
+      INSERT INTO path_conversion_pending (id) VALUES (1);
+    `
   }
 ]
 
-export const SCHEMA_VERSION = migrations[migrations.length - 1]!.version
+// The highest version, wherever parallel branches put their migrations in the list.
+export const SCHEMA_VERSION = Math.max(...migrations.map((m) => m.version))

@@ -1,5 +1,6 @@
 import type { SaeInfo, SaeMetric } from '../../shared/api'
 import type { Db } from './database'
+import type { ProjectPaths } from './paths'
 
 interface SaeRow {
   id: number
@@ -27,9 +28,9 @@ interface SaeRow {
 
 const SELECT = 'SELECT s.*, c.step AS step FROM sae s JOIN checkpoint c ON c.id = s.checkpoint_id'
 
-function toInfo(r: SaeRow): SaeInfo {
+function toInfo(r: SaeRow, paths: ProjectPaths): SaeInfo {
   return {
-    id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: r.path, preset: r.preset, d: r.d, n: r.n, k: r.k,
+    id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: paths.resolve(r.path), preset: r.preset, d: r.d, n: r.n, k: r.k,
     warmStarted: r.warm_started === 1, tokens: r.tokens, steps: r.steps, fvu: r.fvu, explainedVariance: r.explained_variance,
     cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, createdAt: r.created_at,
     supersededBy: r.superseded_by, supersededAt: r.superseded_at
@@ -39,28 +40,31 @@ function toInfo(r: SaeRow): SaeInfo {
 export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt' | 'supersededBy' | 'supersededAt'>
 
 export class SaeRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly paths: ProjectPaths
+  ) {}
 
   /** The current SAE of every checkpoint and layer (superseded ones only when asked). */
   list(opts: { includeSuperseded?: boolean } = {}): SaeInfo[] {
     const where = opts.includeSuperseded ? '' : 'WHERE s.superseded_at IS NULL'
-    return (this.db.prepare(`${SELECT} ${where} ORDER BY s.layer, c.step, s.id`).all() as SaeRow[]).map(toInfo)
+    return (this.db.prepare(`${SELECT} ${where} ORDER BY s.layer, c.step, s.id`).all() as SaeRow[]).map((r) => toInfo(r, this.paths))
   }
 
   get(id: number): SaeInfo | null {
     const r = this.db.prepare(`${SELECT} WHERE s.id = ?`).get(id) as SaeRow | undefined
-    return r ? toInfo(r) : null
+    return r ? toInfo(r, this.paths) : null
   }
 
   /** The current SAE of a checkpoint at a layer, if any. */
   current(checkpointId: number, layer: number): SaeInfo | null {
     const r = this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ? AND s.superseded_at IS NULL`).get(checkpointId, layer) as SaeRow | undefined
-    return r ? toInfo(r) : null
+    return r ? toInfo(r, this.paths) : null
   }
 
   /** Whether any SAE row, current or superseded, points at this folder. */
   pathRecorded(path: string): boolean {
-    return this.db.prepare('SELECT 1 FROM sae WHERE path = ?').get(path) !== undefined
+    return this.db.prepare('SELECT 1 FROM sae WHERE path = ?').get(this.paths.toStored(path)) !== undefined
   }
 
   /** `base`, or `base-v2`, `base-v3`, … : the first folder no SAE row (current or superseded) points at. */
@@ -81,7 +85,7 @@ export class SaeRepository {
   upsert(s: NewSae): SaeInfo {
     return this.db.transaction(() => {
       const current = this.current(s.checkpointId, s.layer)
-      const params = { ...s, warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() }
+      const params = { ...s, path: this.paths.toStored(s.path), warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() }
       if (current && current.path === s.path) {
         this.db
           .prepare(
@@ -111,6 +115,11 @@ export class SaeRepository {
       }
       return this.get(id)!
     })()
+  }
+
+  /** Points an SAE at its folder's new place. */
+  setPath(id: number, path: string): void {
+    this.db.prepare('UPDATE sae SET path = ? WHERE id = ?').run(this.paths.toStored(path), id)
   }
 
   addMetric(m: SaeMetric): void {

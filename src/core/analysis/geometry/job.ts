@@ -4,7 +4,6 @@ import { UserError } from '../../../shared/api'
 import type { GeometryJobRequest } from '../../../shared/geometry'
 import type { JobKindDefinition } from '../../jobs/job'
 import type { Project } from '../../project'
-import { GeometryRepository } from '../../store/geometry'
 import { readPairs, type WordPair } from './pairs'
 
 interface Item {
@@ -104,7 +103,7 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
   },
   replaces(project, request) {
     const wanted = new Set(request.checkpointIds)
-    const old = new GeometryRepository(project.db).list(request.analysis, request.layer).filter((r) => wanted.size === 0 || wanted.has(r.checkpointId))
+    const old = project.geometry.list(request.analysis, request.layer).filter((r) => wanted.size === 0 || wanted.has(r.checkpointId))
     if (old.length === 0) return []
     return [`the stored ${request.analysis} result${old.length === 1 ? '' : 's'} of layer ${request.layer} at step${old.length === 1 ? '' : 's'} ${old.map((r) => r.step).join(', ')}`]
   },
@@ -124,7 +123,7 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
     return { request: input.request, results, backend: b ? b.name : 'unknown' }
   },
   apply(project, output) {
-    const repo = new GeometryRepository(project.db)
+    const repo = project.geometry
     const { request } = output
     const params = { seed: request.seed, galaxy: request.galaxy, lobes: request.lobes, crystals: request.crystals }
     const stored = output.results.map((r) => repo.put({ analysis: request.analysis, checkpointId: r.checkpointId, saeId: r.saeId, layer: request.layer, params, summary: r.summary, result: r.result }))
