@@ -23,6 +23,8 @@ describe('a labelling session by keyboard only', () => {
   let browser: Browser
   let served: Served
   let project: string
+  /** A second project with the same sets, served on the same address in one test. */
+  let other: string
 
   async function call<T>(name: string, payload: unknown): Promise<T> {
     const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as {
@@ -35,8 +37,8 @@ describe('a labelling session by keyboard only', () => {
   }
 
   /** Every label event one annotator caused, read from the project database itself. */
-  function events(annotator: string): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
-    const db = new Database(join(project, 'project.sqlite'), { readonly: true, fileMustExist: true })
+  function events(annotator: string, dir = project): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
+    const db = new Database(join(dir, 'project.sqlite'), { readonly: true, fileMustExist: true })
     try {
       return db.prepare('SELECT set_id, feature, category_after, blind, request_id FROM label_event WHERE annotator = ? ORDER BY id').all(annotator) as ReturnType<typeof events>
     } finally {
@@ -64,8 +66,9 @@ describe('a labelling session by keyboard only', () => {
     const big = join(t.dir, 'big.jsonl')
     writeFeatureSet(big, { checkpoints: ['big'], features: 32_768, examples: 1, length: 3 })
     project = join(t.dir, 'project')
-    for (const [f, name] of [[file, 'demo'], [big, 'wide']]) {
-      const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', project, '--name', name!], { encoding: 'utf8' })
+    other = join(t.dir, 'other')
+    for (const [f, name, dir] of [[file, 'demo', project], [big, 'wide', project], [file, 'demo', other]]) {
+      const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', dir!, '--name', name!], { encoding: 'utf8' })
       expect(imported.status, imported.stderr).toBe(0)
     }
     browser = await launchBrowser()
@@ -208,7 +211,7 @@ describe('a labelling session by keyboard only', () => {
     for (const f of sample.slice(0, 3)) await call('labels.set', { setId: 2, feature: f, annotator: 'amy', category: CATEGORIES[3], blind: true })
     const { page, errors } = await session('bob', 'set=2&n=10&seed=5&dead=0&at=0')
     // On by default: the set has labels from someone else.
-    expect(await page.getByTestId('label-blind').isChecked()).toBe(true)
+    await expect.poll(() => page.getByTestId('label-blind').isChecked()).toBe(true)
     await expect.poll(() => page.getByTestId('label-others').textContent()).toMatch(/hidden/)
     expect(await page.getByTestId('label-view').textContent()).not.toContain('amy')
     await page.keyboard.press('1')
@@ -281,6 +284,30 @@ describe('a labelling session by keyboard only', () => {
       [sample[51], CATEGORIES[1]]
     ])
     await expect.poll(() => second.getByTestId('label-progress').textContent()).toBe('2 / 60 labelled')
+    await context.close()
+  })
+
+  it('never sends a write waiting for one project to another project served at the same address', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    const first = await session('stray', 'set=1&n=60&seed=3&dead=0&at=55', await context.newPage())
+    const port = new URL(served.url).port
+    await served.stop()
+    await expect.poll(() => first.page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
+    await first.page.keyboard.press('2')
+    await expect.poll(() => first.page.getByTestId('label-queue').textContent()).toMatch(/1 waiting/)
+    served = await serve(['--project', other, '--port', port])
+    // The page notices the other project and keeps the write for its own.
+    await expect.poll(() => first.page.getByRole('alert').count(), { timeout: 20_000 }).toBe(0)
+    await expect.poll(() => first.page.getByTestId('label-feature').count()).toBe(0)
+    expect(events('stray', other)).toEqual([])
+    await first.page.close()
+    await served.stop()
+    served = await serve(['--project', project, '--port', port])
+    const second = await context.newPage()
+    await second.goto(`${served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
+    await expect.poll(() => events('stray').map((e) => [e.feature, e.category_after])).toEqual([[sample[55], CATEGORIES[1]]])
+    expect(events('stray', other)).toEqual([])
     await context.close()
   })
 })

@@ -93,6 +93,14 @@ export class LabelWriteQueue {
     void this.pump()
   }
 
+  /** Stops sending: the server has another project, or none, open. The writes stay stored for their project. */
+  close(): void {
+    if (this.project === null) return
+    this.project = null
+    this.list = []
+    this.hooks.changed(this.list)
+  }
+
   add(write: Omit<LabelWrite, 'id' | 'seq' | 'state'>): LabelWrite {
     this.lastSeq = Math.max(Date.now(), this.lastSeq + 1)
     const w: LabelWrite = { ...write, id: newRequestId(), seq: this.lastSeq, state: 'pending' }

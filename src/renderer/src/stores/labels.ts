@@ -32,7 +32,12 @@ export const useLabelStore = defineStore('labels', () => {
   const confirmed = ref<Record<number, Label>>({})
   const writes = shallowRef<readonly LabelWrite[]>([])
   const connected = ref(connection.connected)
-  connection.listeners.add((c) => (connected.value = c))
+  /** Whether the server behind the connection was seen to have this queue's project open. */
+  let projectChecked = false
+  connection.listeners.add((c) => {
+    connected.value = c
+    if (!c) projectChecked = false
+  })
   const annotators = ref<string[]>([])
   /** The annotator's own choice of blind, if they made one (the address keeps it). */
   const blindChoice = ref<boolean | undefined>(undefined)
@@ -44,6 +49,7 @@ export const useLabelStore = defineStore('labels', () => {
   /** Features whose other labels this annotator has been shown in this session: a later write is not blind. */
   const seenOthers = new Set<string>()
   const error = ref<string | null>(null)
+  const projectStore = useProjectStore()
   const dashboards = new Map<string, FeatureDetail>()
 
   const feature = computed(() => sample.value[position.value] ?? null)
@@ -87,15 +93,30 @@ export const useLabelStore = defineStore('labels', () => {
     return out
   })
 
+  /** A server restarted behind the same address may have another project open: its writes must not go there. */
+  async function sameProject(): Promise<void> {
+    if (projectChecked) return
+    const info = await api.call('project.info')
+    if (info?.path === projectStore.project?.path) {
+      projectChecked = true
+      return
+    }
+    projectStore.project = info
+    queue.close()
+    throw Object.assign(new Error('The server has another project open; the waiting labels are kept for theirs.'), { code: 'disconnected' })
+  }
+
   const queue = new LabelWriteQueue(localStorage, {
-    send: (w) =>
-      w.kind === 'set'
+    send: async (w) => {
+      await sameProject()
+      return w.kind === 'set'
         ? api.call('labels.set', {
             setId: w.setId, feature: w.feature!, annotator: w.annotator, requestId: w.id,
             ...(w.category !== undefined ? { category: w.category } : {}), ...(w.note !== undefined ? { note: w.note } : {}),
             ...(w.blind !== undefined ? { blind: w.blind } : {})
           })
-        : api.call('labels.undo', { setId: w.setId, annotator: w.annotator, requestId: w.id }),
+        : api.call('labels.undo', { setId: w.setId, annotator: w.annotator, requestId: w.id })
+    },
     applied: (w, label) => {
       if (label) record(label)
       if (w.setId === setId.value && w.annotator === me()) {
@@ -109,10 +130,23 @@ export const useLabelStore = defineStore('labels', () => {
     },
     changed: (list) => (writes.value = list)
   })
-  const projectStore = useProjectStore()
   watch(
     () => projectStore.project?.path,
-    (path) => path && queue.open(path),
+    (path, before) => {
+      if (path) queue.open(path)
+      else queue.close()
+      if (before === undefined || path === before) return
+      // Another project: its sets are not this session's, whatever their ids.
+      setId.value = null
+      drawn.value = null
+      sample.value = []
+      current.value = null
+      confirmed.value = {}
+      applied.value = []
+      annotators.value = []
+      dashboards.clear()
+      if (path) void loadSets()
+    },
     { immediate: true }
   )
   /** Where an undo whose feature was not known yet should take the view, if nothing moved it meanwhile. */
