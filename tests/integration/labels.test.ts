@@ -1,4 +1,5 @@
 // Feature sets, imports and labels on a real project database.
+import Database from 'better-sqlite3'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -191,12 +192,12 @@ describe('label writes through the service: wide sets, request ids, blind judgem
   })
 
   /** A workspace on a new project, and calls through the same dispatch every door uses. */
-  function open(): { project: Project; call: <C extends CallName>(name: C, payload: CallInput<C>) => Promise<CallOutput<C>>; events: Label[] } {
-    t = tempDir()
+  function open(dir?: string): { project: Project; call: <C extends CallName>(name: C, payload: CallInput<C>) => Promise<CallOutput<C>>; events: Label[] } {
+    if (!dir) t = tempDir()
     ws = new Workspace('cli', () => {
       throw new Error('no workers here')
     })
-    const project = ws.open(join(t.dir, 'p'))
+    const project = ws.open(dir ?? join(t.dir, 'p'))
     const events: Label[] = []
     ws.subscribe((event, payload) => event === 'labels.changed' && events.push(payload as Label))
     return { project, call: (name, payload) => callService(ws, name, payload), events }
@@ -233,6 +234,33 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     expect(await call('labels.set', { setId, feature: f, annotator: 'ana', category: null })).toMatchObject({ category: null, note: 'only a note' })
     await expect(call('labels.set', { setId, feature: f, annotator: 'ana' })).rejects.toThrow(/category: give a category \(null clears it\) or a note/)
     await expect(call('labels.forFeatures', { setId, annotator: 'ana', features: Array.from({ length: 100_001 }, (_, i) => i) })).rejects.toThrow(/features/)
+  })
+
+  it('migration 9 keeps the labels of an older project, their blindness unknown and undo still working', async () => {
+    t = tempDir()
+    const dir = join(t.dir, 'p')
+    const old = Project.open(dir)
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: [1], features: 3 })
+    const setId = importFeatureSet(old, file)[0]!.id
+    old.close()
+    // Back to the schema before migration 9, then two labels written as the older version wrote them.
+    const raw = new Database(join(dir, 'project.sqlite'))
+    raw.exec(`DROP INDEX label_event_request; ALTER TABLE label_event DROP COLUMN request_id; ALTER TABLE label_event DROP COLUMN blind_before;
+      ALTER TABLE label_event DROP COLUMN blind; ALTER TABLE label DROP COLUMN blind; DELETE FROM schema_migration WHERE version = 9`)
+    raw.prepare("INSERT INTO label (set_id, feature, annotator, category, note, updated_at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
+    raw.prepare("INSERT INTO label_event (set_id, feature, annotator, category_after, note_after, at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
+    raw.close()
+    const { call } = open(dir)
+    expect(await call('labels.forFeatures', { setId, annotator: 'ana', features: [0, 1, 2] })).toEqual([expect.objectContaining({ feature: 1, category: 'Token-level' })])
+    expect(await call('labels.history', { setId, feature: 1 })).toEqual([expect.objectContaining({ categoryAfter: 'Token-level', blind: null })])
+    await call('labels.set', { setId, feature: 1, annotator: 'ana', category: 'Uninterpretable', blind: true, requestId: 'after-migration' })
+    expect(await call('labels.undo', { setId, annotator: 'ana' })).toMatchObject({ category: 'Token-level' })
+    expect(await call('labels.history', { setId, feature: 1 })).toEqual([
+      expect.objectContaining({ categoryAfter: 'Token-level', blind: null }),
+      expect.objectContaining({ categoryAfter: 'Uninterpretable', blind: true }),
+      expect.objectContaining({ categoryAfter: 'Token-level', blind: null })
+    ])
   })
 
   it('applies a request id once: a resend returns the stored result, changes nothing and announces nothing', async () => {
