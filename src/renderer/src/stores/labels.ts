@@ -3,9 +3,9 @@ import { computed, ref, shallowRef, watch } from 'vue'
 import type { FeatureDetail, FeatureSetInfo, Label } from '../../../shared/api'
 import { api, connection } from '../api/client'
 import { LabelWriteQueue, type LabelWrite } from './label-queue'
+import { useProjectStore } from './project'
 
 type Shown = { category: string | null; note: string }
-import { useProjectStore } from './project'
 
 /** Dashboards kept for going back and forth without waiting. */
 const CACHED_DASHBOARDS = 16
@@ -86,7 +86,7 @@ export const useLabelStore = defineStore('labels', () => {
   }
   const categoryOf = (f: number | null): string | null => (f === null ? null : (mine.value[f]?.category ?? null))
   const done = computed(() => sample.value.reduce((n, f) => n + (categoryOf(f) ? 1 : 0), 0))
-  /** Writes of this session not yet confirmed, per feature (undo has none until it returns). */
+  /** Writes of this session not yet confirmed, per feature (an undo counts where it is expected to act). */
   const unconfirmed = computed(() => {
     const out = new Map<number, LabelWrite[]>()
     for (const w of sessionWrites.value) if (w.feature !== undefined) out.set(w.feature, [...(out.get(w.feature) ?? []), w])
