@@ -138,16 +138,19 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'taxonomy.get': () => ws.requireProject().project.features.taxonomy(),
     'taxonomy.set': ({ names }) => ws.requireProject().project.features.setTaxonomy(names),
-    'labels.set': ({ setId, feature, annotator, category, note }) => {
-      const label = ws.requireProject().project.features.setLabel(setId, feature, annotator, category, note)
-      ws.emit('labels.changed', label)
+    'labels.set': ({ setId, feature, annotator, category, note, requestId, blind }) => {
+      const { label, applied } = ws.requireProject().project.features.applyLabel(setId, feature, annotator, category, note, { requestId, blind })
+      // A retried request changed nothing: announcing its old result again could undo a newer change elsewhere.
+      if (applied) ws.emit('labels.changed', label)
       return label
     },
-    'labels.undo': ({ annotator, setId }) => {
-      const label = ws.requireProject().project.features.undo(annotator, setId)
-      if (label) ws.emit('labels.changed', label)
+    'labels.undo': ({ annotator, setId, requestId }) => {
+      const { label, applied } = ws.requireProject().project.features.applyUndo(annotator, setId, requestId)
+      if (label && applied) ws.emit('labels.changed', label)
       return label
     },
+    'labels.forFeatures': ({ setId, annotator, features }) => ws.requireProject().project.features.labelsOf(setId, annotator, features),
+    'labels.annotators': ({ setId }) => ws.requireProject().project.features.annotators(setId),
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
     'labels.carryPreview': async ({ fromSetId, toSetId }) => (await import('./analysis/carry-labels')).carryPreview(ws.requireProject().project, fromSetId, toSetId),

@@ -217,7 +217,9 @@ export const LabelEventSchema = z.object({
   noteAfter: z.string().nullable(),
   at: z.string(),
   undoes: z.number().int().nullable(),
-  origin: LabelOriginSchema.nullable()
+  origin: LabelOriginSchema.nullable(),
+  /** Made without seeing other annotators' labels of the feature; null when not recorded. */
+  blind: z.boolean().nullable()
 })
 export type LabelEvent = z.infer<typeof LabelEventSchema>
 
@@ -245,6 +247,8 @@ export const FeatureDetailSchema = z.object({
 export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 
 const annotatorName = z.string().trim().min(1).max(100)
+/** A client-made id of one label write, so a retry after a lost reply is applied once. */
+const requestId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8–64 letters, digits, - or _')
 
 export const CompositionSchema = z.object({
   setId: z.number().int(),
@@ -259,7 +263,14 @@ export const CompositionSchema = z.object({
   languages: z.record(z.string(), z.number().int()),
   /** Bilingual ("mix") features split by whether their label says interpretable. */
   mix: z.object({ interpretable: z.number().int(), uninterpretable: z.number().int(), unlabelled: z.number().int() }),
-  agreement: z.object({ annotators: z.array(z.string()), items: z.number().int(), statistic: z.enum(['cohen', 'fleiss']).nullable(), kappa: z.number().nullable() })
+  agreement: z.object({
+    annotators: z.array(z.string()),
+    items: z.number().int(),
+    statistic: z.enum(['cohen', 'fleiss']).nullable(),
+    kappa: z.number().nullable(),
+    /** Of those items, the ones every compared label of which was made blind. */
+    blindItems: z.number().int()
+  })
 })
 export type Composition = z.infer<typeof CompositionSchema>
 
@@ -565,21 +576,35 @@ export const apiCalls = {
   },
   'taxonomy.get': { input: none, output: z.array(z.string()) },
   'taxonomy.set': { input: z.object({ names: z.array(z.string().trim().min(1).max(200)).min(1).max(9) }).strict(), output: z.array(z.string()) },
+  /** Category omitted keeps the current one (null clears it); a request id already applied returns its stored result. */
   'labels.set': {
     input: z
       .object({
         setId: z.number().int().nonnegative(),
         feature: z.number().int().nonnegative(),
         annotator: annotatorName,
-        category: z.string().max(200).nullable(),
-        note: z.string().max(10_000).optional()
+        category: z.string().max(200).nullable().optional(),
+        note: z.string().max(10_000).optional(),
+        requestId: requestId.optional(),
+        blind: z.boolean().optional()
       })
-      .strict(),
+      .strict()
+      .refine((x) => x.category !== undefined || x.note !== undefined, { message: 'give a category (null clears it) or a note', path: ['category'] }),
     output: LabelSchema
   },
   'labels.undo': {
-    input: z.object({ annotator: annotatorName, setId: z.number().int().nonnegative().optional() }).strict(),
+    input: z.object({ annotator: annotatorName, setId: z.number().int().nonnegative().optional(), requestId: requestId.optional() }).strict(),
     output: LabelSchema.nullable()
+  },
+  /** One annotator's labels of the given features (a labelling session's sample), in feature order. */
+  'labels.forFeatures': {
+    input: z.object({ setId: z.number().int().nonnegative(), annotator: annotatorName, features: z.array(z.number().int().nonnegative()).max(100_000) }).strict(),
+    output: z.array(LabelSchema)
+  },
+  /** Everyone who has labelled a feature of the set. */
+  'labels.annotators': {
+    input: z.object({ setId: z.number().int().nonnegative() }).strict(),
+    output: z.array(z.string())
   },
   /** The paper's protocol: N random features of a set (seeded), optionally without dead ones. */
   'labels.sample': {

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
@@ -5,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeFeatureSet } from '../fixtures/feature-sets'
 import { CLI, tempDir } from '../helpers'
 import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+
+const CATEGORIES = ['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable']
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 async function tabTo(page: Page, testId: string): Promise<void> {
   for (let i = 0; i < 40; i++) {
@@ -18,14 +22,55 @@ describe('a labelling session by keyboard only', () => {
   let t: ReturnType<typeof tempDir>
   let browser: Browser
   let served: Served
+  let project: string
+  /** A second project with the same sets, served on the same address in one test. */
+  let other: string
+
+  async function call<T>(name: string, payload: unknown): Promise<T> {
+    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as {
+      ok: boolean
+      result: T
+      error?: { message: string }
+    }
+    if (!reply.ok) throw new Error(reply.error?.message)
+    return reply.result
+  }
+
+  /** Every label event one annotator caused, read from the project database itself. */
+  function events(annotator: string, dir = project): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
+    const db = new Database(join(dir, 'project.sqlite'), { readonly: true, fileMustExist: true })
+    try {
+      return db.prepare('SELECT set_id, feature, category_after, blind, request_id FROM label_event WHERE annotator = ? ORDER BY id').all(annotator) as ReturnType<typeof events>
+    } finally {
+      db.close()
+    }
+  }
+
+  /** Opens the label view as `annotator` on a session whose address is `query`. */
+  async function session(annotator: string, query: string, page?: Page): Promise<{ page: Page; errors: string[] }> {
+    const opened = page ? { page, errors: [] as string[] } : await openPage(browser, 900)
+    await opened.page.goto(`${served.url}#/label`)
+    await opened.page.getByTestId('annotator').fill(annotator)
+    await opened.page.evaluate(`location.hash = '#/label?${query}'`)
+    await expect.poll(() => opened.page.getByTestId('label-feature').textContent()).toMatch(/Feature \d+/)
+    await opened.page.keyboard.press('Escape')
+    return opened
+  }
+
+  const shown = async (page: Page): Promise<number> => Number((await page.getByTestId('label-feature').textContent())!.match(/Feature (\d+)/)![1])
 
   beforeAll(async () => {
     t = tempDir('ft-e2e-')
     const file = join(t.dir, 'paper.jsonl')
-    writeFeatureSet(file, { checkpoints: ['1000'], features: 60, examples: 12, length: 16 })
-    const project = join(t.dir, 'project')
-    const imported = spawnSync(process.execPath, [CLI, 'import-features', file, '--project', project, '--name', 'demo'], { encoding: 'utf8' })
-    expect(imported.status, imported.stderr).toBe(0)
+    writeFeatureSet(file, { checkpoints: ['1000', '2000'], features: 60, examples: 12, length: 16 })
+    const big = join(t.dir, 'big.jsonl')
+    writeFeatureSet(big, { checkpoints: ['big'], features: 32_768, examples: 1, length: 3 })
+    project = join(t.dir, 'project')
+    other = join(t.dir, 'other')
+    for (const [f, name, dir] of [[file, 'demo', project], [big, 'wide', project], [file, 'demo', other]]) {
+      const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', dir!, '--name', name!], { encoding: 'utf8' })
+      expect(imported.status, imported.stderr).toBe(0)
+    }
     browser = await launchBrowser()
     served = await serve(['--project', project])
   })
@@ -64,25 +109,205 @@ describe('a labelling session by keyboard only', () => {
     await page.keyboard.type('fires on place names')
     await page.keyboard.press('Enter')
     await page.keyboard.press('Escape')
+    await expect.poll(() => page.getByTestId('label-queue').count()).toBe(0)
     await page.screenshot({ path: join(SCREENSHOTS, 'labelling.png') })
 
     await page.reload()
     await expect.poll(() => page.getByTestId('label-progress').textContent()).toBe('9 / 20 labelled')
     expect(await page.getByTestId('label-feature').textContent()).toBe(`Feature ${labelled[8]!.feature}`)
-    expect(await page.locator('.category.chosen').textContent()).toContain(['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable'][Number(labelled[8]!.key) - 1])
+    expect(await page.locator('.category.chosen').textContent()).toContain(CATEGORIES[Number(labelled[8]!.key) - 1])
     // And in the project itself, through the API.
-    const list = (await (await fetch(new URL('/api/call/features.list', served.url), {
-      method: 'POST',
-      body: JSON.stringify({ setId: 1, annotator: 'ana', limit: 100 })
-    })).json()) as { result: { rows: { feature: number; label: string | null }[] } }
-    const stored = list.result.rows.filter((r) => r.label !== null).map((r) => String(r.feature)).sort()
+    const list = await call<{ rows: { feature: number; label: string | null }[] }>('features.list', { setId: 1, annotator: 'ana', limit: 100 })
+    const stored = list.rows.filter((r) => r.label !== null).map((r) => String(r.feature)).sort()
     expect(stored).toEqual(labelled.slice(0, 9).map((l) => l.feature).sort())
-    const detail = (await (await fetch(new URL('/api/call/features.get', served.url), { method: 'POST', body: JSON.stringify({ setId: 1, feature: Number(labelled[8]!.feature) }) })).json()) as {
-      result: { labels: { annotator: string; note: string }[] }
-    }
-    expect(detail.result.labels.find((l) => l.annotator === 'ana')!.note).toBe('fires on place names')
+    const detail = await call<{ labels: { annotator: string; note: string; category: string }[] }>('features.get', { setId: 1, feature: Number(labelled[8]!.feature) })
+    expect(detail.labels.find((l) => l.annotator === 'ana')).toMatchObject({ note: 'fires on place names', category: CATEGORIES[Number(labelled[8]!.key) - 1] })
     expect(await page.getByTestId('label-note').inputValue()).toBe('fires on place names')
     expect(errors).toEqual([])
     await page.close()
+  })
+
+  it.each([
+    { who: 'quick', gap: 5, presses: 6, from: 20, key: '1' },
+    { who: 'repeat', gap: 40, presses: 10, from: 30, key: '2' }
+  ])('$presses presses $gap ms apart label $presses consecutive features once each', async ({ who, gap, presses, from, key }) => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
+    const { page, errors } = await session(who, `set=1&n=60&seed=3&dead=0&at=${from}`)
+    expect(await shown(page)).toBe(sample[from])
+    for (let i = 0; i < presses; i++) {
+      await page.keyboard.press(key)
+      await sleep(gap)
+    }
+    // The view moved on once per key, whatever the writes were doing.
+    expect(await shown(page)).toBe(sample[from + presses])
+    await expect.poll(() => events(who).length).toBe(presses)
+    await expect.poll(() => page.getByTestId('label-queue').count()).toBe(0)
+    const written = events(who)
+    expect(written.map((e) => e.feature)).toEqual(sample.slice(from, from + presses))
+    expect(written.every((e) => e.set_id === 1 && e.category_after === CATEGORIES[Number(key) - 1] && e.request_id !== null)).toBe(true)
+    expect(await page.getByTestId('label-progress').textContent()).toBe(`${presses} / 60 labelled`)
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('Space and Enter after labelling leave the session where it is; category buttons keep no focus', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 0, skipDead: true })
+    const { page, errors } = await openPage(browser, 900)
+    await page.goto(`${served.url}#/label`)
+    await page.getByTestId('annotator').fill('spacey')
+    await page.getByTestId('label-set').selectOption('1')
+    await page.getByTestId('label-start').click()
+    await expect.poll(() => shown(page)).toBe(sample[0])
+    for (let i = 0; i < 3; i++) await page.keyboard.press('1')
+    expect(await shown(page)).toBe(sample[3])
+    await page.keyboard.press('Space')
+    await page.keyboard.press('Enter')
+    // A mouse click on a category labels the feature shown and leaves the focus on the labelling surface.
+    await page.getByTestId('category-2').click()
+    expect(await shown(page)).toBe(sample[4])
+    await page.keyboard.press('Space')
+    await page.keyboard.press('Enter')
+    await sleep(300)
+    expect(await shown(page)).toBe(sample[4])
+    expect(await page.getByTestId('label-position').textContent()).toBe('5 of 60')
+    // Even Start itself, focused and pressed again, resumes rather than restarts.
+    await page.getByTestId('label-start').focus()
+    await page.keyboard.press('Space')
+    await page.keyboard.press('Enter')
+    await sleep(300)
+    expect(await shown(page)).toBe(sample[4])
+    await expect.poll(() => events('spacey').map((e) => [e.feature, e.category_after])).toEqual([
+      ...sample.slice(0, 3).map((f) => [f, CATEGORIES[0]]),
+      [sample[3], CATEGORIES[1]]
+    ])
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('keeps a note from erasing the category of a feature beyond the first 5,000 of a 32,768-feature set', async () => {
+    const sets = await call<{ id: number; name: string; nFeatures: number }[]>('features.sets', null)
+    const wide = sets.find((s) => s.name === 'wide @ big')!
+    expect(wide.nFeatures).toBe(32_768)
+    const sample = await call<number[]>('labels.sample', { setId: wide.id, n: 10, seed: 1, skipDead: true })
+    const beyond = sample.filter((f) => f >= 5000)
+    expect(beyond.length).toBeGreaterThanOrEqual(8)
+    for (const f of beyond) await call('labels.set', { setId: wide.id, feature: f, annotator: 'wendy', category: CATEGORIES[2] })
+    const at = sample.indexOf(beyond[0]!)
+    const { page, errors } = await session('wendy', `set=${wide.id}&n=10&seed=1&dead=0&at=${at}`)
+    await expect.poll(() => page.getByTestId('label-progress').textContent()).toBe(`${beyond.length} / 10 labelled`)
+    expect(await page.locator('.category.chosen').textContent()).toContain(CATEGORIES[2])
+    await page.getByTestId('label-note').fill('a note only')
+    await page.getByTestId('label-note').press('Enter')
+    await expect.poll(async () => (await call<{ labels: { annotator: string; note: string; category: string | null }[] }>('features.get', { setId: wide.id, feature: beyond[0] })).labels).toEqual([
+      expect.objectContaining({ annotator: 'wendy', category: CATEGORIES[2], note: 'a note only' })
+    ])
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('blind: hides another annotator’s label until this one has labelled the feature, and records it', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 2, n: 10, seed: 5, skipDead: true })
+    // Amy labelled the first three features of the sample in her own blind session.
+    for (const f of sample.slice(0, 3)) await call('labels.set', { setId: 2, feature: f, annotator: 'amy', category: CATEGORIES[3], blind: true })
+    const { page, errors } = await session('bob', 'set=2&n=10&seed=5&dead=0&at=0')
+    // On by default: the set has labels from someone else.
+    await expect.poll(() => page.getByTestId('label-blind').isChecked()).toBe(true)
+    await expect.poll(() => page.getByTestId('label-others').textContent()).toMatch(/hidden/)
+    expect(await page.getByTestId('label-view').textContent()).not.toContain('amy')
+    await page.keyboard.press('1')
+    await page.keyboard.press('2')
+    await page.keyboard.press('k')
+    await expect.poll(() => page.getByTestId('label-others').textContent()).toContain(`amy: ${CATEGORIES[3]}`)
+    expect(await shown(page)).toBe(sample[1])
+    // Having seen amy's label, bob's change of mind is not blind.
+    await page.keyboard.press('4')
+    await expect.poll(() => events('bob').map((e) => [e.feature, e.blind])).toEqual([
+      [sample[0], 1],
+      [sample[1], 1],
+      [sample[1], 0]
+    ])
+    const composition = await call<{ setId: number; agreement: { items: number; blindItems: number; kappa: number | null } }[]>('analysis.composition', {})
+    const row = composition.find((c) => c.setId === 2)!
+    expect(row.agreement).toMatchObject({ items: 2, blindItems: 1 })
+    await page.evaluate("location.hash = '#/composition'")
+    await expect.poll(() => page.getByTestId('agreement').textContent()).toContain('1 of 2 judged blind')
+    await page.getByTestId('agreement').screenshot({ path: join(SCREENSHOTS, 'agreement-blind.png') })
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('keeps keys pressed while the server is down and sends them, in order, when it is back', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
+    const { page } = await session('offline', 'set=1&n=60&seed=3&dead=0&at=45')
+    const port = new URL(served.url).port
+    const stoppedAt = Date.now()
+    await served.stop()
+    await expect.poll(() => page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
+    for (const key of ['3', '1', '3']) {
+      await page.keyboard.press(key)
+      await sleep(100)
+    }
+    expect(await shown(page)).toBe(sample[48])
+    await expect.poll(() => page.getByTestId('label-queue').textContent()).toMatch(/3 waiting/)
+    await page.keyboard.press('k')
+    expect(await page.getByTestId('label-pending').count()).toBe(1)
+    await page.screenshot({ path: join(SCREENSHOTS, 'labelling-offline.png') })
+    await sleep(Math.max(0, 5000 - (Date.now() - stoppedAt)))
+    served = await serve(['--project', project, '--port', port])
+    await expect.poll(() => events('offline').map((e) => [e.feature, e.category_after]), { timeout: 20_000 }).toEqual([
+      [sample[45], CATEGORIES[2]],
+      [sample[46], CATEGORIES[0]],
+      [sample[47], CATEGORIES[2]]
+    ])
+    await expect.poll(() => page.getByTestId('label-queue').count()).toBe(0)
+    expect(await page.getByTestId('label-pending').count()).toBe(0)
+    await page.close()
+  })
+
+  it('keeps waiting writes in the browser when the page is closed, and sends them when it is opened again', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    const first = await session('reloader', 'set=1&n=60&seed=3&dead=0&at=50', await context.newPage())
+    const port = new URL(served.url).port
+    await served.stop()
+    await expect.poll(() => first.page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
+    await first.page.keyboard.press('4')
+    await first.page.keyboard.press('2')
+    await expect.poll(() => first.page.getByTestId('label-queue').textContent()).toMatch(/2 waiting/)
+    await first.page.close()
+    served = await serve(['--project', project, '--port', port])
+    expect(events('reloader')).toEqual([])
+    const second = await context.newPage()
+    await second.goto(`${served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
+    await expect.poll(() => events('reloader').map((e) => [e.feature, e.category_after])).toEqual([
+      [sample[50], CATEGORIES[3]],
+      [sample[51], CATEGORIES[1]]
+    ])
+    await expect.poll(() => second.getByTestId('label-progress').textContent()).toBe('2 / 60 labelled')
+    await context.close()
+  })
+
+  it('never sends a write waiting for one project to another project served at the same address', async () => {
+    const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    const first = await session('stray', 'set=1&n=60&seed=3&dead=0&at=55', await context.newPage())
+    const port = new URL(served.url).port
+    await served.stop()
+    await expect.poll(() => first.page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
+    await first.page.keyboard.press('2')
+    await expect.poll(() => first.page.getByTestId('label-queue').textContent()).toMatch(/1 waiting/)
+    served = await serve(['--project', other, '--port', port])
+    // The page notices the other project and keeps the write for its own.
+    await expect.poll(() => first.page.getByRole('alert').count(), { timeout: 20_000 }).toBe(0)
+    await expect.poll(() => first.page.getByTestId('label-feature').count()).toBe(0)
+    expect(events('stray', other)).toEqual([])
+    await first.page.close()
+    await served.stop()
+    served = await serve(['--project', project, '--port', port])
+    const second = await context.newPage()
+    await second.goto(`${served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
+    await expect.poll(() => events('stray').map((e) => [e.feature, e.category_after])).toEqual([[sample[55], CATEGORIES[1]]])
+    expect(events('stray', other)).toEqual([])
+    await context.close()
   })
 })

@@ -1,9 +1,12 @@
 // Feature sets, imports and labels on a real project database.
+import Database from 'better-sqlite3'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { importFeatureSet, IMPORT_ANNOTATOR } from '../../src/core/analysis/import-features'
 import { Project } from '../../src/core/project'
+import { callService, Workspace } from '../../src/core/services'
+import type { CallInput, CallName, CallOutput, Label } from '../../src/shared/api'
 import { writeFeatureSet } from '../fixtures/feature-sets'
 import { tempDir } from '../helpers'
 
@@ -177,5 +180,139 @@ describe('interchange', () => {
     expect(b.features.labels(sb!.id, 1)[0]!.category).toBe('Uninterpretable')
     a.close()
     b.close()
+  })
+})
+
+describe('label writes through the service: wide sets, request ids, blind judgements', () => {
+  let t: ReturnType<typeof tempDir>
+  let ws: Workspace
+  afterEach(() => {
+    ws.close()
+    t.cleanup()
+  })
+
+  /** A workspace on a new project, and calls through the same dispatch every door uses. */
+  function open(dir?: string): { project: Project; call: <C extends CallName>(name: C, payload: CallInput<C>) => Promise<CallOutput<C>>; events: Label[] } {
+    if (!dir) t = tempDir()
+    ws = new Workspace('cli', () => {
+      throw new Error('no workers here')
+    })
+    const project = ws.open(dir ?? join(t.dir, 'p'))
+    const events: Label[] = []
+    ws.subscribe((event, payload) => event === 'labels.changed' && events.push(payload as Label))
+    return { project, call: (name, payload) => callService(ws, name, payload), events }
+  }
+
+  /** A set of `n` bare features (no examples), written in one transaction. */
+  function wideSet(project: Project, n: number): number {
+    const features = (function* () {
+      for (let f = 0; f < n; f++) {
+        yield { feature: f, density: 0.01, maxAct: 1, meanAct: 0.5, dead: false, langClass: 'en', langCounts: null, topTokens: '', histogram: null, neighbours: [], examples: [] }
+      }
+    })()
+    return project.features.createSet({ name: 'wide', source: 'import' }, [], features).id
+  }
+
+  it('keeps the category when a note is saved on a feature beyond the first 5,000 of 32,768', async () => {
+    const { project, call } = open()
+    const setId = wideSet(project, 32_768)
+    const sample = await call('labels.sample', { setId, n: 100, seed: 4, skipDead: true })
+    const beyond = sample.filter((f) => f >= 5000)
+    expect(beyond.length).toBeGreaterThan(80)
+    for (const f of beyond) await call('labels.set', { setId, feature: f, annotator: 'ana', category: 'Token-level' })
+    // The first 5,000 rows of the list (what the Label view used to read) hold none of them; the read by id holds all.
+    const listed = await call('features.list', { setId, annotator: 'ana', limit: 5000 })
+    expect(listed.rows.filter((r) => r.label !== null)).toEqual([])
+    const mine = await call('labels.forFeatures', { setId, annotator: 'ana', features: sample })
+    expect(mine.map((l) => l.feature)).toEqual([...beyond].sort((a, b) => a - b))
+    expect(mine.every((l) => l.category === 'Token-level' && l.annotator === 'ana')).toBe(true)
+    expect(await call('labels.forFeatures', { setId, annotator: 'ben', features: sample })).toEqual([])
+    // A note alone keeps the category; null still clears it.
+    const f = beyond[0]!
+    expect(await call('labels.set', { setId, feature: f, annotator: 'ana', note: 'only a note' })).toMatchObject({ category: 'Token-level', note: 'only a note' })
+    expect(project.features.labels(setId, f)).toEqual([expect.objectContaining({ category: 'Token-level', note: 'only a note' })])
+    expect(await call('labels.set', { setId, feature: f, annotator: 'ana', category: null })).toMatchObject({ category: null, note: 'only a note' })
+    await expect(call('labels.set', { setId, feature: f, annotator: 'ana' })).rejects.toThrow(/category: give a category \(null clears it\) or a note/)
+    await expect(call('labels.forFeatures', { setId, annotator: 'ana', features: Array.from({ length: 100_001 }, (_, i) => i) })).rejects.toThrow(/features/)
+  })
+
+  it('migration 9 keeps the labels of an older project, their blindness unknown and undo still working', async () => {
+    t = tempDir()
+    const dir = join(t.dir, 'p')
+    const old = Project.open(dir)
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: [1], features: 3 })
+    const setId = importFeatureSet(old, file)[0]!.id
+    old.close()
+    // Back to the schema before migration 9, then two labels written as the older version wrote them.
+    const raw = new Database(join(dir, 'project.sqlite'))
+    raw.exec(`DROP INDEX label_event_request; ALTER TABLE label_event DROP COLUMN request_id; ALTER TABLE label_event DROP COLUMN blind_before;
+      ALTER TABLE label_event DROP COLUMN blind; ALTER TABLE label DROP COLUMN blind; DELETE FROM schema_migration WHERE version = 9`)
+    raw.prepare("INSERT INTO label (set_id, feature, annotator, category, note, updated_at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
+    raw.prepare("INSERT INTO label_event (set_id, feature, annotator, category_after, note_after, at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
+    raw.close()
+    const { call } = open(dir)
+    expect(await call('labels.forFeatures', { setId, annotator: 'ana', features: [0, 1, 2] })).toEqual([expect.objectContaining({ feature: 1, category: 'Token-level' })])
+    expect(await call('labels.history', { setId, feature: 1 })).toEqual([expect.objectContaining({ categoryAfter: 'Token-level', blind: null })])
+    await call('labels.set', { setId, feature: 1, annotator: 'ana', category: 'Uninterpretable', blind: true, requestId: 'after-migration' })
+    expect(await call('labels.undo', { setId, annotator: 'ana' })).toMatchObject({ category: 'Token-level' })
+    expect(await call('labels.history', { setId, feature: 1 })).toEqual([
+      expect.objectContaining({ categoryAfter: 'Token-level', blind: null }),
+      expect.objectContaining({ categoryAfter: 'Uninterpretable', blind: true }),
+      expect.objectContaining({ categoryAfter: 'Token-level', blind: null })
+    ])
+  })
+
+  it('applies a request id once: a resend returns the stored result, changes nothing and announces nothing', async () => {
+    const { project, call, events } = open()
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: [1], features: 5 })
+    const setId = importFeatureSet(project, file)[0]!.id
+    const first = await call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })
+    await call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Uninterpretable', requestId: 'req-0002' })
+    const again = await call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })
+    expect(again).toEqual(first)
+    expect(project.features.history(setId, 2).map((e) => e.categoryAfter)).toEqual(['Token-level', 'Uninterpretable'])
+    expect(project.features.labels(setId, 2)[0]!.category).toBe('Uninterpretable')
+    expect(events.map((e) => e.category)).toEqual(['Token-level', 'Uninterpretable'])
+    // An id is one write: reused for another feature or annotator, it is refused.
+    await expect(call('labels.set', { setId, feature: 3, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(/already used for another feature/)
+    await expect(call('labels.set', { setId, feature: 2, annotator: 'ben', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(/another annotator/)
+    await expect(call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Token-level', requestId: 'short' })).rejects.toThrow(/requestId/)
+    // Undo too: sent twice, it reverts one change.
+    expect(await call('labels.undo', { setId, annotator: 'ana', requestId: 'undo-0001' })).toMatchObject({ feature: 2, category: 'Token-level' })
+    expect(await call('labels.undo', { setId, annotator: 'ana', requestId: 'undo-0001' })).toMatchObject({ feature: 2, category: 'Token-level' })
+    expect(project.features.labels(setId, 2)[0]!.category).toBe('Token-level')
+    expect(project.features.history(setId, 2)).toHaveLength(3)
+  })
+
+  it('records whether each judgement was blind, keeps it through notes and undo, and counts blind pairs in the agreement', async () => {
+    const { project, call } = open()
+    const file = join(t.dir, 'f.jsonl')
+    writeFeatureSet(file, { checkpoints: [1], features: 6 })
+    const setId = importFeatureSet(project, file)[0]!.id
+    for (const f of [0, 1, 2, 3]) await call('labels.set', { setId, feature: f, annotator: 'ana', category: 'Token-level', blind: true })
+    for (const f of [0, 1, 2]) await call('labels.set', { setId, feature: f, annotator: 'ben', category: f === 2 ? 'Uninterpretable' : 'Token-level', blind: true })
+    // Ben saw Ana's label of 3 before he judged it; a CLI or import write does not say.
+    await call('labels.set', { setId, feature: 3, annotator: 'ben', category: 'Token-level', blind: false })
+    await call('labels.set', { setId, feature: 4, annotator: 'ana', category: 'Token-level' })
+    await call('labels.set', { setId, feature: 4, annotator: 'ben', category: 'Token-level', blind: true })
+    const agreement = (await call('analysis.composition', {}))[0]!.agreement
+    expect(agreement).toMatchObject({ annotators: ['ana', 'ben'], items: 5, statistic: 'cohen', blindItems: 3 })
+    // A note alone keeps the judgement's flag; changing one's mind after seeing the others' is not blind.
+    await call('labels.set', { setId, feature: 0, annotator: 'ben', note: 'same as Ana' })
+    expect((await call('analysis.composition', {}))[0]!.agreement.blindItems).toBe(3)
+    await call('labels.set', { setId, feature: 1, annotator: 'ben', category: 'Uninterpretable', blind: false })
+    expect((await call('analysis.composition', {}))[0]!.agreement.blindItems).toBe(2)
+    expect((await call('labels.history', { setId, feature: 1 })).map((e) => [e.annotator, e.categoryAfter, e.blind])).toEqual([
+      ['ana', 'Token-level', true],
+      ['ben', 'Token-level', true],
+      ['ben', 'Uninterpretable', false]
+    ])
+    // Undo brings back the label before, and with it the flag it had.
+    await call('labels.undo', { setId, annotator: 'ben' })
+    expect(project.features.allLabels(setId).find((l) => l.feature === 1 && l.annotator === 'ben')).toMatchObject({ category: 'Token-level', blind: true })
+    expect((await call('analysis.composition', {}))[0]!.agreement.blindItems).toBe(3)
+    expect(await call('labels.annotators', { setId })).toEqual(['ana', 'ben'])
   })
 })

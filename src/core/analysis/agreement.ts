@@ -44,22 +44,27 @@ export interface Agreement {
   items: number
   statistic: 'cohen' | 'fleiss' | null
   kappa: number | null
+  /** Of those, the features every compared label of which was made blind (without seeing the others'). */
+  blindItems: number
 }
 
 /** κ over the features that all the given annotators labelled (all annotators of the set when none given). */
-export function agreementOf(labels: { feature: number; annotator: string; category: string | null }[], only?: string[]): Agreement {
+export function agreementOf(labels: { feature: number; annotator: string; category: string | null; blind?: boolean | null }[], only?: string[]): Agreement {
   const annotators = (only ?? [...new Set(labels.map((l) => l.annotator))]).sort()
-  const byFeature = new Map<number, Map<string, string>>()
+  const byFeature = new Map<number, Map<string, { category: string; blind: boolean }>>()
   for (const l of labels) {
     if (!l.category || !annotators.includes(l.annotator)) continue
     if (!byFeature.has(l.feature)) byFeature.set(l.feature, new Map())
-    byFeature.get(l.feature)!.set(l.annotator, l.category)
+    byFeature.get(l.feature)!.set(l.annotator, { category: l.category, blind: l.blind === true })
   }
   const complete = [...byFeature.values()].filter((m) => annotators.every((a) => m.has(a)))
-  if (annotators.length < 2 || complete.length === 0) return { annotators, items: complete.length, statistic: null, kappa: null }
+  const blindItems = complete.filter((m) => [...m.values()].every((l) => l.blind)).length
+  const items = complete.length
+  if (annotators.length < 2 || items === 0) return { annotators, items, statistic: null, kappa: null, blindItems }
+  const category = (m: Map<string, { category: string }>, a: string): string => m.get(a)!.category
   if (annotators.length === 2) {
-    const k = cohensKappa(complete.map((m) => m.get(annotators[0]!)!), complete.map((m) => m.get(annotators[1]!)!))
-    return { annotators, items: complete.length, statistic: 'cohen', kappa: k }
+    const k = cohensKappa(complete.map((m) => category(m, annotators[0]!)), complete.map((m) => category(m, annotators[1]!)))
+    return { annotators, items, statistic: 'cohen', kappa: k, blindItems }
   }
-  return { annotators, items: complete.length, statistic: 'fleiss', kappa: fleissKappa(complete.map((m) => annotators.map((a) => m.get(a)!))) }
+  return { annotators, items, statistic: 'fleiss', kappa: fleissKappa(complete.map((m) => annotators.map((a) => category(m, a)))), blindItems }
 }

@@ -294,6 +294,19 @@ export const migrations: readonly Migration[] = [
     `
   },
   {
+    version: 9,
+    name: 'label writes: client request ids (a retry applies once) and whether each was made blind',
+    sql: `
+      -- 1: made without seeing other annotators' labels of the feature, 0: after seeing them, NULL: not recorded.
+      ALTER TABLE label ADD COLUMN blind INTEGER CHECK (blind IN (0, 1));
+      ALTER TABLE label_event ADD COLUMN blind INTEGER CHECK (blind IN (0, 1));
+      -- The label's flag before the event, so an undo restores it.
+      ALTER TABLE label_event ADD COLUMN blind_before INTEGER CHECK (blind_before IN (0, 1));
+      ALTER TABLE label_event ADD COLUMN request_id TEXT;
+      CREATE UNIQUE INDEX label_event_request ON label_event (request_id);
+    `
+  },
+  {
     version: 10,
     name: 'paths inside the project folder stored relative to it',
     // SQL cannot know the project folder: this marks the database, and Project.open converts it once

@@ -51,20 +51,31 @@ export function bridgeClient(bridge: PreloadBridge): ApiClient {
   }
 }
 
-/** Browser mode: calls and events over one socket, reconnecting with back-off. */
+/** A promise with its resolver, for "the socket is open". */
+function opening(): { promise: Promise<void>; resolve: () => void; done: boolean } {
+  let resolve!: () => void
+  const promise = new Promise<void>((r) => (resolve = r))
+  const o = { promise, done: false, resolve: () => ((o.done = true), resolve()) }
+  return o
+}
+
+/**
+ * Browser mode: calls and events over one socket, reconnecting with back-off. A call made while the socket is
+ * down waits for it to be up again; one whose reply was lost with the socket fails with code 'disconnected'.
+ */
 export function socketClient(url: string, onStatus: (connected: boolean) => void = () => {}): ApiClient {
   const listeners = new Listeners()
   const pending = new Map<number, { resolve: (r: ApiReply<unknown>) => void; reject: (e: Error) => void }>()
   let nextId = 1
   let socket: WebSocket
-  let ready: Promise<void>
+  let open = opening()
   let delay = 250
 
   function connect(): void {
     socket = new WebSocket(url)
-    ready = new Promise((resolve) => socket.addEventListener('open', () => resolve(), { once: true }))
     socket.addEventListener('open', () => {
       delay = 250
+      open.resolve()
       onStatus(true)
     })
     socket.addEventListener('message', (e) => {
@@ -76,6 +87,8 @@ export function socketClient(url: string, onStatus: (connected: boolean) => void
       }
     })
     socket.addEventListener('close', () => {
+      // Renewed before the rejections below, so a caller that retries at once waits for the next socket.
+      if (open.done) open = opening()
       onStatus(false)
       for (const p of pending.values()) p.reject(new ApiCallError('disconnected', 'Lost the connection to FeatureTrace.'))
       pending.clear()
@@ -87,7 +100,7 @@ export function socketClient(url: string, onStatus: (connected: boolean) => void
 
   return {
     async call<C extends CallName>(name: C, payload?: CallInput<C>) {
-      await ready
+      while (socket.readyState !== WebSocket.OPEN) await open.promise
       const id = nextId++
       const reply = await new Promise<ApiReply<unknown>>((resolve, reject) => {
         pending.set(id, { resolve, reject })
