@@ -73,11 +73,12 @@ describe('a labelling session by keyboard only', () => {
     // And in the project itself, through the API.
     const list = (await (await fetch(new URL('/api/call/features.list', served.url), {
       method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ setId: 1, annotator: 'ana', limit: 100 })
     })).json()) as { result: { rows: { feature: number; label: string | null }[] } }
     const stored = list.result.rows.filter((r) => r.label !== null).map((r) => String(r.feature)).sort()
     expect(stored).toEqual(labelled.slice(0, 9).map((l) => l.feature).sort())
-    const detail = (await (await fetch(new URL('/api/call/features.get', served.url), { method: 'POST', body: JSON.stringify({ setId: 1, feature: Number(labelled[8]!.feature) }) })).json()) as {
+    const detail = (await (await fetch(new URL('/api/call/features.get', served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ setId: 1, feature: Number(labelled[8]!.feature) }) })).json()) as {
       result: { labels: { annotator: string; note: string }[] }
     }
     expect(detail.result.labels.find((l) => l.annotator === 'ana')!.note).toBe('fires on place names')
