@@ -178,7 +178,7 @@ function drain(req: IncomingMessage): void {
   let drained = 0
   req.on('data', (c: Buffer) => {
     drained += c.length
-    if (drained > MAX_DRAIN_BYTES) req.socket.destroy()
+    if (drained > MAX_DRAIN_BYTES) req.destroy()
   })
   req.resume()
 }
@@ -187,6 +187,7 @@ function drain(req: IncomingMessage): void {
 function refuseUpgrade(socket: Socket, status: number): void {
   if (socket.destroyed) return
   const reason = STATUS_CODES[status] ?? 'Error'
+  socket.setTimeout(5000, () => socket.destroy()) // a peer that never reads must not keep the socket
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy())
 }
 
@@ -271,11 +272,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   async function serveCall(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (req.method !== 'POST') return send(res, 405, 'Use POST with a JSON body.', undefined, { Allow: 'POST' })
     if (!isJsonRequest(req) || !originAllowed(req)) {
+      drain(req)
       const own = `http://${allowedHosts()[0]}`
       return send(res, 403, `Forbidden: /api/call/ takes only Content-Type: application/json, and an Origin header, if any, of this server (${exposed ? 'the address you opened' : own}).`)
     }
     const name = decode(url.pathname.slice('/api/call/'.length))
-    if (name === null) return sendReply(res, 400, badRequest('The call name in the URL has a malformed percent-escape.'))
+    if (name === null) {
+      drain(req)
+      return sendReply(res, 400, badRequest('The call name in the URL has a malformed percent-escape.'))
+    }
     const body = await readBody(req)
     if (!body.ok) return sendReply(res, body.status, badRequest(body.message))
     let payload: unknown
@@ -370,7 +375,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     }
     const { id, call, payload } = msg as { id?: unknown; call?: unknown; payload?: unknown }
     // Only a plain id is echoed: anything else could be deep enough to break the reply's encoding.
-    const echo = typeof id === 'number' || typeof id === 'string' ? id : null
+    const echo = (typeof id === 'number' && Number.isFinite(id)) || typeof id === 'string' ? id : null
     return encodeReply(await safeDispatch(handlers, call, payload), echo)
   }
 
