@@ -293,6 +293,26 @@ describe('featuretrace serve', () => {
       expect(JSON.parse((await http(s.port, '/api/call/app.info', { method: 'POST', headers: JSON_TYPE })).body)).toMatchObject({ ok: true })
     })
 
+    it('shrugs off HTTP clients that leave before their reply', async () => {
+      const s = await start('127.0.0.1')
+      const body = JSON.stringify({ setId: 1, limit: 5000 })
+      const head = `POST /api/call/features.list HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          new Promise<void>((resolve) => {
+            const c = connect(s.port, '127.0.0.1', () => {
+              c.write(i % 2 ? head + body : head + body.slice(0, 5)) // whole or cut short
+              c.resetAndDestroy()
+              resolve()
+            })
+            c.on('error', () => undefined)
+          })
+        )
+      )
+      await new Promise((r) => setTimeout(r, 100))
+      expect(JSON.parse((await http(s.port, '/api/call/project.info', { method: 'POST', headers: JSON_TYPE })).body)).toMatchObject({ ok: true })
+    })
+
     it('closes an over-size socket message with 1009 and goes on serving other sockets', async () => {
       const s = await start('127.0.0.1')
       const bystander = await socket(s.port)
