@@ -218,7 +218,17 @@ export async function dispatch(handlers: Handlers, name: unknown, payload: unkno
   } catch (err) {
     if (err instanceof UserError) return { ok: false, error: { code: err.code, message: err.message } }
     console.error(`[featuretrace] ${name} failed:`, err)
-    return { ok: false, error: { code: 'internal', message: `Internal error in ${name}: ${(err as Error).message}` } }
+    return { ok: false, error: { code: 'internal', message: `Internal error in ${name}: ${thrownText(err)}` } }
+  }
+}
+
+/** A thrown value as text; handlers may throw non-Errors, even ones String() cannot convert. */
+export function thrownText(err: unknown): string {
+  if (err instanceof Error) return err.message
+  try {
+    return String(err)
+  } catch {
+    return 'a value that is not an Error'
   }
 }
 

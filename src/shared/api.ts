@@ -247,6 +247,8 @@ export const FeatureDetailSchema = z.object({
 export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 
 const annotatorName = z.string().trim().min(1).max(100)
+/** The longest note a label may carry, in UTF-16 code units (what the UI counts too). */
+export const NOTE_MAX_CHARS = 10_000
 /** A client-made id of one label write, so a retry after a lost reply is applied once. */
 const requestId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, 'must be 8–64 letters, digits, - or _')
 
@@ -584,7 +586,7 @@ export const apiCalls = {
         feature: z.number().int().nonnegative(),
         annotator: annotatorName,
         category: z.string().max(200).nullable().optional(),
-        note: z.string().max(10_000).optional(),
+        note: z.string().max(NOTE_MAX_CHARS).optional(),
         requestId: requestId.optional(),
         blind: z.boolean().optional()
       })

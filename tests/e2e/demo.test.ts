@@ -17,7 +17,7 @@ describe('the demo series in the workstation', () => {
   let project: string
   let report: string
   const call = async (name: string, payload: unknown): Promise<unknown> => {
-    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as { ok: boolean; result: unknown; error?: { message: string } }
+    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { ok: boolean; result: unknown; error?: { message: string } }
     if (!reply.ok) throw new Error(reply.error?.message)
     return reply.result
   }

@@ -76,7 +76,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await page.getByTestId('stats-start').click()
     await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 90_000 }).toMatch(/feature-stats\s*done/)
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
     const sets = (await call('features.sets', {})) as { id: number; name: string; nFeatures: number }[]
     expect(sets.map((s) => s.name)).toEqual(['step 0 · layer 2', 'step 10 · layer 2', 'step 100 · layer 2', 'step 1000 · layer 2', 'step 10000 · layer 2'])
     // Two annotators label a few features of each set, so the composition and agreement have content.

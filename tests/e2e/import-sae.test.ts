@@ -62,7 +62,7 @@ describe('importing SAEs from the checkpoint view', () => {
     await expect.poll(() => page.getByTestId('import-sae-result').textContent()).toMatch(/Imported 3 SAEs at steps 0, 100, 1000 \(layer 2\)/)
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-done.png') })
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
     const saes = (await call('saes.list', {})) as { step: number; preset: string; warmStarted: boolean }[]
     expect(saes.map((s) => [s.step, s.preset, s.warmStarted])).toEqual([[0, 'import:sparsify', false], [100, 'import:sparsify', false], [1000, 'import:sparsify', false]])
     expect(errors).toEqual([])

@@ -27,7 +27,7 @@ describe('a labelling session by keyboard only', () => {
   let other: string
 
   async function call<T>(name: string, payload: unknown): Promise<T> {
-    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', body: JSON.stringify(payload) })).json()) as {
+    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as {
       ok: boolean
       result: T
       error?: { message: string }
@@ -201,6 +201,12 @@ describe('a labelling session by keyboard only', () => {
     await expect.poll(async () => (await call<{ labels: { annotator: string; note: string; category: string | null }[] }>('features.get', { setId: wide.id, feature: beyond[0] })).labels).toEqual([
       expect.objectContaining({ annotator: 'wendy', category: CATEGORIES[2], note: 'a note only' })
     ])
+    // A pasted 1 MiB note is refused in words; nothing is sent, the connection and the label stay.
+    await page.getByTestId('label-note').fill('x'.repeat(1 << 20))
+    await page.getByTestId('label-note').press('Enter')
+    await expect.poll(() => page.getByTestId('label-note-error').textContent()).toMatch(/at most 10,000 characters; this one has 1,048,576/)
+    expect(await page.locator('.banner.error').count()).toBe(0)
+    expect((await call<{ labels: { note: string }[] }>('features.get', { setId: wide.id, feature: beyond[0] })).labels[0]!.note).toBe('a note only')
     expect(errors).toEqual([])
     await page.close()
   })
