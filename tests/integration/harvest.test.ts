@@ -7,6 +7,7 @@ import { harvest, type HarvestOptions } from '../../src/core/lm/harvest'
 import { loadModel } from '../../src/core/lm/model'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
 import { initBackend } from '../../src/core/tf/backend'
+import { rewriteWeights } from '../fixtures/edit-checkpoint'
 import { tinyModels } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
 
@@ -163,13 +164,6 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     writeFileSync(join(dir, 'config.json'), JSON.stringify(c))
   }
 
-  function safetensorsWithHeader(file: string, header: unknown, dataBytes: number): void {
-    const json = Buffer.from(JSON.stringify(header))
-    const len = Buffer.alloc(8)
-    len.writeBigUInt64LE(BigInt(json.length))
-    writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes)]))
-  }
-
   it('missing config.json', async () => {
     t = tempDir()
     await refuses(join(t.dir, 'nothing-here'), /Missing .*nothing-here\/config\.json/)
@@ -206,8 +200,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
   it('wrong dtype for a weight', async () => {
     t = tempDir()
     const dir = copyModel('gpt2')
-    const shape = [JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size as number, 64]
-    safetensorsWithHeader(join(dir, 'model.safetensors'), { 'transformer.wte.weight': { dtype: 'I32', shape, data_offsets: [0, shape[0]! * 64 * 4] } }, shape[0]! * 64 * 4)
+    await rewriteWeights(dir, (w) => (w['transformer.wte.weight']!.dtype = 'I32'))
     await refuses(dir, /model\.safetensors: tensor "transformer\.wte\.weight" has dtype I32; model weights must be F32, F16 or BF16/)
   })
 
