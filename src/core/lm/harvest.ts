@@ -9,7 +9,7 @@ import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
 import { readCheckpointConfig } from '../checkpoints/discover'
 import { readCorpus, type CorpusDocument } from './corpus'
-import { embeddingInfo, loadModel } from './model'
+import { embeddingInfo, loadModel, readModelSpec } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
 import { loadTokenizer, type ModelTokenizer } from './tokenizer'
 
@@ -94,6 +94,8 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
       throw new UserError(`Layer ${L} is out of range for ${opts.model}: it has ${config.layers} layers, so layers 0–${config.layers} exist.`)
     }
   }
+  // config.json's keys are checked before anything else is read.
+  readModelSpec(opts.model)
   const context = opts.context ?? 64
   const tokenizer = loadTokenizer(opts.model)
   opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)

@@ -291,7 +291,7 @@ export function resolveConfig(modelType: ModelType, raw: Record<string, unknown>
     const d = raw[dict]
     if (d === undefined || d === null) continue
     if (typeof d !== 'object' || Array.isArray(d)) throw new UserError(`${file}: "${dict}" must be an object, not ${show(d)}.`)
-    const nested = Object.entries(d).find(([, v]) => typeof v === 'object' && v !== null)
+    const nested = Object.entries(d).find(([, v]) => typeof v === 'object' && v !== null && !Array.isArray(v))
     if (nested) {
       throw new UserError(
         `${file}: "${dict}" holds "${nested[0]}": ${show(nested[1])}, a RoPE setting per layer type, which ${modelType} models do not have. ` +
@@ -326,7 +326,7 @@ export function resolveConfig(modelType: ModelType, raw: Record<string, unknown>
     if (key.supports && !key.supports.test(v, got)) {
       const where = present[0]?.path ?? `${key.name} (default)`
       throw new UserError(
-        `${file}: "${where}" is ${key.kind === 'absent' ? 'set' : show(v)}; FeatureTrace computes ${key.name} ${key.supports.describe} only: ${key.supports.why}.`
+        `${file}: "${where}" is ${key.kind === 'absent' ? 'set' : show(v)}. FeatureTrace supports ${key.name}: ${key.supports.describe} (${key.supports.why}).`
       )
     }
     got[key.name] = v

@@ -124,7 +124,7 @@ function postProcessorSurround(pp: unknown, file: string, idOf: (t: string) => n
   if (type === 'ByteLevel') return { prefix: [], suffix: [], what: 'tokenizer.json\'s post_processor (ByteLevel) adds none' }
   if (type === 'Sequence') {
     const parts = (Array.isArray(pp.processors) ? pp.processors : []).map((p) => postProcessorSurround(p, file, idOf))
-    return { prefix: parts.flatMap((p) => p.prefix), suffix: parts.flatMap((p) => p.suffix), what: `tokenizer.json's post_processor (Sequence of ${parts.length})` }
+    return { prefix: parts.flatMap((p) => p.prefix), suffix: parts.flatMap((p) => p.suffix), what: `tokenizer.json's post_processor (a Sequence: ${parts.map((p) => p.what.replace(/^tokenizer\.json's post_processor /, '')).join(', ')})` }
   }
   if (type === 'TemplateProcessing') {
     const single = Array.isArray(pp.single) ? (pp.single as Json[]) : []
@@ -138,11 +138,11 @@ function postProcessorSurround(pp: unknown, file: string, idOf: (t: string) => n
         if (isObject(entry) && Array.isArray(entry.ids)) return entry.ids as number[]
         throw new UserError(`${file}: post_processor's template uses "${name}", which its special_tokens do not define.`)
       })
-    return { prefix: ids(single.slice(0, at)), suffix: ids(single.slice(at + 1)), what: 'tokenizer.json\'s post_processor (TemplateProcessing)' }
+    return { prefix: ids(single.slice(0, at)), suffix: ids(single.slice(at + 1)), what: 'tokenizer.json\'s post_processor (TemplateProcessing) says so' }
   }
   if (type === 'RobertaProcessing' || type === 'BertProcessing') {
     const id = (pair: unknown): number => (Array.isArray(pair) && typeof pair[1] === 'number' ? pair[1] : (idOf(String(Array.isArray(pair) ? pair[0] : '')) ?? -1))
-    return { prefix: [id(pp.cls)], suffix: [id(pp.sep)], what: `tokenizer.json's post_processor (${type})` }
+    return { prefix: [id(pp.cls)], suffix: [id(pp.sep)], what: `tokenizer.json's post_processor (${type}) says so` }
   }
   throw new UserError(`${file}: post_processor type "${type}" is not one FeatureTrace reads (TemplateProcessing, ByteLevel, Sequence, RobertaProcessing, BertProcessing).`)
 }
@@ -194,10 +194,10 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     clsWhy = `${configFile} names ${config.tokenizer_class}`
   } else if (typeof modelType === 'string' && modelType in CLASS_BY_MODEL_TYPE) {
     cls = CLASS_BY_MODEL_TYPE[modelType]!
-    clsWhy = `${hasConfig ? `${configFile} names no tokenizer_class, so` : `there is no ${configFile}, so`} ${modelConfigFile}'s model_type "${modelType}" selects ${cls}Fast`
+    clsWhy = `${hasConfig ? `${configFile} names no tokenizer_class, so` : `there is no ${configFile}, so`} ${modelConfigFile}'s model_type "${modelType}" selects ${cls}Fast (as AutoTokenizer does)`
   } else {
     cls = 'PreTrainedTokenizer'
-    clsWhy = `${hasConfig ? `${configFile} names no tokenizer_class` : `there is no ${configFile}`} and no model_type selects a class, so tokenizer.json is used as it is`
+    clsWhy = `${hasConfig ? `${configFile} names no tokenizer_class` : `there is no ${configFile}`} and no model_type selects a class, so tokenizer.json is used as it is (PreTrainedTokenizerFast)`
   }
   const rules = TOKENIZER_CLASSES[cls]
 
@@ -272,7 +272,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     const flag = (key: 'add_bos_token' | 'add_eos_token', dflt: boolean): { on: boolean; why: string } =>
       typeof config[key] === 'boolean'
         ? { on: config[key] as boolean, why: `${key} ${String(config[key])}` }
-        : { on: dflt, why: `no ${key}, whose default is ${String(dflt)}` }
+        : { on: dflt, why: `${key} (absent: default ${String(dflt)})` }
     const bosFlag = flag('add_bos_token', rules.addBos)
     const eosFlag = flag('add_eos_token', rules.addEos)
     const special = (key: 'bos_token' | 'eos_token', dflt: string | null, flagKey: string): number => {
@@ -285,14 +285,14 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     surround = {
       prefix: bosFlag.on ? [special('bos_token', rules.bos, 'add_bos_token')] : [],
       suffix: eosFlag.on ? [special('eos_token', rules.eos, 'add_eos_token')] : [],
-      what: `${cls}Fast rebuilds the post-processor from ${configFile}'s ${bosFlag.why} and ${eosFlag.why} (tokenizer.json's post_processor is replaced)`
+      what: `which builds the post-processor from ${bosFlag.why} and ${eosFlag.why}${hasConfig ? ` in ${configFile}` : ''} (tokenizer.json's post_processor is not used)`
     }
   } else {
     if (cls === 'GPT2Tokenizer' && config.add_bos_token === true) {
       throw new UserError(`${configFile}: add_bos_token is true, which transformers' GPT2TokenizerFast refuses (only the slow GPT2Tokenizer adds a BOS). Remove the key, or add the BOS to tokenizer.json's post_processor.`)
     }
     surround = postProcessorSurround(json.post_processor, file, idOf)
-    surround.what = `${surround.what}; ${cls === 'PreTrainedTokenizer' ? 'PreTrainedTokenizerFast keeps it' : `${cls}Fast keeps it`}`
+    surround.what = `which keeps tokenizer.json's post_processor: ${surround.what}`
   }
   if (surround.prefix.length > 1 || surround.suffix.length > 1) {
     throw new UserError(`${file}: the tokenizer puts ${surround.prefix.length} tokens before and ${surround.suffix.length} after every text; FeatureTrace supports at most one on each side.`)
@@ -307,7 +307,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
     bos,
     eos,
-    specialTokensReason: `${said}: ${clsWhy}; ${surround.what}.`,
+    specialTokensReason: `${said}: ${clsWhy}, ${surround.what}.`,
     tokenText: (id) => tokenizer.id_to_token(id) ?? `<${id}>`,
     file
   }
