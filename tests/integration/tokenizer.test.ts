@@ -88,7 +88,7 @@ describe("tokenizer_config.json's class rules, as transformers applies them", ()
     t = tempDir()
     const tok = loadTokenizer(folder('sentencepiece', { edit: noPostProcessor, config: { tokenizer_class: 'LlamaTokenizerFast', add_bos_token: true } }))
     expect(tok.bos).toBe(1)
-    expect(tok.specialTokensReason).toMatch(/^BOS <s> \(id 1\) in front of every sequence, no EOS: .*tokenizer_config\.json names LlamaTokenizerFast, which builds the post-processor from add_bos_token true and add_eos_token \(absent: default false\)/)
+    expect(tok.specialTokensReason).toMatch(/^BOS <s> \(id 1\) in front of every sequence, no EOS: .*tokenizer_config\.json names LlamaTokenizerFast, which builds the post-processor from tokenizer_config.json's add_bos_token true and add_eos_token \(absent: default false\)/)
   })
 
   it('case11 b: tokenizer.json adds <s>, LlamaTokenizerFast with add_bos_token false → no BOS', () => {

@@ -7,7 +7,6 @@ import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
-import { readCheckpointConfig } from '../checkpoints/discover'
 import { readCorpus, type CorpusDocument } from './corpus'
 import { embeddingInfo, loadModel, readModelSpec } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
@@ -87,15 +86,14 @@ async function checkTokenIds(model: string, tokenizer: ModelTokenizer, seqs: Tok
 
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
   const backend = await initBackend(opts.backend)
-  const config = readCheckpointConfig(opts.model)
+  // config.json is read through the key table first: a refused key stops the harvest before anything else is read.
+  const config = readModelSpec(opts.model)
   const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
   for (const L of layers) {
     if (!Number.isInteger(L) || L < 0 || L > config.layers) {
       throw new UserError(`Layer ${L} is out of range for ${opts.model}: it has ${config.layers} layers, so layers 0–${config.layers} exist.`)
     }
   }
-  // config.json's keys are checked before anything else is read.
-  readModelSpec(opts.model)
   const context = opts.context ?? 64
   const tokenizer = loadTokenizer(opts.model)
   opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)

@@ -127,7 +127,7 @@ function ropeKeys(theta: readonly string[], partial: ConfigKey): ConfigKey[] {
 const headsDivide = (k: string): NonNullable<ConfigKey['supports']> => ({
   describe: `divides ${k === 'num_key_value_heads' ? 'num_attention_heads' : 'the hidden size'}`,
   test: (v, g) => typeof v === 'number' && v > 0 && (g.num_attention_heads as number) % v === 0,
-  why: 'each key/value head serves num_attention_heads / num_key_value_heads query heads (transformers\' repeat_kv)'
+  why: 'each key/value head serves num_attention_heads / num_key_value_heads query heads, as transformers\' repeat_kv repeats them'
 })
 
 /** One declared table per architecture. Order matters: a key's default or check may read keys above it. */

@@ -285,7 +285,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     surround = {
       prefix: bosFlag.on ? [special('bos_token', rules.bos, 'add_bos_token')] : [],
       suffix: eosFlag.on ? [special('eos_token', rules.eos, 'add_eos_token')] : [],
-      what: `which builds the post-processor from ${bosFlag.why} and ${eosFlag.why}${hasConfig ? ` in ${configFile}` : ''} (tokenizer.json's post_processor is not used)`
+      what: `which builds the post-processor from ${hasConfig ? "tokenizer_config.json's " : ''}${bosFlag.why} and ${eosFlag.why} (tokenizer.json's post_processor is not used)`
     }
   } else {
     if (cls === 'GPT2Tokenizer' && config.add_bos_token === true) {
