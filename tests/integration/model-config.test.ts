@@ -80,6 +80,7 @@ describe('config.json through the key table', () => {
     ['conflicting rope_theta', 'llama', { ...LLAMA, rope_parameters: { rope_theta: 10000 } }, /sets rope_theta twice with different values: "rope_theta" = 500000 and "rope_parameters\.rope_theta" = 10000/],
     ['an unimplemented RoPE variant', 'llama', { ...LLAMA, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }, /"rope_scaling\.rope_type" is "longrope"\. FeatureTrace supports rope_type: "default", "linear", "dynamic", "llama3", "yarn"/],
     ['llama3 without low_freq_factor', 'llama', { ...LLAMA, rope_parameters: { rope_type: 'llama3', factor: 8, high_freq_factor: 4 } }, /lacks "rope_parameters\.low_freq_factor" or "rope_scaling\.low_freq_factor", which rope_type "llama3" needs/],
+    ['a YaRN factor transformers versions read differently', 'llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 256 } }, /"rope_scaling\.original_max_position_embeddings" is 256\. FeatureTrace supports original_max_position_embeddings: any; for yarn, when written: max_position_embeddings \/ factor/],
     ['linear without factor', 'gpt_neox', { ...NEOX, rope_scaling: { type: 'linear' } }, /lacks "rope_parameters\.factor" or "rope_scaling\.factor"/],
     ['key/value heads that do not divide the heads (case29 kv3)', 'llama', { ...LLAMA, num_key_value_heads: 3 }, /"num_key_value_heads" is 3\. FeatureTrace supports num_key_value_heads: divides num_attention_heads/],
     ['a sliding window shorter than the context', 'llama', { ...LLAMA, sliding_window: 64 }, /"sliding_window" is 64\. FeatureTrace supports sliding_window: unset, or ≥ max_position_embeddings/],
@@ -98,6 +99,8 @@ describe('config.json through the key table', () => {
 
   it('accepts a sliding window no shorter than max_position_embeddings, and keys that do not change the result', () => {
     expect(() => parse('llama', { ...LLAMA, sliding_window: 4096, pretraining_tp: 2, attention_dropout: 0.1, torch_dtype: 'bfloat16' })).not.toThrow()
+    expect(parse('llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64 } }).rope).toMatchObject({ factor: 4, originalMaxPositions: 64 })
+    expect(parse('llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4 } }).rope).toMatchObject({ factor: 4, originalMaxPositions: 256 })
     expect(parse('gpt2', { model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 1, reorder_and_upcast_attn: true }).scaleAttention).toBe(true)
   })
 })

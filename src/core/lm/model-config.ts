@@ -31,7 +31,7 @@ export interface ConfigKey {
     | { from: string; compute: (got: Resolved) => Scalar }
     | { required: true }
   /** What FeatureTrace computes when that is not every value of the kind; other values are refused by name. */
-  supports?: { describe: string; test: (value: Scalar, got: Resolved) => boolean; why: string }
+  supports?: { describe: string; test: (value: Scalar, got: Resolved, written: boolean) => boolean; why: string }
   /** Read only for these RoPE variants. */
   ropeTypes?: readonly RopeType[]
   note: string
@@ -88,6 +88,11 @@ function ropeKeys(theta: readonly string[], partial: ConfigKey): ConfigKey[] {
       read: ['original_max_position_embeddings', ...nested('original_max_position_embeddings')],
       kind: 'int',
       default: { from: 'max_position_embeddings', compute: (g) => g.max_position_embeddings ?? null },
+      supports: {
+        describe: 'any; for yarn, when written: max_position_embeddings / factor',
+        test: (v, g, written) => !written || g.rope_type !== 'yarn' || (g.max_position_embeddings as number) / (v as number) === g.factor,
+        why: 'transformers 4.4x then takes max_position_embeddings / original_max_position_embeddings as the YaRN factor and v5 takes factor, so FeatureTrace will not pick one: make them agree'
+      },
       ropeTypes: ['llama3', 'yarn'],
       note: 'pre-training context length (transformers v5 defaults it to max_position_embeddings)'
     },
@@ -323,7 +328,7 @@ export function resolveConfig(modelType: ModelType, raw: Record<string, unknown>
       const where = key.read.map((r) => `"${r}"`).join(' or ')
       throw new UserError(`${file} lacks ${where}, which ${key.ropeTypes ? `rope_type "${String(got.rope_type)}"` : `a ${modelType} model`} needs (transformers fails without it too).`)
     }
-    if (key.supports && !key.supports.test(v, got)) {
+    if (key.supports && !key.supports.test(v, got, present.length > 0)) {
       const where = present[0]?.path ?? `${key.name} (default)`
       throw new UserError(
         `${file}: "${where}" is ${key.kind === 'absent' ? 'set' : show(v)}. FeatureTrace supports ${key.name}: ${key.supports.describe} (${key.supports.why}).`
