@@ -210,7 +210,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     throw new UserError(`${file}: added token ${JSON.stringify(singleWord.content)} has single_word true, which FeatureTrace's tokenizer library does not honour.`)
   }
   checkModel(json.model, file)
-  let preTokenizer = normalisePreTokenizer(json.pre_tokenizer, file, 'pre_tokenizer')
+  let preTokenizer = json.pre_tokenizer
   const prefixSpace = config.add_prefix_space
   if (rules.prefixSpace === 'refused' && prefixSpace !== undefined && prefixSpace !== null) {
     throw new UserError(
@@ -223,6 +223,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     // transformers overwrites the top-level pre-tokenizer's add_prefix_space with the class argument.
     if (preTokenizer.add_prefix_space !== want) preTokenizer = { ...preTokenizer, add_prefix_space: want }
   }
+  preTokenizer = normalisePreTokenizer(preTokenizer, file, 'pre_tokenizer')
 
   let tokenizer: Tokenizer
   try {
