@@ -93,10 +93,11 @@ export function renderConfigKeysPage(): string {
     '|---|---|---|---|---|---|'
   )
   for (const [name, r] of Object.entries(TOKENIZER_CLASSES)) {
+    const bosDefault = r.rebuildsPostProcessor ? code(String(r.addBos)) : r.refusesAddBos ? 'true refused (transformers refuses it)' : '—'
+    const prefixSpace = r.prefixSpace === 'applied' ? 'applied to the top-level pre-tokenizer (default false)' : r.prefixSpace === 'refused' ? 'refused (transformers rebuilds from tokenizer.model)' : 'tokenizer.json\'s'
     lines.push(
-      `| ${code(`${name}Fast`)} | ${r.rebuildsPostProcessor ? 'rebuilt from add_bos_token / add_eos_token' : 'tokenizer.json\'s'} | ` +
-        `${r.rebuildsPostProcessor ? code(String(r.addBos)) : '—'} | ${r.rebuildsPostProcessor ? code(String(r.addEos)) : '—'} | ` +
-        `${r.bos === null ? '—' : `${code(r.bos)} / ${code(r.eos!)}`} | ${r.prefixSpace === 'applied' ? 'applied to the top-level pre-tokenizer (default false)' : r.prefixSpace === 'refused' ? 'refused (transformers rebuilds from tokenizer.model)' : 'tokenizer.json\'s'} |`
+      `| ${code(`${name}Fast`)} | ${r.rebuildsPostProcessor ? 'rebuilt from add_bos_token / add_eos_token' : 'tokenizer.json\'s'} | ${bosDefault} | ` +
+        `${r.rebuildsPostProcessor ? code(String(r.addEos)) : '—'} | ${r.bos === null ? '—' : cell(`${code(r.bos)} / ${code(r.eos!)}`)} | ${prefixSpace} |`
     )
   }
   lines.push(

@@ -42,14 +42,17 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
  */
 export const TOKENIZER_CLASSES = {
   /** tokenizer.json's post_processor as it is. */
-  PreTrainedTokenizer: { rebuildsPostProcessor: false, addBos: false, addEos: false, bos: null, eos: null, prefixSpace: 'kept' },
+  PreTrainedTokenizer: { rebuildsPostProcessor: false, addBos: false, addEos: false, bos: null, eos: null, prefixSpace: 'kept', refusesAddBos: false },
   /** LlamaTokenizerFast.update_post_processor: "<s>" before, by default; add_prefix_space makes transformers rebuild from tokenizer.model. */
-  LlamaTokenizer: { rebuildsPostProcessor: true, addBos: true, addEos: false, bos: '<s>', eos: '</s>', prefixSpace: 'refused' },
+  LlamaTokenizer: { rebuildsPostProcessor: true, addBos: true, addEos: false, bos: '<s>', eos: '</s>', prefixSpace: 'refused', refusesAddBos: false },
   /** GPTNeoXTokenizerFast (transformers ≥ 4.38): the same rebuild, nothing added by default. */
-  GPTNeoXTokenizer: { rebuildsPostProcessor: true, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied' },
+  GPTNeoXTokenizer: { rebuildsPostProcessor: true, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied', refusesAddBos: false },
   /** GPT2TokenizerFast: tokenizer.json's post_processor; add_bos_token is refused by transformers itself. */
-  GPT2Tokenizer: { rebuildsPostProcessor: false, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied' }
-} as const satisfies Record<string, { rebuildsPostProcessor: boolean; addBos: boolean; addEos: boolean; bos: string | null; eos: string | null; prefixSpace: 'kept' | 'applied' | 'refused' }>
+  GPT2Tokenizer: { rebuildsPostProcessor: false, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied', refusesAddBos: true }
+} as const satisfies Record<
+  string,
+  { rebuildsPostProcessor: boolean; addBos: boolean; addEos: boolean; bos: string | null; eos: string | null; prefixSpace: 'kept' | 'applied' | 'refused'; refusesAddBos: boolean }
+>
 type TokenizerClass = keyof typeof TOKENIZER_CLASSES
 
 /** transformers' tokenizer class for a model_type when tokenizer_config.json names none (AutoTokenizer's mapping). */
@@ -289,8 +292,8 @@ export function loadTokenizer(folder: string): ModelTokenizer {
       what: `which builds the post-processor from ${hasConfig ? "tokenizer_config.json's " : ''}${bosFlag.why} and ${eosFlag.why} (tokenizer.json's post_processor is not used)`
     }
   } else {
-    if (cls === 'GPT2Tokenizer' && config.add_bos_token === true) {
-      throw new UserError(`${configFile}: add_bos_token is true, which transformers' GPT2TokenizerFast refuses (only the slow GPT2Tokenizer adds a BOS). Remove the key, or add the BOS to tokenizer.json's post_processor.`)
+    if (rules.refusesAddBos && config.add_bos_token === true) {
+      throw new UserError(`${configFile}: add_bos_token is true, which transformers' ${cls}Fast refuses (only the slow ${cls} adds a BOS). Remove the key, or add the BOS to tokenizer.json's post_processor.`)
     }
     surround = postProcessorSurround(json.post_processor, file, idOf)
     surround.what = `which keeps tokenizer.json's post_processor: ${surround.what}`
