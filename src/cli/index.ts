@@ -269,7 +269,8 @@ async function cmdHarvest(args: string[]): Promise<void> {
         dropShort: Boolean(values['drop-short']),
         finalNorm: Boolean(values['final-norm']),
         batchSequences: intOption(values.batch, 'batch'),
-        backend
+        backend,
+        log: (line) => console.log(line)
       },
       ctx
     )
@@ -302,7 +303,8 @@ async function cmdHarvestSeries(args: string[]): Promise<void> {
   )
   ws.close()
   if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
-  const r = job.result as { checkpoints: number; tokens: number; backend: string }
+  const r = job.result as { checkpoints: number; tokens: number; backend: string; 'special tokens'?: string }
+  if (r['special tokens']) console.log(`tokens: ${r['special tokens']}`)
   console.log(`harvested ${r.tokens.toLocaleString('en')} tokens from ${r.checkpoints} checkpoints on ${r.backend}`)
 }
 

@@ -7,6 +7,7 @@ import { harvest, type HarvestOptions } from '../../src/core/lm/harvest'
 import { loadModel } from '../../src/core/lm/model'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
 import { initBackend } from '../../src/core/tf/backend'
+import { rewriteWeights } from '../fixtures/edit-checkpoint'
 import { tinyModels } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
 
@@ -141,6 +142,43 @@ describe('harvest', () => {
   })
 })
 
+describe('harvest: which special tokens go around the text, as transformers decides, said in every run', () => {
+  let t: ReturnType<typeof tempDir>
+  afterEach(() => t.cleanup())
+
+  it('case11, both directions: tokenizer_config.json (LlamaTokenizerFast add_bos_token) decides over tokenizer.json', async () => {
+    t = tempDir()
+    const shipped = join(root, 'models', 'llama-gqa-tied')
+    const variant = (name: string, edit: (tokenizerJson: Record<string, unknown>) => void, add: boolean): string => {
+      const dir = join(t.dir, name)
+      cpSync(shipped, dir, { recursive: true })
+      const tj = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>
+      edit(tj)
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj))
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast', add_bos_token: add }))
+      return dir
+    }
+    const a = variant('a', (tj) => (tj.post_processor = null), true)
+    const b = variant('b', () => {}, false)
+    const file = corpus(t.dir)
+    const logged: string[] = []
+    const run = (model: string, out: string): ReturnType<typeof harvest> =>
+      harvest({ model, corpus: file, layers: [1], out: () => join(t.dir, out), context: 16, dtype: 'f32', log: (l) => logged.push(l) }, never)
+    const [ra, rb, rc] = [await run(a, 'a-store'), await run(b, 'b-store'), await run(shipped, 'control')]
+    expect(ra.specialTokens).toMatch(/^BOS <s> \(id 1\).*a\/tokenizer_config\.json names LlamaTokenizerFast.*add_bos_token true/)
+    expect(rb.specialTokens).toMatch(/^no BOS.*b\/tokenizer_config\.json names LlamaTokenizerFast.*add_bos_token false/)
+    expect(rc.specialTokens).toMatch(/^BOS <s> \(id 1\).*no .*tokenizer_config\.json, so .*model_type "llama" selects LlamaTokenizerFast/)
+    expect(logged).toEqual([ra, rb, rc].map((r) => `tokens: ${r.specialTokens}`))
+    const [sa, sb, sc] = await Promise.all(['a-store', 'b-store', 'control'].map((d) => ActivationStore.open(join(t.dir, d))))
+    expect([sa!.manifest.bos, sb!.manifest.bos, sc!.manifest.bos]).toEqual([true, false, true])
+    // Same text, same weights: a equals the control exactly; b differs only by the missing BOS.
+    const [xa, xb, xc] = await Promise.all([sa!, sb!, sc!].map((s) => s.readShard(0)))
+    expect(Array.from(xa!.acts)).toEqual(Array.from(xc!.acts))
+    expect(xb!.acts.length).toBe(xc!.acts.length)
+    expect(Array.from(xb!.acts)).not.toEqual(Array.from(xc!.acts))
+  })
+})
+
 describe('harvest refuses bad input with the file and the problem, leaving no store', () => {
   let t: ReturnType<typeof tempDir>
   afterEach(() => t.cleanup())
@@ -161,13 +199,6 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>
     change(c)
     writeFileSync(join(dir, 'config.json'), JSON.stringify(c))
-  }
-
-  function safetensorsWithHeader(file: string, header: unknown, dataBytes: number): void {
-    const json = Buffer.from(JSON.stringify(header))
-    const len = Buffer.alloc(8)
-    len.writeBigUInt64LE(BigInt(json.length))
-    writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes)]))
   }
 
   it('missing config.json', async () => {
@@ -206,8 +237,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
   it('wrong dtype for a weight', async () => {
     t = tempDir()
     const dir = copyModel('gpt2')
-    const shape = [JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size as number, 64]
-    safetensorsWithHeader(join(dir, 'model.safetensors'), { 'transformer.wte.weight': { dtype: 'I32', shape, data_offsets: [0, shape[0]! * 64 * 4] } }, shape[0]! * 64 * 4)
+    await rewriteWeights(dir, (w) => (w['transformer.wte.weight']!.dtype = 'I32'))
     await refuses(dir, /model\.safetensors: tensor "transformer\.wte\.weight" has dtype I32; model weights must be F32, F16 or BF16/)
   })
 
@@ -228,6 +258,25 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
   it('a layer index out of range', async () => {
     t = tempDir()
     await refuses(join(root, 'models', 'gpt_neox'), /Layer 7 is out of range for .*gpt_neox: it has 3 layers, so layers 0–3 exist/, { layers: [7] })
+  })
+
+  it('case23: added tokens beyond the embedding, used in the corpus: the ids, both files and the fix, before any compute', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-gqa-tied')
+    const rows = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size
+    const tj = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens: Record<string, unknown>[] }
+    for (const [i, content] of ['<|im_start|>', '<|im_end|>'].entries()) {
+      tj.added_tokens.push({ id: rows + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })
+    }
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj))
+    const chat = join(t.dir, 'chat.jsonl')
+    writeFileSync(chat, JSON.stringify({ text: '<|im_start|>user\nWhat rights does everyone have?<|im_end|>' }) + '\n')
+    const message = new RegExp(
+      `llama-gqa-tied/tokenizer\\.json gives token ids ${rows} "<\\|im_start\\|>", ${rows + 1} "<\\|im_end\\|>", but the embedding "model\\.embed_tokens\\.weight" ` +
+        `in .*llama-gqa-tied/model\\.safetensors has ${rows} rows \\(ids 0–${rows - 1}\\); the first is in document 0 \\(.*chat\\.jsonl.*resize_token_embeddings`
+    )
+    await refuses(dir, message, {}, chat)
+    expect(existsSync(join(t.dir, 'out.partial'))).toBe(false)
   })
 
   it('an empty corpus line and a non-UTF-8 corpus line', async () => {

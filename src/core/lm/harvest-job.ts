@@ -19,6 +19,8 @@ interface HarvestInput {
 interface HarvestOutput {
   backend: string
   stores: { checkpointId: number; path: string; rows: number }[]
+  /** Each checkpoint's BOS / EOS decision and its reason, one line per distinct decision. */
+  specialTokens: string[]
 }
 
 /** Where a checkpoint's activations live inside the project. */
@@ -57,6 +59,7 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     // Loaded here, in the worker: the host process never needs TensorFlow.js.
     const { harvest } = await import('./harvest')
     const stores: HarvestOutput['stores'] = []
+    const specialTokens = new Set<string>()
     const n = input.items.length
     for (const [i, item] of input.items.entries()) {
       const r = input.request
@@ -87,9 +90,10 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
       )
       const s = result.stores[0]!
       stores.push({ checkpointId: item.checkpointId, path: s.dir, rows: s.rows })
+      specialTokens.add(result.specialTokens)
     }
     const b = currentBackend()
-    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', stores }
+    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', stores, specialTokens: [...specialTokens] }
   },
   apply(project, output) {
     for (const s of output.stores) {
@@ -99,6 +103,11 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
         context: m.context, corpus: m.corpus, imported: false
       })
     }
-    return { checkpoints: output.stores.length, tokens: output.stores.reduce((a, s) => a + s.rows, 0), backend: output.backend }
+    return {
+      checkpoints: output.stores.length,
+      tokens: output.stores.reduce((a, s) => a + s.rows, 0),
+      backend: output.backend,
+      'special tokens': output.specialTokens.join(' | ')
+    }
   }
 }

@@ -7,11 +7,10 @@ import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
-import { readCheckpointConfig } from '../checkpoints/discover'
-import { readCorpus } from './corpus'
-import { loadModel } from './model'
+import { readCorpus, type CorpusDocument } from './corpus'
+import { embeddingInfo, loadModel, readModelSpec } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
-import { loadTokenizer } from './tokenizer'
+import { loadTokenizer, type ModelTokenizer } from './tokenizer'
 
 export interface HarvestOptions {
   model: string
@@ -33,12 +32,16 @@ export interface HarvestOptions {
   batchSequences?: number
   shardRows?: number
   backend?: BackendName
+  /** Lines worth saying before the work starts (which special tokens go around the text, and why). */
+  log?: (line: string) => void
 }
 
 export interface HarvestResult {
   backend: string
   stores: { layer: number; dir: string; rows: number; manifest: StoreManifest }[]
   tokensPerSecond: number | null
+  /** The BOS / EOS decision and which file and key made it. */
+  specialTokens: string
 }
 
 /** Consecutive sequences of equal length, so a batch needs no padding. */
@@ -53,9 +56,38 @@ function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generato
   }
 }
 
+/**
+ * Every token id the harvest will feed the model, checked against the rows of its embedding before any
+ * compute. Errors: UserError naming the ids, their tokens, the tokenizer file, the embedding tensor and its
+ * file, the first document that has them, and the fix.
+ */
+async function checkTokenIds(model: string, tokenizer: ModelTokenizer, seqs: TokenSequence[], docs: CorpusDocument[]): Promise<void> {
+  const { rows, tensor, file } = await embeddingInfo(model)
+  const beyond = new Set<number>()
+  let firstDoc: number | null = null
+  for (const id of [tokenizer.bos, tokenizer.eos]) if (id !== null && id >= rows) beyond.add(id)
+  for (const s of seqs) {
+    for (const id of s.ids) {
+      if (id < rows) continue
+      beyond.add(id)
+      firstDoc ??= s.doc
+    }
+  }
+  if (beyond.size === 0) return
+  const ids = [...beyond].sort((a, b) => a - b)
+  const doc = firstDoc === null ? null : docs.find((d) => d.id === firstDoc)
+  throw new UserError(
+    `${tokenizer.file} gives token ids ${ids.slice(0, 8).map((id) => `${id} ${JSON.stringify(tokenizer.tokenText(id))}`).join(', ')}${ids.length > 8 ? ` and ${ids.length - 8} more` : ''}, ` +
+      `but the embedding "${tensor}" in ${file} has ${rows} rows (ids 0–${rows - 1})${doc ? `; the first is in document ${doc.id}${doc.source ? ` (${doc.source})` : ''} of the corpus` : ''}. ` +
+      'The tokenizer has tokens this checkpoint was never given: use the tokenizer the checkpoint was trained with, or resize the embedding ' +
+      '(transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
+  )
+}
+
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
   const backend = await initBackend(opts.backend)
-  const config = readCheckpointConfig(opts.model)
+  // config.json is read through the key table first: a refused key stops the harvest before anything else is read.
+  const config = readModelSpec(opts.model)
   const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
   for (const L of layers) {
     if (!Number.isInteger(L) || L < 0 || L > config.layers) {
@@ -64,10 +96,12 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   }
   const context = opts.context ?? 64
   const tokenizer = loadTokenizer(opts.model)
+  opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)
   const docs = readCorpus(opts.corpus, { lang: opts.corpusLang })
   const seed = opts.seed ?? 0
   const seqs = buildSequences(docs, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
   if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
+  await checkTokenIds(opts.model, tokenizer, seqs, docs)
 
   const settings = (layer: number): StoreSettings => ({
     model: resolve(opts.model),
@@ -92,7 +126,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     if ('complete' in begun) stores.push({ layer: L, dir: opts.out(L), rows: begun.manifest.rows, manifest: begun.manifest })
     else writers.push({ layer: L, w: begun })
   }
-  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null }
+  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null, specialTokens: tokenizer.specialTokensReason }
 
   // Every layer's store resumes from the earliest point any of them reached.
   const from = Math.min(...writers.map((x) => x.w.sequencesDone))
@@ -147,5 +181,5 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     stores.push({ layer, dir: w.dir, rows: manifest.rows, manifest })
   }
   const seconds = (performance.now() - started) / 1000
-  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds }
+  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds, specialTokens: tokenizer.specialTokensReason }
 }

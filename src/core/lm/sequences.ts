@@ -32,6 +32,8 @@ export function buildSequences(docs: CorpusDocument[], tokenizer: ModelTokenizer
     if (total >= limit) break
     const doc = docs[i]!
     const ids = tokenizer.encode(doc.text)
+    // transformers' add_eos_token puts the EOS after the whole text, so it ends the document's last sequence.
+    if (tokenizer.eos !== null) ids.push(tokenizer.eos)
     for (let start = 0; start < ids.length; start += opts.context) {
       const chunk = ids.slice(start, start + opts.context)
       if (chunk.length < opts.context && opts.dropShort) continue
