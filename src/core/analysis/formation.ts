@@ -56,11 +56,10 @@ function dispose(s: LoadedSae): void {
   s.dispose()
 }
 
-/** Sparse codes of rows: for each row its k (value, index) pairs, positive values only kept. */
+/** Sparse codes of rows: for each row its active latents (value by index). */
 async function codes(s: LoadedSae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
   const m = rows.length / d
-  const { v, i } = await s.encodeRows(rows, m)
-  const w = s.width
+  const { v, i, width: w } = await s.encodeRows(rows, m)
   return Array.from({ length: m }, (_, r) => {
     const map = new Map<number, number>()
     for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) map.set(i[r * w + j]!, v[r * w + j]!)
