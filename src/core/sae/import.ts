@@ -103,6 +103,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
   }
   if (single) return { candidates: [{ sae: single, step: req.step ?? single.step ?? stepOfName(basename(root)), notes: [] }], problems }
   const candidates: Candidate[] = []
+  // Deep enough for a Hugging Face cache: models--google--gemma-scope-2b-pt-res/snapshots/<hash>/layer_L/width_W/average_l0_N.
+  const DEPTH = 6
   const choose = '--hookpoint PATH (the path below the step folder: layers.2, best/layers.2, layer12/n32768_k32/lr0.001)'
   for (const name of readdirSync(root).sort()) {
     const sub = join(root, name)
@@ -111,7 +113,7 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     try {
       let sae = await describeSae(sub)
       if (!sae) {
-        let inside = await saesBelow(sub, 3)
+        let inside = await saesBelow(sub, DEPTH)
         if (req.hookpoint) inside = matchHookpoint(sub, inside, req.hookpoint)
         if (inside.length === 0) {
           problems.push({ path: sub, reason: req.hookpoint ? `no SAE at hookpoint "${req.hookpoint}" below it.` : `no SAE found: expected ${WHAT_WE_READ}.` })
@@ -130,8 +132,7 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
   }
   if (candidates.length === 0 && problems.length === 0) {
     // No step folders: one SAE somewhere below (a Gemma Scope release's layer_L/width_W/average_l0_N/params.npz, one model's llm-jp-sae tree).
-    // Deep enough for a Hugging Face cache: models--google--gemma-scope-2b-pt-res/snapshots/<hash>/layer_L/width_W/average_l0_N.
-    let inside = await saesBelow(root, 6).catch(() => [] as ForeignSae[])
+    let inside = await saesBelow(root, DEPTH).catch(() => [] as ForeignSae[])
     if (req.hookpoint) inside = matchHookpoint(root, inside, req.hookpoint)
     if (inside.length === 1) return { candidates: [{ sae: inside[0]!, step: req.step ?? inside[0]!.step ?? stepOfName(basename(root)), notes: stateNote(root) }], problems }
     if (inside.length > 1) {
