@@ -214,8 +214,8 @@ describe('SAE formats: keys, rules and streams', () => {
       expect(res.found[0]).toMatchObject({ hook: 'blocks.3.hook_resid_post', stream: 'residual', layer: 4 })
       const expected: Record<string, RegExp> = {
         mlp: /reads the MLP output \(blocks\.3\.hook_mlp_out\), not the residual stream/,
-        att: /reads the attention heads' outputs \(hook_z\) \(blocks\.3\.attn\.hook_z\), not the residual stream/,
-        transcoders: /reads one hook to predict another \(a transcoder\) \(blocks\.3\.ln2\.hook_normalized\), not the residual stream/
+        att: /reads the attention heads' outputs \(blocks\.3\.attn\.hook_z\), not the residual stream/,
+        transcoders: /reads the input of a transcoder, which predicts another hook's output \(blocks\.3\.ln2\.hook_normalized\), not the residual stream/
       }
       for (const [kind, message] of Object.entries(expected)) {
         for (const layer of [undefined, 4]) {

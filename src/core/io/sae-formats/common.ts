@@ -94,8 +94,8 @@ export const STREAM_NAMES: Record<Stream, string> = {
   mlp_neurons: 'the MLP neurons',
   mlp_out: 'the MLP output',
   attn_out: 'the attention output',
-  attn_heads: 'the attention heads\' outputs (hook_z)',
-  transcoder: 'one hook to predict another (a transcoder)',
+  attn_heads: 'the attention heads\' outputs',
+  transcoder: 'the input of a transcoder, which predicts another hook\'s output',
   unknown: 'a hook FeatureTrace does not recognise',
   none: 'no named hook'
 }
