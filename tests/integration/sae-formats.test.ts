@@ -251,6 +251,13 @@ describe('SAE formats: keys, rules and streams', () => {
       expect(best.found.map((s) => s.path.slice(run.length))).toEqual(['/step0/best/layers.1', '/step100/best/layers.1'])
       const mlp = await scanSaeImport(p, { path: run, hookpoint: 'layers.1.mlp' })
       expect(mlp.problems.map((x) => x.reason)).toEqual([0, 100].map(() => expect.stringMatching(/reads the MLP output \(layers\.1\.mlp\)/)))
+      // A hookpoint folder that cannot be read is reported unless --hookpoint chooses another.
+      const edited = join(t.dir, 'run-with-transcoder')
+      cpSync(run, edited, { recursive: true })
+      const mlpCfg = join(edited, 'step0', 'layers.1.mlp', 'cfg.json')
+      writeFileSync(mlpCfg, JSON.stringify({ ...(JSON.parse(readFileSync(mlpCfg, 'utf8')) as object), transcode: true }))
+      expect((await scanSaeImport(p, { path: edited })).problems.map((x) => x.reason)).toContainEqual(expect.stringContaining(`${mlpCfg}: transcode = true makes this a transcoder`))
+      expect((await scanSaeImport(p, { path: edited, hookpoint: 'layers.1' })).problems).toEqual([])
       const infos = await importSaes(p, { path: run, hookpoint: 'layers.1' })
       expect(infos.map((s) => [s.step, s.layer, s.hook])).toEqual([[0, 2, 'layers.1'], [100, 2, 'layers.1']])
       for (const [i, s] of [0, 100].entries()) {

@@ -31,17 +31,28 @@ function stepOfName(name: string): number | null {
   return parseStep(name) ?? stepOfModelFolder(name)
 }
 
+/** What lies below a folder: the SAEs read, and the folders that look like SAEs but could not be read (and why). */
+interface Below {
+  saes: ForeignSae[]
+  unreadable: { path: string; reason: string }[]
+}
+
 /** SAE folders below `dir` (up to `depth` levels), for step folders that hold a hookpoint subfolder. */
-async function saesBelow(dir: string, depth: number): Promise<ForeignSae[]> {
-  const out: ForeignSae[] = []
+async function saesBelow(dir: string, depth: number, into: Below = { saes: [], unreadable: [] }): Promise<Below> {
   for (const name of readdirSync(dir).sort()) {
     const sub = join(dir, name)
     if (!statSync(sub).isDirectory()) continue
-    const sae = await describeSae(sub)
-    if (sae) out.push(sae)
-    else if (depth > 1) out.push(...(await saesBelow(sub, depth - 1)))
+    let sae: ForeignSae | null = null
+    try {
+      sae = await describeSae(sub)
+    } catch (err) {
+      into.unreadable.push({ path: sub, reason: problemText(err) })
+      continue
+    }
+    if (sae) into.saes.push(sae)
+    else if (depth > 1) await saesBelow(sub, depth - 1, into)
   }
-  return out
+  return into
 }
 
 /** An SAE's place below `base` with forward slashes: its folder (a .npz names its folder). */
@@ -51,14 +62,18 @@ function placeOf(base: string, sae: ForeignSae): string {
 }
 
 /**
- * The SAEs below `base` that --hookpoint names: the path below `base` equal to it (layers.2 is not
- * best/layers.2), else the ones whose path ends with it or lies under it (best/layers.2/layers.2).
+ * What --hookpoint names below `base`: the path below `base` equal to it (layers.2 is not best/layers.2),
+ * else the paths that end with it or lie under it (best/layers.2/layers.2). Without one, everything.
  */
-function matchHookpoint(base: string, saes: ForeignSae[], hookpoint: string): ForeignSae[] {
+function matchHookpoint(base: string, below: Below, hookpoint: string | undefined): Below {
+  if (!hookpoint) return below
   const hp = hookpoint.replace(/\\/g, '/').replace(/^\/+|\/+$/g, '')
-  const exact = saes.filter((s) => placeOf(base, s) === hp)
-  if (exact.length) return exact
-  return saes.filter((s) => placeOf(base, s).endsWith(`/${hp}`) || placeOf(base, s).startsWith(`${hp}/`))
+  const rel = (p: string): string => relative(base, p.toLowerCase().endsWith('.npz') ? dirname(p) : p).split(sep).join('/')
+  const pick = <T extends { path: string }>(xs: T[], exact: boolean): T[] =>
+    xs.filter((x) => (exact ? rel(x.path) === hp : rel(x.path).endsWith(`/${hp}`) || rel(x.path).startsWith(`${hp}/`)))
+  const exact = { saes: pick(below.saes, true), unreadable: pick(below.unreadable, true) }
+  if (exact.saes.length || exact.unreadable.length) return exact
+  return { saes: pick(below.saes, false), unreadable: pick(below.unreadable, false) }
 }
 
 /** How a found SAE is listed when the user must choose: its path below the folder, and its stream unless residual. */
@@ -113,8 +128,13 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     try {
       let sae = await describeSae(sub)
       if (!sae) {
-        let inside = await saesBelow(sub, DEPTH)
-        if (req.hookpoint) inside = matchHookpoint(sub, inside, req.hookpoint)
+        const below = matchHookpoint(sub, await saesBelow(sub, DEPTH), req.hookpoint)
+        // A folder that looks like an SAE but cannot be read is never passed over in silence.
+        if (below.unreadable.length) {
+          problems.push(...below.unreadable)
+          continue
+        }
+        const inside = below.saes
         if (inside.length === 0) {
           problems.push({ path: sub, reason: req.hookpoint ? `no SAE at hookpoint "${req.hookpoint}" below it.` : `no SAE found: expected ${WHAT_WE_READ}.` })
           continue
@@ -132,8 +152,9 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
   }
   if (candidates.length === 0 && problems.length === 0) {
     // No step folders: one SAE somewhere below (a Gemma Scope release's layer_L/width_W/average_l0_N/params.npz, one model's llm-jp-sae tree).
-    let inside = await saesBelow(root, DEPTH).catch(() => [] as ForeignSae[])
-    if (req.hookpoint) inside = matchHookpoint(root, inside, req.hookpoint)
+    const below = matchHookpoint(root, await saesBelow(root, DEPTH), req.hookpoint)
+    if (below.unreadable.length) return { candidates, problems: below.unreadable }
+    const inside = below.saes
     if (inside.length === 1) return { candidates: [{ sae: inside[0]!, step: req.step ?? inside[0]!.step ?? stepOfName(basename(root)), notes: stateNote(root) }], problems }
     if (inside.length > 1) {
       problems.push({ path: root, reason: `holds ${inside.length} SAEs and no step folders (${listed(root, inside)}); give one SAE's folder, or ${choose.replace('step folder', 'folder')}.` })
