@@ -115,6 +115,8 @@ describe('SAE formats: keys, rules and streams', () => {
   // Case 13 and SAELens' other rules: the imported SAE reproduces SAELens' latents (numpy, SAELens' rule).
   const rules: [string, { architecture: string; k: number | null; note?: RegExp }][] = [
     ['saelens-topk-rescale', { architecture: 'topk', k: 4, note: /decoder norms are folded/ }],
+    ['saelens-topk-constant_norm_rescale', { architecture: 'topk', k: 8 }],
+    ['saelens-topk-expected_average_only_in', { architecture: 'topk', k: 8, note: /expected_average_only_in.*SAELens applies no scaling when it loads a folder/ }],
     ['saelens5-standard', { architecture: 'standard', k: null }],
     ['saelens5-topk', { architecture: 'topk', k: 6 }],
     ['saelens-batchtopk', { architecture: 'jumprelu', k: null, note: /training form: converted .* topk_threshold/ }],
