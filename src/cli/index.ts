@@ -177,7 +177,7 @@ async function cmdCheckpoints(args: string[]): Promise<void> {
       console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified', 'activations'].join('\t'))
       for (const c of list) {
         const acts = c.activations.map((a) => `L${a.layer}:${a.rows}`).join(',') || '-'
-        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
+        console.log([c.id, c.step, c.name, c.path === null ? 'SAE only' : c.modelType, c.dModel, c.layers ?? '-', formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
       }
     }
     ws.close()

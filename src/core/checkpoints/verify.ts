@@ -10,6 +10,7 @@ import { JobCancelled, type JobContext, type JobKindDefinition } from '../jobs/j
 import { ProgressMeter } from '../jobs/progress'
 import type { Project } from '../project'
 import { readCheckpointConfig, weightFiles } from './discover'
+import { isSaeOnly, saeOnlyRefusal } from './sae-only'
 
 type VerifyRequest = Extract<JobRequest, { kind: 'verify-checkpoints' }>
 interface VerifyInput {
@@ -88,13 +89,16 @@ export const verifyCheckpointsJob: JobKindDefinition<VerifyRequest, VerifyInput,
   prepare(project: Project, request: VerifyRequest): VerifyInput {
     const all = project.checkpoints.list()
     const wanted = request.checkpointIds.length ? new Set(request.checkpointIds) : null
-    const chosen = wanted ? all.filter((c) => wanted.has(c.id)) : all
+    // Unasked, SAE-only checkpoints are left out: they have no files to verify.
+    const chosen = wanted ? all.filter((c) => wanted.has(c.id)) : all.filter((c) => !isSaeOnly(c))
     if (wanted && chosen.length !== wanted.size) {
       const missing = [...wanted].filter((id) => !all.some((c) => c.id === id))
       throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
     }
-    if (chosen.length === 0) throw new UserError('There are no checkpoints to verify; register some first.')
-    return { checkpoints: chosen.map((c) => ({ id: c.id, path: c.path, name: c.name })) }
+    const weightless = chosen.filter(isSaeOnly)
+    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'verifying weight files')
+    if (chosen.length === 0) throw new UserError(all.length ? 'There are no checkpoints with weights to verify: every registered checkpoint is SAE-only.' : 'There are no checkpoints to verify; register some first.')
+    return { checkpoints: chosen.map((c) => ({ id: c.id, path: c.path!, name: c.name })) }
   },
   async run(input: VerifyInput, ctx: JobContext): Promise<VerifyOutput> {
     const totalBytes = input.checkpoints.reduce((sum, c) => {

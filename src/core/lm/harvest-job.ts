@@ -7,6 +7,7 @@ import type { JobContext, JobKindDefinition } from '../jobs/job'
 import type { Project } from '../project'
 import { ActivationStore } from '../io/activation-store'
 import { currentBackend } from '../tf/backend'
+import { isSaeOnly, saeOnlyRefusal } from '../checkpoints/sae-only'
 
 type HarvestRequest = Extract<JobRequest, { kind: 'harvest' }>
 
@@ -32,10 +33,14 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
   kind: 'harvest',
   prepare(project, request) {
     const all = project.checkpoints.list()
-    const chosen = request.checkpointIds.length ? all.filter((c) => request.checkpointIds.includes(c.id)) : all
+    // Unasked, SAE-only checkpoints are left out: they have no weights to run.
+    const chosen = request.checkpointIds.length ? all.filter((c) => request.checkpointIds.includes(c.id)) : all.filter((c) => !isSaeOnly(c))
+    if (chosen.length === 0 && all.length) throw saeOnlyRefusal(all.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
     if (chosen.length === 0) throw new UserError('There are no checkpoints to harvest; register some first.')
     const missing = request.checkpointIds.filter((id) => !all.some((c) => c.id === id))
     if (missing.length) throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
+    const weightless = chosen.filter(isSaeOnly)
+    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
     const unsupported = chosen.filter((c) => !c.supported)
     if (unsupported.length) {
       throw new UserError(
@@ -43,7 +48,7 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
           'Harvest those with resources/harvest_activations.py and import the stores.'
       )
     }
-    const tooShallow = chosen.filter((c) => request.layer > c.layers)
+    const tooShallow = chosen.filter((c) => request.layer > c.layers!)
     if (tooShallow.length) {
       throw new UserError(`Layer ${request.layer} is out of range for step ${tooShallow[0]!.step}: it has ${tooShallow[0]!.layers} layers, so layers 0–${tooShallow[0]!.layers} exist.`)
     }
@@ -52,7 +57,7 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     return {
       request,
       corpus,
-      items: chosen.map((c) => ({ checkpointId: c.id, step: c.step, path: c.path, out: storeDir(project, c.step, request.layer) }))
+      items: chosen.map((c) => ({ checkpointId: c.id, step: c.step, path: c.path!, out: storeDir(project, c.step, request.layer) }))
     }
   },
   async run(input, ctx: JobContext) {

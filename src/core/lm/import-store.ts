@@ -12,7 +12,8 @@ export async function importActivationStore(project: Project, path: string, chec
   if (m.d !== checkpoint.dModel) {
     throw new UserError(`${resolve(path)} holds d=${m.d} activations but checkpoint step ${checkpoint.step} has d_model=${checkpoint.dModel}.`)
   }
-  if (m.layer > checkpoint.layers) {
+  // An SAE-only checkpoint's depth is unknown: any layer is taken.
+  if (checkpoint.layers !== null && m.layer > checkpoint.layers) {
     throw new UserError(`${resolve(path)} is for layer ${m.layer} but checkpoint step ${checkpoint.step} has ${checkpoint.layers} layers.`)
   }
   return project.activations.upsert({
