@@ -3,6 +3,7 @@ import { cpSync, existsSync, openSync, closeSync, ftruncateSync, readFileSync, w
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ActivationStore } from '../../src/core/io/activation-store'
+import { SafetensorsFile, writeSafetensors } from '../../src/core/io/safetensors'
 import { harvest, type HarvestOptions } from '../../src/core/lm/harvest'
 import { loadModel } from '../../src/core/lm/model'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
@@ -119,6 +120,43 @@ describe('harvest', () => {
     // Running again is a no-op on a complete store.
     const again = await harvest(opts(join(t.dir, 'resumed')), never)
     expect(again.tokensPerSecond).toBeNull()
+  })
+
+  it('refuses values beyond float16\'s range, saying how many, where, the largest |x| and --dtype f32; leaves no store (case07)', async () => {
+    t = tempDir()
+    // The embeddings of a copy of the tiny gpt_neox scaled by 1e6: layer 0 is then far beyond ±65504 for most values.
+    const model = join(t.dir, 'big', 'step100')
+    cpSync(join(root, 'models', 'gpt_neox'), model, { recursive: true })
+    const f = await SafetensorsFile.open(join(model, 'model.safetensors'))
+    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
+    for (const [name, info] of f.header.tensors) {
+      const data = await f.readFloat32(name)
+      if (name === 'gpt_neox.embed_in.weight') for (let i = 0; i < data.length; i++) data[i] = data[i]! * 1e6
+      tensors[name] = { dtype: 'F32', shape: info.shape, data }
+    }
+    await f.close()
+    await writeSafetensors(join(model, 'model.safetensors'), tensors)
+    const file = corpus(t.dir)
+    const out = join(t.dir, 'f16')
+    const err = await harvest({ model, corpus: file, layers: [0, 1], out: (L) => `${out}-${L}`, context: 8, checkpointStep: 100 }, never).then(
+      () => null,
+      (e: Error) => e
+    )
+    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of [\d,]+ values exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
+    for (const L of [0, 1]) {
+      expect(existsSync(`${out}-${L}`)).toBe(false)
+      expect(existsSync(`${out}-${L}.partial`)).toBe(false)
+    }
+    // The same rows in float32: the refused batch's count and maximum, recounted from the stored rows.
+    await harvest({ model, corpus: file, layers: [0], out: () => join(t.dir, 'f32'), context: 8, dtype: 'f32' }, never)
+    const { acts } = await (await ActivationStore.open(join(t.dir, 'f32'))).readShard(0)
+    const rows = Number(/tokens 1–(\d+)/.exec(err!.message)![1])
+    const first = acts.subarray(0, rows * 64)
+    const over = first.filter((x) => Math.abs(x) >= 65520).length
+    const maxAbs = first.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+    expect(over).toBeGreaterThan(0)
+    expect(err!.message).toContain(`${over.toLocaleString('en')} of ${first.length.toLocaleString('en')} values exceed`)
+    expect(err!.message).toContain(`the largest |x| is ${maxAbs.toPrecision(4)}`)
   })
 
   it('streams shuffled batches that cover every row once', async () => {

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { resolve } from 'node:path'
 import { UserError } from '../../shared/api'
-import { ActivationStoreWriter, type StoreManifest, type StoreSettings } from '../io/activation-store'
+import { ActivationStoreWriter, checkStorable, unstorableMessage, type StoreManifest, type StoreSettings } from '../io/activation-store'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
@@ -32,6 +32,8 @@ export interface HarvestOptions {
   /** Sequences per forward pass. */
   batchSequences?: number
   shardRows?: number
+  /** Bytes of activations per shard (default SHARD_BYTES). */
+  shardBytes?: number
   backend?: BackendName
 }
 
@@ -88,7 +90,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   const stores: HarvestResult['stores'] = []
   const writers: { layer: number; w: ActivationStoreWriter }[] = []
   for (const L of layers) {
-    const begun = ActivationStoreWriter.begin(opts.out(L), settings(L), opts.shardRows)
+    const begun = ActivationStoreWriter.begin(opts.out(L), settings(L), opts.shardRows, opts.shardBytes)
     if ('complete' in begun) stores.push({ layer: L, dir: opts.out(L), rows: begun.manifest.rows, manifest: begun.manifest })
     else writers.push({ layer: L, w: begun })
   }
@@ -103,6 +105,10 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   let computed = 0
   ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
   const model = await loadModel(opts.model, Math.max(...layers))
+  const dtype = opts.dtype ?? 'f16'
+  const checkpoint = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
+  // Set when values cannot be stored in the chosen dtype: then no partial store is kept to resume.
+  let refused = false
   try {
     const bos = tokenizer.bos
     for (const batch of batchesOf(seqs, from, opts.batchSequences ?? 16)) {
@@ -117,11 +123,19 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
       const states = model.hiddenStates(idTensor, writers.map((x) => x.layer), { finalNorm: opts.finalNorm })
       idTensor.dispose()
       const offset = bos === null ? 0 : 1
-      for (const [k, { w }] of writers.entries()) {
+      const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
+      for (const [k, { layer, w }] of writers.entries()) {
         // The BOS position is dropped: it carries no information about the text.
         const sliced = tf.tidy(() => tf.slice(states[k]!, [0, offset, 0], [-1, T - offset, -1]))
         const data = (await sliced.data()) as Float32Array
         sliced.dispose()
+        const check = checkStorable(data, dtype)
+        if (check.overflow || check.nonFinite) {
+          refused = true
+          tf.dispose(states)
+          const where = `Harvest stopped at layer ${layer} of ${checkpoint}, tokens ${(done + 1).toLocaleString('en')}–${(done + n).toLocaleString('en')} of ${total.toLocaleString('en')}`
+          throw new UserError(unstorableMessage(where, check, dtype))
+        }
         const perSeq = (T - offset) * config.dModel
         for (const [b, s] of batch.items.entries()) {
           if (batch.start + b < w.sequencesDone) continue
@@ -129,15 +143,17 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
         }
       }
       tf.dispose(states)
-      const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
       done += n
       computed += n
       ctx.progress(meter.update(done, `${done.toLocaleString('en')} / ${total.toLocaleString('en')} tokens`))
     }
   } finally {
     model.dispose()
-    // Keep what was computed so a later run resumes after it.
-    for (const { w } of writers) await w.flush()
+    // Keep what was computed so a later run resumes after it, unless the run was refused.
+    for (const { w } of writers) {
+      if (refused) w.abandon()
+      else await w.flush()
+    }
   }
   if (ctx.signal.aborted) throw new JobCancelled()
   const used = new Set(seqs.map((q) => q.doc))
