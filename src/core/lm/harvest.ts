@@ -8,7 +8,7 @@ import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
 import { readCheckpointConfig } from '../checkpoints/discover'
-import { readCorpus } from './corpus'
+import { Corpus } from './corpus'
 import { loadModel } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
 import { loadTokenizer } from './tokenizer'
@@ -41,6 +41,8 @@ export interface HarvestResult {
   backend: string
   stores: { layer: number; dir: string; rows: number; manifest: StoreManifest }[]
   tokensPerSecond: number | null
+  /** What is worth telling the user about the input that did not stop the harvest. */
+  notes: string[]
 }
 
 /** Consecutive sequences of equal length, so a batch needs no padding. */
@@ -66,9 +68,14 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   }
   const context = opts.context ?? 64
   const tokenizer = loadTokenizer(opts.model)
-  const docs = readCorpus(opts.corpus, { lang: opts.corpusLang })
+  const corpus = Corpus.open(opts.corpus, { lang: opts.corpusLang })
   const seed = opts.seed ?? 0
-  const seqs = buildSequences(docs, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  let seqs: TokenSequence[]
+  try {
+    seqs = buildSequences(corpus, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  } finally {
+    corpus.close()
+  }
   if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
 
   const settings = (layer: number): StoreSettings => ({
@@ -94,7 +101,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     if ('complete' in begun) stores.push({ layer: L, dir: opts.out(L), rows: begun.manifest.rows, manifest: begun.manifest })
     else writers.push({ layer: L, w: begun })
   }
-  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null }
+  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null, notes: corpus.notes }
 
   // Every layer's store resumes from the earliest point any of them reached.
   const from = Math.min(...writers.map((x) => x.w.sequencesDone))
@@ -156,12 +163,11 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     }
   }
   if (ctx.signal.aborted) throw new JobCancelled()
-  const used = new Set(seqs.map((q) => q.doc))
-  const documents = docs.filter((d) => used.has(d.id)).map((d) => ({ id: d.id, lang: d.lang, source: d.source }))
+  const documents = [...new Set(seqs.map((q) => q.doc))].sort((a, b) => a - b).map((id) => corpus.info(id))
   for (const { layer, w } of writers) {
     const manifest = await w.finish(documents, tokenizer.tokenText)
     stores.push({ layer, dir: w.dir, rows: manifest.rows, manifest })
   }
   const seconds = (performance.now() - started) / 1000
-  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds }
+  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds, notes: corpus.notes }
 }

@@ -3,10 +3,13 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
+import { prefixEncoder, type PrefixEncoder } from './prefix-tokens'
 
 export interface ModelTokenizer {
   /** Token ids of a text, without special tokens. */
   encode(text: string): number[]
+  /** At least the first `atLeast` ids of encode(text), exactly, without tokenising all of a long text. */
+  encodePrefix: PrefixEncoder
   /** The id the model expects first in every sequence, or null when it uses none (Pythia, GPT-2). */
   bos: number | null
   tokenText(id: number): string
@@ -31,8 +34,9 @@ export function loadTokenizer(folder: string): ModelTokenizer {
   const configFile = join(folder, 'tokenizer_config.json')
   const config = existsSync(configFile) ? readJson(configFile) : {}
   let tokenizer: Tokenizer
+  const json = readJson(file)
   try {
-    tokenizer = new Tokenizer(readJson(file), config)
+    tokenizer = new Tokenizer(json, config)
   } catch (err) {
     throw new UserError(`${file} could not be loaded as a tokenizer: ${(err as Error).message}`)
   }
@@ -41,8 +45,10 @@ export function loadTokenizer(folder: string): ModelTokenizer {
   const withSpecial = tokenizer.encode(probe, { add_special_tokens: true }).ids
   const plain = tokenizer.encode(probe, { add_special_tokens: false }).ids
   const bos = withSpecial.length > plain.length && withSpecial[0] !== plain[0] ? (withSpecial[0] ?? null) : null
+  const encode = (text: string): number[] => tokenizer.encode(text, { add_special_tokens: false }).ids
   return {
-    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
+    encode,
+    encodePrefix: prefixEncoder(json, encode),
     bos,
     tokenText: (id) => tokenizer.id_to_token(id) ?? `<${id}>`
   }
