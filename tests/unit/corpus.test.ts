@@ -1,7 +1,8 @@
 import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Corpus, MAX_LINE_BYTES, readCorpus } from '../../src/core/lm/corpus'
+import { MAX_LINE_BYTES } from '../../src/core/io/lines'
+import { Corpus, readCorpus } from '../../src/core/lm/corpus'
 import { tempDir } from '../helpers'
 
 describe('corpus files of any size, read line by line', () => {

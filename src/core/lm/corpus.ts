@@ -2,9 +2,10 @@
 // A corpus of any size is read line by line in bounded chunks and indexed (each document's byte range,
 // language and line); a document's text is read again only when it is tokenised. Memory holds the index,
 // never the corpus: a 3 GB corpus costs what its document count costs.
-import { closeSync, openSync, readSync, statSync } from 'node:fs'
+import { closeSync, openSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
 import { UserError } from '../../shared/api'
+import { forEachLine, MAX_LINE_BYTES, readRange } from '../io/lines'
 
 export interface CorpusDocument {
   id: number
@@ -27,9 +28,6 @@ function decodeLine(bytes: Uint8Array, file: string, line: number): string {
   }
 }
 
-/** Longest line (one document in JSON Lines) we decode: V8's strings stop at 2^29 − 24 UTF-16 units. */
-export const MAX_LINE_BYTES = 256 * 2 ** 20
-
 function tooLong(file: string, line: number, bytes: number): UserError {
   return new UserError(
     `${file}, line ${line}: a line of ${(bytes / 2 ** 20).toFixed(0)} MiB or more, longer than FeatureTrace reads as one document ` +
@@ -39,37 +37,6 @@ function tooLong(file: string, line: number, bytes: number): UserError {
 
 /** A UTF-16 surrogate without its partner: JSON's \ud800 escapes can make them, UTF-8 cannot. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-/** Bytes read per system call while scanning for lines. */
-const SCAN_BYTES = 4 * 2 ** 20
-
-/**
- * Calls `onLine(start, end, line, bytes)` for each line of a file (LF or CRLF; `end` excludes the line break),
- * reading it in bounded chunks; `bytes` is the line when it lies within one chunk (valid only during the
- * call), else null. A final newline makes no empty last line.
- */
-function forEachLine(fd: number, size: number, file: string, onLine: (start: number, end: number, line: number, bytes: Uint8Array | null) => void): void {
-  const buf = Buffer.alloc(SCAN_BYTES)
-  let lineStart = 0
-  let line = 1
-  let prevCR = false
-  for (let pos = 0; pos < size; ) {
-    // A line without end in sight is refused before it is read whole.
-    if (pos - lineStart > MAX_LINE_BYTES) throw tooLong(file, line, pos - lineStart)
-    const n = readSync(fd, buf, 0, Math.min(SCAN_BYTES, size - pos), pos)
-    if (n === 0) break
-    for (let i = buf.indexOf(0x0a, 0); i !== -1 && i < n; i = buf.indexOf(0x0a, i + 1)) {
-      const lf = pos + i
-      const cr = lf > lineStart && (i > 0 ? buf[i - 1] === 0x0d : prevCR)
-      const end = cr ? lf - 1 : lf
-      onLine(lineStart, end, line++, lineStart >= pos ? buf.subarray(lineStart - pos, end - pos) : null)
-      lineStart = lf + 1
-    }
-    prevCR = buf[n - 1] === 0x0d
-    pos += n
-  }
-  if (lineStart < size) onLine(lineStart, prevCR ? size - 1 : size, line, null)
-}
 
 /** The language tag of a plain text file: given, or from a name like wiki.ja.txt. */
 export function languageFromName(file: string): string | null {
@@ -148,21 +115,18 @@ export class Corpus {
   }
 
   private read(start: number, end: number): Buffer {
-    const buf = Buffer.alloc(end - start)
-    for (let done = 0; done < buf.length; ) {
-      const n = readSync(this.fd, buf, done, buf.length - done, start + done)
-      if (n === 0) throw new UserError(`${this.file} changed while it was read (it is shorter now).`)
-      done += n
+    try {
+      return readRange(this.fd, start, end)
+    } catch {
+      throw new UserError(`${this.file} changed while it was read (it is shorter now).`)
     }
-    return buf
   }
 
   private indexJsonl(size: number, lang: string | null): void {
     const file = this.file
     let surrogates = 0
     let firstSurrogate = 0
-    forEachLine(this.fd, size, this.file, (start, end, n, bytes) => {
-      if (end - start > MAX_LINE_BYTES) throw tooLong(file, n, end - start)
+    forEachLine(this.fd, size, (line, length) => tooLong(this.file, line, length), (start, end, n, bytes) => {
       const text = decodeLine(bytes ?? this.read(start, end), file, n)
       if (text.trim() === '') throw new UserError(`${file}, line ${n}: empty line. Each line must be one JSON object with a "text".`)
       let obj: unknown
@@ -199,8 +163,7 @@ export class Corpus {
       if (begin >= 0) this.add(begin, end, first, lang)
       begin = -1
     }
-    forEachLine(this.fd, size, this.file, (start, stop, n, bytes) => {
-      if (stop - start > MAX_LINE_BYTES) throw tooLong(this.file, n, stop - start)
+    forEachLine(this.fd, size, (line, length) => tooLong(this.file, line, length), (start, stop, n, bytes) => {
       const text = decodeLine(bytes ?? this.read(start, stop), this.file, n)
       if (text.trim() === '') return flush()
       if (begin < 0) {
