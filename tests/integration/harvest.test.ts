@@ -142,7 +142,7 @@ describe('harvest', () => {
       () => null,
       (e: Error) => e
     )
-    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of [\d,]+ values exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
+    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of the [\d,]+ values there exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
     for (const L of [0, 1]) {
       expect(existsSync(`${out}-${L}`)).toBe(false)
       expect(existsSync(`${out}-${L}.partial`)).toBe(false)
@@ -155,7 +155,7 @@ describe('harvest', () => {
     const over = first.filter((x) => Math.abs(x) >= 65520).length
     const maxAbs = first.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
     expect(over).toBeGreaterThan(0)
-    expect(err!.message).toContain(`${over.toLocaleString('en')} of ${first.length.toLocaleString('en')} values exceed`)
+    expect(err!.message).toContain(`${over.toLocaleString('en')} of the ${first.length.toLocaleString('en')} values there exceed`)
     expect(err!.message).toContain(`the largest |x| is ${maxAbs.toPrecision(4)}`)
   })
 
@@ -187,6 +187,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const out = join(t.dir, 'out')
     await expect(harvest({ model, corpus: corpusFile ?? corpus(t.dir), layers: [1], out: () => out, ...extra }, never)).rejects.toThrow(message)
     expect(existsSync(join(out, 'manifest.json'))).toBe(false)
+    expect(existsSync(`${out}.partial`)).toBe(false)
   }
 
   function copyModel(name: string): string {

@@ -1,7 +1,7 @@
 // The first tokens of a long document without tokenising all of it: equal to the whole text's first tokens.
 import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
 import { prefixEncoder } from '../../src/core/lm/prefix-tokens'
 import { buildSequences } from '../../src/core/lm/sequences'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
@@ -94,9 +94,6 @@ describe('encodePrefix equals the whole text\'s first tokens', () => {
 })
 
 describe('a long document costs what its tokens cost (case28)', () => {
-  let t: ReturnType<typeof tempDir>
-  afterEach(() => t?.cleanup())
-
   it('tokenises only the start of a 2-million-character document when 256 tokens are asked for', () => {
     const tok = loadTokenizer(join(REPO, 'resources', 'demo', 'checkpoints', 'step2000'))
     const longest: number[] = []

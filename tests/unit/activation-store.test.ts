@@ -38,7 +38,7 @@ describe('activation store sizes', () => {
     const w = ActivationStoreWriter.begin(join(t.dir, 's'), settings(2, 'f16'))
     if ('complete' in w) throw new Error('exists')
     await expect(w.appendSequence(new Float32Array([1, 2, 3, 7e4]), 5, [8, 9], [1, 2])).rejects.toThrow(
-      /s: layer 2, document 5 from token 8: 1 of 4 values exceed float16's range \(±65,504; the largest \|x\| is 7\.000e\+4\) .*--dtype f32/
+      /s: layer 2, document 5 from token 8: 1 of the 4 values there exceed float16's range \(±65,504; the largest \|x\| is 7\.000e\+4\) .*--dtype f32/
     )
   })
 

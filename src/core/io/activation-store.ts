@@ -93,7 +93,7 @@ export function unstorableMessage(where: string, c: ValueCheck, dtype: 'f16' | '
   const parts: string[] = []
   if (c.overflow) {
     parts.push(
-      `${fmt(c.overflow)} of ${fmt(c.values)} values exceed float16's range (±${fmt(F16_MAX)}; the largest |x| is ${c.maxAbs.toPrecision(4)}) and would be stored as Inf`
+      `${fmt(c.overflow)} of the ${fmt(c.values)} values there exceed float16's range (±${fmt(F16_MAX)}; the largest |x| is ${c.maxAbs.toPrecision(4)}) and would be stored as Inf`
     )
   }
   if (c.nonFinite) parts.push(`${fmt(c.nonFinite)} values are already Inf or NaN in the model's output`)
@@ -203,6 +203,11 @@ export class ActivationStoreWriter {
     this.sequencesBuffered++
     const bytesPerValue = dtype === 'f16' ? 2 : 4
     if (this.bufferedRows >= this.shardRows || this.bufferedRows * d * bytesPerValue >= this.shardBytes) await this.flush()
+  }
+
+  /** Removes DIR.partial when it holds no shard yet (nothing to resume). */
+  abandonIfEmpty(): void {
+    if (this.shards.length === 0 && this.bufferedRows === 0) this.abandon()
   }
 
   /** Removes DIR.partial: after a refusal, nothing half-written is left to resume. */

@@ -111,7 +111,14 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   const started = performance.now()
   let computed = 0
   ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
-  const model = await loadModel(opts.model, Math.max(...layers))
+  let model: Awaited<ReturnType<typeof loadModel>>
+  try {
+    model = await loadModel(opts.model, Math.max(...layers))
+  } catch (err) {
+    // A checkpoint that cannot be loaded leaves no empty DIR.partial behind.
+    for (const { w } of writers) w.abandonIfEmpty()
+    throw err
+  }
   const dtype = opts.dtype ?? 'f16'
   const checkpoint = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
   // Set when values cannot be stored in the chosen dtype: then no partial store is kept to resume.
