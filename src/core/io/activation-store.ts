@@ -112,7 +112,8 @@ function sameRun(a: StoreSettings, b: StoreSettings): boolean {
 }
 
 export class ActivationStoreWriter {
-  private buffers: { acts: Float32Array[]; doc: number[]; position: number[]; token: number[] } = { acts: [], doc: [], position: [], token: [] }
+  /** Each buffered sequence's activations, already in the stored dtype (f16 bits or f32). */
+  private buffers: { acts: (Uint16Array | Float32Array)[]; doc: number[]; position: number[]; token: number[] } = { acts: [], doc: [], position: [], token: [] }
   private bufferedRows = 0
   private readonly tokenIds = new Set<number>()
   private readonly resumedShards: number
@@ -192,7 +193,8 @@ export class ActivationStoreWriter {
     if (check.overflow || check.nonFinite) {
       throw new UserError(unstorableMessage(`${this.dir}: layer ${this.settings.layer}, document ${doc} from token ${positions[0]}`, check, dtype))
     }
-    this.buffers.acts.push(acts)
+    // Encoded now and written as parts at flush: a shard is never held twice, nor in float32 when stored as f16.
+    this.buffers.acts.push(dtype === 'f16' ? toFloat16Bits(acts) : acts)
     for (let i = 0; i < n; i++) {
       this.buffers.doc.push(doc)
       this.buffers.position.push(positions[i]!)
@@ -220,15 +222,9 @@ export class ActivationStoreWriter {
     if (this.bufferedRows === 0) return
     const rows = this.bufferedRows
     const d = this.settings.d
-    const all = new Float32Array(rows * d)
-    let o = 0
-    for (const a of this.buffers.acts) {
-      all.set(a, o)
-      o += a.length
-    }
     const file = shardName(this.shards.length)
     await writeSafetensors(join(this.partial, file), {
-      activations: this.settings.dtype === 'f16' ? { dtype: 'F16', shape: [rows, d], data: toFloat16Bits(all) } : { dtype: 'F32', shape: [rows, d], data: all },
+      activations: { dtype: this.settings.dtype === 'f16' ? 'F16' : 'F32', shape: [rows, d], data: this.buffers.acts },
       doc: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.doc) },
       position: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.position) },
       token: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.token) }

@@ -226,7 +226,8 @@ export async function writeFully(fh: FileHandle, data: ArrayBufferView, chunkByt
 export interface TensorToWrite {
   dtype: Dtype
   shape: number[]
-  data: ArrayBufferView
+  /** The tensor's bytes, whole or as consecutive parts (written in order, never concatenated). */
+  data: ArrayBufferView | ArrayBufferView[]
 }
 
 /**
@@ -245,8 +246,9 @@ export async function writeSafetensors(
   for (const name of names) {
     const t = tensors[name]!
     const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype]
-    if (t.data.byteLength !== bytes) {
-      throw new Error(`Tensor ${name}: ${t.dtype}${JSON.stringify(t.shape)} needs ${bytes} bytes, data has ${t.data.byteLength}`)
+    const given = Array.isArray(t.data) ? t.data.reduce((a, p) => a + p.byteLength, 0) : t.data.byteLength
+    if (given !== bytes) {
+      throw new Error(`Tensor ${name}: ${t.dtype}${JSON.stringify(t.shape)} needs ${bytes} bytes, data has ${given}`)
     }
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] }
     offset += bytes
@@ -261,7 +263,10 @@ export async function writeSafetensors(
   try {
     await writeFully(fh, len)
     await writeFully(fh, Buffer.from(json, 'utf8'))
-    for (const name of names) await writeFully(fh, tensors[name]!.data)
+    for (const name of names) {
+      const data = tensors[name]!.data
+      for (const part of Array.isArray(data) ? data : [data]) await writeFully(fh, part)
+    }
     await fh.sync()
   } finally {
     await fh.close()
