@@ -223,6 +223,14 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     await refuses(dir, /No model\.safetensors or model\.safetensors\.index\.json in .*gpt_neox/)
   })
 
+  it('a shard the index names is missing (case18)', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-untied-bf16-sharded')
+    const { rmSync } = await import('node:fs')
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'))
+    await refuses(dir, /Missing weight shard .*model-00002-of-00002\.safetensors named by .*model\.safetensors\.index\.json \(an interrupted download\?\)/)
+  })
+
   it('truncated safetensors', async () => {
     t = tempDir()
     const dir = copyModel('gpt_neox')

@@ -1,5 +1,6 @@
 // A checkpoint's weights on disk: one safetensors file or the shards of an index, read tensor by tensor.
 import * as tf from '@tensorflow/tfjs-core'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
 import { SafetensorsFile, type TensorInfo } from '../io/safetensors'
@@ -38,6 +39,11 @@ export class CheckpointWeights {
         `No model.safetensors or model.safetensors.index.json in ${folder}. FeatureTrace reads safetensors only: ` +
           'load the model in Python and call save_pretrained(folder, safe_serialization=True).'
       )
+    }
+    for (const p of paths) {
+      if (!existsSync(p)) {
+        throw new UserError(`Missing weight shard ${p} named by ${join(folder, 'model.safetensors.index.json')} (an interrupted download?). Download it again.`)
+      }
     }
     const files: SafetensorsFile[] = []
     const where = new Map<string, SafetensorsFile>()
