@@ -276,6 +276,7 @@ async function cmdHarvest(args: string[]): Promise<void> {
     )
   )
   console.log(`backend: ${currentBackend()?.name ?? result.backend} (${currentBackend()?.reason ?? ''})`)
+  for (const note of result.notes) console.log(`note: ${note}`)
   for (const s of result.stores) console.log(`layer ${s.layer}: ${s.rows} rows × d=${s.manifest.d} (${s.manifest.dtype}) → ${s.dir}`)
   if (result.tokensPerSecond !== null) console.log(`${result.tokensPerSecond.toFixed(0)} tokens/s`)
 }

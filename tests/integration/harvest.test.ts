@@ -3,6 +3,7 @@ import { cpSync, existsSync, openSync, closeSync, ftruncateSync, readFileSync, w
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ActivationStore } from '../../src/core/io/activation-store'
+import { SafetensorsFile, writeSafetensors } from '../../src/core/io/safetensors'
 import { harvest, type HarvestOptions } from '../../src/core/lm/harvest'
 import { loadModel } from '../../src/core/lm/model'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
@@ -122,6 +123,43 @@ describe('harvest', () => {
     expect(again.tokensPerSecond).toBeNull()
   })
 
+  it('refuses values beyond float16\'s range, saying how many, where, the largest |x| and --dtype f32; leaves no store (case07)', async () => {
+    t = tempDir()
+    // The embeddings of a copy of the tiny gpt_neox scaled by 1e6: layer 0 is then far beyond ±65504 for most values.
+    const model = join(t.dir, 'big', 'step100')
+    cpSync(join(root, 'models', 'gpt_neox'), model, { recursive: true })
+    const f = await SafetensorsFile.open(join(model, 'model.safetensors'))
+    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
+    for (const [name, info] of f.header.tensors) {
+      const data = await f.readFloat32(name)
+      if (name === 'gpt_neox.embed_in.weight') for (let i = 0; i < data.length; i++) data[i] = data[i]! * 1e6
+      tensors[name] = { dtype: 'F32', shape: info.shape, data }
+    }
+    await f.close()
+    await writeSafetensors(join(model, 'model.safetensors'), tensors)
+    const file = corpus(t.dir)
+    const out = join(t.dir, 'f16')
+    const err = await harvest({ model, corpus: file, layers: [0, 1], out: (L) => `${out}-${L}`, context: 8, checkpointStep: 100 }, never).then(
+      () => null,
+      (e: Error) => e
+    )
+    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of the [\d,]+ values there exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
+    for (const L of [0, 1]) {
+      expect(existsSync(`${out}-${L}`)).toBe(false)
+      expect(existsSync(`${out}-${L}.partial`)).toBe(false)
+    }
+    // The same rows in float32: the refused batch's count and maximum, recounted from the stored rows.
+    await harvest({ model, corpus: file, layers: [0], out: () => join(t.dir, 'f32'), context: 8, dtype: 'f32' }, never)
+    const { acts } = await (await ActivationStore.open(join(t.dir, 'f32'))).readShard(0)
+    const rows = Number(/tokens 1–(\d+)/.exec(err!.message)![1])
+    const first = acts.subarray(0, rows * 64)
+    const over = first.filter((x) => Math.abs(x) >= 65520).length
+    const maxAbs = first.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+    expect(over).toBeGreaterThan(0)
+    expect(err!.message).toContain(`${over.toLocaleString('en')} of the ${first.length.toLocaleString('en')} values there exceed`)
+    expect(err!.message).toContain(`the largest |x| is ${maxAbs.toPrecision(4)}`)
+  })
+
   it('streams shuffled batches that cover every row once', async () => {
     t = tempDir()
     await harvest({ model: join(root, 'models', 'gpt_neox'), corpus: corpus(t.dir), layers: [0], out: () => join(t.dir, 's'), dtype: 'f32', shardRows: 16, context: 8 }, never)
@@ -187,6 +225,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const out = join(t.dir, 'out')
     await expect(harvest({ model, corpus: corpusFile ?? corpus(t.dir), layers: [1], out: () => out, ...extra }, never)).rejects.toThrow(message)
     expect(existsSync(join(out, 'manifest.json'))).toBe(false)
+    expect(existsSync(`${out}.partial`)).toBe(false)
   }
 
   function copyModel(name: string): string {
@@ -213,6 +252,14 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const { rmSync } = await import('node:fs')
     rmSync(join(dir, 'model.safetensors'))
     await refuses(dir, /No model\.safetensors or model\.safetensors\.index\.json in .*gpt_neox/)
+  })
+
+  it('a shard the index names is missing (case18)', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-untied-bf16-sharded')
+    const { rmSync } = await import('node:fs')
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'))
+    await refuses(dir, /Missing weight shard .*model-00002-of-00002\.safetensors named by .*model\.safetensors\.index\.json \(an interrupted download\?\)/)
   })
 
   it('truncated safetensors', async () => {

@@ -169,6 +169,23 @@ describe('the weights a checkpoint holds are exactly the ones the forward pass u
     await expect(loadModel(dir, 1)).rejects.toThrow(/would not use: "gpt_neox\.layers\.3\.input_layernorm\.weight"/)
   })
 
+  it('case02: accepts a tensor with no elements (nothing to use or miss), as the reference reader does', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-gqa-tied')
+    await rewriteWeights(dir, (w) => (w['model.rotary_emb.unused'] = { dtype: 'F32', shape: [0], data: new Float32Array(0) }))
+    const [clean, withEmpty] = [await loadModel(join(root, 'models', 'llama-gqa-tied')), await loadModel(dir)]
+    const ids = tf.tensor2d([[5, 6, 7]], [1, 3], 'int32')
+    const [a] = clean.hiddenStates(ids, [clean.layers])
+    const [b] = withEmpty.hiddenStates(ids, [withEmpty.layers])
+    expect(Array.from(b!.dataSync())).toEqual(Array.from(a!.dataSync()))
+    tf.dispose([ids, a!, b!])
+    clean.dispose()
+    withEmpty.dispose()
+    // One element is enough to be refused.
+    await rewriteWeights(dir, (w) => (w['model.rotary_emb.unused'] = { dtype: 'F32', shape: [1], data: new Float32Array(1) }))
+    await expect(loadModel(dir)).rejects.toThrow(/would not use: "model\.rotary_emb\.unused"/)
+  })
+
   it('refuses a missing weight by name, and a bias the config declares but the weights lack', async () => {
     t = tempDir()
     const dir = copyModel('gpt2')

@@ -116,7 +116,7 @@ describe("tokenizer_config.json's class rules, as transformers applies them", ()
     expect(tok).toMatchObject({ bos: 0, eos: 0 })
     const llama = loadTokenizer(folder('sentencepiece', { config: { tokenizer_class: 'LlamaTokenizerFast', add_eos_token: true } }))
     expect(llama).toMatchObject({ bos: 1, eos: 2 })
-    const seqs = buildSequences([{ id: 0, text: 'The cat sat on the mat.', lang: null, source: 'x' }], llama, { context: 1000, dropShort: false, seed: 0 })
+    const seqs = buildSequences({ size: 1, text: () => 'The cat sat on the mat.' }, llama, { context: 1000, dropShort: false, seed: 0 })
     expect(seqs[0]!.ids).toEqual([...llama.encode('The cat sat on the mat.'), 2])
   })
 

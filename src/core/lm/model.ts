@@ -10,7 +10,7 @@ import { UserError } from '../../shared/api'
 import { readCheckpointConfig, SUPPORTED_MODEL_TYPES } from '../checkpoints/discover'
 import { parseModelConfig, type Activation, type ModelSpec, type ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
-import { CheckpointWeights } from './weights'
+import { CheckpointWeights, whyMissing } from './weights'
 
 export { ropeTables, type Rope }
 
@@ -281,7 +281,8 @@ export function weightPlanFor(spec: ModelSpec, names: readonly string[], folder:
   if (prefix === undefined) {
     const wanted = layout.prefixes.map((p) => `"${layout.plan(spec, p).embedding}"`).join(' or ')
     throw new UserError(
-      `${folder} holds no ${wanted}: its weights are not a ${spec.modelType} model as ${spec.file} says (they hold ${listed([...names].sort(), 4)}).`
+      whyMissing(folder, names, layout.plan(spec, layout.prefixes[0]!).embedding, spec.file) ??
+        `${folder} holds no ${wanted}: its weights are not a ${spec.modelType} model as ${spec.file} says (they hold ${listed([...names].sort(), 4)}).`
     )
   }
   const plan = layout.plan(spec, prefix)
@@ -295,6 +296,8 @@ export function weightPlanFor(spec: ModelSpec, names: readonly string[], folder:
     )
   }
   const missing = [...expected].filter((x) => !have.has(x))
+  const explained = missing.length > 0 ? whyMissing(folder, names, missing[0]!, spec.file) : null
+  if (explained) throw new UserError(explained)
   if (missing.length > 0) {
     throw new UserError(
       `${folder} lacks ${missing.length} weight${missing.length > 1 ? 's' : ''} the ${spec.modelType} forward pass needs: ${listed(missing)}. ` +
@@ -562,7 +565,7 @@ export async function embeddingInfo(folder: string): Promise<{ rows: number; ten
   const spec = readModelSpec(folder)
   const weights = await CheckpointWeights.open(folder)
   try {
-    const plan = weightPlanFor(spec, weights.names(), folder)
+    const plan = weightPlanFor(spec, weights.namesWithData(), folder)
     const info = weights.info(plan.embedding)
     return { rows: info.shape[0] ?? 0, tensor: plan.embedding, file: info.file }
   } finally {
@@ -585,7 +588,7 @@ export async function loadModel(folder: string, maxLayer?: number): Promise<Lang
   let params: Params | undefined
   let plan: WeightPlan
   try {
-    plan = weightPlanFor(spec, weights.names(), folder)
+    plan = weightPlanFor(spec, weights.namesWithData(), folder)
     params = new Params(weights, plan)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
   } catch (err) {

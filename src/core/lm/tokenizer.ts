@@ -6,10 +6,13 @@ import { Tokenizer } from '@huggingface/tokenizers'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
+import { prefixEncoder, type PrefixEncoder } from './prefix-tokens'
 
 export interface ModelTokenizer {
   /** Token ids of a text, without special tokens. */
   encode(text: string): number[]
+  /** At least the first `atLeast` ids of encode(text), exactly, without tokenising all of a long text. */
+  encodePrefix: PrefixEncoder
   /** The id the model expects first in every sequence, or null when it uses none (Pythia, GPT-2). */
   bos: number | null
   /** The id transformers appends after every text (add_eos_token), or null. */
@@ -229,6 +232,8 @@ export function loadTokenizer(folder: string): ModelTokenizer {
   preTokenizer = normalisePreTokenizer(preTokenizer, file, 'pre_tokenizer')
 
   let tokenizer: Tokenizer
+  // What the JS library runs, and so what the prefix encoder must reason about.
+  const effective = { ...json, pre_tokenizer: preTokenizer ?? null, normalizer: json.normalizer ?? null, decoder: json.decoder ?? null, post_processor: null }
   try {
     // Only the tokenizer's own keys: tokenizer_config.json's remove_space, do_lowercase_and_remove_accent, …
     // are slow-tokenizer settings the JS library would apply but transformers' fast tokenizer does not.
@@ -237,7 +242,7 @@ export function loadTokenizer(folder: string): ModelTokenizer {
       const c = tokenContent(config[k])
       if (c !== null) jsConfig[k] = c
     }
-    tokenizer = new Tokenizer({ ...json, pre_tokenizer: preTokenizer ?? null, normalizer: json.normalizer ?? null, decoder: json.decoder ?? null, post_processor: null }, jsConfig)
+    tokenizer = new Tokenizer(effective, jsConfig)
   } catch (err) {
     throw new UserError(`${file} could not be loaded as a tokenizer: ${(err as Error).message}`)
   }
@@ -307,8 +312,10 @@ export function loadTokenizer(folder: string): ModelTokenizer {
     bos === null ? 'no BOS' : `BOS ${tokenLabel(bos, tokenizer.id_to_token(bos))} in front of every sequence`,
     eos === null ? 'no EOS' : `EOS ${tokenLabel(eos, tokenizer.id_to_token(eos))} after every document`
   ].join(', ')
+  const encode = (text: string): number[] => tokenizer.encode(text, { add_special_tokens: false }).ids
   return {
-    encode: (text) => tokenizer.encode(text, { add_special_tokens: false }).ids,
+    encode,
+    encodePrefix: prefixEncoder(effective, encode),
     bos,
     eos,
     specialTokensReason: `${said}: ${clsWhy}, ${surround.what}.`,
