@@ -13,6 +13,7 @@ import { computeDrift } from '../../src/core/analysis/drift'
 import { galaxyOfSae } from '../../src/core/analysis/geometry/galaxy'
 import { geometryItems, runGeometryItem } from '../../src/core/analysis/geometry/job'
 import { ActivationStoreWriter } from '../../src/core/io/activation-store'
+import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
 import { callService, Workspace } from '../../src/core/services'
 import { migrate } from '../../src/core/store/database'
 import { migrations } from '../../src/core/store/migrations'
@@ -21,7 +22,7 @@ import { Rng } from '../../src/core/random'
 import type { GeometryJobRequest } from '../../src/shared/geometry'
 import { makeCheckpointSeries } from '../fixtures/checkpoint-series'
 import { saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
-import { CLI, tempDir } from '../helpers'
+import { BUILT_WORKER, CLI, tempDir } from '../helpers'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 const STEPS = [0, 100, 1000]
@@ -49,9 +50,8 @@ describe('SAE-only projects', () => {
   afterAll(() => t.cleanup())
 
   function workspace(): Workspace {
-    const ws = new Workspace('cli', () => {
-      throw new Error('no workers in this test: jobs are only prepared')
-    })
+    // Real workers: the import and the dynamics queries run in them as from any door.
+    const ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
     ws.open(join(t.dir, `project-${n++}`))
     return ws
   }
@@ -119,7 +119,9 @@ describe('SAE-only projects', () => {
       const request = { kind: 'geometry', analysis: 'galaxy', layer: 2, checkpointIds: [], seed: 0, galaxy: { sample: 40, dims: 10, bootstraps: 3 } } as GeometryJobRequest
       const items = geometryItems(project, request)
       expect(items.map((i) => [i.step, i.sae])).toEqual(infos.map((s) => [s.step, s.path]))
-      const g = await runGeometryItem(request, items[2]!, [], never)
+      const item = await runGeometryItem(request, items[2]!, [], never)
+      if (item.analysis !== 'galaxy') throw new Error('not a galaxy result')
+      const g = item.result
       expect(g.alpha).toBe((await galaxyOfSae(infos[2]!.path, { entropySample: 40, entropyDims: 10, bootstraps: 3, seed: 0 })).alpha)
       expect(Number.isFinite(g.alpha)).toBe(true)
 
@@ -136,7 +138,8 @@ describe('SAE-only projects', () => {
       writeFileSync(pairs, 'king\tqueen\nman\twoman\n')
       await expect(start({ kind: 'geometry', analysis: 'crystals', layer: 2, crystals: { pairs: [pairs] } })).rejects.toThrow(/Step 0 is an SAE-only checkpoint .*crystals .* needs the model.*run galaxy/)
       await expect(start({ kind: 'dynamics', layer: 2 })).rejects.toThrow(/no layer-2 activations, which formation needs .* SAE-only/)
-      expect(await callService(ws, 'jobs.list')).toEqual([])
+      // None of the refused requests made a job: the only one is the import's (an import is a job).
+      expect((await callService(ws, 'jobs.list')).map((j) => j.kind)).toEqual(['sae-import'])
 
       // Activations made elsewhere: formation works on the SAE-only series.
       for (const c of list) await callService(ws, 'activations.import', { path: store, checkpointId: c.id })

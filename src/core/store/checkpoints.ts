@@ -1,5 +1,6 @@
 import type { Checkpoint, CheckpointDetail, VerifyReport } from '../../shared/api'
-import { UserError } from '../../shared/api'
+import { CheckpointDetailSchema, CheckpointSchema, UserError, VerifyReportSchema } from '../../shared/api'
+import { storedJson } from './stored-json'
 import type { FoundCheckpoint } from '../checkpoints/discover'
 import { ActivationStoreRepository } from './activations'
 import type { Db } from './database'
@@ -40,7 +41,7 @@ function toCheckpoint(r: CheckpointRow & { activations_json?: string | null }, p
     weightsBytes: r.weights_bytes,
     verifyStatus: r.verify_status,
     registeredAt: r.registered_at,
-    activations: r.activations_json ? (JSON.parse(r.activations_json) as Checkpoint['activations']) : []
+    activations: r.activations_json ? storedJson(CheckpointSchema.shape.activations, r.activations_json, `the activation stores of checkpoint ${r.id}`) : []
   }
 }
 
@@ -77,8 +78,8 @@ export class CheckpointRepository {
     const r = this.row(id)
     return {
       ...toCheckpoint(r, this.paths),
-      config: JSON.parse(r.config_json) as Record<string, unknown>,
-      verifyReport: r.verify_report_json ? (JSON.parse(r.verify_report_json) as VerifyReport) : null,
+      config: storedJson(CheckpointDetailSchema.shape.config, r.config_json, `the config.json of checkpoint ${id}`),
+      verifyReport: r.verify_report_json ? storedJson(VerifyReportSchema, r.verify_report_json, `the verification report of checkpoint ${id}`) : null,
       stores: new ActivationStoreRepository(this.db, this.paths).forCheckpoint(id)
     }
   }

@@ -1,6 +1,8 @@
 // Feature dynamics of a layer's SAE series, as the dynamics job computed them: one run per layer (the
 // newest replaces the last), one row per feature, so features can be sorted by formation step and drift.
 import type { DynamicsRunInfo, FeatureDynamicsRow } from '../../shared/api'
+import { DynamicsRunSchema } from '../../shared/api'
+import { storedJson } from './stored-json'
 import type { Db } from './database'
 
 export interface NewDynamicsRun {
@@ -36,7 +38,7 @@ export class DynamicsRepository {
       | { layer: number; steps: string; n: number; threshold: number; warm_started: number; match_method: string | null; created_at: string }
       | undefined
     if (!r) return null
-    return { layer: r.layer, steps: JSON.parse(r.steps) as number[], n: r.n, threshold: r.threshold, warmStarted: r.warm_started === 1, matchMethod: r.match_method, createdAt: r.created_at }
+    return { layer: r.layer, steps: storedJson(DynamicsRunSchema.shape.steps, r.steps, `the steps of layer ${layer}'s dynamics run`), n: r.n, threshold: r.threshold, warmStarted: r.warm_started === 1, matchMethod: r.match_method, createdAt: r.created_at }
   }
 
   rows(layer: number): FeatureDynamicsRow[] {

@@ -1,5 +1,9 @@
 // Stored results of the geometry studies: one row per analysis, layer and checkpoint (a new run replaces it).
-import type { GeometryResultInfo } from '../../shared/geometry'
+import { z } from 'zod'
+import { UserError } from '../../shared/api'
+import type { CrystalResult, GalaxyResult, GeometryParams, GeometryResult, GeometryResultInfo, GeometrySummaryOf, LobeResult } from '../../shared/geometry'
+import { GeometryResultInfoSchema, GeometryResultSchema } from '../../shared/geometry'
+import { storedJson } from './stored-json'
 import type { Db } from './database'
 import { mapRequestPaths, type ProjectPaths } from './paths'
 
@@ -17,19 +21,22 @@ interface ResultRow {
 
 const SELECT = 'SELECT g.*, c.step AS step FROM geometry_result g JOIN checkpoint c ON c.id = g.checkpoint_id'
 
-function toInfo(r: ResultRow): GeometryResultInfo {
-  return { id: r.id, analysis: r.analysis, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, summary: JSON.parse(r.summary_json) as Record<string, unknown>, createdAt: r.created_at }
+function fields(r: ResultRow): Omit<GeometryResultInfo, 'summary'> {
+  return { id: r.id, analysis: r.analysis, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, createdAt: r.created_at }
 }
 
-export interface NewGeometryResult {
-  analysis: GeometryResultInfo['analysis']
-  checkpointId: number
-  saeId: number | null
-  layer: number
-  params: unknown
-  summary: Record<string, unknown>
-  result: unknown
+function toInfo(r: ResultRow): GeometryResultInfo {
+  return GeometryResultInfoSchema.parse({ ...fields(r), summary: storedJson(z.json(), r.summary_json, `the summary of geometry result ${r.id}`) })
 }
+
+/** An analysis's summary and payload, as the contract types them. */
+export type GeometryPayload =
+  | { analysis: 'galaxy'; summary: GeometrySummaryOf<'galaxy'>; result: GalaxyResult }
+  | { analysis: 'lobes'; summary: GeometrySummaryOf<'lobes'>; result: LobeResult }
+  | { analysis: 'crystals'; summary: GeometrySummaryOf<'crystals'>; result: CrystalResult }
+
+/** A result to store: where it belongs, the settings it was computed with, and its payload. */
+export type NewGeometryResult = { checkpointId: number; saeId: number | null; layer: number; params: GeometryParams } & GeometryPayload
 
 export class GeometryRepository {
   constructor(
@@ -57,18 +64,34 @@ export class GeometryRepository {
     return row ? toInfo(row) : null
   }
 
-  /** Results of one analysis (optionally one layer) in step order, without their full payloads. */
+  /** Results of one analysis (optionally one layer) in step order, without their full payloads; a row that does not read is left out (and logged). */
   list(analysis: GeometryResultInfo['analysis'], layer?: number): GeometryResultInfo[] {
     const rows = (
       layer === undefined
         ? this.db.prepare(`${SELECT} WHERE g.analysis = ? ORDER BY g.layer, c.step`).all(analysis)
         : this.db.prepare(`${SELECT} WHERE g.analysis = ? AND g.layer = ? ORDER BY c.step`).all(analysis, layer)
     ) as ResultRow[]
-    return rows.map(toInfo)
+    return rows.flatMap((r) => {
+      try {
+        return [toInfo(r)]
+      } catch (err) {
+        console.warn(`[featuretrace] geometry result ${r.id} left out: ${(err as Error).message}`)
+        return []
+      }
+    })
   }
 
-  get(id: number): (GeometryResultInfo & { params: unknown; result: unknown }) | null {
+  get(id: number): GeometryResult | null {
     const row = this.db.prepare(`${SELECT} WHERE g.id = ?`).get(id) as ResultRow | undefined
-    return row ? { ...toInfo(row), params: mapRequestPaths(JSON.parse(row.params_json) as unknown, (p) => this.paths.resolve(p)), result: JSON.parse(row.result_json) as unknown } : null
+    if (!row) return null
+    const where = `geometry result ${id}`
+    const parsed = GeometryResultSchema.safeParse({
+      ...fields(row),
+      summary: storedJson(z.json(), row.summary_json, `the summary of ${where}`),
+      params: mapRequestPaths(storedJson(z.json(), row.params_json, `the settings of ${where}`), (p) => this.paths.resolve(p)),
+      result: storedJson(z.json(), row.result_json, where)
+    })
+    if (!parsed.success) throw new UserError(`The project database holds ${where} in a shape this version does not read (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); run the analysis again.`)
+    return parsed.data
   }
 }

@@ -1,5 +1,7 @@
+import type { z } from 'zod'
 import type { Job, JobRequest, JobState } from '../../shared/api'
-import { UserError } from '../../shared/api'
+import { JobRequestSchema, jobResultSchemas, JobSchema, UserError } from '../../shared/api'
+import { storedJsonOrNull } from './stored-json'
 import type { Db } from './database'
 import { mapRequestPaths, type ProjectPaths } from './paths'
 
@@ -23,10 +25,13 @@ interface JobRow {
 }
 
 function toJob(r: JobRow, paths: ProjectPaths): Job {
-  return {
+  const where = `job ${r.id}`
+  const params = storedJsonOrNull(JobRequestSchema, r.params_json, `the request of ${where}`)
+  const resultSchema = (jobResultSchemas as Record<string, z.ZodType | undefined>)[r.kind]
+  return JobSchema.parse({
     id: r.id,
     kind: r.kind,
-    params: mapRequestPaths(JSON.parse(r.params_json) as unknown, (p) => paths.resolve(p)),
+    params: params && params.kind === r.kind ? mapRequestPaths(params, (p) => paths.resolve(p)) : null,
     state: r.state,
     fraction: r.fraction,
     rate: r.rate,
@@ -34,11 +39,11 @@ function toJob(r: JobRow, paths: ProjectPaths): Job {
     etaSeconds: r.eta_seconds,
     message: r.message,
     error: r.error,
-    result: r.result_json === null ? null : (JSON.parse(r.result_json) as unknown),
+    result: resultSchema ? storedJsonOrNull(resultSchema, r.result_json, `the result of ${where}`) : null,
     createdAt: r.created_at,
     startedAt: r.started_at,
     finishedAt: r.finished_at
-  }
+  })
 }
 
 export interface JobProgress {

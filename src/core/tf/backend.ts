@@ -4,7 +4,10 @@ import '@tensorflow/tfjs-backend-cpu'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const
+import { BACKEND_NAMES } from '../../shared/schema'
+
+/** In the order tried: tfjs-node-gpu's `tensorflow`, then wasm, then cpu (the contract names them). */
+export const BACKENDS = BACKEND_NAMES
 export type BackendName = (typeof BACKENDS)[number]
 
 export interface BackendChoice {

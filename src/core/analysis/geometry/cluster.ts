@@ -2,6 +2,7 @@
 // affinity, k-means, adjusted mutual information (scikit-learn's definition), silhouette, balanced accuracy.
 import * as tf from '@tensorflow/tfjs-core'
 import { kmeans as mlKmeans } from 'ml-kmeans'
+import type { AmiTest } from '../../../shared/geometry'
 import { Rng } from '../../random'
 import { lnGamma, tidyData, topEigenpairs } from './linalg'
 
@@ -171,14 +172,6 @@ export function adjustedMutualInfo(x: ArrayLike<number>, y: ArrayLike<number>): 
   return p.single ? 1 : amiFrom(p)
 }
 
-export interface AmiTest {
-  ami: number
-  null_mean: number
-  null_sd: number
-  /** (AMI − mean of the null) / its standard deviation, the null being AMI after permuting one labelling. */
-  z: number
-  permutations: number
-}
 
 /** AMI with a permutation null. The marginals (so E[MI] and both entropies) do not change under permutation. */
 export function amiPermutationTest(x: ArrayLike<number>, y: ArrayLike<number>, permutations: number, seed = 0): AmiTest {

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { CholeskyDecomposition, EigenvalueDecomposition, inverse, Matrix } from 'ml-matrix'
 import { UserError } from '../../../shared/api'
+import type { CrystalResult, Quadruplet } from '../../../shared/geometry'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { loadModel } from '../../lm/model'
@@ -120,20 +121,6 @@ export function project(X: Float64Array | Float32Array, N: number, d: number, di
   return out
 }
 
-export interface Quadruplet {
-  type: string
-  /** a : b :: c : d */
-  words: [string, string, string, string]
-  kind: 'parallelogram' | 'trapezoid'
-  /** Cosine of the two difference vectors, before (raw activations) and after LDA. */
-  cos_before: number
-  cos_after: number
-  /** Shorter difference over the longer, after LDA. */
-  length_ratio: number
-  /** The four points in a plane: the first two principal components of all words (before) and the first two LDA directions (after). */
-  plane_before: [number, number][]
-  plane_after: [number, number][]
-}
 
 export interface CrystalOptions {
   shrinkage?: number
@@ -147,28 +134,6 @@ export interface CrystalOptions {
   seed?: number
 }
 
-export interface CrystalResult {
-  pairs: number
-  types: string[]
-  d: number
-  /** Silhouette of the difference vectors by type for each number of LDA components (1…C−1). */
-  silhouette: { components: number; score: number }[]
-  components: number
-  lda_eigenvalues: number[]
-  /** Mean cosine between the differences of same-type pairs, before and after LDA. */
-  mean_cos_before: number
-  mean_cos_after: number
-  /** Same-type quadruplets that are parallel (cos ≥ parallel), before and after LDA, as fractions. */
-  parallel_before: number
-  parallel_after: number
-  /**
-   * The same fraction after an LDA fitted on shuffled types, within the shuffled groups (mean of 5 shuffles):
-   * what LDA's own capacity makes parallel. Structure shows as parallel_after well above it.
-   */
-  parallel_after_null: number
-  counts: { parallelogram: number; trapezoid: number; candidates: number }
-  quadruplets: Quadruplet[]
-}
 
 function cosine(a: Float64Array, b: Float64Array): number {
   let ab = 0

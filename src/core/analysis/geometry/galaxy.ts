@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix'
 import { UserError } from '../../../shared/api'
+import type { GalaxyResult } from '../../../shared/geometry'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { Rng } from '../../random'
@@ -23,30 +24,10 @@ export interface GalaxyOptions {
   seed?: number
 }
 
-export interface PowerLaw {
-  alpha: number
-  alpha_ci: [number, number]
-  /** The ranks actually fitted (fewer than asked when d is small). */
-  ranks: [number, number]
-  r2: number
-}
-
-export interface ClusteringEntropy {
-  clustering_entropy: number
-  clustering_entropy_ci: [number, number]
-  gaussian_entropy: number
-  knn_entropy: number
-  sample: number
-  dims: number
-  bootstraps: number
-}
-
-export interface GalaxyResult extends PowerLaw, ClusteringEntropy {
-  n: number
-  d: number
-  eigenvalues: number[]
-  pcs: { explained: number[]; features: number[]; points: [number, number, number][] }
-}
+/** The eigenvalue power law of a galaxy result. */
+export type PowerLaw = Pick<GalaxyResult, 'alpha' | 'alpha_ci' | 'ranks' | 'r2'>
+/** The clustering entropy of a galaxy result. */
+export type ClusteringEntropy = Pick<GalaxyResult, 'clustering_entropy' | 'clustering_entropy_ci' | 'gaussian_entropy' | 'knn_entropy' | 'sample' | 'dims' | 'bootstraps'>
 
 /** α = −slope of log10 λ against log10 rank over the given ranks, with the slope's 95% t interval. */
 export function powerLaw(eigenvalues: ArrayLike<number>, ranks: [number, number] = [11, 150]): PowerLaw {

@@ -2,8 +2,10 @@
 // result stored in the project (one row per analysis, layer and checkpoint).
 import { UserError } from '../../../shared/api'
 import type { GeometryJobRequest } from '../../../shared/geometry'
-import type { JobKindDefinition } from '../../jobs/job'
+import type { CrystalResult, GalaxyResult, LobeResult } from '../../../shared/geometry'
+import type { JobContext, JobKindDefinition } from '../../jobs/job'
 import type { Project } from '../../project'
+import type { GeometryPayload } from '../../store/geometry'
 import { readPairs, type WordPair } from './pairs'
 import { isSaeOnly, saeOnlyRefusal } from '../../checkpoints/sae-only'
 
@@ -22,29 +24,32 @@ interface GeometryInput {
   pairs: WordPair[]
 }
 
+/** One analysis's result with its kind, so summary and storage stay typed. */
+export type GeometryItemResult = { analysis: 'galaxy'; result: GalaxyResult } | { analysis: 'lobes'; result: LobeResult } | { analysis: 'crystals'; result: CrystalResult }
+
 interface GeometryOutput {
   request: GeometryJobRequest
-  results: { checkpointId: number; saeId: number | null; summary: Record<string, unknown>; result: unknown }[]
+  results: ({ checkpointId: number; saeId: number | null } & GeometryItemResult)[]
   backend: string
 }
 
 /** The headline numbers of a result, kept beside it for charts over the series. */
-export function geometrySummary(analysis: GeometryJobRequest['analysis'], r: Record<string, unknown>): Record<string, unknown> {
-  if (analysis === 'galaxy') {
-    const keys = ['alpha', 'alpha_ci', 'r2', 'clustering_entropy', 'clustering_entropy_ci', 'n', 'd']
-    return Object.fromEntries(keys.map((k) => [k, r[k]]))
+export function geometrySummary(item: GeometryItemResult): GeometryPayload {
+  if (item.analysis === 'galaxy') {
+    const { alpha, alpha_ci, r2, clustering_entropy, clustering_entropy_ci, n, d } = item.result
+    return { analysis: 'galaxy', result: item.result, summary: { alpha, alpha_ci, r2, clustering_entropy, clustering_entropy_ci, n, d } }
   }
-  if (analysis === 'lobes') {
-    const cs = r.clusterings as { k: number; ami: { ami: number; z: number }; balanced_accuracy: number; balanced_accuracy_null: number }[]
-    return {
-      metric: r.metric,
-      blocks: r.blocks,
-      features: (r.features as unknown[]).length,
-      ks: cs.map((c) => ({ k: c.k, ami: c.ami.ami, ami_z: c.ami.z, balanced_accuracy: c.balanced_accuracy, balanced_accuracy_null: c.balanced_accuracy_null }))
-    }
+  if (item.analysis === 'lobes') {
+    const r = item.result
+    const ks = r.clusterings.map((c) => ({ k: c.k, ami: c.ami.ami, ami_z: c.ami.z, balanced_accuracy: c.balanced_accuracy, balanced_accuracy_null: c.balanced_accuracy_null }))
+    return { analysis: 'lobes', result: r, summary: { metric: r.metric, blocks: r.blocks, features: r.features.length, ks } }
   }
-  const keys = ['pairs', 'types', 'components', 'mean_cos_before', 'mean_cos_after', 'parallel_before', 'parallel_after', 'parallel_after_null', 'counts']
-  return Object.fromEntries(keys.map((k) => [k, r[k]]))
+  const { pairs, types, components, mean_cos_before, mean_cos_after, parallel_before, parallel_after, parallel_after_null, counts } = item.result
+  return {
+    analysis: 'crystals',
+    result: item.result,
+    summary: { pairs, types, components, mean_cos_before, mean_cos_after, parallel_before, parallel_after, parallel_after_null, counts }
+  }
 }
 
 /** The checkpoints a geometry request covers, with what each analysis needs of them. */
@@ -76,20 +81,20 @@ export function geometryItems(project: Project, request: Pick<GeometryJobRequest
 }
 
 /** Runs one analysis on one item (in the worker, or in the CLI's own process). */
-export async function runGeometryItem(request: GeometryJobRequest, item: Item, pairs: WordPair[], ctx: Parameters<JobKindDefinition<GeometryJobRequest, GeometryInput, GeometryOutput>['run']>[1]): Promise<Record<string, unknown>> {
+export async function runGeometryItem(request: GeometryJobRequest, item: Item, pairs: WordPair[], ctx: Pick<JobContext, 'signal' | 'progress'>): Promise<GeometryItemResult> {
   if (request.analysis === 'galaxy') {
     const { galaxyOfSae } = await import('./galaxy')
     const g = request.galaxy ?? {}
-    return { ...(await galaxyOfSae(item.sae!, { entropySample: g.sample, entropyDims: g.dims, bootstraps: g.bootstraps, seed: request.seed }, ctx)) }
+    return { analysis: 'galaxy', result: await galaxyOfSae(item.sae!, { entropySample: g.sample, entropyDims: g.dims, bootstraps: g.bootstraps, seed: request.seed }, ctx) }
   }
   if (request.analysis === 'lobes') {
     const { lobesOfSae } = await import('./lobes')
     const l = request.lobes ?? { ks: [2, 3, 4, 8], metric: 'phi' as const }
-    return { ...(await lobesOfSae(item.sae!, item.activations!, { ...l, seed: request.seed }, ctx)) }
+    return { analysis: 'lobes', result: await lobesOfSae(item.sae!, item.activations!, { ...l, seed: request.seed }, ctx) }
   }
   const { crystalsOfCheckpoint } = await import('./crystals')
   const c = request.crystals
-  return { ...(await crystalsOfCheckpoint(item.model!, request.layer, pairs, { prefix: c?.prefix, shrinkage: c?.shrinkage }, ctx)) }
+  return { analysis: 'crystals', result: await crystalsOfCheckpoint(item.model!, request.layer, pairs, { prefix: c?.prefix, shrinkage: c?.shrinkage }, ctx) }
 }
 
 export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, GeometryOutput> = {
@@ -119,7 +124,7 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
         signal: ctx.signal,
         progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` })
       })
-      results.push({ checkpointId: item.checkpointId, saeId: item.saeId, summary: geometrySummary(input.request.analysis, result), result })
+      results.push({ checkpointId: item.checkpointId, saeId: item.saeId, ...result })
     }
     const b = currentBackend()
     return { request: input.request, results, backend: b ? b.name : 'unknown' }
@@ -128,7 +133,7 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
     const repo = project.geometry
     const { request } = output
     const params = { seed: request.seed, galaxy: request.galaxy, lobes: request.lobes, crystals: request.crystals }
-    const stored = output.results.map((r) => repo.put({ analysis: request.analysis, checkpointId: r.checkpointId, saeId: r.saeId, layer: request.layer, params, summary: r.summary, result: r.result }))
+    const stored = output.results.map((r) => repo.put({ ...geometrySummary(r), checkpointId: r.checkpointId, saeId: r.saeId, layer: request.layer, params }))
     return { results: stored.map((s) => s.id), backend: output.backend }
   }
 }

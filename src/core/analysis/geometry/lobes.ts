@@ -4,13 +4,14 @@
 // logistic regression from decoder row to lobe).
 import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../../shared/api'
+import type { LobeClustering, LobeResult } from '../../../shared/geometry'
 import { ActivationStore } from '../../io/activation-store'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { ProgressMeter } from '../../jobs/progress'
 import { Rng } from '../../random'
 import { readSae, saeEncoder } from '../../sae/io'
-import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering, type AmiTest } from './cluster'
+import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering } from './cluster'
 
 /** Features clustered at most, unless the caller says otherwise. */
 export const DEFAULT_MAX_FEATURES = 16384
@@ -249,32 +250,6 @@ export interface LobeOptions extends BlockOptions {
   seed?: number
 }
 
-export interface LobeClustering {
-  k: number
-  /** Lobe of each analysed feature (same order as `features`). */
-  labels: number[]
-  geometry_labels: number[]
-  ami: AmiTest
-  /** Logistic regression decoder row → lobe (first 80% of features train, last 20% test). */
-  balanced_accuracy: number
-  /** The same with random unit vectors in place of decoder rows. */
-  balanced_accuracy_null: number
-  winners: { by_lang: { subsets: string[]; counts: number[][] }; by_source: { subsets: string[]; counts: number[][] } }
-  spectral: { eigenvalues: number[]; iterations: number; residual: number }
-}
-
-export interface LobeResult {
-  metric: AffinityMetric
-  block_size: number
-  threshold: number
-  blocks: number
-  latents: number
-  /** The features clustered: those that fired in at least one block (see `excluded`). */
-  features: number[]
-  excluded: { never_fired: number; capped: number }
-  clusterings: LobeClustering[]
-  map: { features: number[]; xy: [number, number][] }
-}
 
 /** Lobes from block firings and decoder rows: every k in `ks`, with both validations. */
 export async function lobesFromFirings(firings: BlockFirings, Wdec: Float32Array, d: number, opts: LobeOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<LobeResult> {
