@@ -7,7 +7,7 @@ import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { Project } from '../src/core/project'
 import { Rng } from '../src/core/random'
-import type { FeatureRecord } from '../src/core/store/features'
+import type { FeatureRecord } from '../src/core/store/feature-blobs'
 import { arg, ROOT } from './lib'
 
 const SETS = arg('--sets', 6)
@@ -70,10 +70,10 @@ for (let i = 0; i < 500; i++) {
   if (d.examples.length !== EXAMPLES) throw new Error('bad dashboard')
 }
 const write: number[] = []
-const cats = project.features.taxonomy()
+const cats = project.taxonomy.names()
 for (let i = 0; i < 500; i++) {
   const t = performance.now()
-  project.features.setLabel(setIds[rng.int(setIds.length)]!, rng.int(FEATURES), 'bench', cats[rng.int(cats.length)]!)
+  project.labels.setLabel(setIds[rng.int(setIds.length)]!, rng.int(FEATURES), 'bench', cats[rng.int(cats.length)]!)
   write.push(performance.now() - t)
 }
 project.close()

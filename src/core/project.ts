@@ -10,6 +10,8 @@ import { VERSION } from './version'
 import { ActivationStoreRepository } from './store/activations'
 import { SaeRepository } from './store/saes'
 import { FeatureRepository } from './store/features'
+import { LabelRepository } from './store/labels'
+import { TaxonomyRepository } from './store/taxonomy'
 import { CheckpointRepository } from './store/checkpoints'
 import { openDatabase, type Db } from './store/database'
 import { JobRepository } from './store/jobs'
@@ -29,6 +31,8 @@ export class Project {
   readonly activations: ActivationStoreRepository
   readonly saes: SaeRepository
   readonly features: FeatureRepository
+  readonly labels: LabelRepository
+  readonly taxonomy: TaxonomyRepository
   readonly dynamics: DynamicsRepository
   readonly geometry: GeometryRepository
 
@@ -41,7 +45,9 @@ export class Project {
     this.jobs = new JobRepository(db, this.paths)
     this.activations = new ActivationStoreRepository(db, this.paths)
     this.saes = new SaeRepository(db, this.paths)
-    this.features = new FeatureRepository(db)
+    this.taxonomy = new TaxonomyRepository(db)
+    this.labels = new LabelRepository(db, this.taxonomy)
+    this.features = new FeatureRepository(db, this.labels)
     this.dynamics = new DynamicsRepository(db)
     this.geometry = new GeometryRepository(db, this.paths)
   }

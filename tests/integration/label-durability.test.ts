@@ -50,7 +50,7 @@ describe('labels survive SIGKILL', () => {
     expect(served.process.signalCode).toBe('SIGKILL')
     const reopened = Project.open(dir)
     for (const [f, category] of acknowledged) {
-      expect(reopened.features.labels(setId, f), `feature ${f}`).toEqual([expect.objectContaining({ annotator: 'ana', category, note: `n${f}` })])
+      expect(reopened.labels.labels(setId, f), `feature ${f}`).toEqual([expect.objectContaining({ annotator: 'ana', category, note: `n${f}` })])
     }
     expect(acknowledged.size).toBeGreaterThanOrEqual(60)
     expect(acknowledged.size).toBeLessThan(400)

@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { composition } from '../../src/core/analysis/composition'
 import { importFeatureSet, IMPORT_ANNOTATOR } from '../../src/core/analysis/import-features'
 import { Project } from '../../src/core/project'
 import { callService, Workspace } from '../../src/core/services'
@@ -58,19 +59,19 @@ describe('feature sets and labels', () => {
     writeFeatureSet(file, { checkpoints: [1], features: 5 })
     const [set] = importFeatureSet(p, file)
     const id = set!.id
-    p.features.setLabel(id, 0, 'ana', 'Token-level')
-    p.features.setLabel(id, 0, 'ana', 'Concept-level (synonymy)', 'translation pair')
-    p.features.setLabel(id, 1, 'ana', 'Uninterpretable')
-    p.features.setLabel(id, 0, 'ben', 'Token-level')
-    expect(() => p.features.setLabel(id, 0, 'ana', 'Nonsense')).toThrow(/not a category/)
-    expect(() => p.features.setLabel(id, 99, 'ana', 'Token-level')).toThrow(/Feature 99 is not in set/)
-    expect(p.features.undo('ana')).toMatchObject({ feature: 1, category: null })
-    expect(p.features.labels(id, 1)).toEqual([])
-    expect(p.features.undo('ana')).toMatchObject({ feature: 0, category: 'Token-level', note: '' })
-    expect(p.features.labels(id, 0).map((l) => [l.annotator, l.category])).toEqual([['ana', 'Token-level'], ['ben', 'Token-level']])
-    expect(p.features.undo('ana')).toMatchObject({ feature: 0, category: null })
-    expect(p.features.undo('ana')).toBeNull()
-    const history = p.features.history(id, 0)
+    p.labels.setLabel(id, 0, 'ana', 'Token-level')
+    p.labels.setLabel(id, 0, 'ana', 'Concept-level (synonymy)', 'translation pair')
+    p.labels.setLabel(id, 1, 'ana', 'Uninterpretable')
+    p.labels.setLabel(id, 0, 'ben', 'Token-level')
+    expect(() => p.labels.setLabel(id, 0, 'ana', 'Nonsense')).toThrow(/not a category/)
+    expect(() => p.labels.setLabel(id, 99, 'ana', 'Token-level')).toThrow(/Feature 99 is not in set/)
+    expect(p.labels.undo('ana')).toMatchObject({ feature: 1, category: null })
+    expect(p.labels.labels(id, 1)).toEqual([])
+    expect(p.labels.undo('ana')).toMatchObject({ feature: 0, category: 'Token-level', note: '' })
+    expect(p.labels.labels(id, 0).map((l) => [l.annotator, l.category])).toEqual([['ana', 'Token-level'], ['ben', 'Token-level']])
+    expect(p.labels.undo('ana')).toMatchObject({ feature: 0, category: null })
+    expect(p.labels.undo('ana')).toBeNull()
+    const history = p.labels.history(id, 0)
     expect(history.map((h) => [h.annotator, h.categoryAfter, h.undoes !== null])).toEqual([
       ['ana', 'Token-level', false],
       ['ana', 'Concept-level (synonymy)', false],
@@ -84,10 +85,10 @@ describe('feature sets and labels', () => {
   it('edits the taxonomy within its limits', () => {
     t = tempDir()
     const p = Project.open(join(t.dir, 'p'))
-    expect(p.features.taxonomy()).toEqual(['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable'])
-    expect(p.features.setTaxonomy(['Token', 'Concept', 'Noise'])).toEqual(['Token', 'Concept', 'Noise'])
-    expect(() => p.features.setTaxonomy(['a', 'a'])).toThrow(/distinct/)
-    expect(() => p.features.setTaxonomy(Array.from({ length: 10 }, (_, i) => `c${i}`))).toThrow(/At most 9/)
+    expect(p.taxonomy.names()).toEqual(['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable'])
+    expect(p.taxonomy.set(['Token', 'Concept', 'Noise'])).toEqual(['Token', 'Concept', 'Noise'])
+    expect(() => p.taxonomy.set(['a', 'a'])).toThrow(/distinct/)
+    expect(() => p.taxonomy.set(Array.from({ length: 10 }, (_, i) => `c${i}`))).toThrow(/At most 9/)
     p.close()
   })
 })
@@ -104,12 +105,12 @@ describe('composition of labels and languages per checkpoint', () => {
     const [early, late] = importFeatureSet(p, file, 'paper')
     // Features 2, 5, 8 are bilingual ("mix") by construction of the fixture's vocabularies.
     expect(p.features.get(early!.id, 2).langClass).toBe('mix')
-    for (const f of [0, 1, 2]) p.features.setLabel(early!.id, f, 'ana', 'Token-level')
-    p.features.setLabel(early!.id, 5, 'ana', 'Uninterpretable')
-    for (const f of [0, 1]) p.features.setLabel(early!.id, f, 'ben', 'Token-level')
-    p.features.setLabel(early!.id, 2, 'ben', 'Uninterpretable')
-    p.features.setLabel(early!.id, 5, 'ben', 'Uninterpretable')
-    const ana = p.features.composition('ana')
+    for (const f of [0, 1, 2]) p.labels.setLabel(early!.id, f, 'ana', 'Token-level')
+    p.labels.setLabel(early!.id, 5, 'ana', 'Uninterpretable')
+    for (const f of [0, 1]) p.labels.setLabel(early!.id, f, 'ben', 'Token-level')
+    p.labels.setLabel(early!.id, 2, 'ben', 'Uninterpretable')
+    p.labels.setLabel(early!.id, 5, 'ben', 'Uninterpretable')
+    const ana = composition(p, 'ana')
     expect(ana.map((c) => c.name)).toEqual(['paper @ 10', 'paper @ 1000'])
     expect(ana[0]).toMatchObject({
       features: 9,
@@ -121,7 +122,7 @@ describe('composition of labels and languages per checkpoint', () => {
     })
     expect(ana[0]!.agreement.kappa).toBeCloseTo(0.5, 10)
     // Majority over annotators, ties to the alphabetically first category.
-    expect(p.features.composition()[0]!.labels).toMatchObject({ 'Token-level': 3, Uninterpretable: 1 })
+    expect(composition(p)[0]!.labels).toMatchObject({ 'Token-level': 3, Uninterpretable: 1 })
     expect(ana[1]).toMatchObject({ unlabelled: 9, agreement: { kappa: null } })
     void late
     p.close()
@@ -139,7 +140,7 @@ describe('interchange', () => {
     const file = join(t.dir, 'f.jsonl')
     writeFeatureSet(file, { checkpoints: ['500'], features: 6, labels: ['Token-level', 'Uninterpretable'] })
     const [set] = importFeatureSet(a, file, 'orig')
-    a.features.setLabel(set!.id, 3, 'ana', 'Concept-level (synonymy)', 'same meaning')
+    a.labels.setLabel(set!.id, 3, 'ana', 'Concept-level (synonymy)', 'same meaning')
     const out = join(t.dir, 'out.jsonl')
     expect(exportFeatures(a, out)).toBe(6)
     const b = Project.open(join(t.dir, 'b'))
@@ -150,8 +151,8 @@ describe('interchange', () => {
       expect(y.examples.map((e) => e.tokens)).toEqual(x.examples.map((e) => e.tokens))
       y.examples.forEach((e, i) => e.acts.forEach((v, j) => expect(v).toBeCloseTo(x.examples[i]!.acts[j]!, 2)))
     }
-    expect(b.features.labels(again!.id, 3)[0]).toMatchObject({ category: 'Concept-level (synonymy)', note: 'same meaning' })
-    expect(b.features.labels(again!.id, 0)[0]).toMatchObject({ category: 'Token-level' })
+    expect(b.labels.labels(again!.id, 3)[0]).toMatchObject({ category: 'Concept-level (synonymy)', note: 'same meaning' })
+    expect(b.labels.labels(again!.id, 0)[0]).toMatchObject({ category: 'Token-level' })
     a.close()
     b.close()
   })
@@ -165,19 +166,19 @@ describe('interchange', () => {
     const b = Project.open(join(t.dir, 'b'))
     const [sa] = importFeatureSet(a, file, 'shared')
     const [sb] = importFeatureSet(b, file, 'shared')
-    a.features.setLabel(sa!.id, 0, 'ana', 'Token-level', 'has, a "quoted" comma')
-    a.features.setLabel(sa!.id, 1, 'ana', 'Uninterpretable')
-    a.features.setLabel(sa!.id, 2, 'ben', 'Token-level')
-    b.features.setLabel(sb!.id, 1, 'ana', 'Token-level')
-    b.features.setLabel(sb!.id, 2, 'ben', 'Token-level')
+    a.labels.setLabel(sa!.id, 0, 'ana', 'Token-level', 'has, a "quoted" comma')
+    a.labels.setLabel(sa!.id, 1, 'ana', 'Uninterpretable')
+    a.labels.setLabel(sa!.id, 2, 'ben', 'Token-level')
+    b.labels.setLabel(sb!.id, 1, 'ana', 'Token-level')
+    b.labels.setLabel(sb!.id, 2, 'ben', 'Token-level')
     const out = join(t.dir, `labels.${ext}`)
     expect(exportLabels(a, out)).toBe(3)
     const report = importLabels(b, out)
     expect(report).toMatchObject({ added: 1, unchanged: 1, overwritten: 0, skipped: [] })
     expect(report.conflicts).toEqual([{ set: 'shared @ 7', feature: 1, annotator: 'ana', ours: 'Token-level', theirs: 'Uninterpretable' }])
-    expect(b.features.labels(sb!.id, 0)[0]).toMatchObject({ category: 'Token-level', note: 'has, a "quoted" comma' })
+    expect(b.labels.labels(sb!.id, 0)[0]).toMatchObject({ category: 'Token-level', note: 'has, a "quoted" comma' })
     expect(importLabels(b, out, { overwrite: true })).toMatchObject({ overwritten: 1, conflicts: [] })
-    expect(b.features.labels(sb!.id, 1)[0]!.category).toBe('Uninterpretable')
+    expect(b.labels.labels(sb!.id, 1)[0]!.category).toBe('Uninterpretable')
     a.close()
     b.close()
   })
@@ -230,7 +231,7 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     // A note alone keeps the category; null still clears it.
     const f = beyond[0]!
     expect(await call('labels.set', { setId, feature: f, annotator: 'ana', note: 'only a note' })).toMatchObject({ category: 'Token-level', note: 'only a note' })
-    expect(project.features.labels(setId, f)).toEqual([expect.objectContaining({ category: 'Token-level', note: 'only a note' })])
+    expect(project.labels.labels(setId, f)).toEqual([expect.objectContaining({ category: 'Token-level', note: 'only a note' })])
     expect(await call('labels.set', { setId, feature: f, annotator: 'ana', category: null })).toMatchObject({ category: null, note: 'only a note' })
     await expect(call('labels.set', { setId, feature: f, annotator: 'ana' })).rejects.toThrow(/category: give a category \(null clears it\) or a note/)
     await expect(call('labels.forFeatures', { setId, annotator: 'ana', features: Array.from({ length: 100_001 }, (_, i) => i) })).rejects.toThrow(/features/)
@@ -272,8 +273,8 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     await call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Uninterpretable', requestId: 'req-0002' })
     const again = await call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })
     expect(again).toEqual(first)
-    expect(project.features.history(setId, 2).map((e) => e.categoryAfter)).toEqual(['Token-level', 'Uninterpretable'])
-    expect(project.features.labels(setId, 2)[0]!.category).toBe('Uninterpretable')
+    expect(project.labels.history(setId, 2).map((e) => e.categoryAfter)).toEqual(['Token-level', 'Uninterpretable'])
+    expect(project.labels.labels(setId, 2)[0]!.category).toBe('Uninterpretable')
     expect(events.map((e) => e.category)).toEqual(['Token-level', 'Uninterpretable'])
     // An id is one write: reused for another feature or annotator, it is refused.
     await expect(call('labels.set', { setId, feature: 3, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(/already used for another feature/)
@@ -282,8 +283,8 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     // Undo too: sent twice, it reverts one change.
     expect(await call('labels.undo', { setId, annotator: 'ana', requestId: 'undo-0001' })).toMatchObject({ feature: 2, category: 'Token-level' })
     expect(await call('labels.undo', { setId, annotator: 'ana', requestId: 'undo-0001' })).toMatchObject({ feature: 2, category: 'Token-level' })
-    expect(project.features.labels(setId, 2)[0]!.category).toBe('Token-level')
-    expect(project.features.history(setId, 2)).toHaveLength(3)
+    expect(project.labels.labels(setId, 2)[0]!.category).toBe('Token-level')
+    expect(project.labels.history(setId, 2)).toHaveLength(3)
   })
 
   it('records whether each judgement was blind, keeps it through notes and undo, and counts blind pairs in the agreement', async () => {
@@ -311,7 +312,7 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     ])
     // Undo brings back the label before, and with it the flag it had.
     await call('labels.undo', { setId, annotator: 'ben' })
-    expect(project.features.allLabels(setId).find((l) => l.feature === 1 && l.annotator === 'ben')).toMatchObject({ category: 'Token-level', blind: true })
+    expect(project.labels.allLabels(setId).find((l) => l.feature === 1 && l.annotator === 'ben')).toMatchObject({ category: 'Token-level', blind: true })
     expect((await call('analysis.composition', {}))[0]!.agreement.blindItems).toBe(3)
     expect(await call('labels.annotators', { setId })).toEqual(['ana', 'ben'])
   })

@@ -173,7 +173,7 @@ describe('SAE import', () => {
       }
       const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features)
       const live = stats.features.find((f) => !f.dead)!
-      p.features.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
+      p.labels.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
       // Formation (SAE-Track's measure) over the imported series.
       const { dynamicsFeature } = await import('../../src/core/analysis/dynamics')
       const dyn = await dynamicsFeature(p, 2, live.feature)

@@ -204,7 +204,7 @@ describe('browser-mode server under fuzz', () => {
     writeFeatureSet(file, { checkpoints: [3, 10], features: 40, labels: ['Token-level', 'Uninterpretable', 'Concept-level (synonymy)'] })
     const p = Project.open(projectDir())
     importFeatureSet(p, file)
-    p.features.setLabel(1, 7, 'ana', 'Token-level', 'fires on cats')
+    p.labels.setLabel(1, 7, 'ana', 'Token-level', 'fires on cats')
     p.close()
     // The server's cwd is the sandbox, so a relative path in any payload would land where we look.
     child = spawn(process.execPath, [CLI, 'serve', '--project', projectDir(), '--port', '0'], { cwd: t.dir, stdio: ['ignore', 'pipe', 'pipe'] })

@@ -201,7 +201,7 @@ describe('featuretrace serve', () => {
       expect(count()).toBe(before)
       expect(workspace!.project!.path).toBe(join(t.dir, 'project'))
       expect(existsSync(join(t.dir, 'evil'))).toBe(false)
-      expect(workspace!.project!.features.labels(setId, 5).map((l) => l.annotator)).not.toContain('mallory')
+      expect(workspace!.project!.labels.labels(setId, 5).map((l) => l.annotator)).not.toContain('mallory')
     })
 
     it('answers same-origin JSON and JSON without an Origin (CLI-like clients)', async () => {

@@ -73,7 +73,7 @@ async function unitDecoderRows(project: Project, saeId: number, rows: number[] |
  */
 async function plan(project: Project, fromSetId: number, toSetId?: number): Promise<CarryPlan> {
   const { from, to } = sets(project, fromSetId, toSetId)
-  const labels = project.features.labelsOfSet(from.id).filter((l) => l.category !== null || l.note !== '')
+  const labels = project.labels.labelsOfSet(from.id).filter((l) => l.category !== null || l.note !== '')
   const features = [...new Set(labels.map((l) => l.feature))].sort((a, b) => a - b)
   const targetLabels = new Map<number, Set<string>>()
   if (features.length === 0) return { preview: { from, to, method: 'hungarian', pairs: [] }, labels }
@@ -89,7 +89,7 @@ async function plan(project: Project, fromSetId: number, toSetId?: number): Prom
   cos.dispose()
   const cost = Float32Array.from(sim, (c) => -c)
   const col = solveAssignment(cost, L, now.n)
-  for (const l of project.features.labelsOfSet(to.id)) {
+  for (const l of project.labels.labelsOfSet(to.id)) {
     const s = targetLabels.get(l.feature) ?? new Set<string>()
     s.add(l.annotator)
     targetLabels.set(l.feature, s)
@@ -135,6 +135,6 @@ export async function carryLabels(
       origin: { setId: preview.from.id, setName: preview.from.name, feature: label.feature, saeId: preview.from.saeId, cosine: pair.cosine }
     })
   }
-  const { carried, keptExisting } = project.features.carryLabels(preview.to.id, carries)
+  const { carried, keptExisting } = project.labels.carryLabels(preview.to.id, carries)
   return { carried, keptExisting, belowThreshold, toSetId: preview.to.id }
 }

@@ -10,7 +10,7 @@ import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { readSae, saeEncoder } from '../sae/io'
 import { unitRows } from '../sae/topk'
-import type { FeatureRecord, StoredExample } from '../store/features'
+import type { FeatureRecord, StoredExample } from '../store/feature-blobs'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
 
 export interface FeatureStatsOptions {

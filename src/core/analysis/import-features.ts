@@ -5,14 +5,14 @@ import type { FeatureSetInfo } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import { readFeatureExamples, type FeatureExampleLine } from '../io/feature-examples'
 import type { Project } from '../project'
-import type { FeatureRecord } from '../store/features'
+import type { FeatureRecord } from '../store/feature-blobs'
 import { classifyFeature, tokenText } from './language'
 
 export const IMPORT_ANNOTATOR = 'imported'
 
 export function importFeatureSet(project: Project, path: string, name?: string): FeatureSetInfo[] {
   const lines = readFeatureExamples(path)
-  const taxonomy = project.features.taxonomy()
+  const taxonomy = project.taxonomy.names()
   const unknown = [...new Set(lines.map((l) => l.label).filter((l): l is string => l !== undefined && !taxonomy.includes(l)))]
   if (unknown.length) {
     throw new UserError(`${path} uses labels that are not in this project's taxonomy: ${unknown.join(', ')}. Add them to the taxonomy first, or rename them in the file.`)
@@ -62,7 +62,7 @@ export function importFeatureSet(project: Project, path: string, name?: string):
       features
     )
     for (const l of group) {
-      if (l.label !== undefined || l.note !== undefined) project.features.setLabel(set.id, l.feature, IMPORT_ANNOTATOR, l.label ?? null, l.note ?? '')
+      if (l.label !== undefined || l.note !== undefined) project.labels.setLabel(set.id, l.feature, IMPORT_ANNOTATOR, l.label ?? null, l.note ?? '')
     }
     created.push(set)
   }

@@ -7,6 +7,7 @@ import { extname } from 'node:path'
 import { z } from 'zod'
 import { UserError } from '../../shared/api'
 import type { Project } from '../project'
+import { majorityLabels } from '../store/labels'
 
 function atomicWrite(file: string, text: string): void {
   writeFileSync(`${file}.tmp`, text)
@@ -15,20 +16,10 @@ function atomicWrite(file: string, text: string): void {
 
 /** The label each feature carries out: the annotator's, else the majority over annotators (ties: alphabetical). */
 function chosenLabels(project: Project, setId: number, annotator?: string): Map<number, { category: string; note: string }> {
-  const out = new Map<number, { category: string; note: string }>()
-  const votes = new Map<number, Map<string, number>>()
-  for (const l of project.features.allLabels(setId)) {
-    if (!l.category || (annotator && l.annotator !== annotator)) continue
-    const v = votes.get(l.feature) ?? new Map<string, number>()
-    v.set(l.category, (v.get(l.category) ?? 0) + 1)
-    votes.set(l.feature, v)
-  }
-  for (const [f, v] of votes) {
-    const category = [...v.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]
-    const note = project.features.labels(setId, f).find((l) => l.category === category && l.note)?.note ?? ''
-    out.set(f, { category, note })
-  }
-  return out
+  const majority = majorityLabels(project.labels.allLabels(setId), annotator || undefined)
+  return new Map(
+    [...majority].map(([f, category]) => [f, { category, note: project.labels.labels(setId, f).find((l) => l.category === category && l.note)?.note ?? '' }])
+  )
 }
 
 /** Writes feature-example JSONL: one line per feature with its examples (paper sampler first) and label. */
@@ -72,8 +63,8 @@ type LabelRow = z.infer<typeof LabelRowSchema>
 export function exportLabels(project: Project, out: string): number {
   const rows: LabelRow[] = []
   for (const set of project.features.sets()) {
-    for (const l of project.features.allLabels(set.id)) {
-      const full = project.features.labels(set.id, l.feature).find((x) => x.annotator === l.annotator)!
+    for (const l of project.labels.allLabels(set.id)) {
+      const full = project.labels.labels(set.id, l.feature).find((x) => x.annotator === l.annotator)!
       rows.push({ set: set.name, feature: l.feature, annotator: l.annotator, category: full.category!, note: full.note, updated_at: full.updatedAt })
     }
   }
@@ -101,7 +92,7 @@ export function importLabels(project: Project, file: string, opts: { overwrite?:
   }
   if (!Array.isArray(raw)) throw new UserError(`${file} must hold a list of labels.`)
   const sets = new Map(project.features.sets().map((s) => [s.name, s.id]))
-  const taxonomy = project.features.taxonomy()
+  const taxonomy = project.taxonomy.names()
   const report: LabelMergeReport = { added: 0, unchanged: 0, overwritten: 0, conflicts: [], skipped: [] }
   project.db.transaction(() => {
     raw.forEach((r, i) => {
@@ -111,13 +102,13 @@ export function importLabels(project: Project, file: string, opts: { overwrite?:
       const setId = sets.get(row.set)
       if (setId === undefined) return void report.skipped.push({ row: i + 1, reason: `no feature set named "${row.set}"` })
       if (!taxonomy.includes(row.category)) return void report.skipped.push({ row: i + 1, reason: `"${row.category}" is not in the taxonomy` })
-      const existing = project.features.labels(setId, row.feature).find((l) => l.annotator === row.annotator)
+      const existing = project.labels.labels(setId, row.feature).find((l) => l.annotator === row.annotator)
       if (existing && existing.category === row.category && existing.note === row.note) return void report.unchanged++
       if (existing && !opts.overwrite) {
         return void report.conflicts.push({ set: row.set, feature: row.feature, annotator: row.annotator, ours: existing.category ?? '', theirs: row.category })
       }
       try {
-        project.features.setLabel(setId, row.feature, row.annotator, row.category, row.note)
+        project.labels.setLabel(setId, row.feature, row.annotator, row.category, row.note)
       } catch (err) {
         return void report.skipped.push({ row: i + 1, reason: (err as Error).message })
       }
