@@ -11,9 +11,15 @@ import type {
   EventPayload
 } from '../shared/api'
 import { apiCalls, isCallName, UserError } from '../shared/api'
+import { composition } from './analysis/composition'
+import { analysisQueries, type QueryName } from './analysis/dynamics'
 import { discoverCheckpoints } from './checkpoints/discover'
 import { importActivationStore } from './lm/import-store'
 import { importFeatureSet } from './analysis/import-features'
+import { exportFeatures, exportLabels, importLabels } from './analysis/interchange'
+import { exportNeuronpedia } from './analysis/neuronpedia'
+import { AnalysisProcess } from './jobs/analysis-process'
+import { JobCancelled } from './jobs/job'
 import { JobManager } from './jobs/manager'
 import { jobKind } from './jobs/kinds'
 import type { WorkerSpawner } from './jobs/protocol'
@@ -25,7 +31,7 @@ import { VERSION } from './version'
 export type EventSink = <E extends EventName>(event: E, payload: EventPayload<E>) => void
 
 export class Workspace {
-  private current: { project: Project; jobs: JobManager } | null = null
+  private current: { project: Project; jobs: JobManager; analysis: AnalysisProcess } | null = null
   private readonly sinks = new Set<EventSink>()
 
   constructor(
@@ -57,7 +63,7 @@ export class Workspace {
     }
     this.close()
     const jobs = new JobManager(project, this.spawner, (event, payload) => this.emit(event, payload))
-    this.current = { project, jobs }
+    this.current = { project, jobs, analysis: new AnalysisProcess(this.spawner) }
     this.emit('project.changed', project.info())
     return project
   }
@@ -65,11 +71,12 @@ export class Workspace {
   close(): void {
     if (!this.current) return
     this.current.jobs.dispose()
+    this.current.analysis.dispose()
     this.current.project.close()
     this.current = null
   }
 
-  requireProject(): { project: Project; jobs: JobManager } {
+  requireProject(): { project: Project; jobs: JobManager; analysis: AnalysisProcess } {
     if (!this.current) throw new UserError('No project is open. Open or create a project first.', 'no-project')
     return this.current
   }
@@ -78,6 +85,14 @@ export class Workspace {
 type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOutput<C> | Promise<CallOutput<C>> }
 
 export function createHandlers(ws: Workspace): Handlers {
+  /** A query of the analysis process: the host prepares its input from the project, the process computes. */
+  const query =
+    <C extends QueryName>(name: C) =>
+    async (input: CallParsedInput<C>): Promise<CallOutput<C>> => {
+      const { project, analysis } = ws.requireProject()
+      const prepared: unknown = analysisQueries[name].prepare(project, input as never)
+      return (await analysis.ask(name, prepared, input.requestId)) as CallOutput<C>
+    }
   return {
     'app.info': () => ({
       name: 'FeatureTrace',
@@ -122,12 +137,11 @@ export function createHandlers(ws: Workspace): Handlers {
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
     'saes.scanImport': async (req) => (await import('./sae/import')).scanSaeImport(ws.requireProject().project, req),
     'saes.import': async (req) => {
-      const { project } = ws.requireProject()
-      const saes = await (await import('./sae/import')).importSaes(project, req)
-      ws.emit('saes.changed', { count: project.saes.count() })
-      // An import can make SAE-only checkpoints.
-      ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
-      return saes
+      const { project, jobs } = ws.requireProject()
+      const job = await jobs.waitFor(jobs.start({ ...req, kind: 'sae-import' }).id)
+      if (job.state === 'cancelled') throw new JobCancelled()
+      if (job.kind !== 'sae-import' || job.state !== 'done' || !job.result) throw new UserError(job.error ?? `The SAE import ${job.state}.`)
+      return job.result.saeIds.map((id) => project.saes.get(id)!)
     },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
@@ -138,23 +152,25 @@ export function createHandlers(ws: Workspace): Handlers {
       ws.emit('features.changed', { sets: project.features.sets().length })
       return sets
     },
-    'taxonomy.get': () => ws.requireProject().project.features.taxonomy(),
-    'taxonomy.set': ({ names }) => ws.requireProject().project.features.setTaxonomy(names),
+    'features.export': ({ path, ...opts }) => ({ features: exportFeatures(ws.requireProject().project, path, opts), path }),
+    'features.exportNeuronpedia': ({ path, ...opts }) => exportNeuronpedia(ws.requireProject().project, path, opts),
+    'taxonomy.get': () => ws.requireProject().project.taxonomy.names(),
+    'taxonomy.set': ({ names }) => ws.requireProject().project.taxonomy.set(names),
     'labels.set': ({ setId, feature, annotator, category, note, requestId, blind }) => {
-      const { label, applied } = ws.requireProject().project.features.applyLabel(setId, feature, annotator, category, note, { requestId, blind })
+      const { label, applied } = ws.requireProject().project.labels.applyLabel(setId, feature, annotator, category, note, { requestId, blind })
       // A retried request changed nothing: announcing its old result again could undo a newer change elsewhere.
       if (applied) ws.emit('labels.changed', label)
       return label
     },
     'labels.undo': ({ annotator, setId, requestId }) => {
-      const { label, applied } = ws.requireProject().project.features.applyUndo(annotator, setId, requestId)
+      const { label, applied } = ws.requireProject().project.labels.applyUndo(annotator, setId, requestId)
       if (label && applied) ws.emit('labels.changed', label)
       return label
     },
-    'labels.forFeatures': ({ setId, annotator, features }) => ws.requireProject().project.features.labelsOf(setId, annotator, features),
-    'labels.annotators': ({ setId }) => ws.requireProject().project.features.annotators(setId),
+    'labels.forFeatures': ({ setId, annotator, features }) => ws.requireProject().project.labels.labelsOf(setId, annotator, features),
+    'labels.annotators': ({ setId }) => ws.requireProject().project.labels.annotators(setId),
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
-    'labels.history': ({ setId, feature }) => ws.requireProject().project.features.history(setId, feature),
+    'labels.history': ({ setId, feature }) => ws.requireProject().project.labels.history(setId, feature),
     'labels.carryPreview': async ({ fromSetId, toSetId }) => (await import('./analysis/carry-labels')).carryPreview(ws.requireProject().project, fromSetId, toSetId),
     'labels.carry': async ({ fromSetId, toSetId, minCosine }) => {
       const { project } = ws.requireProject()
@@ -162,30 +178,28 @@ export function createHandlers(ws: Workspace): Handlers {
       ws.emit('features.changed', { sets: project.features.sets().length })
       return result
     },
-    'analysis.composition': (input) => ws.requireProject().project.features.composition(input?.annotator),
-    'dynamics.overview': async ({ layer }) => {
-      const { dynamicsOverview } = await import('./analysis/dynamics')
-      return dynamicsOverview(ws.requireProject().project, layer)
+    'analysis.composition': (input) => composition(ws.requireProject().project, input?.annotator),
+    'labels.export': ({ path }) => ({ labels: exportLabels(ws.requireProject().project, path), path }),
+    'labels.import': ({ path, overwrite }) => {
+      const { project } = ws.requireProject()
+      const report = importLabels(project, path, { overwrite })
+      ws.emit('features.changed', { sets: project.features.sets().length })
+      return report
     },
-    'dynamics.feature': async ({ layer, feature, threshold }) => {
-      const { dynamicsFeature } = await import('./analysis/dynamics')
-      return dynamicsFeature(ws.requireProject().project, layer, feature, threshold)
-    },
-    'dynamics.formationByLabel': async ({ layer, threshold }) => {
-      const { formationByLabel } = await import('./analysis/dynamics')
-      return formationByLabel(ws.requireProject().project, layer, threshold)
-    },
-    'dynamics.formationCurves': async ({ layer, features, threshold }) => {
-      const { formationCurves } = await import('./analysis/dynamics')
-      return formationCurves(ws.requireProject().project, layer, features, threshold)
-    },
+    'dynamics.overview': query('dynamics.overview'),
+    'dynamics.feature': query('dynamics.feature'),
+    'dynamics.formationByLabel': query('dynamics.formationByLabel'),
+    'dynamics.formationCurves': query('dynamics.formationCurves'),
+    'dynamics.formation': query('dynamics.formation'),
     'dynamics.run': ({ layer }) => ws.requireProject().project.dynamics.run(layer),
+    'dynamics.rows': ({ layer }) => ws.requireProject().project.dynamics.rows(layer),
+    'analysis.cancel': ({ requestId }) => ({ cancelled: ws.requireProject().analysis.cancel(requestId) }),
     'jobs.list': () => ws.requireProject().project.jobs.list(),
     'jobs.start': (request) => ws.requireProject().jobs.start(request),
     'jobs.replaces': (request) => {
       const { project } = ws.requireProject()
       const labelsKept = (project.db.prepare('SELECT count(*) AS n FROM label WHERE category IS NOT NULL').get() as { n: number }).n
-      return { replaces: jobKind(request.kind).replaces?.(project, request as never) ?? [], labelsKept }
+      return { replaces: jobKind(request.kind).replaces?.(project, request) ?? [], labelsKept }
     },
     'jobs.cancel': ({ id }) => ws.requireProject().jobs.cancel(id),
     'geometry.results': ({ analysis, layer }) => ws.requireProject().project.geometry.list(analysis, layer),
@@ -219,6 +233,7 @@ export async function dispatch(handlers: Handlers, name: unknown, payload: unkno
     return { ok: true, result }
   } catch (err) {
     if (err instanceof UserError) return { ok: false, error: { code: err.code, message: err.message } }
+    if (err instanceof JobCancelled) return { ok: false, error: { code: 'cancelled', message: `${name} was cancelled.` } }
     console.error(`[featuretrace] ${name} failed:`, err)
     return { ok: false, error: { code: 'internal', message: `Internal error in ${name}: ${thrownText(err)}` } }
   }

@@ -3,15 +3,16 @@
 // and the previous SAE's rows are held at once. With matching, each SAE's rows are also assigned one-to-one
 // to the final SAE's rows by decoder cosine (for series that are not warm-started).
 import * as tf from '@tensorflow/tfjs-core'
+import { z } from 'zod'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
+import { readJsonFile } from '../io/json-file'
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import { DriftKernel, sharedBytes, sharedRows, type SharedRows } from './drift-kernel'
-import type { JobContext } from '../jobs/job'
+import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
 import { greedyAssignment, solveAssignment } from './assignment'
-import { readFileSync } from 'node:fs'
 
 /** Largest n matched exactly; beyond it the stated greedy approximation over top candidates is used. */
 export const EXACT_MATCH_MAX = 16384
@@ -39,13 +40,15 @@ interface StoredDecoder {
   bytes: number
 }
 
+/** What drift reads of an SAE's cfg.json: its widths and, when FeatureTrace wrote it, the checkpoint step. */
+const DecoderConfigSchema = z.looseObject({
+  d_in: z.number().int().positive(),
+  d_sae: z.number().int().positive(),
+  featuretrace: z.looseObject({ checkpoint_step: z.number().int().nullable().optional() }).optional()
+})
+
 async function openDecoder(dir: string): Promise<StoredDecoder> {
-  let cfg: { d_in?: unknown; d_sae?: unknown; featuretrace?: { checkpoint_step?: unknown } }
-  try {
-    cfg = JSON.parse(readFileSync(join(dir, CFG_FILE), 'utf8')) as typeof cfg
-  } catch {
-    throw new UserError(`${dir} is not an SAE folder in SAELens layout (no readable ${CFG_FILE}).`)
-  }
+  const cfg = readJsonFile(join(dir, CFG_FILE), DecoderConfigSchema, 'an SAE folder in SAELens layout with its cfg.json')
   const f = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
   try {
     const info = f.info('W_dec')
@@ -56,7 +59,7 @@ async function openDecoder(dir: string): Promise<StoredDecoder> {
     if (info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F32') {
       throw new UserError(`${f.file}: W_dec is ${info.dtype}; drift reads F16, BF16 or F32 decoders.`)
     }
-    const step = typeof cfg.featuretrace?.checkpoint_step === 'number' ? cfg.featuretrace.checkpoint_step : null
+    const step = cfg.featuretrace?.checkpoint_step ?? null
     return { dir, n, d, step, dtype: info.dtype, bytes: info.end - info.begin }
   } finally {
     await f.close()
@@ -86,7 +89,7 @@ function unitRows32(x: SharedRows, n: number, d: number): Float32Array {
 }
 
 /** Row i of `a` assigned to a row of `b` by decoder cosine: exact up to EXACT_MATCH_MAX, greedy beyond. */
-export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number): Promise<{ col: Int32Array; cos: Float32Array; method: string }> {
+export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number, signal?: AbortSignal): Promise<{ col: Int32Array; cos: Float32Array; method: string }> {
   const A = tf.tensor2d(a, [n, d])
   const BT = tf.transpose(tf.tensor2d(b, [n, d]))
   try {
@@ -105,6 +108,7 @@ export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: 
     const topSim = new Float32Array(n * CANDIDATES)
     const block = Math.max(1, Math.floor((256 * 2 ** 20) / (4 * n)))
     for (let s = 0; s < n; s += block) {
+      if (signal?.aborted) throw new JobCancelled()
       const m = Math.min(block, n - s)
       const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(A, [s, 0], [m, d]), BT), CANDIDATES))
       topSim.set((await values.data()) as Float32Array, s * CANDIDATES)
@@ -148,7 +152,8 @@ export async function computeDrift(saeDirs: string[], opts: { match?: boolean },
     const finalUnit = opts.match ? unitRows32(final, n, d) : null
     const match = async (rows: SharedRows, t: number): Promise<void> => {
       if (!matchToFinal || !matchCos || !finalUnit) return
-      const m = await matchRows(unitRows32(rows, n, d), finalUnit, n, d)
+      if (ctx.signal.aborted) throw new JobCancelled()
+      const m = await matchRows(unitRows32(rows, n, d), finalUnit, n, d, ctx.signal)
       matchToFinal.set(m.col, t * n)
       matchCos.set(m.cos, t * n)
       method = m.method
@@ -170,7 +175,7 @@ export async function computeDrift(saeDirs: string[], opts: { match?: boolean },
       spare = previous
       previous = cur
       ctx.progress(meter.update(t + 1, `SAE ${t + 1}/${T}`))
-      if (ctx.signal.aborted) throw new UserError('Drift computation cancelled.')
+      if (ctx.signal.aborted) throw new JobCancelled()
     }
     // The final SAE against itself (cosine 1) and against the one before it.
     const r = await kernel.pass({ n, d, into: final, final: null, previous })
@@ -182,6 +187,16 @@ export async function computeDrift(saeDirs: string[], opts: { match?: boolean },
     await kernel.close()
   }
   return { steps: decoders.map((x) => x.step), n, cosToFinal, cosToPrevious, matchToFinal, matchCos, matchMethod: method }
+}
+
+/** One latent's decoder row of a stored SAE, as float32 (the trajectory of one feature reads only these). */
+export async function decoderRow(dir: string, feature: number): Promise<Float32Array> {
+  const f = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
+  try {
+    return await f.readFloat32Rows('W_dec', feature, 1)
+  } finally {
+    await f.close()
+  }
 }
 
 /** The CLI's output file: float32 cos_to_final and cos_to_previous, with --match int32 match_to_final and float32 match_cos. */

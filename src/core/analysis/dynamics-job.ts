@@ -2,7 +2,6 @@
 // feature of a layer's SAE series, stored per feature so the feature list can sort by formation step and
 // total drift, and the formation-by-label chart needs no recomputation.
 import type { FeatureDynamicsRow, JobRequest } from '../../shared/api'
-import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
 import type { NewDynamicsRun } from '../store/dynamics'
 import type { FormationCheckpoint } from './formation'
@@ -47,8 +46,8 @@ export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, Dyna
     const formation = await computeFormation(series, {
       features: Array.from({ length: n }, (_, i) => i),
       threshold: input.request.threshold,
+      signal: ctx.signal,
       onProgress: (f, message) => {
-        if (ctx.signal.aborted) throw new UserError('Dynamics cancelled.')
         const fraction = 0.2 + 0.8 * f
         const elapsed = (Date.now() - started) / 1000
         ctx.progress({ fraction, rate: null, rateUnit: null, etaSeconds: f > 0 ? (elapsed * (1 - f)) / f : null, message: `formation of ${n} features: ${message}` })

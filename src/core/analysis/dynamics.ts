@@ -1,43 +1,69 @@
 // What the Dynamics view asks of a project's SAE series at one layer: drift histograms per checkpoint, one
 // feature's drift curve, PCA trajectory and formation curve, and formation steps by granularity label.
-import { join } from 'node:path'
-import type { DynamicsFeature, DynamicsOverview, FormationByLabel, FormationCurves } from '../../shared/api'
+// Each query is split like a job: the host resolves the project into plain inputs (prepare, quick), the
+// analysis process computes (run: decoders, activations, tfjs), with drift kept in its bounded cache.
+import type { CallOutput, CallParsedInput, DynamicsFeature } from '../../shared/api'
 import { UserError } from '../../shared/api'
-import { SafetensorsFile } from '../io/safetensors'
 import type { Project } from '../project'
-import { WEIGHTS_FILE } from '../sae/io'
-import { computeDrift, type DriftResult } from './drift'
-import { computeFormation } from './formation'
+import type { BackendName } from '../tf/backend'
+import { majorityLabels } from '../store/labels'
+import type { DriftCache } from './drift-cache'
+import type { FormationCheckpoint } from './formation'
 import { layerSaes, layerSeries, stepsWithoutActivations } from './layer-series'
-import { initBackend } from '../tf/backend'
 
-const never = { signal: new AbortController().signal, progress: () => {} }
-const driftCache = new Map<string, DriftResult>()
+/** What a query's run gets besides its input: the cancel signal and the analysis process's drift cache. */
+export interface QueryContext {
+  signal: AbortSignal
+  drift: DriftCache
+}
 
-async function drift(project: Project, layer: number): Promise<{ r: DriftResult; warm: boolean; steps: number[] }> {
-  await initBackend()
-  const saes = layerSaes(project, layer)
+/** One query of the analysis process: prepared on the host from the project, run where the heavy work may go. */
+export interface AnalysisQuery<C extends QueryName, Input> {
+  prepare(project: Project, input: CallParsedInput<C>): Input
+  run(input: Input, ctx: QueryContext): Promise<CallOutput<C>>
+}
+
+export const QUERY_NAMES = ['dynamics.overview', 'dynamics.feature', 'dynamics.formationCurves', 'dynamics.formationByLabel', 'dynamics.formation'] as const
+export type QueryName = (typeof QUERY_NAMES)[number]
+
+export function isQueryName(name: string): name is QueryName {
+  return (QUERY_NAMES as readonly string[]).includes(name)
+}
+
+/** A layer's SAEs as drift needs them: in step order, each with what makes its cached drift stale. */
+interface SeriesSae {
+  path: string
+  step: number
+  createdAt: string
+  warmStarted: boolean
+}
+
+function seriesSaes(project: Project, layer: number): SeriesSae[] {
+  return layerSaes(project, layer).map((s) => ({ path: s.path, step: s.step, createdAt: s.createdAt, warmStarted: s.warmStarted }))
+}
+
+/** Drift of the series, from the cache when the same SAEs were measured before (matching when not warm-started). */
+async function drift(saes: SeriesSae[], ctx: QueryContext) {
   const warm = saes.slice(1).every((s) => s.warmStarted)
   const key = JSON.stringify([saes.map((s) => [s.path, s.createdAt]), warm])
-  let r = driftCache.get(key)
-  if (!r) {
-    r = await computeDrift(saes.map((s) => s.path), { match: !warm }, never)
-    driftCache.set(key, r)
-  }
+  const r = await ctx.drift.get(
+    key,
+    async (signal) => {
+      const { computeDrift } = await import('./drift')
+      const { initBackend } = await import('../tf/backend')
+      await initBackend()
+      return computeDrift(saes.map((s) => s.path), { match: !warm }, { signal, progress: () => {} })
+    },
+    ctx.signal
+  )
   return { r, warm, steps: saes.map((s) => s.step) }
 }
 
-export async function dynamicsOverview(project: Project, layer: number): Promise<DynamicsOverview> {
-  const { r, warm, steps } = await drift(project, layer)
-  const T = steps.length
-  // Population histograms of the cosine to the final SAE: 100 bins on [-1, 1].
-  const histograms = Array.from({ length: T }, (_, t) => {
-    const h = new Array<number>(100).fill(0)
-    for (let i = 0; i < r.n; i++) h[Math.min(99, Math.max(0, Math.floor(((r.cosToFinal[t * r.n + i]! + 1) / 2) * 100)))]!++
-    return h
-  })
-  const totalDrift = Array.from({ length: r.n }, (_, i) => 1 - r.cosToFinal[i]!)
-  return { layer, steps, n: r.n, warmStarted: warm, matchMethod: r.matchMethod, histograms, totalDrift }
+async function formation(series: FormationCheckpoint[], features: number[], threshold: number | undefined, signal: AbortSignal, backend?: BackendName) {
+  const { computeFormation } = await import('./formation')
+  const { initBackend } = await import('../tf/backend')
+  await initBackend(backend)
+  return computeFormation(series, { features, threshold, signal })
 }
 
 /** The top two principal components of a few points (rows of X, T × d), by power iteration on the Gram matrix. */
@@ -66,89 +92,177 @@ export function pca2(X: Float64Array[]): [number, number][] {
   return coords
 }
 
-export async function dynamicsFeature(project: Project, layer: number, feature: number, threshold?: number): Promise<DynamicsFeature> {
-  const { r, steps } = await drift(project, layer)
-  if (feature >= r.n) throw new UserError(`Feature ${feature} does not exist: the SAEs have ${r.n} latents.`)
-  const rows: Float64Array[] = []
-  for (const sae of layerSaes(project, layer)) {
-    const f = await SafetensorsFile.open(join(sae.path, WEIGHTS_FILE))
-    try {
-      rows.push(Float64Array.from(await f.readFloat32Rows('W_dec', feature, 1)))
-    } finally {
-      await f.close()
-    }
-  }
-  // Drift and the trajectory need the SAEs alone; formation needs every step's activations.
-  let formation: DynamicsFeature['formation'] = null
-  let formationUnavailable: string | null = null
-  if (stepsWithoutActivations(project, layer).length === 0) {
-    const r = await computeFormation(layerSeries(project, layer).checkpoints, { features: [feature], threshold })
-    formation = { threshold: r.threshold, m: r.features[0]!.m, formationStep: r.features[0]!.formationStep }
-  } else {
-    try {
-      layerSeries(project, layer)
-    } catch (err) {
-      if (!(err instanceof UserError)) throw err
-      formationUnavailable = err.message
-    }
-  }
-  const sets = project.features.currentSets().filter((s) => s.layer === layer && s.step !== null).map((s) => ({ step: s.step!, setId: s.id }))
-  const T = steps.length
-  return {
-    layer,
-    feature,
-    steps,
-    cosToFinal: Array.from({ length: T }, (_, t) => r.cosToFinal[t * r.n + feature]!),
-    cosToPrevious: Array.from({ length: T }, (_, t) => r.cosToPrevious[t * r.n + feature]!),
-    trajectory: pca2(rows),
-    formation,
-    formationUnavailable,
-    sets
+const overview: AnalysisQuery<'dynamics.overview', { layer: number; saes: SeriesSae[] }> = {
+  prepare: (project, { layer }) => ({ layer, saes: seriesSaes(project, layer) }),
+  async run({ layer, saes }, ctx) {
+    const { r, warm, steps } = await drift(saes, ctx)
+    const T = steps.length
+    // Population histograms of the cosine to the final SAE: 100 bins on [-1, 1].
+    const histograms = Array.from({ length: T }, (_, t) => {
+      const h = new Array<number>(100).fill(0)
+      for (let i = 0; i < r.n; i++) h[Math.min(99, Math.max(0, Math.floor(((r.cosToFinal[t * r.n + i]! + 1) / 2) * 100)))]!++
+      return h
+    })
+    const totalDrift = Array.from({ length: r.n }, (_, i) => 1 - r.cosToFinal[i]!)
+    return { layer, steps, n: r.n, warmStarted: warm, matchMethod: r.matchMethod, histograms, totalDrift }
   }
 }
 
+interface FeatureInput {
+  layer: number
+  feature: number
+  threshold: number | undefined
+  saes: SeriesSae[]
+  /** Null when some step has no activations: formationUnavailable says why. */
+  series: FormationCheckpoint[] | null
+  formationUnavailable: string | null
+  sets: DynamicsFeature['sets']
+}
+
+const feature: AnalysisQuery<'dynamics.feature', FeatureInput> = {
+  prepare(project, { layer, feature, threshold }) {
+    // Drift and the trajectory need the SAEs alone; formation needs every step's activations.
+    let series: FormationCheckpoint[] | null = null
+    let formationUnavailable: string | null = null
+    try {
+      series = layerSeries(project, layer).checkpoints
+    } catch (err) {
+      if (!(err instanceof UserError) || stepsWithoutActivations(project, layer).length === 0) throw err
+      formationUnavailable = err.message
+    }
+    const sets = project.features
+      .currentSets()
+      .filter((s) => s.layer === layer && s.step !== null)
+      .map((s) => ({ step: s.step!, setId: s.id }))
+    return { layer, feature, threshold, saes: seriesSaes(project, layer), series, formationUnavailable, sets }
+  },
+  async run(input, ctx) {
+    const { layer, feature, saes } = input
+    const { r, steps } = await drift(saes, ctx)
+    if (feature >= r.n) throw new UserError(`Feature ${feature} does not exist: the SAEs have ${r.n} latents.`)
+    const { decoderRow } = await import('./drift')
+    const rows: Float64Array[] = []
+    for (const sae of saes) rows.push(Float64Array.from(await decoderRow(sae.path, feature)))
+    let formationCurves: DynamicsFeature['formation'] = null
+    if (input.series) {
+      const f = await formation(input.series, [feature], input.threshold, ctx.signal)
+      formationCurves = { threshold: f.threshold, m: f.features[0]!.m, formationStep: f.features[0]!.formationStep }
+    }
+    const T = steps.length
+    return {
+      layer,
+      feature,
+      steps,
+      cosToFinal: Array.from({ length: T }, (_, t) => r.cosToFinal[t * r.n + feature]!),
+      cosToPrevious: Array.from({ length: T }, (_, t) => r.cosToPrevious[t * r.n + feature]!),
+      trajectory: pca2(rows),
+      formation: formationCurves,
+      formationUnavailable: input.formationUnavailable,
+      sets: input.sets
+    }
+  }
+}
+
+interface SeriesFeaturesInput {
+  layer: number
+  series: FormationCheckpoint[]
+  features: number[]
+  threshold: number | undefined
+  backend?: BackendName
+}
+
+const seriesFeatures = (project: Project, layer: number, features: number[], threshold: number | undefined, backend?: BackendName): SeriesFeaturesInput => ({
+  layer,
+  series: layerSeries(project, layer).checkpoints,
+  features: [...new Set(features)],
+  threshold,
+  backend
+})
+
 /** M_i(t) of a few features side by side (the SAE variant), for comparing when they form. */
-export async function formationCurves(project: Project, layer: number, features: number[], threshold?: number): Promise<FormationCurves> {
-  await initBackend()
-  const { checkpoints } = layerSeries(project, layer)
-  const r = await computeFormation(checkpoints, { features: [...new Set(features)], threshold })
-  return { layer, steps: r.steps, threshold: r.threshold, curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae })) }
+const formationCurves: AnalysisQuery<'dynamics.formationCurves', SeriesFeaturesInput> = {
+  prepare: (project, { layer, features, threshold }) => seriesFeatures(project, layer, features, threshold),
+  async run({ layer, series, features, threshold }, ctx) {
+    const r = await formation(series, features, threshold, ctx.signal)
+    return { layer, steps: r.steps, threshold: r.threshold, curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae })) }
+  }
+}
+
+/** Every variant of M_i(t), with the top positions and the random baseline (the CLI's formation command). */
+const fullFormation: AnalysisQuery<'dynamics.formation', SeriesFeaturesInput> = {
+  prepare: (project, { layer, features, threshold, backend }) => seriesFeatures(project, layer, features, threshold, backend),
+  async run({ layer, series, features, threshold, backend }, ctx) {
+    return { layer, ...(await formation(series, features, threshold, ctx.signal, backend)) }
+  }
+}
+
+interface ByLabelInput {
+  layer: number
+  series: FormationCheckpoint[]
+  threshold: number
+  /** Feature → its majority label in the final checkpoint's set. */
+  labels: [number, string][]
+  /** Formation steps from the stored dynamics run when it matches this series and threshold; else null (computed). */
+  stored: [number, number | null][] | null
 }
 
 /**
  * Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label.
  * The dynamics job's stored steps are used when it ran on this series with this threshold.
  */
-export async function formationByLabel(project: Project, layer: number, threshold = 0.5): Promise<FormationByLabel> {
-  await initBackend()
-  const { checkpoints } = layerSeries(project, layer)
-  const finalSet = project.features.currentSets().filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
-  if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
-  const votes = new Map<number, Map<string, number>>()
-  for (const l of project.features.allLabels(finalSet.id)) {
-    const v = votes.get(l.feature) ?? new Map<string, number>()
-    v.set(l.category!, (v.get(l.category!) ?? 0) + 1)
-    votes.set(l.feature, v)
+const formationByLabel: AnalysisQuery<'dynamics.formationByLabel', ByLabelInput> = {
+  prepare(project, { layer, threshold = 0.5 }) {
+    const { checkpoints: series } = layerSeries(project, layer)
+    const finalSet = project.features
+      .currentSets()
+      .filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null)
+      .sort((a, b) => b.step! - a.step!)[0]
+    if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
+    const labels = [...majorityLabels(project.labels.allLabels(finalSet.id))]
+    const run = project.dynamics.run(layer)
+    const steps = series.map((c) => c.step)
+    const fresh = run !== null && run.threshold === threshold && JSON.stringify(run.steps) === JSON.stringify(steps)
+    const stored = fresh ? project.dynamics.rows(layer).map((r): [number, number | null] => [r.feature, r.formationStep.sae]) : null
+    return { layer, series, threshold, labels, stored }
+  },
+  async run({ layer, series, threshold, labels, stored }, ctx) {
+    const label = new Map(labels)
+    const features = [...label.keys()].sort((a, b) => a - b)
+    let formed: Map<number, number | null>
+    if (stored) formed = new Map(stored)
+    else {
+      formed = new Map()
+      if (features.length) for (const f of (await formation(series, features, threshold, ctx.signal)).features) formed.set(f.feature, f.formationStep.sae)
+    }
+    const counts: Record<string, Record<string, number>> = {}
+    for (const f of features) {
+      const cat = label.get(f)!
+      const step = formed.get(f) ?? null
+      const key = step === null ? 'never' : String(step)
+      counts[cat] ??= {}
+      counts[cat][key] = (counts[cat][key] ?? 0) + 1
+    }
+    return { layer, steps: series.map((c) => c.step), labelledFeatures: features.length, stored: stored !== null, counts }
   }
-  const label = new Map([...votes].map(([f, v]) => [f, [...v.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]]))
-  const features = [...label.keys()].sort((a, b) => a - b)
-  const steps = checkpoints.map((c) => c.step)
-  const counts: Record<string, Record<string, number>> = {}
-  const run = project.dynamics.run(layer)
-  const stored = run !== null && run.threshold === threshold && JSON.stringify(run.steps) === JSON.stringify(steps)
-  let formed: Map<number, number | null>
-  if (stored) {
-    formed = new Map(project.dynamics.rows(layer).map((r) => [r.feature, r.formationStep.sae]))
-  } else {
-    formed = new Map()
-    if (features.length) for (const f of (await computeFormation(checkpoints, { features, threshold })).features) formed.set(f.feature, f.formationStep.sae)
-  }
-  for (const f of features) {
-    const cat = label.get(f)!
-    const step = formed.get(f) ?? null
-    const key = step === null ? 'never' : String(step)
-    counts[cat] ??= {}
-    counts[cat][key] = (counts[cat][key] ?? 0) + 1
-  }
-  return { layer, steps, labelledFeatures: features.length, stored, counts }
 }
+
+/** Every query of the analysis process, by call name. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const analysisQueries: { [C in QueryName]: AnalysisQuery<C, any> } = {
+  'dynamics.overview': overview,
+  'dynamics.feature': feature,
+  'dynamics.formationCurves': formationCurves,
+  'dynamics.formationByLabel': formationByLabel,
+  'dynamics.formation': fullFormation
+}
+
+/** Runs a query here, in this process (tests, scripts): prepare and run back to back with a private cache. */
+export async function queryInProcess<C extends QueryName>(project: Project, name: C, input: CallParsedInput<C>, signal: AbortSignal = new AbortController().signal): Promise<CallOutput<C>> {
+  const { DriftCache } = await import('./drift-cache')
+  const q = analysisQueries[name] as AnalysisQuery<C, unknown>
+  return q.run(q.prepare(project, input), { signal, drift: new DriftCache() })
+}
+
+export const dynamicsOverview = (project: Project, layer: number): Promise<CallOutput<'dynamics.overview'>> => queryInProcess(project, 'dynamics.overview', { layer })
+export const dynamicsFeature = (project: Project, layer: number, feature: number, threshold?: number): Promise<CallOutput<'dynamics.feature'>> =>
+  queryInProcess(project, 'dynamics.feature', { layer, feature, threshold })

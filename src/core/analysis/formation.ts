@@ -5,6 +5,7 @@
 // Variants: the same on raw activations, Jaccard of the active sets, weighted Jaccard Σmin/Σmax.
 import { UserError } from '../../shared/api'
 import { ActivationStore } from '../io/activation-store'
+import { JobCancelled } from '../jobs/job'
 import { Rng } from '../random'
 import type { SaeEncoder } from '../sae/encoding'
 import { readSae, saeEncoder } from '../sae/io'
@@ -27,6 +28,8 @@ export interface FormationOptions {
   threshold?: number
   /** Called as the work advances (fraction in [0, 1]). */
   onProgress?: (fraction: number, message: string) => void
+  /** Stops the work (JobCancelled) at the next shard or checkpoint. */
+  signal?: AbortSignal
 }
 
 export interface FeatureFormation {
@@ -176,29 +179,34 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
     dispose(finalSae)
     throw new UserError(`${final.activations} has d=${d} but the SAE ${final.sae} expects d=${finalSae.d}.`)
   }
-  for (const f of opts.features) if (!Number.isInteger(f) || f < 0 || f >= finalSae.n) throw new UserError(`Feature ${f} does not exist: the SAEs have ${finalSae.n} latents.`)
   const wanted = new Set(opts.features)
   const best = new Map<number, { v: number; row: number }[]>(opts.features.map((f) => [f, []]))
-  let base = 0
-  for (let s = 0; s < finalStore.manifest.shards.length; s++) {
-    const { acts } = await finalStore.readShard(s)
-    const rows = acts.length / d
-    for (let r0 = 0; r0 < rows; r0 += 4096) {
-      const m = Math.min(4096, rows - r0)
-      const cs = await codes(finalSae, acts.subarray(r0 * d, (r0 + m) * d), d)
-      cs.forEach((c, r) => {
-        for (const [f, v] of c) {
-          if (!wanted.has(f)) continue
-          const list = best.get(f)!
-          list.push({ v, row: base + r0 + r })
-          if (list.length > 4 * topK) list.sort((a, b) => b.v - a.v).splice(topK)
-        }
-      })
+  // The final SAE's tensors go whatever happens below (a bad feature, a cancel).
+  try {
+    for (const f of opts.features) if (!Number.isInteger(f) || f < 0 || f >= finalSae.n) throw new UserError(`Feature ${f} does not exist: the SAEs have ${finalSae.n} latents.`)
+    let base = 0
+    for (let s = 0; s < finalStore.manifest.shards.length; s++) {
+      const { acts } = await finalStore.readShard(s)
+      const rows = acts.length / d
+      for (let r0 = 0; r0 < rows; r0 += 4096) {
+        if (opts.signal?.aborted) throw new JobCancelled()
+        const m = Math.min(4096, rows - r0)
+        const cs = await codes(finalSae, acts.subarray(r0 * d, (r0 + m) * d), d)
+        cs.forEach((c, r) => {
+          for (const [f, v] of c) {
+            if (!wanted.has(f)) continue
+            const list = best.get(f)!
+            list.push({ v, row: base + r0 + r })
+            if (list.length > 4 * topK) list.sort((a, b) => b.v - a.v).splice(topK)
+          }
+        })
+      }
+      base += rows
+      opts.onProgress?.((0.5 * (s + 1)) / finalStore.manifest.shards.length, `top positions: shard ${s + 1}/${finalStore.manifest.shards.length}`)
     }
-    base += rows
-    opts.onProgress?.((0.5 * (s + 1)) / finalStore.manifest.shards.length, `top positions: shard ${s + 1}/${finalStore.manifest.shards.length}`)
+  } finally {
+    dispose(finalSae)
   }
-  dispose(finalSae)
   const positions = new Map(opts.features.map((f) => [f, best.get(f)!.sort((a, b) => b.v - a.v).slice(0, topK).map((x) => x.row)]))
   // 2. Random positions, fixed once.
   const randomPositions = new Rng(opts.seed ?? 0).shuffle(Array.from({ length: finalStore.rows }, (_, i) => i)).slice(0, opts.randomPositions ?? 100)
@@ -209,14 +217,19 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   const all = [...new Set([...randomPositions, ...[...positions.values()].flat()])]
   const at = new Map(all.map((g, i) => [g, i]))
   for (const [t, c] of series.entries()) {
+    if (opts.signal?.aborted) throw new JobCancelled()
     const rows = await rowsAt(stores[t]!, all)
     const sae = t === series.length - 1 ? await loadSae(final.sae) : await loadSae(c.sae)
     if (sae.d !== d) {
       dispose(sae)
       throw new UserError(`${c.activations} has d=${d} but the SAE ${c.sae} expects d=${sae.d}.`)
     }
-    const cs = await codes(sae, rows, d)
-    dispose(sae)
+    let cs: Map<number, number>[]
+    try {
+      cs = await codes(sae, rows, d)
+    } finally {
+      dispose(sae)
+    }
     const stats = (pos: number[], into: Record<Variant, number[]>): void => {
       const idx = pos.map((g) => at.get(g)!)
       into.sae.push(meanPairs(idx.length, (i, j) => sparseCos(cs[idx[i]!]!, cs[idx[j]!]!)))

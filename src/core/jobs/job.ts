@@ -1,5 +1,5 @@
 // What a job kind is: host-side prepare and apply around worker-side run.
-import type { EventName, EventPayload, JobRequest } from '../../shared/api'
+import type { EventName, EventPayload, JobRequest, JobResultOf } from '../../shared/api'
 import type { Project } from '../project'
 import type { JobProgress } from '../store/jobs'
 
@@ -20,7 +20,9 @@ export interface JobKindDefinition<Request extends JobRequest, Input, Output> {
   /** Worker side: the long work, in its own process. */
   run(input: Input, ctx: JobContext): Promise<Output>
   /** Host side: store the output in the project; the return value is kept as the job's result. */
-  apply(project: Project, output: Output): unknown
+  apply(project: Project, output: Output): JobResultOf<Request['kind']>
+  /** Host side: what the doors should hear once apply has stored the output (besides job.updated). */
+  announce?(project: Project, output: Output): JobBroadcast[]
   /** Host side: what starting this request would replace, one sentence each (empty: nothing); the UI asks first. */
   replaces?(project: Project, request: Request): string[]
   /** Host side: a payload the worker emitted while running; store it, and say what to broadcast. */

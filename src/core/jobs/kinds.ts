@@ -6,6 +6,7 @@ import { trainSeriesJob } from '../sae/series-job'
 import { featureStatsJob } from '../analysis/feature-stats-job'
 import { dynamicsJob } from '../analysis/dynamics-job'
 import { geometryJob } from '../analysis/geometry/job'
+import { saeImportJob } from './sae-import-job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -18,7 +19,8 @@ export const jobKinds: Record<JobKind, AnyJobKind> = {
   'train-series': trainSeriesJob,
   'feature-stats': featureStatsJob,
   dynamics: dynamicsJob,
-  geometry: geometryJob
+  geometry: geometryJob,
+  'sae-import': saeImportJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

@@ -1,5 +1,6 @@
 // Host side of jobs: a queue run one at a time, each job in a fresh worker process, its state in SQLite.
-import type { Job, JobRequest } from '../../shared/api'
+import type { CallInput, Job } from '../../shared/api'
+import { JobRequestSchema, UserError } from '../../shared/api'
 import type { Project } from '../project'
 import type { EventSink } from '../services'
 import { jobKind } from './kinds'
@@ -35,8 +36,11 @@ export class JobManager {
     this.heartbeat.unref()
   }
 
-  /** Validates the request against the project before anything is queued. */
-  start(request: JobRequest): Job {
+  /** Validates the request (as any door sends it: defaults may be missing) against the project before anything is queued. */
+  start(asked: CallInput<'jobs.start'>): Job {
+    const parsed = JobRequestSchema.safeParse(asked)
+    if (!parsed.success) throw new UserError(`Invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`, 'bad-request')
+    const request = parsed.data
     const def = jobKind(request.kind)
     const input: unknown = def.prepare(this.project, request)
     const job = this.project.jobs.create(request)
@@ -125,7 +129,7 @@ export class JobManager {
   }
 
   private onWorkerMessage(run: Running, m: WorkerMessage, kind: string): void {
-    if (run.finished || m.jobId !== run.jobId || this.disposed) return
+    if (m.type === 'answer' || run.finished || m.jobId !== run.jobId || this.disposed) return
     if (m.type === 'progress') {
       this.emit(this.project.jobs.progress(m.jobId, m.progress))
       return
@@ -137,12 +141,15 @@ export class JobManager {
     }
     run.finished = true
     if (m.type === 'done') {
+      const def = jobKind(kind)
       try {
-        const result = jobKind(kind).apply(this.project, m.output)
+        const result: unknown = def.apply(this.project, m.output)
         this.settle(m.jobId, 'done', { result })
       } catch (err) {
+        if (!(err instanceof UserError)) console.error(`[featuretrace] storing the results of job ${m.jobId} (${kind}) failed:`, err)
         this.settle(m.jobId, 'failed', { error: `Storing the job's results failed: ${(err as Error).message}` })
       }
+      for (const b of def.announce?.(this.project, m.output) ?? []) this.sink(b.event, b.payload as never)
     } else if (m.type === 'failed') {
       this.settle(m.jobId, 'failed', { error: m.error })
     } else {

@@ -1,17 +1,25 @@
-// Messages between a job host (Electron main, serve, CLI) and the worker process that runs a job.
+// Messages between a host (Electron main, serve, CLI) and its worker processes: a job worker runs one job;
+// the analysis process, a long-lived worker of the same entry, answers queries (dynamics) as they come.
 import type { JobProgress } from '../store/jobs'
 
 export type HostMessage =
   | { type: 'start'; jobId: number; kind: string; input: unknown }
   | { type: 'cancel'; jobId: number }
+  | { type: 'query'; queryId: number; name: string; input: unknown }
+  | { type: 'abort'; queryId: number }
+
+/** How a failure crossed from the worker: a user's error, a cancellation, or a bug (its stack went to the worker's log). */
+export type FailureKind = 'user' | 'cancelled' | 'internal'
 
 export type WorkerMessage =
   | { type: 'progress'; jobId: number; progress: JobProgress }
   | { type: 'done'; jobId: number; output: unknown }
-  | { type: 'failed'; jobId: number; error: string; userError: boolean }
+  | { type: 'failed'; jobId: number; error: string; kind: FailureKind }
   | { type: 'cancelled'; jobId: number }
   /** Something a job reports along the way (e.g. a training metric), handled by its kind's onEvent. */
   | { type: 'event'; jobId: number; payload: unknown }
+  | { type: 'answer'; queryId: number; ok: true; output: unknown }
+  | { type: 'answer'; queryId: number; ok: false; error: string; kind: FailureKind }
 
 /** A running worker process, whichever way it was started. */
 export interface WorkerHandle {

@@ -1,9 +1,12 @@
-// Entry of the job worker process. Runs one job at a time for its host and reports progress.
-// Started by child_process.fork (serve, CLI) or Electron's utilityProcess (desktop app).
+// Entry of the worker process: runs one job at a time for its host and reports progress, or (as the
+// long-lived analysis process) answers queries. Started by child_process.fork (serve, CLI) or Electron's
+// utilityProcess (desktop app). Errors go back as messages; a bug's stack goes to this process's log.
 import { UserError } from '../../shared/api'
+import { analysisQueries, isQueryName, type QueryContext } from '../analysis/dynamics'
+import { DriftCache } from '../analysis/drift-cache'
 import { JobCancelled } from './job'
 import { jobKind } from './kinds'
-import type { HostMessage, WorkerMessage } from './protocol'
+import type { FailureKind, HostMessage, WorkerMessage } from './protocol'
 
 interface ParentPort {
   on(event: 'message', listener: (e: { data: unknown }) => void): void
@@ -20,6 +23,14 @@ function post(message: WorkerMessage): void {
 function listen(handler: (message: HostMessage) => void): void {
   if (parentPort) parentPort.on('message', (e) => handler(e.data as HostMessage))
   else process.on('message', (m) => handler(m as HostMessage))
+}
+
+/** What crosses back for a failure: the message for people, and its kind; a bug's stack is logged here. */
+function failure(err: unknown, signal: AbortSignal, what: string): { error: string; kind: FailureKind } {
+  if (err instanceof JobCancelled || signal.aborted) return { error: 'cancelled', kind: 'cancelled' }
+  if (err instanceof UserError) return { error: err.message, kind: 'user' }
+  console.error(`[featuretrace worker] ${what} failed:`, err)
+  return { error: `${err instanceof Error ? err.message : String(err)} (a bug: details are in the log)`, kind: 'internal' }
 }
 
 /** At most this many progress messages a second reach the host. */
@@ -44,14 +55,31 @@ async function runJob(jobId: number, kind: string, input: unknown): Promise<void
     if (controller.signal.aborted) post({ type: 'cancelled', jobId })
     else post({ type: 'done', jobId, output })
   } catch (err) {
-    if (err instanceof JobCancelled || controller.signal.aborted) post({ type: 'cancelled', jobId })
-    else {
-      const userError = err instanceof UserError
-      const message = userError ? (err as Error).message : ((err as Error).stack ?? String(err))
-      post({ type: 'failed', jobId, error: message, userError })
-    }
+    const f = failure(err, controller.signal, `job ${jobId} (${kind})`)
+    if (f.kind === 'cancelled') post({ type: 'cancelled', jobId })
+    else post({ type: 'failed', jobId, ...f })
   } finally {
     running.delete(jobId)
+  }
+}
+
+/** The analysis process's memory between queries: drift of the series last asked about. */
+const drift = new DriftCache()
+const queries = new Map<number, AbortController>()
+
+async function runQuery(queryId: number, name: string, input: unknown): Promise<void> {
+  const controller = new AbortController()
+  queries.set(queryId, controller)
+  try {
+    if (!isQueryName(name)) throw new Error(`Unknown query ${name}`)
+    const ctx: QueryContext = { signal: controller.signal, drift }
+    const output: unknown = await (analysisQueries[name].run as (input: unknown, ctx: QueryContext) => Promise<unknown>)(input, ctx)
+    if (controller.signal.aborted) post({ type: 'answer', queryId, ok: false, error: 'cancelled', kind: 'cancelled' })
+    else post({ type: 'answer', queryId, ok: true, output })
+  } catch (err) {
+    post({ type: 'answer', queryId, ok: false, ...failure(err, controller.signal, `query ${name}`) })
+  } finally {
+    queries.delete(queryId)
   }
 }
 
@@ -61,4 +89,6 @@ if (!parentPort) process.on('disconnect', () => process.exit(1))
 listen((message) => {
   if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
   else if (message.type === 'cancel') running.get(message.jobId)?.abort()
+  else if (message.type === 'query') void runQuery(message.queryId, message.name, message.input)
+  else if (message.type === 'abort') queries.get(message.queryId)?.abort()
 })

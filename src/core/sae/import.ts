@@ -13,6 +13,8 @@ import { STREAM_NAMES } from '../io/sae-formats/common'
 import { stepOfModelFolder } from '../io/sae-formats/llm-jp-sae'
 import { isSparsifyRunFile } from '../io/sae-formats/sparsify'
 import { writeSafetensors } from '../io/safetensors'
+import { JobCancelled, type JobContext } from '../jobs/job'
+import { ProgressMeter } from '../jobs/progress'
 import type { Project } from '../project'
 import { CFG_FILE, SPARSITY_FILE, WEIGHTS_FILE } from './io'
 
@@ -334,28 +336,63 @@ async function writeConverted(dir: string, p: Planned): Promise<void> {
   writeFileSync(join(dir, CFG_FILE), JSON.stringify(cfg, null, 2))
 }
 
+/** An SAE converted into a temporary folder, with what registering it needs (plain data: it crosses from the worker). */
+export interface StagedSae {
+  tmp: string
+  final: string
+  checkpointId: number | null
+  step: number
+  layer: number
+  d: number
+  n: number
+  k: number | null
+  format: ForeignSae['format']
+  hook: string | null
+  source: string
+  /** The source's model_name, as its metadata gave it. */
+  modelName: unknown
+}
+
 /**
- * Imports every SAE found, or nothing: all are read, checked and written to temporary folders first; only
- * when every one succeeded are they moved into place and registered, in one transaction.
+ * Reads, checks and converts every SAE found into temporary folders (the worker's part of an import), or throws
+ * having removed them: nothing is registered here. Cancelled between SAEs.
  */
-export async function importSaes(project: Project, req: SaeImportRequest): Promise<SaeInfo[]> {
+export async function stageSaeImport(project: Project, req: SaeImportRequest, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<StagedSae[]> {
   const { scan, planned } = await plan(project, req)
   if (scan.problems.length > 0) {
     const list = scan.problems.map((p) => `  ${p.reason.startsWith(p.path) ? p.reason : `${p.path}: ${p.reason}`}`).join('\n')
     throw new UserError(`Nothing was imported: ${scan.problems.length === 1 ? 'one SAE' : `${scan.problems.length} SAEs`} could not be read or attached.\n${list}`)
   }
   if (planned.length === 0) throw new UserError(`Nothing to import at ${scan.path}.`)
-  const staged: { tmp: string; final: string; p: Planned }[] = []
-  const moved: { final: string; old: string | null }[] = []
+  const staged: StagedSae[] = []
+  const meter = new ProgressMeter(planned.length, 'SAE')
   try {
-    for (const p of planned) {
+    for (const [i, p] of planned.entries()) {
+      if (ctx?.signal.aborted) throw new JobCancelled()
+      ctx?.progress(meter.update(i, `converting step ${p.step} layer ${p.layer} (${i + 1}/${planned.length})`))
       // Never over an SAE the project records: a replaced SAE keeps its folder, its feature set and its labels.
       const final = project.saes.freshPath(importedSaeDir(project, p.step, p.layer))
       const tmp = `${final}.partial-${process.pid}`
       rmSync(tmp, { recursive: true, force: true })
-      staged.push({ tmp, final, p })
+      const { sae } = p
+      staged.push({ tmp, final, checkpointId: p.checkpointId, step: p.step, layer: p.layer, d: sae.d, n: sae.n, k: sae.rule.k, format: sae.format, hook: sae.hook, source: sae.path, modelName: sae.metadata.model_name ?? null })
       await writeConverted(tmp, p)
     }
+    ctx?.progress(meter.update(planned.length, 'converted'))
+    return staged
+  } catch (err) {
+    for (const s of staged) rmSync(s.tmp, { recursive: true, force: true })
+    throw err
+  }
+}
+
+/**
+ * Moves staged SAEs into place and registers them in one transaction (the host's part of an import); on any
+ * failure everything is undone, the temporary folders removed.
+ */
+export function commitSaeImport(project: Project, staged: StagedSae[]): SaeInfo[] {
+  const moved: { final: string; old: string | null }[] = []
+  try {
     for (const s of staged) {
       let old: string | null = null
       if (existsSync(s.final)) {
@@ -368,20 +405,19 @@ export async function importSaes(project: Project, req: SaeImportRequest): Promi
     const infos = project.db.transaction(() => {
       // Steps with no registered checkpoint become SAE-only checkpoints (no weights), one per step.
       const made = new Map<number, number>()
-      for (const { p } of staged) {
+      for (const p of staged) {
         if (p.checkpointId !== null || made.has(p.step)) continue
-        const meta = p.sae.metadata
-        made.set(p.step, project.checkpoints.addWeightless(p.step, p.sae.d, { imported_from: p.sae.path, format: p.sae.format, model_name: meta.model_name ?? null }).id)
+        made.set(p.step, project.checkpoints.addWeightless(p.step, p.d, { imported_from: p.source, format: p.format, model_name: p.modelName }).id)
       }
-      return staged.map(({ final, p }) =>
+      return staged.map((p) =>
         project.saes.upsert({
           checkpointId: p.checkpointId ?? made.get(p.step)!,
           layer: p.layer,
-          path: final,
-          preset: `import:${p.sae.format}`,
-          d: p.sae.d,
-          n: p.sae.n,
-          k: p.sae.rule.k ?? 0,
+          path: p.final,
+          preset: `import:${p.format}`,
+          d: p.d,
+          n: p.n,
+          k: p.k ?? 0,
           warmStarted: false,
           tokens: 0,
           steps: 0,
@@ -391,7 +427,7 @@ export async function importSaes(project: Project, req: SaeImportRequest): Promi
           l0: null,
           deadFraction: null,
           backend: null,
-          hook: p.sae.hook
+          hook: p.hook
         })
       )
     })()
@@ -406,4 +442,12 @@ export async function importSaes(project: Project, req: SaeImportRequest): Promi
     for (const s of staged) rmSync(s.tmp, { recursive: true, force: true })
     throw err
   }
+}
+
+/**
+ * Imports every SAE found, or nothing: all are read, checked and written to temporary folders first; only
+ * when every one succeeded are they moved into place and registered, in one transaction.
+ */
+export async function importSaes(project: Project, req: SaeImportRequest): Promise<SaeInfo[]> {
+  return commitSaeImport(project, await stageSaeImport(project, req))
 }

@@ -1,0 +1,41 @@
+// Reading a JSON file a user or another program wrote: missing, unreadable, not JSON and the wrong shape are
+// four different messages, each naming the file; what reads is checked against a schema before it is used.
+import { readFileSync } from 'node:fs'
+import type { z } from 'zod'
+import { UserError } from '../../shared/api'
+
+/** Why a file could not be read, for people: "is missing" or the system's reason. */
+export function readProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') return 'is missing'
+  if (code === 'EACCES' || code === 'EPERM') return 'cannot be read (permission denied)'
+  if (code === 'EISDIR') return 'is a folder, not a file'
+  return `cannot be read (${(err as Error).message})`
+}
+
+/** The issues of a failed parse, in one line: "d_in: expected number; k: …". */
+export function schemaIssues(error: z.ZodError, most = 4): string {
+  return error.issues
+    .slice(0, most)
+    .map((i) => `${i.path.length ? i.path.join('.') : 'the whole file'}: ${i.message}`)
+    .join('; ')
+}
+
+/** Reads and checks a JSON file; `what` says what the file should be ("an SAE folder's cfg.json"). */
+export function readJsonFile<S extends z.ZodType>(file: string, schema: S, what: string): z.output<S> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UserError(`${file} ${readProblem(err)}; expected ${what}.`)
+  }
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch (err) {
+    throw new UserError(`${file} is not valid JSON (${(err as Error).message}); expected ${what}.`)
+  }
+  const parsed = schema.safeParse(raw)
+  if (!parsed.success) throw new UserError(`${file} is not ${what}: ${schemaIssues(parsed.error)}.`)
+  return parsed.data
+}
