@@ -4,7 +4,7 @@ import type { GeometryJobRequest } from '../shared/geometry'
 import { GEOMETRY_METRICS } from '../shared/geometry'
 import { initBackend } from '../core/tf/backend'
 import type { Workspace } from '../core/services'
-import { backendOption, call, checkpointIdsAt, CliError, intOption, openWorkspace, parse, requireOptions, runInProcess, runJob } from './options'
+import { backendOption, call, checkpointIdsAt, choiceOption, CliError, intOption, parse, requireOptions, runInProcess, runJobToEnd, withProject } from './options'
 
 export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sample 5000] [--dims 100] [--bootstraps 30] [--seed S]
   geometry galaxy --project DIR --layer L [--checkpoint STEP …] [--out FILE.json] [same options]
@@ -27,40 +27,35 @@ export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sa
   (--checkpoint may be left out for the whole series; --backend tensorflow|wasm|cpu on all three.)`
 
 const COMMON = { project: { type: 'string' }, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true }, out: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' } } as const
+type CommonValues = { project?: string; layer?: string; checkpoint?: string[]; out?: string; seed?: string }
 
 /** The layer to use: --layer, or the only layer the project has SAEs (or activations) for. */
-function layerOf(ws: Workspace, value: unknown): number {
+async function layerOf(ws: Workspace, value: string | undefined): Promise<number> {
   const given = intOption(value, 'layer')
   if (given !== undefined) return given
-  const { project } = ws.requireProject()
-  const layers = [...new Set([...project.saes.list().map((s) => s.layer), ...project.activations.list().map((s) => s.layer)])]
+  const layers = [...new Set([...(await call(ws, 'saes.list')).map((s) => s.layer), ...(await call(ws, 'activations.list')).map((s) => s.layer)])]
   if (layers.length === 1) return layers[0]!
   throw new CliError(layers.length ? `This project has layers ${layers.join(', ')}: choose one with --layer.` : 'This project has no SAEs or activations yet: give --layer.')
 }
 
 /** Runs the geometry job over the project and writes the stored results (one, or an array over steps) to --out. */
-async function runSeries(values: Record<string, unknown>, request: Omit<GeometryJobRequest, 'layer' | 'checkpointIds' | 'seed'>): Promise<void> {
-  const ws = openWorkspace(values)
-  try {
-    const layer = layerOf(ws, values.layer)
+async function runSeries(values: CommonValues, request: Omit<GeometryJobRequest, 'layer' | 'checkpointIds' | 'seed'>): Promise<void> {
+  await withProject(values, async (ws) => {
+    const layer = await layerOf(ws, values.layer)
     const checkpointIds = await checkpointIdsAt(ws, values.checkpoint)
-    const job = await runJob(ws, await call(ws, 'jobs.start', { ...request, layer, checkpointIds, seed: intOption(values.seed, 'seed') ?? 0 }))
-    if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
-    const repo = ws.requireProject().project.geometry
-    const ids = (job.result as { results: number[] }).results
-    const stored = ids.map((id) => repo.get(id)!)
+    const job = await runJobToEnd(ws, { ...request, layer, checkpointIds, seed: intOption(values.seed, 'seed') ?? 0 })
+    const stored = []
+    for (const id of job.result?.results ?? []) stored.push(await call(ws, 'geometry.result', { id }))
     for (const s of stored) console.log(`step ${s.step}: ${JSON.stringify(s.summary)}`)
     if (values.out) {
-      const payload = stored.map((s) => ({ step: s.step, layer: s.layer, ...(s.result as object) }))
-      writeFileSync(values.out as string, JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2))
-      console.log(`wrote ${values.out as string}`)
+      const payload = stored.map((s) => ({ step: s.step, layer: s.layer, ...s.result }))
+      writeFileSync(values.out, JSON.stringify(payload.length === 1 ? payload[0] : payload, null, 2))
+      console.log(`wrote ${values.out}`)
     }
-  } finally {
-    ws.close()
-  }
+  })
 }
 
-function positiveInt(value: unknown, name: string): number | undefined {
+function positiveInt(value: string | undefined, name: string): number | undefined {
   const n = intOption(value, name)
   if (n === 0) throw new CliError(`--${name} must be positive.`)
   return n
@@ -74,10 +69,10 @@ async function galaxy(args: string[]): Promise<void> {
     await initBackend(backendOption(values.backend))
     const { galaxyOfSae } = await import('../core/analysis/geometry/galaxy')
     const r = await runInProcess('galaxy', 'run it again to start over.', (ctx) =>
-      galaxyOfSae(values.sae as string, { entropySample: options.sample, entropyDims: options.dims, bootstraps: options.bootstraps, seed: intOption(values.seed, 'seed') }, ctx)
+      galaxyOfSae(values.sae!, { entropySample: options.sample, entropyDims: options.dims, bootstraps: options.bootstraps, seed: intOption(values.seed, 'seed') }, ctx)
     )
-    writeFileSync(values.out as string, JSON.stringify(r, null, 2))
-    console.log(`α = ${r.alpha.toFixed(4)} [${r.alpha_ci.map((x) => x.toFixed(4)).join(', ')}], clustering entropy ${r.clustering_entropy.toFixed(2)} [${r.clustering_entropy_ci.map((x) => x.toFixed(2)).join(', ')}] → ${values.out as string}`)
+    writeFileSync(values.out!, JSON.stringify(r, null, 2))
+    console.log(`α = ${r.alpha.toFixed(4)} [${r.alpha_ci.map((x) => x.toFixed(4)).join(', ')}], clustering entropy ${r.clustering_entropy.toFixed(2)} [${r.clustering_entropy_ci.map((x) => x.toFixed(2)).join(', ')}] → ${values.out!}`)
     return
   }
   if (values.project === undefined) throw new CliError('geometry galaxy needs --sae DIR (one SAE) or --project DIR (the series). Run `featuretrace help` for usage.')
@@ -96,10 +91,9 @@ async function lobes(args: string[]): Promise<void> {
     permutations: { type: 'string' }
   })
   requireOptions('geometry lobes', values, ['project'])
-  const k = (values.k as string | undefined) ?? '2,3,4,8'
+  const k = values.k ?? '2,3,4,8'
   if (!/^\d+(,\d+)*$/.test(k)) throw new CliError(`--k needs a list of cluster counts like 2,3,4, got ${JSON.stringify(k)}.`)
-  const metric = (values.metric as string | undefined) ?? 'phi'
-  if (!(GEOMETRY_METRICS as readonly string[]).includes(metric)) throw new CliError(`--metric must be one of ${GEOMETRY_METRICS.join(', ')}.`)
+  const metric = choiceOption(values.metric, 'metric', GEOMETRY_METRICS) ?? 'phi'
   const threshold = values.threshold === undefined ? undefined : Number(values.threshold)
   if (threshold !== undefined && !Number.isFinite(threshold)) throw new CliError(`--threshold needs a number, got ${JSON.stringify(values.threshold)}.`)
   await runSeries(values, {
@@ -107,7 +101,7 @@ async function lobes(args: string[]): Promise<void> {
     analysis: 'lobes',
     lobes: {
       ks: k.split(',').map(Number),
-      metric: metric as (typeof GEOMETRY_METRICS)[number],
+      metric,
       blockSize: positiveInt(values.block, 'block'),
       threshold,
       maxFeatures: positiveInt(values['max-features'], 'max-features'),
@@ -126,7 +120,7 @@ async function crystals(args: string[]): Promise<void> {
   await runSeries(values, {
     kind: 'geometry',
     analysis: 'crystals',
-    crystals: { pairs: values.pairs as string[], prefix: values.prefix as string | undefined, shrinkage },
+    crystals: { pairs: values.pairs!, prefix: values.prefix, shrinkage },
     backend: backendOption(values.backend)
   })
 }

@@ -1,9 +1,7 @@
 // `featuretrace import-sae` and `featuretrace export-neuronpedia`: SAEs in from the Python ecosystem,
 // features and labels out to Neuronpedia's layout.
 import type { SaeImportItem, SaeImportRequest } from '../shared/api'
-import { UserError } from '../shared/api'
-import { call, intOption, openWorkspace, parse } from './options'
-import { exportNeuronpedia } from '../core/analysis/neuronpedia'
+import { call, CliError, intOption, parse, PROJECT, runJobToEnd, withProject } from './options'
 
 export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint STEP] [--layer L] [--hookpoint PATH] [--sae-only] [--replace] [--dry-run]
         Import an SAE (or a folder of step folders, one SAE each) from SAELens, sparsify, Gemma Scope
@@ -31,7 +29,7 @@ export function describeItem(s: SaeImportItem): string {
 
 export async function cmdImportSae(argv: string[]): Promise<void> {
   const { values, positionals } = parse(argv, {
-    project: { type: 'string' },
+    ...PROJECT,
     checkpoint: { type: 'string' },
     layer: { type: 'string' },
     hookpoint: { type: 'string' },
@@ -39,14 +37,13 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
     'sae-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' }
   })
-  if (positionals.length !== 1) throw new UserError('import-sae needs one PATH (an SAE folder or file, or a folder of step folders).')
-  const ws = openWorkspace(values)
-  try {
+  if (positionals.length !== 1) throw new CliError('import-sae needs one PATH (an SAE folder or file, or a folder of step folders).')
+  await withProject(values, async (ws) => {
     const req: SaeImportRequest = {
       path: positionals[0]!,
       step: intOption(values.checkpoint, 'checkpoint'),
       layer: intOption(values.layer, 'layer'),
-      hookpoint: values.hookpoint as string | undefined,
+      hookpoint: values.hookpoint,
       replace: Boolean(values.replace),
       saeOnly: Boolean(values['sae-only'])
     }
@@ -57,26 +54,22 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
       for (const p of scan.problems) console.log(`cannot ${p.path}: ${p.reason}`)
       return
     }
-    const saes = await call(ws, 'saes.import', req)
-    for (const s of saes) console.log(`imported step ${s.step} layer ${s.layer}${s.hook ? ` (hook ${s.hook})` : ''}: ${s.n} latents → ${s.path}`)
-  } finally {
-    ws.close()
-  }
+    // The sae-import job reads and converts in the worker, with a progress bar; Ctrl-C cancels it, leaving nothing.
+    const job = await runJobToEnd(ws, { ...req, kind: 'sae-import' }, ': nothing was imported')
+    const saes = await call(ws, 'saes.list', { includeSuperseded: true })
+    for (const id of job.result?.saeIds ?? []) {
+      const s = saes.find((x) => x.id === id)
+      if (s) console.log(`imported step ${s.step} layer ${s.layer}${s.hook ? ` (hook ${s.hook})` : ''}: ${s.n} latents → ${s.path}`)
+    }
+  })
 }
 
 export async function cmdExportNeuronpedia(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { project: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, 'source-set': { type: 'string' }, checkpoint: { type: 'string' } })
-  if (typeof values.out !== 'string') throw new UserError('export-neuronpedia needs --out DIR.')
-  const ws = openWorkspace(values)
-  try {
-    const r = exportNeuronpedia(ws.requireProject().project, values.out, {
-      modelId: values.model as string | undefined,
-      sourceSet: values['source-set'] as string | undefined,
-      step: intOption(values.checkpoint, 'checkpoint')
-    })
+  const { values } = parse(argv, { ...PROJECT, out: { type: 'string' }, model: { type: 'string' }, 'source-set': { type: 'string' }, checkpoint: { type: 'string' } })
+  if (values.out === undefined) throw new CliError('export-neuronpedia needs --out DIR.')
+  await withProject(values, async (ws) => {
+    const r = await call(ws, 'features.exportNeuronpedia', { path: values.out!, modelId: values.model, sourceSet: values['source-set'], step: intOption(values.checkpoint, 'checkpoint') })
     for (const s of r.sources) console.log(`${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
     console.log(`wrote ${r.dir}`)
-  } finally {
-    ws.close()
-  }
+  })
 }

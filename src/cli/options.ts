@@ -1,40 +1,99 @@
-// What every CLI command shares: option parsing, the workspace on --project, calls through the one API.
+// What every CLI command shares: typed option parsing, the workspace on --project, calls through the one API,
+// progress bars, and running a job to its end.
 import { SingleBar } from 'cli-progress'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { Job, ProjectInfo } from '../shared/api'
+import type { CallInput, CallName, CallOutput, Job, ProjectInfo } from '../shared/api'
+import { BACKEND_NAMES } from '../shared/schema'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
-import { BACKENDS, type BackendName } from '../core/tf/backend'
 import { formatBytes } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
 import { callService, Workspace } from '../core/services'
 
-export class CliError extends Error {}
+/** A mistake in the command line or its input: printed without a stack, exit code 2. */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'CliError'
+  }
+}
 
-export type Options = ParseArgsConfig['options']
+export type Options = NonNullable<ParseArgsConfig['options']>
 
-export function parse(args: string[], options: Options): { values: Record<string, unknown>; positionals: string[] } {
+/** `--project DIR`, taken by every command that works on a project. */
+export const PROJECT = { project: { type: 'string' } } as const satisfies Options
+
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ args: string[]; options: O; allowPositionals: true; strict: true }>>
+
+/** Parses a command's arguments; each option's value is typed by its declaration (string, boolean, string[]). */
+export function parse<const O extends Options>(args: string[], options: O): Parsed<O> {
   try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true })
-    return { values: values as Record<string, unknown>, positionals }
+    return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
     throw new CliError(`${(err as Error).message}\nRun \`featuretrace help\` for usage.`)
   }
 }
 
-export function intOption(value: unknown, name: string): number | undefined {
+export function intOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined
   const n = Number(value)
   if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`--${name} needs a non-negative integer, got ${JSON.stringify(value)}.`)
   return n
 }
 
+export function positiveNumberOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined
+  const x = Number(value)
+  if (!Number.isFinite(x) || x <= 0) throw new CliError(`--${name} needs a positive number, got ${JSON.stringify(value)}.`)
+  return x
+}
+
+/** A number within [lo, hi], or the default when the option is absent. */
+export function rangeOption(value: string | undefined, name: string, lo: number, hi: number, fallback: number): number {
+  if (value === undefined) return fallback
+  const x = Number(value)
+  if (!(x >= lo && x <= hi)) throw new CliError(`--${name} must be between ${lo} and ${hi}, got ${JSON.stringify(value)}.`)
+  return x
+}
+
+/** One of a fixed set of words. */
+export function choiceOption<const T extends string>(value: string | undefined, name: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined
+  if (!(choices as readonly string[]).includes(value)) throw new CliError(`--${name} must be one of ${choices.join(', ')}.`)
+  return value as T
+}
+
+export function backendOption(value: string | undefined): (typeof BACKEND_NAMES)[number] | undefined {
+  return choiceOption(value, 'backend', BACKEND_NAMES)
+}
+
+/** A list like 3,6 (--layer of harvest, --features of formation). */
+export function intListOption(value: string | undefined, name: string, example: string): number[] {
+  if (value === undefined || !/^\d+(,\d+)*$/.test(value)) throw new CliError(`--${name} needs ${example}.`)
+  return value.split(',').map(Number)
+}
+
+export function requireOptions<V extends Record<string, unknown>>(command: string, values: V, names: (keyof V & string)[]): void {
+  for (const name of names) {
+    if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
+  }
+}
+
 /** One workspace for the command's lifetime, with a project opened from --project. */
-export function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
+export function openWorkspace(values: { project?: string }, required = true): Workspace {
   const ws = new Workspace('cli', nodeWorkerSpawner())
-  const project = values.project as string | undefined
-  if (project) reportMissing(ws.open(project).info())
+  if (values.project) reportMissing(ws.open(values.project).info())
   else if (required) throw new CliError('This command needs --project DIR.')
   return ws
+}
+
+/** Runs `work` with the project of --project open, and closes it (with its worker processes) whatever happens. */
+export async function withProject<T>(values: { project?: string }, work: (ws: Workspace) => Promise<T>): Promise<T> {
+  const ws = openWorkspace(values)
+  try {
+    return await work(ws)
+  } finally {
+    ws.close()
+  }
 }
 
 /** Names, on stderr, the outside inputs a project no longer finds, and how to point it at their new place. */
@@ -48,7 +107,9 @@ function reportMissing(info: ProjectInfo): void {
 }
 
 /** Calls through the one API, as every door does. */
-export const call = callService
+export function call<C extends CallName>(ws: Workspace, name: C, payload?: CallInput<C>): Promise<CallOutput<C>> {
+  return callService(ws, name, payload)
+}
 
 interface Bar {
   update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void
@@ -108,9 +169,16 @@ export async function runJob(ws: Workspace, job: Job): Promise<Job> {
   }
 }
 
+/** Starts a job and runs it to its end; a job that did not finish is a CliError saying how it ended. */
+export async function runJobToEnd<K extends Job['kind']>(ws: Workspace, request: CallInput<'jobs.start'> & { kind: K }, stopped = ''): Promise<Extract<Job, { kind: K }>> {
+  const job = await runJob(ws, await call(ws, 'jobs.start', request))
+  if (job.state !== 'done' || job.kind !== request.kind) throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}${job.state === 'cancelled' ? stopped : ''}`)
+  return job as Extract<Job, { kind: K }>
+}
+
 /** The ids of the checkpoints at the steps given with --checkpoint (repeatable). */
-export async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<number[]> {
-  const steps = ((value as string[] | undefined) ?? []).map((v) => intOption(v, 'checkpoint')!)
+export async function checkpointIdsAt(ws: Workspace, value: string[] | undefined): Promise<number[]> {
+  const steps = (value ?? []).map((v) => intOption(v, 'checkpoint')!)
   const all = await call(ws, 'checkpoints.list')
   return steps.map((step) => {
     const c = all.find((x) => x.step === step)
@@ -119,10 +187,12 @@ export async function checkpointIdsAt(ws: Workspace, value: unknown): Promise<nu
   })
 }
 
-export function requireOptions(command: string, values: Record<string, unknown>, names: string[]): void {
-  for (const name of names) {
-    if (values[name] === undefined) throw new CliError(`${command} needs --${name}. Run \`featuretrace help\` for usage.`)
-  }
+/** The one layer to work on: --layer, or the only layer `what` exist for; else a CliError naming the choices (or `none`). */
+export function oneLayer(given: string | undefined, layers: number[], what: string, none: string): number {
+  const distinct = [...new Set(layers)]
+  const layer = intOption(given, 'layer') ?? (distinct.length === 1 ? distinct[0] : undefined)
+  if (layer === undefined) throw new CliError(distinct.length ? `${what} exist for layers ${distinct.join(', ')}: choose one with --layer.` : none)
+  return layer
 }
 
 /**
@@ -148,9 +218,4 @@ export async function runInProcess<T>(label: string, stopped: string, work: (ctx
   } finally {
     process.off('SIGINT', onSigint)
   }
-}
-
-export function backendOption(value: unknown): BackendName | undefined {
-  if (value !== undefined && !(BACKENDS as readonly string[]).includes(value as string)) throw new CliError(`--backend must be one of ${BACKENDS.join(', ')}.`)
-  return value as BackendName | undefined
 }

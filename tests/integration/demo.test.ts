@@ -6,8 +6,9 @@ import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../src/shared/api'
+import { composition } from '../../src/core/analysis/composition'
 import { demoDir, runDemo, SMALL_DEMO_SETTINGS } from '../../src/core/demo'
-import { writeSeriesReport } from '../../src/core/demo-report'
+import { writeSeriesReport } from '../../src/cli/report/series-report'
 import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
 import { loadModel } from '../../src/core/lm/model'
 import { CheckpointWeights } from '../../src/core/lm/weights'
@@ -103,7 +104,7 @@ describe('the reduced demo pipeline', () => {
     }
     const sets = project.features.sets().filter((s) => s.layer === SMALL_DEMO_SETTINGS.layer)
     expect(sets).toHaveLength(3)
-    const comp = project.features.composition()
+    const comp = composition(project)
     const last = comp.find((c) => c.step === steps.at(-1))!
     expect((last.languages.en ?? 0) + (last.languages.ja ?? 0) + (last.languages.mix ?? 0)).toBeGreaterThan(0)
     // Dynamics were stored for every latent, and the feature list sorts by them.
@@ -128,7 +129,7 @@ describe('the reduced demo pipeline', () => {
   })
 
   it('writes a report: JSON with the series and an HTML page with inline SVG charts', async () => {
-    const r = await writeSeriesReport(ws.requireProject().project, SMALL_DEMO_SETTINGS.layer, join(t.dir, 'report'))
+    const r = await writeSeriesReport(ws, SMALL_DEMO_SETTINGS.layer, join(t.dir, 'report'))
     const json = JSON.parse(readFileSync(r.json, 'utf8')) as { checkpoints: { step: number; sae: { fvu: number } }[]; drift: { histograms: number[][] }; formation: { formed: number; never: number } }
     expect(json.checkpoints.map((c) => c.step)).toHaveLength(3)
     expect(json.checkpoints.every((c) => c.sae.fvu > 0)).toBe(true)

@@ -4,9 +4,9 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { EChartsOption } from 'echarts'
-import type { Project } from './project'
-import { dynamicsOverview } from './analysis/dynamics'
-import { VERSION } from './version'
+import type { CallInput, CallName, CallOutput } from '../../shared/api'
+import { callService, type Workspace } from '../../core/services'
+import { VERSION } from '../../core/version'
 
 export interface SeriesReport {
   generatedAt: string
@@ -24,43 +24,48 @@ export interface SeriesReport {
   formation: { threshold: number; formed: number; never: number; byStep: Record<string, number> } | null
 }
 
-export async function seriesReport(project: Project, layer: number): Promise<SeriesReport> {
-  const saes = project.saes.list().filter((s) => s.layer === layer)
-  const comps = project.features.composition()
-  const sets = project.features.currentSets().filter((s) => s.layer === layer && s.source === 'sae')
+/** The report of a layer's series, read through the API as any door reads it. */
+export async function seriesReport(ws: Workspace, layer: number): Promise<SeriesReport> {
+  const call = <C extends CallName>(name: C, payload?: CallInput<C>): Promise<CallOutput<C>> => callService(ws, name, payload)
+  const saes = (await call('saes.list')).filter((s) => s.layer === layer)
+  const comps = await call('analysis.composition')
+  const sets = (await call('features.sets')).filter((s) => !s.superseded && s.layer === layer && s.source === 'sae')
   const withSae = new Set(saes.map((s) => s.checkpointId))
-  const checkpoints = project.checkpoints.list().filter((c) => withSae.has(c.id)).map((c) => {
-    const sae = saes.find((s) => s.checkpointId === c.id) ?? null
-    const set = sets.find((s) => s.checkpointId === c.id)
-    const comp = set ? comps.find((x) => x.setId === set.id) : undefined
-    return {
-      step: c.step,
-      tokensSeen: c.tokensSeen,
-      sae: sae && { n: sae.n, k: sae.k, fvu: sae.fvu, l0: sae.l0, deadFraction: sae.deadFraction, warmStarted: sae.warmStarted },
-      languages: comp?.languages ?? {},
-      features: comp?.features ?? 0
-    }
-  })
+  const checkpoints = (await call('checkpoints.list'))
+    .filter((c) => withSae.has(c.id))
+    .map((c) => {
+      const sae = saes.find((s) => s.checkpointId === c.id) ?? null
+      const set = sets.find((s) => s.checkpointId === c.id)
+      const comp = set ? comps.find((x) => x.setId === set.id) : undefined
+      return {
+        step: c.step,
+        tokensSeen: c.tokensSeen,
+        sae: sae && { n: sae.n, k: sae.k, fvu: sae.fvu, l0: sae.l0, deadFraction: sae.deadFraction, warmStarted: sae.warmStarted },
+        languages: comp?.languages ?? {},
+        features: comp?.features ?? 0
+      }
+    })
   let drift: SeriesReport['drift'] = null
   if (saes.length) {
-    const o = await dynamicsOverview(project, layer)
+    const o = await call('dynamics.overview', { layer })
     drift = {
       steps: o.steps, n: o.n, warmStarted: o.warmStarted, histograms: o.histograms,
       meanCosToFinal: o.histograms.map((h) => h.reduce((a, c, b) => a + c * (-1 + (b + 0.5) / 50), 0) / Math.max(1, o.n))
     }
   }
-  const run = project.dynamics.run(layer)
+  const run = await call('dynamics.run', { layer })
   let formation: SeriesReport['formation'] = null
   if (run) {
     const byStep: Record<string, number> = {}
     let never = 0
-    for (const r of project.dynamics.rows(layer)) {
+    for (const r of await call('dynamics.rows', { layer })) {
       if (r.formationStep.sae === null) never++
       else byStep[r.formationStep.sae] = (byStep[r.formationStep.sae] ?? 0) + 1
     }
     formation = { threshold: run.threshold, formed: run.n - never, never, byStep }
   }
-  return { generatedAt: new Date().toISOString(), version: VERSION, project: project.path, layer, checkpoints, drift, formation }
+  const project = await call('project.info')
+  return { generatedAt: new Date().toISOString(), version: VERSION, project: project?.path ?? '', layer, checkpoints, drift, formation }
 }
 
 const LANG_COLORS: Record<string, string> = { en: '#4e79a7', ja: '#e15759', mix: '#b07aa1' }
@@ -172,9 +177,9 @@ ${rows}
 }
 
 /** Writes report.json and report.html into `dir` (each written whole, then renamed into place). */
-export async function writeSeriesReport(project: Project, layer: number, dir: string): Promise<{ json: string; html: string; report: SeriesReport }> {
+export async function writeSeriesReport(ws: Workspace, layer: number, dir: string): Promise<{ json: string; html: string; report: SeriesReport }> {
   mkdirSync(dir, { recursive: true })
-  const report = await seriesReport(project, layer)
+  const report = await seriesReport(ws, layer)
   const json = join(dir, 'report.json')
   const html = join(dir, 'report.html')
   writeFileSync(`${json}.tmp`, JSON.stringify(report, null, 2) + '\n')

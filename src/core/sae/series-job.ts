@@ -84,7 +84,10 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     const info = PRESET_INFO[r.preset]
     const preset = info.fineTune ?? { lrFactor: 1, warmupSteps: info.config.warmupSteps, tokenFraction: 1 }
     const fine = { ...preset, tokenFraction: r.warmTokenFraction ?? preset.tokenFraction, lrFactor: r.warmLrFactor ?? preset.lrFactor }
-    const base: TrainOverrides = { n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, warmupSteps: r.warmupSteps, seed: r.seed }
+    const base: TrainOverrides = {
+      n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, warmupSteps: r.warmupSteps, seed: r.seed,
+      inputScaling: r.inputScaling, auxK: r.auxK, evalRows: r.evalRows, logEvery: r.logEvery, checkpointEvery: r.checkpointEvery
+    }
     const saes: SeriesOutput['saes'] = []
     let previous: string | null = null
     let firstTokens: number | null = null
