@@ -6,13 +6,15 @@ export default defineConfig({
   main: {
     build: {
       rollupOptions: {
-        // The CLI, the job worker and the desktop main process share the core; one build emits all three.
+        // The CLI, the job worker and the desktop main process share the core; one build emits all of them.
         // Optional native backend, loaded at run time only where it installed.
         external: ['@tensorflow/tfjs-node-gpu'],
         input: {
           index: resolve('src/main/index.ts'),
           cli: resolve('src/cli/index.ts'),
-          'job-worker': resolve('src/core/jobs/worker.ts')
+          'job-worker': resolve('src/core/jobs/worker.ts'),
+          // The drift kernel's worker thread, a file of its own (no eval'd code).
+          'drift-kernel': resolve('src/core/analysis/drift-kernel-worker.ts')
         },
         output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' }
       }

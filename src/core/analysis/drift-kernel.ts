@@ -1,51 +1,28 @@
 // The inner loop of drift at SAE-Track scale (154 SAEs × 65,536 × 1,024): each stored decoder is decoded
 // once into float32 and, in the same pass, its row norms and the dot products with the final and the
-// previous SAE's rows are taken. Two worker threads split the rows (these machines have two cores) over
-// shared memory, while the main thread reads the next SAE from disk.
-import { Worker } from 'node:worker_threads'
+// previous SAE's rows are taken. Two worker threads (drift-kernel-worker.ts) split the rows (these machines
+// have two cores) over shared memory, while the main thread reads the next SAE from disk.
+import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import { F16_TABLE } from '../io/safetensors'
+import { KERNEL_WORKER_DATA, type KernelMessage } from './drift-kernel-worker'
 
-/** The worker's code, self-contained (an eval'd CommonJS script), so it needs no bundled entry file. */
-const KERNEL = `
-const { parentPort } = require('node:worker_threads')
-parentPort.on('message', (m) => {
-  const { n, d, r0, r1, dtype, decode } = m
-  const cur = new Float32Array(m.cur)
-  const norms = new Float64Array(m.norms)
-  const fin = m.fin ? new Float32Array(m.fin) : null
-  const finNorms = m.finNorms ? new Float64Array(m.finNorms) : null
-  const prev = m.prev ? new Float32Array(m.prev) : null
-  const prevNorms = m.prevNorms ? new Float64Array(m.prevNorms) : null
-  const outF = new Float32Array(m.outF)
-  const outP = new Float32Array(m.outP)
-  const table = new Float32Array(m.table)
-  const u16 = decode && dtype !== 'F32' ? new Uint16Array(m.raw) : null
-  const f32 = decode && dtype === 'F32' ? new Float32Array(m.raw) : null
-  // Absent final or previous rows are stood in for by the rows themselves, so the loops have no branches;
-  // those cosines are then reported as 1.
-  const F = fin || cur, P = prev || cur
-  const fromBf16 = new Float32Array(1), bits = new Uint32Array(fromBf16.buffer)
-  for (let i = r0; i < r1; i++) {
-    const o = i * d, e = o + d
-    let ss = 0, dotF = 0, dotP = 0
-    if (!decode) {
-      for (let j = o; j < e; j++) { const x = cur[j]; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
-    } else if (dtype === 'F16') {
-      for (let j = o; j < e; j++) { const x = table[u16[j]]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
-    } else if (dtype === 'BF16') {
-      for (let j = o; j < e; j++) { bits[0] = u16[j] << 16; const x = fromBf16[0]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
-    } else {
-      for (let j = o; j < e; j++) { const x = f32[j]; cur[j] = x; ss += x * x; dotF += x * F[j]; dotP += x * P[j] }
-    }
-    const norm = Math.sqrt(ss)
-    norms[i] = norm
-    if (fin !== null) { const den = norm * finNorms[i]; outF[i] = den > 0 ? dotF / den : 0 } else outF[i] = 1
-    if (prev !== null) { const den = norm * prevNorms[i]; outP[i] = den > 0 ? dotP / den : 0 } else outP[i] = 1
-  }
-  parentPort.postMessage(null)
-})
-`
+/**
+ * The kernel worker's bundle (electron-vite emits it beside the main, CLI and job-worker bundles; from the
+ * sources, tests use the built one). FEATURETRACE_DRIFT_KERNEL overrides it.
+ */
+export function kernelEntry(): string {
+  const fromEnv = process.env.FEATURETRACE_DRIFT_KERNEL
+  if (fromEnv) return fromEnv
+  const here = dirname(fileURLToPath(import.meta.url))
+  const candidates = [join(here, 'drift-kernel.js'), join(here, '..', 'drift-kernel.js'), join(here, '../../../out/main/drift-kernel.js')]
+  const found = candidates.find((c) => existsSync(c))
+  if (!found) throw new Error(`The drift kernel bundle is missing (looked for ${candidates.join(', ')}); run \`npm run build\` first.`)
+  return found
+}
 
 /** One SAE's decoder decoded to float32 in shared memory, with its row norms. */
 export interface SharedRows {
@@ -63,6 +40,13 @@ export interface PassInput {
   previous: SharedRows | null
 }
 
+/** A buffer the kernel's threads share; anything else is a bug of the caller. */
+function shared(b: ArrayBufferLike | null): SharedArrayBuffer | null {
+  if (b === null) return null
+  if (!(b instanceof SharedArrayBuffer)) throw new Error('DriftKernel.pass: every buffer must live in shared memory (sharedRows, sharedBytes)')
+  return b
+}
+
 export function sharedRows(n: number, d: number): SharedRows {
   return { rows: new Float32Array(new SharedArrayBuffer(n * d * 4)), norms: new Float64Array(new SharedArrayBuffer(n * 8)) }
 }
@@ -78,14 +62,14 @@ export class DriftKernel {
   constructor(threads = Math.max(1, Math.min(2, availableParallelism()))) {
     this.table = new SharedArrayBuffer(65536 * 4)
     new Float32Array(this.table).set(F16_TABLE)
-    this.workers = Array.from({ length: threads }, () => new Worker(KERNEL, { eval: true }))
+    const entry = kernelEntry()
+    this.workers = Array.from({ length: threads }, () => new Worker(entry, { workerData: KERNEL_WORKER_DATA }))
   }
 
   /** One fused pass: decode (if raw given), norms, cosines to the final and previous rows. */
   async pass(p: PassInput): Promise<{ cosToFinal: Float32Array; cosToPrevious: Float32Array }> {
     const outF = new Float32Array(new SharedArrayBuffer(p.n * 4))
     const outP = new Float32Array(new SharedArrayBuffer(p.n * 4))
-    if (p.raw && !(p.raw.bytes.buffer instanceof SharedArrayBuffer)) throw new Error('DriftKernel.pass: raw bytes must live in shared memory (sharedBytes)')
     const W = this.workers.length
     await Promise.all(
       this.workers.map(
@@ -97,14 +81,15 @@ export class DriftKernel {
               w.off('error', onError)
               resolve()
             })
-            w.postMessage({
+            const message: KernelMessage = {
               n: p.n, d: p.d, r0: Math.floor((k * p.n) / W), r1: Math.floor(((k + 1) * p.n) / W),
-              dtype: p.raw?.dtype ?? 'F32', decode: Boolean(p.raw), raw: p.raw?.bytes.buffer ?? null,
-              cur: p.into.rows.buffer, norms: p.into.norms.buffer,
-              fin: p.final?.rows.buffer ?? null, finNorms: p.final?.norms.buffer ?? null,
-              prev: p.previous?.rows.buffer ?? null, prevNorms: p.previous?.norms.buffer ?? null,
-              outF: outF.buffer, outP: outP.buffer, table: this.table
-            })
+              dtype: p.raw?.dtype ?? 'F32', decode: Boolean(p.raw), raw: shared(p.raw?.bytes.buffer ?? null),
+              cur: shared(p.into.rows.buffer)!, norms: shared(p.into.norms.buffer)!,
+              fin: shared(p.final?.rows.buffer ?? null), finNorms: shared(p.final?.norms.buffer ?? null),
+              prev: shared(p.previous?.rows.buffer ?? null), prevNorms: shared(p.previous?.norms.buffer ?? null),
+              outF: shared(outF.buffer)!, outP: shared(outP.buffer)!, table: this.table
+            }
+            w.postMessage(message)
           })
       )
     )
