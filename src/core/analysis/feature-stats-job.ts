@@ -1,22 +1,48 @@
-// The feature-statistics job: a dashboard for every feature of each SAE of a layer. The worker writes each
-// feature set straight into the project database (one transaction per SAE), since a paper-scale set is
-// too large to pass back through the job channel. A recomputation updates the SAE's set in place.
-import type { JobRequest } from '../../shared/api'
+// The feature-statistics job: a dashboard for every feature of each SAE of a layer. The worker computes; the
+// host stores. A paper-scale set is too large for one message on the job channel, so the worker writes each
+// SAE's set to a file in the job's staging folder (io/feature-set-file.ts) and says so by an event; the host
+// reads it back into the project database (one transaction per SAE) as it arrives, so a cancelled job keeps
+// the SAEs it finished. A recomputation updates the SAE's set in place.
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { z } from 'zod'
+import type { JobRequestOf } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
 import { isSaeOnly, saeOnlyRefusal } from '../checkpoints/sae-only'
+import { readFeatureSetFile } from '../io/feature-set-file'
 
-type StatsRequest = Extract<JobRequest, { kind: 'feature-stats' }>
+type StatsRequest = JobRequestOf<'feature-stats'>
+
+interface StatsItem {
+  saeId: number
+  checkpointId: number
+  step: number
+  layer: number
+  sae: string
+  activations: string
+}
 
 interface StatsInput {
   request: StatsRequest
-  projectPath: string
-  items: { saeId: number; checkpointId: number; step: number; layer: number; sae: string; activations: string }[]
+  /** Where the worker leaves each SAE's set for the host; removed when the job ends. */
+  staging: string
+  items: StatsItem[]
 }
 
 interface StatsOutput {
-  sets: { setId: number; step: number; features: number; rows: number; heldOutOnly: boolean }[]
+  sets: { step: number; features: number; rows: number; heldOutOnly: boolean }[]
 }
+
+/** The event by which the worker hands one SAE's set to the host. */
+const SetReadySchema = z.object({
+  file: z.string(),
+  saeId: z.number().int(),
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  layer: z.number().int()
+})
+type SetReady = z.infer<typeof SetReadySchema>
 
 export function featureSetName(step: number, layer: number): string {
   return `step ${step} · layer ${layer}`
@@ -31,7 +57,7 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     const checkpoints = project.checkpoints.list()
     return {
       request,
-      projectPath: project.path,
+      staging: join(project.artifactsDir, 'tmp', `feature-stats-${Date.now()}-${process.pid}`),
       items: saes.map((s) => {
         const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
         if (!store && checkpoints.some((c) => c.id === s.checkpointId && isSaeOnly(c))) {
@@ -57,7 +83,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
   },
   async run(input, ctx) {
     const { computeFeatureStats } = await import('./feature-stats')
-    const { Project } = await import('../project')
+    const { writeFeatureSetFile } = await import('../io/feature-set-file')
+    mkdirSync(input.staging, { recursive: true })
     const sets: StatsOutput['sets'] = []
     const n = input.items.length
     for (const [i, item] of input.items.entries()) {
@@ -66,20 +93,32 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
         { sae: item.sae, activations: item.activations, paperExamples: r.examples, topN: r.topN, maxRows: r.maxRows, language: r.language, languageThreshold: r.languageThreshold },
         { signal: ctx.signal, progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` }) }
       )
-      const project = Project.open(input.projectPath)
+      const file = join(input.staging, `sae-${item.saeId}.ftfs`)
       try {
-        // In place when the SAE already has a set: its labels and their history stay.
-        const set = project.features.writeSaeSet(
-          { name: featureSetName(item.step, item.layer), saeId: item.saeId, checkpointId: item.checkpointId, layer: item.layer },
-          stats.tokens,
-          stats.features
-        )
-        sets.push({ setId: set.id, step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
-      } finally {
-        project.close()
+        writeFeatureSetFile(file, stats.tokens, stats.features, stats.features.length)
+      } catch (err) {
+        rmSync(file, { force: true })
+        throw err
       }
+      ctx.emit?.({ file, saeId: item.saeId, checkpointId: item.checkpointId, step: item.step, layer: item.layer } satisfies SetReady)
+      sets.push({ step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
     }
     return { sets }
+  },
+  onEvent(project, payload) {
+    const ready = SetReadySchema.parse(payload)
+    const set = readFeatureSetFile(ready.file)
+    try {
+      // In place when the SAE already has a set: its labels and their history stay.
+      project.features.writeSaeSet({ name: featureSetName(ready.step, ready.layer), saeId: ready.saeId, checkpointId: ready.checkpointId, layer: ready.layer }, set.tokens, set.records)
+    } finally {
+      set.close()
+      rmSync(ready.file, { force: true })
+    }
+    return { event: 'features.changed', payload: { sets: project.features.sets().length } }
+  },
+  discard(input) {
+    rmSync(input.staging, { recursive: true, force: true })
   },
   apply(_project, output) {
     const all = output.sets.filter((s) => !s.heldOutOnly).map((s) => s.step)

@@ -27,6 +27,8 @@ export interface JobKindDefinition<Request extends JobRequest, Input, Output> {
   replaces?(project: Project, request: Request): string[]
   /** Host side: a payload the worker emitted while running; store it, and say what to broadcast. */
   onEvent?(project: Project, payload: unknown): JobBroadcast | null
+  /** Host side: the job has ended, whichever way; remove what its input left on disk (a staging folder). */
+  discard?(input: Input): void
 }
 
 export class JobCancelled extends Error {

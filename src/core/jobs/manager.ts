@@ -18,6 +18,8 @@ interface Running {
 
 export class JobManager {
   private readonly queue: { jobId: number; kind: string; input: unknown }[] = []
+  /** Each job's prepared input until it ends, for its kind's discard. */
+  private readonly inputs = new Map<number, { kind: string; input: unknown }>()
   private running: Running | null = null
   private readonly waiters = new Map<number, ((job: Job) => void)[]>()
   private readonly heartbeat: NodeJS.Timeout
@@ -45,6 +47,7 @@ export class JobManager {
     const input: unknown = def.prepare(this.project, request)
     const job = this.project.jobs.create(request)
     this.queue.push({ jobId: job.id, kind: request.kind, input })
+    this.inputs.set(job.id, { kind: request.kind, input })
     this.emit(job)
     this.pump()
     return this.project.jobs.get(job.id)
@@ -135,8 +138,17 @@ export class JobManager {
       return
     }
     if (m.type === 'event') {
-      const b = jobKind(kind).onEvent?.(this.project, m.payload)
-      if (b) this.sink(b.event, b.payload as never)
+      try {
+        const b = jobKind(kind).onEvent?.(this.project, m.payload)
+        if (b) this.sink(b.event, b.payload as never)
+      } catch (err) {
+        // What the worker handed over could not be stored: the job stops here, failed, saying why.
+        if (!(err instanceof UserError)) console.error(`[featuretrace] storing what job ${m.jobId} (${kind}) reported failed:`, err)
+        run.finished = true
+        this.settle(m.jobId, 'failed', { error: `Storing the job's results failed: ${(err as Error).message}` })
+        run.worker.kill()
+        this.release(run)
+      }
       return
     }
     run.finished = true
@@ -167,6 +179,15 @@ export class JobManager {
   }
 
   private settle(id: number, state: 'done' | 'failed' | 'cancelled' | 'interrupted', outcome: { error?: string; result?: unknown }): Job {
+    const prepared = this.inputs.get(id)
+    this.inputs.delete(id)
+    if (prepared) {
+      try {
+        jobKind(prepared.kind).discard?.(prepared.input)
+      } catch (err) {
+        console.error(`[featuretrace] cleaning up after job ${id} (${prepared.kind}) failed:`, err)
+      }
+    }
     const job = this.project.jobs.finish(id, state, outcome)
     this.emit(job)
     for (const resolve of this.waiters.get(id) ?? []) resolve(job)

@@ -3,7 +3,8 @@
 // It lives here, not in sae/, while sae/ is being reworked into one Sae; it belongs beside sae/import.ts.
 import type { JobRequestOf } from '../../shared/api'
 import { commitSaeImport, type StagedSae } from '../sae/import'
-import type { JobKindDefinition } from './job'
+import { rmSync } from 'node:fs'
+import { JobCancelled, type JobKindDefinition } from './job'
 
 type ImportRequest = JobRequestOf<'sae-import'>
 
@@ -23,7 +24,13 @@ export const saeImportJob: JobKindDefinition<ImportRequest, ImportInput, { stage
     // The worker reads the project (which checkpoints and SAEs exist) but writes nothing to it.
     const project = Project.open(input.projectPath)
     try {
-      return { staged: await stageSaeImport(project, input.request, ctx) }
+      const staged = await stageSaeImport(project, input.request, ctx)
+      // Cancelled while the last one was written: what was staged goes, nothing is imported.
+      if (ctx.signal.aborted) {
+        for (const s of staged) rmSync(s.tmp, { recursive: true, force: true })
+        throw new JobCancelled()
+      }
+      return { staged }
     } finally {
       project.close()
     }
@@ -31,5 +38,12 @@ export const saeImportJob: JobKindDefinition<ImportRequest, ImportInput, { stage
   apply(project, output) {
     const infos = commitSaeImport(project, output.staged)
     return { imported: infos.length, steps: [...new Set(infos.map((s) => s.step))].sort((a, b) => a - b), saeIds: infos.map((s) => s.id) }
+  },
+  announce(project) {
+    // An import can make SAE-only checkpoints too.
+    return [
+      { event: 'saes.changed', payload: { count: project.saes.count() } },
+      { event: 'checkpoints.changed', payload: { count: project.checkpoints.count() } }
+    ]
   }
 }

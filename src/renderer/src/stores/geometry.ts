@@ -1,14 +1,17 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import type { GeometryResultInfo } from '../../../shared/geometry'
+import type { GeometryAnalysis, GeometryResult, GeometryResultInfo, GeometryResultOf } from '../../../shared/geometry'
 import { api } from '../api/client'
 
-type Analysis = GeometryResultInfo['analysis']
-export type GeometryResult = GeometryResultInfo & { params: unknown; result: unknown }
+type SummaryOf<A extends GeometryAnalysis> = Extract<GeometryResultInfo, { analysis: A }>
+const of =
+  <A extends GeometryAnalysis>(analysis: A) =>
+  (r: GeometryResultInfo): r is SummaryOf<A> =>
+    r.analysis === analysis
 
 /** Stored geometry results of the open project: summaries per analysis, full results loaded on demand. */
 export const useGeometryStore = defineStore('geometry', () => {
-  const summaries = ref<Record<Analysis, GeometryResultInfo[]>>({ galaxy: [], lobes: [], crystals: [] })
+  const summaries = ref<{ galaxy: SummaryOf<'galaxy'>[]; lobes: SummaryOf<'lobes'>[]; crystals: SummaryOf<'crystals'>[] }>({ galaxy: [], lobes: [], crystals: [] })
   const full = ref<Record<number, GeometryResult>>({})
   const error = ref<string | null>(null)
 
@@ -16,15 +19,17 @@ export const useGeometryStore = defineStore('geometry', () => {
     error.value = null
     try {
       const [galaxy, lobes, crystals] = await Promise.all((['galaxy', 'lobes', 'crystals'] as const).map((analysis) => api.call('geometry.results', { analysis, layer })))
-      summaries.value = { galaxy: galaxy!, lobes: lobes!, crystals: crystals! }
+      summaries.value = { galaxy: galaxy!.filter(of('galaxy')), lobes: lobes!.filter(of('lobes')), crystals: crystals!.filter(of('crystals')) }
     } catch (err) {
       error.value = (err as Error).message
     }
   }
 
-  async function result(id: number): Promise<GeometryResult> {
+  /** One stored result in full, of the analysis asked for (null if the id holds another analysis). */
+  async function result<A extends GeometryAnalysis>(id: number, analysis: A): Promise<GeometryResultOf<A> | null> {
     full.value[id] ??= await api.call('geometry.result', { id })
-    return full.value[id]
+    const r = full.value[id]
+    return r.analysis === analysis ? (r as GeometryResultOf<A>) : null
   }
 
   return { summaries, full, error, load, result }

@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { Job, JobRequest } from '../../../shared/api'
+import type { CallInput, Job } from '../../../shared/api'
 import { api } from '../api/client'
 import { useCheckpointStore } from './checkpoints'
 
@@ -12,16 +12,18 @@ export const useJobStore = defineStore('jobs', () => {
   async function load(): Promise<void> {
     try {
       jobs.value = await api.call('jobs.list')
-    } catch {
+    } catch (err) {
+      // No project open, or the server unreachable: an empty list, and why.
       jobs.value = []
+      error.value = (err as Error).message
     }
   }
 
   /** A request waiting for the user to confirm what it replaces (shown by ConfirmReplace). */
-  const confirming = ref<{ request: JobRequest; replaces: string[]; labelsKept: number; decide: (ok: boolean) => void } | null>(null)
+  const confirming = ref<{ request: CallInput<'jobs.start'>; replaces: string[]; labelsKept: number; decide: (ok: boolean) => void } | null>(null)
 
-  /** Starts a job; when it would replace stored results, asks first and starts only on yes. Resolves false when declined. */
-  async function start(request: JobRequest): Promise<boolean> {
+  /** Starts a job (a request as the API takes it: defaults may be left out); when it would replace stored results, asks first. Resolves false when declined. */
+  async function start(request: CallInput<'jobs.start'>): Promise<boolean> {
     error.value = null
     try {
       const { replaces, labelsKept } = await api.call('jobs.replaces', request)

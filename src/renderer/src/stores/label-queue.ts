@@ -1,27 +1,29 @@
 // Label writes in the order the keys were pressed: each has a request id (so a resend after a lost reply is
 // applied once), is sent one at a time, and waits in the browser's storage while the server is unreachable.
+import { z } from 'zod'
 import type { Label } from '../../../shared/api'
 
-export interface LabelWrite {
+const LabelWriteSchema = z.object({
   /** Request id, made here; the server records it with the change. */
-  id: string
+  id: z.string(),
   /** Order of the keys, across sets and page loads. */
-  seq: number
-  kind: 'set' | 'undo'
-  setId: number
-  annotator: string
+  seq: z.number(),
+  kind: z.enum(['set', 'undo']),
+  setId: z.number().int(),
+  annotator: z.string(),
   /** For 'set': the feature shown when the key was pressed. */
-  feature?: number
+  feature: z.number().int().optional(),
   /** For 'set': absent keeps the current category (a note alone), null clears it. */
-  category?: string | null
-  note?: string
-  blind?: boolean
+  category: z.string().nullable().optional(),
+  note: z.string().optional(),
+  blind: z.boolean().optional(),
   /** For 'set': this annotator's label of the feature as shown before the key; for 'undo': the label it is expected to restore. */
-  before?: { category: string | null; note: string } | null
+  before: z.object({ category: z.string().nullable(), note: z.string() }).nullable().optional(),
   /** pending: not sent yet (or to be sent again); sending: sent, no reply yet; failed: the server refused it. */
-  state: 'pending' | 'sending' | 'failed'
-  error?: string
-}
+  state: z.enum(['pending', 'sending', 'failed']),
+  error: z.string().optional()
+})
+export type LabelWrite = z.infer<typeof LabelWriteSchema>
 
 /** What the queue needs of the browser's storage (localStorage, or a Map in tests). */
 export interface QueueStorage {
@@ -45,6 +47,14 @@ const PREFIX = 'featuretrace.labelQueue:'
 export function newRequestId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16))
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+function parseJson(text: string | null): unknown {
+  try {
+    return JSON.parse(text ?? '[]')
+  } catch {
+    return undefined
+  }
 }
 
 function isDisconnect(err: unknown): boolean {
@@ -80,10 +90,12 @@ export class LabelWriteQueue {
     for (let i = 0; i < this.storage.length; i++) {
       const key = this.storage.key(i)
       if (!key?.startsWith(mine)) continue
-      try {
-        found.push(...(JSON.parse(this.storage.getItem(key) ?? '[]') as LabelWrite[]))
-      } catch {
-        this.storage.removeItem(key) // unreadable: nothing in it can be sent
+      const stored = z.array(LabelWriteSchema).safeParse(parseJson(this.storage.getItem(key)))
+      if (stored.success) found.push(...stored.data)
+      else {
+        // Unreadable (another version's, or damaged): nothing in it can be sent. Said in the console, not kept.
+        console.warn(`FeatureTrace: unreadable label writes in the browser's storage (${key}) were dropped: ${stored.error.issues[0]?.message ?? 'not JSON'}`)
+        this.storage.removeItem(key)
       }
     }
     // A write stored while sending may or may not have arrived: send it again under its id.
@@ -174,8 +186,9 @@ export class LabelWriteQueue {
     try {
       if (rows.length) this.storage.setItem(key, JSON.stringify(rows))
       else this.storage.removeItem(key)
-    } catch {
+    } catch (err) {
       // Storage full or refused: the writes still go out from memory while this page stays open.
+      console.warn(`FeatureTrace: the browser did not keep the label writes waiting to be sent (${(err as Error).message}); they are sent from memory while this page stays open.`)
     }
   }
 }

@@ -13,11 +13,16 @@ export const useSaeStore = defineStore('saes', () => {
   const live = ref<{ checkpointId: number; layer: number } | null>(null)
   const layers = computed(() => [...new Set(list.value.map((s) => s.layer))].sort((a, b) => a - b))
 
+  const error = ref<string | null>(null)
+
   async function load(): Promise<void> {
     try {
       list.value = await api.call('saes.list')
-    } catch {
+      error.value = null
+    } catch (err) {
+      // No project open, or the server unreachable: an empty list, and why.
       list.value = []
+      error.value = (err as Error).message
     }
   }
 
@@ -48,5 +53,5 @@ export const useSaeStore = defineStore('saes', () => {
     void load()
   })
 
-  return { list, curves, live, layers, load, loadCurve, curve }
+  return { list, curves, live, layers, error, load, loadCurve, curve }
 })
