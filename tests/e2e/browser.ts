@@ -3,7 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { CLI, REPO } from '../helpers'
+import { afterAll, beforeAll } from 'vitest'
+import { CLI, REPO, tempDir } from '../helpers'
 
 export const SCREENSHOTS = join(REPO, 'test-results', 'e2e')
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -64,4 +65,62 @@ export async function openPage(browser: Browser, height = 860): Promise<{ page: 
   page.on('pageerror', (e) => errors.push(e.message))
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()))
   return { page, errors }
+}
+
+/** What an end-to-end describe block works with; its fields are there once its beforeAll has run. */
+export interface Workstation {
+  /** The block's temporary folder (removed after it). */
+  readonly dir: string
+  readonly browser: Browser
+  /** The running `featuretrace serve` (a test may stop it and serve again). */
+  served: Served
+  /** A call through the served API, as the browser's client makes it; a refused call throws its message. */
+  call<T = unknown>(name: string, payload?: unknown): Promise<T>
+}
+
+/**
+ * The one setup of the end-to-end tests: a temporary folder, `prepare` (which makes what the project needs and
+ * returns its folder; default DIR/project), Chromium, and `featuretrace serve` on the project; all of it goes
+ * after the block. Call it inside a describe.
+ */
+export function useWorkstation(opts: { prefix?: string; prepare?: (dir: string) => Promise<string | void> | string | void; serveArgs?: string[]; timeout?: number } = {}): Workstation {
+  let t: { dir: string; cleanup: () => void } | null = null
+  let browser: Browser | null = null
+  let served: Served | null = null
+  const ready = <T>(x: T | null, what: string): T => {
+    if (x === null) throw new Error(`The workstation's ${what} is not ready: use it inside a test of the describe that set it up.`)
+    return x
+  }
+  const w: Workstation = {
+    get dir() {
+      return ready(t, 'folder').dir
+    },
+    get browser() {
+      return ready(browser, 'browser')
+    },
+    get served() {
+      return ready(served, 'server')
+    },
+    set served(s: Served) {
+      served = s
+    },
+    async call<T>(name: string, payload?: unknown): Promise<T> {
+      const res = await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload ?? {}) })
+      const reply = (await res.json()) as { ok: boolean; result: T; error?: { message: string } }
+      if (!reply.ok) throw new Error(reply.error?.message)
+      return reply.result
+    }
+  }
+  beforeAll(async () => {
+    t = tempDir(opts.prefix ?? 'ft-e2e-')
+    const project = (await opts.prepare?.(t.dir)) ?? join(t.dir, 'project')
+    browser = await launchBrowser()
+    served = await serve(['--project', project, ...(opts.serveArgs ?? [])])
+  }, opts.timeout ?? 120_000)
+  afterAll(async () => {
+    await browser?.close()
+    await served?.stop()
+    t?.cleanup()
+  })
+  return w
 }

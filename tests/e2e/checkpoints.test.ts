@@ -1,33 +1,17 @@
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DEFAULT_NAMES, makeCheckpointSeries } from '../fixtures/checkpoint-series'
-import { tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { openPage, SCREENSHOTS, useWorkstation } from './browser'
 
 describe('checkpoint view in Chromium (browser mode)', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
-
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-')
-    await makeCheckpointSeries(join(t.dir, 'pythia-like'))
-    browser = await launchBrowser()
-    served = await serve(['--project', join(t.dir, 'project')])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
-  })
+  const w = useWorkstation({ prepare: async (dir) => void (await makeCheckpointSeries(join(dir, 'pythia-like'))) })
 
   it('registers a series, shows it on the timeline and in the table, opens one, verifies it', async () => {
-    const { page, errors } = await openPage(browser, 860)
-    await page.goto(served.url)
+    const { page, errors } = await openPage(w.browser, 860)
+    await page.goto(w.served.url)
     await expect.poll(() => page.getByTestId('project-name').textContent()).toContain('project')
 
-    await page.getByTestId('register-folder').fill(join(t.dir, 'pythia-like'))
+    await page.getByTestId('register-folder').fill(join(w.dir, 'pythia-like'))
     await page.getByTestId('register-tokens-per-step').fill('2097152')
     await page.getByTestId('register-button').click()
     await expect.poll(() => page.getByTestId('register-result').textContent()).toContain(`${DEFAULT_NAMES.length} added`)
@@ -59,29 +43,16 @@ describe('checkpoint view in Chromium (browser mode)', () => {
 })
 
 describe('browser mode bound beyond loopback', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
-
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-')
-    browser = await launchBrowser()
-    served = await serve(['--project', join(t.dir, 'project'), '--host', '0.0.0.0'])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
-  })
+  const w = useWorkstation({ serveArgs: ['--host', '0.0.0.0'] })
 
   it('shows nothing without the token and the workstation with it', async () => {
-    expect(served.token).toBeTruthy()
-    const port = new URL(served.url.replace('0.0.0.0', '127.0.0.1')).port
-    const page = await browser.newPage()
+    expect(w.served.token).toBeTruthy()
+    const port = new URL(w.served.url.replace('0.0.0.0', '127.0.0.1')).port
+    const page = await w.browser.newPage()
     const denied = await page.goto(`http://127.0.0.1:${port}/`)
     expect(denied?.status()).toBe(401)
     expect(await page.textContent('body')).toMatch(/needs its access token/)
-    await page.goto(`http://127.0.0.1:${port}/?token=${served.token}`)
+    await page.goto(`http://127.0.0.1:${port}/?token=${w.served.token}`)
     expect(new URL(page.url()).search).toBe('')
     await expect.poll(() => page.getByTestId('project-name').textContent()).toContain('project')
     await page.close()

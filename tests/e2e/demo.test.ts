@@ -5,44 +5,31 @@
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLI, tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { describe, expect, it } from 'vitest'
+import { CLI } from '../helpers'
+import { openPage, SCREENSHOTS, useWorkstation } from './browser'
 
 describe('the demo series in the workstation', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
   let project: string
   let report: string
-  const call = async (name: string, payload: unknown): Promise<unknown> => {
-    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { ok: boolean; result: unknown; error?: { message: string } }
-    if (!reply.ok) throw new Error(reply.error?.message)
-    return reply.result
-  }
-
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-demo-')
-    project = process.env.FEATURETRACE_E2E_DEMO_PROJECT ?? join(t.dir, 'project')
-    report = process.env.FEATURETRACE_E2E_DEMO_REPORT ?? join(t.dir, 'report')
-    if (!process.env.FEATURETRACE_E2E_DEMO_PROJECT) {
-      const r = spawnSync(process.execPath, [CLI, 'demo', '--small', '--project', project, '--report', report], { encoding: 'utf8', timeout: 110_000 })
-      expect(r.status, r.stderr).toBe(0)
-      expect(r.stdout).toMatch(/demo project ready in [\d.]+ s/)
-      expect(r.stdout).toMatch(/dynamics\s+[\d.]+ s/)
+  const w = useWorkstation({
+    prefix: 'ft-e2e-demo-',
+    prepare(dir) {
+      project = process.env.FEATURETRACE_E2E_DEMO_PROJECT ?? join(dir, 'project')
+      report = process.env.FEATURETRACE_E2E_DEMO_REPORT ?? join(dir, 'report')
+      if (!process.env.FEATURETRACE_E2E_DEMO_PROJECT) {
+        const r = spawnSync(process.execPath, [CLI, 'demo', '--small', '--project', project, '--report', report], { encoding: 'utf8', timeout: 110_000 })
+        expect(r.status, r.stderr).toBe(0)
+        expect(r.stdout).toMatch(/demo project ready in [\d.]+ s/)
+        expect(r.stdout).toMatch(/dynamics\s+[\d.]+ s/)
+      }
+      return project
     }
-    browser = await launchBrowser()
-    served = await serve(['--project', project])
   })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
-  })
+  const call = (name: string, payload: unknown): Promise<unknown> => w.call(name, payload)
 
   it('opens the report offline: a table and four charts, no script', async () => {
-    const { page, errors } = await openPage(browser, 1250)
+    const { page, errors } = await openPage(w.browser, 1250)
     await page.goto(pathToFileURL(join(report, 'report.html')).href)
     expect(await page.locator('figure svg').count()).toBe(4)
     expect(await page.locator('tbody tr').count()).toBeGreaterThanOrEqual(3)
@@ -60,8 +47,8 @@ describe('the demo series in the workstation', () => {
   it('sorts the final checkpoint’s features by formation step', async () => {
     const sets = (await call('features.sets', {})) as { id: number; step: number | null }[]
     const last = sets.sort((a, b) => (b.step ?? 0) - (a.step ?? 0))[0]!
-    const { page, errors } = await openPage(browser, 900)
-    await page.goto(`${served.url}#/features?set=${last.id}`)
+    const { page, errors } = await openPage(w.browser, 900)
+    await page.goto(`${w.served.url}#/features?set=${last.id}`)
     await expect.poll(() => page.getByTestId('browser-total').textContent()).toMatch(/\d+ features/)
     await page.locator('select').filter({ hasText: 'by formation step' }).selectOption('formation')
     await expect.poll(() => page.locator('.feature-row').first().textContent()).toMatch(/forms [\d,]+/)
@@ -81,8 +68,8 @@ describe('the demo series in the workstation', () => {
     const rows = ((await call('features.list', { setId: last.id, dead: false, limit: 40 })) as { rows: { feature: number; langClass: string | null }[] }).rows
     const categories = ['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable']
     for (const [i, r] of rows.entries()) await call('labels.set', { setId: last.id, feature: r.feature, annotator: 'demo', category: categories[i % 4] })
-    const { page, errors } = await openPage(browser, 1700)
-    await page.goto(`${served.url}#/dynamics?layer=${last.layer}`)
+    const { page, errors } = await openPage(w.browser, 1700)
+    await page.goto(`${w.served.url}#/dynamics?layer=${last.layer}`)
     await expect.poll(() => page.locator('[data-testid=drift-histogram] canvas').count(), { timeout: 30_000 }).toBe(1)
     await expect.poll(() => page.getByTestId('dynamics-run').textContent()).toMatch(/stored: drift and formation of all [\d,]+ features/)
     await page.getByTestId('drift-slider').fill('0')
@@ -105,8 +92,8 @@ describe('the demo series in the workstation', () => {
 
   it('runs the galaxy over the whole series from the Geometry view', async () => {
     const saes = (await call('saes.list', {})) as { step: number }[]
-    const { page, errors } = await openPage(browser, 1100)
-    await page.goto(`${served.url}#/geometry?layer=2`)
+    const { page, errors } = await openPage(w.browser, 1100)
+    await page.goto(`${w.served.url}#/geometry?layer=2`)
     await page.getByTestId('run-galaxy').click()
     await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 60_000 }).toMatch(/geometry\s*done/)
     await expect.poll(() => page.locator('[data-testid=galaxy-step] option').count(), { timeout: 30_000 }).toBe(saes.length)

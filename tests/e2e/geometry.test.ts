@@ -3,15 +3,14 @@
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ActivationStoreWriter } from '../../src/core/io/activation-store'
 import { writeSafetensors } from '../../src/core/io/safetensors'
 import { Project } from '../../src/core/project'
 import { Rng } from '../../src/core/random'
 import { tinyModels } from '../fixtures/tiny-models'
-import { CLI, REPO, tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { CLI, REPO } from '../helpers'
+import { openPage, SCREENSHOTS, useWorkstation } from './browser'
 
 // Screenshots go to test-results/e2e; the ones in docs/ are copies chosen by hand.
 const DOCS = SCREENSHOTS
@@ -44,84 +43,77 @@ function decoder(s: number, rng: Rng, centres: Float64Array[]): Float32Array {
 }
 
 describe('the Geometry view', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
-
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-geo-')
-    const project = join(t.dir, 'project')
-    const tiny = join(tinyModels(), 'models', 'gpt_neox')
-    const rng = new Rng(7)
-    const centres = Array.from({ length: lobes }, () => Float64Array.from({ length: d }, () => rng.gaussian() / Math.sqrt(d) * 3))
-    const saeIds: { step: number; path: string }[] = []
-    for (const [s, step] of steps.entries()) {
-      // A runnable checkpoint per step (the tiny model's files), so crystals can run anywhere.
-      const folder = join(t.dir, 'series', `step${step}`)
-      mkdirSync(folder, { recursive: true })
-      for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(tiny, f), join(folder, f))
-      ft('checkpoints', 'add', folder, '--project', project, '--step', String(step))
-      const W = decoder(s, rng, centres)
-      const sae = join(t.dir, `sae-${step}`)
-      mkdirSync(sae)
-      writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: d, d_sae: n, k: 2, featuretrace: { input_scaling: 'none' } }))
-      const Wenc = new Float32Array(d * n)
-      for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) Wenc[j * n + i] = W[i * d + j]!
-      await writeSafetensors(join(sae, 'sae_weights.safetensors'), {
-        W_enc: { dtype: 'F32', shape: [d, n], data: Wenc },
-        W_dec: { dtype: 'F32', shape: [n, d], data: W },
-        b_enc: { dtype: 'F32', shape: [n], data: new Float32Array(n) },
-        b_dec: { dtype: 'F32', shape: [d], data: new Float32Array(d) }
-      })
-      saeIds.push({ step, path: sae })
-      if (step !== 10000) continue
-      // Activations at the last step: documents about one lobe each, tagged by language and source.
-      const store = join(t.dir, 'acts')
-      const w = ActivationStoreWriter.begin(store, {
-        model: 'planted', modelType: 'gpt_neox', checkpointStep: step, layer: 1, finalNorm: false, d, dtype: 'f32', context: 64, bos: false,
-        seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'e2e'
-      })
-      if ('complete' in w) throw new Error('unexpected complete store')
-      const docs = 32
-      for (let doc = 0; doc < docs; doc++) {
-        const g = doc % lobes
-        for (let q = 0; q < 8; q++) {
-          const acts = new Float32Array(64 * d)
-          for (let r = 0; r < 64; r++) {
-            for (let a = 0; a < 2; a++) {
-              const f = rng.next() < 0.95 ? lobeMembers[g]![rng.int(perLobe)]! : rng.int(n)
-              for (let j = 0; j < d; j++) acts[r * d + j] = acts[r * d + j]! + (1 + rng.next()) * W[f * d + j]!
+  const w = useWorkstation({
+    prefix: 'ft-e2e-geo-',
+    timeout: 240_000,
+    async prepare(dir) {
+      const project = join(dir, 'project')
+      const tiny = join(tinyModels(), 'models', 'gpt_neox')
+      const rng = new Rng(7)
+      const centres = Array.from({ length: lobes }, () => Float64Array.from({ length: d }, () => rng.gaussian() / Math.sqrt(d) * 3))
+      const saeIds: { step: number; path: string }[] = []
+      for (const [s, step] of steps.entries()) {
+        // A runnable checkpoint per step (the tiny model's files), so crystals can run anywhere.
+        const folder = join(dir, 'series', `step${step}`)
+        mkdirSync(folder, { recursive: true })
+        for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) copyFileSync(join(tiny, f), join(folder, f))
+        ft('checkpoints', 'add', folder, '--project', project, '--step', String(step))
+        const W = decoder(s, rng, centres)
+        const sae = join(dir, `sae-${step}`)
+        mkdirSync(sae)
+        writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: d, d_sae: n, k: 2, featuretrace: { input_scaling: 'none' } }))
+        const Wenc = new Float32Array(d * n)
+        for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) Wenc[j * n + i] = W[i * d + j]!
+        await writeSafetensors(join(sae, 'sae_weights.safetensors'), {
+          W_enc: { dtype: 'F32', shape: [d, n], data: Wenc },
+          W_dec: { dtype: 'F32', shape: [n, d], data: W },
+          b_enc: { dtype: 'F32', shape: [n], data: new Float32Array(n) },
+          b_dec: { dtype: 'F32', shape: [d], data: new Float32Array(d) }
+        })
+        saeIds.push({ step, path: sae })
+        if (step !== 10000) continue
+        // Activations at the last step: documents about one lobe each, tagged by language and source.
+        const store = join(dir, 'acts')
+        const writer = ActivationStoreWriter.begin(store, {
+          model: 'planted', modelType: 'gpt_neox', checkpointStep: step, layer: 1, finalNorm: false, d, dtype: 'f32', context: 64, bos: false,
+          seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'e2e'
+        })
+        if ('complete' in writer) throw new Error('unexpected complete store')
+        const docs = 32
+        for (let doc = 0; doc < docs; doc++) {
+          const g = doc % lobes
+          for (let q = 0; q < 8; q++) {
+            const acts = new Float32Array(64 * d)
+            for (let r = 0; r < 64; r++) {
+              for (let a = 0; a < 2; a++) {
+                const f = rng.next() < 0.95 ? lobeMembers[g]![rng.int(perLobe)]! : rng.int(n)
+                for (let j = 0; j < d; j++) acts[r * d + j] = acts[r * d + j]! + (1 + rng.next()) * W[f * d + j]!
+              }
             }
+            await writer.appendSequence(acts, doc, Array.from({ length: 64 }, (_, i) => q * 64 + i), Array.from({ length: 64 }, () => 5))
           }
-          await w.appendSequence(acts, doc, Array.from({ length: 64 }, (_, i) => q * 64 + i), Array.from({ length: 64 }, () => 5))
         }
+        const langs = ['en', 'ja', 'de', 'fr']
+        await writer.finish(Array.from({ length: docs }, (_, id) => ({ id, lang: langs[(id + (id % 7 === 0 ? 1 : 0)) % lobes]!, source: id % 2 ? 'wiki' : 'web' })), () => 'x')
+        ft('import-activations', store, '--project', project, '--checkpoint', String(step))
       }
-      const langs = ['en', 'ja', 'de', 'fr']
-      await w.finish(Array.from({ length: docs }, (_, id) => ({ id, lang: langs[(id + (id % 7 === 0 ? 1 : 0)) % lobes]!, source: id % 2 ? 'wiki' : 'web' })), () => 'x')
-      ft('import-activations', store, '--project', project, '--checkpoint', String(step))
+      const p = Project.open(project)
+      for (const c of p.checkpoints.list()) {
+        const sae = saeIds.find((s) => s.step === c.step)!
+        p.saes.upsert({ checkpointId: c.id, layer: 1, path: sae.path, preset: 'planted', d, n, k: 2, warmStarted: true, tokens: 0, steps: 0, fvu: null, explainedVariance: null, cosine: null, l0: null, deadFraction: null, backend: null })
+      }
+      p.close()
+      ft('geometry', 'galaxy', '--project', project, '--layer', '1', '--sample', '256', '--dims', '20', '--bootstraps', '10', '--backend', 'wasm')
+      ft('geometry', 'lobes', '--project', project, '--layer', '1', '--checkpoint', '10000', '--k', '2,4', '--metric', 'phi', '--permutations', '50', '--backend', 'wasm')
+      const pairs = join(REPO, 'resources/demo/pairs')
+      ft('geometry', 'crystals', '--project', project, '--layer', '1', '--checkpoint', '10000', '--pairs', join(pairs, 'country-capital.tsv'), '--pairs', join(pairs, 'singular-plural.tsv'), '--pairs', join(pairs, 'en-ja.tsv'), '--backend', 'wasm')
+      return project
     }
-    const p = Project.open(project)
-    for (const c of p.checkpoints.list()) {
-      const sae = saeIds.find((s) => s.step === c.step)!
-      p.saes.upsert({ checkpointId: c.id, layer: 1, path: sae.path, preset: 'planted', d, n, k: 2, warmStarted: true, tokens: 0, steps: 0, fvu: null, explainedVariance: null, cosine: null, l0: null, deadFraction: null, backend: null })
-    }
-    p.close()
-    ft('geometry', 'galaxy', '--project', project, '--layer', '1', '--sample', '256', '--dims', '20', '--bootstraps', '10', '--backend', 'wasm')
-    ft('geometry', 'lobes', '--project', project, '--layer', '1', '--checkpoint', '10000', '--k', '2,4', '--metric', 'phi', '--permutations', '50', '--backend', 'wasm')
-    const pairs = join(REPO, 'resources/demo/pairs')
-    ft('geometry', 'crystals', '--project', project, '--layer', '1', '--checkpoint', '10000', '--pairs', join(pairs, 'country-capital.tsv'), '--pairs', join(pairs, 'singular-plural.tsv'), '--pairs', join(pairs, 'en-ja.tsv'), '--backend', 'wasm')
-    browser = await launchBrowser()
-    served = await serve(['--project', project])
-  }, 240_000)
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t?.cleanup()
   })
 
   it('charts α and clustering entropy over training, turns the PC cloud, maps lobes and draws a crystal', async () => {
-    const { page, errors } = await openPage(browser, 1500)
-    await page.goto(`${served.url}#/geometry?layer=1`)
+    const { page, errors } = await openPage(w.browser, 1500)
+    await page.goto(`${w.served.url}#/geometry?layer=1`)
     await page.getByTestId('galaxy-over-training').locator('canvas').first().waitFor()
     await expect.poll(() => page.getByTestId('pc-cloud').locator('canvas').count()).toBeGreaterThan(0)
     mkdirSync(DOCS, { recursive: true })

@@ -1,42 +1,30 @@
 import { cpSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { tinyModels } from '../fixtures/tiny-models'
-import { tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { openPage, SCREENSHOTS, useWorkstation } from './browser'
 
 describe('harvesting and training a series from the checkpoint view', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
-
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-')
-    const root = tinyModels()
-    for (const step of [0, 10, 100, 1000, 10000]) cpSync(join(root, 'models', 'llama-gqa-tied'), join(t.dir, 'series', `iter_${String(step).padStart(7, '0')}`), { recursive: true })
-    const lines = [
-      { text: 'The cat sat on the mat. The dog sat on the log. Language models learn features during training.', lang: 'en' },
-      { text: '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。', lang: 'ja' }
-    ]
-    writeFileSync(join(t.dir, 'corpus.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n')
-    browser = await launchBrowser()
-    served = await serve(['--project', join(t.dir, 'project')])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
+  const w = useWorkstation({
+    prepare(dir) {
+      const root = tinyModels()
+      for (const step of [0, 10, 100, 1000, 10000]) cpSync(join(root, 'models', 'llama-gqa-tied'), join(dir, 'series', `iter_${String(step).padStart(7, '0')}`), { recursive: true })
+      const lines = [
+        { text: 'The cat sat on the mat. The dog sat on the log. Language models learn features during training.', lang: 'en' },
+        { text: '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。', lang: 'ja' }
+      ]
+      writeFileSync(join(dir, 'corpus.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n')
+    }
   })
 
   it('starts a harvest job, shows its progress and then each checkpoint’s activations', async () => {
-    const { page, errors } = await openPage(browser, 860)
-    await page.goto(served.url)
-    await page.getByTestId('register-folder').fill(join(t.dir, 'series'))
+    const { page, errors } = await openPage(w.browser, 860)
+    await page.goto(w.served.url)
+    await page.getByTestId('register-folder').fill(join(w.dir, 'series'))
     await page.getByTestId('register-button').click()
     await expect.poll(() => page.locator('[data-testid=checkpoint-table] tbody tr').count()).toBe(5)
     await page.locator('[data-testid=harvest-form] summary').click()
-    await page.getByTestId('harvest-corpus').fill(join(t.dir, 'corpus.jsonl'))
+    await page.getByTestId('harvest-corpus').fill(join(w.dir, 'corpus.jsonl'))
     await page.getByTestId('harvest-layer').fill('2')
     await page.getByTestId('harvest-all').click()
     await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 60_000 }).toMatch(/harvest\s*done/)
@@ -49,8 +37,8 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('trains the warm-started SAE series and charts its metrics, live and per checkpoint', async () => {
-    const { page, errors } = await openPage(browser, 1000)
-    await page.goto(served.url)
+    const { page, errors } = await openPage(w.browser, 1000)
+    await page.goto(w.served.url)
     await page.locator('[data-testid=train-form] summary').click()
     await page.getByTestId('train-latents').fill('128')
     await page.getByTestId('train-k').fill('8')
@@ -70,13 +58,13 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('computes feature statistics, opens a feature page and the composition charts', async () => {
-    const { page, errors } = await openPage(browser, 1000)
-    await page.goto(served.url)
+    const { page, errors } = await openPage(w.browser, 1000)
+    await page.goto(w.served.url)
     await page.locator('[data-testid=stats-form] summary').click()
     await page.getByTestId('stats-start').click()
     await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 90_000 }).toMatch(/feature-stats\s*done/)
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      ((await (await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
     const sets = (await call('features.sets', {})) as { id: number; name: string; nFeatures: number }[]
     expect(sets.map((s) => s.name)).toEqual(['step 0 · layer 2', 'step 10 · layer 2', 'step 100 · layer 2', 'step 1000 · layer 2', 'step 10000 · layer 2'])
     // Two annotators label a few features of each set, so the composition and agreement have content.
@@ -89,7 +77,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
       }
     }
     const liveFeature = ((await call('features.list', { setId: sets[4]!.id, dead: false, sort: 'density', descending: true, limit: 1 })) as { rows: { feature: number }[] }).rows[0]!.feature
-    await page.goto(`${served.url}#/features?set=${sets[4]!.id}&feature=${liveFeature}`)
+    await page.goto(`${w.served.url}#/features?set=${sets[4]!.id}&feature=${liveFeature}`)
     await expect.poll(() => page.getByTestId('feature-dashboard').textContent()).toContain(`Feature ${liveFeature}`)
     await expect.poll(() => page.locator('[data-testid=feature-dashboard] .trace').count()).toBeGreaterThan(0)
     expect(await page.locator('[data-testid=feature-histogram] canvas').count()).toBe(1)
@@ -103,7 +91,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await neighbour.click()
     await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe(`Feature ${target}`)
 
-    await page.goto(`${served.url}#/composition`)
+    await page.goto(`${w.served.url}#/composition`)
     await expect.poll(() => page.locator('[data-testid=composition-labels] svg').count()).toBeGreaterThan(0)
     await expect.poll(() => page.getByTestId('agreement').textContent()).toMatch(/Cohen's κ/)
     await page.screenshot({ path: join(SCREENSHOTS, 'composition.png'), fullPage: true })
@@ -115,9 +103,9 @@ describe('harvesting and training a series from the checkpoint view', () => {
   })
 
   it('asks before recomputing or retraining, keeps every label, and carries labels to the retrained SAEs', async () => {
-    const { page, errors } = await openPage(browser, 1000)
+    const { page, errors } = await openPage(w.browser, 1000)
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      ((await (await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
     const labelRows = async (): Promise<unknown[]> => {
       const out = []
       for (const set of (await call('features.sets', {})) as { id: number }[]) {
@@ -131,7 +119,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
     const jobsOf = async (kind: string): Promise<{ state: string }[]> => ((await call('jobs.list', {})) as { kind: string; state: string }[]).filter((j) => j.kind === kind)
     const before = await labelRows()
     expect(before.length).toBeGreaterThan(0)
-    await page.goto(served.url)
+    await page.goto(w.served.url)
     await page.locator('[data-testid=stats-form] summary').click()
     // Cancel changes nothing; the dialog names the sets and says labels are kept.
     const statsJobs = (await jobsOf('feature-stats')).length
@@ -170,7 +158,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
     expect(old.labelCount).toBeGreaterThan(0)
 
     // Carry from the Features view: preview with cosines, then the copy; the new feature says where its label came from.
-    await page.goto(`${served.url}#/features?set=${old.id}`)
+    await page.goto(`${w.served.url}#/features?set=${old.id}`)
     await expect.poll(() => page.getByTestId('superseded-note').textContent()).toMatch(/labels are kept here/)
     await page.getByTestId('carry-open').click()
     await expect.poll(() => page.locator('[data-testid=carry-pairs] tbody tr').count()).toBeGreaterThan(0)
@@ -181,7 +169,7 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await page.getByTestId('carry-close').click()
     const carried = ((await call('features.list', { setId: fresh.id, label: 'Token-level', annotator: 'ana', limit: 1 })) as { rows: { feature: number }[] }).rows
     const target = carried[0] ?? ((await call('features.list', { setId: fresh.id, annotator: 'ana', label: 'Uninterpretable', limit: 1 })) as { rows: { feature: number }[] }).rows[0]!
-    await page.goto(`${served.url}#/features?set=${fresh.id}&feature=${target.feature}`)
+    await page.goto(`${w.served.url}#/features?set=${fresh.id}&feature=${target.feature}`)
     await expect.poll(() => page.getByTestId('label-of-ana').textContent()).toMatch(/carried from feature \d+ of “step 10000 · layer 2 · superseded SAE #\d+” \(decoder cosine -?\d\.\d\d\)/)
     await page.screenshot({ path: join(SCREENSHOTS, 'carried-label.png'), fullPage: true })
     // Nothing in the old sets changed.
@@ -191,8 +179,8 @@ describe('harvesting and training a series from the checkpoint view', () => {
   }, 400_000)
 
   it('explores drift and formation: population histogram with slider, one feature, formation by label', async () => {
-    const { page, errors } = await openPage(browser, 1300)
-    await page.goto(`${served.url}#/dynamics?layer=2`)
+    const { page, errors } = await openPage(w.browser, 1300)
+    await page.goto(`${w.served.url}#/dynamics?layer=2`)
     await expect.poll(() => page.locator('[data-testid=drift-histogram] canvas').count(), { timeout: 30_000 }).toBe(1)
     await page.getByTestId('drift-slider').fill('4')
     const first = page.locator('[data-testid^=drift-feature-]').first()

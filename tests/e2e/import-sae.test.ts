@@ -3,46 +3,34 @@
 // clean series; a step without a checkpoint folder becomes an SAE-only checkpoint the checkpoint view shows.
 import { cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Browser } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { makeCheckpointSeries } from '../fixtures/checkpoint-series'
 import { saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
-import { tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { openPage, SCREENSHOTS, useWorkstation } from './browser'
 
 describe('importing SAEs from the checkpoint view', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
   let fx: SaeFixtures
+  const w = useWorkstation({ prepare })
 
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-')
+  async function prepare(dir: string): Promise<void> {
     fx = saeFixtures()
-    await makeCheckpointSeries(join(t.dir, 'series'), { names: ['step0', 'step100', 'step1000'], dModel: fx.d_in, layers: 4 })
+    await makeCheckpointSeries(join(dir, 'series'), { names: ['step0', 'step100', 'step1000'], dModel: fx.d_in, layers: 4 })
     // A cluster run's output: sparsify SAEs per step, one of them saved wrongly, plus a Gemma Scope file.
-    const mixed = join(t.dir, 'cluster-run')
+    const mixed = join(dir, 'cluster-run')
     for (const s of [0, 100]) cpSync(join(fx.dir, 'sparsify-series', `step${s}`), join(mixed, `step${s}`), { recursive: true })
     cpSync(join(fx.dir, 'bad', 'sparsify-transposed'), join(mixed, 'step1000'), { recursive: true })
     mkdirSync(join(mixed, 'step5000'))
     cpSync(join(fx.dir, 'gemma-scope', 'gemma-scope-2b-pt-res'), join(mixed, 'step5000', 'gemma-scope-2b-pt-res'), { recursive: true })
-    browser = await launchBrowser()
-    served = await serve(['--project', join(t.dir, 'project')])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
-  })
+  }
 
   it('shows what it found and what it could not read, then imports a clean series', async () => {
-    const { page, errors } = await openPage(browser, 900)
-    await page.goto(served.url)
-    await page.getByTestId('register-folder').fill(join(t.dir, 'series'))
+    const { page, errors } = await openPage(w.browser, 900)
+    await page.goto(w.served.url)
+    await page.getByTestId('register-folder').fill(join(w.dir, 'series'))
     await page.getByTestId('register-button').click()
     await expect.poll(() => page.locator('[data-testid=checkpoint-table] tbody tr').count()).toBe(3)
     await page.getByTestId('import-sae-open').click()
-    await page.getByTestId('import-sae-path').fill(join(t.dir, 'cluster-run'))
+    await page.getByTestId('import-sae-path').fill(join(w.dir, 'cluster-run'))
     await page.getByTestId('import-sae-look').click()
     const found = page.locator('[data-testid=import-sae-found] tbody tr')
     await expect.poll(() => found.count()).toBe(3)
@@ -64,7 +52,7 @@ describe('importing SAEs from the checkpoint view', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-done.png') })
 
     // The Gemma Scope SAE of step 5000, whose weights are not on disk: allowed as an SAE-only step.
-    await page.getByTestId('import-sae-path').fill(join(t.dir, 'cluster-run', 'step5000'))
+    await page.getByTestId('import-sae-path').fill(join(w.dir, 'cluster-run', 'step5000'))
     await page.getByTestId('import-sae-sae-only').check()
     await page.getByTestId('import-sae-look').click()
     await expect.poll(() => page.getByTestId('import-sae-new-checkpoint').count()).toBe(1)
@@ -82,8 +70,7 @@ describe('importing SAEs from the checkpoint view', () => {
     expect(await page.getByTestId('verify-button').isDisabled()).toBe(true)
     expect(await page.getByTestId('details-saes').textContent()).toMatch(/layer 4.*blocks\.3\.hook_resid_post/)
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-sae-only.png') })
-    const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+    const call = (name: string, payload: unknown): Promise<unknown> => w.call(name, payload)
     const saes = (await call('saes.list', {})) as { step: number; preset: string; warmStarted: boolean; hook: string }[]
     expect(saes.map((s) => [s.step, s.preset, s.warmStarted, s.hook])).toEqual([
       [0, 'import:sparsify', false, 'layers.1'],

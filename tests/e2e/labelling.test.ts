@@ -1,11 +1,11 @@
 import Database from 'better-sqlite3'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
 import { writeFeatureSet } from '../fixtures/feature-sets'
-import { CLI, tempDir } from '../helpers'
-import { launchBrowser, openPage, SCREENSHOTS, serve, type Served } from './browser'
+import { CLI } from '../helpers'
+import { openPage, SCREENSHOTS, serve, useWorkstation } from './browser'
 
 const CATEGORIES = ['Token-level', 'Concept-level (synonymy)', 'Concept-level (semantic similarity)', 'Uninterpretable']
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
@@ -19,22 +19,25 @@ async function tabTo(page: Page, testId: string): Promise<void> {
 }
 
 describe('a labelling session by keyboard only', () => {
-  let t: ReturnType<typeof tempDir>
-  let browser: Browser
-  let served: Served
   let project: string
   /** A second project with the same sets, served on the same address in one test. */
   let other: string
-
-  async function call<T>(name: string, payload: unknown): Promise<T> {
-    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as {
-      ok: boolean
-      result: T
-      error?: { message: string }
+  const w = useWorkstation({
+    prepare(dir) {
+      const file = join(dir, 'paper.jsonl')
+      writeFeatureSet(file, { checkpoints: ['1000', '2000'], features: 60, examples: 12, length: 16 })
+      const big = join(dir, 'big.jsonl')
+      writeFeatureSet(big, { checkpoints: ['big'], features: 32_768, examples: 1, length: 3 })
+      project = join(dir, 'project')
+      other = join(dir, 'other')
+      for (const [f, name, into] of [[file, 'demo', project], [big, 'wide', project], [file, 'demo', other]]) {
+        const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', into!, '--name', name!], { encoding: 'utf8' })
+        expect(imported.status, imported.stderr).toBe(0)
+      }
+      return project
     }
-    if (!reply.ok) throw new Error(reply.error?.message)
-    return reply.result
-  }
+  })
+  const call = <T>(name: string, payload: unknown): Promise<T> => w.call<T>(name, payload)
 
   /** Every label event one annotator caused, read from the project database itself. */
   function events(annotator: string, dir = project): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
@@ -48,8 +51,8 @@ describe('a labelling session by keyboard only', () => {
 
   /** Opens the label view as `annotator` on a session whose address is `query`. */
   async function session(annotator: string, query: string, page?: Page): Promise<{ page: Page; errors: string[] }> {
-    const opened = page ? { page, errors: [] as string[] } : await openPage(browser, 900)
-    await opened.page.goto(`${served.url}#/label`)
+    const opened = page ? { page, errors: [] as string[] } : await openPage(w.browser, 900)
+    await opened.page.goto(`${w.served.url}#/label`)
     await opened.page.getByTestId('annotator').fill(annotator)
     await opened.page.evaluate(`location.hash = '#/label?${query}'`)
     await expect.poll(() => opened.page.getByTestId('label-feature').textContent()).toMatch(/Feature \d+/)
@@ -59,30 +62,10 @@ describe('a labelling session by keyboard only', () => {
 
   const shown = async (page: Page): Promise<number> => Number((await page.getByTestId('label-feature').textContent())!.match(/Feature (\d+)/)![1])
 
-  beforeAll(async () => {
-    t = tempDir('ft-e2e-')
-    const file = join(t.dir, 'paper.jsonl')
-    writeFeatureSet(file, { checkpoints: ['1000', '2000'], features: 60, examples: 12, length: 16 })
-    const big = join(t.dir, 'big.jsonl')
-    writeFeatureSet(big, { checkpoints: ['big'], features: 32_768, examples: 1, length: 3 })
-    project = join(t.dir, 'project')
-    other = join(t.dir, 'other')
-    for (const [f, name, dir] of [[file, 'demo', project], [big, 'wide', project], [file, 'demo', other]]) {
-      const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', dir!, '--name', name!], { encoding: 'utf8' })
-      expect(imported.status, imported.stderr).toBe(0)
-    }
-    browser = await launchBrowser()
-    served = await serve(['--project', project])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await served?.stop()
-    t.cleanup()
-  })
 
   it('labels 10 features, undoes one, and finds every label after a reload', async () => {
-    const { page, errors } = await openPage(browser, 900)
-    await page.goto(`${served.url}#/label?set=1&n=20&seed=7&dead=0&at=0`)
+    const { page, errors } = await openPage(w.browser, 900)
+    await page.goto(`${w.served.url}#/label?set=1&n=20&seed=7&dead=0&at=0`)
     await expect.poll(() => page.getByTestId('label-feature').textContent()).toMatch(/Feature \d+/)
     await tabTo(page, 'annotator')
     await page.keyboard.type('ana')
@@ -152,8 +135,8 @@ describe('a labelling session by keyboard only', () => {
 
   it('Space and Enter after labelling leave the session where it is; category buttons keep no focus', async () => {
     const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 0, skipDead: true })
-    const { page, errors } = await openPage(browser, 900)
-    await page.goto(`${served.url}#/label`)
+    const { page, errors } = await openPage(w.browser, 900)
+    await page.goto(`${w.served.url}#/label`)
     await page.getByTestId('annotator').fill('spacey')
     await page.getByTestId('label-set').selectOption('1')
     await page.getByTestId('label-start').click()
@@ -245,9 +228,9 @@ describe('a labelling session by keyboard only', () => {
   it('keeps keys pressed while the server is down and sends them, in order, when it is back', async () => {
     const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
     const { page } = await session('offline', 'set=1&n=60&seed=3&dead=0&at=45')
-    const port = new URL(served.url).port
+    const port = new URL(w.served.url).port
     const stoppedAt = Date.now()
-    await served.stop()
+    await w.served.stop()
     await expect.poll(() => page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
     for (const key of ['3', '1', '3']) {
       await page.keyboard.press(key)
@@ -259,7 +242,7 @@ describe('a labelling session by keyboard only', () => {
     expect(await page.getByTestId('label-pending').count()).toBe(1)
     await page.screenshot({ path: join(SCREENSHOTS, 'labelling-offline.png') })
     await sleep(Math.max(0, 5000 - (Date.now() - stoppedAt)))
-    served = await serve(['--project', project, '--port', port])
+    w.served = await serve(['--project', project, '--port', port])
     await expect.poll(() => events('offline').map((e) => [e.feature, e.category_after]), { timeout: 20_000 }).toEqual([
       [sample[45], CATEGORIES[2]],
       [sample[46], CATEGORIES[0]],
@@ -272,19 +255,19 @@ describe('a labelling session by keyboard only', () => {
 
   it('keeps waiting writes in the browser when the page is closed, and sends them when it is opened again', async () => {
     const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    const context = await w.browser.newContext({ viewport: { width: 1400, height: 900 } })
     const first = await session('reloader', 'set=1&n=60&seed=3&dead=0&at=50', await context.newPage())
-    const port = new URL(served.url).port
-    await served.stop()
+    const port = new URL(w.served.url).port
+    await w.served.stop()
     await expect.poll(() => first.page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
     await first.page.keyboard.press('4')
     await first.page.keyboard.press('2')
     await expect.poll(() => first.page.getByTestId('label-queue').textContent()).toMatch(/2 waiting/)
     await first.page.close()
-    served = await serve(['--project', project, '--port', port])
+    w.served = await serve(['--project', project, '--port', port])
     expect(events('reloader')).toEqual([])
     const second = await context.newPage()
-    await second.goto(`${served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
+    await second.goto(`${w.served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
     await expect.poll(() => events('reloader').map((e) => [e.feature, e.category_after])).toEqual([
       [sample[50], CATEGORIES[3]],
       [sample[51], CATEGORIES[1]]
@@ -295,23 +278,23 @@ describe('a labelling session by keyboard only', () => {
 
   it('never sends a write waiting for one project to another project served at the same address', async () => {
     const sample = await call<number[]>('labels.sample', { setId: 1, n: 60, seed: 3, skipDead: true })
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
+    const context = await w.browser.newContext({ viewport: { width: 1400, height: 900 } })
     const first = await session('stray', 'set=1&n=60&seed=3&dead=0&at=55', await context.newPage())
-    const port = new URL(served.url).port
-    await served.stop()
+    const port = new URL(w.served.url).port
+    await w.served.stop()
     await expect.poll(() => first.page.getByRole('alert').allTextContents()).toContain('Lost the connection to FeatureTrace; reconnecting…')
     await first.page.keyboard.press('2')
     await expect.poll(() => first.page.getByTestId('label-queue').textContent()).toMatch(/1 waiting/)
-    served = await serve(['--project', other, '--port', port])
+    w.served = await serve(['--project', other, '--port', port])
     // The page notices the other project and keeps the write for its own.
     await expect.poll(() => first.page.getByRole('alert').count(), { timeout: 20_000 }).toBe(0)
     await expect.poll(() => first.page.getByTestId('label-feature').count()).toBe(0)
     expect(events('stray', other)).toEqual([])
     await first.page.close()
-    await served.stop()
-    served = await serve(['--project', project, '--port', port])
+    await w.served.stop()
+    w.served = await serve(['--project', project, '--port', port])
     const second = await context.newPage()
-    await second.goto(`${served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
+    await second.goto(`${w.served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
     await expect.poll(() => events('stray').map((e) => [e.feature, e.category_after])).toEqual([[sample[55], CATEGORIES[1]]])
     expect(events('stray', other)).toEqual([])
     await context.close()

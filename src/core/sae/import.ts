@@ -381,7 +381,11 @@ export async function stageSaeImport(project: Project, req: SaeImportRequest, ct
     ctx?.progress(meter.update(planned.length, 'converted'))
     return staged
   } catch (err) {
-    for (const s of staged) rmSync(s.tmp, { recursive: true, force: true })
+    for (const s of staged) {
+      rmSync(s.tmp, { recursive: true, force: true })
+      // The step folder made for it goes too when nothing else is in it.
+      if (existsSync(dirname(s.tmp)) && readdirSync(dirname(s.tmp)).length === 0) rmSync(dirname(s.tmp), { recursive: true })
+    }
     throw err
   }
 }
