@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     projects: [
-      { test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' } },
+      // tests/renderer: the Pinia stores, against a fake API client (they need no DOM).
+      { test: { name: 'unit', include: ['tests/unit/**/*.test.ts', 'tests/renderer/**/*.test.ts'], environment: 'node' } },
       {
         test: {
           name: 'integration',
