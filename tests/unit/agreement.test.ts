@@ -1,4 +1,4 @@
-// κ against scikit-learn's cohen_kappa_score and an independent numpy Fleiss' κ (Debian's python3).
+// κ against scikit-learn's cohen_kappa_score and, for Fleiss' κ, the worked example of Fleiss (1971).
 import { execFileSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { agreementOf, cohensKappa, fleissKappa } from '../../src/core/analysis/agreement'
@@ -26,18 +26,30 @@ describe("Cohen's and Fleiss' κ", () => {
     }
   })
 
-  it("Fleiss' κ equals a direct numpy computation", () => {
-    const code = `
-import json, sys, numpy as np
-d = json.load(sys.stdin); cats = sorted({c for r in d for c in r}); N, m = len(d), len(d[0])
-M = np.array([[r.count(c) for c in cats] for r in d], float)
-P = ((M * (M - 1)).sum(1) / (m * (m - 1))).mean(); pj = M.sum(0) / (N * m); Pe = (pj ** 2).sum()
-print((P - Pe) / (1 - Pe))`
-    for (const seed of [4, 5]) {
-      const r = raters(4, 60, seed)
-      const items = r[0]!.map((_, i) => r.map((x) => x[i]!))
-      expect(fleissKappa(items)).toBeCloseTo(python(code, items), 10)
-    }
+  // Fleiss (1971), "Measuring nominal scale agreement among many raters", Psychological Bulletin 76(5), Table 1:
+  // 30 patients, 6 psychiatrists each, 5 diagnoses (depression, personality disorder, schizophrenia, neurosis,
+  // other); counts per patient. The paper gives p_j = .144 .144 .167 .306 .239, P̄ = .556, P̄e = .220, κ = .430.
+  const FLEISS_1971 = [
+    [0, 0, 0, 6, 0], [0, 3, 0, 0, 3], [0, 1, 4, 0, 1], [0, 0, 0, 0, 6], [0, 3, 0, 3, 0], [2, 0, 4, 0, 0], [0, 0, 4, 0, 2], [2, 0, 3, 1, 0],
+    [2, 0, 0, 4, 0], [0, 0, 0, 0, 6], [1, 0, 0, 5, 0], [1, 1, 0, 4, 0], [0, 3, 3, 0, 0], [1, 0, 0, 5, 0], [0, 2, 0, 3, 1], [0, 0, 5, 0, 1],
+    [3, 0, 0, 1, 2], [5, 1, 0, 0, 0], [0, 2, 0, 4, 0], [1, 0, 2, 0, 3], [0, 0, 0, 0, 6], [0, 1, 0, 5, 0], [0, 2, 0, 1, 3], [2, 0, 0, 4, 0],
+    [1, 0, 0, 4, 1], [0, 5, 0, 1, 0], [4, 0, 0, 0, 2], [0, 2, 0, 4, 0], [1, 0, 5, 0, 0], [0, 0, 0, 0, 6]
+  ]
+  const DIAGNOSES = ['depression', 'personality disorder', 'schizophrenia', 'neurosis', 'other']
+  /** Each patient's six diagnoses, from the table's counts. */
+  const ratings = FLEISS_1971.map((counts) => counts.flatMap((c, j) => Array.from({ length: c }, () => DIAGNOSES[j]!)))
+
+  it("Fleiss' κ is Fleiss' own worked example: κ = .430 on his Table 1", () => {
+    expect(ratings.every((r) => r.length === 6)).toBe(true)
+    expect(fleissKappa(ratings).toFixed(3)).toBe('0.430')
+  })
+
+  it("agreement over six annotators' labels of Fleiss' 30 patients is his κ, named Fleiss'", () => {
+    const annotators = ['a', 'b', 'c', 'd', 'e', 'f']
+    const labels = ratings.flatMap((r, feature) => r.map((category, k) => ({ feature, annotator: annotators[k]!, category })))
+    const agreement = agreementOf(labels)
+    expect(agreement).toMatchObject({ annotators, items: 30, statistic: 'fleiss' })
+    expect(agreement.kappa!.toFixed(3)).toBe('0.430')
   })
 
   it('compares only features every annotator labelled', () => {

@@ -88,34 +88,43 @@ function unitRows32(x: SharedRows, n: number, d: number): Float32Array {
   return out
 }
 
+type Matching = { col: Int32Array; cos: Float32Array; method: string }
+
 /** Row i of `a` assigned to a row of `b` by decoder cosine: exact up to EXACT_MATCH_MAX, greedy beyond. */
-export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number, signal?: AbortSignal): Promise<{ col: Int32Array; cos: Float32Array; method: string }> {
+export async function matchRows(a: Float32Array, b: Float32Array, n: number, d: number, signal?: AbortSignal): Promise<Matching> {
+  return n <= EXACT_MATCH_MAX ? exactMatch(a, b, n, d) : greedyMatch(a, b, n, d, signal)
+}
+
+/** The optimal one-to-one assignment of unit rows by cosine (Hungarian method on the full n × n similarity). */
+export async function exactMatch(a: Float32Array, b: Float32Array, n: number, d: number): Promise<Matching> {
+  const sim = tf.tidy(() => tf.matMul(tf.tensor2d(a, [n, d]), tf.tensor2d(b, [n, d]), false, true))
+  const cost = (await sim.data()) as Float32Array
+  sim.dispose()
+  // Minimum cost = maximum cosine; negated in place, since at n = 16,384 the matrix is 1 GiB.
+  for (let i = 0; i < cost.length; i++) cost[i] = -cost[i]!
+  const col = solveAssignment(cost, n)
+  const cos = Float32Array.from(col, (c, i) => -cost[i * n + c]!)
+  return { col, cos, method: 'exact' }
+}
+
+/** Each row's CANDIDATES most similar rows, block by block, then pairs taken greedily (within a factor 2 of the optimum; may leave rows unmatched, -1). */
+export async function greedyMatch(a: Float32Array, b: Float32Array, n: number, d: number, signal?: AbortSignal): Promise<Matching> {
+  const candidates = Math.min(CANDIDATES, n)
   const A = tf.tensor2d(a, [n, d])
   const BT = tf.transpose(tf.tensor2d(b, [n, d]))
   try {
-    if (n <= EXACT_MATCH_MAX) {
-      const sim = tf.matMul(A, BT)
-      const cost = (await sim.data()) as Float32Array
-      sim.dispose()
-      // Minimum cost = maximum cosine; negated in place, since at n = 16,384 the matrix is 1 GiB.
-      for (let i = 0; i < cost.length; i++) cost[i] = -cost[i]!
-      const col = solveAssignment(cost, n)
-      const cos = Float32Array.from(col, (c, i) => -cost[i * n + c]!)
-      return { col, cos, method: 'exact' }
-    }
-    // Block by block: each row's top candidates by cosine, then the greedy pass.
-    const topIdx = new Int32Array(n * CANDIDATES)
-    const topSim = new Float32Array(n * CANDIDATES)
+    const topIdx = new Int32Array(n * candidates)
+    const topSim = new Float32Array(n * candidates)
     const block = Math.max(1, Math.floor((256 * 2 ** 20) / (4 * n)))
     for (let s = 0; s < n; s += block) {
       if (signal?.aborted) throw new JobCancelled()
       const m = Math.min(block, n - s)
-      const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(A, [s, 0], [m, d]), BT), CANDIDATES))
-      topSim.set((await values.data()) as Float32Array, s * CANDIDATES)
-      topIdx.set((await indices.data()) as Int32Array, s * CANDIDATES)
+      const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(A, [s, 0], [m, d]), BT), candidates))
+      topSim.set((await values.data()) as Float32Array, s * candidates)
+      topIdx.set((await indices.data()) as Int32Array, s * candidates)
       tf.dispose([values, indices])
     }
-    const col = greedyAssignment(topIdx, topSim, n, CANDIDATES)
+    const col = greedyAssignment(topIdx, topSim, n, candidates)
     const cos = new Float32Array(n)
     for (let i = 0; i < n; i++) {
       if (col[i] === -1) continue
