@@ -12,6 +12,7 @@ import { readSae, saeEncoder } from '../sae/io'
 import { unitRows } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/feature-blobs'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
+import { TopN } from './top-n'
 
 export interface FeatureStatsOptions {
   sae: string
@@ -50,17 +51,6 @@ export interface FeatureStatsResult {
 const HIST_BINS = 50
 const BATCH_ROWS = 2048
 
-class TopHeap {
-  // Min-heap on score; a small N keeps this a plain sorted insert.
-  items: { score: number; ex: StoredExample }[] = []
-  constructor(private readonly n: number) {}
-  offer(score: number, make: () => StoredExample): void {
-    if (this.items.length === this.n && score <= this.items[this.items.length - 1]!.score) return
-    this.items.push({ score, ex: make() })
-    this.items.sort((a, b) => b.score - a.score)
-    if (this.items.length > this.n) this.items.pop()
-  }
-}
 
 export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobContext): Promise<FeatureStatsResult> {
   const sae = await readSae(opts.sae)
@@ -146,7 +136,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     // The document language of each paper example, for the 'tags' rule.
     const paperLangs: (string | null)[][] = Array.from({ length: n }, () => [])
     const docLang = new Map(store.documents().map((doc) => [doc.id, doc.lang]))
-    const top = Array.from({ length: n }, () => new TopHeap(topN))
+    const top = Array.from({ length: n }, () => new TopN<StoredExample>(topN))
     const inInterval: StoredExample[][][] = Array.from({ length: n }, () => Array.from({ length: intervals }, () => []))
     const tokenIndex = new Map<number, number>()
     const tokenOf = (id: number): number => {
@@ -223,10 +213,10 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     }
     const features: FeatureRecord[] = []
     for (let f = 0; f < n; f++) {
-      const examples = [...paper[f]!, ...top[f]!.items.map((x) => x.ex), ...inInterval[f]!.flat()]
-      const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.items.map((x) => x.ex)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
+      const examples = [...paper[f]!, ...top[f]!.sorted().map((x) => x.item), ...inInterval[f]!.flat()]
+      const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.sorted().map((x) => x.item)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
       const lang = count[f]! > 0 ? classify(f, forLanguage) : null
-      const topTokens = [...new Set(top[f]!.items.map((x) => tokenText(texts[x.ex.tokens[x.ex.acts.indexOf(Math.max(...x.ex.acts))]!]!).trim()))]
+      const topTokens = [...new Set(top[f]!.sorted().map(({ item: ex }) => tokenText(texts[ex.tokens[ex.acts.indexOf(Math.max(...ex.acts))]!]!).trim()))]
       const h = new Float32Array(HIST_BINS + 2)
       h[0] = lo[f]!
       h[1] = max[f]!
