@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { readCorpus } from '../../src/core/lm/corpus'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
-import { trainTinyLlama, type TinyLlamaConfig } from '../../src/core/lm/train-lm'
+import { trainTinyLlama, type TinyLlamaConfig } from './train-lm'
 import { initBackend } from '../../src/core/tf/backend'
 
 export const DEMO_MODEL: Omit<TinyLlamaConfig, 'vocabSize'> = {

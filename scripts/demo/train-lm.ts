@@ -7,10 +7,10 @@ import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-core/dist/register_all_gradients'
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { writeSafetensors, type TensorToWrite } from '../io/safetensors'
-import { Rng } from '../random'
-import { segmentSum } from '../sae/topk'
-import { causalMask, llamaBlock, rmsNorm, ropeTables, type LlamaBlockWeights, type LlamaShape } from './model'
+import { writeSafetensors, type TensorToWrite } from '../../src/core/io/safetensors'
+import { Rng } from '../../src/core/random'
+import { segmentSum } from '../../src/core/sae/topk'
+import { causalMask, llamaBlock, rmsNorm, ropeTables, type LlamaBlockWeights, type LlamaShape } from '../../src/core/lm/model'
 
 export interface TinyLlamaConfig {
   vocabSize: number
