@@ -134,7 +134,7 @@ describe('interchange', () => {
   afterEach(() => t.cleanup())
 
   it('exports features and re-imports them unchanged, labels included', async () => {
-    const { exportFeatures } = await import('../../src/core/analysis/interchange')
+    const { exportFeatures } = await import('../../src/core/analysis/feature-export')
     t = tempDir()
     const a = Project.open(join(t.dir, 'a'))
     const file = join(t.dir, 'f.jsonl')
@@ -158,7 +158,7 @@ describe('interchange', () => {
   })
 
   it.each(['csv', 'json'])('merges labels from %s with a report of conflicts', async (ext) => {
-    const { exportLabels, importLabels } = await import('../../src/core/analysis/interchange')
+    const { exportLabels, importLabels } = await import('../../src/core/analysis/label-files')
     t = tempDir()
     const file = join(t.dir, 'f.jsonl')
     writeFeatureSet(file, { checkpoints: [7], features: 5 })

@@ -12,7 +12,7 @@ import { gzipSync } from 'node:zlib'
 import type { FeatureDetail, FeatureSetInfo } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { Project } from '../project'
-import { exportFeatures } from './interchange'
+import { exportFeatures } from './feature-export'
 
 export interface NeuronpediaExportOptions {
   /** Neuronpedia model id (default: the project's name). */

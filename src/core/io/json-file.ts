@@ -1,6 +1,6 @@
 // Reading a JSON file a user or another program wrote: missing, unreadable, not JSON and the wrong shape are
 // four different messages, each naming the file; what reads is checked against a schema before it is used.
-import { readFileSync } from 'node:fs'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import type { z } from 'zod'
 import { UserError } from '../../shared/api'
 
@@ -38,4 +38,16 @@ export function readJsonFile<S extends z.ZodType>(file: string, schema: S, what:
   const parsed = schema.safeParse(raw)
   if (!parsed.success) throw new UserError(`${file} is not ${what}: ${schemaIssues(parsed.error)}.`)
   return parsed.data
+}
+
+/** Writes a whole file under a temporary name, then renames it into place: a reader sees the old file or the new. */
+export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.tmp-${process.pid}`
+  try {
+    writeFileSync(tmp, data)
+    renameSync(tmp, file)
+  } catch (err) {
+    rmSync(tmp, { force: true })
+    throw err
+  }
 }
