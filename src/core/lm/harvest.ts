@@ -8,9 +8,10 @@ import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
 import { Corpus } from './corpus'
-import { embeddingInfo, loadModel, readModelSpec } from './model'
+import { CheckpointFolder } from './checkpoint'
+import { embeddingOf, loadModel } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
-import { loadTokenizer, type ModelTokenizer } from './tokenizer'
+import type { ModelTokenizer } from './tokenizer'
 
 export interface HarvestOptions {
   model: string
@@ -65,8 +66,8 @@ function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generato
  * compute. Errors: UserError naming the ids, their tokens, the tokenizer file, the embedding tensor and its
  * file, the first document that has them, and the fix.
  */
-async function checkTokenIds(model: string, tokenizer: ModelTokenizer, seqs: TokenSequence[], docs: Pick<Corpus, 'info'>): Promise<void> {
-  const { rows, tensor, file } = await embeddingInfo(model)
+async function checkTokenIds(checkpoint: CheckpointFolder, tokenizer: ModelTokenizer, seqs: TokenSequence[], docs: Pick<Corpus, 'info'>): Promise<void> {
+  const { rows, tensor, file } = await embeddingOf(checkpoint)
   const beyond = new Set<number>()
   let firstDoc: number | null = null
   for (const id of [tokenizer.bos, tokenizer.eos]) if (id !== null && id >= rows) beyond.add(id)
@@ -91,7 +92,17 @@ async function checkTokenIds(model: string, tokenizer: ModelTokenizer, seqs: Tok
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
   const backend = await initBackend(opts.backend)
   // config.json is read through the key table first: a refused key stops the harvest before anything else is read.
-  const config = readModelSpec(opts.model)
+  // The checkpoint is read once: config, tokenizer and weights are what the model and the checks use.
+  const checkpoint = CheckpointFolder.open(opts.model)
+  try {
+    return await harvestCheckpoint(checkpoint, backend, opts, ctx)
+  } finally {
+    await checkpoint.close()
+  }
+}
+
+async function harvestCheckpoint(checkpoint: CheckpointFolder, backend: Awaited<ReturnType<typeof initBackend>>, opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
+  const config = checkpoint.spec
   const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
   for (const L of layers) {
     if (!Number.isInteger(L) || L < 0 || L > config.layers) {
@@ -99,7 +110,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     }
   }
   const context = opts.context ?? 64
-  const tokenizer = loadTokenizer(opts.model)
+  const tokenizer = checkpoint.tokenizer()
   opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)
   const corpus = Corpus.open(opts.corpus, { lang: opts.corpusLang })
   const seed = opts.seed ?? 0
@@ -110,7 +121,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
     corpus.close()
   }
   if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
-  await checkTokenIds(opts.model, tokenizer, seqs, corpus)
+  await checkTokenIds(checkpoint, tokenizer, seqs, corpus)
 
   const settings = (layer: number): StoreSettings => ({
     model: resolve(opts.model),
@@ -147,14 +158,14 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
   let model: Awaited<ReturnType<typeof loadModel>>
   try {
-    model = await loadModel(opts.model, Math.max(...layers))
+    model = await loadModel(checkpoint, Math.max(...layers))
   } catch (err) {
     // A checkpoint that cannot be loaded leaves no empty DIR.partial behind.
     for (const { w } of writers) w.abandonIfEmpty()
     throw err
   }
   const dtype = opts.dtype ?? 'f16'
-  const checkpoint = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
+  const which = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
   // Set when values cannot be stored in the chosen dtype: then no partial store is kept to resume.
   let refused = false
   try {
@@ -181,7 +192,7 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
         if (check.overflow || check.nonFinite) {
           refused = true
           tf.dispose(states)
-          const where = `Harvest stopped at layer ${layer} of ${checkpoint}, tokens ${(done + 1).toLocaleString('en')}–${(done + n).toLocaleString('en')} of ${total.toLocaleString('en')}`
+          const where = `Harvest stopped at layer ${layer} of ${which}, tokens ${(done + 1).toLocaleString('en')}–${(done + n).toLocaleString('en')} of ${total.toLocaleString('en')}`
           throw new UserError(unstorableMessage(where, check, dtype))
         }
         const perSeq = (T - offset) * config.dModel

@@ -5,10 +5,9 @@
 // config.json is read only through model-config.ts's table; the weights a checkpoint holds must be exactly
 // the ones the forward pass uses (plus known buffers and the LM head), or it is refused by name.
 import * as tf from '@tensorflow/tfjs-core'
-import { join } from 'node:path'
 import { UserError } from '../../shared/api'
-import { readCheckpointConfig, SUPPORTED_MODEL_TYPES } from '../checkpoints/discover'
-import { parseModelConfig, type Activation, type ModelSpec, type ModelType } from './model-config'
+import { CheckpointFolder } from './checkpoint'
+import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
 import { CheckpointWeights, whyMissing } from './weights'
 
@@ -546,48 +545,37 @@ const LOADERS: Record<ModelType, Loader> = { gpt_neox: loadNeox, llama: loadLlam
  * Errors: model_type not one FeatureTrace runs, and every refusal of parseModelConfig.
  */
 export function readModelSpec(folder: string): ModelSpec {
-  const config = readCheckpointConfig(folder)
-  const file = join(folder, 'config.json')
-  if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(config.modelType)) {
-    throw new UserError(
-      `${file}: model_type "${config.modelType}" is not supported (FeatureTrace runs ${SUPPORTED_MODEL_TYPES.join(', ')}). ` +
-        'Harvest its activations with resources/harvest_activations.py and import them.'
-    )
-  }
-  return parseModelConfig(config.modelType as ModelType, config.raw, file)
+  return CheckpointFolder.open(folder).spec
 }
 
 /**
  * The rows of a checkpoint's token embedding and where they live, from config.json and the safetensors
- * headers only (no tensor is read). Errors: as readModelSpec and weightPlanFor.
+ * headers only (no tensor is read). Errors: as CheckpointFolder.open and weightPlanFor.
  */
-export async function embeddingInfo(folder: string): Promise<{ rows: number; tensor: string; file: string }> {
-  const spec = readModelSpec(folder)
-  const weights = await CheckpointWeights.open(folder)
-  try {
-    const plan = weightPlanFor(spec, weights.namesWithData(), folder)
-    const info = weights.info(plan.embedding)
-    return { rows: info.shape[0] ?? 0, tensor: plan.embedding, file: info.file }
-  } finally {
-    await weights.close()
-  }
+export async function embeddingOf(checkpoint: CheckpointFolder): Promise<{ rows: number; tensor: string; file: string }> {
+  const weights = await checkpoint.weights()
+  const plan = weightPlanFor(checkpoint.spec, weights.namesWithData(), checkpoint.folder)
+  const info = weights.info(plan.embedding)
+  return { rows: info.shape[0] ?? 0, tensor: plan.embedding, file: info.file }
 }
 
 /**
- * Loads a Hugging Face checkpoint for capturing layers up to `maxLayer` (blocks beyond it are never read).
- * The caller disposes the model when done with the checkpoint.
+ * Loads a Hugging Face checkpoint (a folder, or one already read) for capturing layers up to `maxLayer` (blocks
+ * beyond it are never read). The caller disposes the model when done with the checkpoint; a folder given by
+ * path has its weight files closed once the tensors are read, a CheckpointFolder stays its caller's to close.
  */
-export async function loadModel(folder: string, maxLayer?: number): Promise<LanguageModel> {
-  const spec = readModelSpec(folder)
+export async function loadModel(source: string | CheckpointFolder, maxLayer?: number): Promise<LanguageModel> {
+  const checkpoint = typeof source === 'string' ? CheckpointFolder.open(source) : source
+  const { folder, spec } = checkpoint
   const upTo = maxLayer ?? spec.layers
   if (!Number.isInteger(upTo) || upTo < 0 || upTo > spec.layers) {
     throw new UserError(`Layer ${upTo} is out of range for ${folder}: it has ${spec.layers} layers, so layers 0–${spec.layers} exist.`)
   }
-  const weights = await CheckpointWeights.open(folder)
   let arch: Architecture
   let params: Params | undefined
   let plan: WeightPlan
   try {
+    const weights = await checkpoint.weights()
     plan = weightPlanFor(spec, weights.namesWithData(), folder)
     params = new Params(weights, plan)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
@@ -596,7 +584,7 @@ export async function loadModel(folder: string, maxLayer?: number): Promise<Lang
     tf.dispose(params?.all ?? [])
     throw err
   } finally {
-    await weights.close()
+    if (typeof source === 'string') await checkpoint.close()
   }
   const tensors = params.all
   const ropeCache = new Map<number, Rope>()

@@ -160,13 +160,13 @@ function tokenLabel(id: number, text: string | undefined): string {
 /**
  * Loads `folder`'s tokenizer.json with tokenizer_config.json's class rules, the way transformers'
  * AutoTokenizer builds the fast tokenizer: the class comes from tokenizer_config.json's tokenizer_class,
- * else from config.json's model_type; LlamaTokenizerFast and GPTNeoXTokenizerFast rebuild the
+ * else from config.json's model_type (`knownModelType`, when the caller has read it); LlamaTokenizerFast and GPTNeoXTokenizerFast rebuild the
  * post-processor from add_bos_token / add_eos_token (defaults true/false and false/false); GPT2TokenizerFast
  * and GPTNeoXTokenizerFast apply add_prefix_space (default false) to the top-level pre-tokenizer.
  * Errors (UserError naming the file and key): missing or broken files; a tokenizer class or field
  * FeatureTrace cannot reproduce; special tokens tokenizer.json lacks; more than one token around a text.
  */
-export function loadTokenizer(folder: string): ModelTokenizer {
+export function loadTokenizer(folder: string, knownModelType?: string): ModelTokenizer {
   const file = join(folder, 'tokenizer.json')
   if (!existsSync(file)) {
     throw new UserError(
@@ -178,7 +178,8 @@ export function loadTokenizer(folder: string): ModelTokenizer {
   const hasConfig = existsSync(configFile)
   const config = hasConfig ? readJson(configFile) : {}
   const modelConfigFile = join(folder, 'config.json')
-  const modelType = existsSync(modelConfigFile) ? readJson(modelConfigFile).model_type : undefined
+  // Known when the caller read config.json already (CheckpointFolder): it is not read again.
+  const modelType = knownModelType ?? (existsSync(modelConfigFile) ? readJson(modelConfigFile).model_type : undefined)
   const json = readJson(file)
 
   // Which class transformers would build, and why.

@@ -7,8 +7,8 @@ import { UserError } from '../../../shared/api'
 import type { CrystalResult, Quadruplet } from '../../../shared/geometry'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
+import { CheckpointFolder } from '../../lm/checkpoint'
 import { loadModel } from '../../lm/model'
-import { loadTokenizer } from '../../lm/tokenizer'
 import { Rng } from '../../random'
 import { silhouetteScore } from './cluster'
 import type { WordPair } from './pairs'
@@ -21,8 +21,14 @@ export { readPairs, type WordPair } from './pairs'
  * inside a sentence for byte-level BPE tokenizers). [words, d].
  */
 export async function wordActivations(modelDir: string, layer: number, words: string[], opts: { prefix?: string; signal?: AbortSignal } = {}): Promise<Float32Array> {
-  const tokenizer = loadTokenizer(modelDir)
-  const model = await loadModel(modelDir, layer)
+  const checkpoint = CheckpointFolder.open(modelDir)
+  const tokenizer = checkpoint.tokenizer()
+  let model: Awaited<ReturnType<typeof loadModel>>
+  try {
+    model = await loadModel(checkpoint, layer)
+  } finally {
+    await checkpoint.close()
+  }
   const d = model.dModel
   const out = new Float32Array(words.length * d)
   try {
