@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path'
 import { z } from 'zod'
 import { UserError } from '../../shared/api'
+import { readJsonFile } from './json-file'
 import { Rng } from '../random'
 import { IO_CHUNK_BYTES, SafetensorsFile, toFloat16Bits, writeSafetensors } from './safetensors'
 
@@ -36,11 +37,23 @@ export type StoreManifest = z.infer<typeof ManifestSchema>
 /** What the caller decides; the writer fills in rows, sequences and shards. */
 export type StoreSettings = Omit<StoreManifest, 'format' | 'version' | 'rows' | 'sequences' | 'shards'>
 
-export interface StoredDocument {
-  id: number
-  lang: string | null
-  source: string
+function parseJsonLine(line: string): unknown {
+  try {
+    return JSON.parse(line)
+  } catch {
+    return undefined
+  }
 }
+
+const StoredDocumentSchema = z.object({ id: z.number().int().nonnegative(), lang: z.string().nullable(), source: z.string() })
+export type StoredDocument = z.infer<typeof StoredDocumentSchema>
+
+/** What an interrupted harvest left to resume from: its settings, the shards it completed, the sequences done. */
+const ProgressSchema = z.object({
+  settings: ManifestSchema.omit({ format: true, version: true, rows: true, sequences: true, shards: true }),
+  shards: ManifestSchema.shape.shards,
+  sequencesDone: z.number().int().nonnegative()
+})
 
 const MANIFEST = 'manifest.json'
 const PROGRESS = 'progress.json'
@@ -155,7 +168,7 @@ export class ActivationStoreWriter {
     let done = 0
     const progressFile = join(partial, PROGRESS)
     if (existsSync(progressFile)) {
-      const progress = JSON.parse(readFileSync(progressFile, 'utf8')) as { settings: StoreSettings; shards: typeof shards; sequencesDone: number }
+      const progress = readJsonFile(progressFile, ProgressSchema, 'the progress record of an interrupted harvest (delete the .partial folder to start over)')
       if (sameRun(progress.settings, settings)) {
         shards = progress.shards
         done = progress.sequencesDone
@@ -442,14 +455,19 @@ export class ActivationStore {
   }
 
   documents(): StoredDocument[] {
-    return readFileSync(join(this.dir, DOCUMENTS), 'utf8')
+    const file = join(this.dir, DOCUMENTS)
+    return readFileSync(file, 'utf8')
       .split('\n')
       .filter(Boolean)
-      .map((l) => JSON.parse(l) as StoredDocument)
+      .map((l, i) => {
+        const parsed = StoredDocumentSchema.safeParse(parseJsonLine(l))
+        if (!parsed.success) throw new UserError(`${file}, line ${i + 1}: not a document record (id, lang, source) of an activation store.`)
+        return parsed.data
+      })
   }
 
   tokenText(id: number): string {
-    this.tokenTexts ??= JSON.parse(readFileSync(join(this.dir, TOKENS), 'utf8')) as Record<string, string>
+    this.tokenTexts ??= readJsonFile(join(this.dir, TOKENS), z.record(z.string(), z.string()), "an activation store's token table (token id → text)")
     return this.tokenTexts[id] ?? `<${id}>`
   }
 }

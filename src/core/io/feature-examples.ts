@@ -23,7 +23,7 @@ export function readFeatureExamples(file: string): FeatureExampleLine[] {
   const out: FeatureExampleLine[] = []
   const tooLong = (line: number, bytes: number): UserError =>
     new UserError(`${file}, line ${line}: a line of ${(bytes / 2 ** 20).toFixed(0)} MiB or more; one feature's line must stay under ${MAX_LINE_BYTES / 2 ** 20} MiB.`)
-  const found = readLinesOf(file, tooLong, (bytes, n) => {
+  readLinesOf(file, 'feature-example file', tooLong, (bytes, n) => {
     let line: string
     try {
       line = utf8.decode(bytes)
@@ -43,7 +43,6 @@ export function readFeatureExamples(file: string): FeatureExampleLine[] {
     }
     out.push(parsed.data)
   })
-  if (!found) throw new UserError(`Missing feature-example file ${file}.`)
   if (out.length === 0) throw new UserError(`${file} holds no features.`)
   return out
 }

@@ -13,6 +13,16 @@ export function readProblem(err: unknown): string {
   return `cannot be read (${(err as Error).message})`
 }
 
+/**
+ * A file that could not be opened, for people: "Missing corpus file F." when it is not there, else what the
+ * system said ("corpus file F cannot be read (permission denied)."); never a read error passed off as missing.
+ */
+export function unreadable(file: string, what: string, err: unknown): UserError {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new UserError(`Missing ${what} ${file}.`)
+  return new UserError(`The ${what} ${file} ${readProblem(err)}.`)
+}
+
 /** The issues of a failed parse, in one line: "d_in: expected number; k: …". */
 export function schemaIssues(error: z.ZodError, most = 4): string {
   return error.issues

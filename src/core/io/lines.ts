@@ -1,5 +1,7 @@
 // Files read line by line in bounded chunks (LF or CRLF), for inputs of any size: corpora, feature sets.
 import { closeSync, openSync, readSync, statSync } from 'node:fs'
+import { UserError } from '../../shared/api'
+import { unreadable } from './json-file'
 
 /** Bytes read per system call while scanning for lines. */
 const SCAN_BYTES = 4 * 2 ** 20
@@ -52,18 +54,18 @@ export function readRange(fd: number, start: number, end: number): Buffer {
   return buf
 }
 
-/** Each line of a file as bytes with its 1-based number; null when the file cannot be opened. */
-export function readLinesOf(file: string, tooLong: (line: number, bytes: number) => Error, onLine: (bytes: Uint8Array, line: number) => void): boolean {
+/** Each line of a file as bytes with its 1-based number; a file that cannot be opened is a UserError saying why (`what` names it). */
+export function readLinesOf(file: string, what: string, tooLong: (line: number, bytes: number) => Error, onLine: (bytes: Uint8Array, line: number) => void): void {
   let fd: number
   try {
-    if (!statSync(file).isFile()) return false
+    if (!statSync(file).isFile()) throw new UserError(`The ${what} ${file} is a folder, not a file.`)
     fd = openSync(file, 'r')
-  } catch {
-    return false
+  } catch (err) {
+    if (err instanceof UserError) throw err
+    throw unreadable(file, what, err)
   }
   try {
     forEachLine(fd, statSync(file).size, tooLong, (start, end, line, bytes) => onLine(bytes ?? readRange(fd, start, end), line))
-    return true
   } finally {
     closeSync(fd)
   }

@@ -4,6 +4,7 @@
 // Node refuses a single read or write of 2 GiB or more, and Linux returns at most 0x7ffff000 bytes per call.
 import { open, rename, stat, type FileHandle } from 'node:fs/promises'
 import { UserError } from '../../shared/api'
+import { unreadable } from './json-file'
 
 /** Bytes per element of the dtypes FeatureTrace decodes. */
 export const DTYPE_BYTES = {
@@ -171,8 +172,8 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   let fileBytes: number
   try {
     fileBytes = (await stat(file)).size
-  } catch {
-    throw new UserError(`Missing file: ${file}.`)
+  } catch (err) {
+    throw unreadable(file, 'file', err)
   }
   if (fileBytes < 8) throw bad(file, `it has only ${fileBytes} bytes`)
   const fh = await open(file, 'r')

@@ -6,6 +6,7 @@ import { closeSync, openSync, statSync } from 'node:fs'
 import { basename } from 'node:path'
 import { UserError } from '../../shared/api'
 import { forEachLine, MAX_LINE_BYTES, readRange } from '../io/lines'
+import { unreadable } from '../io/json-file'
 
 export interface CorpusDocument {
   id: number
@@ -74,10 +75,11 @@ export class Corpus {
   static open(file: string, opts: { lang?: string } = {}): Corpus {
     let fd: number
     try {
-      if (!statSync(file).isFile()) throw new Error('not a file')
+      if (!statSync(file).isFile()) throw new UserError(`The corpus ${file} is a folder, not a file: give a JSON Lines or text file.`)
       fd = openSync(file, 'r')
-    } catch {
-      throw new UserError(`Missing corpus file ${file}.`)
+    } catch (err) {
+      if (err instanceof UserError) throw err
+      throw unreadable(file, 'corpus file', err)
     }
     try {
       return new Corpus(file, fd, opts)
