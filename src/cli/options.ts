@@ -156,7 +156,7 @@ export async function runJob(ws: Workspace, job: Job): Promise<Job> {
   })
   const onSigint = (): void => {
     process.stderr.write('\nCancelling…\n')
-    jobs.cancel(job.id)
+    void call(ws, 'jobs.cancel', { id: job.id })
   }
   process.once('SIGINT', onSigint)
   try {

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { CallInput, Job, JobRequest } from '../shared/api'
+import type { CallInput, CallName, CallOutput, Job } from '../shared/api'
 import { UserError } from '../shared/api'
 import { callService, type Workspace } from './services'
 
@@ -81,7 +81,6 @@ export interface DemoHooks {
 /** Runs whatever of the demo pipeline the project in `ws` lacks. */
 export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS): Promise<DemoStage[]> {
   const demo = demoDir()
-  const { project } = ws.requireProject()
   const stages: DemoStage[] = []
   const stage = async (name: DemoStage['name'], needed: boolean, work: () => Promise<Job | undefined>): Promise<void> => {
     const t0 = performance.now()
@@ -97,8 +96,10 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
     stages.push({ name, ran: true, seconds: (performance.now() - t0) / 1000, job })
   }
   const start = async (request: CallInput<'jobs.start'>): Promise<Job> => hooks.waitFor(await callService(ws, 'jobs.start', request))
+  // What the project has, read through the API as every door reads it.
+  const call = <C extends CallName>(name: C, payload?: CallInput<C>): Promise<CallOutput<C>> => callService(ws, name, payload)
 
-  await stage('register', project.checkpoints.count() === 0, async () => {
+  await stage('register', (await call('checkpoints.list')).length === 0, async () => {
     // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
     const r = await callService(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
     if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
@@ -110,23 +111,23 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   const chosen = want >= all.length ? all : [...new Set(Array.from({ length: want }, (_, i) => Math.round((i * (all.length - 1)) / Math.max(1, want - 1))))].map((i) => all[i]!)
   const ids = chosen.map((c) => c.id)
   const { layer } = settings
-  const harvested = new Set(project.activations.list().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  const harvested = new Set((await call('activations.list')).filter((s) => s.layer === layer).map((s) => s.checkpointId))
   await stage('harvest', ids.some((id) => !harvested.has(id)), () =>
-    start({ kind: 'harvest', checkpointIds: ids, corpus: join(demo, 'corpus.jsonl'), layer, context: settings.context, maxTokens: settings.maxTokens, seed: 0 } as JobRequest)
+    start({ kind: 'harvest', checkpointIds: ids, corpus: join(demo, 'corpus.jsonl'), layer, context: settings.context, maxTokens: settings.maxTokens, seed: 0 })
   )
-  const trained = new Set(project.saes.list().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  const trained = new Set((await call('saes.list')).filter((s) => s.layer === layer).map((s) => s.checkpointId))
   await stage('train-series', ids.some((id) => !trained.has(id)), () =>
     start({
       kind: 'train-series', checkpointIds: ids, layer, preset: 'sae-track', n: settings.n, k: settings.k, tokens: settings.tokens,
       batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0
-    } as JobRequest)
+    })
   )
-  const withSets = new Set(project.features.currentSets().filter((s) => s.layer === layer).map((s) => s.checkpointId))
+  const withSets = new Set((await call('features.sets')).filter((s) => !s.superseded && s.layer === layer).map((s) => s.checkpointId))
   await stage('feature-stats', ids.some((id) => !withSets.has(id)), () =>
-    start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } } as JobRequest)
+    start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } })
   )
-  const run = project.dynamics.run(layer)
-  const steps = project.saes.list().filter((s) => s.layer === layer).map((s) => s.step).sort((a, b) => a - b)
-  await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer } as JobRequest))
+  const run = await call('dynamics.run', { layer })
+  const steps = (await call('saes.list')).filter((s) => s.layer === layer).map((s) => s.step).sort((a, b) => a - b)
+  await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer }))
   return stages
 }

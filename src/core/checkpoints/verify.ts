@@ -105,6 +105,7 @@ export const verifyCheckpointsJob: JobKindDefinition<VerifyRequest, VerifyInput,
       try {
         return sum + weightFiles(c.path).filter(existsSync).reduce((s, f) => s + statSync(f).size, 0)
       } catch {
+        // Only the progress total: verifying this checkpoint below reports what cannot be read.
         return sum
       }
     }, 0)
