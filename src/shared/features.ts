@@ -24,13 +24,18 @@ export const FeatureSetInfoSchema = z.object({
 })
 export type FeatureSetInfo = z.infer<typeof FeatureSetInfoSchema>
 
-export const FeatureSummarySchema = z.object({
+/** A feature's headline statistics, in the list and on its dashboard alike. */
+const featureStats = {
   feature: z.number().int(),
   density: z.number().nullable(),
   maxAct: z.number().nullable(),
   meanAct: z.number().nullable(),
   dead: z.boolean(),
-  langClass: z.string().nullable(),
+  langClass: z.string().nullable()
+}
+
+export const FeatureSummarySchema = z.object({
+  ...featureStats,
   topTokens: z.string(),
   /** The requesting annotator's category, if any. */
   label: z.string().nullable(),
@@ -68,12 +73,7 @@ export type FeatureExampleView = z.infer<typeof FeatureExampleViewSchema>
 
 export const FeatureDetailSchema = z.object({
   setId: z.number().int(),
-  feature: z.number().int(),
-  density: z.number().nullable(),
-  maxAct: z.number().nullable(),
-  meanAct: z.number().nullable(),
-  dead: z.boolean(),
-  langClass: z.string().nullable(),
+  ...featureStats,
   langCounts: z.record(z.string(), z.number()).nullable(),
   histogram: z.object({ lo: z.number(), hi: z.number(), counts: z.array(z.number()) }).nullable(),
   neighbours: z.array(z.object({ feature: z.number().int(), cosine: z.number() })),

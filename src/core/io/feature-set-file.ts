@@ -6,23 +6,16 @@
 // histogram (f32) and its examples blob (feature-blobs.ts).
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { z } from 'zod'
-import { UserError } from '../../shared/api'
+import { FeatureDetailSchema, UserError } from '../../shared/api'
 import { decodeExamples, encodeExamples, type FeatureRecord } from '../store/feature-blobs'
 
 const MAGIC = Buffer.from('FTFS1\n')
 
 const HeaderSchema = z.object({ tokens: z.array(z.string()), features: z.number().int().nonnegative() })
 
-const RecordSchema = z.object({
-  feature: z.number().int().nonnegative(),
-  density: z.number().nullable(),
-  maxAct: z.number().nullable(),
-  meanAct: z.number().nullable(),
-  dead: z.boolean(),
-  langClass: z.string().nullable(),
-  langCounts: z.record(z.string(), z.number()).nullable(),
-  topTokens: z.string(),
-  neighbours: z.array(z.object({ feature: z.number().int(), cosine: z.number() }))
+/** A feature's record without its histogram and examples (which follow it as bytes): its dashboard's fields. */
+const RecordSchema = FeatureDetailSchema.pick({ feature: true, density: true, maxAct: true, meanAct: true, dead: true, langClass: true, langCounts: true, neighbours: true }).extend({
+  topTokens: z.string()
 })
 
 function part(bytes: Buffer): Buffer[] {
