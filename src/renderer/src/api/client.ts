@@ -1,4 +1,5 @@
 // The one client every view uses: Electron's preload bridge when present, else a WebSocket to `serve`.
+import { z } from 'zod'
 import type {
   ApiClient,
   ApiReply,
@@ -51,6 +52,26 @@ export function bridgeClient(bridge: PreloadBridge): ApiClient {
   }
 }
 
+const SocketMessageSchema = z.union([
+  z.object({ event: z.string(), payload: z.unknown() }),
+  z.object({
+    id: z.number().int(),
+    reply: z.union([z.object({ ok: z.literal(true), result: z.unknown() }), z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) })])
+  })
+])
+
+/** A message of the server's socket: a reply to a call (by its id) or an event; null when it is neither. */
+function socketMessage(text: string): { event: string; payload: unknown } | { id: number; reply: ApiReply<unknown> } | null {
+  let raw: unknown
+  try {
+    raw = JSON.parse(text)
+  } catch {
+    return null
+  }
+  const parsed = SocketMessageSchema.safeParse(raw)
+  return parsed.success ? (parsed.data as { event: string; payload: unknown } | { id: number; reply: ApiReply<unknown> }) : null
+}
+
 /** A promise with its resolver, for "the socket is open". */
 function opening(): { promise: Promise<void>; resolve: () => void; done: boolean } {
   let resolve!: () => void
@@ -79,9 +100,10 @@ export function socketClient(url: string, onStatus: (connected: boolean) => void
       onStatus(true)
     })
     socket.addEventListener('message', (e) => {
-      const msg = JSON.parse(String(e.data)) as { id?: number; reply?: ApiReply<unknown>; event?: string; payload?: unknown }
-      if (msg.event) listeners.fire(msg.event, msg.payload)
-      else if (typeof msg.id === 'number' && msg.reply) {
+      const msg = socketMessage(String(e.data))
+      if (!msg) return console.warn('FeatureTrace: a message from the server that is neither a reply nor an event was ignored.')
+      if ('event' in msg) listeners.fire(msg.event, msg.payload)
+      else {
         pending.get(msg.id)?.resolve(msg.reply)
         pending.delete(msg.id)
       }
