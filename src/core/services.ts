@@ -12,7 +12,8 @@ import type {
 } from '../shared/api'
 import { apiCalls, isCallName, UserError } from '../shared/api'
 import { composition } from './analysis/composition'
-import { analysisQueries, type QueryName } from './analysis/dynamics'
+import { applyCarry, prepareCarry } from './analysis/carry-labels'
+import { analysisQueries, type QueryName } from './analysis/queries'
 import { discoverCheckpoints } from './checkpoints/discover'
 import { importActivationStore } from './lm/import-store'
 import { importFeatureSet } from './analysis/import-features'
@@ -172,10 +173,12 @@ export function createHandlers(ws: Workspace): Handlers {
     'labels.annotators': ({ setId }) => ws.requireProject().project.labels.annotators(setId),
     'labels.sample': ({ setId, n, seed, skipDead }) => ws.requireProject().project.features.sample(setId, n, seed, skipDead),
     'labels.history': ({ setId, feature }) => ws.requireProject().project.labels.history(setId, feature),
-    'labels.carryPreview': async ({ fromSetId, toSetId }) => (await import('./analysis/carry-labels')).carryPreview(ws.requireProject().project, fromSetId, toSetId),
-    'labels.carry': async ({ fromSetId, toSetId, minCosine }) => {
-      const { project } = ws.requireProject()
-      const result = await (await import('./analysis/carry-labels')).carryLabels(project, fromSetId, toSetId, minCosine)
+    'labels.carryPreview': query('labels.carryPreview'),
+    'labels.carry': async ({ fromSetId, toSetId, minCosine, requestId }) => {
+      const { project, analysis } = ws.requireProject()
+      // The matching in the analysis process; the copy, one transaction, here.
+      const preview = (await analysis.ask('labels.carryPreview', prepareCarry(project, fromSetId, toSetId), requestId)) as CallOutput<'labels.carryPreview'>
+      const result = applyCarry(project, preview, minCosine)
       ws.emit('features.changed', { sets: project.features.sets().length })
       return result
     },

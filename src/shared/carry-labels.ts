@@ -1,6 +1,7 @@
 // The contract of carrying labels from a superseded SAE's feature set to the SAE that replaced it.
 import { z } from 'zod'
 import { FeatureSetInfoSchema } from './features'
+import { requestId } from './schema'
 
 export const CarryPreviewSchema = z.object({
   from: FeatureSetInfoSchema,
@@ -21,10 +22,11 @@ export const CarryPreviewSchema = z.object({
 })
 export type CarryPreview = z.infer<typeof CarryPreviewSchema>
 
+/** Both match in the analysis process (the decoders are read there); a requestId lets analysis.cancel stop them. */
 export const carryLabelCalls = {
   /** Which features of a superseded SAE's set match the current SAE's, with their decoder cosines and labels. */
   'labels.carryPreview': {
-    input: z.object({ fromSetId: z.number().int().nonnegative(), toSetId: z.number().int().nonnegative().optional() }).strict(),
+    input: z.object({ fromSetId: z.number().int().nonnegative(), toSetId: z.number().int().nonnegative().optional(), requestId: requestId.optional() }).strict(),
     output: CarryPreviewSchema
   },
   /** Copies labels along the matches with cosine ≥ minCosine; never overwrites a label the target already has. */
@@ -33,7 +35,8 @@ export const carryLabelCalls = {
       .object({
         fromSetId: z.number().int().nonnegative(),
         toSetId: z.number().int().nonnegative().optional(),
-        minCosine: z.number().min(-1).max(1).default(0.7)
+        minCosine: z.number().min(-1).max(1).default(0.7),
+        requestId: requestId.optional()
       })
       .strict(),
     output: z.object({ carried: z.number().int(), keptExisting: z.number().int(), belowThreshold: z.number().int(), toSetId: z.number().int() })

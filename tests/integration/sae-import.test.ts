@@ -128,7 +128,7 @@ describe('SAE import', () => {
       const last = p.checkpoints.list().find((c) => c.step === 1000)!
       // The same tokens at every checkpoint (as a harvest with one corpus and seed gives): the Dynamics view's drift is matched.
       for (const c of p.checkpoints.list()) await importActivationStore(p, store, c.id)
-      const { dynamicsOverview } = await import('../../src/core/analysis/dynamics')
+      const { dynamicsOverview } = await import('../../src/core/analysis/queries')
       expect(await dynamicsOverview(p, 2)).toMatchObject({ steps: STEPS, n: fx.d_sae, warmStarted: false, matchMethod: drift.matchMethod })
       const stats = await computeFeatureStats({ sae: infos[2]!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
       expect(stats.features).toHaveLength(fx.d_sae)
@@ -175,7 +175,7 @@ describe('SAE import', () => {
       const live = stats.features.find((f) => !f.dead)!
       p.labels.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
       // Formation (SAE-Track's measure) over the imported series.
-      const { dynamicsFeature } = await import('../../src/core/analysis/dynamics')
+      const { dynamicsFeature } = await import('../../src/core/analysis/queries')
       const dyn = await dynamicsFeature(p, 2, live.feature)
       expect(dyn.formation!.m.sae).toHaveLength(STEPS.length)
       expect(dyn.formation!.m.sae.every(Number.isFinite)).toBe(true)

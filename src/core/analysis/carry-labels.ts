@@ -14,11 +14,6 @@ import { solveAssignment } from './assignment'
 /** The largest cosine matrix (labelled features × new latents) matched at once: 512 MiB of float32. */
 const MAX_PAIRS = 2 ** 27
 
-interface CarryPlan {
-  preview: CarryPreview
-  labels: Label[]
-}
-
 function sets(project: Project, fromSetId: number, toSetId?: number): { from: FeatureSetInfo; to: FeatureSetInfo } {
   const from = project.features.set(fromSetId)
   if (from.source !== 'sae' || from.saeId === null) {
@@ -43,10 +38,9 @@ function sets(project: Project, fromSetId: number, toSetId?: number): { from: Fe
   return { from, to }
 }
 
-async function unitDecoderRows(project: Project, saeId: number, rows: number[] | null): Promise<{ x: Float32Array; n: number; d: number }> {
-  const sae = project.saes.get(saeId)
-  if (!sae) throw new UserError(`SAE #${saeId} is not recorded in this project.`)
-  const f = await SafetensorsFile.open(join(sae.path, WEIGHTS_FILE))
+/** A decoder's rows (all, or the given ones) as unit vectors. */
+async function unitDecoderRows(saeDir: string, rows: number[] | null): Promise<{ x: Float32Array; n: number; d: number }> {
+  const f = await SafetensorsFile.open(join(saeDir, WEIGHTS_FILE))
   try {
     const [n, d] = f.info('W_dec').shape as [number, number]
     const all = await f.readFloat32('W_dec')
@@ -65,21 +59,63 @@ async function unitDecoderRows(project: Project, saeId: number, rows: number[] |
   }
 }
 
+/** What matching a carry needs, read from the project on the host: the two sets, their SAEs' folders, who labelled what. */
+export interface CarryInput {
+  from: FeatureSetInfo
+  to: FeatureSetInfo
+  fromSae: string
+  toSae: string
+  /** Each labelled feature of `from` (in feature order) with the annotators of its labels. */
+  labelled: [feature: number, annotators: string[]][]
+  /** Each feature of `to` that has labels, with their annotators. */
+  targetAnnotators: [feature: number, annotators: string[]][]
+}
+
+/** The labels of `from` that are carried: every one with a category or a note. */
+function carriedLabels(project: Project, from: FeatureSetInfo): Label[] {
+  return project.labels.labelsOfSet(from.id).filter((l) => l.category !== null || l.note !== '')
+}
+
+function annotatorsByFeature(labels: Label[]): [number, string[]][] {
+  const by = new Map<number, string[]>()
+  for (const l of labels) by.set(l.feature, [...(by.get(l.feature) ?? []), l.annotator])
+  return [...by].sort((a, b) => a[0] - b[0])
+}
+
 /**
- * The labelled features of `from` matched to latents of `to` (default: the set of the SAE that superseded from's).
- * The assignment is the optimal one-to-one matching of the labelled features to the new latents by decoder cosine
- * (Hungarian method, analysis/assignment.ts, as the dynamics matching uses), so two old features never share a target.
- * Errors: sets that are not SAE sets, no newer SAE, the new SAE without statistics, decoders of different widths.
+ * Host side: the sets (default target: the set of the SAE that superseded from's) and what is labelled.
+ * Errors: sets that are not SAE sets, no newer SAE, the new SAE without statistics.
  */
-async function plan(project: Project, fromSetId: number, toSetId?: number): Promise<CarryPlan> {
+export function prepareCarry(project: Project, fromSetId: number, toSetId?: number): CarryInput {
   const { from, to } = sets(project, fromSetId, toSetId)
-  const labels = project.labels.labelsOfSet(from.id).filter((l) => l.category !== null || l.note !== '')
-  const features = [...new Set(labels.map((l) => l.feature))].sort((a, b) => a - b)
-  const targetLabels = new Map<number, Set<string>>()
-  if (features.length === 0) return { preview: { from, to, method: 'hungarian', pairs: [] }, labels }
+  const sae = (id: number): string => {
+    const s = project.saes.get(id)
+    if (!s) throw new UserError(`SAE #${id} is not recorded in this project.`)
+    return s.path
+  }
+  return {
+    from,
+    to,
+    fromSae: sae(from.saeId!),
+    toSae: sae(to.saeId!),
+    labelled: annotatorsByFeature(carriedLabels(project, from)),
+    targetAnnotators: annotatorsByFeature(project.labels.labelsOfSet(to.id))
+  }
+}
+
+/**
+ * The labelled features of `from` matched to latents of `to`: the optimal one-to-one matching by decoder cosine
+ * (Hungarian method, analysis/assignment.ts, as the dynamics matching uses), so two old features never share a
+ * target. Reads both decoders: run where heavy work runs (the analysis process). Errors: decoders of different
+ * widths, more labelled features than new latents, a matching too large to hold.
+ */
+export async function matchCarry(input: CarryInput): Promise<CarryPreview> {
+  const { from, to } = input
+  const features = input.labelled.map(([f]) => f)
+  if (features.length === 0) return { from, to, method: 'hungarian', pairs: [] }
   await initBackend()
-  const old = await unitDecoderRows(project, from.saeId!, features)
-  const now = await unitDecoderRows(project, to.saeId!, null)
+  const old = await unitDecoderRows(input.fromSae, features)
+  const now = await unitDecoderRows(input.toSae, null)
   if (old.d !== now.d) throw new UserError(`"${from.name}" has d_in ${old.d} but "${to.name}" has ${now.d}: their features cannot be matched.`)
   const L = features.length
   if (L > now.n) throw new UserError(`"${from.name}" has ${L} labelled features but "${to.name}" only ${now.n} latents; match a subset by annotator.`)
@@ -89,41 +125,26 @@ async function plan(project: Project, fromSetId: number, toSetId?: number): Prom
   cos.dispose()
   const cost = Float32Array.from(sim, (c) => -c)
   const col = solveAssignment(cost, L, now.n)
-  for (const l of project.labels.labelsOfSet(to.id)) {
-    const s = targetLabels.get(l.feature) ?? new Set<string>()
-    s.add(l.annotator)
-    targetLabels.set(l.feature, s)
-  }
-  const pairs = features.map((f, i) => {
+  const targets = new Map(input.targetAnnotators.map(([f, a]) => [f, new Set(a)]))
+  const pairs = input.labelled.map(([f, annotators], i) => {
     const target = col[i]!
-    const mine = labels.filter((l) => l.feature === f)
     return {
       fromFeature: f,
       toFeature: target,
       cosine: sim[i * now.n + target]!,
-      labels: mine.length,
-      targetLabels: mine.filter((l) => targetLabels.get(target)?.has(l.annotator)).length
+      labels: annotators.length,
+      targetLabels: annotators.filter((a) => targets.get(target)?.has(a)).length
     }
   })
-  return { preview: { from, to, method: 'hungarian', pairs }, labels }
+  return { from, to, method: 'hungarian', pairs }
 }
 
-export async function carryPreview(project: Project, fromSetId: number, toSetId?: number): Promise<CarryPreview> {
-  return (await plan(project, fromSetId, toSetId)).preview
-}
-
-/** Copies every label whose match has cosine ≥ minCosine; labels the target already has from that annotator stay. */
-export async function carryLabels(
-  project: Project,
-  fromSetId: number,
-  toSetId: number | undefined,
-  minCosine: number
-): Promise<{ carried: number; keptExisting: number; belowThreshold: number; toSetId: number }> {
-  const { preview, labels } = await plan(project, fromSetId, toSetId)
+/** Copies every label whose match has cosine ≥ minCosine (host side, one transaction); labels the target already has from that annotator stay. */
+export function applyCarry(project: Project, preview: CarryPreview, minCosine: number): { carried: number; keptExisting: number; belowThreshold: number; toSetId: number } {
   const byFeature = new Map(preview.pairs.map((p) => [p.fromFeature, p]))
   const carries: { label: Label; toFeature: number; origin: LabelOrigin }[] = []
   let belowThreshold = 0
-  for (const label of labels) {
+  for (const label of carriedLabels(project, preview.from)) {
     const pair = byFeature.get(label.feature)
     if (!pair || pair.toFeature === null || pair.cosine === null || pair.cosine < minCosine) {
       belowThreshold++

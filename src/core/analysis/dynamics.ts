@@ -2,33 +2,14 @@
 // feature's drift curve, PCA trajectory and formation curve, and formation steps by granularity label.
 // Each query is split like a job: the host resolves the project into plain inputs (prepare, quick), the
 // analysis process computes (run: decoders, activations, tfjs), with drift kept in its bounded cache.
-import type { CallOutput, CallParsedInput, DynamicsFeature } from '../../shared/api'
+import type { DynamicsFeature } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { Project } from '../project'
 import type { BackendName } from '../tf/backend'
 import { majorityLabels } from '../store/labels'
-import type { DriftCache } from './drift-cache'
 import type { FormationCheckpoint } from './formation'
 import { layerSaes, layerSeries, stepsWithoutActivations } from './layer-series'
-
-/** What a query's run gets besides its input: the cancel signal and the analysis process's drift cache. */
-export interface QueryContext {
-  signal: AbortSignal
-  drift: DriftCache
-}
-
-/** One query of the analysis process: prepared on the host from the project, run where the heavy work may go. */
-export interface AnalysisQuery<C extends QueryName, Input> {
-  prepare(project: Project, input: CallParsedInput<C>): Input
-  run(input: Input, ctx: QueryContext): Promise<CallOutput<C>>
-}
-
-export const QUERY_NAMES = ['dynamics.overview', 'dynamics.feature', 'dynamics.formationCurves', 'dynamics.formationByLabel', 'dynamics.formation'] as const
-export type QueryName = (typeof QUERY_NAMES)[number]
-
-export function isQueryName(name: string): name is QueryName {
-  return (QUERY_NAMES as readonly string[]).includes(name)
-}
+import type { AnalysisQuery, QueryContext } from './queries'
 
 /** A layer's SAEs as drift needs them: in step order, each with what makes its cached drift stale. */
 interface SeriesSae {
@@ -92,7 +73,7 @@ export function pca2(X: Float64Array[]): [number, number][] {
   return coords
 }
 
-const overview: AnalysisQuery<'dynamics.overview', { layer: number; saes: SeriesSae[] }> = {
+export const overviewQuery: AnalysisQuery<'dynamics.overview', { layer: number; saes: SeriesSae[] }> = {
   prepare: (project, { layer }) => ({ layer, saes: seriesSaes(project, layer) }),
   async run({ layer, saes }, ctx) {
     const { r, warm, steps } = await drift(saes, ctx)
@@ -119,7 +100,7 @@ interface FeatureInput {
   sets: DynamicsFeature['sets']
 }
 
-const feature: AnalysisQuery<'dynamics.feature', FeatureInput> = {
+export const featureQuery: AnalysisQuery<'dynamics.feature', FeatureInput> = {
   prepare(project, { layer, feature, threshold }) {
     // Drift and the trajectory need the SAEs alone; formation needs every step's activations.
     let series: FormationCheckpoint[] | null = null
@@ -180,7 +161,7 @@ const seriesFeatures = (project: Project, layer: number, features: number[], thr
 })
 
 /** M_i(t) of a few features side by side (the SAE variant), for comparing when they form. */
-const formationCurves: AnalysisQuery<'dynamics.formationCurves', SeriesFeaturesInput> = {
+export const formationCurvesQuery: AnalysisQuery<'dynamics.formationCurves', SeriesFeaturesInput> = {
   prepare: (project, { layer, features, threshold }) => seriesFeatures(project, layer, features, threshold),
   async run({ layer, series, features, threshold }, ctx) {
     const r = await formation(series, features, threshold, ctx.signal)
@@ -189,7 +170,7 @@ const formationCurves: AnalysisQuery<'dynamics.formationCurves', SeriesFeaturesI
 }
 
 /** Every variant of M_i(t), with the top positions and the random baseline (the CLI's formation command). */
-const fullFormation: AnalysisQuery<'dynamics.formation', SeriesFeaturesInput> = {
+export const formationQuery: AnalysisQuery<'dynamics.formation', SeriesFeaturesInput> = {
   prepare: (project, { layer, features, threshold, backend }) => seriesFeatures(project, layer, features, threshold, backend),
   async run({ layer, series, features, threshold, backend }, ctx) {
     return { layer, ...(await formation(series, features, threshold, ctx.signal, backend)) }
@@ -210,7 +191,7 @@ interface ByLabelInput {
  * Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label.
  * The dynamics job's stored steps are used when it ran on this series with this threshold.
  */
-const formationByLabel: AnalysisQuery<'dynamics.formationByLabel', ByLabelInput> = {
+export const formationByLabelQuery: AnalysisQuery<'dynamics.formationByLabel', ByLabelInput> = {
   prepare(project, { layer, threshold = 0.5 }) {
     const { checkpoints: series } = layerSeries(project, layer)
     const finalSet = project.features
@@ -245,24 +226,3 @@ const formationByLabel: AnalysisQuery<'dynamics.formationByLabel', ByLabelInput>
     return { layer, steps: series.map((c) => c.step), labelledFeatures: features.length, stored: stored !== null, counts }
   }
 }
-
-/** Every query of the analysis process, by call name. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const analysisQueries: { [C in QueryName]: AnalysisQuery<C, any> } = {
-  'dynamics.overview': overview,
-  'dynamics.feature': feature,
-  'dynamics.formationCurves': formationCurves,
-  'dynamics.formationByLabel': formationByLabel,
-  'dynamics.formation': fullFormation
-}
-
-/** Runs a query here, in this process (tests, scripts): prepare and run back to back with a private cache. */
-export async function queryInProcess<C extends QueryName>(project: Project, name: C, input: CallParsedInput<C>, signal: AbortSignal = new AbortController().signal): Promise<CallOutput<C>> {
-  const { DriftCache } = await import('./drift-cache')
-  const q = analysisQueries[name] as AnalysisQuery<C, unknown>
-  return q.run(q.prepare(project, input), { signal, drift: new DriftCache() })
-}
-
-export const dynamicsOverview = (project: Project, layer: number): Promise<CallOutput<'dynamics.overview'>> => queryInProcess(project, 'dynamics.overview', { layer })
-export const dynamicsFeature = (project: Project, layer: number, feature: number, threshold?: number): Promise<CallOutput<'dynamics.feature'>> =>
-  queryInProcess(project, 'dynamics.feature', { layer, feature, threshold })

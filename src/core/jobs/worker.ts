@@ -2,7 +2,7 @@
 // long-lived analysis process) answers queries. Started by child_process.fork (serve, CLI) or Electron's
 // utilityProcess (desktop app). Errors go back as messages; a bug's stack goes to this process's log.
 import { UserError } from '../../shared/api'
-import { analysisQueries, isQueryName, type QueryContext } from '../analysis/dynamics'
+import { analysisQueries, isQueryName, type QueryContext } from '../analysis/queries'
 import { DriftCache } from '../analysis/drift-cache'
 import { JobCancelled } from './job'
 import { jobKind } from './kinds'
