@@ -6,7 +6,7 @@
 import { createReadStream, existsSync, lstatSync, readdirSync, readFileSync, statSync, type Stats } from 'node:fs'
 import { cpSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, posix, relative, sep } from 'node:path'
+import { join, posix, relative, sep } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { APP_FILES, DEMO_IN_CHECKOUT, runtimePaths, THREADS_DIR, unpackedPath, type RuntimePaths } from '../../src/main/paths'
