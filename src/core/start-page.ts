@@ -80,7 +80,7 @@ export function startHandlers(ws: Workspace): StartHandlers {
             'FeatureTrace never connects to the internet and does not look for updates. ' +
             (url
               ? `Newer packages are published at ${url}; install one over this one: projects are kept, and a newer FeatureTrace upgrades their database when it opens them.`
-              : 'Newer packages come from where this one came from (your group or the project’s releases); or build one from the source with `npm run dist` (README, “Installing”). Projects are kept, and a newer FeatureTrace upgrades their database when it opens them.')
+              : 'Newer packages come from where this one came from (your group or the project’s releases); or build one from the source with npm run dist (README, “Installing”). Projects are kept, and a newer FeatureTrace upgrades their database when it opens them.')
         },
         settingsFile: ws.host.settings?.file ?? null
       }
