@@ -62,7 +62,7 @@ describe('the start page in Chromium (browser mode)', () => {
     expect(await page.getByTestId('about-updates').textContent()).toContain('never connects to the internet')
     await page.screenshot({ path: join(SCREENSHOTS, 'about.png') })
     await page.keyboard.press('Escape')
-    await expect.poll(() => about.evaluate((d) => (d as HTMLDialogElement).open)).toBe(false)
+    await expect.poll(() => about.evaluate((d) => (d as unknown as { open: boolean }).open)).toBe(false)
     expect(errors).toEqual([])
   })
 
