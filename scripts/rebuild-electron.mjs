@@ -47,7 +47,15 @@ export async function ensureElectronSqlite({ platform = process.platform, arch =
     }
     // …else compile against Electron's headers (needs a C++ toolchain).
     const gyp = join(process.execPath, '../../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')
-    run(process.execPath, [gyp, 'rebuild', '--release', `--target=${electronVersion}`, `--arch=${arch}`, '--runtime=electron', '--dist-url=https://electronjs.org/headers'], { cwd: work })
+    try {
+      run(process.execPath, [gyp, 'rebuild', '--release', `--target=${electronVersion}`, `--arch=${arch}`, '--runtime=electron', '--dist-url=https://electronjs.org/headers'], { cwd: work })
+    } catch (gypErr) {
+      throw new Error(
+        `better-sqlite3 for Electron ${electronVersion} (${platform}-${arch}) could not be made: no prebuilt binary could be downloaded ` +
+          `from better-sqlite3's GitHub releases, and compiling it needs Electron's headers from electronjs.org, Python 3 and a C++ ` +
+          `toolchain (see the output above). Run this where those are reachable. (${gypErr.message})`
+      )
+    }
   }
   mkdirSync(ELECTRON_SQLITE_DIR, { recursive: true })
   copyFileSync(join(work, 'build/Release/better_sqlite3.node'), ELECTRON_SQLITE)
