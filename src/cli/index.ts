@@ -104,7 +104,14 @@ const PROJECT: Options = { project: { type: 'string' } }
 
 async function cmdServe(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, port: { type: 'string' }, host: { type: 'string' } })
-  const ws = openWorkspace(values, false)
+  // The browser mode keeps recent projects for its start page (FEATURETRACE_CONFIG_DIR, else ~/.config/featuretrace)
+  // and puts the demo project under FEATURETRACE_DOCUMENTS_DIR, else ~/Documents.
+  const { UserSettings, defaultSettingsFile, defaultDocumentsDir } = await import('../core/user-settings')
+  const ws = openWorkspace(values, false, 'browser', {
+    settings: new UserSettings(defaultSettingsFile()),
+    documentsDir: process.env.FEATURETRACE_DOCUMENTS_DIR || defaultDocumentsDir(),
+    log: (message) => console.log(`[featuretrace] ${message}`)
+  })
   const here = dirname(fileURLToPath(import.meta.url))
   const server = await startServer({
     workspace: ws,

@@ -6,7 +6,8 @@ import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { BACKENDS, type BackendName } from '../core/tf/backend'
 import { formatBytes } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
-import { callService, Workspace } from '../core/services'
+import { callService, Workspace, type WorkspaceHost } from '../core/services'
+import type { Door } from '../shared/api'
 
 export class CliError extends Error {}
 
@@ -29,8 +30,8 @@ export function intOption(value: unknown, name: string): number | undefined {
 }
 
 /** One workspace for the command's lifetime, with a project opened from --project. */
-export function openWorkspace(values: Record<string, unknown>, required = true): Workspace {
-  const ws = new Workspace('cli', nodeWorkerSpawner())
+export function openWorkspace(values: Record<string, unknown>, required = true, door: Door = 'cli', host: WorkspaceHost = {}): Workspace {
+  const ws = new Workspace(door, nodeWorkerSpawner(), host)
   const project = values.project as string | undefined
   if (project) reportMissing(ws.open(project).info())
   else if (required) throw new CliError('This command needs --project DIR.')

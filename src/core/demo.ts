@@ -78,9 +78,8 @@ export interface DemoHooks {
   log?(message: string): void
 }
 
-/** Runs whatever of the demo pipeline the project in `ws` lacks. */
-export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS): Promise<DemoStage[]> {
-  const demo = demoDir()
+/** Runs whatever of the demo pipeline the project in `ws` lacks, on the series in `demo` (resources/demo or a copy). */
+export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS, demo: string = demoDir()): Promise<DemoStage[]> {
   const { project } = ws.requireProject()
   const stages: DemoStage[] = []
   const stage = async (name: DemoStage['name'], needed: boolean, work: () => Promise<Job | undefined>): Promise<void> => {

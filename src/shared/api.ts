@@ -2,6 +2,7 @@
 // Imported by core (implementation), main/preload (Electron IPC), server (HTTP/WebSocket), cli and renderer.
 import { z } from 'zod'
 import { geometryCalls, GeometryJobRequestSchema } from './geometry'
+import { startCalls, startEvents } from './start'
 
 export const JOB_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'interrupted'] as const
 export const JobStateSchema = z.enum(JOB_STATES)
@@ -674,7 +675,12 @@ export const apiCalls = {
   /** What a job would replace, in words, and how many labels stay (they always do): the UI asks before starting it. */
   'jobs.replaces': { input: JobRequestSchema, output: z.object({ replaces: z.array(z.string()), labelsKept: z.number().int() }) },
   'jobs.cancel': { input: id, output: JobSchema },
-  ...geometryCalls
+  ...geometryCalls,
+  ...startCalls,
+  /** Opens the demo project in the user's documents, first copying the bundled series there, and starts what it lacks as jobs. */
+  'start.openDemo': { input: none, output: ProjectInfoSchema },
+  /** Creates a project in a new or empty folder (refused where one exists: open it instead). */
+  'start.create': { input: z.object({ path: pathString }).strict(), output: ProjectInfoSchema }
 } as const
 
 export type ApiCalls = typeof apiCalls
@@ -690,7 +696,8 @@ export const apiEvents = {
   'sae.metric': SaeMetricSchema,
   'saes.changed': z.object({ count: z.number().int() }),
   'labels.changed': LabelSchema,
-  'features.changed': z.object({ sets: z.number().int() })
+  'features.changed': z.object({ sets: z.number().int() }),
+  ...startEvents
 } as const
 export type ApiEvents = typeof apiEvents
 export type EventName = keyof ApiEvents

@@ -4,6 +4,8 @@ import type { JobProgress } from '../store/jobs'
 export type HostMessage =
   | { type: 'start'; jobId: number; kind: string; input: unknown }
   | { type: 'cancel'; jobId: number }
+  /** Choose the compute engine as a job would, report it, and do nothing else (engine-probe.ts). */
+  | { type: 'probe' }
 
 export type WorkerMessage =
   | { type: 'progress'; jobId: number; progress: JobProgress }
@@ -12,6 +14,8 @@ export type WorkerMessage =
   | { type: 'cancelled'; jobId: number }
   /** Something a job reports along the way (e.g. a training metric), handled by its kind's onEvent. */
   | { type: 'event'; jobId: number; payload: unknown }
+  /** The answer to a probe: the engine this worker chose and why (no job: jobId is null). */
+  | { type: 'engine'; jobId: null; engine: string; reason: string }
 
 /** A running worker process, whichever way it was started. */
 export interface WorkerHandle {

@@ -58,7 +58,19 @@ async function runJob(jobId: number, kind: string, input: unknown): Promise<void
 // A forked worker whose host died has no one to report to.
 if (!parentPort) process.on('disconnect', () => process.exit(1))
 
+/** Chooses the compute engine exactly as a job in this process would, and reports it. */
+async function probe(): Promise<void> {
+  try {
+    const { initBackend } = await import('../tf/backend')
+    const choice = await initBackend()
+    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason })
+  } catch (err) {
+    post({ type: 'engine', jobId: null, engine: '', reason: (err as Error).message })
+  }
+}
+
 listen((message) => {
-  if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
+  if (message.type === 'probe') void probe()
+  else if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
   else if (message.type === 'cancel') running.get(message.jobId)?.abort()
 })
