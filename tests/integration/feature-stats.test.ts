@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { computeFeatureStats } from '../../src/core/analysis/feature-stats'
 import { ActivationStore } from '../../src/core/io/activation-store'
 import { harvest } from '../../src/core/lm/harvest'
-import { readSae } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { tinyModels } from '../fixtures/tiny-models'
@@ -40,7 +40,7 @@ describe('feature statistics', () => {
     expect(r.rows).toBe(s.rows)
     expect(r.features).toHaveLength(96)
     // Direct computation in plain loops: unit-norm inputs, pre-activations, top-k, per-feature stats.
-    const w = (await readSae(sae)).weights
+    const w = (await Sae.load(sae)).weights
     const d = 64
     const n = 96
     const count = new Float64Array(n)

@@ -15,7 +15,7 @@ import { ActivationStoreWriter } from '../../src/core/io/activation-store'
 import { importActivationStore } from '../../src/core/lm/import-store'
 import { Project } from '../../src/core/project'
 import { importSaes, scanSaeImport } from '../../src/core/sae/import'
-import { readSae, saeEncoder } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { Rng } from '../../src/core/random'
@@ -36,7 +36,7 @@ function maxDiff(ours: Float32Array, ref: number[][], n: number): number {
 }
 
 async function activationsOf(dir: string, inputs: number[][]): Promise<Float32Array> {
-  const enc = saeEncoder(await readSae(dir))
+  const enc = await Sae.load(dir)
   try {
     return await enc.dense(Float32Array.from(inputs.flat()), inputs.length)
   } finally {
@@ -135,7 +135,7 @@ describe('SAE import', () => {
       // A JumpReLU SAE (Gemma Scope) through the same statistics: density = share of rows where pre > threshold and > 0.
       const [gemma] = await importSaes(p, { path: join(fx.dir, 'gemma-scope'), step: 0, layer: 3 })
       const jr = await computeFeatureStats({ sae: gemma!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
-      const gw = (await readSae(gemma!.path)).weights
+      const gw = (await Sae.load(gemma!.path)).weights
       const firing = new Float64Array(fx.d_sae)
       const { ActivationStore } = await import('../../src/core/io/activation-store')
       const st = await ActivationStore.open(store)

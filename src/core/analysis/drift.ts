@@ -9,7 +9,7 @@ import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import { DriftKernel, sharedBytes, sharedRows, type SharedRows } from './drift-kernel'
 import type { JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
+import { CFG_FILE, WEIGHTS_FILE } from '../sae/sae'
 import { greedyAssignment, solveAssignment } from './assignment'
 import { readFileSync } from 'node:fs'
 
