@@ -13,9 +13,14 @@ export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint S
         (layers.2, best/layers.2). --sae-only records steps without a registered checkpoint as SAE-only
         checkpoints (no weights), as an import into a project without weights does. Keys read: docs/sae-formats.md.
         --dry-run only shows.
-  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--checkpoint STEP]
+  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--creator-id USER_ID] [--owner ORG]
+          [--checkpoint STEP]
         Features, examples and labels in Neuronpedia's batch layout (features/, activations/,
-        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md).`
+        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md). Ids are
+        lower-case letters, digits, - and _ (--model defaults to the project's name made so); the
+        layer L SAE is source "L-1-SET__stepS" (Neuronpedia's blocks.L-1.hook_resid_post; "e" for 0).
+        Records are created by, and labels authored by, the Neuronpedia user --creator-id (default:
+        the bot user Neuronpedia's seed creates); labels are explanations of type "human".`
 
 export function describeItem(s: SaeImportItem): string {
   const rule =
@@ -65,16 +70,26 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
 }
 
 export async function cmdExportNeuronpedia(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { project: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, 'source-set': { type: 'string' }, checkpoint: { type: 'string' } })
+  const { values } = parse(argv, {
+    project: { type: 'string' },
+    out: { type: 'string' },
+    model: { type: 'string' },
+    'source-set': { type: 'string' },
+    'creator-id': { type: 'string' },
+    owner: { type: 'string' },
+    checkpoint: { type: 'string' }
+  })
   if (typeof values.out !== 'string') throw new UserError('export-neuronpedia needs --out DIR.')
   const ws = openWorkspace(values)
   try {
     const r = exportNeuronpedia(ws.requireProject().project, values.out, {
       modelId: values.model as string | undefined,
       sourceSet: values['source-set'] as string | undefined,
+      creatorId: values['creator-id'] as string | undefined,
+      owner: values.owner as string | undefined,
       step: intOption(values.checkpoint, 'checkpoint')
     })
-    for (const s of r.sources) console.log(`${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
+    for (const s of r.sources) console.log(`${r.modelId}/${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
     console.log(`wrote ${r.dir}`)
   } finally {
     ws.close()
