@@ -2,6 +2,7 @@
 // SAELens' own encode of raw activations gives FeatureTrace's latents, every key SAELens 5.x and 6.x need, and
 // SAEs written before that layout still loading and encoding as they did. The last block runs SAELens' own
 // loading code (SAELENS_SRC) on the folders and skips, saying why, when no SAELens source tree is given.
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -18,7 +19,7 @@ import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { compareCodes, SAELENS_SKIP_REASON, saelensEncode, saelensSources } from '../fixtures/saelens'
 import { saeFixtures, type SaeFixtures } from '../fixtures/sae-fixtures'
-import { tempDir } from '../helpers'
+import { CLI, tempDir } from '../helpers'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 const D = 32
@@ -134,6 +135,22 @@ describe('SAELens layout as written', () => {
     now.dispose()
   })
 
+  it('featuretrace export-sae writes an old-layout SAE again in this layout, encoding the same', async () => {
+    const out = join(t.dir, 'exported-old')
+    const r = spawnSync(process.execPath, [CLI, 'export-sae', join(t.dir, 'old-unit_norm'), '--out', out], { encoding: 'utf8' })
+    expect(r.status, r.stderr).toBe(0)
+    console.log(r.stdout.trim())
+    expect(JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8'))).toMatchObject({
+      normalize_activations: 'constant_norm_rescale', model_name: 'tiny', hook_name: 'blocks.1.hook_resid_post', hook_layer: 1, context_size: 64, featuretrace: { input_scaling: 'unit_norm', format_version: 2 }
+    })
+    const c = compareCodes(await ours(out, acts, CHECK_ROWS), await ours(join(t.dir, 'old-unit_norm'), acts, CHECK_ROWS), CHECK_ROWS, 128)
+    expect(c.otherSet).toBe(0)
+    expect(c.maxRelative).toBeLessThan(1e-5)
+    const again = spawnSync(process.execPath, [CLI, 'export-sae', join(t.dir, 'old-unit_norm'), '--out', out], { encoding: 'utf8' })
+    expect(again.status).toBe(2)
+    expect(again.stderr).toMatch(/exported-old exists and is not empty; choose an empty or new folder/)
+  })
+
   it('warm-starts from a saved SAE in the space it was trained in', async () => {
     const init = trained.unit_norm!
     const warm = await trainSae({ activations: file, out: join(t.dir, 'warm'), preset: 'inaba2025', backend: 'cpu', init, overrides: { n: 128, k: 8, batchSize: 256, tokens: 256, lr: 1e-12, warmupSteps: 0, evalRows: 1000 } }, never)
@@ -230,6 +247,15 @@ describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what F
       const c = compareCodes(await ours(dir, acts, CHECK_ROWS), run.latents, CHECK_ROWS, 128)
       console.log(`SAELens ${run.info.version} on the old unit-norm layout: ${c.otherSet} of ${c.rows} rows with another active set`)
       expect(c.otherSet).toBeGreaterThan(CHECK_ROWS / 2)
+    })
+
+    it(`${src}: an old-layout SAE after export-sae — SAELens' encode of raw rows equals ours`, async () => {
+      const dir = join(t.dir, 'exported-old')
+      const run = saelensEncode(src, dir, acts.subarray(0, CHECK_ROWS * D), t.dir)
+      const c = compareCodes(await ours(join(t.dir, 'old-unit_norm'), acts, CHECK_ROWS), run.latents, CHECK_ROWS, 128)
+      expect(run.info).toMatchObject({ model_name: 'tiny', hook_name: 'blocks.1.hook_resid_post' })
+      expect(c.otherSet).toBe(0)
+      expect(c.maxRelative).toBeLessThan(1e-5)
     })
 
     it.each(['gemma-scope', 'llm-jp-sae', 'saelens-jumprelu'])(`${src}: %s imported — SAELens' encode of raw rows equals ours`, async (name) => {

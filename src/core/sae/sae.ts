@@ -4,8 +4,9 @@
 // and what is saved loads in SAELens 5.x and 6.x and encodes there as it encodes here.
 import * as tf from '@tensorflow/tfjs-core'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { isAbsolute, join } from 'node:path'
 import { UserError } from '../../shared/api'
+import { modelNameOf } from '../checkpoints/model-name'
 import { UNNAMED_HOOK } from '../io/sae-formats/common'
 import { readSaeLensWeights, resolveSaeLensConfig, saelensNormalize } from '../io/sae-formats/saelens'
 import { writeSafetensors } from '../io/safetensors'
@@ -331,6 +332,28 @@ export class Sae {
     )
     if (s.sparsity) await writeSafetensors(join(dir, SPARSITY_FILE), { sparsity: { dtype: 'F32', shape: [n], data: s.sparsity } })
     writeFileSync(join(dir, CFG_FILE), JSON.stringify(cfg, null, 2))
+  }
+
+  /**
+   * What save() needs to write this loaded SAE again as its cfg.json says (for exporting an SAE written before
+   * format 2): the featuretrace record, the model's name (a path written there before becomes the model's name),
+   * the hook, context and data. Made-in-memory SAEs have none of it.
+   */
+  savedOptions(): SaveOptions {
+    const cfg = this.cfg
+    const meta = (typeof cfg.metadata === 'object' && cfg.metadata !== null ? cfg.metadata : {}) as Record<string, unknown>
+    const pick = (key: string): unknown => meta[key] ?? cfg[key] ?? null
+    const ft = Object.fromEntries(Object.entries(this.featuretrace).filter(([key]) => !['input_scaling', 'scaling_factor', 'format_version', 'written_by'].includes(key)))
+    const model = pick('model_name')
+    const hook = pick('hook_name')
+    return {
+      meta: { ...ft, layer: typeof this.featuretrace.layer === 'number' ? this.featuretrace.layer : null },
+      modelName: typeof model !== 'string' ? null : isAbsolute(model) || existsSync(model) ? modelNameOf(model) : model,
+      hookName: typeof hook === 'string' && hook !== UNNAMED_HOOK ? hook : null,
+      contextSize: typeof pick('context_size') === 'number' ? (pick('context_size') as number) : null,
+      datasetPath: typeof pick('dataset_path') === 'string' ? (pick('dataset_path') as string) : null,
+      prependBos: typeof pick('prepend_bos') === 'boolean' ? (pick('prepend_bos') as boolean) : null
+    }
   }
 
   private encodingTensors(): { p: SaeTensors; threshold: tf.Tensor1D | null } {
