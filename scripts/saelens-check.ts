@@ -1,10 +1,12 @@
-// Checks a project's SAEs against SAELens' own loader: for each current SAE, its activation store's first rows
+// Checks a project's SAEs (or one SAE folder on an activation store) against SAELens' own loader: for each
+// current SAE, its activation store's first rows
 // (raw, as harvested) encoded by FeatureTrace and by SAELens' SAE.load_from_disk + encode, for every SAELens
 // source tree in SAELENS_SRC (':'-separated). Prints, per SAE and SAELens version, the rows whose active set
 // differs, the largest relative difference of the latents active in both, and the FVU of SAELens'
 // reconstruction of the raw rows beside the held-out FVU FeatureTrace recorded. Exits 1 when any row differs or
 // a value differs by more than 1e-5 relative.
 //   SAELENS_SRC=/tmp/saelens-6.18.0:/tmp/saelens-5.11.0 npx tsx scripts/saelens-check.ts --project DIR [--rows N]
+//   SAELENS_SRC=… npx tsx scripts/saelens-check.ts --sae SAE_DIR --activations STORE_DIR [--rows N]
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -15,23 +17,25 @@ import { Sae } from '../src/core/sae/sae'
 import { initBackend } from '../src/core/tf/backend'
 import { compareCodes, SAELENS_SKIP_REASON, saelensEncode, saelensSources } from '../tests/fixtures/saelens'
 
-const { values } = parseArgs({ options: { project: { type: 'string' }, rows: { type: 'string' } } })
-if (!values.project) throw new Error('usage: saelens-check.ts --project DIR [--rows N]')
+const { values } = parseArgs({ options: { project: { type: 'string' }, sae: { type: 'string' }, activations: { type: 'string' }, rows: { type: 'string' } } })
+if (!values.project && !(values.sae && values.activations)) throw new Error('usage: saelens-check.ts --project DIR | --sae SAE_DIR --activations STORE_DIR [--rows N]')
 const sources = saelensSources()
 if (sources.length === 0) throw new Error(SAELENS_SKIP_REASON)
 const want = Number(values.rows ?? 20_000)
 await initBackend('cpu')
-const project = Project.open(resolve(values.project))
+const project = values.project ? Project.open(resolve(values.project)) : null
+const checks = project
+  ? project.saes.list().filter((s) => s.supersededBy === null).map((info) => ({ info, store: project.activations.list().find((s) => s.checkpointId === info.checkpointId && s.layer === info.layer)?.path ?? null }))
+  : [{ info: { path: resolve(values.sae!), step: '-', layer: '-', fvu: null as number | null }, store: resolve(values.activations!) }]
 const scratch = mkdtempSync(join(tmpdir(), 'saelens-check-'))
 let failed = false
 try {
-  for (const info of project.saes.list().filter((s) => s.supersededBy === null)) {
-    const store = project.activations.list().find((s) => s.checkpointId === info.checkpointId && s.layer === info.layer)
+  for (const { info, store } of checks) {
     if (!store) {
       console.log(`step ${info.step} layer ${info.layer}: no activation store, skipped`)
       continue
     }
-    const st = await ActivationStore.open(store.path)
+    const st = await ActivationStore.open(store)
     const d = st.d
     const rows = Math.min(want, st.rows)
     const x = new Float32Array(rows * d)
@@ -65,7 +69,7 @@ try {
     }
   }
 } finally {
-  project.close()
+  project?.close()
   rmSync(scratch, { recursive: true, force: true })
 }
 process.exit(failed ? 1 : 0)
