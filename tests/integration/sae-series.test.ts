@@ -58,6 +58,8 @@ describe('train-series job', () => {
     expect(saes.every((s) => s.fvu !== null && s.fvu < 1)).toBe(true)
     const second = await Sae.load(saes[1]!.path)
     expect(second.featuretrace.warm_started_from).toBe(saes[0]!.path)
+    // SAELens' names: the model from the series folder (never the checkpoint's path), the layer-2 residual hook.
+    expect(second.cfg).toMatchObject({ model_name: 'series', hook_name: 'blocks.1.hook_resid_post', hook_layer: 1, context_size: 32, metadata: { model_name: 'series', hook_name: 'blocks.1.hook_resid_post' } })
     expect(second.featuretrace.config!.lr).toBeCloseTo(1e-4, 10)
     expect(second.featuretrace.config!.warmupSteps).toBe(3)
     expect(metrics.length).toBeGreaterThan(3)
