@@ -3,7 +3,10 @@
 import type { SaeImportItem, SaeImportRequest } from '../shared/api'
 import { UserError } from '../shared/api'
 import { call, intOption, openWorkspace, parse } from './options'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { exportNeuronpedia } from '../core/analysis/neuronpedia'
+import { Sae } from '../core/sae/sae'
 
 export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint STEP] [--layer L] [--hookpoint PATH] [--sae-only] [--replace] [--dry-run]
         Import an SAE (or a folder of step folders, one SAE each) from SAELens, sparsify, Gemma Scope
@@ -13,9 +16,18 @@ export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint S
         (layers.2, best/layers.2). --sae-only records steps without a registered checkpoint as SAE-only
         checkpoints (no weights), as an import into a project without weights does. Keys read: docs/sae-formats.md.
         --dry-run only shows.
-  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--checkpoint STEP]
+  export-sae SAE_DIR --out DIR [--model-name NAME] [--hook HOOK]
+        Writes an SAE folder again in the SAELens layout FeatureTrace now writes, which SAELens 5.x
+        and 6.x load and encode as FeatureTrace does (for SAEs written before it: their input
+        scaling is folded into the weights). --model-name and --hook replace what cfg.json says.
+  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--creator-id USER_ID] [--owner ORG]
+          [--checkpoint STEP]
         Features, examples and labels in Neuronpedia's batch layout (features/, activations/,
-        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md).`
+        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md). Ids are
+        lower-case letters, digits, - and _ (--model defaults to the project's name made so); the
+        layer L SAE is source "L-1-SET__stepS" (Neuronpedia's blocks.L-1.hook_resid_post; "e" for 0).
+        Records are created by, and labels authored by, the Neuronpedia user --creator-id (default:
+        the bot user Neuronpedia's seed creates); labels are explanations of type "human".`
 
 export function describeItem(s: SaeImportItem): string {
   const rule =
@@ -64,17 +76,44 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
   }
 }
 
+export async function cmdExportSae(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { out: { type: 'string' }, 'model-name': { type: 'string' }, hook: { type: 'string' } })
+  if (positionals.length !== 1 || typeof values.out !== 'string') throw new UserError('export-sae needs one SAE_DIR and --out DIR.')
+  const out = resolve(values.out)
+  if (existsSync(out) && readdirSync(out).length > 0) throw new UserError(`${out} exists and is not empty; choose an empty or new folder.`)
+  const sae = await Sae.load(resolve(positionals[0]!))
+  const saved = sae.savedOptions()
+  mkdirSync(out, { recursive: true })
+  await sae.save(out, {
+    ...saved,
+    modelName: (values['model-name'] as string | undefined) ?? saved.modelName,
+    hookName: (values.hook as string | undefined) ?? saved.hookName
+  })
+  const cfg = JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8')) as { normalize_activations: string; metadata: { model_name: string | null; hook_name: string } }
+  console.log(`wrote ${out}: ${sae.rule.architecture}, d_in ${sae.d}, d_sae ${sae.n}, normalize_activations ${cfg.normalize_activations}, model ${cfg.metadata.model_name ?? '(unknown)'}, hook ${cfg.metadata.hook_name}`)
+}
+
 export async function cmdExportNeuronpedia(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { project: { type: 'string' }, out: { type: 'string' }, model: { type: 'string' }, 'source-set': { type: 'string' }, checkpoint: { type: 'string' } })
+  const { values } = parse(argv, {
+    project: { type: 'string' },
+    out: { type: 'string' },
+    model: { type: 'string' },
+    'source-set': { type: 'string' },
+    'creator-id': { type: 'string' },
+    owner: { type: 'string' },
+    checkpoint: { type: 'string' }
+  })
   if (typeof values.out !== 'string') throw new UserError('export-neuronpedia needs --out DIR.')
   const ws = openWorkspace(values)
   try {
     const r = exportNeuronpedia(ws.requireProject().project, values.out, {
       modelId: values.model as string | undefined,
       sourceSet: values['source-set'] as string | undefined,
+      creatorId: values['creator-id'] as string | undefined,
+      owner: values.owner as string | undefined,
       step: intOption(values.checkpoint, 'checkpoint')
     })
-    for (const s of r.sources) console.log(`${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
+    for (const s of r.sources) console.log(`${r.modelId}/${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
     console.log(`wrote ${r.dir}`)
   } finally {
     ws.close()

@@ -16,7 +16,7 @@ import { computeDrift, writeDrift } from '../core/analysis/drift'
 import { computeFormation } from '../core/analysis/formation'
 import { layerSeries } from '../core/analysis/layer-series'
 import { writeFileSync } from 'node:fs'
-import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
+import { cmdExportNeuronpedia, cmdExportSae, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
 import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 
 const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form across training checkpoints.
@@ -52,8 +52,13 @@ Commands:
   train --activations PATH --out DIR [--latents N] [--k K] [--preset inaba2025|sae-track|gao2024]
         [--init SAE_DIR] [--tokens N] [--batch B] [--lr X] [--warmup S] [--seed S] [--scaling
         none|unit_norm|layer_norm|constant] [--aux-k K] [--eval-rows N] [--backend B]
+        [--model-name NAME] [--hook HOOK]
         Train a TopK SAE on an activation store (or a safetensors file with an "activations"
-        [rows, d] tensor), in SAELens layout. --init warm-starts from an SAE. Resumable.
+        [rows, d] tensor), in SAELens layout (SAELens 5.x and 6.x load it and encode raw
+        activations as FeatureTrace does). --init warm-starts from an SAE. Resumable.
+        --model-name: SAELens' model_name (default: from the checkpoint folder the store was
+        harvested from). --hook: its hook_name (default: the store's layer as a TransformerLens
+        residual hook; for a plain file, the placeholder featuretrace.unnamed_hook).
   train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [--retrain] [train options]
         One SAE per checkpoint with activations, in step order: the first from scratch, each next
         warm-started from the previous (SAE-Track). A job; resumes where it stopped. Checkpoints that
@@ -342,7 +347,8 @@ const TRAIN_OPTIONS: Options = {
   'eval-rows': { type: 'string' },
   'log-every': { type: 'string' },
   'checkpoint-every': { type: 'string' },
-  backend: { type: 'string' }
+  backend: { type: 'string' },
+  'model-name': { type: 'string' }
 }
 
 function presetOption(value: unknown): PresetName {
@@ -379,7 +385,7 @@ function trainOverrides(values: Record<string, unknown>): TrainOverrides {
 }
 
 async function cmdTrain(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' } })
+  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' }, hook: { type: 'string' } })
   requireOptions('train', values, ['activations', 'out'])
   const backend = await initBackend(backendOption(values.backend))
   console.log(`backend: ${backend.name} (${backend.reason})`)
@@ -391,7 +397,8 @@ async function cmdTrain(args: string[]): Promise<void> {
         preset: presetOption(values.preset),
         init: values.init as string | undefined,
         backend: backend.name,
-        overrides: trainOverrides(values)
+        overrides: trainOverrides(values),
+        meta: { hookName: values.hook as string | undefined, ...(values['model-name'] !== undefined ? { modelName: values['model-name'] as string } : {}) }
       },
       ctx
     )
@@ -426,7 +433,8 @@ async function cmdTrainSeries(args: string[]): Promise<void> {
       lr: o.lr,
       seed: o.seed,
       retrain: Boolean(values.retrain),
-      backend: backendOption(values.backend)
+      backend: backendOption(values.backend),
+      modelName: values['model-name'] as string | undefined
     })
   )
   const kept = (job.result as { kept?: string } | null)?.kept
@@ -586,6 +594,7 @@ async function cmdFormation(args: string[]): Promise<void> {
 const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'import-sae': cmdImportSae,
   'export-neuronpedia': cmdExportNeuronpedia,
+  'export-sae': cmdExportSae,
   'classify-language': cmdClassifyLanguage,
   formation: cmdFormation,
   demo: cmdDemo,

@@ -26,6 +26,9 @@ export interface DemoSettings {
   checkpoints?: number
 }
 
+/** The demo model's name in what FeatureTrace writes for other tools (SAELens' model_name): its folder says none. */
+export const DEMO_MODEL_NAME = 'featuretrace-demo'
+
 export const DEMO_SETTINGS: DemoSettings = {
   layer: 2,
   context: 64,
@@ -117,7 +120,8 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   await stage('train-series', ids.some((id) => !trained.has(id)), () =>
     start({
       kind: 'train-series', checkpointIds: ids, layer, preset: 'sae-track', n: settings.n, k: settings.k, tokens: settings.tokens,
-      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0
+      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0,
+      modelName: DEMO_MODEL_NAME
     } as JobRequest)
   )
   const withSets = new Set(project.features.currentSets().filter((s) => s.layer === layer).map((s) => s.checkpointId))

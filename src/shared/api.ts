@@ -471,7 +471,9 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
      */
     retrain: z.boolean().default(false),
     seed: z.number().int().default(0),
-    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
+    backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional(),
+    /** The model's name written into each SAE's cfg.json (SAELens' model_name); default: from the checkpoint folder. */
+    modelName: z.string().trim().min(1).max(200).optional()
   }),
   GeometryJobRequestSchema
 ])

@@ -9,9 +9,11 @@ import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import { DriftKernel, sharedBytes, sharedRows, type SharedRows } from './drift-kernel'
 import type { JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
+import { CFG_FILE, WEIGHTS_FILE } from '../sae/sae'
 import { greedyAssignment, solveAssignment } from './assignment'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { readJson } from '../io/sae-formats/common'
+import { resolveSaeLensConfig } from '../io/sae-formats/saelens'
 
 /** Largest n matched exactly; beyond it the stated greedy approximation over top candidates is used. */
 export const EXACT_MATCH_MAX = 16384
@@ -40,18 +42,16 @@ interface StoredDecoder {
 }
 
 async function openDecoder(dir: string): Promise<StoredDecoder> {
-  let cfg: { d_in?: unknown; d_sae?: unknown; featuretrace?: { checkpoint_step?: unknown } }
-  try {
-    cfg = JSON.parse(readFileSync(join(dir, CFG_FILE), 'utf8')) as typeof cfg
-  } catch {
-    throw new UserError(`${dir} is not an SAE folder in SAELens layout (no readable ${CFG_FILE}).`)
-  }
+  const cfgFile = join(dir, CFG_FILE)
+  if (!existsSync(cfgFile)) throw new UserError(`${dir} is not an SAE folder in SAELens layout (no ${CFG_FILE}).`)
+  // The one SAELens reader resolves the config; only the decoder's bytes are read here, for the kernel.
+  const cfg = resolveSaeLensConfig(cfgFile, readJson(cfgFile, readFileSync(cfgFile, 'utf8')))
   const f = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
   try {
     const info = f.info('W_dec')
     const [n, d] = info.shape as [number, number]
-    if (info.shape.length !== 2 || n !== cfg.d_sae || d !== cfg.d_in) {
-      throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${String(cfg.d_sae)}, d_in ${String(cfg.d_in)}.`)
+    if (info.shape.length !== 2 || n !== cfg.n || d !== cfg.d) {
+      throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${cfg.n}, d_in ${cfg.d}.`)
     }
     if (info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F32') {
       throw new UserError(`${f.file}: W_dec is ${info.dtype}; drift reads F16, BF16 or F32 decoders.`)

@@ -5,7 +5,7 @@ import type { DynamicsFeature, DynamicsOverview, FormationByLabel, FormationCurv
 import { UserError } from '../../shared/api'
 import { SafetensorsFile } from '../io/safetensors'
 import type { Project } from '../project'
-import { WEIGHTS_FILE } from '../sae/io'
+import { WEIGHTS_FILE } from '../sae/sae'
 import { computeDrift, type DriftResult } from './drift'
 import { computeFormation } from './formation'
 import { layerSaes, layerSeries, stepsWithoutActivations } from './layer-series'
