@@ -169,9 +169,9 @@ export function createHandlers(ws: Workspace): Handlers {
       const { dynamicsFeature } = await import('./analysis/dynamics')
       return dynamicsFeature(ws.requireProject().project, layer, feature, threshold)
     },
-    'dynamics.formationByLabel': async ({ layer, threshold }) => {
+    'dynamics.formationByLabel': async ({ layer, threshold, annotator }) => {
       const { formationByLabel } = await import('./analysis/dynamics')
-      return formationByLabel(ws.requireProject().project, layer, threshold)
+      return formationByLabel(ws.requireProject().project, layer, threshold, annotator)
     },
     'dynamics.formationCurves': async ({ layer, features, threshold }) => {
       const { formationCurves } = await import('./analysis/dynamics')
