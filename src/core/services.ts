@@ -129,6 +129,7 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
+    'features.indexOf': ({ feature, ...q }) => ({ index: ws.requireProject().project.features.indexOf(q, feature) }),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
     'features.import': ({ path, name }) => {
       const { project } = ws.requireProject()

@@ -579,6 +579,11 @@ export const apiCalls = {
   'saes.import': { input: SaeImportRequestSchema, output: z.array(SaeInfoSchema) },
   'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
   'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
+  /** Where a feature stands in the list a query gives (null: the filters leave it out). */
+  'features.indexOf': {
+    input: FeatureListQuerySchema.omit({ offset: true, limit: true }).extend({ feature: z.number().int().nonnegative() }).strict(),
+    output: z.object({ index: z.number().int().nullable() })
+  },
   'features.get': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: FeatureDetailSchema
