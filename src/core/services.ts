@@ -79,12 +79,14 @@ type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOutput<C> 
 
 export function createHandlers(ws: Workspace): Handlers {
   return {
-    'app.info': () => ({
+    'app.info': async () => ({
       name: 'FeatureTrace',
       version: VERSION,
       door: ws.door,
       schemaVersion: SCHEMA_VERSION,
-      project: ws.project?.info() ?? null
+      project: ws.project?.info() ?? null,
+      // demo.ts calls services: imported when needed, not at load, so the two modules do not load each other.
+      pairLists: (await import('./demo')).bundledPairLists()
     }),
     'project.open': ({ path }) => ws.open(path).info(),
     'project.info': () => ws.project?.info() ?? null,
