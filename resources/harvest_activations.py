@@ -23,20 +23,60 @@ def save_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(js)) + js + b"".join(blobs))
 
 
+SHARD_BYTES = 256 * 2 ** 20  # as FeatureTrace's own harvest: readers hold one shard in memory as float32
+SHARD_MAX_ROWS = 65536
+F16_OVERFLOW = 65520  # float16's largest value is 65504; anything of magnitude >= 65520 rounds to inf
+
+
+def check_storable(acts, dtype, layer):
+    """Refuses values the store's dtype cannot hold: never store inf in silence."""
+    finite = np.isfinite(acts)
+    bad = int((~finite).sum())
+    over = int((np.abs(np.where(finite, acts, 0)) >= F16_OVERFLOW).sum()) if dtype == "f16" else 0
+    if bad or over:
+        big = float(np.abs(acts[finite]).max()) if finite.any() else float("nan")
+        what = []
+        if over:
+            what.append(f"{over:,} of {acts.size:,} values exceed float16's range (+-65,504; the largest |x| is {big:.4g}) and would be stored as inf")
+        if bad:
+            what.append(f"{bad:,} values are already inf or nan in the model's output")
+        raise ValueError(f"layer {layer}: {'; '.join(what)}. Nothing was stored. " +
+                         ("Run again with --dtype f32." if over else "Check the checkpoint's weights and config."))
+
+
+def shard_ends(doc, position, context, row_bytes):
+    """Shard ends in rows: each shard closes at the first context-window start once it holds SHARD_BYTES of activations."""
+    n, ends, begin = len(doc), [], 0
+    limit = max(1, min(SHARD_MAX_ROWS, SHARD_BYTES // row_bytes))
+    for r in range(1, n + 1):
+        window_start = r == n or doc[r] != doc[r - 1] or position[r] != position[r - 1] + 1 or position[r] % context == 0
+        if window_start and (r - begin >= limit or r == n):
+            ends.append(r)
+            begin = r
+    return ends
+
+
 def write_store(out, acts, doc, position, token, documents, tokens, settings):
     """acts [rows, d] float32; doc/position/token [rows] ints; written to OUT.partial, renamed when complete."""
+    f16 = settings["dtype"] == "f16"
+    check_storable(acts, settings["dtype"], settings["layer"])
     tmp = out + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    f16 = settings["dtype"] == "f16"
-    save_safetensors(os.path.join(tmp, "shard-00000.safetensors"), {
-        "activations": ("F16" if f16 else "F32", acts.astype(np.float16 if f16 else np.float32)),
-        "doc": ("I32", doc.astype(np.int32)), "position": ("I32", position.astype(np.int32)), "token": ("I32", token.astype(np.int32))})
+    shards, begin = [], 0
+    for end in shard_ends(doc, position, settings["context"], acts.shape[1] * (2 if f16 else 4)):
+        name = f"shard-{len(shards):05d}.safetensors"
+        save_safetensors(os.path.join(tmp, name), {
+            "activations": ("F16" if f16 else "F32", acts[begin:end].astype(np.float16 if f16 else np.float32)),
+            "doc": ("I32", doc[begin:end].astype(np.int32)), "position": ("I32", position[begin:end].astype(np.int32)),
+            "token": ("I32", token[begin:end].astype(np.int32))})
+        shards.append({"file": name, "rows": int(end - begin)})
+        begin = end
     with open(os.path.join(tmp, "documents.jsonl"), "w") as f:
         f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in documents)
     json.dump(tokens, open(os.path.join(tmp, "tokens.json"), "w"), ensure_ascii=False)
     manifest = dict(format="featuretrace.activations", version=1, d=int(acts.shape[1]), rows=int(acts.shape[0]),
-                    shards=[{"file": "shard-00000.safetensors", "rows": int(acts.shape[0])}], createdBy="harvest_activations.py", **settings)
+                    shards=shards, createdBy="harvest_activations.py", **settings)
     json.dump(manifest, open(os.path.join(tmp, "manifest.json"), "w"), indent=2)
     os.rename(tmp, out)
 
@@ -73,13 +113,16 @@ def main():
             total += len(ids)
     m = np.array(meta)
     used = sorted({i for i, _, _ in meta})
-    write_store(args.out, np.concatenate(rows), m[:, 0], m[:, 1], m[:, 2],
-                [{"id": i, "lang": docs[i].get("lang"), "source": f"{os.path.basename(args.corpus)}:{i + 1}"} for i in used],
-                {int(t): tok.convert_ids_to_tokens(int(t)) for t in set(m[:, 2].tolist())},
-                dict(model=os.path.abspath(args.model), modelType=model.config.model_type, checkpointStep=None, layer=args.layer,
-                     finalNorm=args.layer == model.config.num_hidden_layers, dtype=args.dtype, context=args.context,
-                     bos=bos is not None, seed=args.seed, corpus=os.path.abspath(args.corpus), maxTokens=args.max_tokens,
-                     dropShort=False, sequences=len(rows)))
+    try:
+        write_store(args.out, np.concatenate(rows), m[:, 0], m[:, 1], m[:, 2],
+                    [{"id": i, "lang": docs[i].get("lang"), "source": f"{os.path.basename(args.corpus)}:{i + 1}"} for i in used],
+                    {int(t): tok.convert_ids_to_tokens(int(t)) for t in set(m[:, 2].tolist())},
+                    dict(model=os.path.abspath(args.model), modelType=model.config.model_type, checkpointStep=None, layer=args.layer,
+                         finalNorm=args.layer == model.config.num_hidden_layers, dtype=args.dtype, context=args.context,
+                         bos=bos is not None, seed=args.seed, corpus=os.path.abspath(args.corpus), maxTokens=args.max_tokens,
+                         dropShort=False, sequences=len(rows)))
+    except ValueError as e:
+        raise SystemExit(f"harvest_activations.py: {e}")
 
 
 if __name__ == "__main__":

@@ -5,17 +5,28 @@ import { UserError } from '../shared/api'
 import { call, intOption, openWorkspace, parse } from './options'
 import { exportNeuronpedia } from '../core/analysis/neuronpedia'
 
-export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint STEP] [--layer L] [--hookpoint NAME] [--replace] [--dry-run]
+export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint STEP] [--layer L] [--hookpoint PATH] [--sae-only] [--replace] [--dry-run]
         Import an SAE (or a folder of step folders, one SAE each) from SAELens, sparsify, Gemma Scope
-        (params.npz) or llm-jp-sae, attached to the registered checkpoints by step. Shows what it found;
-        imports all or nothing. --dry-run only shows.
+        (params.npz) or llm-jp-sae, attached to the registered checkpoints by step, at the layer its hook
+        reads (SAEs of other streams than the residual stream are refused). Shows what it found, with
+        each SAE's hook; imports all or nothing. --hookpoint picks one SAE by its path below a step folder
+        (layers.2, best/layers.2). --sae-only records steps without a registered checkpoint as SAE-only
+        checkpoints (no weights), as an import into a project without weights does. Keys read: docs/sae-formats.md.
+        --dry-run only shows.
   export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--checkpoint STEP]
         Features, examples and labels in Neuronpedia's batch layout (features/, activations/,
         explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md).`
 
 export function describeItem(s: SaeImportItem): string {
-  const rule = s.architecture === 'topk' ? `TopK k=${s.k}` : `JumpReLU threshold ${s.threshold!.min.toPrecision(3)}…${s.threshold!.max.toPrecision(3)} (median ${s.threshold!.median.toPrecision(3)})`
-  return `${s.format.padEnd(11)} step ${String(s.step ?? '?').padEnd(8)} layer ${String(s.layer ?? '?').padEnd(4)} d_in ${s.dIn} d_sae ${s.dSae} ${rule}, ${s.dtype}, input ${s.inputScaling}${s.applyBDecToInput ? '' : ', no b_dec on input'}  ${s.path}`
+  const rule =
+    s.architecture === 'topk'
+      ? `TopK k=${s.k}`
+      : s.architecture === 'standard'
+        ? 'ReLU (standard)'
+        : `JumpReLU threshold ${s.threshold!.min.toPrecision(3)}…${s.threshold!.max.toPrecision(3)} (median ${s.threshold!.median.toPrecision(3)})`
+  const step = `${s.step ?? '?'}${s.newCheckpoint ? ' (new, SAE only)' : ''}`
+  const hook = s.hook ? `, hook ${s.hook}${s.stream === 'residual' ? '' : ` (${s.stream})`}` : ''
+  return `${s.format.padEnd(11)} step ${step.padEnd(8)} layer ${String(s.layer ?? '?').padEnd(4)} d_in ${s.dIn} d_sae ${s.dSae} ${rule}, ${s.dtype}, input ${s.inputScaling}${s.applyBDecToInput ? '' : ', no b_dec on input'}${hook}  ${s.path}`
 }
 
 export async function cmdImportSae(argv: string[]): Promise<void> {
@@ -25,6 +36,7 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
     layer: { type: 'string' },
     hookpoint: { type: 'string' },
     replace: { type: 'boolean' },
+    'sae-only': { type: 'boolean' },
     'dry-run': { type: 'boolean' }
   })
   if (positionals.length !== 1) throw new UserError('import-sae needs one PATH (an SAE folder or file, or a folder of step folders).')
@@ -35,7 +47,8 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
       step: intOption(values.checkpoint, 'checkpoint'),
       layer: intOption(values.layer, 'layer'),
       hookpoint: values.hookpoint as string | undefined,
-      replace: Boolean(values.replace)
+      replace: Boolean(values.replace),
+      saeOnly: Boolean(values['sae-only'])
     }
     const scan = await call(ws, 'saes.scanImport', req)
     for (const s of scan.found) console.log(`found  ${describeItem(s)}`)
@@ -45,7 +58,7 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
       return
     }
     const saes = await call(ws, 'saes.import', req)
-    for (const s of saes) console.log(`imported step ${s.step} layer ${s.layer}: ${s.n} latents → ${s.path}`)
+    for (const s of saes) console.log(`imported step ${s.step} layer ${s.layer}${s.hook ? ` (hook ${s.hook})` : ''}: ${s.n} latents → ${s.path}`)
   } finally {
     ws.close()
   }

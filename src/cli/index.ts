@@ -180,7 +180,7 @@ async function cmdCheckpoints(args: string[]): Promise<void> {
       console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified', 'activations'].join('\t'))
       for (const c of list) {
         const acts = c.activations.map((a) => `L${a.layer}:${a.rows}`).join(',') || '-'
-        console.log([c.id, c.step, c.name, c.modelType, c.dModel, c.layers, formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
+        console.log([c.id, c.step, c.name, c.path === null ? 'SAE only' : c.modelType, c.dModel, c.layers ?? '-', formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
       }
     }
     ws.close()
@@ -272,12 +272,14 @@ async function cmdHarvest(args: string[]): Promise<void> {
         dropShort: Boolean(values['drop-short']),
         finalNorm: Boolean(values['final-norm']),
         batchSequences: intOption(values.batch, 'batch'),
-        backend
+        backend,
+        log: (line) => console.log(line)
       },
       ctx
     )
   )
   console.log(`backend: ${currentBackend()?.name ?? result.backend} (${currentBackend()?.reason ?? ''})`)
+  for (const note of result.notes) console.log(`note: ${note}`)
   for (const s of result.stores) console.log(`layer ${s.layer}: ${s.rows} rows × d=${s.manifest.d} (${s.manifest.dtype}) → ${s.dir}`)
   if (result.tokensPerSecond !== null) console.log(`${result.tokensPerSecond.toFixed(0)} tokens/s`)
 }
@@ -305,7 +307,8 @@ async function cmdHarvestSeries(args: string[]): Promise<void> {
   )
   ws.close()
   if (job.state !== 'done') throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}`)
-  const r = job.result as { checkpoints: number; tokens: number; backend: string }
+  const r = job.result as { checkpoints: number; tokens: number; backend: string; 'special tokens'?: string }
+  if (r['special tokens']) console.log(`tokens: ${r['special tokens']}`)
   console.log(`harvested ${r.tokens.toLocaleString('en')} tokens from ${r.checkpoints} checkpoints on ${r.backend}`)
 }
 

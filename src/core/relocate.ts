@@ -24,7 +24,8 @@ function inputs(project: Project): Input[] {
     existsSync(join(at, file)) ? null : `${what}: ${at} has no ${file}.`
   const list: Input[] = []
   for (const c of project.checkpoints.list()) {
-    if (!outside(c.path)) continue
+    // An SAE-only checkpoint has no folder to miss.
+    if (c.path === null || !outside(c.path)) continue
     const what = `checkpoint step ${c.step}`
     list.push({
       kind: 'checkpoint', id: c.id, path: c.path, what,

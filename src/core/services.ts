@@ -127,6 +127,8 @@ export function createHandlers(ws: Workspace): Handlers {
       const { project } = ws.requireProject()
       const saes = await (await import('./sae/import')).importSaes(project, req)
       ws.emit('saes.changed', { count: project.saes.count() })
+      // An import can make SAE-only checkpoints.
+      ws.emit('checkpoints.changed', { count: project.checkpoints.count() })
       return saes
     },
     'features.sets': () => ws.requireProject().project.features.sets(),

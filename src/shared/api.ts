@@ -35,12 +35,14 @@ export const CheckpointSchema = z.object({
   id: z.number().int(),
   step: z.number().int().nonnegative(),
   name: z.string(),
-  path: z.string(),
+  /** The checkpoint folder; null for an SAE-only checkpoint (known by SAEs imported for its step, no weights registered). */
+  path: z.string().nullable(),
   modelType: z.string(),
-  /** Whether FeatureTrace can run this architecture itself (gpt_neox, llama, gpt2). */
+  /** Whether FeatureTrace can run this architecture itself (gpt_neox, llama, gpt2); false without weights. */
   supported: z.boolean(),
   dModel: z.number().int().positive(),
-  layers: z.number().int().positive(),
+  /** Number of blocks; null for an SAE-only checkpoint. */
+  layers: z.number().int().positive().nullable(),
   heads: z.number().int().positive().nullable(),
   vocabSize: z.number().int().positive().nullable(),
   tokensSeen: z.number().nonnegative().nullable(),
@@ -110,6 +112,8 @@ export const SaeInfoSchema = z.object({
   l0: z.number().nullable(),
   deadFraction: z.number().nullable(),
   backend: z.string().nullable(),
+  /** The hook the SAE reads in its source's naming (SAELens hook_name, sparsify hookpoint, Gemma Scope's by release); null for SAEs trained here. */
+  hook: z.string().nullable(),
   createdAt: z.string(),
   /** The SAE that replaced this one as the checkpoint's current SAE at this layer (retrained or re-imported); null while current. */
   supersededBy: z.number().int().nullable(),
@@ -303,7 +307,9 @@ export const DynamicsFeatureSchema = z.object({
   cosToPrevious: z.array(z.number()),
   /** PCA(2) of the feature's decoder rows across checkpoints. */
   trajectory: z.array(z.tuple([z.number(), z.number()])),
-  formation: z.object({ threshold: z.number(), m: variantCurves, formationStep: variantSteps }),
+  /** Null when some step of the series has no activations (an SAE-only checkpoint): formationUnavailable says which. */
+  formation: z.object({ threshold: z.number(), m: variantCurves, formationStep: variantSteps }).nullable(),
+  formationUnavailable: z.string().nullable(),
   sets: z.array(z.object({ step: z.number().int(), setId: z.number().int() }))
 })
 export type DynamicsFeature = z.infer<typeof DynamicsFeatureSchema>
@@ -362,7 +368,7 @@ export const SaeImportItemSchema = z.object({
   /** The SAE's folder or file. */
   path: z.string(),
   format: z.enum(['saelens', 'sparsify', 'gemma-scope', 'llm-jp-sae']),
-  architecture: z.enum(['topk', 'jumprelu']),
+  architecture: z.enum(['topk', 'jumprelu', 'standard']),
   dIn: z.number().int(),
   dSae: z.number().int(),
   k: z.number().int().nullable(),
@@ -371,9 +377,14 @@ export const SaeImportItemSchema = z.object({
   applyBDecToInput: z.boolean(),
   inputScaling: z.string(),
   dtype: z.string(),
+  /** The hook the SAE reads, in its source's naming. */
   hook: z.string().nullable(),
+  /** What that hook is: residual, mlp_out, attn_out, attn_heads, transcoder, … (only the residual stream is imported). */
+  stream: z.string(),
   step: z.number().int().nullable(),
   checkpointId: z.number().int().nullable(),
+  /** The step has no registered checkpoint: the import makes an SAE-only one (no weights). */
+  newCheckpoint: z.boolean(),
   layer: z.number().int().nullable(),
   notes: z.array(z.string())
 })
@@ -390,7 +401,12 @@ export const SaeImportRequestSchema = z
     /** Which hookpoint subfolder to take where a step folder holds several (sparsify). */
     hookpoint: z.string().max(200).optional(),
     /** Replace SAEs already attached at the same checkpoint and layer. */
-    replace: z.boolean().optional()
+    replace: z.boolean().optional(),
+    /**
+     * Record steps without a registered checkpoint folder as SAE-only checkpoints (no weights). Implied when the
+     * project has no checkpoint with weights.
+     */
+    saeOnly: z.boolean().optional()
   })
   .strict()
 export type SaeImportRequest = z.infer<typeof SaeImportRequestSchema>

@@ -1,5 +1,6 @@
-// The SAE import dialog: it shows what it found (architecture, d_in, d_sae, k or threshold, steps) and what
-// it could not read and why, imports nothing while anything is wrong, then imports a clean series.
+// The SAE import dialog: it shows what it found (architecture, d_in, d_sae, k or threshold, steps, the hook
+// each reads) and what it could not read and why, imports nothing while anything is wrong, then imports a
+// clean series; a step without a checkpoint folder becomes an SAE-only checkpoint the checkpoint view shows.
 import { cpSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Browser } from 'playwright-core'
@@ -24,7 +25,7 @@ describe('importing SAEs from the checkpoint view', () => {
     for (const s of [0, 100]) cpSync(join(fx.dir, 'sparsify-series', `step${s}`), join(mixed, `step${s}`), { recursive: true })
     cpSync(join(fx.dir, 'bad', 'sparsify-transposed'), join(mixed, 'step1000'), { recursive: true })
     mkdirSync(join(mixed, 'step5000'))
-    cpSync(join(fx.dir, 'gemma-scope', 'layer_3'), join(mixed, 'step5000', 'layer_3'), { recursive: true })
+    cpSync(join(fx.dir, 'gemma-scope', 'gemma-scope-2b-pt-res'), join(mixed, 'step5000', 'gemma-scope-2b-pt-res'), { recursive: true })
     browser = await launchBrowser()
     served = await serve(['--project', join(t.dir, 'project')])
   })
@@ -46,10 +47,10 @@ describe('importing SAEs from the checkpoint view', () => {
     const found = page.locator('[data-testid=import-sae-found] tbody tr')
     await expect.poll(() => found.count()).toBe(3)
     expect(await found.nth(0).textContent()).toMatch(/sparsify\s*TopK\s*16\s*64\s*k = 8.*0\s*2\s*layers\.1\s*BF16/)
-    expect(await found.nth(2).textContent()).toMatch(/Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*layer_3\s*F32/)
+    expect(await found.nth(2).textContent()).toMatch(/Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*blocks\.3\.hook_resid_post\s*F32/)
     const problems = await page.getByTestId('import-sae-problems').textContent()
     expect(problems).toMatch(/step1000.*encoder\.weight is \[16, 64\].*stored transposed/)
-    expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000/)
+    expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000; register its folder first, or import with --sae-only/)
     expect(await page.getByTestId('import-sae-import').isDisabled()).toBe(true)
     await page.getByTestId('import-sae-dialog').screenshot({ path: join(SCREENSHOTS, 'screenshot-import-sae.png') })
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-problems.png') })
@@ -61,10 +62,37 @@ describe('importing SAEs from the checkpoint view', () => {
     await page.getByTestId('import-sae-import').click()
     await expect.poll(() => page.getByTestId('import-sae-result').textContent()).toMatch(/Imported 3 SAEs at steps 0, 100, 1000 \(layer 2\)/)
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-done.png') })
+
+    // The Gemma Scope SAE of step 5000, whose weights are not on disk: allowed as an SAE-only step.
+    await page.getByTestId('import-sae-path').fill(join(t.dir, 'cluster-run', 'step5000'))
+    await page.getByTestId('import-sae-sae-only').check()
+    await page.getByTestId('import-sae-look').click()
+    await expect.poll(() => page.getByTestId('import-sae-new-checkpoint').count()).toBe(1)
+    expect(await page.locator('[data-testid=import-sae-problems]').count()).toBe(0)
+    expect(await page.getByTestId('import-sae-hook').textContent()).toBe('blocks.3.hook_resid_post')
+    await page.getByTestId('import-sae-import').click()
+    await expect.poll(() => page.getByTestId('import-sae-result').textContent()).toMatch(/Imported 1 SAE at step 5000 \(layer 4\)/)
+    await page.keyboard.press('Escape')
+    await expect.poll(() => page.locator('[data-testid=checkpoint-table] tbody tr').count()).toBe(4)
+    expect(await page.getByTestId('sae-only-5000').textContent()).toBe('SAE only')
+    await expect.poll(() => page.getByTestId('project-name').textContent()).toMatch(/4 checkpoints/)
+    await page.getByTestId('checkpoint-row-5000').click()
+    await expect.poll(() => page.getByTestId('details-sae-only').count()).toBe(1)
+    expect(await page.getByTestId('details-sae-only').textContent()).toMatch(/No weights registered.*Drift, galaxy geometry and labelling work/)
+    expect(await page.getByTestId('verify-button').isDisabled()).toBe(true)
+    expect(await page.getByTestId('details-saes').textContent()).toMatch(/layer 4.*blocks\.3\.hook_resid_post/)
+    await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-sae-only.png') })
     const call = async (name: string, payload: unknown): Promise<unknown> =>
       ((await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
-    const saes = (await call('saes.list', {})) as { step: number; preset: string; warmStarted: boolean }[]
-    expect(saes.map((s) => [s.step, s.preset, s.warmStarted])).toEqual([[0, 'import:sparsify', false], [100, 'import:sparsify', false], [1000, 'import:sparsify', false]])
+    const saes = (await call('saes.list', {})) as { step: number; preset: string; warmStarted: boolean; hook: string }[]
+    expect(saes.map((s) => [s.step, s.preset, s.warmStarted, s.hook])).toEqual([
+      [0, 'import:sparsify', false, 'layers.1'],
+      [100, 'import:sparsify', false, 'layers.1'],
+      [1000, 'import:sparsify', false, 'layers.1'],
+      [5000, 'import:gemma-scope', false, 'blocks.3.hook_resid_post']
+    ])
+    const checkpoints = (await call('checkpoints.list', {})) as { step: number; path: string | null }[]
+    expect(checkpoints.map((c) => [c.step, c.path === null])).toEqual([[0, false], [100, false], [1000, false], [5000, true]])
     expect(errors).toEqual([])
     await page.close()
   })

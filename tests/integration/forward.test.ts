@@ -1,11 +1,12 @@
-// FeatureTrace's tfjs forward passes against the independent PyTorch reference, every layer, each architecture.
+// FeatureTrace's tfjs forward passes against the independent PyTorch reference, every layer, each architecture
+// and each config layout and variant (RoPE scaling types, rope_parameters, biases, activations, GPT-2 scaling keys).
 import * as tf from '@tensorflow/tfjs-core'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { SafetensorsFile } from '../../src/core/io/safetensors'
 import { loadModel } from '../../src/core/lm/model'
 import { initBackend, type BackendName } from '../../src/core/tf/backend'
-import { MODEL_NAMES, tinyModels } from '../fixtures/tiny-models'
+import { MODEL_NAMES, tinyModels, VARIANT_MODEL_NAMES } from '../fixtures/tiny-models'
 
 let root: string
 beforeAll(() => {
@@ -38,7 +39,7 @@ describe.each(['cpu', 'wasm'] as BackendName[])('forward pass on tfjs %s', (back
     await initBackend(backend)
   })
 
-  it.each(MODEL_NAMES)('%s matches the PyTorch reference at every layer to 1e-4 of the activation scale', async (name) => {
+  it.each([...MODEL_NAMES, ...VARIANT_MODEL_NAMES])('%s matches the PyTorch reference at every layer to 1e-4 of the activation scale', async (name) => {
     const ref = await reference(name)
     const before = tf.memory().numTensors
     const model = await loadModel(join(root, 'models', name))

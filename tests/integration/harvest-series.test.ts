@@ -81,6 +81,26 @@ describe('harvest over a project series', () => {
     expect(bad).toMatchObject({ ok: false, error: { message: expect.stringMatching(/holds d=64 activations but checkpoint step 9 has d_model=128/) } })
     const notStore = await dispatch(h, 'activations.import', { path: t.dir, checkpointId: c.id })
     expect(notStore).toMatchObject({ ok: false, error: { message: expect.stringMatching(/not a complete activation store/) } })
+
+    // A float16 store that overflowed where it was written (Inf where values exceeded ±65504) is refused (case07).
+    const { SafetensorsFile } = await import('../../src/core/io/safetensors')
+    const { writeAt } = await import('../fixtures/large-files')
+    const shard = join(ext, 'shard-00000.safetensors')
+    const f = await SafetensorsFile.open(shard)
+    const at = f.info('activations').begin
+    await f.close()
+    const inf = new Uint16Array([0x7c00, 0xfc00]) // +Inf, -Inf
+    writeAt(shard, at + 2 * (64 * 3 + 5), inf)
+    writeAt(shard, at + 2 * (64 * 7), inf.subarray(0, 1))
+    const overflowed = await dispatch(h, 'activations.import', { path: ext, checkpointId: c.id })
+    expect(overflowed).toMatchObject({
+      ok: false,
+      error: {
+        message: expect.stringMatching(
+          /external: 3 of [\d,]+ stored values \(in 2 rows; the first in shard-00000\.safetensors, row 3\) are Inf or NaN\. float16 holds at most ±65,504, .*Harvest layer 1 again with --dtype f32 .*Nothing was imported\./
+        )
+      }
+    })
   })
 })
 
@@ -113,5 +133,36 @@ h.write_store(sys.argv[2], acts, np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 0
     expect(Array.from(shard.token)).toEqual([7, 8, 9, 7, 3])
     expect(store.tokenText(3)).toBe('の')
     expect(store.documents()[1]).toEqual({ id: 1, lang: 'ja', source: 'c.jsonl:2' })
+  })
+
+  it('refuses values float16 cannot hold and caps shards in bytes at context-window starts', async () => {
+    t = tempDir()
+    const { execFileSync } = await import('node:child_process')
+    const { PYTHON } = await import('../fixtures/tiny-models')
+    const { REPO } = await import('../helpers')
+    const script = `
+import importlib.util, numpy as np, sys
+spec = importlib.util.spec_from_file_location("h", sys.argv[1]); h = importlib.util.module_from_spec(spec); spec.loader.exec_module(h)
+acts = np.ones((12, 8), np.float32); acts[4, 2] = 7e4; acts[9, 1] = -1e6
+doc = np.array([0] * 7 + [1] * 5); pos = np.array(list(range(7)) + list(range(5))); tok = np.arange(12)
+settings = dict(model="/m", modelType="llama", checkpointStep=None, layer=3, finalNorm=False, context=3, bos=False,
+                seed=0, corpus="/c.jsonl", maxTokens=None, dropShort=False, sequences=5)
+try:
+    h.write_store(sys.argv[2] + "/f16", acts, doc, pos, tok, [], {}, dict(settings, dtype="f16"))
+except ValueError as e:
+    print(e)
+h.SHARD_BYTES = 4 * 8 * 4  # four f32 rows of d = 8
+h.write_store(sys.argv[2] + "/f32", acts, doc, pos, tok, [], {}, dict(settings, dtype="f32"))
+`
+    const said = execFileSync(PYTHON, ['-c', script, join(REPO, 'resources/harvest_activations.py'), t.dir], { encoding: 'utf8' })
+    expect(said).toMatch(/^layer 3: 2 of 96 values exceed float16's range \(\+-65,504; the largest \|x\| is 1e\+06\) and would be stored as inf\. Nothing was stored\. Run again with --dtype f32\./)
+    const { existsSync } = await import('node:fs')
+    expect(existsSync(join(t.dir, 'f16'))).toBe(false)
+    const { ActivationStore } = await import('../../src/core/io/activation-store')
+    const store = await ActivationStore.open(join(t.dir, 'f32'))
+    // Windows of 3 start at rows 0, 3, 6 (doc 0) and 7, 10 (doc 1): shards close at the first start after 4 rows.
+    expect(store.manifest.shards.map((s) => s.rows)).toEqual([6, 4, 2])
+    expect((await store.readShard(1)).acts[2 * 8 + 1]).toBe(1)
+    expect((await store.readShard(1)).acts[3 * 8 + 1]).toBe(-1e6)
   })
 })

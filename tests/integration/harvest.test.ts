@@ -3,10 +3,12 @@ import { cpSync, existsSync, openSync, closeSync, ftruncateSync, readFileSync, w
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { ActivationStore } from '../../src/core/io/activation-store'
+import { SafetensorsFile, writeSafetensors } from '../../src/core/io/safetensors'
 import { harvest, type HarvestOptions } from '../../src/core/lm/harvest'
 import { loadModel } from '../../src/core/lm/model'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
 import { initBackend } from '../../src/core/tf/backend'
+import { rewriteWeights } from '../fixtures/edit-checkpoint'
 import { tinyModels } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
 
@@ -121,6 +123,43 @@ describe('harvest', () => {
     expect(again.tokensPerSecond).toBeNull()
   })
 
+  it('refuses values beyond float16\'s range, saying how many, where, the largest |x| and --dtype f32; leaves no store (case07)', async () => {
+    t = tempDir()
+    // The embeddings of a copy of the tiny gpt_neox scaled by 1e6: layer 0 is then far beyond ±65504 for most values.
+    const model = join(t.dir, 'big', 'step100')
+    cpSync(join(root, 'models', 'gpt_neox'), model, { recursive: true })
+    const f = await SafetensorsFile.open(join(model, 'model.safetensors'))
+    const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
+    for (const [name, info] of f.header.tensors) {
+      const data = await f.readFloat32(name)
+      if (name === 'gpt_neox.embed_in.weight') for (let i = 0; i < data.length; i++) data[i] = data[i]! * 1e6
+      tensors[name] = { dtype: 'F32', shape: info.shape, data }
+    }
+    await f.close()
+    await writeSafetensors(join(model, 'model.safetensors'), tensors)
+    const file = corpus(t.dir)
+    const out = join(t.dir, 'f16')
+    const err = await harvest({ model, corpus: file, layers: [0, 1], out: (L) => `${out}-${L}`, context: 8, checkpointStep: 100 }, never).then(
+      () => null,
+      (e: Error) => e
+    )
+    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of the [\d,]+ values there exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
+    for (const L of [0, 1]) {
+      expect(existsSync(`${out}-${L}`)).toBe(false)
+      expect(existsSync(`${out}-${L}.partial`)).toBe(false)
+    }
+    // The same rows in float32: the refused batch's count and maximum, recounted from the stored rows.
+    await harvest({ model, corpus: file, layers: [0], out: () => join(t.dir, 'f32'), context: 8, dtype: 'f32' }, never)
+    const { acts } = await (await ActivationStore.open(join(t.dir, 'f32'))).readShard(0)
+    const rows = Number(/tokens 1–(\d+)/.exec(err!.message)![1])
+    const first = acts.subarray(0, rows * 64)
+    const over = first.filter((x) => Math.abs(x) >= 65520).length
+    const maxAbs = first.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+    expect(over).toBeGreaterThan(0)
+    expect(err!.message).toContain(`${over.toLocaleString('en')} of the ${first.length.toLocaleString('en')} values there exceed`)
+    expect(err!.message).toContain(`the largest |x| is ${maxAbs.toPrecision(4)}`)
+  })
+
   it('streams shuffled batches that cover every row once', async () => {
     t = tempDir()
     await harvest({ model: join(root, 'models', 'gpt_neox'), corpus: corpus(t.dir), layers: [0], out: () => join(t.dir, 's'), dtype: 'f32', shardRows: 16, context: 8 }, never)
@@ -141,6 +180,43 @@ describe('harvest', () => {
   })
 })
 
+describe('harvest: which special tokens go around the text, as transformers decides, said in every run', () => {
+  let t: ReturnType<typeof tempDir>
+  afterEach(() => t.cleanup())
+
+  it('case11, both directions: tokenizer_config.json (LlamaTokenizerFast add_bos_token) decides over tokenizer.json', async () => {
+    t = tempDir()
+    const shipped = join(root, 'models', 'llama-gqa-tied')
+    const variant = (name: string, edit: (tokenizerJson: Record<string, unknown>) => void, add: boolean): string => {
+      const dir = join(t.dir, name)
+      cpSync(shipped, dir, { recursive: true })
+      const tj = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as Record<string, unknown>
+      edit(tj)
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj))
+      writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast', add_bos_token: add }))
+      return dir
+    }
+    const a = variant('a', (tj) => (tj.post_processor = null), true)
+    const b = variant('b', () => {}, false)
+    const file = corpus(t.dir)
+    const logged: string[] = []
+    const run = (model: string, out: string): ReturnType<typeof harvest> =>
+      harvest({ model, corpus: file, layers: [1], out: () => join(t.dir, out), context: 16, dtype: 'f32', log: (l) => logged.push(l) }, never)
+    const [ra, rb, rc] = [await run(a, 'a-store'), await run(b, 'b-store'), await run(shipped, 'control')]
+    expect(ra.specialTokens).toMatch(/^BOS <s> \(id 1\).*a\/tokenizer_config\.json names LlamaTokenizerFast.*add_bos_token true/)
+    expect(rb.specialTokens).toMatch(/^no BOS.*b\/tokenizer_config\.json names LlamaTokenizerFast.*add_bos_token false/)
+    expect(rc.specialTokens).toMatch(/^BOS <s> \(id 1\).*no .*tokenizer_config\.json, so .*model_type "llama" selects LlamaTokenizerFast/)
+    expect(logged).toEqual([ra, rb, rc].map((r) => `tokens: ${r.specialTokens}`))
+    const [sa, sb, sc] = await Promise.all(['a-store', 'b-store', 'control'].map((d) => ActivationStore.open(join(t.dir, d))))
+    expect([sa!.manifest.bos, sb!.manifest.bos, sc!.manifest.bos]).toEqual([true, false, true])
+    // Same text, same weights: a equals the control exactly; b differs only by the missing BOS.
+    const [xa, xb, xc] = await Promise.all([sa!, sb!, sc!].map((s) => s.readShard(0)))
+    expect(Array.from(xa!.acts)).toEqual(Array.from(xc!.acts))
+    expect(xb!.acts.length).toBe(xc!.acts.length)
+    expect(Array.from(xb!.acts)).not.toEqual(Array.from(xc!.acts))
+  })
+})
+
 describe('harvest refuses bad input with the file and the problem, leaving no store', () => {
   let t: ReturnType<typeof tempDir>
   afterEach(() => t.cleanup())
@@ -149,6 +225,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const out = join(t.dir, 'out')
     await expect(harvest({ model, corpus: corpusFile ?? corpus(t.dir), layers: [1], out: () => out, ...extra }, never)).rejects.toThrow(message)
     expect(existsSync(join(out, 'manifest.json'))).toBe(false)
+    expect(existsSync(`${out}.partial`)).toBe(false)
   }
 
   function copyModel(name: string): string {
@@ -163,13 +240,6 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     writeFileSync(join(dir, 'config.json'), JSON.stringify(c))
   }
 
-  function safetensorsWithHeader(file: string, header: unknown, dataBytes: number): void {
-    const json = Buffer.from(JSON.stringify(header))
-    const len = Buffer.alloc(8)
-    len.writeBigUInt64LE(BigInt(json.length))
-    writeFileSync(file, Buffer.concat([len, json, Buffer.alloc(dataBytes)]))
-  }
-
   it('missing config.json', async () => {
     t = tempDir()
     await refuses(join(t.dir, 'nothing-here'), /Missing .*nothing-here\/config\.json/)
@@ -182,6 +252,14 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
     const { rmSync } = await import('node:fs')
     rmSync(join(dir, 'model.safetensors'))
     await refuses(dir, /No model\.safetensors or model\.safetensors\.index\.json in .*gpt_neox/)
+  })
+
+  it('a shard the index names is missing (case18)', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-untied-bf16-sharded')
+    const { rmSync } = await import('node:fs')
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'))
+    await refuses(dir, /Missing weight shard .*model-00002-of-00002\.safetensors named by .*model\.safetensors\.index\.json \(an interrupted download\?\)/)
   })
 
   it('truncated safetensors', async () => {
@@ -206,8 +284,7 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
   it('wrong dtype for a weight', async () => {
     t = tempDir()
     const dir = copyModel('gpt2')
-    const shape = [JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).vocab_size as number, 64]
-    safetensorsWithHeader(join(dir, 'model.safetensors'), { 'transformer.wte.weight': { dtype: 'I32', shape, data_offsets: [0, shape[0]! * 64 * 4] } }, shape[0]! * 64 * 4)
+    await rewriteWeights(dir, (w) => (w['transformer.wte.weight']!.dtype = 'I32'))
     await refuses(dir, /model\.safetensors: tensor "transformer\.wte\.weight" has dtype I32; model weights must be F32, F16 or BF16/)
   })
 
@@ -228,6 +305,25 @@ describe('harvest refuses bad input with the file and the problem, leaving no st
   it('a layer index out of range', async () => {
     t = tempDir()
     await refuses(join(root, 'models', 'gpt_neox'), /Layer 7 is out of range for .*gpt_neox: it has 3 layers, so layers 0–3 exist/, { layers: [7] })
+  })
+
+  it('case23: added tokens beyond the embedding, used in the corpus: the ids, both files and the fix, before any compute', async () => {
+    t = tempDir()
+    const dir = copyModel('llama-gqa-tied')
+    const rows = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size
+    const tj = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8')) as { added_tokens: Record<string, unknown>[] }
+    for (const [i, content] of ['<|im_start|>', '<|im_end|>'].entries()) {
+      tj.added_tokens.push({ id: rows + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })
+    }
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tj))
+    const chat = join(t.dir, 'chat.jsonl')
+    writeFileSync(chat, JSON.stringify({ text: '<|im_start|>user\nWhat rights does everyone have?<|im_end|>' }) + '\n')
+    const message = new RegExp(
+      `llama-gqa-tied/tokenizer\\.json gives token ids ${rows} "<\\|im_start\\|>", ${rows + 1} "<\\|im_end\\|>", but the embedding "model\\.embed_tokens\\.weight" ` +
+        `in .*llama-gqa-tied/model\\.safetensors has ${rows} rows \\(ids 0–${rows - 1}\\); the first is in document 0 \\(.*chat\\.jsonl.*resize_token_embeddings`
+    )
+    await refuses(dir, message, {}, chat)
+    expect(existsSync(join(t.dir, 'out.partial'))).toBe(false)
   })
 
   it('an empty corpus line and a non-UTF-8 corpus line', async () => {

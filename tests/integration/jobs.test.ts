@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, openSync, closeSync, ftruncateSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, openSync, closeSync, ftruncateSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../src/shared/api'
@@ -79,6 +79,20 @@ describe('jobs in a real worker process', () => {
     expect(end.result).toEqual({ checked: 1, 'with problems': 1 })
     const report = p.checkpoints.detail(p.checkpoints.list()[0]!.id).verifyReport!
     expect(report.problems.join('\n')).toMatch(/step7\/model\.safetensors .*(truncated|claims)/)
+  })
+
+  it('reports a config key the forward pass would not honour as a problem, before any harvest', async () => {
+    t = tempDir()
+    const [folder] = await makeCheckpointSeries(join(t.dir, 'series'), { names: ['step9'], modelType: 'llama' })
+    const file = join(folder!, 'config.json')
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), rope_scaling: { rope_type: 'longrope', factor: 4 } }))
+    ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
+    const p = ws.open(join(t.dir, 'p'))
+    await dispatch(createHandlers(ws), 'checkpoints.register', { folder: join(t.dir, 'series') })
+    const job = ws.requireProject().jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
+    expect((await ws.requireProject().jobs.waitFor(job.id)).result).toEqual({ checked: 1, 'with problems': 1 })
+    const report = p.checkpoints.detail(p.checkpoints.list()[0]!.id).verifyReport!
+    expect(report.problems.join('\n')).toMatch(/step9\/config\.json.*longrope/)
   })
 
   it('reports progress with rate and time left, and cancels a running job', async () => {

@@ -92,7 +92,7 @@ describe('checkpoint folders that moved', () => {
       expect(lines).toHaveLength(9)
       expect(lines[1]).toBe(`  checkpoint step 0: ${join(t.dir, 'empty', 'step0')} has no config.json.`)
       expect(lines[8]).toBe('  … and 5 more.')
-      expect((await callService(ws, 'checkpoints.list')).every((c) => c.path.startsWith(series))).toBe(true)
+      expect((await callService(ws, 'checkpoints.list')).every((c) => c.path?.startsWith(series))).toBe(true)
     } finally {
       ws.close()
     }

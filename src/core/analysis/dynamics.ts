@@ -8,7 +8,7 @@ import type { Project } from '../project'
 import { WEIGHTS_FILE } from '../sae/io'
 import { computeDrift, type DriftResult } from './drift'
 import { computeFormation } from './formation'
-import { layerSeries } from './layer-series'
+import { layerSaes, layerSeries, stepsWithoutActivations } from './layer-series'
 import { initBackend } from '../tf/backend'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
@@ -16,7 +16,7 @@ const driftCache = new Map<string, DriftResult>()
 
 async function drift(project: Project, layer: number): Promise<{ r: DriftResult; warm: boolean; steps: number[] }> {
   await initBackend()
-  const { saes } = layerSeries(project, layer)
+  const saes = layerSaes(project, layer)
   const warm = saes.slice(1).every((s) => s.warmStarted)
   const key = JSON.stringify([saes.map((s) => [s.path, s.createdAt]), warm])
   let r = driftCache.get(key)
@@ -69,18 +69,29 @@ export function pca2(X: Float64Array[]): [number, number][] {
 export async function dynamicsFeature(project: Project, layer: number, feature: number, threshold?: number): Promise<DynamicsFeature> {
   const { r, steps } = await drift(project, layer)
   if (feature >= r.n) throw new UserError(`Feature ${feature} does not exist: the SAEs have ${r.n} latents.`)
-  const { checkpoints } = layerSeries(project, layer)
   const rows: Float64Array[] = []
-  for (const c of checkpoints) {
-    const f = await SafetensorsFile.open(join(c.sae, WEIGHTS_FILE))
+  for (const sae of layerSaes(project, layer)) {
+    const f = await SafetensorsFile.open(join(sae.path, WEIGHTS_FILE))
     try {
       rows.push(Float64Array.from(await f.readFloat32Rows('W_dec', feature, 1)))
     } finally {
       await f.close()
     }
   }
-  const formation = await computeFormation(checkpoints, { features: [feature], threshold })
-  const f = formation.features[0]!
+  // Drift and the trajectory need the SAEs alone; formation needs every step's activations.
+  let formation: DynamicsFeature['formation'] = null
+  let formationUnavailable: string | null = null
+  if (stepsWithoutActivations(project, layer).length === 0) {
+    const r = await computeFormation(layerSeries(project, layer).checkpoints, { features: [feature], threshold })
+    formation = { threshold: r.threshold, m: r.features[0]!.m, formationStep: r.features[0]!.formationStep }
+  } else {
+    try {
+      layerSeries(project, layer)
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err
+      formationUnavailable = err.message
+    }
+  }
   const sets = project.features.currentSets().filter((s) => s.layer === layer && s.step !== null).map((s) => ({ step: s.step!, setId: s.id }))
   const T = steps.length
   return {
@@ -90,7 +101,8 @@ export async function dynamicsFeature(project: Project, layer: number, feature: 
     cosToFinal: Array.from({ length: T }, (_, t) => r.cosToFinal[t * r.n + feature]!),
     cosToPrevious: Array.from({ length: T }, (_, t) => r.cosToPrevious[t * r.n + feature]!),
     trajectory: pca2(rows),
-    formation: { threshold: formation.threshold, m: f.m, formationStep: f.formationStep },
+    formation,
+    formationUnavailable,
     sets
   }
 }

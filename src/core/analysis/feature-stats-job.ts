@@ -4,6 +4,7 @@
 import type { JobRequest } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
+import { isSaeOnly, saeOnlyRefusal } from '../checkpoints/sae-only'
 
 type StatsRequest = Extract<JobRequest, { kind: 'feature-stats' }>
 
@@ -27,11 +28,15 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     const saes = project.saes.list().filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
     if (saes.length === 0) throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first.`)
     const stores = project.activations.list()
+    const checkpoints = project.checkpoints.list()
     return {
       request,
       projectPath: project.path,
       items: saes.map((s) => {
         const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
+        if (!store && checkpoints.some((c) => c.id === s.checkpointId && isSaeOnly(c))) {
+          throw saeOnlyRefusal([s.step], `feature statistics need layer-${s.layer} activations, and harvesting them`, 'attach activations harvested elsewhere with `featuretrace import-activations`')
+        }
         if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations to compute statistics on.`)
         return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path }
       })

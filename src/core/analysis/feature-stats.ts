@@ -66,7 +66,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const sae = await readSae(opts.sae)
   const store = await ActivationStore.open(opts.activations)
   if (store.d !== sae.d) throw new UserError(`${opts.activations} has d=${store.d} but the SAE ${opts.sae} expects d=${sae.d}.`)
-  const { d, n, k } = sae
+  const { d, n } = sae
   const encoder = saeEncoder(sae)
   const p = encoder.p
   const paperN = opts.paperExamples ?? 50
@@ -84,8 +84,8 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const meter = new ProgressMeter(2 * limit, 'rows')
   let progressRows = 0
 
-  /** Visits the store's sequences in file order with their sparse codes. */
-  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, tokens: Int32Array, codeStart: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
+  /** Visits the store's sequences in file order with their sparse codes (k pairs per row, as wide as the block needs). */
+  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, k: number, tokens: Int32Array, codeStart: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
     let rows = 0
     let sequences = 0
     for (let s = 0; s < store.manifest.shards.length && rows < limit; s++) {
@@ -108,7 +108,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           o += sq.length
         }
         const codes = await encoder.encodeRows(block, count)
-        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, shard.token, offsets[q - b]!, shard.doc)
+        for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, codes.width, shard.token, offsets[q - b]!, shard.doc)
         rows += count
         sequences += e - b
         progressRows += count
@@ -125,7 +125,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const count = new Float64Array(n)
     const sum = new Float64Array(n)
     const max = new Float32Array(n)
-    const { rows, sequences } = await scan((seq, v, i, _tokens, codeStart) => {
+    const { rows, sequences } = await scan((seq, v, i, k, _tokens, codeStart) => {
       for (let r = codeStart; r < codeStart + seq.length; r++) {
         for (let j = 0; j < k; j++) {
           const a = v[r * k + j]!
@@ -154,7 +154,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       return tokenIndex.get(id)!
     }
     let shardDocs: Int32Array | null = null
-    await scan((seq, v, i, tokens, codeStart, docs) => {
+    await scan((seq, v, i, k, tokens, codeStart, docs) => {
       shardDocs = docs
       const traces = new Map<number, Float32Array>()
       for (let t = 0; t < seq.length; t++) {

@@ -56,11 +56,10 @@ function dispose(s: LoadedSae): void {
   s.dispose()
 }
 
-/** Sparse codes of rows: for each row its k (value, index) pairs, positive values only kept. */
+/** Sparse codes of rows: for each row its active latents (value by index). */
 async function codes(s: LoadedSae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
   const m = rows.length / d
-  const { v, i } = await s.encodeRows(rows, m)
-  const w = s.width
+  const { v, i, width: w } = await s.encodeRows(rows, m)
   return Array.from({ length: m }, (_, r) => {
     const map = new Map<number, number>()
     for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) map.set(i[r * w + j]!, v[r * w + j]!)
@@ -173,6 +172,10 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   const d = finalStore.d
   // 1. The final SAE's top positions for each feature, over the final checkpoint's activations.
   const finalSae = await loadSae(final.sae)
+  if (finalSae.d !== d) {
+    dispose(finalSae)
+    throw new UserError(`${final.activations} has d=${d} but the SAE ${final.sae} expects d=${finalSae.d}.`)
+  }
   for (const f of opts.features) if (!Number.isInteger(f) || f < 0 || f >= finalSae.n) throw new UserError(`Feature ${f} does not exist: the SAEs have ${finalSae.n} latents.`)
   const wanted = new Set(opts.features)
   const best = new Map<number, { v: number; row: number }[]>(opts.features.map((f) => [f, []]))
@@ -208,6 +211,10 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   for (const [t, c] of series.entries()) {
     const rows = await rowsAt(stores[t]!, all)
     const sae = t === series.length - 1 ? await loadSae(final.sae) : await loadSae(c.sae)
+    if (sae.d !== d) {
+      dispose(sae)
+      throw new UserError(`${c.activations} has d=${d} but the SAE ${c.sae} expects d=${sae.d}.`)
+    }
     const cs = await codes(sae, rows, d)
     dispose(sae)
     const stats = (pos: number[], into: Record<Variant, number[]>): void => {

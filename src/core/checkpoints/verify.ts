@@ -2,7 +2,7 @@
 // header against the file and hashes it, so a truncated download is caught before a long harvest.
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
-import { basename } from 'node:path'
+import { basename, join } from 'node:path'
 import type { JobRequest, VerifyReport } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import { readSafetensorsHeader } from '../io/safetensors'
@@ -10,6 +10,8 @@ import { JobCancelled, type JobContext, type JobKindDefinition } from '../jobs/j
 import { ProgressMeter } from '../jobs/progress'
 import type { Project } from '../project'
 import { readCheckpointConfig, weightFiles } from './discover'
+import { parseModelConfig, type ModelType } from '../lm/model-config'
+import { isSaeOnly, saeOnlyRefusal } from './sae-only'
 
 type VerifyRequest = Extract<JobRequest, { kind: 'verify-checkpoints' }>
 interface VerifyInput {
@@ -48,9 +50,12 @@ async function verifyOne(
   const problems: string[] = []
   const files: VerifyReport['files'] = []
   try {
-    readCheckpointConfig(c.path)
+    // An architecture FeatureTrace runs is read through its key table here too, so a refused key shows before a harvest.
+    const config = readCheckpointConfig(c.path)
+    if (config.supported) parseModelConfig(config.modelType as ModelType, config.raw, join(c.path, 'config.json'))
   } catch (err) {
-    problems.push((err as Error).message)
+    if (!(err instanceof UserError)) throw err
+    problems.push(err.message)
   }
   let weights: string[] = []
   try {
@@ -88,13 +93,16 @@ export const verifyCheckpointsJob: JobKindDefinition<VerifyRequest, VerifyInput,
   prepare(project: Project, request: VerifyRequest): VerifyInput {
     const all = project.checkpoints.list()
     const wanted = request.checkpointIds.length ? new Set(request.checkpointIds) : null
-    const chosen = wanted ? all.filter((c) => wanted.has(c.id)) : all
+    // Unasked, SAE-only checkpoints are left out: they have no files to verify.
+    const chosen = wanted ? all.filter((c) => wanted.has(c.id)) : all.filter((c) => !isSaeOnly(c))
     if (wanted && chosen.length !== wanted.size) {
       const missing = [...wanted].filter((id) => !all.some((c) => c.id === id))
       throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
     }
-    if (chosen.length === 0) throw new UserError('There are no checkpoints to verify; register some first.')
-    return { checkpoints: chosen.map((c) => ({ id: c.id, path: c.path, name: c.name })) }
+    const weightless = chosen.filter(isSaeOnly)
+    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'verifying weight files')
+    if (chosen.length === 0) throw new UserError(all.length ? 'There are no checkpoints with weights to verify: every registered checkpoint is SAE-only.' : 'There are no checkpoints to verify; register some first.')
+    return { checkpoints: chosen.map((c) => ({ id: c.id, path: c.path!, name: c.name })) }
   },
   async run(input: VerifyInput, ctx: JobContext): Promise<VerifyOutput> {
     const totalBytes = input.checkpoints.reduce((sum, c) => {

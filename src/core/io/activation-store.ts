@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { UserError } from '../../shared/api'
 import { Rng } from '../random'
-import { SafetensorsFile, toFloat16Bits, toFloat32, writeSafetensors } from './safetensors'
+import { IO_CHUNK_BYTES, SafetensorsFile, toFloat16Bits, writeSafetensors } from './safetensors'
 
 export const STORE_FORMAT = 'featuretrace.activations'
 export const STORE_VERSION = 1
@@ -48,6 +48,63 @@ const DOCUMENTS = 'documents.jsonl'
 const TOKENS = 'tokens.json'
 const shardName = (i: number): string => `shard-${String(i).padStart(5, '0')}.safetensors`
 
+/**
+ * A shard closes once its activations reach this many bytes: readers hold one shard in memory as float32,
+ * so a shard's size must not grow with d (an f32 harvest at d = 8,192 would make 2 GiB shards of 65,536 rows).
+ */
+export const SHARD_BYTES = 256 * 2 ** 20
+/** A shard closes at this many rows too (what small-d stores have always used). */
+export const SHARD_MAX_ROWS = 65536
+
+/** Largest value float16 stores finitely; anything of magnitude ≥ 65520 rounds to Inf. */
+export const F16_MAX = 65504
+const F16_OVERFLOW = 65520
+
+export interface ValueCheck {
+  values: number
+  nonFinite: number
+  /** Finite values too large for the store's dtype (f16: |x| ≥ 65520, which rounds to Inf). */
+  overflow: number
+  /** Largest finite |x| seen. */
+  maxAbs: number
+}
+
+/** Counts the values of `acts` that the dtype cannot store: non-finite ones, and for f16 those beyond its range. */
+export function checkStorable(acts: Float32Array, dtype: 'f16' | 'f32'): ValueCheck {
+  let nonFinite = 0
+  let overflow = 0
+  let maxAbs = 0
+  const limit = dtype === 'f16' ? F16_OVERFLOW : Infinity
+  for (let i = 0; i < acts.length; i++) {
+    const a = Math.abs(acts[i]!)
+    if (!Number.isFinite(a)) nonFinite++
+    else {
+      if (a > maxAbs) maxAbs = a
+      if (a >= limit) overflow++
+    }
+  }
+  return { values: acts.length, nonFinite, overflow, maxAbs }
+}
+
+const fmt = (n: number): string => n.toLocaleString('en')
+
+/** What went wrong and what to do, for values the store cannot hold. `where` names layer, checkpoint and tokens. */
+export function unstorableMessage(where: string, c: ValueCheck, dtype: 'f16' | 'f32'): string {
+  const parts: string[] = []
+  if (c.overflow) {
+    parts.push(
+      `${fmt(c.overflow)} of the ${fmt(c.values)} values there exceed float16's range (±${fmt(F16_MAX)}; the largest |x| is ${c.maxAbs.toPrecision(4)}) and would be stored as Inf`
+    )
+  }
+  if (c.nonFinite) parts.push(`${fmt(c.nonFinite)} values are already Inf or NaN in the model's output`)
+  const fix = c.overflow && !c.nonFinite
+    ? 'Harvest again with --dtype f32 (twice the disk space; float32 holds up to 3.4e38).'
+    : dtype === 'f16' && c.overflow
+      ? 'Harvest again with --dtype f32; the Inf/NaN values point at the checkpoint itself (check its weights and config).'
+      : 'The checkpoint produces Inf/NaN here: check its weights and config.json (e.g. a float16 overflow inside the model).'
+  return `${where}: ${parts.join('; ')}. Nothing was stored. ${fix}`
+}
+
 /** Settings that must agree for a partial store to be resumed rather than restarted. */
 function sameRun(a: StoreSettings, b: StoreSettings): boolean {
   const keys: (keyof StoreSettings)[] = ['model', 'layer', 'finalNorm', 'd', 'dtype', 'context', 'bos', 'seed', 'corpus', 'maxTokens', 'dropShort']
@@ -55,7 +112,8 @@ function sameRun(a: StoreSettings, b: StoreSettings): boolean {
 }
 
 export class ActivationStoreWriter {
-  private buffers: { acts: Float32Array[]; doc: number[]; position: number[]; token: number[] } = { acts: [], doc: [], position: [], token: [] }
+  /** Each buffered sequence's activations, already in the stored dtype (f16 bits or f32). */
+  private buffers: { acts: (Uint16Array | Float32Array)[]; doc: number[]; position: number[]; token: number[] } = { acts: [], doc: [], position: [], token: [] }
   private bufferedRows = 0
   private readonly tokenIds = new Set<number>()
   private readonly resumedShards: number
@@ -65,6 +123,7 @@ export class ActivationStoreWriter {
     private readonly partial: string,
     private readonly settings: StoreSettings,
     private readonly shardRows: number,
+    private readonly shardBytes: number,
     private shards: { file: string; rows: number }[],
     /** Sequences already stored (in flushed shards): the harvest resumes after them. */
     public sequencesDone: number,
@@ -77,7 +136,12 @@ export class ActivationStoreWriter {
    * Opens DIR.partial for writing, resuming it when it was left by the same run. A complete DIR is
    * refused unless it holds exactly this run (then `complete` is true and nothing needs doing).
    */
-  static begin(dir: string, settings: StoreSettings, shardRows = 65536): ActivationStoreWriter | { complete: true; manifest: StoreManifest } {
+  static begin(
+    dir: string,
+    settings: StoreSettings,
+    shardRows = SHARD_MAX_ROWS,
+    shardBytes = SHARD_BYTES
+  ): ActivationStoreWriter | { complete: true; manifest: StoreManifest } {
     if (existsSync(join(dir, MANIFEST))) {
       const existing = ActivationStore.readManifest(dir)
       if (sameRun(existing, settings)) return { complete: true, manifest: existing }
@@ -110,18 +174,27 @@ export class ActivationStoreWriter {
     } catch (err) {
       throw new UserError(`Cannot write the activation store at ${partial}: ${(err as Error).message}`)
     }
-    return new ActivationStoreWriter(dir, partial, settings, shardRows, shards, done, 0)
+    return new ActivationStoreWriter(dir, partial, settings, shardRows, shardBytes, shards, done, 0)
   }
 
   get rows(): number {
     return this.shards.reduce((s, x) => s + x.rows, 0) + this.bufferedRows
   }
 
-  /** Adds one whole sequence's rows; shards close on sequence boundaries so resume is exact. */
+  /**
+   * Adds one whole sequence's rows; shards close on sequence boundaries so resume is exact. Values the
+   * store's dtype cannot hold (non-finite, or beyond float16's range) are refused, never stored lossy.
+   */
   async appendSequence(acts: Float32Array, doc: number, positions: number[], tokens: number[]): Promise<void> {
     const n = positions.length
-    if (acts.length !== n * this.settings.d) throw new Error(`appendSequence: ${acts.length} values for ${n} rows of d=${this.settings.d}`)
-    this.buffers.acts.push(acts)
+    const { d, dtype } = this.settings
+    if (acts.length !== n * d) throw new Error(`appendSequence: ${acts.length} values for ${n} rows of d=${d}`)
+    const check = checkStorable(acts, dtype)
+    if (check.overflow || check.nonFinite) {
+      throw new UserError(unstorableMessage(`${this.dir}: layer ${this.settings.layer}, document ${doc} from token ${positions[0]}`, check, dtype))
+    }
+    // Encoded now and written as parts at flush: a shard is never held twice, nor in float32 when stored as f16.
+    this.buffers.acts.push(dtype === 'f16' ? toFloat16Bits(acts) : acts)
     for (let i = 0; i < n; i++) {
       this.buffers.doc.push(doc)
       this.buffers.position.push(positions[i]!)
@@ -130,7 +203,18 @@ export class ActivationStoreWriter {
     }
     this.bufferedRows += n
     this.sequencesBuffered++
-    if (this.bufferedRows >= this.shardRows) await this.flush()
+    const bytesPerValue = dtype === 'f16' ? 2 : 4
+    if (this.bufferedRows >= this.shardRows || this.bufferedRows * d * bytesPerValue >= this.shardBytes) await this.flush()
+  }
+
+  /** Removes DIR.partial when it holds no shard yet (nothing to resume). */
+  abandonIfEmpty(): void {
+    if (this.shards.length === 0 && this.bufferedRows === 0) this.abandon()
+  }
+
+  /** Removes DIR.partial: after a refusal, nothing half-written is left to resume. */
+  abandon(): void {
+    rmSync(this.partial, { recursive: true, force: true })
   }
 
   /** Writes buffered rows as a shard and records progress. */
@@ -138,15 +222,9 @@ export class ActivationStoreWriter {
     if (this.bufferedRows === 0) return
     const rows = this.bufferedRows
     const d = this.settings.d
-    const all = new Float32Array(rows * d)
-    let o = 0
-    for (const a of this.buffers.acts) {
-      all.set(a, o)
-      o += a.length
-    }
     const file = shardName(this.shards.length)
     await writeSafetensors(join(this.partial, file), {
-      activations: this.settings.dtype === 'f16' ? { dtype: 'F16', shape: [rows, d], data: toFloat16Bits(all) } : { dtype: 'F32', shape: [rows, d], data: all },
+      activations: { dtype: this.settings.dtype === 'f16' ? 'F16' : 'F32', shape: [rows, d], data: this.buffers.acts },
       doc: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.doc) },
       position: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.position) },
       token: { dtype: 'I32', shape: [rows], data: Int32Array.from(this.buffers.token) }
@@ -297,10 +375,42 @@ export class ActivationStore {
     const s = this.manifest.shards[shard]!
     const f = await SafetensorsFile.open(join(this.dir, s.file))
     try {
-      return toFloat32(await f.readRows('activations', start, count), f.info('activations').dtype)
+      return await f.readFloat32Rows('activations', start, count)
     } finally {
       await f.close()
     }
+  }
+
+  /**
+   * Reads every stored value once, a bounded block of rows at a time, and counts what the store's dtype
+   * could not hold: Inf/NaN (an f16 store that overflowed shows them as Inf). `first` locates the first bad row.
+   */
+  async checkValues(): Promise<ValueCheck & { rows: number; first: { file: string; row: number } | null }> {
+    const d = this.d
+    const total: ValueCheck & { rows: number; first: { file: string; row: number } | null } = { values: 0, nonFinite: 0, overflow: 0, maxAbs: 0, rows: 0, first: null }
+    const block = Math.max(1, Math.floor(IO_CHUNK_BYTES / (4 * d)))
+    for (const s of this.manifest.shards) {
+      const f = await SafetensorsFile.open(join(this.dir, s.file))
+      try {
+        for (let start = 0; start < s.rows; start += block) {
+          const acts = await f.readFloat32Rows('activations', start, Math.min(block, s.rows - start))
+          const c = checkStorable(acts, 'f32')
+          total.values += c.values
+          total.maxAbs = Math.max(total.maxAbs, c.maxAbs)
+          if (c.nonFinite === 0) continue
+          total.nonFinite += c.nonFinite
+          for (let r = 0; r < acts.length / d; r++) {
+            if (acts.subarray(r * d, (r + 1) * d).some((x) => !Number.isFinite(x))) {
+              total.rows++
+              total.first ??= { file: s.file, row: start + r }
+            }
+          }
+        }
+      } finally {
+        await f.close()
+      }
+    }
+    return total
   }
 
   /**

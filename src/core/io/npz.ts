@@ -1,11 +1,13 @@
 // NumPy .npz archives (what Gemma Scope ships its SAE parameters as): a zip of .npy files. No maintained
-// npm package reads .npy/.npz, so the zip is read with yauzl (a maintained streaming zip reader, stored and
-// deflated entries alike) and each entry's .npy header (magic, version, a Python-dict header giving dtype,
-// order and shape) is parsed here, bounded like the safetensors reader.
+// npm package reads .npy/.npz, so the zip is read with yauzl (a maintained streaming zip reader: stored and
+// deflated entries, zip64 for members over 4 GiB) and each entry's .npy header (magic, version, a Python-dict
+// header giving dtype, order and shape) is parsed here, bounded like the safetensors reader. Member data is
+// streamed and decoded chunk by chunk, never held whole.
 import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import yauzl from 'yauzl'
 import { UserError } from '../../shared/api'
+import { F16_TABLE } from './safetensors'
 
 export interface NpyHeader {
   /** The array's name in the archive (file name without .npy). */
@@ -52,8 +54,11 @@ function parseNpyHeader(file: string, name: string, buf: Buffer): { header: NpyH
 type ZipFile = yauzl.ZipFile
 const openZip = promisify(yauzl.open) as (path: string, options: yauzl.Options) => Promise<ZipFile>
 
-/** Visits each .npy entry: `visit` receives its stream and decides how much of it to read. */
-async function eachEntry(file: string, visit: (name: string, stream: Readable, entry: yauzl.Entry) => Promise<void>): Promise<void> {
+/** Opens an entry's data, or the byte range [start, end) of a stored (uncompressed) entry's data. */
+type OpenEntry = (range?: { start: number; end: number }) => Promise<Readable>
+
+/** Visits each .npy entry: `visit` opens its stream (whole or a range) and decides how much of it to read. */
+async function eachEntry(file: string, visit: (name: string, entry: yauzl.Entry, open: OpenEntry) => Promise<void>): Promise<void> {
   let zip: ZipFile
   try {
     zip = await openZip(file, { lazyEntries: true, autoClose: false })
@@ -61,7 +66,7 @@ async function eachEntry(file: string, visit: (name: string, stream: Readable, e
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`Missing file: ${file}.`)
     throw bad(file, `it is not a zip archive (${(err as Error).message})`)
   }
-  const openStream = promisify(zip.openReadStream.bind(zip)) as (e: yauzl.Entry) => Promise<Readable>
+  const openStream = promisify(zip.openReadStream.bind(zip)) as (e: yauzl.Entry, o?: yauzl.ZipFileOptions) => Promise<Readable>
   try {
     await new Promise<void>((resolve, reject) => {
       zip.on('error', (err: Error) => reject(bad(file, err.message)))
@@ -69,8 +74,8 @@ async function eachEntry(file: string, visit: (name: string, stream: Readable, e
       zip.on('entry', (entry: yauzl.Entry) => {
         if (!entry.fileName.endsWith('.npy')) return zip.readEntry()
         const name = entry.fileName.slice(0, -4)
-        openStream(entry)
-          .then((stream) => visit(name, stream, entry))
+        const open: OpenEntry = (range) => openStream(entry, range ? ({ decodeFileData: false, start: range.start, end: range.end } as unknown as yauzl.ZipFileOptions) : undefined)
+        visit(name, entry, open)
           .then(() => zip.readEntry())
           .catch(reject)
       })
@@ -81,114 +86,169 @@ async function eachEntry(file: string, visit: (name: string, stream: Readable, e
   }
 }
 
+/** Reads an entry's .npy header from the start of its stream, leaving the stream destroyed. */
+function readHeader(file: string, name: string, stream: Readable): Promise<{ header: NpyHeader; dataStart: number }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0)
+    let done = false
+    const finish = (err: Error | null, value?: { header: NpyHeader; dataStart: number }): void => {
+      if (done) return
+      done = true
+      stream.destroy()
+      if (err) reject(err)
+      else resolve(value!)
+    }
+    stream.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk])
+      try {
+        const parsed = parseNpyHeader(file, name, buf)
+        if (parsed) finish(null, parsed)
+        else if (buf.length > MAX_HEADER + 16) finish(bad(file, `${name}.npy header never ends`))
+      } catch (err) {
+        finish(err as Error)
+      }
+    })
+    stream.on('error', (err) => finish(bad(file, err.message)))
+    stream.on('end', () => finish(bad(file, `${name}.npy ends inside its header`)))
+    // A destroyed stream emits 'close' without 'end'.
+    stream.on('close', () => finish(bad(file, `${name}.npy ends inside its header`)))
+  })
+}
+
 /** The arrays' names, dtypes and shapes, reading only each entry's header. */
 export async function readNpzHeaders(file: string): Promise<Map<string, NpyHeader>> {
   const out = new Map<string, NpyHeader>()
-  await eachEntry(file, (name, stream) => {
-    return new Promise<void>((resolve, reject) => {
-      let buf = Buffer.alloc(0)
-      let done = false
-      stream.on('data', (chunk: Buffer) => {
-        if (done) return
-        buf = Buffer.concat([buf, chunk])
-        try {
-          const parsed = parseNpyHeader(file, name, buf)
-          if (parsed) {
-            done = true
-            out.set(name, parsed.header)
-            stream.destroy()
-            resolve()
-          } else if (buf.length > MAX_HEADER + 16) {
-            throw bad(file, `${name}.npy header never ends`)
-          }
-        } catch (err) {
-          done = true
-          stream.destroy()
-          reject(err as Error)
-        }
-      })
-      stream.on('error', (err) => !done && reject(bad(file, err.message)))
-      stream.on('end', () => !done && reject(bad(file, `${name}.npy ends inside its header`)))
-      // A destroyed stream emits 'close' without 'end'.
-      stream.on('close', () => done || reject(bad(file, `${name}.npy ends inside its header`)))
-    })
+  await eachEntry(file, async (name, _entry, open) => {
+    out.set(name, (await readHeader(file, name, await open())).header)
   })
   return out
 }
 
-function decode(bytes: Buffer, descr: string): Float32Array {
-  // numpy pads headers so data starts 64-byte aligned: float32 data is viewed in place.
-  if (descr === '<f4' && bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-  const aligned = new Uint8Array(bytes.byteLength)
-  aligned.set(bytes)
-  switch (descr) {
-    case '<f4':
-      return new Float32Array(aligned.buffer)
-    case '<f8':
-      return Float32Array.from(new Float64Array(aligned.buffer))
-    default: {
-      const src = new Uint16Array(aligned.buffer)
-      const out = new Float32Array(src.length)
-      for (let i = 0; i < src.length; i++) {
-        const h = src[i]!
-        const sign = h & 0x8000 ? -1 : 1
-        const exp = (h >> 10) & 0x1f
-        const frac = h & 0x3ff
-        out[i] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024)
-      }
-      return out
-    }
+/** Decodes little-endian float16/32/64 elements into `out` from index `at`; `bytes` holds whole elements. */
+function decodeInto(bytes: Buffer, descr: string, out: Float32Array, at: number): void {
+  const size = FLOAT_BYTES[descr]!
+  const n = bytes.length / size
+  // Typed-array views need aligned offsets: copy only when the chunk is not aligned.
+  const src = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes)
+  if (descr === '<f4') out.set(new Float32Array(src.buffer, src.byteOffset, n), at)
+  else if (descr === '<f8') {
+    const v = new Float64Array(src.buffer, src.byteOffset, n)
+    for (let i = 0; i < n; i++) out[at + i] = v[i]!
+  } else {
+    const v = new Uint16Array(src.buffer, src.byteOffset, n)
+    for (let i = 0; i < n; i++) out[at + i] = F16_TABLE[v[i]!]!
   }
 }
 
-/** Fortran-ordered 2-D data back to row-major. */
-function toRowMajor(a: Float32Array, shape: number[]): Float32Array {
-  if (shape.length !== 2) return a
-  const [r, c] = shape as [number, number]
-  const out = new Float32Array(a.length)
-  for (let j = 0; j < c; j++) for (let i = 0; i < r; i++) out[i * c + j] = a[j * r + i]!
+/**
+ * Streams `count` elements of an entry's data into a new float32 array, chunk by chunk: no buffer of the
+ * entry's size is ever made (a 1M-latent Gemma Scope decoder is over 4 GiB). Fortran-ordered 2-D data is
+ * placed at its row-major index as it arrives.
+ */
+function streamElements(file: string, name: string, stream: Readable, header: NpyHeader, skip: number, count: number, fortran: boolean): Promise<Float32Array> {
+  const size = FLOAT_BYTES[header.descr]!
+  const out = new Float32Array(count)
+  const [rows, cols] = header.shape as [number, number]
+  const scratch = fortran ? new Float32Array(65536) : null
+  let skipLeft = skip
+  let carry = Buffer.alloc(0)
+  let filled = 0
+  return new Promise((resolve, reject) => {
+    let done = false
+    const fail = (err: Error): void => {
+      if (done) return
+      done = true
+      stream.destroy()
+      reject(err)
+    }
+    stream.on('data', (chunk: Buffer) => {
+      if (done) return
+      if (skipLeft > 0) {
+        const dropped = Math.min(skipLeft, chunk.length)
+        skipLeft -= dropped
+        chunk = chunk.subarray(dropped)
+      }
+      const bytes = carry.length ? Buffer.concat([carry, chunk]) : chunk
+      const whole = Math.min(Math.floor(bytes.length / size), count - filled)
+      if (scratch) {
+        for (let o = 0; o < whole; o += scratch.length) {
+          const n = Math.min(scratch.length, whole - o)
+          decodeInto(bytes.subarray(o * size, (o + n) * size), header.descr, scratch, 0)
+          for (let i = 0; i < n; i++) {
+            const k = filled + o + i
+            out[(k % rows) * cols + Math.floor(k / rows)] = scratch[i]!
+          }
+        }
+      } else decodeInto(bytes.subarray(0, whole * size), header.descr, out, filled)
+      filled += whole
+      carry = Buffer.from(bytes.subarray(whole * size))
+      if (filled === count) {
+        done = true
+        stream.destroy()
+        resolve(out)
+      }
+    })
+    stream.on('error', (err) => fail(bad(file, err.message)))
+    stream.on('end', () => {
+      if (done) return
+      if (filled !== count || carry.length) return fail(bad(file, `${name}.npy has fewer data bytes than its shape (${header.shape.join(', ')}) needs`))
+      done = true
+      resolve(out)
+    })
+  })
+}
+
+function checkHeader(file: string, header: NpyHeader, entry: yauzl.Entry, dataStart: number): number {
+  const { name } = header
+  const itemBytes = FLOAT_BYTES[header.descr]
+  if (!itemBytes) throw bad(file, `${name}.npy holds dtype ${header.descr}; FeatureTrace reads little-endian float16/32/64 arrays`)
+  if (header.fortranOrder && header.shape.length > 2) throw bad(file, `${name}.npy is a Fortran-ordered ${header.shape.length}-D array; save it in C order`)
+  const count = header.shape.reduce((a, b) => a * b, 1)
+  if (entry.uncompressedSize - dataStart !== count * itemBytes) {
+    throw bad(file, `${name}.npy has ${entry.uncompressedSize - dataStart} data bytes, its shape (${header.shape.join(', ')}) needs ${count * itemBytes}`)
+  }
+  return count
+}
+
+/** Reads the named float arrays (all when `names` is omitted) as row-major float32, streamed. */
+export async function readNpz(file: string, names?: readonly string[]): Promise<Map<string, { header: NpyHeader; data: Float32Array }>> {
+  const out = new Map<string, { header: NpyHeader; data: Float32Array }>()
+  await eachEntry(file, async (name, entry, open) => {
+    if (names && !names.includes(name)) return
+    const { header, dataStart } = await readHeader(file, name, await open())
+    const count = checkHeader(file, header, entry, dataStart)
+    const fortran = header.fortranOrder && header.shape.length === 2
+    out.set(name, { header, data: await streamElements(file, name, await open(), header, dataStart, count, fortran) })
+  })
   return out
 }
 
-/** Reads the named float arrays (all when `names` is omitted) as row-major float32. */
-export async function readNpz(file: string, names?: readonly string[]): Promise<Map<string, { header: NpyHeader; data: Float32Array }>> {
-  const out = new Map<string, { header: NpyHeader; data: Float32Array }>()
-  await eachEntry(file, (name, stream, entry) => {
-    if (names && !names.includes(name)) {
-      stream.destroy()
-      return Promise.resolve()
+/**
+ * Rows [start, start + count) of one C-ordered array (its first dimension is rows), as float32. A stored
+ * (uncompressed, as numpy.savez writes) member is read at the rows' byte range only, so the last rows of
+ * a member of any size cost what they hold; a deflated member is streamed up to them.
+ */
+export async function readNpzRows(file: string, name: string, start: number, count: number): Promise<Float32Array> {
+  let result: Float32Array | null = null
+  await eachEntry(file, async (entryName, entry, open) => {
+    if (entryName !== name || result) return
+    const { header, dataStart } = await readHeader(file, name, await open())
+    checkHeader(file, header, entry, dataStart)
+    if (header.fortranOrder && header.shape.length > 1) throw bad(file, `${name}.npy is in Fortran order: its rows are not contiguous; read it whole`)
+    const rows = header.shape[0] ?? 0
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > rows) {
+      throw new Error(`rows ${start}+${count} outside ${name} [${rows}]`)
     }
-    return new Promise<void>((resolve, reject) => {
-      // One buffer of the entry's size, filled as it streams (arrays are hundreds of MB for wide SAEs).
-      const buf = Buffer.alloc(entry.uncompressedSize)
-      let size = 0
-      stream.on('data', (chunk: Buffer) => {
-        if (size + chunk.length > buf.length) {
-          stream.destroy()
-          return reject(bad(file, `${name}.npy is longer than its zip entry says`))
-        }
-        chunk.copy(buf, size)
-        size += chunk.length
-      })
-      stream.on('error', (err) => reject(bad(file, err.message)))
-      stream.on('end', () => {
-        try {
-          if (size !== buf.length) throw bad(file, `${name}.npy is shorter than its zip entry says`)
-          const parsed = parseNpyHeader(file, name, buf)
-          if (!parsed) throw bad(file, `${name}.npy ends inside its header`)
-          const { header, dataStart } = parsed
-          const itemBytes = FLOAT_BYTES[header.descr]
-          if (!itemBytes) throw bad(file, `${name}.npy holds dtype ${header.descr}; FeatureTrace reads little-endian float16/32/64 arrays`)
-          const count = header.shape.reduce((a, b) => a * b, 1)
-          if (buf.length - dataStart !== count * itemBytes) throw bad(file, `${name}.npy has ${buf.length - dataStart} data bytes, its shape (${header.shape.join(', ')}) needs ${count * itemBytes}`)
-          const data = decode(buf.subarray(dataStart), header.descr)
-          out.set(name, { header, data: header.fortranOrder ? toRowMajor(data, header.shape) : data })
-          resolve()
-        } catch (err) {
-          reject(err as Error)
-        }
-      })
-    })
+    const per = header.shape.slice(1).reduce((a, b) => a * b, 1)
+    const size = FLOAT_BYTES[header.descr]!
+    const from = dataStart + start * per * size
+    if (entry.compressionMethod === 0) {
+      const stream = await open({ start: from, end: from + count * per * size })
+      result = await streamElements(file, name, stream, header, 0, count * per, false)
+    } else {
+      result = await streamElements(file, name, await open(), header, from, count * per, false)
+    }
   })
-  return out
+  if (!result) throw new UserError(`${file} has no array "${name}".`)
+  return result
 }

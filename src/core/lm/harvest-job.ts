@@ -7,6 +7,7 @@ import type { JobContext, JobKindDefinition } from '../jobs/job'
 import type { Project } from '../project'
 import { ActivationStore } from '../io/activation-store'
 import { currentBackend } from '../tf/backend'
+import { isSaeOnly, saeOnlyRefusal } from '../checkpoints/sae-only'
 
 type HarvestRequest = Extract<JobRequest, { kind: 'harvest' }>
 
@@ -19,6 +20,8 @@ interface HarvestInput {
 interface HarvestOutput {
   backend: string
   stores: { checkpointId: number; path: string; rows: number }[]
+  /** Each checkpoint's BOS / EOS decision and its reason, one line per distinct decision. */
+  specialTokens: string[]
 }
 
 /** Where a checkpoint's activations live inside the project. */
@@ -30,10 +33,14 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
   kind: 'harvest',
   prepare(project, request) {
     const all = project.checkpoints.list()
-    const chosen = request.checkpointIds.length ? all.filter((c) => request.checkpointIds.includes(c.id)) : all
+    // Unasked, SAE-only checkpoints are left out: they have no weights to run.
+    const chosen = request.checkpointIds.length ? all.filter((c) => request.checkpointIds.includes(c.id)) : all.filter((c) => !isSaeOnly(c))
+    if (chosen.length === 0 && all.length) throw saeOnlyRefusal(all.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
     if (chosen.length === 0) throw new UserError('There are no checkpoints to harvest; register some first.')
     const missing = request.checkpointIds.filter((id) => !all.some((c) => c.id === id))
     if (missing.length) throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
+    const weightless = chosen.filter(isSaeOnly)
+    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
     const unsupported = chosen.filter((c) => !c.supported)
     if (unsupported.length) {
       throw new UserError(
@@ -41,7 +48,7 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
           'Harvest those with resources/harvest_activations.py and import the stores.'
       )
     }
-    const tooShallow = chosen.filter((c) => request.layer > c.layers)
+    const tooShallow = chosen.filter((c) => request.layer > c.layers!)
     if (tooShallow.length) {
       throw new UserError(`Layer ${request.layer} is out of range for step ${tooShallow[0]!.step}: it has ${tooShallow[0]!.layers} layers, so layers 0–${tooShallow[0]!.layers} exist.`)
     }
@@ -50,13 +57,14 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     return {
       request,
       corpus,
-      items: chosen.map((c) => ({ checkpointId: c.id, step: c.step, path: c.path, out: storeDir(project, c.step, request.layer) }))
+      items: chosen.map((c) => ({ checkpointId: c.id, step: c.step, path: c.path!, out: storeDir(project, c.step, request.layer) }))
     }
   },
   async run(input, ctx: JobContext) {
     // Loaded here, in the worker: the host process never needs TensorFlow.js.
     const { harvest } = await import('./harvest')
     const stores: HarvestOutput['stores'] = []
+    const specialTokens = new Set<string>()
     const n = input.items.length
     for (const [i, item] of input.items.entries()) {
       const r = input.request
@@ -87,9 +95,10 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
       )
       const s = result.stores[0]!
       stores.push({ checkpointId: item.checkpointId, path: s.dir, rows: s.rows })
+      specialTokens.add(result.specialTokens)
     }
     const b = currentBackend()
-    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', stores }
+    return { backend: b ? `${b.name} (${b.reason})` : 'unknown', stores, specialTokens: [...specialTokens] }
   },
   apply(project, output) {
     for (const s of output.stores) {
@@ -99,6 +108,11 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
         context: m.context, corpus: m.corpus, imported: false
       })
     }
-    return { checkpoints: output.stores.length, tokens: output.stores.reduce((a, s) => a + s.rows, 0), backend: output.backend }
+    return {
+      checkpoints: output.stores.length,
+      tokens: output.stores.reduce((a, s) => a + s.rows, 0),
+      backend: output.backend,
+      'special tokens': output.specialTokens.join(' | ')
+    }
   }
 }

@@ -2,16 +2,15 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { resolve } from 'node:path'
 import { UserError } from '../../shared/api'
-import { ActivationStoreWriter, type StoreManifest, type StoreSettings } from '../io/activation-store'
+import { ActivationStoreWriter, checkStorable, unstorableMessage, type StoreManifest, type StoreSettings } from '../io/activation-store'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { initBackend, type BackendName } from '../tf/backend'
 import { VERSION } from '../version'
-import { readCheckpointConfig } from '../checkpoints/discover'
-import { readCorpus } from './corpus'
-import { loadModel } from './model'
+import { Corpus } from './corpus'
+import { embeddingInfo, loadModel, readModelSpec } from './model'
 import { buildSequences, type TokenSequence } from './sequences'
-import { loadTokenizer } from './tokenizer'
+import { loadTokenizer, type ModelTokenizer } from './tokenizer'
 
 export interface HarvestOptions {
   model: string
@@ -32,13 +31,21 @@ export interface HarvestOptions {
   /** Sequences per forward pass. */
   batchSequences?: number
   shardRows?: number
+  /** Bytes of activations per shard (default SHARD_BYTES). */
+  shardBytes?: number
   backend?: BackendName
+  /** Lines worth saying before the work starts (which special tokens go around the text, and why). */
+  log?: (line: string) => void
 }
 
 export interface HarvestResult {
   backend: string
   stores: { layer: number; dir: string; rows: number; manifest: StoreManifest }[]
   tokensPerSecond: number | null
+  /** The BOS / EOS decision and which file and key made it. */
+  specialTokens: string
+  /** What is worth telling the user about the input that did not stop the harvest. */
+  notes: string[]
 }
 
 /** Consecutive sequences of equal length, so a batch needs no padding. */
@@ -53,9 +60,38 @@ function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generato
   }
 }
 
+/**
+ * Every token id the harvest will feed the model, checked against the rows of its embedding before any
+ * compute. Errors: UserError naming the ids, their tokens, the tokenizer file, the embedding tensor and its
+ * file, the first document that has them, and the fix.
+ */
+async function checkTokenIds(model: string, tokenizer: ModelTokenizer, seqs: TokenSequence[], docs: Pick<Corpus, 'info'>): Promise<void> {
+  const { rows, tensor, file } = await embeddingInfo(model)
+  const beyond = new Set<number>()
+  let firstDoc: number | null = null
+  for (const id of [tokenizer.bos, tokenizer.eos]) if (id !== null && id >= rows) beyond.add(id)
+  for (const s of seqs) {
+    for (const id of s.ids) {
+      if (id < rows) continue
+      beyond.add(id)
+      firstDoc ??= s.doc
+    }
+  }
+  if (beyond.size === 0) return
+  const ids = [...beyond].sort((a, b) => a - b)
+  const doc = firstDoc === null ? null : docs.info(firstDoc)
+  throw new UserError(
+    `${tokenizer.file} gives token ids ${ids.slice(0, 8).map((id) => `${id} ${JSON.stringify(tokenizer.tokenText(id))}`).join(', ')}${ids.length > 8 ? ` and ${ids.length - 8} more` : ''}, ` +
+      `but the embedding "${tensor}" in ${file} has ${rows} rows (ids 0–${rows - 1})${doc ? `; the first is in document ${doc.id}${doc.source ? ` (${doc.source})` : ''} of the corpus` : ''}. ` +
+      'The tokenizer has tokens this checkpoint was never given: use the tokenizer the checkpoint was trained with, or resize the embedding ' +
+      '(transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
+  )
+}
+
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
   const backend = await initBackend(opts.backend)
-  const config = readCheckpointConfig(opts.model)
+  // config.json is read through the key table first: a refused key stops the harvest before anything else is read.
+  const config = readModelSpec(opts.model)
   const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
   for (const L of layers) {
     if (!Number.isInteger(L) || L < 0 || L > config.layers) {
@@ -64,10 +100,17 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   }
   const context = opts.context ?? 64
   const tokenizer = loadTokenizer(opts.model)
-  const docs = readCorpus(opts.corpus, { lang: opts.corpusLang })
+  opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)
+  const corpus = Corpus.open(opts.corpus, { lang: opts.corpusLang })
   const seed = opts.seed ?? 0
-  const seqs = buildSequences(docs, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  let seqs: TokenSequence[]
+  try {
+    seqs = buildSequences(corpus, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  } finally {
+    corpus.close()
+  }
   if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
+  await checkTokenIds(opts.model, tokenizer, seqs, corpus)
 
   const settings = (layer: number): StoreSettings => ({
     model: resolve(opts.model),
@@ -88,11 +131,11 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   const stores: HarvestResult['stores'] = []
   const writers: { layer: number; w: ActivationStoreWriter }[] = []
   for (const L of layers) {
-    const begun = ActivationStoreWriter.begin(opts.out(L), settings(L), opts.shardRows)
+    const begun = ActivationStoreWriter.begin(opts.out(L), settings(L), opts.shardRows, opts.shardBytes)
     if ('complete' in begun) stores.push({ layer: L, dir: opts.out(L), rows: begun.manifest.rows, manifest: begun.manifest })
     else writers.push({ layer: L, w: begun })
   }
-  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null }
+  if (writers.length === 0) return { backend: backend.name, stores, tokensPerSecond: null, specialTokens: tokenizer.specialTokensReason, notes: corpus.notes }
 
   // Every layer's store resumes from the earliest point any of them reached.
   const from = Math.min(...writers.map((x) => x.w.sequencesDone))
@@ -102,7 +145,18 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   const started = performance.now()
   let computed = 0
   ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
-  const model = await loadModel(opts.model, Math.max(...layers))
+  let model: Awaited<ReturnType<typeof loadModel>>
+  try {
+    model = await loadModel(opts.model, Math.max(...layers))
+  } catch (err) {
+    // A checkpoint that cannot be loaded leaves no empty DIR.partial behind.
+    for (const { w } of writers) w.abandonIfEmpty()
+    throw err
+  }
+  const dtype = opts.dtype ?? 'f16'
+  const checkpoint = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
+  // Set when values cannot be stored in the chosen dtype: then no partial store is kept to resume.
+  let refused = false
   try {
     const bos = tokenizer.bos
     for (const batch of batchesOf(seqs, from, opts.batchSequences ?? 16)) {
@@ -117,11 +171,19 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
       const states = model.hiddenStates(idTensor, writers.map((x) => x.layer), { finalNorm: opts.finalNorm })
       idTensor.dispose()
       const offset = bos === null ? 0 : 1
-      for (const [k, { w }] of writers.entries()) {
+      const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
+      for (const [k, { layer, w }] of writers.entries()) {
         // The BOS position is dropped: it carries no information about the text.
         const sliced = tf.tidy(() => tf.slice(states[k]!, [0, offset, 0], [-1, T - offset, -1]))
         const data = (await sliced.data()) as Float32Array
         sliced.dispose()
+        const check = checkStorable(data, dtype)
+        if (check.overflow || check.nonFinite) {
+          refused = true
+          tf.dispose(states)
+          const where = `Harvest stopped at layer ${layer} of ${checkpoint}, tokens ${(done + 1).toLocaleString('en')}–${(done + n).toLocaleString('en')} of ${total.toLocaleString('en')}`
+          throw new UserError(unstorableMessage(where, check, dtype))
+        }
         const perSeq = (T - offset) * config.dModel
         for (const [b, s] of batch.items.entries()) {
           if (batch.start + b < w.sequencesDone) continue
@@ -129,23 +191,24 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
         }
       }
       tf.dispose(states)
-      const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
       done += n
       computed += n
       ctx.progress(meter.update(done, `${done.toLocaleString('en')} / ${total.toLocaleString('en')} tokens`))
     }
   } finally {
     model.dispose()
-    // Keep what was computed so a later run resumes after it.
-    for (const { w } of writers) await w.flush()
+    // Keep what was computed so a later run resumes after it, unless the run was refused.
+    for (const { w } of writers) {
+      if (refused) w.abandon()
+      else await w.flush()
+    }
   }
   if (ctx.signal.aborted) throw new JobCancelled()
-  const used = new Set(seqs.map((q) => q.doc))
-  const documents = docs.filter((d) => used.has(d.id)).map((d) => ({ id: d.id, lang: d.lang, source: d.source }))
+  const documents = [...new Set(seqs.map((q) => q.doc))].sort((a, b) => a - b).map((id) => corpus.info(id))
   for (const { layer, w } of writers) {
     const manifest = await w.finish(documents, tokenizer.tokenText)
     stores.push({ layer, dir: w.dir, rows: manifest.rows, manifest })
   }
   const seconds = (performance.now() - started) / 1000
-  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds }
+  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds, specialTokens: tokenizer.specialTokensReason, notes: corpus.notes }
 }

@@ -2,11 +2,17 @@
 // capturing the residual stream. Activations are kept 2-D ([tokens, d]) between blocks so every
 // projection is one plain matMul against a weight stored [in, out]: tfjs-wasm is ~10× slower when an
 // operand must be transposed inside matMul, so weights are transposed once at load.
+// config.json is read only through model-config.ts's table; the weights a checkpoint holds must be exactly
+// the ones the forward pass uses (plus known buffers and the LM head), or it is refused by name.
 import * as tf from '@tensorflow/tfjs-core'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
 import { readCheckpointConfig, SUPPORTED_MODEL_TYPES } from '../checkpoints/discover'
-import { CheckpointWeights } from './weights'
+import { parseModelConfig, type Activation, type ModelSpec, type ModelType } from './model-config'
+import { ropeTables, ropeTablesFor, type Rope } from './rope'
+import { CheckpointWeights, whyMissing } from './weights'
+
+export { ropeTables, type Rope }
 
 export interface LanguageModel {
   readonly modelType: string
@@ -14,25 +20,18 @@ export interface LanguageModel {
   readonly layers: number
   /** Longest sequence the model's position scheme allows; null when unbounded in practice. */
   readonly maxPositions: number | null
+  /** Rows of the token embedding: every token id must be below this. */
+  readonly vocabRows: number
+  /** The settings read from config.json. */
+  readonly spec: ModelSpec
   /**
    * Residual stream after block L for each requested L (0 = the embeddings), each [B, T, d].
    * L = layers is the stream after the last block *before* the final norm; with `finalNorm` that entry
    * gets the final norm, which is what Hugging Face's hidden_states[layers] holds.
+   * Errors: a token id ≥ vocabRows (UserError naming the ids and the embedding), a layer out of range.
    */
   hiddenStates(ids: tf.Tensor2D, layers: number[], opts?: { finalNorm?: boolean }): tf.Tensor3D[]
   dispose(): void
-}
-
-type Cfg = Record<string, unknown>
-
-function num(cfg: Cfg, file: string, ...keys: string[]): number {
-  for (const k of keys) if (typeof cfg[k] === 'number') return cfg[k]
-  throw new UserError(`${file} lacks "${keys[0]}", which a ${String(cfg.model_type)} model needs.`)
-}
-
-function optNum(cfg: Cfg, fallback: number, ...keys: string[]): number {
-  for (const k of keys) if (typeof cfg[k] === 'number') return cfg[k]
-  return fallback
 }
 
 /** x: [N, in] times w: [in, out] (+ b) → [N, out]. */
@@ -50,34 +49,19 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D 
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as tf.Tensor2D
 }
 
-function geluExact(x: tf.Tensor): tf.Tensor {
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2))))
-}
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
 
-function geluTanh(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))
-  return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(inner)))
-}
-
-export interface Rope {
-  dims: number
-  cos: tf.Tensor2D
-  sin: tf.Tensor2D
-}
-
-/** cos/sin tables [T, dims] in the rotate-half layout, computed in float64 then stored as float32. */
-export function ropeTables(T: number, dims: number, base: number): Rope {
-  const half = dims / 2
-  const cos = new Float32Array(T * dims)
-  const sin = new Float32Array(T * dims)
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = t / base ** ((2 * i) / dims)
-      cos[t * dims + i] = cos[t * dims + i + half] = Math.cos(angle)
-      sin[t * dims + i] = sin[t * dims + i + half] = Math.sin(angle)
-    }
-  }
-  return { dims, cos: tf.tensor2d(cos, [T, dims]), sin: tf.tensor2d(sin, [T, dims]) }
+/** transformers' ACT2FN (activations.py), elementwise. */
+export const ACTIVATION_FNS: Record<Activation, (x: tf.Tensor) => tf.Tensor> = {
+  gelu: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))),
+  // gelu_new, gelu_pytorch_tanh and gelu_fast are the same tanh approximation written three ways.
+  gelu_new: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))))),
+  gelu_pytorch_tanh: (x) => ACTIVATION_FNS.gelu_new(x),
+  gelu_fast: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.mul(x, 0.7978845608), tf.add(1, tf.mul(0.044715, tf.square(x))))))),
+  quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
+  relu: (x) => tf.relu(x),
+  silu: (x) => tf.mul(x, tf.sigmoid(x)),
+  swish: (x) => tf.mul(x, tf.sigmoid(x))
 }
 
 /** Rotary embedding on the first rope.dims features of each head. x: [B, H, T, hd]. */
@@ -98,6 +82,8 @@ interface AttentionShape {
   heads: number
   kvHeads: number
   headDim: number
+  /** Multiplies q·k; 1/√headDim unless the config says otherwise (gpt2). */
+  scale?: number
 }
 
 /** Causal multi-head (grouped-query when kvHeads < heads) attention. q, k, v: [B*T, heads*hd] → [B*T, heads*hd]. */
@@ -107,7 +93,7 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
   let qh = split(q, heads)
   let kh = split(k, kvHeads)
   let vh = split(v, kvHeads)
-  if (rope) {
+  if (rope && rope.dims > 0) {
     qh = applyRope(qh, rope)
     kh = applyRope(kh, rope)
   }
@@ -121,7 +107,7 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
   }
   const q3 = tf.reshape(qh, [B * heads, T, headDim])
   const kT = tf.transpose(tf.reshape(kh, [B * heads, T, headDim]), [0, 2, 1])
-  const scores = tf.add(tf.mul(tf.matMul(q3, kT), 1 / Math.sqrt(headDim)), mask)
+  const scores = tf.add(tf.mul(tf.matMul(q3, kT), s.scale ?? 1 / Math.sqrt(headDim)), mask)
   const out = tf.matMul(tf.softmax(scores), tf.reshape(vh, [B * heads, T, headDim]))
   return tf.reshape(tf.transpose(tf.reshape(out, [B, heads, T, headDim]), [0, 2, 1, 3]), [B * T, heads * headDim])
 }
@@ -137,22 +123,212 @@ interface Architecture {
   embed(ids: tf.Tensor2D): tf.Tensor2D
   block(i: number, x: tf.Tensor2D, ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope }): tf.Tensor2D
   finalNorm(x: tf.Tensor2D): tf.Tensor2D
-  ropeFor?(T: number): Rope
 }
 
-type Loader = (w: CheckpointWeights, cfg: Cfg, file: string, upTo: number) => Promise<{ arch: Architecture; tensors: tf.Tensor[] }>
+// ---------------------------------------------------------------- the weights each architecture reads
 
-/** Loads weights, transposing [out, in] matrices once into [in, out]. */
+interface WeightEntry {
+  name: string
+  shape: number[]
+}
+
+/** The tensors a checkpoint of `spec` must hold, the ones it may hold, and where its names start. */
+export interface WeightPlan {
+  /** 'model.', 'gpt_neox.', 'transformer.' or '' (weights saved from the base class). */
+  prefix: string
+  global: WeightEntry[]
+  /** Per block, in block order. */
+  blocks: WeightEntry[][]
+  embedding: string
+  /** LM head weights: part of the model, never used for the residual stream. */
+  head: string[]
+  /** Non-parameter buffers old conversions carry (causal masks, rotary inv_freq): ignored on purpose. */
+  buffers: RegExp[]
+}
+
+/** The weight names and shapes each architecture's forward pass reads (transformers' module names). */
+export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: ModelSpec, prefix: string) => WeightPlan }> = {
+  gpt_neox: {
+    prefixes: ['gpt_neox.', ''],
+    plan: (s, p) => {
+      const { dModel: d, intermediate: I, heads: H, headDim: hd } = s
+      return {
+        prefix: p,
+        embedding: `${p}embed_in.weight`,
+        global: [
+          { name: `${p}embed_in.weight`, shape: [s.vocab, d] },
+          { name: `${p}final_layer_norm.weight`, shape: [d] },
+          { name: `${p}final_layer_norm.bias`, shape: [d] }
+        ],
+        blocks: Array.from({ length: s.layers }, (_, i) => {
+          const n = `${p}layers.${i}.`
+          return [
+            { name: n + 'input_layernorm.weight', shape: [d] },
+            { name: n + 'input_layernorm.bias', shape: [d] },
+            { name: n + 'post_attention_layernorm.weight', shape: [d] },
+            { name: n + 'post_attention_layernorm.bias', shape: [d] },
+            { name: n + 'attention.query_key_value.weight', shape: [3 * H * hd, d] },
+            ...(s.attentionBias ? [{ name: n + 'attention.query_key_value.bias', shape: [3 * H * hd] }] : []),
+            { name: n + 'attention.dense.weight', shape: [d, H * hd] },
+            ...(s.attentionBias ? [{ name: n + 'attention.dense.bias', shape: [d] }] : []),
+            { name: n + 'mlp.dense_h_to_4h.weight', shape: [I, d] },
+            { name: n + 'mlp.dense_h_to_4h.bias', shape: [I] },
+            { name: n + 'mlp.dense_4h_to_h.weight', shape: [d, I] },
+            { name: n + 'mlp.dense_4h_to_h.bias', shape: [d] }
+          ]
+        }),
+        head: ['embed_out.weight'],
+        buffers: [
+          new RegExp(`^${esc(p)}layers\\.\\d+\\.attention\\.(bias|masked_bias|rotary_emb\\.inv_freq)$`),
+          new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)
+        ]
+      }
+    }
+  },
+  llama: {
+    prefixes: ['model.', ''],
+    plan: (s, p) => {
+      const { dModel: d, intermediate: I, heads: H, kvHeads: KV, headDim: hd } = s
+      const proj = (name: string, out: number, inp: number, bias: boolean): WeightEntry[] => [
+        { name: `${name}.weight`, shape: [out, inp] },
+        ...(bias ? [{ name: `${name}.bias`, shape: [out] }] : [])
+      ]
+      return {
+        prefix: p,
+        embedding: `${p}embed_tokens.weight`,
+        global: [
+          { name: `${p}embed_tokens.weight`, shape: [s.vocab, d] },
+          { name: `${p}norm.weight`, shape: [d] }
+        ],
+        blocks: Array.from({ length: s.layers }, (_, i) => {
+          const n = `${p}layers.${i}.`
+          return [
+            { name: n + 'input_layernorm.weight', shape: [d] },
+            { name: n + 'post_attention_layernorm.weight', shape: [d] },
+            ...proj(n + 'self_attn.q_proj', H * hd, d, s.attentionBias),
+            ...proj(n + 'self_attn.k_proj', KV * hd, d, s.attentionBias),
+            ...proj(n + 'self_attn.v_proj', KV * hd, d, s.attentionBias),
+            ...proj(n + 'self_attn.o_proj', d, H * hd, s.attentionBias),
+            ...proj(n + 'mlp.gate_proj', I, d, s.mlpBias),
+            ...proj(n + 'mlp.up_proj', I, d, s.mlpBias),
+            ...proj(n + 'mlp.down_proj', d, I, s.mlpBias)
+          ]
+        }),
+        head: ['lm_head.weight'],
+        buffers: [
+          new RegExp(`^${esc(p)}layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq$`),
+          new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)
+        ]
+      }
+    }
+  },
+  gpt2: {
+    prefixes: ['transformer.', ''],
+    plan: (s, p) => {
+      const { dModel: d, intermediate: I } = s
+      return {
+        prefix: p,
+        embedding: `${p}wte.weight`,
+        global: [
+          { name: `${p}wte.weight`, shape: [s.vocab, d] },
+          { name: `${p}wpe.weight`, shape: [s.maxPositions!, d] },
+          { name: `${p}ln_f.weight`, shape: [d] },
+          { name: `${p}ln_f.bias`, shape: [d] }
+        ],
+        // GPT-2's Conv1D layers store weights [in, out].
+        blocks: Array.from({ length: s.layers }, (_, i) => {
+          const n = `${p}h.${i}.`
+          return [
+            { name: n + 'ln_1.weight', shape: [d] },
+            { name: n + 'ln_1.bias', shape: [d] },
+            { name: n + 'attn.c_attn.weight', shape: [d, 3 * d] },
+            { name: n + 'attn.c_attn.bias', shape: [3 * d] },
+            { name: n + 'attn.c_proj.weight', shape: [d, d] },
+            { name: n + 'attn.c_proj.bias', shape: [d] },
+            { name: n + 'ln_2.weight', shape: [d] },
+            { name: n + 'ln_2.bias', shape: [d] },
+            { name: n + 'mlp.c_fc.weight', shape: [d, I] },
+            { name: n + 'mlp.c_fc.bias', shape: [I] },
+            { name: n + 'mlp.c_proj.weight', shape: [I, d] },
+            { name: n + 'mlp.c_proj.bias', shape: [d] }
+          ]
+        }),
+        head: ['lm_head.weight'],
+        buffers: [new RegExp(`^${esc(p)}h\\.\\d+\\.attn\\.(bias|masked_bias)$`)]
+      }
+    }
+  }
+}
+
+function esc(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+function listed(names: string[], max = 6): string {
+  const shown = names.slice(0, max).map((x) => `"${x}"`).join(', ')
+  return names.length > max ? `${shown} and ${names.length - max} more` : shown
+}
+
+/**
+ * Matches a checkpoint's tensor names against what the forward pass of `spec` reads.
+ * Errors (UserError naming the folder, config.json and the tensors): no known embedding name; a tensor the
+ * forward pass would not use (not a known buffer or LM head); a tensor it needs that is missing.
+ */
+export function weightPlanFor(spec: ModelSpec, names: readonly string[], folder: string): WeightPlan {
+  const layout = WEIGHT_LAYOUTS[spec.modelType]
+  const have = new Set(names)
+  const prefix = layout.prefixes.find((p) => have.has(layout.plan(spec, p).embedding))
+  if (prefix === undefined) {
+    const wanted = layout.prefixes.map((p) => `"${layout.plan(spec, p).embedding}"`).join(' or ')
+    throw new UserError(
+      whyMissing(folder, names, layout.plan(spec, layout.prefixes[0]!).embedding, spec.file) ??
+        `${folder} holds no ${wanted}: its weights are not a ${spec.modelType} model as ${spec.file} says (they hold ${listed([...names].sort(), 4)}).`
+    )
+  }
+  const plan = layout.plan(spec, prefix)
+  const expected = new Set([...plan.global, ...plan.blocks.flat()].map((w) => w.name))
+  const unused = names.filter((x) => !expected.has(x) && !plan.head.includes(x) && !plan.buffers.some((re) => re.test(x)))
+  if (unused.length > 0) {
+    throw new UserError(
+      `${folder} holds ${unused.length} tensor${unused.length > 1 ? 's' : ''} the ${spec.modelType} forward pass would not use: ${listed(unused.sort())}. ` +
+        `FeatureTrace refuses rather than skip them: ${spec.file} and the weights disagree (a bias with attention_bias or mlp_bias false, ` +
+        'more layers than num_hidden_layers, another architecture or a quantized layout). Fix config.json to describe these weights.'
+    )
+  }
+  const missing = [...expected].filter((x) => !have.has(x))
+  const explained = missing.length > 0 ? whyMissing(folder, names, missing[0]!, spec.file) : null
+  if (explained) throw new UserError(explained)
+  if (missing.length > 0) {
+    throw new UserError(
+      `${folder} lacks ${missing.length} weight${missing.length > 1 ? 's' : ''} the ${spec.modelType} forward pass needs: ${listed(missing)}. ` +
+        `${spec.file} describes another model (a bias with attention_bias or mlp_bias true, more layers) or the download is incomplete.`
+    )
+  }
+  return plan
+}
+
+// ---------------------------------------------------------------- loading
+
+/** Reads weights by the plan's names, checking shapes; matrices stored [out, in] are transposed once to [in, out]. */
 class Params {
   readonly all: tf.Tensor[] = []
-  constructor(private readonly w: CheckpointWeights) {}
-  async get(name: string, shape: number[]): Promise<tf.Tensor> {
-    const t = await this.w.tensor(name, shape)
+  private readonly shapes = new Map<string, number[]>()
+  constructor(
+    private readonly w: CheckpointWeights,
+    plan: WeightPlan
+  ) {
+    for (const e of [...plan.global, ...plan.blocks.flat()]) this.shapes.set(e.name, e.shape)
+  }
+  async get(name: string): Promise<tf.Tensor> {
+    const t = await this.w.tensor(name, this.shapes.get(name)!)
     this.all.push(t)
     return t
   }
-  async linearT(name: string, out: number, inp: number): Promise<tf.Tensor> {
-    const t = await this.w.tensor(name, [out, inp])
+  async opt(name: string): Promise<tf.Tensor | undefined> {
+    return this.shapes.has(name) ? this.get(name) : undefined
+  }
+  async linearT(name: string): Promise<tf.Tensor> {
+    const t = await this.w.tensor(name, this.shapes.get(name)!)
     const tt = tf.transpose(t)
     t.dispose()
     this.all.push(tt)
@@ -160,78 +336,70 @@ class Params {
   }
 }
 
-const loadNeox: Loader = async (w, cfg, file, upTo) => {
-  const d = num(cfg, file, 'hidden_size')
-  const H = num(cfg, file, 'num_attention_heads')
-  const I = optNum(cfg, 4 * d, 'intermediate_size')
-  const V = num(cfg, file, 'vocab_size')
-  const eps = optNum(cfg, 1e-5, 'layer_norm_eps')
-  const hd = d / H
-  const ropeDims = Math.floor(hd * optNum(cfg, 0.25, 'rotary_pct', 'partial_rotary_factor'))
-  const base = optNum(cfg, 10000, 'rotary_emb_base', 'rope_theta')
-  const parallel = cfg.use_parallel_residual !== false
-  const p = new Params(w)
-  const embedding = await p.get('gpt_neox.embed_in.weight', [w.info('gpt_neox.embed_in.weight').shape[0] ?? V, d])
+type Loader = (p: Params, s: ModelSpec, plan: WeightPlan, upTo: number) => Promise<Architecture>
+
+const loadNeox: Loader = async (p, s, plan, upTo) => {
+  const { heads: H, headDim: hd, eps } = s
+  const act = ACTIVATION_FNS[s.activation]
+  const n = plan.prefix
+  const embedding = await p.get(`${n}embed_in.weight`)
   const loadBlock = async (i: number) => {
-    const n = `gpt_neox.layers.${i}.`
+    const b = `${n}layers.${i}.`
     return {
-      ln1w: await p.get(n + 'input_layernorm.weight', [d]),
-      ln1b: await p.get(n + 'input_layernorm.bias', [d]),
-      ln2w: await p.get(n + 'post_attention_layernorm.weight', [d]),
-      ln2b: await p.get(n + 'post_attention_layernorm.bias', [d]),
-      qkvW: await p.linearT(n + 'attention.query_key_value.weight', 3 * d, d),
-      qkvB: await p.get(n + 'attention.query_key_value.bias', [3 * d]),
-      oW: await p.linearT(n + 'attention.dense.weight', d, d),
-      oB: await p.get(n + 'attention.dense.bias', [d]),
-      upW: await p.linearT(n + 'mlp.dense_h_to_4h.weight', I, d),
-      upB: await p.get(n + 'mlp.dense_h_to_4h.bias', [I]),
-      downW: await p.linearT(n + 'mlp.dense_4h_to_h.weight', d, I),
-      downB: await p.get(n + 'mlp.dense_4h_to_h.bias', [d])
+      ln1w: await p.get(b + 'input_layernorm.weight'),
+      ln1b: await p.get(b + 'input_layernorm.bias'),
+      ln2w: await p.get(b + 'post_attention_layernorm.weight'),
+      ln2b: await p.get(b + 'post_attention_layernorm.bias'),
+      qkvW: await p.linearT(b + 'attention.query_key_value.weight'),
+      qkvB: await p.opt(b + 'attention.query_key_value.bias'),
+      oW: await p.linearT(b + 'attention.dense.weight'),
+      oB: await p.opt(b + 'attention.dense.bias'),
+      upW: await p.linearT(b + 'mlp.dense_h_to_4h.weight'),
+      upB: await p.get(b + 'mlp.dense_h_to_4h.bias'),
+      downW: await p.linearT(b + 'mlp.dense_4h_to_h.weight'),
+      downB: await p.get(b + 'mlp.dense_4h_to_h.bias')
     }
   }
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
-  const layers = num(cfg, file, 'num_hidden_layers')
-  const fin = upTo === layers
-    ? { w: await p.get('gpt_neox.final_layer_norm.weight', [d]), b: await p.get('gpt_neox.final_layer_norm.bias', [d]) }
-    : null
-  // Pythia's fused QKV is laid out per head as [q | k | v], each head_dim wide: regroup to [Q | K | V].
+  const fin = upTo === s.layers ? { w: await p.get(`${n}final_layer_norm.weight`), b: await p.get(`${n}final_layer_norm.bias`) } : null
+  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regroup to [Q | K | V].
+  const width = H * hd
   const qkvIndex = tf.tensor1d(
-    Array.from({ length: 3 * d }, (_, j) => {
-      const part = Math.floor(j / d)
-      const within = j % d
-      const head = Math.floor(within / hd)
-      return head * 3 * hd + part * hd + (within % hd)
+    Array.from({ length: 3 * width }, (_, j) => {
+      const part = Math.floor(j / width)
+      const within = j % width
+      return Math.floor(within / hd) * 3 * hd + part * hd + (within % hd)
     }),
     'int32'
   )
   for (const b of blocks) {
     const qkvW = tf.gather(b.qkvW, qkvIndex, 1)
-    const qkvB = tf.gather(b.qkvB, qkvIndex)
     b.qkvW.dispose()
-    b.qkvB.dispose()
+    p.all.push(qkvW)
     b.qkvW = qkvW
-    b.qkvB = qkvB
+    if (b.qkvB) {
+      const qkvB = tf.gather(b.qkvB, qkvIndex)
+      b.qkvB.dispose()
+      p.all.push(qkvB)
+      b.qkvB = qkvB
+    }
   }
   qkvIndex.dispose()
-  const tensors = [embedding, ...blocks.flatMap((b) => Object.values(b)), ...(fin ? [fin.w, fin.b] : [])]
-  const arch: Architecture = {
+  return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
-    ropeFor: (T) => ropeTables(T, ropeDims, base),
     block(i, x, { B, T, mask, rope }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const qkv = linear(h, b.qkvW, b.qkvB)
-      const [q, k, v] = tf.split(qkv, 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
+      const [q, k, v] = tf.split(linear(h, b.qkvW, b.qkvB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
       const attn = linear(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
-      const mlp = (z: tf.Tensor2D): tf.Tensor2D => linear(geluExact(linear(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
-      if (parallel) return tf.addN([x, attn, mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
+      const mlp = (z: tf.Tensor2D): tf.Tensor2D => linear(act(linear(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
+      if (s.parallelResidual) return tf.addN([x, attn, mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
       const mid: tf.Tensor2D = tf.add(x, attn)
       return tf.add(mid, mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
-  return { arch, tensors }
 }
 
 /** One Llama block's weights, projections stored [in, out]. */
@@ -247,140 +415,137 @@ export interface LlamaBlockWeights {
   down: tf.Tensor
 }
 
+/** Biases of a Llama block, present where attention_bias / mlp_bias say. */
+export interface LlamaBlockBiases {
+  qb?: tf.Tensor
+  kb?: tf.Tensor
+  vb?: tf.Tensor
+  ob?: tf.Tensor
+  gateb?: tf.Tensor
+  upb?: tf.Tensor
+  downb?: tf.Tensor
+}
+
 export interface LlamaShape {
   heads: number
   kvHeads: number
   headDim: number
   eps: number
+  /** The gated MLP's activation; silu unless hidden_act says otherwise. */
+  act?: Activation
 }
 
 /**
- * A Llama block (RMSNorm, rotary attention, SwiGLU MLP), shared by inference and the demo model's
+ * A Llama block (RMSNorm, rotary attention, gated MLP), shared by inference and the demo model's
  * training, which passes a `lin` whose gradient avoids transposed matMuls.
  */
 export function llamaBlock(
-  b: LlamaBlockWeights,
+  b: LlamaBlockWeights & LlamaBlockBiases,
   x: tf.Tensor2D,
   ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope },
   s: LlamaShape,
   lin: (x: tf.Tensor2D, w: tf.Tensor) => tf.Tensor2D = linear
 ): tf.Tensor2D {
+  const proj = (z: tf.Tensor2D, w: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D => (bias ? (tf.add(lin(z, w), bias) as tf.Tensor2D) : lin(z, w))
   const h = rmsNorm(x, b.ln1, s.eps)
-  const attn = causalAttention(lin(h, b.q), lin(h, b.k), lin(h, b.v), { B: ctx.B, T: ctx.T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim }, ctx.mask, ctx.rope)
-  const mid: tf.Tensor2D = tf.add(x, lin(attn, b.o))
+  const shape = { B: ctx.B, T: ctx.T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim }
+  const attn = causalAttention(proj(h, b.q, b.qb), proj(h, b.k, b.kb), proj(h, b.v, b.vb), shape, ctx.mask, ctx.rope)
+  const mid: tf.Tensor2D = tf.add(x, proj(attn, b.o, b.ob))
   const h2 = rmsNorm(mid, b.ln2, s.eps)
-  const gate = lin(h2, b.gate)
-  const swiglu = tf.mul(tf.mul(gate, tf.sigmoid(gate)), lin(h2, b.up)) as tf.Tensor2D
-  return tf.add(mid, lin(swiglu, b.down))
+  const gated = tf.mul(ACTIVATION_FNS[s.act ?? 'silu'](proj(h2, b.gate, b.gateb)), proj(h2, b.up, b.upb)) as tf.Tensor2D
+  return tf.add(mid, proj(gated, b.down, b.downb))
 }
 
-const loadLlama: Loader = async (w, cfg, file, upTo) => {
-  const d = num(cfg, file, 'hidden_size')
-  const H = num(cfg, file, 'num_attention_heads')
-  const KV = optNum(cfg, H, 'num_key_value_heads')
-  const I = num(cfg, file, 'intermediate_size')
-  const V = num(cfg, file, 'vocab_size')
-  const eps = optNum(cfg, 1e-6, 'rms_norm_eps')
-  const hd = optNum(cfg, d / H, 'head_dim')
-  if (H % KV !== 0) throw new UserError(`${file}: num_attention_heads (${H}) is not a multiple of num_key_value_heads (${KV}).`)
-  const base = optNum(cfg, 10000, 'rope_theta')
-  if (cfg.rope_scaling && typeof cfg.rope_scaling === 'object') {
-    throw new UserError(`${file} uses rope_scaling, which FeatureTrace does not implement; harvest with resources/harvest_activations.py.`)
-  }
-  const p = new Params(w)
-  const embedding = await p.get('model.embed_tokens.weight', [V, d])
-  const loadBlock = async (i: number) => {
-    const n = `model.layers.${i}.`
+const loadLlama: Loader = async (p, s, plan, upTo) => {
+  const n = plan.prefix
+  const embedding = await p.get(`${n}embed_tokens.weight`)
+  const loadBlock = async (i: number): Promise<LlamaBlockWeights & LlamaBlockBiases> => {
+    const b = `${n}layers.${i}.`
     return {
-      ln1: await p.get(n + 'input_layernorm.weight', [d]),
-      ln2: await p.get(n + 'post_attention_layernorm.weight', [d]),
-      q: await p.linearT(n + 'self_attn.q_proj.weight', H * hd, d),
-      k: await p.linearT(n + 'self_attn.k_proj.weight', KV * hd, d),
-      v: await p.linearT(n + 'self_attn.v_proj.weight', KV * hd, d),
-      o: await p.linearT(n + 'self_attn.o_proj.weight', d, H * hd),
-      gate: await p.linearT(n + 'mlp.gate_proj.weight', I, d),
-      up: await p.linearT(n + 'mlp.up_proj.weight', I, d),
-      down: await p.linearT(n + 'mlp.down_proj.weight', d, I)
+      ln1: await p.get(b + 'input_layernorm.weight'),
+      ln2: await p.get(b + 'post_attention_layernorm.weight'),
+      q: await p.linearT(b + 'self_attn.q_proj.weight'),
+      k: await p.linearT(b + 'self_attn.k_proj.weight'),
+      v: await p.linearT(b + 'self_attn.v_proj.weight'),
+      o: await p.linearT(b + 'self_attn.o_proj.weight'),
+      gate: await p.linearT(b + 'mlp.gate_proj.weight'),
+      up: await p.linearT(b + 'mlp.up_proj.weight'),
+      down: await p.linearT(b + 'mlp.down_proj.weight'),
+      qb: await p.opt(b + 'self_attn.q_proj.bias'),
+      kb: await p.opt(b + 'self_attn.k_proj.bias'),
+      vb: await p.opt(b + 'self_attn.v_proj.bias'),
+      ob: await p.opt(b + 'self_attn.o_proj.bias'),
+      gateb: await p.opt(b + 'mlp.gate_proj.bias'),
+      upb: await p.opt(b + 'mlp.up_proj.bias'),
+      downb: await p.opt(b + 'mlp.down_proj.bias')
     }
   }
-  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
+  const blocks: (LlamaBlockWeights & LlamaBlockBiases)[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
-  const layers = num(cfg, file, 'num_hidden_layers')
-  const norm = upTo === layers ? await p.get('model.norm.weight', [d]) : null
-  const shape: LlamaShape = { heads: H, kvHeads: KV, headDim: hd, eps }
-  const arch: Architecture = {
+  const norm = upTo === s.layers ? await p.get(`${n}norm.weight`) : null
+  const shape: LlamaShape = { heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, eps: s.eps, act: s.activation }
+  return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
-    ropeFor: (T) => ropeTables(T, hd, base),
     block: (i, x, ctx) => llamaBlock(blocks[i]!, x, ctx, shape),
-    finalNorm: (x) => rmsNorm(x, norm!, eps)
+    finalNorm: (x) => rmsNorm(x, norm!, s.eps)
   }
-  return { arch, tensors: [...p.all] }
 }
 
-const loadGpt2: Loader = async (w, cfg, file, upTo) => {
-  const d = num(cfg, file, 'n_embd', 'hidden_size')
-  const H = num(cfg, file, 'n_head', 'num_attention_heads')
-  const V = num(cfg, file, 'vocab_size')
-  const P = optNum(cfg, 1024, 'n_positions', 'max_position_embeddings')
-  const I = optNum(cfg, 4 * d, 'n_inner')
-  const eps = optNum(cfg, 1e-5, 'layer_norm_epsilon')
-  const act = typeof cfg.activation_function === 'string' ? cfg.activation_function : 'gelu_new'
-  if (!['gelu_new', 'gelu_pytorch_tanh', 'gelu'].includes(act)) {
-    throw new UserError(`${file}: activation_function "${act}" is not supported (gelu_new, gelu_pytorch_tanh, gelu).`)
-  }
-  const prefix = w.has('transformer.wte.weight') ? 'transformer.' : ''
-  const p = new Params(w)
+const loadGpt2: Loader = async (p, s, plan, upTo) => {
+  const { dModel: d, heads: H, headDim: hd, eps } = s
+  const n = plan.prefix
+  const act = ACTIVATION_FNS[s.activation]
   // GPT-2's Conv1D layers store weights [in, out] already: no transpose.
-  const wte = await p.get(prefix + 'wte.weight', [V, d])
-  const wpe = await p.get(prefix + 'wpe.weight', [P, d])
+  const wte = await p.get(`${n}wte.weight`)
+  const wpe = await p.get(`${n}wpe.weight`)
   const loadBlock = async (i: number) => {
-    const n = `${prefix}h.${i}.`
+    const b = `${n}h.${i}.`
     return {
-      ln1w: await p.get(n + 'ln_1.weight', [d]),
-      ln1b: await p.get(n + 'ln_1.bias', [d]),
-      ln2w: await p.get(n + 'ln_2.weight', [d]),
-      ln2b: await p.get(n + 'ln_2.bias', [d]),
-      attnW: await p.get(n + 'attn.c_attn.weight', [d, 3 * d]),
-      attnB: await p.get(n + 'attn.c_attn.bias', [3 * d]),
-      projW: await p.get(n + 'attn.c_proj.weight', [d, d]),
-      projB: await p.get(n + 'attn.c_proj.bias', [d]),
-      fcW: await p.get(n + 'mlp.c_fc.weight', [d, I]),
-      fcB: await p.get(n + 'mlp.c_fc.bias', [I]),
-      outW: await p.get(n + 'mlp.c_proj.weight', [I, d]),
-      outB: await p.get(n + 'mlp.c_proj.bias', [d])
+      ln1w: await p.get(b + 'ln_1.weight'),
+      ln1b: await p.get(b + 'ln_1.bias'),
+      ln2w: await p.get(b + 'ln_2.weight'),
+      ln2b: await p.get(b + 'ln_2.bias'),
+      attnW: await p.get(b + 'attn.c_attn.weight'),
+      attnB: await p.get(b + 'attn.c_attn.bias'),
+      projW: await p.get(b + 'attn.c_proj.weight'),
+      projB: await p.get(b + 'attn.c_proj.bias'),
+      fcW: await p.get(b + 'mlp.c_fc.weight'),
+      fcB: await p.get(b + 'mlp.c_fc.bias'),
+      outW: await p.get(b + 'mlp.c_proj.weight'),
+      outB: await p.get(b + 'mlp.c_proj.bias')
     }
   }
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
-  const layers = num(cfg, file, 'n_layer', 'num_hidden_layers')
-  const fin = upTo === layers ? { w: await p.get(prefix + 'ln_f.weight', [d]), b: await p.get(prefix + 'ln_f.bias', [d]) } : null
-  const gelu = act === 'gelu' ? geluExact : geluTanh
-  const arch: Architecture = {
+  const fin = upTo === s.layers ? { w: await p.get(`${n}ln_f.weight`), b: await p.get(`${n}ln_f.bias`) } : null
+  // GPT2Attention: scores / √head_dim when scale_attn_weights, and / (i + 1) when scale_attn_by_inverse_layer_idx.
+  const scale = (i: number): number => (s.scaleAttention ? 1 / Math.sqrt(hd) : 1) / (s.scaleByInverseLayer ? i + 1 : 1)
+  return {
     embed: (ids) => {
       const [B, T] = ids.shape
       const pos = tf.tile(tf.slice(wpe, [0, 0], [T, d]), [B, 1])
       return tf.add(tf.gather(wte, tf.reshape(ids, [-1])), pos) as tf.Tensor2D
     },
-    block(i, x, { B, T: t, mask }) {
+    block(i, x, { B, T, mask }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
       const [q, k, v] = tf.split(linear(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const mid: tf.Tensor2D = tf.add(x, linear(causalAttention(q, k, v, { B, T: t, heads: H, kvHeads: H, headDim: d / H }, mask), b.projW, b.projB))
-      const h2 = gelu(linear(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
+      const attn = causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
+      const mid: tf.Tensor2D = tf.add(x, linear(attn, b.projW, b.projB))
+      const h2 = act(linear(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
       return tf.add(mid, linear(h2, b.outW, b.outB))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
-  return { arch, tensors: [...p.all] }
 }
 
-const LOADERS: Record<(typeof SUPPORTED_MODEL_TYPES)[number], Loader> = { gpt_neox: loadNeox, llama: loadLlama, gpt2: loadGpt2 }
+const LOADERS: Record<ModelType, Loader> = { gpt_neox: loadNeox, llama: loadLlama, gpt2: loadGpt2 }
 
 /**
- * Loads a Hugging Face checkpoint for capturing layers up to `maxLayer` (blocks beyond it are never read).
- * The caller disposes the model when done with the checkpoint.
+ * A checkpoint's settings, read from its config.json through the key table (model-config.ts).
+ * Errors: model_type not one FeatureTrace runs, and every refusal of parseModelConfig.
  */
-export async function loadModel(folder: string, maxLayer?: number): Promise<LanguageModel> {
+export function readModelSpec(folder: string): ModelSpec {
   const config = readCheckpointConfig(folder)
   const file = join(folder, 'config.json')
   if (!(SUPPORTED_MODEL_TYPES as readonly string[]).includes(config.modelType)) {
@@ -389,35 +554,77 @@ export async function loadModel(folder: string, maxLayer?: number): Promise<Lang
         'Harvest its activations with resources/harvest_activations.py and import them.'
     )
   }
-  const upTo = maxLayer ?? config.layers
-  if (!Number.isInteger(upTo) || upTo < 0 || upTo > config.layers) {
-    throw new UserError(`Layer ${upTo} is out of range for ${folder}: it has ${config.layers} layers, so layers 0–${config.layers} exist.`)
-  }
+  return parseModelConfig(config.modelType as ModelType, config.raw, file)
+}
+
+/**
+ * The rows of a checkpoint's token embedding and where they live, from config.json and the safetensors
+ * headers only (no tensor is read). Errors: as readModelSpec and weightPlanFor.
+ */
+export async function embeddingInfo(folder: string): Promise<{ rows: number; tensor: string; file: string }> {
+  const spec = readModelSpec(folder)
   const weights = await CheckpointWeights.open(folder)
-  let loaded: { arch: Architecture; tensors: tf.Tensor[] }
   try {
-    loaded = await LOADERS[config.modelType as keyof typeof LOADERS](weights, config.raw, file, upTo)
+    const plan = weightPlanFor(spec, weights.namesWithData(), folder)
+    const info = weights.info(plan.embedding)
+    return { rows: info.shape[0] ?? 0, tensor: plan.embedding, file: info.file }
   } finally {
     await weights.close()
   }
-  const { arch, tensors } = loaded
-  const maxPositions = config.modelType === 'gpt2' ? optNum(config.raw, 1024, 'n_positions', 'max_position_embeddings') : null
+}
+
+/**
+ * Loads a Hugging Face checkpoint for capturing layers up to `maxLayer` (blocks beyond it are never read).
+ * The caller disposes the model when done with the checkpoint.
+ */
+export async function loadModel(folder: string, maxLayer?: number): Promise<LanguageModel> {
+  const spec = readModelSpec(folder)
+  const upTo = maxLayer ?? spec.layers
+  if (!Number.isInteger(upTo) || upTo < 0 || upTo > spec.layers) {
+    throw new UserError(`Layer ${upTo} is out of range for ${folder}: it has ${spec.layers} layers, so layers 0–${spec.layers} exist.`)
+  }
+  const weights = await CheckpointWeights.open(folder)
+  let arch: Architecture
+  let params: Params | undefined
+  let plan: WeightPlan
+  try {
+    plan = weightPlanFor(spec, weights.namesWithData(), folder)
+    params = new Params(weights, plan)
+    arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
+  } catch (err) {
+    // A failed load keeps none of what it read.
+    tf.dispose(params?.all ?? [])
+    throw err
+  } finally {
+    await weights.close()
+  }
+  const tensors = params.all
   const ropeCache = new Map<number, Rope>()
   const maskCache = new Map<number, tf.Tensor2D>()
-  const { dModel, layers } = config
+  const { dModel, layers, maxPositions } = spec
+  const vocabRows = spec.vocab
   return {
-    modelType: config.modelType,
+    modelType: spec.modelType,
     dModel,
     layers,
     maxPositions,
+    vocabRows,
+    spec,
     hiddenStates(ids, wanted, opts = {}) {
       const [B, T] = ids.shape
       for (const L of wanted) {
         if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
       }
       if (maxPositions !== null && T > maxPositions) throw new UserError(`Sequences of ${T} tokens exceed this model's ${maxPositions} positions.`)
+      const beyond = [...new Set(Array.from(ids.dataSync()).filter((id) => id < 0 || id >= vocabRows))].sort((a, b) => a - b)
+      if (beyond.length > 0) {
+        throw new UserError(
+          `Token ids ${beyond.slice(0, 8).join(', ')} are outside the ${vocabRows} rows of "${plan.embedding}" in ${folder}. ` +
+            'The tokenizer does not belong to this checkpoint: use the matching tokenizer, or resize the embedding (transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
+        )
+      }
       if (!maskCache.has(T)) maskCache.set(T, causalMask(T))
-      if (arch.ropeFor && !ropeCache.has(T)) ropeCache.set(T, arch.ropeFor(T))
+      if (spec.rope && !ropeCache.has(T)) ropeCache.set(T, ropeTablesFor(spec.rope, T))
       const ctx = { B, T, mask: maskCache.get(T)!, rope: ropeCache.get(T) }
       const last = Math.max(...wanted)
       const out = new Map<number, tf.Tensor3D>()

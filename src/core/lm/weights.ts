@@ -1,9 +1,37 @@
 // A checkpoint's weights on disk: one safetensors file or the shards of an index, read tensor by tensor.
 import * as tf from '@tensorflow/tfjs-core'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
 import { SafetensorsFile, type TensorInfo } from '../io/safetensors'
 import { weightFiles } from '../checkpoints/discover'
+
+/** Tensor names that tell an architecture apart, for saying what a checkpoint's weights really are. */
+const SIGNATURES: [arch: string, pattern: RegExp][] = [
+  ['gpt_neox', /(^|\.)embed_in\.weight$|attention\.query_key_value\./],
+  ['llama', /(^|\.)embed_tokens\.weight$|self_attn\.q_proj\./],
+  ['gpt2', /(^|\.)wte\.weight$|attn\.c_attn\./]
+]
+
+/**
+ * Why a checkpoint lacks the weight `name` its config implies: another architecture's tensor names, fewer layers
+ * than config.json says, or null when neither explains it. Used by the weight plan (model.ts) for its refusals.
+ */
+export function whyMissing(folder: string, names: readonly string[], name: string, config = join(folder, 'config.json')): string | null {
+  const wanted = SIGNATURES.find(([, re]) => re.test(name))?.[0]
+  const actual = SIGNATURES.find(([, re]) => names.some((n) => re.test(n)))?.[0]
+  if (wanted && actual && wanted !== actual) {
+    return `${folder} has no weight "${name}": its tensor names are those of a ${actual} model (e.g. "${names.find((n) => SIGNATURES.find(([a]) => a === actual)![1].test(n))}") but ${config} says ${wanted}. The config and the weights belong to different models.`
+  }
+  const layer = /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(name)
+  if (layer) {
+    const present = new Set(names.map((n) => /(?:^|\.)(?:layers|h)\.(\d+)\./.exec(n)?.[1]).filter((x) => x !== undefined))
+    if (!present.has(layer[1]!)) {
+      return `${folder} has no weights for layer ${layer[1]} ("${name}"): the weights hold ${present.size} layers but ${config} implies more. The config and the weights belong to different models.`
+    }
+  }
+  return null
+}
 
 export class CheckpointWeights {
   private constructor(
@@ -20,6 +48,11 @@ export class CheckpointWeights {
           'load the model in Python and call save_pretrained(folder, safe_serialization=True).'
       )
     }
+    for (const p of paths) {
+      if (!existsSync(p)) {
+        throw new UserError(`Missing weight shard ${p} named by ${join(folder, 'model.safetensors.index.json')} (an interrupted download?). Download it again.`)
+      }
+    }
     const files: SafetensorsFile[] = []
     const where = new Map<string, SafetensorsFile>()
     try {
@@ -35,6 +68,7 @@ export class CheckpointWeights {
     return new CheckpointWeights(folder, files, where)
   }
 
+  /** Names are the stored ones: which prefix a checkpoint uses (base-class weights have none) is the weight plan's choice. */
   has(name: string): boolean {
     return this.where.has(name)
   }
@@ -43,12 +77,22 @@ export class CheckpointWeights {
     return [...this.where.keys()]
   }
 
+  /** Names of tensors with at least one element: an empty tensor holds nothing a forward pass could use or miss. */
+  namesWithData(): string[] {
+    return this.names().filter((n) => !this.where.get(n)!.info(n).shape.includes(0))
+  }
+
   info(name: string): TensorInfo & { file: string } {
     const f = this.where.get(name)
-    if (!f) {
-      throw new UserError(`${this.folder} has no weight "${name}": the weights do not match config.json's model_type or layer count.`)
-    }
+    if (!f) throw new UserError(this.missing(name))
     return { ...f.info(name), file: f.file }
+  }
+
+  /** Why `name` is absent: another architecture's names, fewer layers than config.json says, or what is there. */
+  private missing(name: string): string {
+    const names = this.names()
+    const sample = names.slice(0, 4).map((n) => `"${n}"`).join(', ')
+    return whyMissing(this.folder, names, name) ?? `${this.folder} has no weight "${name}" (its ${names.length} tensors include ${sample}): the weights do not match ${join(this.folder, 'config.json')}.`
   }
 
   /** Reads one tensor as float32, checking its shape against what config.json implies. */

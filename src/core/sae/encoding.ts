@@ -5,13 +5,16 @@ import * as tf from '@tensorflow/tfjs-core'
 import { scaleInputs, type Scaling } from './scaling'
 import { disposeParams, encode, type Encoded, type SaeTensors } from './topk'
 
-export const ARCHITECTURES = ['topk', 'jumprelu'] as const
+export const ARCHITECTURES = ['topk', 'jumprelu', 'standard'] as const
 export type Architecture = (typeof ARCHITECTURES)[number]
 
 export interface EncodingRule {
-  /** topk: the k largest of ReLU(pre); jumprelu: ReLU(pre) where pre > threshold (per latent). */
+  /**
+   * topk: the k largest of ReLU(pre); jumprelu: ReLU(pre) where pre > threshold (per latent); standard:
+   * ReLU(pre) (SAELens' "standard" SAE, every positive latent fires).
+   */
   architecture: Architecture
-  /** TopK's k; null for JumpReLU. */
+  /** TopK's k; null for JumpReLU and standard. */
   k: number | null
   /** Subtract b_dec from the (scaled) input before the encoder (SAELens' apply_b_dec_to_input). */
   applyBDecToInput: boolean
@@ -19,14 +22,12 @@ export interface EncodingRule {
 }
 
 /**
- * Latents kept per token for a JumpReLU SAE, whose number of active latents varies. Consumers read codes
- * as a fixed number of (value, index) pairs per token; Gemma Scope's SAEs fire ~20–150 latents a token.
+ * Most (value, index) pairs a token's code can hold: k for TopK; every latent for JumpReLU and standard
+ * SAEs, whose number of active latents varies (SAELens #494: ~500 of 1024 at the initial threshold). The
+ * codes of a batch are as wide as its busiest token needs (see SaeEncoder.encode), never capped.
  */
-export const JUMPRELU_CODE_WIDTH = 256
-
-/** (value, index) pairs per token in an encoded batch: k for TopK, up to JUMPRELU_CODE_WIDTH for JumpReLU. */
 export function codeWidth(rule: Pick<EncodingRule, 'architecture' | 'k'>, n: number): number {
-  return rule.architecture === 'topk' ? Math.min(rule.k!, n) : Math.min(n, JUMPRELU_CODE_WIDTH)
+  return rule.architecture === 'topk' ? Math.min(rule.k!, n) : n
 }
 
 export interface SaeWeights {
@@ -42,8 +43,8 @@ export interface SaeWeights {
 export class SaeEncoder {
   readonly p: SaeTensors
   readonly threshold: tf.Tensor1D | null
-  /** (value, index) pairs per token returned by encode(). */
-  readonly width: number
+  /** Most (value, index) pairs per token encode() can return (k for TopK, n otherwise). */
+  readonly maxWidth: number
 
   constructor(
     readonly d: number,
@@ -58,42 +59,54 @@ export class SaeEncoder {
       bdec: tf.variable(tf.tensor1d(weights.b_dec))
     }
     this.threshold = rule.architecture === 'jumprelu' ? tf.tensor1d(weights.threshold!) : null
-    this.width = codeWidth(rule, n)
+    this.maxWidth = codeWidth(rule, n)
   }
 
-  /** Codes of raw (unscaled) activations: `width` values per token, largest first, 0 where inactive. */
+  /**
+   * Codes of raw (unscaled) activations x [rows, d]: values and indices [rows, w], largest first, 0 where
+   * inactive. w is k for TopK; for JumpReLU and standard SAEs it is the most latents any row of this batch
+   * fires (at least 1), so every active latent is kept, however many.
+   */
   encode(x: tf.Tensor2D): Encoded {
     const scaled = scaleInputs(x, this.rule.scaling)
     // FeatureTrace's own SAEs take the same path as training.
     if (this.rule.architecture === 'topk' && this.rule.applyBDecToInput) {
-      const codes = encode(this.p, scaled, this.width)
+      const codes = encode(this.p, scaled, this.maxWidth)
       scaled.dispose()
       return codes
     }
-    return tf.tidy(() => {
+    const act = tf.tidy(() => {
       const input = this.rule.applyBDecToInput ? tf.sub(scaled, this.p.bdec) : scaled
       const pre = tf.add(tf.matMul(input, this.p.Wenc), this.p.benc)
-      const act = this.threshold ? tf.mul(tf.relu(pre), tf.cast(tf.greater(pre, this.threshold), 'float32')) : tf.relu(pre)
-      const { values, indices } = tf.topk(act, this.width)
-      scaled.dispose()
-      return { values: values as tf.Tensor2D, indices: indices as tf.Tensor2D }
+      return this.threshold ? tf.mul(tf.relu(pre), tf.cast(tf.greater(pre, this.threshold), 'float32')) : tf.relu(pre)
     })
+    scaled.dispose()
+    let width = this.maxWidth
+    if (this.rule.architecture !== 'topk') {
+      const busiest = tf.tidy(() => tf.max(tf.sum(tf.cast(tf.greater(act, 0), 'int32'), 1)))
+      width = Math.min(this.n, Math.max(1, busiest.dataSync()[0]!))
+      busiest.dispose()
+    }
+    const { values, indices } = tf.topk(act, width)
+    act.dispose()
+    return { values: values as tf.Tensor2D, indices: indices as tf.Tensor2D }
   }
 
-  /** Codes of `rows` rows of row-major activations, on the host. */
-  async encodeRows(acts: Float32Array, rows: number): Promise<{ v: Float32Array; i: Int32Array }> {
+  /** Codes of `rows` rows of row-major activations, on the host: `width` (value, index) pairs per row. */
+  async encodeRows(acts: Float32Array, rows: number): Promise<{ v: Float32Array; i: Int32Array; width: number }> {
     const x = tf.tensor2d(acts.subarray(0, rows * this.d), [rows, this.d])
     const { values, indices } = this.encode(x)
+    const width = values.shape[1]
     const [v, i] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
     tf.dispose([x, values, indices])
-    return { v, i }
+    return { v, i, width }
   }
 
   /** Dense latent activations [rows, n] (for tests and exports). */
   async dense(acts: Float32Array, rows: number): Promise<Float32Array> {
-    const { v, i } = await this.encodeRows(acts, rows)
+    const { v, i, width: w } = await this.encodeRows(acts, rows)
     const out = new Float32Array(rows * this.n)
-    for (let r = 0; r < rows; r++) for (let j = 0; j < this.width; j++) if (v[r * this.width + j]! > 0) out[r * this.n + i[r * this.width + j]!] = v[r * this.width + j]!
+    for (let r = 0; r < rows; r++) for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) out[r * this.n + i[r * w + j]!] = v[r * w + j]!
     return out
   }
 

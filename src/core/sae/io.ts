@@ -5,6 +5,7 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
+import { readSaeLensWeights, resolveSaeLensConfig } from '../io/sae-formats/saelens'
 import type { TrainConfig } from './config'
 import type { Scaling } from './scaling'
 import { codeWidth, SaeEncoder, type EncodingRule } from './encoding'
@@ -105,28 +106,13 @@ export async function writeSaeFiles(
 export type SaeWeightName = 'W_enc' | 'W_dec' | 'b_enc' | 'b_dec'
 export type SaeFromDisk = SaeOnDisk & { rule: EncodingRule; weights: Record<SaeWeightName, Float32Array> & { threshold: Float32Array | null } }
 
-/** Where a SAELens cfg without FeatureTrace's key says the inputs are scaled (SAELens' own definitions). */
-export function saelensScaling(cfg: Record<string, unknown>, d: number, file: string): Scaling {
-  const norm = cfg.normalize_activations ?? 'none'
-  switch (norm) {
-    case 'none':
-    // SAELens applies nothing at inference for this one either: its scaling factor is folded into the weights.
-    // falls through
-    case 'expected_average_only_in':
-      return { kind: 'none', factor: 1 }
-    case 'layer_norm':
-      return { kind: 'std_layer_norm', factor: 1 }
-    case 'constant_norm_rescale':
-      return { kind: 'norm_rescale', factor: Math.sqrt(d) }
-    default:
-      throw new UserError(`${file}: normalize_activations "${String(norm)}" is not one FeatureTrace knows (none, expected_average_only_in, constant_norm_rescale, layer_norm).`)
-  }
-}
-
 /**
- * Reads cfg.json and checks the weights' shapes against it (orientation from the config, not names).
- * `k` is the number of (value, index) pairs per token the SAE's codes carry (TopK's k; for JumpReLU see
- * codeWidth); `rule` is how it encodes.
+ * Reads an SAE folder in SAELens' layout (FeatureTrace's own, an imported copy, or SAELens' own): cfg.json
+ * resolved by SAELens' rules through the declared key table (io/sae-formats/keys.ts, refusing by name
+ * what FeatureTrace does not compute) and the weights in the form FeatureTrace's plain rules reproduce
+ * SAELens with (decoder norms folded for rescale_acts_by_decoder_norm, JumpReLU thresholds, …). Shapes
+ * are checked against the config (orientation from the config, not names). `k` is the most (value, index)
+ * pairs a token's code can hold (TopK's k, else d_sae; see codeWidth); `rule` is how it encodes.
  */
 export async function readSae(dir: string): Promise<SaeFromDisk> {
   const cfgFile = join(dir, CFG_FILE)
@@ -137,40 +123,10 @@ export async function readSae(dir: string): Promise<SaeFromDisk> {
   } catch (err) {
     throw new UserError(`${cfgFile} is not valid JSON (${(err as Error).message}).`)
   }
-  const d = cfg.d_in
-  const n = cfg.d_sae
-  const k = cfg.k ?? (cfg.activation_fn_kwargs as { k?: unknown } | undefined)?.k
-  const architecture = cfg.architecture ?? 'topk'
-  if (architecture !== 'topk' && architecture !== 'jumprelu') {
-    throw new UserError(`${cfgFile}: architecture "${String(architecture)}" is not supported; FeatureTrace reads TopK and JumpReLU SAEs.`)
-  }
-  if (typeof d !== 'number' || typeof n !== 'number' || (architecture === 'topk' && typeof k !== 'number')) {
-    throw new UserError(`${cfgFile} needs numeric d_in, d_sae${architecture === 'topk' ? ' and k (a TopK SAE)' : ''}.`)
-  }
-  const ft = (cfg.featuretrace ?? {}) as Partial<FeatureTraceMeta>
-  const scaling: Scaling = ft.input_scaling ? { kind: ft.input_scaling, factor: ft.scaling_factor ?? 1 } : saelensScaling(cfg, d, cfgFile)
-  const rule: EncodingRule = {
-    architecture,
-    k: architecture === 'topk' ? (k as number) : null,
-    applyBDecToInput: cfg.apply_b_dec_to_input !== false,
-    scaling
-  }
-  const file = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
-  try {
-    const expected: Record<string, readonly number[]> = { W_enc: [d, n], W_dec: [n, d], b_enc: [n], b_dec: [d], ...(architecture === 'jumprelu' ? { threshold: [n] } : {}) }
-    const weights = { threshold: null } as SaeFromDisk['weights']
-    for (const [name, shape] of Object.entries(expected)) {
-      if (!file.header.tensors.has(name)) throw new UserError(`${file.file} has no tensor "${name}", which a ${architecture} SAE needs.`)
-      const info = file.info(name)
-      if (info.shape.length !== shape.length || info.shape.some((s, i) => s !== shape[i])) {
-        throw new UserError(`${file.file}: ${name} is [${info.shape.join(', ')}] but ${CFG_FILE} (d_in ${d}, d_sae ${n}) implies [${shape.join(', ')}].`)
-      }
-      weights[name as SaeWeightName] = await file.readFloat32(name)
-    }
-    return { dir, d, n, k: codeWidth(rule, n), scaling, cfg, featuretrace: ft, rule, weights }
-  } finally {
-    await file.close()
-  }
+  const c = resolveSaeLensConfig(cfgFile, cfg)
+  const w = await readSaeLensWeights(dir, c)
+  const weights = { W_enc: w.W_enc, W_dec: w.W_dec, b_enc: w.b_enc, b_dec: w.b_dec, threshold: w.threshold }
+  return { dir, d: c.d, n: c.n, k: codeWidth(c.rule, c.n), scaling: c.rule.scaling, cfg, featuretrace: c.featuretrace ?? {}, rule: c.rule, weights }
 }
 
 /** An SAE read from disk with its encoding rule, ready to encode (the caller disposes it). */

@@ -9,11 +9,11 @@ interface CheckpointRow {
   id: number
   step: number
   name: string
-  path: string
+  path: string | null
   model_type: string
   supported: number
   d_model: number
-  layers: number
+  layers: number | null
   heads: number | null
   vocab_size: number | null
   tokens_seen: number | null
@@ -29,7 +29,7 @@ function toCheckpoint(r: CheckpointRow & { activations_json?: string | null }, p
     id: r.id,
     step: r.step,
     name: r.name,
-    path: paths.resolve(r.path),
+    path: r.path === null ? null : paths.resolve(r.path),
     modelType: r.model_type,
     supported: r.supported === 1,
     dModel: r.d_model,
@@ -83,13 +83,30 @@ export class CheckpointRepository {
     }
   }
 
+  /**
+   * A checkpoint known by its SAEs alone (no weights on disk): step and width, path and layers NULL. Its
+   * folder can be registered later (addAll fills it in).
+   */
+  addWeightless(step: number, dModel: number, source: Record<string, unknown>): Checkpoint {
+    const info = this.db
+      .prepare(
+        `INSERT INTO checkpoint (step, name, path, model_type, supported, d_model, layers, config_json, registered_at)
+         VALUES (?, ?, NULL, 'unknown', 0, ?, NULL, ?, ?)`
+      )
+      .run(step, `step${step}`, dModel, JSON.stringify({ sae_only: true, ...source }), new Date().toISOString())
+    return this.get(Number(info.lastInsertRowid))
+  }
+
   /** Adds what is new; a folder or step already registered is reported as skipped, never duplicated. */
   addAll(
     found: FoundCheckpoint[],
     tokensPerStep: number | undefined
   ): { added: Checkpoint[]; skipped: { path: string; reason: string }[] } {
     const byPath = this.db.prepare('SELECT id FROM checkpoint WHERE path = ?')
-    const byStep = this.db.prepare('SELECT path FROM checkpoint WHERE step = ?')
+    const byStep = this.db.prepare('SELECT id, path, d_model FROM checkpoint WHERE step = ?')
+    const fill = this.db.prepare(`UPDATE checkpoint SET name = @name, path = @path, model_type = @modelType, supported = @supported, layers = @layers,
+      heads = @heads, vocab_size = @vocabSize, tokens_seen = coalesce(@tokensSeen, tokens_seen), weights_bytes = @weightsBytes, config_json = @configJson
+      WHERE id = @id`)
     const insert = this.db.prepare(`INSERT INTO checkpoint
       (step, name, path, model_type, supported, d_model, layers, heads, vocab_size, tokens_seen,
        weights_bytes, config_json, registered_at)
@@ -104,9 +121,31 @@ export class CheckpointRepository {
           skipped.push({ path: f.path, reason: 'already registered' })
           continue
         }
-        const clash = byStep.get(f.step) as { path: string } | undefined
+        const clash = byStep.get(f.step) as { id: number; path: string | null; d_model: number } | undefined
+        if (clash && clash.path === null) {
+          // An SAE-only checkpoint gets its weights: same step, and the width its SAEs were checked against.
+          if (clash.d_model !== f.config.dModel) {
+            skipped.push({ path: f.path, reason: `step ${f.step} is an SAE-only checkpoint whose SAEs read d=${clash.d_model}, but this folder has d_model=${f.config.dModel}` })
+            continue
+          }
+          fill.run({
+            id: clash.id,
+            name: f.name,
+            path: stored,
+            modelType: f.config.modelType,
+            supported: f.config.supported ? 1 : 0,
+            layers: f.config.layers,
+            heads: f.config.heads,
+            vocabSize: f.config.vocabSize,
+            tokensSeen: tokensPerStep === undefined ? null : f.step * tokensPerStep,
+            weightsBytes: f.weightsBytes,
+            configJson: JSON.stringify(f.config.raw)
+          })
+          added.push(this.get(clash.id))
+          continue
+        }
         if (clash) {
-          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${this.paths.resolve(clash.path)}` })
+          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${clash.path === null ? 'its SAEs' : this.paths.resolve(clash.path)}` })
           continue
         }
         const info = insert.run({

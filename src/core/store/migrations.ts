@@ -315,6 +315,50 @@ export const migrations: readonly Migration[] = [
       CREATE TABLE path_conversion_pending (id INTEGER PRIMARY KEY CHECK (id = 1));
       INSERT INTO path_conversion_pending (id) VALUES (1);
     `
+  },
+  {
+    version: 11,
+    name: 'the hook every SAE reads; checkpoints without weights (SAE-only projects)',
+    rebuildsTables: true,
+    sql: `
+      -- The hook an SAE reads, in its source's naming (SAELens hook_name, sparsify hookpoint, Gemma Scope's by
+      -- release); NULL for SAEs trained here (the residual stream of their layer).
+      ALTER TABLE sae ADD COLUMN hook TEXT;
+
+      -- A checkpoint can be known by its SAEs alone (trained elsewhere, weights not on disk): path and layers
+      -- are NULL then. Registering the folder later fills them in. The guard stops the rebuild (and the
+      -- migration) if an earlier migration gave checkpoint columns this copy does not know.
+      CREATE TEMP TABLE checkpoint_columns_v11 (n INTEGER CHECK (n = 16));
+      INSERT INTO checkpoint_columns_v11 SELECT count(*) FROM pragma_table_info('checkpoint');
+      DROP TABLE checkpoint_columns_v11;
+      CREATE TABLE checkpoint_v11 (
+        id INTEGER PRIMARY KEY,
+        step INTEGER NOT NULL UNIQUE CHECK (step >= 0),
+        name TEXT NOT NULL,
+        path TEXT UNIQUE,
+        model_type TEXT NOT NULL,
+        supported INTEGER NOT NULL CHECK (supported IN (0, 1)),
+        d_model INTEGER NOT NULL CHECK (d_model > 0),
+        layers INTEGER CHECK (layers > 0),
+        heads INTEGER,
+        vocab_size INTEGER,
+        tokens_seen REAL,
+        weights_bytes INTEGER,
+        config_json TEXT NOT NULL,
+        verify_status TEXT NOT NULL DEFAULT 'unverified'
+          CHECK (verify_status IN ('unverified', 'ok', 'problems')),
+        verify_report_json TEXT,
+        registered_at TEXT NOT NULL,
+        CHECK ((path IS NULL) = (layers IS NULL)),
+        CHECK (path IS NOT NULL OR supported = 0)
+      );
+      INSERT INTO checkpoint_v11 (id, step, name, path, model_type, supported, d_model, layers, heads, vocab_size, tokens_seen,
+        weights_bytes, config_json, verify_status, verify_report_json, registered_at)
+        SELECT id, step, name, path, model_type, supported, d_model, layers, heads, vocab_size, tokens_seen,
+          weights_bytes, config_json, verify_status, verify_report_json, registered_at FROM checkpoint;
+      DROP TABLE checkpoint;
+      ALTER TABLE checkpoint_v11 RENAME TO checkpoint;
+    `
   }
 ]
 

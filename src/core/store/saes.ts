@@ -21,6 +21,7 @@ interface SaeRow {
   l0: number | null
   dead_fraction: number | null
   backend: string | null
+  hook: string | null
   created_at: string
   superseded_by: number | null
   superseded_at: string | null
@@ -32,12 +33,13 @@ function toInfo(r: SaeRow, paths: ProjectPaths): SaeInfo {
   return {
     id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: paths.resolve(r.path), preset: r.preset, d: r.d, n: r.n, k: r.k,
     warmStarted: r.warm_started === 1, tokens: r.tokens, steps: r.steps, fvu: r.fvu, explainedVariance: r.explained_variance,
-    cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, createdAt: r.created_at,
+    cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, hook: r.hook, createdAt: r.created_at,
     supersededBy: r.superseded_by, supersededAt: r.superseded_at
   }
 }
 
-export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt' | 'supersededBy' | 'supersededAt'>
+/** An SAE to record; `hook` (the hook an imported SAE reads) defaults to null, an SAE trained here. */
+export type NewSae = Omit<SaeInfo, 'id' | 'step' | 'createdAt' | 'supersededBy' | 'supersededAt' | 'hook'> & { hook?: string | null }
 
 export class SaeRepository {
   constructor(
@@ -85,12 +87,12 @@ export class SaeRepository {
   upsert(s: NewSae): SaeInfo {
     return this.db.transaction(() => {
       const current = this.current(s.checkpointId, s.layer)
-      const params = { ...s, path: this.paths.toStored(s.path), warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() }
+      const params = { ...s, hook: s.hook ?? null, path: this.paths.toStored(s.path), warm: s.warmStarted ? 1 : 0, createdAt: new Date().toISOString() }
       if (current && current.path === s.path) {
         this.db
           .prepare(
             `UPDATE sae SET preset = @preset, d = @d, n = @n, k = @k, warm_started = @warm, tokens = @tokens, steps = @steps, fvu = @fvu,
-               explained_variance = @explainedVariance, cosine = @cosine, l0 = @l0, dead_fraction = @deadFraction, backend = @backend
+               explained_variance = @explainedVariance, cosine = @cosine, l0 = @l0, dead_fraction = @deadFraction, backend = @backend, hook = @hook
              WHERE id = @id`
           )
           .run({ ...params, id: current.id })
@@ -102,9 +104,9 @@ export class SaeRepository {
         this.db
           .prepare(
             `INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, fvu, explained_variance, cosine, l0,
-               dead_fraction, backend, created_at)
+               dead_fraction, backend, hook, created_at)
              VALUES (@checkpointId, @layer, @path, @preset, @d, @n, @k, @warm, @tokens, @steps, @fvu, @explainedVariance, @cosine, @l0,
-               @deadFraction, @backend, @createdAt)`
+               @deadFraction, @backend, @hook, @createdAt)`
           )
           .run(params).lastInsertRowid
       )

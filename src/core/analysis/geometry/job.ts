@@ -5,6 +5,7 @@ import type { GeometryJobRequest } from '../../../shared/geometry'
 import type { JobKindDefinition } from '../../jobs/job'
 import type { Project } from '../../project'
 import { readPairs, type WordPair } from './pairs'
+import { isSaeOnly, saeOnlyRefusal } from '../../checkpoints/sae-only'
 
 interface Item {
   checkpointId: number
@@ -54,9 +55,10 @@ export function geometryItems(project: Project, request: Pick<GeometryJobRequest
       .list()
       .filter((c) => wanted(c.id))
       .map((c) => {
+        if (isSaeOnly(c)) throw saeOnlyRefusal([c.step], 'crystals (the model\'s activations for each word)', 'run galaxy, which needs only the SAEs')
         if (!c.supported) throw new UserError(`Step ${c.step} is a ${c.modelType} checkpoint, which FeatureTrace cannot run; crystals need the model's activations for each word.`)
-        if (request.layer > c.layers) throw new UserError(`Layer ${request.layer} is out of range for step ${c.step} (${c.layers} layers).`)
-        return { checkpointId: c.id, step: c.step, saeId: null, sae: null, activations: null, model: c.path }
+        if (request.layer > c.layers!) throw new UserError(`Layer ${request.layer} is out of range for step ${c.step} (${c.layers} layers).`)
+        return { checkpointId: c.id, step: c.step, saeId: null, sae: null, activations: null, model: c.path! }
       })
     if (items.length === 0) throw new UserError('No checkpoints to run crystals on: register the series first.')
     return items.sort((a, b) => a.step - b.step)

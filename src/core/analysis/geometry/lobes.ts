@@ -58,7 +58,6 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
   const open = new Map<number, { doc: number; tokens: number; fired: Uint8Array }>()
   // The SAE's own rule (TopK, or an imported JumpReLU's thresholds): "fires" means active in its code.
   const encoder = saeEncoder(sae)
-  const k = encoder.width
   const meter = new ProgressMeter(limit, 'rows')
   let done = 0
   try {
@@ -70,6 +69,7 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
         const count = Math.min(ENCODE_ROWS, rows - r0)
         const x = tf.tensor2d(shard.acts.subarray(r0 * d, (r0 + count) * d), [count, d])
         const e = encoder.encode(x)
+        const k = e.values.shape[1]
         const v = e.values.dataSync() as Float32Array
         const i = e.indices.dataSync() as Int32Array
         tf.dispose([x, e.values, e.indices])

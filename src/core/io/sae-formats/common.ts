@@ -36,8 +36,10 @@ export interface ForeignSae {
   rule: EncodingRule
   /** Storage dtype of the weights (F32, F16, BF16). */
   dtype: string
-  /** The hook the source names (SAELens hook_name, sparsify hookpoint), if any. */
+  /** The hook the source names (SAELens hook_name, sparsify hookpoint, Gemma Scope's hook by release), if any. */
   hook: string | null
+  /** The stream that hook is, and its layer when it is the residual stream. */
+  stream: HookStream
   /** Residual-stream layer in FeatureTrace's numbering (after block L; 0 = embeddings), when the source says. */
   layer: number | null
   /** Checkpoint step the source records (FeatureTrace's own SAEs do), if any. */
@@ -80,17 +82,67 @@ export function positiveInt(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
 }
 
-/** TransformerLens residual hooks to FeatureTrace's layer: resid_pre of block L = L, resid_post of block L = L + 1. */
-export function layerOfHook(hook: string | null): number | null {
-  if (!hook) return null
-  const pre = /^blocks\.(\d+)\.hook_resid_pre$/.exec(hook)
-  if (pre) return Number(pre[1])
-  const post = /^blocks\.(\d+)\.hook_resid_post$/.exec(hook)
-  if (post) return Number(post[1]) + 1
-  // sparsify / Hugging Face module names: the output of decoder layer L (0-based) is the residual after block L + 1.
-  const hf = /^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)$/.exec(hook)
-  if (hf) return Number(hf[1]) + 1
-  return null
+/** The streams an SAE can read. FeatureTrace harvests the residual stream only (between blocks; 0 = the embeddings). */
+export const STREAMS = ['residual', 'embed', 'resid_mid', 'mlp_in', 'mlp_neurons', 'mlp_out', 'attn_out', 'attn_heads', 'transcoder', 'unknown', 'none'] as const
+export type Stream = (typeof STREAMS)[number]
+
+export const STREAM_NAMES: Record<Stream, string> = {
+  residual: 'the residual stream',
+  embed: 'the token embeddings',
+  resid_mid: 'the residual stream between attention and MLP (resid_mid)',
+  mlp_in: 'the MLP input',
+  mlp_neurons: 'the MLP neurons',
+  mlp_out: 'the MLP output',
+  attn_out: 'the attention output',
+  attn_heads: 'the attention heads\' outputs',
+  transcoder: 'the input of a transcoder, which predicts another hook\'s output',
+  unknown: 'a hook FeatureTrace does not recognise',
+  none: 'no named hook'
+}
+
+export interface HookStream {
+  stream: Stream
+  /** FeatureTrace layer (residual after block L; 0 = embeddings) for the residual stream and embeddings, else null. */
+  layer: number | null
+  /** The block (0-based) a non-residual hook belongs to, when it says. */
+  block: number | null
+}
+
+/**
+ * The stream a hook names: TransformerLens hooks (SAELens hook_name) and module names of a Hugging Face
+ * model's base model (sparsify hookpoints, llm-jp-sae). resid_pre of block L is layer L, resid_post of block
+ * L is layer L + 1, and the output of decoder layer L (layers.L, h.L) is layer L + 1.
+ */
+export function streamOfHook(hook: string | null): HookStream {
+  if (!hook) return { stream: 'none', layer: null, block: null }
+  const tl = /^blocks\.(\d+)\.(.+)$/.exec(hook)
+  if (tl) {
+    const block = Number(tl[1])
+    const rest = tl[2]!
+    if (rest === 'hook_resid_pre') return { stream: 'residual', layer: block, block: null }
+    if (rest === 'hook_resid_post') return { stream: 'residual', layer: block + 1, block: null }
+    if (rest === 'hook_resid_mid') return { stream: 'resid_mid', layer: null, block }
+    if (rest === 'hook_mlp_out') return { stream: 'mlp_out', layer: null, block }
+    if (rest === 'hook_attn_out') return { stream: 'attn_out', layer: null, block }
+    if (/^(attn\.)?hook_(z|result|q|k|v)$/.test(rest)) return { stream: 'attn_heads', layer: null, block }
+    if (/^(ln2\.hook_normalized|hook_mlp_in|mlp\.hook_in)$/.test(rest)) return { stream: 'mlp_in', layer: null, block }
+    if (/^mlp\.hook_(pre|post|pre_linear)$/.test(rest)) return { stream: 'mlp_neurons', layer: null, block }
+    return { stream: 'unknown', layer: null, block }
+  }
+  if (hook === 'hook_embed') return { stream: 'embed', layer: 0, block: null }
+  const hf = /^(?:model\.|gpt_neox\.|transformer\.)?(?:layers|h)\.(\d+)(?:\.(.+))?$/.exec(hook)
+  if (hf) {
+    const block = Number(hf[1])
+    const sub = hf[2]
+    if (sub === undefined) return { stream: 'residual', layer: block + 1, block: null }
+    if (sub === 'mlp') return { stream: 'mlp_out', layer: null, block }
+    if (sub === 'self_attn' || sub === 'attention' || sub === 'attn') return { stream: 'attn_out', layer: null, block }
+    if (/^(mlp\.)?(act_fn|act|gate_proj|up_proj|dense_h_to_4h|c_fc)$/.test(sub)) return { stream: 'mlp_neurons', layer: null, block }
+    return { stream: 'unknown', layer: null, block }
+  }
+  if (/^(?:model\.|gpt_neox\.)?(embed_tokens|embed_in)$/.test(hook)) return { stream: 'embed', layer: 0, block: null }
+  if (/^(?:transformer\.)?wte$/.test(hook)) return { stream: 'embed', layer: 0, block: null }
+  return { stream: 'unknown', layer: null, block: null }
 }
 
 export function readJson(file: string, text: string): Record<string, unknown> {

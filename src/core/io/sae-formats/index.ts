@@ -6,7 +6,7 @@ import type { ForeignSae } from './common'
 import { describeGemmaScope } from './gemma-scope'
 import { describeLlmJpSae, isLlmJpSaeFolder } from './llm-jp-sae'
 import { describeSaeLens, isSaeLensFolder } from './saelens'
-import { describeSparsify, isSparsifyFolder } from './sparsify'
+import { describeSparsify, isSparsifyFolder, isSparsifyRunFile } from './sparsify'
 
 export { FORMAT_NAMES, SAE_FORMATS, type ForeignSae, type ForeignWeights, type SaeFormat } from './common'
 
@@ -41,7 +41,8 @@ export async function describeSae(path: string): Promise<ForeignSae | null> {
   if (isLlmJpSaeFolder(path)) return describeLlmJpSae(path)
   if (existsSync(join(path, 'params.npz'))) return describeGemmaScope(join(path, 'params.npz'))
   const files = readdirSync(path).filter((f) => statSync(join(path, f)).isFile())
-  const pickle = files.find(isPickle)
+  // sparsify's run folder: optimizer, scheduler and counters beside the hookpoint folders are not SAEs.
+  const pickle = files.find((f) => isPickle(f) && !isSparsifyRunFile(f))
   if (pickle && !files.some((f) => f.endsWith('.safetensors') || f.endsWith('.npz'))) throw pickleRefusal(join(path, pickle))
   const npz = files.filter((f) => f.endsWith('.npz'))
   if (npz.length === 1) return describeGemmaScope(join(path, npz[0]!))
