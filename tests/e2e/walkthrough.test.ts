@@ -181,6 +181,14 @@ describe('the newcomer’s walk', () => {
       await page.locator('[data-testid=train-form] summary').click()
       await look('checkpoints-forms')
 
+      // The import dialog, looking at the project's own first SAE by a path relative to the project folder.
+      await page.getByTestId('import-sae-open').click()
+      await page.getByTestId('import-sae-path').fill(`artifacts/saes/step${steps[0]}/layer2`)
+      await page.getByTestId('import-sae-look').click()
+      await expect.poll(() => page.locator('[data-testid=import-sae-found] tbody tr').count()).toBe(1)
+      await look('import-dialog', true)
+      await page.keyboard.press('Escape')
+
       const near = finalSet.nFeatures - 30
       await page.goto(`${served.url}#/features?set=${finalSet.id}&feature=${near}`)
       await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe(`Feature ${near}`)
@@ -297,6 +305,20 @@ describe('the newcomer’s walk', () => {
     await page.getByTestId('train-k').fill('0')
     await expect.poll(() => page.getByTestId('train-problems').textContent()).toMatch(/k must be 1–/)
     expect(await page.getByTestId('train-start').isDisabled()).toBe(true)
+
+    // Import: a relative path is read from the project folder; a plain file is refused in words; the dialog names its own fields.
+    await page.getByTestId('import-sae-open').click()
+    await page.getByTestId('import-sae-path').fill('project.sqlite')
+    await expect.poll(() => page.getByTestId('import-sae-full-path').textContent()).toBe(`Reads ${join(project, 'project.sqlite')} (a relative path is taken from the project folder).`)
+    await page.getByTestId('import-sae-look').click()
+    await expect.poll(() => page.getByTestId('import-sae-problems').textContent()).toMatch(/project\.sqlite: is not an SAE FeatureTrace reads: expected SAELens/)
+    expect(await page.getByTestId('import-sae-dialog').textContent()).not.toMatch(/Internal error|ENOTDIR/)
+    await page.getByTestId('import-sae-path').fill(`artifacts/saes/step${steps[0]}/layer2`)
+    await page.getByTestId('import-sae-step').fill(String(steps[0]))
+    await page.getByTestId('import-sae-look').click()
+    await expect.poll(() => page.getByTestId('import-sae-problems').textContent()).toMatch(/already has a layer-2 SAE .*; tick “make current \(keep the old ones\)” to make this one current/)
+    expect(await page.getByTestId('import-sae-problems').textContent()).not.toContain('--')
+    await page.keyboard.press('Escape')
 
     // The jobs footer folds to one line and shows its whole history on demand.
     const panel = page.getByTestId('jobs-panel')
