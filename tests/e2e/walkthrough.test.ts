@@ -38,6 +38,7 @@ const AUDIT = `(() => {
   for (const el of document.querySelectorAll('.panel')) {
     if (shown(el) && !el.textContent.trim() && !el.querySelector('canvas, svg')) problems.push(name(el) + ' is empty')
   }
+  for (const a of document.querySelectorAll('a[href="#"], a:not([href])')) problems.push('“' + a.textContent.trim() + '” is a link to nowhere acting as a button')
   for (const el of document.querySelectorAll('h2, h3, p, li, button, label, th, td, a, summary, .tag')) {
     const text = el.textContent.trim()
     if (!text || !shown(el)) continue
