@@ -337,7 +337,9 @@ describe('the newcomer’s walk', () => {
     await expect.poll(() => page.getByTestId('jobs-toggle').getAttribute('aria-expanded')).toBe('false')
     await page.getByTestId('jobs-toggle').click()
 
-    // Label view: a key without a name asks for one, and typing one clears the request; `/` says why it cannot go.
+    // Label view: it offers the latest checkpoint's set; a key without a name asks for one, and typing one clears the request; `/` says why it cannot go.
+    await page.goto(`${served.url}#/label`)
+    await expect.poll(() => page.getByTestId('label-set').inputValue()).toBe(String(finalSet.id))
     await page.goto(`${served.url}#/label?set=${finalSet.id}&n=20&seed=0&dead=0&at=0`)
     await expect.poll(() => page.getByTestId('label-feature').textContent()).toMatch(/Feature \d+/)
     await page.getByTestId('label-panel').focus()
