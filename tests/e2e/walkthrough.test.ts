@@ -235,6 +235,7 @@ describe('the newcomer’s walk', () => {
     await expect.poll(() => page.getByTestId('browser-set').inputValue()).toBe(String(finalSet.id))
     const list = page.getByTestId('browser-list')
     expect(await list.getAttribute('role')).toBe('listbox')
+    await page.getByTestId('feature-row-0').waitFor()
     await list.focus()
     await page.keyboard.press('ArrowDown')
     await expect.poll(() => page.evaluate('location.hash')).toBe(`#/features?set=${finalSet.id}&feature=0`)
@@ -250,6 +251,7 @@ describe('the newcomer’s walk', () => {
     await expect.poll(() => page.getByTestId(`feature-row-${last}`).isVisible()).toBe(true)
     await page.keyboard.press('Home')
     await expect.poll(() => page.evaluate('location.hash')).toBe(`#/features?set=${finalSet.id}&feature=0`)
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe('Feature 0')
     // The keyboard's place is visible.
     expect(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
 
@@ -266,7 +268,9 @@ describe('the newcomer’s walk', () => {
     // A note alone reads as a note in the history, not as "— → —".
     await call('labels.set', { setId: finalSet.id, feature: 0, annotator: 'kiki', note: 'fires on sentence starts' })
     await page.keyboard.press('ArrowDown')
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe('Feature 1')
     await page.keyboard.press('ArrowUp')
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe('Feature 0')
     await expect.poll(() => page.getByTestId('label-history').textContent()).toContain('kiki: note “fires on sentence starts”')
     expect(await page.getByTestId('label-history').textContent()).not.toContain('— → —')
 
@@ -345,8 +349,9 @@ describe('the newcomer’s walk', () => {
     await page.getByTestId('label-panel').focus()
     await page.keyboard.press('1')
     await expect.poll(() => page.getByRole('alert').allTextContents()).toContain('Type your name as annotator first: labels are saved under it.')
+    await expect.poll(() => page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('annotator')
     await page.keyboard.type('walker')
-    await expect.poll(() => page.getByRole('alert').count()).toBe(0)
+    await expect.poll(() => page.getByRole('alert').allTextContents()).toEqual([])
     const sample = await call<number[]>('labels.sample', { setId: finalSet.id, n: 20, seed: 0, skipDead: true })
     const outside = [...Array(finalSet.nFeatures).keys()].find((f) => !sample.includes(f))!
     await page.getByTestId('label-search').fill(String(outside))
