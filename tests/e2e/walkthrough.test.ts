@@ -243,7 +243,7 @@ describe('the newcomer’s walk', () => {
     await page.keyboard.press('ArrowDown')
     await expect.poll(() => page.evaluate('location.hash')).toBe(`#/features?set=${finalSet.id}&feature=2`)
     await expect.poll(() => page.locator('[role=option][aria-selected=true]').getAttribute('data-testid')).toBe('feature-row-2')
-    expect(await list.getAttribute('aria-activedescendant')).toBe('feature-option-2')
+    await expect.poll(() => list.getAttribute('aria-activedescendant')).toBe('feature-option-2')
     await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe('Feature 2')
     await page.keyboard.press('End')
     const last = finalSet.nFeatures - 1
@@ -253,12 +253,12 @@ describe('the newcomer’s walk', () => {
     await expect.poll(() => page.evaluate('location.hash')).toBe(`#/features?set=${finalSet.id}&feature=0`)
     await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe('Feature 0')
     // The keyboard's place is visible.
-    expect(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
+    await expect.poll(() => page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
 
     // Keys 1–9 label the feature shown; with no name yet the key says so and sends the cursor to the name field.
     await page.keyboard.press('1')
     await expect.poll(() => page.getByTestId('feature-label-error').textContent()).toMatch(/Type your name as annotator first/)
-    expect(await page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('feature-annotator')
+    await expect.poll(() => page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('feature-annotator')
     await page.keyboard.type('kiki')
     await expect.poll(() => page.getByTestId('feature-label-error').count()).toBe(0)
     await list.focus()
