@@ -129,7 +129,10 @@ async function cmdServe(args: string[]): Promise<void> {
     console.log(`Bound to ${server.host}: every request needs the access token.`)
     console.log(`Access token: ${server.token}`)
   }
-  console.log(`Open ${server.url}`)
+  // From a wildcard bind the first address is this machine's on the network: the one to give another machine.
+  const [first, ...others] = server.urls
+  console.log(`Open ${first}`)
+  for (const u of others) console.log(`  or ${u}`)
   const stop = (): void => {
     void server.close().then(() => {
       ws.close()

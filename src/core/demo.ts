@@ -1,7 +1,7 @@
 // The bundled demo: register resources/demo's checkpoint series in a project, then harvest, train the
 // warm-started SAE series, compute feature statistics with languages, and feature dynamics — each a job
 // with progress, each skipped when the project already has its result, so a second run returns at once.
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { CallInput, Job, JobRequest } from '../shared/api'
@@ -65,6 +65,16 @@ export function demoDir(): string {
     dir = dirname(dir)
   }
   throw new UserError('The demo series (resources/demo/checkpoints) is missing from this installation; regenerate it with `npm run build:demo`.')
+}
+
+/** The example word-pair lists shipped with the demo (absolute paths), for the Geometry view's crystal form; none when absent. */
+export function bundledPairLists(): string[] {
+  try {
+    const folder = join(demoDir(), 'pairs')
+    return readdirSync(folder).filter((f) => f.endsWith('.tsv')).sort().map((f) => join(folder, f))
+  } catch {
+    return []
+  }
 }
 
 export interface DemoStage {

@@ -118,12 +118,14 @@ export type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOut
 
 export function createHandlers(ws: Workspace): Handlers {
   return {
-    'app.info': () => ({
+    'app.info': async () => ({
       name: 'FeatureTrace',
       version: VERSION,
       door: ws.door,
       schemaVersion: SCHEMA_VERSION,
-      project: ws.project?.info() ?? null
+      project: ws.project?.info() ?? null,
+      // demo.ts calls services: imported when needed, not at load, so the two modules do not load each other.
+      pairLists: (await import('./demo')).bundledPairLists()
     }),
     'project.open': ({ path }) => ws.open(path).info(),
     'project.info': () => ws.project?.info() ?? null,
@@ -170,6 +172,7 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
+    'features.indexOf': ({ feature, ...q }) => ({ index: ws.requireProject().project.features.indexOf(q, feature) }),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
     'features.import': ({ path, name }) => {
       const { project } = ws.requireProject()
@@ -210,9 +213,9 @@ export function createHandlers(ws: Workspace): Handlers {
       const { dynamicsFeature } = await import('./analysis/dynamics')
       return dynamicsFeature(ws.requireProject().project, layer, feature, threshold)
     },
-    'dynamics.formationByLabel': async ({ layer, threshold }) => {
+    'dynamics.formationByLabel': async ({ layer, threshold, annotator }) => {
       const { formationByLabel } = await import('./analysis/dynamics')
-      return formationByLabel(ws.requireProject().project, layer, threshold)
+      return formationByLabel(ws.requireProject().project, layer, threshold, annotator)
     },
     'dynamics.formationCurves': async ({ layer, features, threshold }) => {
       const { formationCurves } = await import('./analysis/dynamics')

@@ -252,6 +252,9 @@ export const FeatureDetailSchema = z.object({
 export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 
 const annotatorName = z.string().trim().min(1).max(100)
+/** M_i(t) is a difference of mean cosines: a threshold outside (−1, 1) is never crossed, so every feature would read "not formed". */
+const THRESHOLD_RANGE = 'must lie between −1 and 1 (M is a difference of mean cosines; SAE-Track uses 0.5)'
+export const formationThreshold = z.number().gt(-1, THRESHOLD_RANGE).lt(1, THRESHOLD_RANGE)
 /** The longest note a label may carry, in UTF-16 code units (what the UI counts too). */
 export const NOTE_MAX_CHARS = 10_000
 /** A client-made id of one label write, so a retry after a lost reply is applied once. */
@@ -350,7 +353,15 @@ export const FormationByLabelSchema = z.object({
   /** Whether the steps came from the stored dynamics run (else computed for this request). */
   stored: z.boolean(),
   /** category → formation step (or "never") → features. */
-  counts: z.record(z.string(), z.record(z.string(), z.number().int()))
+  counts: z.record(z.string(), z.record(z.string(), z.number().int())),
+  /** Whether labels from every checkpoint counted (a warm-started series), or only the final checkpoint's. */
+  warmStarted: z.boolean(),
+  /** Whose labels counted; null: each feature's majority label over all annotators. */
+  annotator: z.string().nullable(),
+  /** Everyone who labelled features of the checkpoints that count. */
+  annotators: z.array(z.string()),
+  /** The checkpoints whose labels were counted. */
+  labelSteps: z.array(z.number().int())
 })
 export type FormationByLabel = z.infer<typeof FormationByLabelSchema>
 
@@ -444,7 +455,7 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
     kind: z.literal('dynamics'),
     layer: z.number().int().nonnegative(),
     /** M above which a feature counts as formed (METHODS §2). */
-    threshold: z.number().gt(-1).lt(1).default(0.5),
+    threshold: formationThreshold.default(0.5),
     backend: z.enum(['tensorflow', 'wasm', 'cpu']).optional()
   }),
   z.object({
@@ -506,7 +517,9 @@ export const AppInfoSchema = z.object({
   version: z.string(),
   door: DoorSchema,
   schemaVersion: z.number().int(),
-  project: ProjectInfoSchema.nullable()
+  project: ProjectInfoSchema.nullable(),
+  /** The example word-pair lists shipped with FeatureTrace (absolute paths), for crystals. */
+  pairLists: z.array(z.string())
 })
 export type AppInfo = z.infer<typeof AppInfoSchema>
 
@@ -587,6 +600,11 @@ export const apiCalls = {
   'saes.import': { input: SaeImportRequestSchema, output: z.array(SaeInfoSchema) },
   'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
   'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
+  /** Where a feature stands in the list a query gives (null: the filters leave it out). */
+  'features.indexOf': {
+    input: FeatureListQuerySchema.omit({ offset: true, limit: true }).extend({ feature: z.number().int().nonnegative() }).strict(),
+    output: z.object({ index: z.number().int().nullable() })
+  },
   'features.get': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: FeatureDetailSchema
@@ -660,15 +678,15 @@ export const apiCalls = {
   },
   'dynamics.overview': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsOverviewSchema },
   'dynamics.feature': {
-    input: z.object({ layer: z.number().int().nonnegative(), feature: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
+    input: z.object({ layer: z.number().int().nonnegative(), feature: z.number().int().nonnegative(), threshold: formationThreshold.optional() }).strict(),
     output: DynamicsFeatureSchema
   },
   'dynamics.formationByLabel': {
-    input: z.object({ layer: z.number().int().nonnegative(), threshold: z.number().optional() }).strict(),
+    input: z.object({ layer: z.number().int().nonnegative(), threshold: formationThreshold.optional(), annotator: annotatorName.optional() }).strict(),
     output: FormationByLabelSchema
   },
   'dynamics.formationCurves': {
-    input: z.object({ layer: z.number().int().nonnegative(), features: z.array(z.number().int().nonnegative()).min(1).max(50), threshold: z.number().optional() }).strict(),
+    input: z.object({ layer: z.number().int().nonnegative(), features: z.array(z.number().int().nonnegative()).min(1).max(50), threshold: formationThreshold.optional() }).strict(),
     output: FormationCurvesSchema
   },
   'dynamics.run': { input: z.object({ layer: z.number().int().nonnegative() }).strict(), output: DynamicsRunSchema.nullable() },

@@ -108,11 +108,15 @@ describe('jobs in a real worker process', () => {
     })
     const { jobs } = ws.requireProject()
     const job = jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
-    await until(() => progress.length >= 2)
+    // Time left shows once the job has run long enough to know its pace, and is the whole job's.
+    await until(() => progress.some((p) => p.etaSeconds !== null))
+    expect(progress[0]!.etaSeconds).toBeNull()
     const last = progress.at(-1)!
     expect(last.rate).toBeGreaterThan(0)
     expect(last.rateUnit).toBe('B/s')
     expect(last.etaSeconds).toBeGreaterThan(0)
+    const elapsed = (Date.now() - Date.parse(last.startedAt!)) / 1000
+    expect(last.etaSeconds).toBeGreaterThanOrEqual(0.8 * ((elapsed - 1) * (1 - last.fraction)) / last.fraction)
     expect(last.message).toMatch(/checkpoint 1\/1: step5/)
     jobs.cancel(job.id)
     const end = await jobs.waitFor(job.id)

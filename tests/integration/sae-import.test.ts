@@ -290,6 +290,22 @@ describe('SAE import', () => {
     }
   })
 
+  it('looks at a plain file or a missing path and says what is wrong; lists step folders in step order', async () => {
+    const { cpSync, writeFileSync } = await import('node:fs')
+    const notes = join(t.dir, 'notes.txt')
+    writeFileSync(notes, 'not an SAE')
+    const steps = join(t.dir, 'text-order')
+    for (const [from, to] of [['step0', 'step0'], ['step100', 'step100'], ['step1000', 'step1000'], ['step0', 'step20']]) cpSync(join(fx.dir, 'sparsify-series', from!), join(steps, to!), { recursive: true })
+    const p = project()
+    try {
+      expect(await scanSaeImport(p, { path: notes })).toEqual({ path: notes, found: [], problems: [{ path: notes, reason: expect.stringMatching(/^is not an SAE FeatureTrace reads: expected SAELens/) }] })
+      expect((await scanSaeImport(p, { path: join(t.dir, 'gone') })).problems).toEqual([{ path: join(t.dir, 'gone'), reason: expect.stringMatching(/does not exist/) }])
+      expect((await scanSaeImport(p, { path: steps })).found.map((s) => s.step)).toEqual([0, 20, 100, 1000])
+    } finally {
+      p.close()
+    }
+  })
+
   it('CLI: featuretrace import-sae PATH --project DIR [--checkpoint STEP], exit 2 with the reason on bad input', async () => {
     const { spawnSync } = await import('node:child_process')
     const ft = (...a: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync(process.execPath, [CLI, ...a], { encoding: 'utf8' })

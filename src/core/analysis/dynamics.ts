@@ -116,21 +116,40 @@ export async function formationCurves(project: Project, layer: number, features:
 }
 
 /**
- * Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label.
- * The dynamics job's stored steps are used when it ran on this series with this threshold.
+ * Formation steps of every labelled feature, by label. In a warm-started series latent i is feature i at every
+ * checkpoint, so a label given at any checkpoint of the layer counts (each annotator's latest one per feature);
+ * independent SAEs are matched to the final one, so only the final checkpoint's labels apply. With an annotator,
+ * that annotator's labels; without, each feature's majority label. The dynamics job's stored steps are used when it
+ * ran on this series with this threshold.
  */
-export async function formationByLabel(project: Project, layer: number, threshold = 0.5): Promise<FormationByLabel> {
+export async function formationByLabel(project: Project, layer: number, threshold = 0.5, annotator?: string): Promise<FormationByLabel> {
   await initBackend()
-  const { checkpoints } = layerSeries(project, layer)
-  const finalSet = project.features.currentSets().filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null).sort((a, b) => b.step! - a.step!)[0]
-  if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
-  const votes = new Map<number, Map<string, number>>()
-  for (const l of project.features.allLabels(finalSet.id)) {
-    const v = votes.get(l.feature) ?? new Map<string, number>()
-    v.set(l.category!, (v.get(l.category!) ?? 0) + 1)
-    votes.set(l.feature, v)
+  const { saes, checkpoints } = layerSeries(project, layer)
+  const warmStarted = saes.slice(1).every((s) => s.warmStarted)
+  const sets = project.features.currentSets().filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null).sort((a, b) => a.step! - b.step!)
+  if (!sets.length) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
+  const sources = warmStarted ? sets : sets.slice(-1)
+  // feature → annotator → category, later checkpoints overwriting earlier ones.
+  const byFeature = new Map<number, Map<string, string>>()
+  const annotators = new Set<string>()
+  const contributing = new Set<number>()
+  for (const set of sources) {
+    for (const l of project.features.allLabels(set.id)) {
+      annotators.add(l.annotator)
+      if (annotator !== undefined && l.annotator !== annotator) continue
+      const mine = byFeature.get(l.feature) ?? new Map<string, string>()
+      mine.set(l.annotator, l.category!)
+      byFeature.set(l.feature, mine)
+      contributing.add(set.id)
+    }
   }
-  const label = new Map([...votes].map(([f, v]) => [f, [...v.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]]))
+  const label = new Map(
+    [...byFeature].map(([f, byAnnotator]) => {
+      const votes = new Map<string, number>()
+      for (const c of byAnnotator.values()) votes.set(c, (votes.get(c) ?? 0) + 1)
+      return [f, [...votes.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0]] as const
+    })
+  )
   const features = [...label.keys()].sort((a, b) => a - b)
   const steps = checkpoints.map((c) => c.step)
   const counts: Record<string, Record<string, number>> = {}
@@ -150,5 +169,8 @@ export async function formationByLabel(project: Project, layer: number, threshol
     counts[cat] ??= {}
     counts[cat][key] = (counts[cat][key] ?? 0) + 1
   }
-  return { layer, steps, labelledFeatures: features.length, stored, counts }
+  return {
+    layer, steps, labelledFeatures: features.length, stored, counts, warmStarted, annotator: annotator ?? null,
+    annotators: [...annotators].sort(), labelSteps: sources.filter((s) => contributing.has(s.id)).map((s) => s.step!)
+  }
 }

@@ -114,6 +114,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     return { candidates: [], problems: [{ path: root, reason: problemText(err) }] }
   }
   if (single) return { candidates: [{ sae: single, step: req.step ?? single.step ?? stepOfName(basename(root)), notes: [] }], problems }
+  // A file that is no SAE has nothing below it to look through.
+  if (!statSync(root).isDirectory()) return { candidates: [], problems: [{ path: root, reason: `is not an SAE FeatureTrace reads: expected ${WHAT_WE_READ}, or a folder holding them.` }] }
   const candidates: Candidate[] = []
   // Deep enough for a Hugging Face cache: models--google--gemma-scope-2b-pt-res/snapshots/<hash>/layer_L/width_W/average_l0_N.
   const DEPTH = 6
@@ -147,6 +149,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
       problems.push({ path: sub, reason: problemText(err) })
     }
   }
+  // Step folders list as text (step100 before step30); the series is read in step order.
+  candidates.sort((a, b) => (a.step ?? Infinity) - (b.step ?? Infinity))
   if (candidates.length === 0 && problems.length === 0) {
     // No step folders: one SAE somewhere below (a Gemma Scope release's layer_L/width_W/average_l0_N/params.npz, one model's llm-jp-sae tree).
     const below = matchHookpoint(root, await saesBelow(root, DEPTH), req.hookpoint)
