@@ -13,8 +13,9 @@ export default defineConfig({
           index: resolve('src/main/index.ts'),
           cli: resolve('src/cli/index.ts'),
           'job-worker': resolve('src/core/jobs/worker.ts'),
-          // The drift kernel's worker thread, a file of its own (no eval'd code).
-          'drift-kernel': resolve('src/core/analysis/drift-kernel-worker.ts')
+          // The drift kernel's worker thread, a self-contained file of its own (no eval'd code), under
+          // out/main/threads: worker threads get no asar support, so the package unpacks that folder.
+          'threads/drift-kernel': resolve('src/core/analysis/drift-kernel-worker.ts')
         },
         output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' }
       }

@@ -1,6 +1,9 @@
-// `featuretrace import-sae` and `featuretrace export-neuronpedia`: SAEs in from the Python ecosystem,
-// features and labels out to Neuronpedia's layout.
+// `featuretrace import-sae`, `export-sae` and `export-neuronpedia`: SAEs in from the Python ecosystem and out
+// again in SAELens' layout, features and labels out to Neuronpedia's layout.
 import type { SaeImportItem, SaeImportRequest } from '../shared/api'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { Sae } from '../core/sae/sae'
 import { call, CliError, intOption, parse, PROJECT, runJobToEnd, withProject } from './options'
 
 export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint STEP] [--layer L] [--hookpoint PATH] [--sae-only] [--replace] [--dry-run]
@@ -11,9 +14,18 @@ export const IMPORT_SAE_USAGE = `  import-sae PATH --project DIR [--checkpoint S
         (layers.2, best/layers.2). --sae-only records steps without a registered checkpoint as SAE-only
         checkpoints (no weights), as an import into a project without weights does. Keys read: docs/sae-formats.md.
         --dry-run only shows.
-  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--checkpoint STEP]
+  export-sae SAE_DIR --out DIR [--model-name NAME] [--hook HOOK]
+        Writes an SAE folder again in the SAELens layout FeatureTrace now writes, which SAELens 5.x
+        and 6.x load and encode as FeatureTrace does (for SAEs written before it: their input
+        scaling is folded into the weights). --model-name and --hook replace what cfg.json says.
+  export-neuronpedia --project DIR --out DIR [--model ID] [--source-set NAME] [--creator-id USER_ID] [--owner ORG]
+          [--checkpoint STEP]
         Features, examples and labels in Neuronpedia's batch layout (features/, activations/,
-        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md).`
+        explanations/ as batch-N.jsonl.gz), plus feature-examples.jsonl (FORMATS.md). Ids are
+        lower-case letters, digits, - and _ (--model defaults to the project's name made so); the
+        layer L SAE is source "L-1-SET__stepS" (Neuronpedia's blocks.L-1.hook_resid_post; "e" for 0).
+        Records are created by, and labels authored by, the Neuronpedia user --creator-id (default:
+        the bot user Neuronpedia's seed creates); labels are explanations of type "human".`
 
 export function describeItem(s: SaeImportItem): string {
   const rule =
@@ -64,12 +76,44 @@ export async function cmdImportSae(argv: string[]): Promise<void> {
   })
 }
 
+export async function cmdExportSae(argv: string[]): Promise<void> {
+  const { values, positionals } = parse(argv, { out: { type: 'string' }, 'model-name': { type: 'string' }, hook: { type: 'string' } })
+  if (positionals.length !== 1 || values.out === undefined) throw new CliError('export-sae needs one SAE_DIR and --out DIR.')
+  const out = resolve(values.out)
+  if (existsSync(out) && readdirSync(out).length > 0) throw new CliError(`${out} exists and is not empty; choose an empty or new folder.`)
+  const sae = await Sae.load(resolve(positionals[0]!))
+  const saved = sae.savedOptions()
+  mkdirSync(out, { recursive: true })
+  await sae.save(out, {
+    ...saved,
+    modelName: values['model-name'] ?? saved.modelName,
+    hookName: values.hook ?? saved.hookName
+  })
+  const cfg = JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8')) as { normalize_activations: string; metadata: { model_name: string | null; hook_name: string } }
+  console.log(`wrote ${out}: ${sae.rule.architecture}, d_in ${sae.d}, d_sae ${sae.n}, normalize_activations ${cfg.normalize_activations}, model ${cfg.metadata.model_name ?? '(unknown)'}, hook ${cfg.metadata.hook_name}`)
+}
+
 export async function cmdExportNeuronpedia(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { ...PROJECT, out: { type: 'string' }, model: { type: 'string' }, 'source-set': { type: 'string' }, checkpoint: { type: 'string' } })
+  const { values } = parse(argv, {
+    ...PROJECT,
+    out: { type: 'string' },
+    model: { type: 'string' },
+    'source-set': { type: 'string' },
+    'creator-id': { type: 'string' },
+    owner: { type: 'string' },
+    checkpoint: { type: 'string' }
+  })
   if (values.out === undefined) throw new CliError('export-neuronpedia needs --out DIR.')
   await withProject(values, async (ws) => {
-    const r = await call(ws, 'features.exportNeuronpedia', { path: values.out!, modelId: values.model, sourceSet: values['source-set'], step: intOption(values.checkpoint, 'checkpoint') })
-    for (const s of r.sources) console.log(`${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
+    const r = await call(ws, 'features.exportNeuronpedia', {
+      path: values.out!,
+      modelId: values.model,
+      sourceSet: values['source-set'],
+      creatorId: values['creator-id'],
+      owner: values.owner,
+      step: intOption(values.checkpoint, 'checkpoint')
+    })
+    for (const s of r.sources) console.log(`${r.modelId}/${s.id}: ${s.features} features, ${s.activations} activations, ${s.explanations} explanations`)
     console.log(`wrote ${r.dir}`)
   })
 }

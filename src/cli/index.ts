@@ -8,7 +8,7 @@ import { cmdDrift, cmdFormation, DYNAMICS_USAGE } from './dynamics'
 import { cmdClassifyLanguage, cmdExportFeatures, cmdImportFeatures, cmdLabels, cmdTaxonomy, FEATURES_USAGE } from './features'
 import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 import { cmdHarvest, cmdHarvestSeries, cmdImportActivations, HARVEST_USAGE } from './harvest'
-import { cmdExportNeuronpedia, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
+import { cmdExportNeuronpedia, cmdExportSae, cmdImportSae, IMPORT_SAE_USAGE } from './import-sae'
 import { CliError } from './options'
 import { cmdJobs, cmdProject, JOBS_USAGE, PROJECT_USAGE } from './project'
 import { cmdServe, SERVE_USAGE } from './serve'
@@ -45,6 +45,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   demo: cmdDemo,
   'import-sae': cmdImportSae,
   'export-neuronpedia': cmdExportNeuronpedia,
+  'export-sae': cmdExportSae,
   geometry: cmdGeometry
 }
 

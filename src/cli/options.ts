@@ -2,12 +2,12 @@
 // progress bars, and running a job to its end.
 import { SingleBar } from 'cli-progress'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import type { CallInput, CallName, CallOutput, Job, ProjectInfo } from '../shared/api'
+import type { CallInput, CallName, CallOutput, Door, Job, ProjectInfo } from '../shared/api'
 import { BACKEND_NAMES } from '../shared/schema'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
 import { formatBytes } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
-import { callService, Workspace } from '../core/services'
+import { callService, Workspace, type WorkspaceHost } from '../core/services'
 
 /** A mistake in the command line or its input: printed without a stack, exit code 2. */
 export class CliError extends Error {
@@ -79,8 +79,8 @@ export function requireOptions<V extends Record<string, unknown>>(command: strin
 }
 
 /** One workspace for the command's lifetime, with a project opened from --project. */
-export function openWorkspace(values: { project?: string }, required = true): Workspace {
-  const ws = new Workspace('cli', nodeWorkerSpawner())
+export function openWorkspace(values: { project?: string }, required = true, door: Door = 'cli', host: WorkspaceHost = {}): Workspace {
+  const ws = new Workspace(door, nodeWorkerSpawner(), host)
   if (values.project) reportMissing(ws.open(values.project).info())
   else if (required) throw new CliError('This command needs --project DIR.')
   return ws

@@ -11,7 +11,14 @@ export const SERVE_USAGE = `  serve [--project DIR] [--port N] [--host H]
 
 export async function cmdServe(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, port: { type: 'string' }, host: { type: 'string' } })
-  const ws = openWorkspace(values, false)
+  // The browser mode keeps recent projects for its start page (FEATURETRACE_CONFIG_DIR, else ~/.config/featuretrace)
+  // and puts the demo project under FEATURETRACE_DOCUMENTS_DIR, else ~/Documents.
+  const { UserSettings, defaultSettingsFile, defaultDocumentsDir } = await import('../core/user-settings')
+  const ws = openWorkspace(values, false, 'browser', {
+    settings: new UserSettings(defaultSettingsFile()),
+    documentsDir: process.env.FEATURETRACE_DOCUMENTS_DIR || defaultDocumentsDir(),
+    log: (message) => console.log(`[featuretrace] ${message}`)
+  })
   const here = dirname(fileURLToPath(import.meta.url))
   const server = await startServer({
     workspace: ws,
@@ -24,7 +31,10 @@ export async function cmdServe(args: string[]): Promise<void> {
     console.log(`Bound to ${server.host}: every request needs the access token.`)
     console.log(`Access token: ${server.token}`)
   }
-  console.log(`Open ${server.url}`)
+  // From a wildcard bind the first address is this machine's on the network: the one to give another machine.
+  const [first, ...others] = server.urls
+  console.log(`Open ${first}`)
+  for (const u of others) console.log(`  or ${u}`)
   const stop = (): void => {
     void server.close().then(() => {
       ws.close()

@@ -9,9 +9,13 @@ import { backendOption, call, checkpointIdsAt, choiceOption, intOption, oneLayer
 export const TRAIN_USAGE = `  train --activations PATH --out DIR [--latents N] [--k K] [--preset inaba2025|sae-track|gao2024]
         [--init SAE_DIR] [--tokens N] [--batch B] [--lr X] [--warmup S] [--seed S] [--scaling
         none|unit_norm|layer_norm|constant] [--aux-k K] [--eval-rows N] [--log-every S]
-        [--checkpoint-every S] [--backend B]
+        [--checkpoint-every S] [--backend B] [--model-name NAME] [--hook HOOK]
         Train a TopK SAE on an activation store (or a safetensors file with an "activations"
-        [rows, d] tensor), in SAELens layout. --init warm-starts from an SAE. Resumable.
+        [rows, d] tensor), in SAELens layout (SAELens 5.x and 6.x load it and encode raw
+        activations as FeatureTrace does). --init warm-starts from an SAE. Resumable.
+        --model-name: SAELens' model_name (default: from the checkpoint folder the store was
+        harvested from). --hook: its hook_name (default: the store's layer as a TransformerLens
+        residual hook; for a plain file, the placeholder featuretrace.unnamed_hook).
   train-series --project DIR [--preset sae-track] [--layer L] [--checkpoint STEP ...] [--retrain] [train options]
         One SAE per checkpoint with activations, in step order: the first from scratch, each next
         warm-started from the previous (SAE-Track). A job; resumes where it stopped. Checkpoints that
@@ -34,7 +38,8 @@ export const TRAIN_OPTIONS = {
   'eval-rows': { type: 'string' },
   'log-every': { type: 'string' },
   'checkpoint-every': { type: 'string' },
-  backend: { type: 'string' }
+  backend: { type: 'string' },
+  'model-name': { type: 'string' }
 } as const
 
 type TrainValues = { [K in keyof typeof TRAIN_OPTIONS]?: string }
@@ -58,7 +63,7 @@ export function trainOverrides(values: TrainValues): TrainOverrides {
 }
 
 export async function cmdTrain(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' } })
+  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' }, hook: { type: 'string' } })
   requireOptions('train', values, ['activations', 'out'])
   const backend = await initBackend(backendOption(values.backend))
   console.log(`backend: ${backend.name} (${backend.reason})`)
@@ -70,7 +75,8 @@ export async function cmdTrain(args: string[]): Promise<void> {
         preset: choiceOption(values.preset, 'preset', PRESETS) ?? 'inaba2025',
         init: values.init,
         backend: backend.name,
-        overrides: trainOverrides(values)
+        overrides: trainOverrides(values),
+        meta: { hookName: values.hook, ...(values['model-name'] !== undefined ? { modelName: values['model-name'] } : {}) }
       },
       ctx
     )
@@ -105,7 +111,8 @@ export async function trainSeriesRequest(ws: Workspace, args: string[]): Promise
     logEvery: o.logEvery,
     checkpointEvery: o.checkpointEvery,
     retrain: Boolean(values.retrain),
-    backend: backendOption(values.backend)
+    backend: backendOption(values.backend),
+    modelName: values['model-name']
   }
 }
 

@@ -1,7 +1,7 @@
 // The bundled demo: register resources/demo's checkpoint series in a project, then harvest, train the
 // warm-started SAE series, compute feature statistics with languages, and feature dynamics — each a job
 // with progress, each skipped when the project already has its result, so a second run returns at once.
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { CallInput, CallName, CallOutput, Job } from '../shared/api'
@@ -25,6 +25,9 @@ export interface DemoSettings {
   /** Use this many checkpoints, spread from the first to the last (all when absent). */
   checkpoints?: number
 }
+
+/** The demo model's name in what FeatureTrace writes for other tools (SAELens' model_name): its folder says none. */
+export const DEMO_MODEL_NAME = 'featuretrace-demo'
 
 export const DEMO_SETTINGS: DemoSettings = {
   layer: 2,
@@ -64,6 +67,16 @@ export function demoDir(): string {
   throw new UserError('The demo series (resources/demo/checkpoints) is missing from this installation; regenerate it with `npm run build:demo`.')
 }
 
+/** The example word-pair lists shipped with the demo (absolute paths), for the Geometry view's crystal form; none when absent. */
+export function bundledPairLists(): string[] {
+  try {
+    const folder = join(demoDir(), 'pairs')
+    return readdirSync(folder).filter((f) => f.endsWith('.tsv')).sort().map((f) => join(folder, f))
+  } catch {
+    return []
+  }
+}
+
 export interface DemoStage {
   name: 'register' | 'harvest' | 'train-series' | 'feature-stats' | 'dynamics'
   /** Whether it ran now (false: the project already had its result). */
@@ -78,9 +91,8 @@ export interface DemoHooks {
   log?(message: string): void
 }
 
-/** Runs whatever of the demo pipeline the project in `ws` lacks. */
-export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS): Promise<DemoStage[]> {
-  const demo = demoDir()
+/** Runs whatever of the demo pipeline the project in `ws` lacks, on the series in `demo` (resources/demo or a copy). */
+export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS, demo: string = demoDir()): Promise<DemoStage[]> {
   const stages: DemoStage[] = []
   const stage = async (name: DemoStage['name'], needed: boolean, work: () => Promise<Job | undefined>): Promise<void> => {
     const t0 = performance.now()
@@ -119,7 +131,8 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   await stage('train-series', ids.some((id) => !trained.has(id)), () =>
     start({
       kind: 'train-series', checkpointIds: ids, layer, preset: 'sae-track', n: settings.n, k: settings.k, tokens: settings.tokens,
-      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0
+      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0,
+      modelName: DEMO_MODEL_NAME
     })
   )
   const withSets = new Set((await call('features.sets')).filter((s) => !s.superseded && s.layer === layer).map((s) => s.checkpointId))

@@ -2,7 +2,7 @@
 // folder can be moved or copied (store/paths.ts).
 import { DynamicsRepository } from './store/dynamics'
 import { GeometryRepository } from './store/geometry'
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { basename, join, resolve } from 'node:path'
 import type { ProjectInfo } from '../shared/api'
 import { UserError } from '../shared/api'
@@ -22,6 +22,8 @@ import { missingInputs } from './relocate'
 
 export const DB_FILE = 'project.sqlite'
 export const ARTIFACTS_DIR = 'artifacts'
+/** A file that opens its folder in FeatureTrace when double-clicked (the desktop package associates .ftproj). */
+export const MARKER_FILE = 'project.ftproj'
 
 export class Project {
   /** Converts paths between their stored form and absolute ones under this folder. */
@@ -83,6 +85,7 @@ export class Project {
       db.close()
       throw err
     }
+    writeMarker(path)
     return project
   }
 
@@ -107,6 +110,21 @@ export class Project {
 
   close(): void {
     if (this.db.open) this.db.close()
+  }
+}
+
+/** Puts the double-clickable marker in a project folder that lacks one; a folder we may not write to goes without. */
+function writeMarker(path: string): void {
+  const file = join(path, MARKER_FILE)
+  if (existsSync(file)) return
+  const marker = {
+    featuretrace: 'project',
+    note: 'Open this file with FeatureTrace to open the project in this folder. The project is the folder (project.sqlite and artifacts/); this file holds nothing else.'
+  }
+  try {
+    writeFileSync(file, `${JSON.stringify(marker, null, 2)}\n`, { flag: 'wx' })
+  } catch {
+    // Read-only media or a marker written meanwhile: the project opens all the same.
   }
 }
 

@@ -29,16 +29,37 @@ import { Project } from './project'
 import { relocateInputs } from './relocate'
 import { SCHEMA_VERSION } from './store/migrations'
 import { VERSION } from './version'
+import type { EngineStatus } from '../shared/start'
+import { probeEngine } from './jobs/engine-probe'
+import { startHandlers } from './start-page'
+import type { UserSettings } from './user-settings'
 
 export type EventSink = <E extends EventName>(event: E, payload: EventPayload<E>) => void
+
+/** What the process hosting a workspace adds: the desktop app and the browser mode give most of it, the CLI none. */
+export interface WorkspaceHost {
+  /** Recent projects and the last one opened; every project opened is recorded here. */
+  settings?: UserSettings
+  /** The user's documents folder: the demo project and suggested new projects go under <documents>/FeatureTrace. */
+  documentsDir?: string
+  /** The bundled demo series (resources/demo in a checkout, <resources>/demo in a package). */
+  demoSource?: string
+  /** The system's folder dialog (desktop app): the folder chosen, or null when cancelled. */
+  chooseFolder?(purpose: 'open' | 'create'): Promise<string | null>
+  /** What only the host knows about the running app (About dialog). */
+  about?: { packaged: boolean; downloadsUrl: string | null; electron: string | null; chrome: string | null }
+  log?(message: string): void
+}
 
 export class Workspace {
   private current: { project: Project; jobs: JobManager; analysis: AnalysisProcess } | null = null
   private readonly sinks = new Set<EventSink>()
+  private engine: EngineStatus | null = null
 
   constructor(
     readonly door: Door,
-    private readonly spawner: WorkerSpawner
+    private readonly spawner: WorkerSpawner,
+    readonly host: WorkspaceHost = {}
   ) {}
 
   /** Subscribes to every event; returns the unsubscribe function. */
@@ -66,8 +87,26 @@ export class Workspace {
     this.close()
     const jobs = new JobManager(project, this.spawner, (event, payload) => this.emit(event, payload))
     this.current = { project, jobs, analysis: new AnalysisProcess(this.spawner) }
-    this.emit('project.changed', project.info())
+    const info = project.info()
+    try {
+      this.host.settings?.remember(project.path, info.name)
+    } catch (err) {
+      this.host.log?.(`Could not record ${project.path} among recent projects: ${(err as Error).message}`)
+    }
+    this.emit('project.changed', info)
     return project
+  }
+
+  /** The compute engine jobs run on: the first call asks a job worker (engine-probe.ts), `engine.changed` tells its answer. */
+  engineStatus(): EngineStatus {
+    if (!this.engine) {
+      this.engine = { state: 'probing', engine: null, gpu: null, reason: 'Asking a job worker which compute engine it can run…' }
+      void probeEngine(this.spawner).then((status) => {
+        this.engine = status
+        this.emit('engine.changed', status)
+      })
+    }
+    return this.engine
   }
 
   close(): void {
@@ -84,7 +123,7 @@ export class Workspace {
   }
 }
 
-type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOutput<C> | Promise<CallOutput<C>> }
+export type Handlers = { [C in CallName]: (input: CallParsedInput<C>) => CallOutput<C> | Promise<CallOutput<C>> }
 
 export function createHandlers(ws: Workspace): Handlers {
   /** A query of the analysis process: the host prepares its input from the project, the process computes. */
@@ -96,12 +135,14 @@ export function createHandlers(ws: Workspace): Handlers {
       return (await analysis.ask(name, prepared, input.requestId)) as CallOutput<C>
     }
   return {
-    'app.info': () => ({
+    'app.info': async () => ({
       name: 'FeatureTrace',
       version: VERSION,
       door: ws.door,
       schemaVersion: SCHEMA_VERSION,
-      project: ws.project?.info() ?? null
+      project: ws.project?.info() ?? null,
+      // demo.ts calls services: imported when needed, not at load, so the two modules do not load each other.
+      pairLists: (await import('./demo')).bundledPairLists()
     }),
     'project.open': ({ path }) => ws.open(path).info(),
     'project.info': () => ws.project?.info() ?? null,
@@ -147,6 +188,7 @@ export function createHandlers(ws: Workspace): Handlers {
     },
     'features.sets': () => ws.requireProject().project.features.sets(),
     'features.list': (q) => ws.requireProject().project.features.list(q),
+    'features.indexOf': ({ feature, ...q }) => ({ index: ws.requireProject().project.features.indexOf(q, feature) }),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
     'features.import': ({ path, name }) => {
       const { project } = ws.requireProject()
@@ -211,7 +253,8 @@ export function createHandlers(ws: Workspace): Handlers {
       const r = ws.requireProject().project.geometry.get(id)
       if (!r) throw new UserError(`No geometry result ${id} in this project.`, 'not-found')
       return r
-    }
+    },
+    ...startHandlers(ws)
   }
 }
 

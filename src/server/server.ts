@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { createServer, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { extname, join, resolve, sep } from 'node:path'
 import { pipeline } from 'node:stream'
 import { WebSocketServer, type RawData, type WebSocket } from 'ws'
@@ -28,6 +29,8 @@ export interface RunningServer {
   host: string
   /** null when bound to loopback without a token. */
   token: string | null
+  /** Addresses to open from this machine and, when bound beyond loopback, from others (with the token). */
+  urls: string[]
   close(): Promise<void>
 }
 
@@ -50,6 +53,28 @@ const CONTENT_TYPES: Record<string, string> = {
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
   "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+
+/** A host as it goes in a URL: IPv6 addresses in brackets. */
+function urlHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+}
+
+/**
+ * The hosts a browser can reach a server bound to `bind` at: the address itself, or for a wildcard bind (0.0.0.0, ::)
+ * this machine's non-loopback interface addresses (another machine's browser needs one of those), then loopback.
+ */
+export function reachableHosts(bind: string, interfaces: ReturnType<typeof networkInterfaces> = networkInterfaces()): string[] {
+  const wildcard = bind === '0.0.0.0' || bind === '::' || bind === '[::]' || bind === ''
+  if (!wildcard) return [urlHost(bind)]
+  const v6 = bind !== '0.0.0.0'
+  const found = Object.values(interfaces)
+    .flatMap((list) => list ?? [])
+    // Link-local IPv6 needs a zone id a browser's address bar does not take; IPv4 first, as people type it.
+    .filter((a) => !a.internal && (a.family === 'IPv4' || (v6 && !a.address.toLowerCase().startsWith('fe80'))))
+    .sort((a, b) => (a.family === b.family ? 0 : a.family === 'IPv4' ? -1 : 1))
+    .map((a) => urlHost(a.address))
+  return [...new Set([...found, '127.0.0.1'])]
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
@@ -199,7 +224,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw new Error(`The built renderer is missing (${join(staticRoot, 'index.html')}); run \`npm run build\` first.`)
   }
   const handlers = createHandlers(opts.workspace)
-  const shownHost = opts.host.includes(':') && !opts.host.startsWith('[') ? `[${opts.host}]` : opts.host
+  const shownHost = urlHost(opts.host)
   let boundPort = opts.port
 
   /** The `host:port` names this server answers to on loopback. */
@@ -300,8 +325,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (!authorised(req, url)) {
       return send(res, 401, 'FeatureTrace: this server needs its access token. Open the URL printed at start (it ends in ?token=…).')
     }
-    if (token && url.searchParams.has('token')) {
-      // Move the token from the address bar into a cookie the page's socket will carry.
+    if (token && url.searchParams.has('token') && !url.pathname.startsWith('/api/')) {
+      // Move the token from a page's address bar into a cookie its socket will carry; an API call just runs.
       res.writeHead(303, {
         'Set-Cookie': `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
         // One leading slash: `//host` would send the browser to another site.
@@ -388,9 +413,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   })
   server.on('error', (err) => console.error('[featuretrace] server error:', err))
   boundPort = (server.address() as AddressInfo).port
-  const base = `http://${shownHost}:${boundPort}/`
+  const withToken = (host: string): string => `http://${host}:${boundPort}/${token ? `?token=${token}` : ''}`
+  const urls = reachableHosts(opts.host).map(withToken)
   return {
-    url: token ? `${base}?token=${token}` : base,
+    url: urls[0]!,
+    urls,
     port: boundPort,
     host: opts.host,
     token,

@@ -11,6 +11,7 @@ import { JobSchema, jobCalls } from './jobs'
 import { LabelSchema, labelCalls } from './labels'
 import { ProjectInfoSchema, projectCalls } from './project'
 import { SaeMetricSchema, saeCalls } from './saes'
+import { startCalls, startEvents } from './start'
 import type { ApiReply } from './errors'
 
 export * from './carry-labels'
@@ -23,6 +24,7 @@ export * from './jobs'
 export * from './labels'
 export * from './project'
 export * from './saes'
+export * from './start'
 
 /** Every call: its payload schema and its result schema. */
 export const apiCalls = {
@@ -34,7 +36,8 @@ export const apiCalls = {
   ...carryLabelCalls,
   ...dynamicsCalls,
   ...jobCalls,
-  ...geometryCalls
+  ...geometryCalls,
+  ...startCalls
 } as const
 
 export type ApiCalls = typeof apiCalls
@@ -50,7 +53,8 @@ export const apiEvents = {
   'sae.metric': SaeMetricSchema,
   'saes.changed': z.object({ count: z.number().int() }),
   'labels.changed': LabelSchema,
-  'features.changed': z.object({ sets: z.number().int() })
+  'features.changed': z.object({ sets: z.number().int() }),
+  ...startEvents
 } as const
 export type ApiEvents = typeof apiEvents
 export type EventName = keyof ApiEvents

@@ -1,5 +1,6 @@
 // The contract of feature dynamics: drift, matching and formation along a layer's SAE series.
 import { z } from 'zod'
+import { annotatorName } from './labels'
 import { backendName, requestId } from './schema'
 
 const variantCurves = z.object({ sae: z.array(z.number()), raw: z.array(z.number()), jaccard: z.array(z.number()), weightedJaccard: z.array(z.number()) })
@@ -71,7 +72,15 @@ export const FormationByLabelSchema = z.object({
   /** Whether the steps came from the stored dynamics run (else computed for this request). */
   stored: z.boolean(),
   /** category → formation step (or "never") → features. */
-  counts: z.record(z.string(), z.record(z.string(), z.number().int()))
+  counts: z.record(z.string(), z.record(z.string(), z.number().int())),
+  /** Whether labels from every checkpoint counted (a warm-started series), or only the final checkpoint's. */
+  warmStarted: z.boolean(),
+  /** Whose labels counted; null: each feature's majority label over all annotators. */
+  annotator: z.string().nullable(),
+  /** Everyone who labelled features of the checkpoints that count. */
+  annotators: z.array(z.string()),
+  /** The checkpoints whose labels were counted. */
+  labelSteps: z.array(z.number().int())
 })
 export type FormationByLabel = z.infer<typeof FormationByLabelSchema>
 
@@ -90,7 +99,10 @@ export type Formation = z.infer<typeof FormationSchema>
 const layer = z.number().int().nonnegative()
 /** A query's client-made id, to cancel it with analysis.cancel while it runs. */
 const query = { requestId: requestId.optional() }
-const threshold = z.number().optional()
+/** M_i(t) is a difference of mean cosines: a threshold outside (−1, 1) is never crossed, so every feature would read "not formed". */
+const THRESHOLD_RANGE = 'must lie between −1 and 1 (M is a difference of mean cosines; SAE-Track uses 0.5)'
+export const formationThreshold = z.number().gt(-1, THRESHOLD_RANGE).lt(1, THRESHOLD_RANGE)
+const threshold = formationThreshold.optional()
 
 /**
  * The dynamics queries run in the analysis process (drift cached there, bounded), never in the host; each can be
@@ -103,7 +115,7 @@ export const dynamicsCalls = {
     output: DynamicsFeatureSchema
   },
   'dynamics.formationByLabel': {
-    input: z.object({ layer, threshold, ...query }).strict(),
+    input: z.object({ layer, threshold, annotator: annotatorName.optional(), ...query }).strict(),
     output: FormationByLabelSchema
   },
   'dynamics.formationCurves': {

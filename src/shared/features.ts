@@ -83,6 +83,7 @@ export const FeatureDetailSchema = z.object({
 export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 
 export const NeuronpediaExportSchema = z.object({
+  modelId: z.string(),
   sources: z.array(
     z.object({
       id: z.string(),
@@ -100,6 +101,11 @@ export type NeuronpediaExport = z.infer<typeof NeuronpediaExportSchema>
 export const featureCalls = {
   'features.sets': { input: none, output: z.array(FeatureSetInfoSchema) },
   'features.list': { input: FeatureListQuerySchema, output: z.object({ total: z.number().int(), rows: z.array(FeatureSummarySchema) }) },
+  /** Where a feature stands in the list a query gives (null: the filters leave it out). */
+  'features.indexOf': {
+    input: FeatureListQuerySchema.omit({ offset: true, limit: true }).extend({ feature: z.number().int().nonnegative() }).strict(),
+    output: z.object({ index: z.number().int().nullable() })
+  },
   'features.get': {
     input: z.object({ setId: z.number().int().nonnegative(), feature: z.number().int().nonnegative() }).strict(),
     output: FeatureDetailSchema
@@ -128,10 +134,14 @@ export const featureCalls = {
     input: z
       .object({
         path: pathString,
-        /** Neuronpedia model id (default: the project's name). */
+        /** Neuronpedia model id: lower-case letters, digits, "-" and "_" (default: the project's name, made so). */
         modelId: z.string().max(200).optional(),
-        /** Source-set name; the source id is "<layer>-<set>__step<S>". */
+        /** Source-set name, the same characters without "__" (default "featuretrace"); the source id is "<layer>-<set>__step<S>". */
         sourceSet: z.string().max(200).optional(),
+        /** Id of the Neuronpedia user recorded as creator of every record and author of every label (default: Neuronpedia's bot user). */
+        creatorId: z.string().max(200).optional(),
+        /** Model.owner, the organisation that made the model (required by Neuronpedia; default "unknown"). */
+        owner: z.string().max(200).optional(),
         /** Only this checkpoint step. */
         step: z.number().int().nonnegative().optional()
       })

@@ -1,5 +1,6 @@
 // The contract of jobs: each kind's request and result, a job's state and progress.
 import { z } from 'zod'
+import { formationThreshold } from './dynamics'
 import { GeometryJobRequestSchema } from './geometry'
 import { SaeImportRequestSchema } from './saes'
 import { backendName, id, none } from './schema'
@@ -54,7 +55,7 @@ export const DynamicsJobRequestSchema = z.object({
   kind: z.literal('dynamics'),
   layer: z.number().int().nonnegative(),
   /** M above which a feature counts as formed (METHODS §2). */
-  threshold: z.number().gt(-1).lt(1).default(0.5),
+  threshold: formationThreshold.default(0.5),
   backend: backendName.optional()
 })
 
@@ -92,7 +93,9 @@ export const TrainSeriesJobRequestSchema = z.object({
    */
   retrain: z.boolean().default(false),
   seed: z.number().int().default(0),
-  backend: backendName.optional()
+  backend: backendName.optional(),
+  /** The model's name written into each SAE's cfg.json (SAELens' model_name); default: from the checkpoint folder. */
+  modelName: z.string().trim().min(1).max(200).optional()
 })
 
 /** Imports SAEs made elsewhere (as saes.import), in the worker: reading and converting each one with progress. */

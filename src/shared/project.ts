@@ -32,7 +32,9 @@ export const AppInfoSchema = z.object({
   version: z.string(),
   door: DoorSchema,
   schemaVersion: z.number().int(),
-  project: ProjectInfoSchema.nullable()
+  project: ProjectInfoSchema.nullable(),
+  /** The example word-pair lists shipped with FeatureTrace (absolute paths), for crystals. */
+  pairLists: z.array(z.string())
 })
 export type AppInfo = z.infer<typeof AppInfoSchema>
 

@@ -1,6 +1,7 @@
 // Starting `featuretrace serve` as a user would, and Debian's Chromium driven by playwright-core.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll } from 'vitest'
@@ -27,9 +28,15 @@ export interface Served {
   stop(): Promise<void>
 }
 
+/** Where served test runs keep recent projects and put the demo project: never the user's own folders. */
+const USER_DIRS = mkdtempSync(join(tmpdir(), 'ft-e2e-user-'))
+
 /** Runs `featuretrace serve` on a free port and waits for the address it prints. */
-export function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+export function serve(args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FEATURETRACE_CONFIG_DIR: join(USER_DIRS, 'config'), FEATURETRACE_DOCUMENTS_DIR: join(USER_DIRS, 'Documents'), ...env }
+  })
   let out = ''
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), 20_000)

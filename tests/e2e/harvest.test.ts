@@ -83,7 +83,8 @@ describe('harvesting and training a series from the checkpoint view', () => {
     expect(await page.locator('[data-testid=feature-histogram] canvas').count()).toBe(1)
     await expect.poll(() => page.locator('[data-testid=feature-across] .across-cell').count()).toBe(5)
     expect(Number((await page.getByTestId('browser-total').textContent())!.replace(/\D/g, ''))).toBe(128)
-    await expect.poll(() => page.locator("[data-testid=feature-row-0]").count()).toBe(1)
+    // The list scrolls to the feature the address names and marks it.
+    await expect.poll(() => page.getByTestId(`feature-row-${liveFeature}`).getAttribute('aria-selected')).toBe('true')
     await page.screenshot({ path: join(SCREENSHOTS, 'feature.png'), fullPage: true })
     // A neighbour is one click away.
     const neighbour = page.locator('[data-testid^=neighbour-]').first()

@@ -38,7 +38,7 @@ describe('importing SAEs from the checkpoint view', () => {
     expect(await found.nth(2).textContent()).toMatch(/Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*blocks\.3\.hook_resid_post\s*F32/)
     const problems = await page.getByTestId('import-sae-problems').textContent()
     expect(problems).toMatch(/step1000.*encoder\.weight is \[16, 64\].*stored transposed/)
-    expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000; register its folder first, or import with --sae-only/)
+    expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000; register its folder first, or tick “SAE-only steps allowed” to record step 5000/)
     expect(await page.getByTestId('import-sae-import').isDisabled()).toBe(true)
     await page.getByTestId('import-sae-dialog').screenshot({ path: join(SCREENSHOTS, 'screenshot-import-sae.png') })
     await page.screenshot({ path: join(SCREENSHOTS, 'import-sae-problems.png') })

@@ -1,12 +1,12 @@
 // `featuretrace train-series` forwards every option it accepts: each one, alone, reaches the job's request,
 // and a series trained with all of them set shows each setting in its SAE's stored configuration.
-import { cpSync, writeFileSync } from 'node:fs'
+import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { trainSeriesRequest } from '../../src/cli/train'
 import { runJobToEnd } from '../../src/cli/options'
 import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
-import { readSae } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { callService, Workspace } from '../../src/core/services'
 import { tinyModels } from '../fixtures/tiny-models'
 import { BUILT_WORKER, tempDir } from '../helpers'
@@ -27,6 +27,7 @@ const OPTIONS: [option: string, value: string, field: string, expected: unknown]
   ['--log-every', '4', 'logEvery', 4],
   ['--checkpoint-every', '9', 'checkpointEvery', 9],
   ['--backend', 'wasm', 'backend', 'wasm'],
+  ['--model-name', 'tiny-neox', 'modelName', 'tiny-neox'],
   ['--layer', '2', 'layer', 2]
 ]
 
@@ -73,11 +74,15 @@ describe('train-series on the command line', () => {
 
   it('trains with every setting given and stores each in the SAE', async () => {
     const args = ['--checkpoint', '0', '--latents', '96', '--k', '6', '--tokens', '20480', '--batch', '64', '--lr', '0.002', '--warmup', '7', '--seed', '5',
-      '--scaling', 'layer_norm', '--aux-k', '12', '--eval-rows', '300', '--log-every', '4', '--checkpoint-every', '9', '--backend', 'wasm', '--layer', '2', '--preset', 'inaba2025']
+      '--scaling', 'layer_norm', '--aux-k', '12', '--eval-rows', '300', '--log-every', '4', '--checkpoint-every', '9', '--backend', 'wasm', '--model-name', 'tiny-neox', '--layer', '2', '--preset', 'inaba2025']
     const job = await runJobToEnd(ws, await trainSeriesRequest(ws, args))
     expect(job.result?.saes).toBe(1)
     const [sae] = (await callService(ws, 'saes.list')).filter((s) => s.checkpointId === checkpointIds[0])
-    const config = (await readSae(sae!.path)).featuretrace.config!
+    const loaded = await Sae.load(sae!.path)
+    const config = loaded.featuretrace.config!
+    loaded.dispose()
+    const cfg = JSON.parse(readFileSync(join(sae!.path, 'cfg.json'), 'utf8')) as { metadata: { model_name: string | null } }
+    expect(cfg.metadata.model_name).toBe('tiny-neox')
     expect(config).toMatchObject({ n: 96, k: 6, tokens: 20480, batchSize: 64, warmupSteps: 7, seed: 5, inputScaling: 'layer_norm', auxK: 12, evalRows: 300, logEvery: 4, checkpointEvery: 9 })
     expect(config.lr).toBeCloseTo(0.002, 12)
     expect(sae!.backend).toMatch(/^wasm/)

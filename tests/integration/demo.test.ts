@@ -14,7 +14,7 @@ import { loadModel } from '../../src/core/lm/model'
 import { CheckpointWeights } from '../../src/core/lm/weights'
 import { loadTokenizer } from '../../src/core/lm/tokenizer'
 import { readCorpus } from '../../src/core/lm/corpus'
-import { Workspace } from '../../src/core/services'
+import { callService, Workspace } from '../../src/core/services'
 import { initBackend } from '../../src/core/tf/backend'
 import { BUILT_WORKER, tempDir } from '../helpers'
 
@@ -139,5 +139,32 @@ describe('the reduced demo pipeline', () => {
     const html = readFileSync(r.html, 'utf8')
     expect(html.match(/<svg/g)?.length).toBe(4)
     expect(html).not.toMatch(/<script/)
+  })
+
+  it('forms labelled features from the labels of every checkpoint of the warm-started series, by annotator or by majority', async () => {
+    const { project } = ws.requireProject()
+    const layer = SMALL_DEMO_SETTINGS.layer
+    const [first, , last] = project.features.currentSets().filter((s) => s.layer === layer).sort((a, b) => a.step! - b.step!)
+    const [token, synonymy, , uninterpretable] = project.taxonomy.names() as [string, string, string, string]
+    project.labels.setLabel(first!.id, 3, 'ana', token)
+    project.labels.setLabel(last!.id, 3, 'ana', uninterpretable) // ana's later label of feature 3 wins
+    project.labels.setLabel(first!.id, 7, 'ana', token) // labelled at initialisation only
+    project.labels.setLabel(last!.id, 7, 'ben', synonymy)
+    project.labels.setLabel(last!.id, 9, 'ben', token)
+    const formed = new Map(project.dynamics.rows(layer).map((r) => [r.feature, r.formationStep.sae === null ? 'never' : String(r.formationStep.sae)]))
+    const tally = (pairs: [number, string][]): Record<string, Record<string, number>> => {
+      const out: Record<string, Record<string, number>> = {}
+      for (const [f, c] of pairs) (out[c] ??= {})[formed.get(f)!] = (out[c]?.[formed.get(f)!] ?? 0) + 1
+      return out
+    }
+    const all = await callService(ws, 'dynamics.formationByLabel', { layer })
+    expect(all).toMatchObject({ labelledFeatures: 3, stored: true, warmStarted: true, annotator: null, annotators: ['ana', 'ben'], labelSteps: [first!.step, last!.step] })
+    // Feature 7: one vote each, the tie goes to the first name in order.
+    expect(all.counts).toEqual(tally([[3, uninterpretable], [7, synonymy < token ? synonymy : token], [9, token]]))
+    const ana = await callService(ws, 'dynamics.formationByLabel', { layer, threshold: 0.5, annotator: 'ana' })
+    expect(ana).toMatchObject({ labelledFeatures: 2, annotator: 'ana', annotators: ['ana', 'ben'], labelSteps: [first!.step, last!.step] })
+    expect(ana.counts).toEqual(tally([[3, uninterpretable], [7, token]]))
+    const ben = await callService(ws, 'dynamics.formationByLabel', { layer, threshold: 0.5, annotator: 'ben' })
+    expect(ben).toMatchObject({ labelledFeatures: 2, labelSteps: [last!.step] })
   })
 })

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { computeFeatureStats } from '../../src/core/analysis/feature-stats'
 import { ActivationStore } from '../../src/core/io/activation-store'
 import { harvest } from '../../src/core/lm/harvest'
-import { readSae } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { tinyModels } from '../fixtures/tiny-models'
@@ -39,8 +39,8 @@ describe('feature statistics', () => {
     const s = await ActivationStore.open(store)
     expect(r.rows).toBe(s.rows)
     expect(r.features).toHaveLength(96)
-    // Direct computation in plain loops: unit-norm inputs, pre-activations, top-k, per-feature stats.
-    const w = (await readSae(sae)).weights
+    // Direct computation in plain loops: the unit norm as the file states it (constant_norm_rescale: x·√d/‖x‖), pre-activations, top-k, per-feature stats.
+    const w = (await Sae.load(sae)).weights
     const d = 64
     const n = 96
     const count = new Float64Array(n)
@@ -52,7 +52,7 @@ describe('feature statistics', () => {
         const norm = Math.hypot(...x)
         const pre = Array.from({ length: n }, (_, j) => {
           let a = w.b_enc[j]!
-          for (let i = 0; i < d; i++) a += (x[i]! / norm - w.b_dec[i]!) * w.W_enc[i * n + j]!
+          for (let i = 0; i < d; i++) a += ((x[i]! * Math.sqrt(d)) / norm - w.b_dec[i]!) * w.W_enc[i * n + j]!
           return a
         })
         const order = pre.map((a, j) => [a, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 6)

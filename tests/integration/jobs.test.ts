@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, openSync, closeSync, ftruncateSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, openSync, closeSync, ftruncateSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job } from '../../src/shared/api'
@@ -81,6 +81,20 @@ describe('jobs in a real worker process', () => {
     expect(report.problems.join('\n')).toMatch(/step7\/model\.safetensors .*(truncated|claims)/)
   })
 
+  it('reports a config key the forward pass would not honour as a problem, before any harvest', async () => {
+    t = tempDir()
+    const [folder] = await makeCheckpointSeries(join(t.dir, 'series'), { names: ['step9'], modelType: 'llama' })
+    const file = join(folder!, 'config.json')
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), rope_scaling: { rope_type: 'longrope', factor: 4 } }))
+    ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
+    const p = ws.open(join(t.dir, 'p'))
+    await dispatch(createHandlers(ws), 'checkpoints.register', { folder: join(t.dir, 'series') })
+    const job = ws.requireProject().jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
+    expect((await ws.requireProject().jobs.waitFor(job.id)).result).toEqual({ checked: 1, 'with problems': 1 })
+    const report = p.checkpoints.detail(p.checkpoints.list()[0]!.id).verifyReport!
+    expect(report.problems.join('\n')).toMatch(/step9\/config\.json.*longrope/)
+  })
+
   it('reports progress with rate and time left, and cancels a running job', async () => {
     t = tempDir()
     slowCheckpoint(t.dir, 32)
@@ -94,11 +108,15 @@ describe('jobs in a real worker process', () => {
     })
     const { jobs } = ws.requireProject()
     const job = jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
-    await until(() => progress.length >= 2)
+    // Time left shows once the job has run long enough to know its pace, and is the whole job's.
+    await until(() => progress.some((p) => p.etaSeconds !== null))
+    expect(progress[0]!.etaSeconds).toBeNull()
     const last = progress.at(-1)!
     expect(last.rate).toBeGreaterThan(0)
     expect(last.rateUnit).toBe('B/s')
     expect(last.etaSeconds).toBeGreaterThan(0)
+    const elapsed = (Date.now() - Date.parse(last.startedAt!)) / 1000
+    expect(last.etaSeconds).toBeGreaterThanOrEqual(0.8 * ((elapsed - 1) * (1 - last.fraction)) / last.fraction)
     expect(last.message).toMatch(/checkpoint 1\/1: step5/)
     jobs.cancel(job.id)
     const end = await jobs.waitFor(job.id)

@@ -34,6 +34,11 @@ describe('feature sets and labels', () => {
     expect(p.features.list({ setId: sets[0]!.id, search: 'Tokyo' }).rows.every((r) => r.topTokens.includes('Tokyo'))).toBe(true)
     expect(p.features.list({ setId: sets[0]!.id, label: 'Token-level', annotator: IMPORT_ANNOTATOR }).rows.map((r) => r.feature)).toEqual([0])
     expect(p.features.list({ setId: sets[0]!.id, sort: 'maxAct', descending: true, limit: 3 }).rows[0]!.maxAct).toBe(Math.max(...all.rows.map((r) => r.maxAct!)))
+    // indexOf places a feature where the same query lists it, or nowhere when the filters leave it out.
+    for (const q of [{ sort: 'maxAct' as const, descending: true }, { sort: 'density' as const }, { lang: 'ja' }, { sort: 'lang' as const, descending: true }]) {
+      const rows = p.features.list({ setId: sets[0]!.id, ...q, limit: 1000 }).rows.map((r) => r.feature)
+      for (let f = 0; f < 30; f++) expect(p.features.indexOf({ setId: sets[0]!.id, ...q }, f)).toBe(rows.includes(f) ? rows.indexOf(f) : null)
+    }
     expect(() => importFeatureSet(p, file, 'paper')).toThrow(/already exists/)
     p.close()
   })

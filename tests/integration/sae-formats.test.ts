@@ -14,7 +14,7 @@ import { describeSae } from '../../src/core/io/sae-formats'
 import { renderKeyTables, SAE_KEY_TABLES } from '../../src/core/io/sae-formats/keys'
 import { Project } from '../../src/core/project'
 import { importSaes, scanSaeImport } from '../../src/core/sae/import'
-import { readSae, saeEncoder } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { initBackend } from '../../src/core/tf/backend'
 import { Rng } from '../../src/core/random'
 import { UserError } from '../../src/shared/api'
@@ -37,7 +37,7 @@ function setMismatches(ours: Float32Array, ref: number[][], n: number): number {
 }
 
 async function activationsOf(dir: string, inputs: number[][]): Promise<Float32Array> {
-  const enc = saeEncoder(await readSae(dir))
+  const enc = await Sae.load(dir)
   try {
     return await enc.dense(Float32Array.from(inputs.flat()), inputs.length)
   } finally {
@@ -140,7 +140,7 @@ describe('SAE formats: keys, rules and streams', () => {
       expect(setMismatches(ours, ref.acts, fx.d_sae)).toBe(0)
       expect(Array.from(ours).filter((v) => v > 0).length).toBe(active)
       if (ref.decoder) {
-        const w = (await readSae(info!.path)).weights.W_dec
+        const w = (await Sae.load(info!.path)).weights.W_dec
         expect(maxDiff(w, ref.decoder, fx.d_in)).toBeLessThan(1e-5)
       }
     } finally {
@@ -160,13 +160,12 @@ describe('SAE formats: keys, rules and streams', () => {
     console.log(`rescale_acts_by_decoder_norm dropped: ${wrong} of ${fx.rows} rows get another active set`)
     expect(wrong).toBeGreaterThan(fx.rows / 2)
     // Our reconstruction (latents @ folded W_dec + b_dec) equals TopKSAE.decode's.
-    const sae = await readSae(join(fx.dir, ref.path))
-    const enc = saeEncoder(sae)
+    const enc = await Sae.load(join(fx.dir, ref.path))
     try {
       const x = tf.tensor2d(Float32Array.from(fx.inputs.flat()), [fx.rows, fx.d_in])
       const { values, indices } = enc.encode(x)
       const { decodeSparse } = await import('../../src/core/sae/topk')
-      const recon = decodeSparse(enc.p.Wdec, values, indices, enc.p.bdec)
+      const recon = decodeSparse(enc.params.Wdec, values, indices, enc.params.bdec)
       const r = recon.dataSync() as Float32Array
       tf.dispose([x, values, indices, recon])
       expect(maxDiff(r, ref.recon!, fx.d_in)).toBeLessThan(1e-4)

@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { discoverCheckpoints } from '../../src/core/checkpoints/discover'
 import { computeDrift } from '../../src/core/analysis/drift'
 import { computeFeatureStats } from '../../src/core/analysis/feature-stats'
-import { exportNeuronpedia } from '../../src/core/analysis/neuronpedia'
+import { exportNeuronpedia, NEURONPEDIA_BOT_USER } from '../../src/core/analysis/neuronpedia'
 import { ActivationStoreWriter } from '../../src/core/io/activation-store'
 import { importActivationStore } from '../../src/core/lm/import-store'
 import { Project } from '../../src/core/project'
 import { importSaes, scanSaeImport } from '../../src/core/sae/import'
-import { readSae, saeEncoder } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { Rng } from '../../src/core/random'
@@ -36,7 +36,7 @@ function maxDiff(ours: Float32Array, ref: number[][], n: number): number {
 }
 
 async function activationsOf(dir: string, inputs: number[][]): Promise<Float32Array> {
-  const enc = saeEncoder(await readSae(dir))
+  const enc = await Sae.load(dir)
   try {
     return await enc.dense(Float32Array.from(inputs.flat()), inputs.length)
   } finally {
@@ -135,7 +135,7 @@ describe('SAE import', () => {
       // A JumpReLU SAE (Gemma Scope) through the same statistics: density = share of rows where pre > threshold and > 0.
       const [gemma] = await importSaes(p, { path: join(fx.dir, 'gemma-scope'), step: 0, layer: 3 })
       const jr = await computeFeatureStats({ sae: gemma!.path, activations: store, paperExamples: 3, topN: 3, rows: 'all' }, never)
-      const gw = (await readSae(gemma!.path)).weights
+      const gw = (await Sae.load(gemma!.path)).weights
       const firing = new Float64Array(fx.d_sae)
       const { ActivationStore } = await import('../../src/core/io/activation-store')
       const st = await ActivationStore.open(store)
@@ -182,7 +182,7 @@ describe('SAE import', () => {
       const out = join(t.dir, 'np')
       const r = exportNeuronpedia(p, out, { modelId: 'tiny-neox' })
       expect(r.sources).toHaveLength(1)
-      const src = join(out, 'tiny-neox', '2-featuretrace__step1000')
+      const src = join(out, 'tiny-neox', '1-featuretrace__step1000')
       expect(readdirSync(src).sort()).toEqual(['activations', 'explanations', 'features', 'model.jsonl', 'source.jsonl', 'sourceset.jsonl'])
       const lines = (sub: string): Record<string, unknown>[] =>
         readdirSync(join(src, sub))
@@ -193,12 +193,13 @@ describe('SAE import', () => {
       expect(readdirSync(join(src, 'features'))).toEqual(['batch-0.jsonl.gz'])
       const f = features.find((x) => x.index === String(live.feature))!
       const detail = p.features.get(set.id, live.feature)
-      expect(f).toMatchObject({ modelId: 'tiny-neox', layer: '2-featuretrace__step1000', frac_nonzero: detail.density, maxActApprox: detail.maxAct })
+      expect(f).toMatchObject({ modelId: 'tiny-neox', layer: '1-featuretrace__step1000', frac_nonzero: detail.density })
+      expect(f.maxActApprox as number).toBeGreaterThanOrEqual(detail.maxAct!)
       expect(f.topkCosSimIndices).toEqual(detail.neighbours.map((x) => x.feature))
       const acts = lines('activations').filter((a) => a.index === String(live.feature))
-      expect(acts).toHaveLength(detail.examples.length)
+      expect(acts).toHaveLength(new Set(detail.examples.map((e) => JSON.stringify([e.tokens, e.acts]))).size)
       expect(acts[0]).toMatchObject({ tokens: detail.examples[0]!.tokens, values: detail.examples[0]!.acts, maxValue: Math.max(...detail.examples[0]!.acts) })
-      expect(lines('explanations')).toEqual([expect.objectContaining({ index: String(live.feature), description: 'Token-level: fires on tok3', authorId: 'ana' })])
+      expect(lines('explanations')).toEqual([expect.objectContaining({ index: String(live.feature), description: 'Token-level: fires on tok3', authorId: NEURONPEDIA_BOT_USER, typeName: 'human', notes: 'FeatureTrace label by ana' })])
       const examples = readFileSync(join(out, 'feature-examples.jsonl'), 'utf8').trim().split('\n')
       expect(examples).toHaveLength(fx.d_sae)
       expect(JSON.parse(examples.find((l) => (JSON.parse(l) as { feature: number }).feature === live.feature)!)).toMatchObject({ checkpoint: 1000, label: 'Token-level', note: 'fires on tok3' })
@@ -227,6 +228,10 @@ describe('SAE import', () => {
       const unit = await trainSae({ activations: acts, out: join(t.dir, 'trained-unit'), preset: 'inaba2025', backend: 'cpu', overrides: { n: fx.d_sae, k: 6, batchSize: 128, tokens: 4000, warmupSteps: 5 } }, never)
       const [u] = await importSaes(p, { path: unit.dir, step: 100, layer: 2 })
       expect(Array.from(await activationsOf(u!.path, fx.inputs))).toEqual(Array.from(await activationsOf(unit.dir, fx.inputs)))
+      // Its unit norm is folded into SAELens' constant_norm_rescale: SAELens' rule on the folder gives our activations too.
+      const unitDiff = maxDiff(await activationsOf(unit.dir, fx.inputs), pythonReference('saelens', unit.dir, fx.inputs, t.dir), fx.d_sae)
+      console.log(`unit-norm SAE: SAELens rule on our folder max diff ${unitDiff.toExponential(2)}`)
+      expect(unitDiff).toBeLessThan(1e-5)
     } finally {
       p.close()
     }
@@ -280,6 +285,22 @@ describe('SAE import', () => {
       await expect(importSaes(p, { path: join(fx.dir, 'saelens-topk'), step: 0 })).rejects.toThrow(/already has a layer-2 SAE .* --replace/)
       expect((await importSaes(p, { path: join(fx.dir, 'saelens-topk'), step: 0, replace: true })).length).toBe(1)
       expect(p.saes.count()).toBe(1)
+    } finally {
+      p.close()
+    }
+  })
+
+  it('looks at a plain file or a missing path and says what is wrong; lists step folders in step order', async () => {
+    const { cpSync, writeFileSync } = await import('node:fs')
+    const notes = join(t.dir, 'notes.txt')
+    writeFileSync(notes, 'not an SAE')
+    const steps = join(t.dir, 'text-order')
+    for (const [from, to] of [['step0', 'step0'], ['step100', 'step100'], ['step1000', 'step1000'], ['step0', 'step20']]) cpSync(join(fx.dir, 'sparsify-series', from!), join(steps, to!), { recursive: true })
+    const p = project()
+    try {
+      expect(await scanSaeImport(p, { path: notes })).toEqual({ path: notes, found: [], problems: [{ path: notes, reason: expect.stringMatching(/^is not an SAE FeatureTrace reads: expected SAELens/) }] })
+      expect((await scanSaeImport(p, { path: join(t.dir, 'gone') })).problems).toEqual([{ path: join(t.dir, 'gone'), reason: expect.stringMatching(/does not exist/) }])
+      expect((await scanSaeImport(p, { path: steps })).found.map((s) => s.step)).toEqual([0, 20, 100, 1000])
     } finally {
       p.close()
     }

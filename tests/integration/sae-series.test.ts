@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Job, SaeMetric } from '../../src/shared/api'
 import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
-import { readSae } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { createHandlers, dispatch, Workspace } from '../../src/core/services'
 import { tinyModels } from '../fixtures/tiny-models'
 import { BUILT_WORKER, tempDir } from '../helpers'
@@ -56,8 +56,10 @@ describe('train-series job', () => {
     expect(saes.map((s) => [s.step, s.warmStarted, s.n, s.k])).toEqual([[0, false, 128, 8], [10, true, 128, 8], [100, true, 128, 8]])
     expect(saes[1]!.tokens).toBeLessThan(saes[0]!.tokens)
     expect(saes.every((s) => s.fvu !== null && s.fvu < 1)).toBe(true)
-    const second = await readSae(saes[1]!.path)
+    const second = await Sae.load(saes[1]!.path)
     expect(second.featuretrace.warm_started_from).toBe(saes[0]!.path)
+    // SAELens' names: the model from the series folder (never the checkpoint's path), the layer-2 residual hook.
+    expect(second.cfg).toMatchObject({ model_name: 'series', hook_name: 'blocks.1.hook_resid_post', hook_layer: 1, context_size: 32, metadata: { model_name: 'series', hook_name: 'blocks.1.hook_resid_post' } })
     expect(second.featuretrace.config!.lr).toBeCloseTo(1e-4, 10)
     expect(second.featuretrace.config!.warmupSteps).toBe(3)
     expect(metrics.length).toBeGreaterThan(3)

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { writeSafetensors } from '../../src/core/io/safetensors'
-import { readSae } from '../../src/core/sae/io'
+import { Sae } from '../../src/core/sae/sae'
 import { trainSae, type TrainOptions } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
 import { drifted, matchDirections, plantedDictionary, writePlantedActivations, type Planted } from '../fixtures/planted'
@@ -30,7 +30,7 @@ afterAll(() => t.cleanup())
 
 describe('TopK SAE training', () => {
   it('recovers ≥ 90% of planted directions at cosine ≥ 0.9 with FVU ≤ 0.1, and saves SAELens files', async () => {
-    const sae = await readSae(scratchA.dir)
+    const sae = await Sae.load(scratchA.dir)
     const match = matchDirections(planted, sae.weights.W_dec, sae.n)
     const recovered = match.filter((m) => m.cos >= 0.9).length / planted.N
     expect(recovered).toBeGreaterThanOrEqual(0.9)
@@ -58,8 +58,8 @@ describe('TopK SAE training', () => {
     )
     expect(warm.tokens).toBeLessThanOrEqual(0.2 * scratchB.tokens + RECOVERY.batchSize)
     expect(warm.eval.fvu).toBeLessThanOrEqual(scratchB.eval.fvu)
-    const before = matchDirections(planted, (await readSae(scratchA.dir)).weights.W_dec, 1024)
-    const after = matchDirections(moved, (await readSae(warm.dir)).weights.W_dec, 1024)
+    const before = matchDirections(planted, (await Sae.load(scratchA.dir)).weights.W_dec, 1024)
+    const after = matchDirections(moved, (await Sae.load(warm.dir)).weights.W_dec, 1024)
     const tracked = before.filter((m, i) => m.cos >= 0.9 && after[i]!.row === m.row && after[i]!.cos >= 0.9).length
     expect(tracked / planted.N).toBeGreaterThanOrEqual(0.9)
     const cfg = JSON.parse(readFileSync(join(warm.dir, 'cfg.json'), 'utf8')) as { featuretrace: { warm_started_from: string } }
@@ -78,8 +78,8 @@ describe('TopK SAE training', () => {
     const resumed = await trainSae(opts, never)
     expect(resumed.resumed).toBe(true)
     expect(resumed.steps).toBe(whole.steps)
-    const a = await readSae(whole.dir)
-    const b = await readSae(resumed.dir)
+    const a = await Sae.load(whole.dir)
+    const b = await Sae.load(resumed.dir)
     for (const name of ['W_enc', 'W_dec', 'b_enc', 'b_dec'] as const) {
       let worst = 0
       for (let i = 0; i < a.weights[name].length; i++) worst = Math.max(worst, Math.abs(a.weights[name][i]! - b.weights[name][i]!))

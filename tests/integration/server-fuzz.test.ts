@@ -196,6 +196,7 @@ describe('browser-mode server under fuzz', () => {
   let serverLog = ''
   let exits = 0
   const projectDir = (): string => join(t.dir, 'project')
+  let userDirs: ReturnType<typeof tempDir> | undefined
 
   beforeAll(async () => {
     assertBuilt()
@@ -207,7 +208,13 @@ describe('browser-mode server under fuzz', () => {
     p.labels.setLabel(1, 7, 'ana', 'Token-level', 'fires on cats')
     p.close()
     // The server's cwd is the sandbox, so a relative path in any payload would land where we look.
-    child = spawn(process.execPath, [CLI, 'serve', '--project', projectDir(), '--port', '0'], { cwd: t.dir, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Recent projects go to a folder of their own, outside the sandbox whose tree is compared.
+    userDirs = tempDir('ft-fuzz-user-')
+    child = spawn(process.execPath, [CLI, 'serve', '--project', projectDir(), '--port', '0'], {
+      cwd: t.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, FEATURETRACE_CONFIG_DIR: join(userDirs.dir, 'config'), FEATURETRACE_DOCUMENTS_DIR: join(userDirs.dir, 'Documents') }
+    })
     child.on('exit', () => exits++)
     const onData = (c: Buffer): void => {
       if (serverLog.length < 200_000) serverLog += c.toString()
@@ -242,6 +249,7 @@ describe('browser-mode server under fuzz', () => {
   afterAll(async () => {
     await stopServer()
     t?.cleanup()
+    userDirs?.cleanup()
   })
 
   it('survives 10,000+ seeded hostile inputs on every channel and lets no cross-site input write', async () => {

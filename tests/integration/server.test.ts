@@ -3,12 +3,13 @@
 import { existsSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect } from 'node:net'
+import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { importFeatureSet } from '../../src/core/analysis/import-features'
 import { dispatch, Workspace } from '../../src/core/services'
-import { encodeReply, MAX_BODY_BYTES, startServer, type RunningServer } from '../../src/server/server'
+import { encodeReply, MAX_BODY_BYTES, reachableHosts, startServer, type RunningServer } from '../../src/server/server'
 import { writeFeatureSet } from '../fixtures/feature-sets'
 import { BUILT_RENDERER, tempDir } from '../helpers'
 
@@ -151,6 +152,32 @@ describe('featuretrace serve', () => {
     const ws = await socket(s.port, { Cookie: cookie })
     expect(await callOverSocket(ws, 'project.info')).toMatchObject({ ok: true })
     ws.close()
+    // A script may put the token in the call's address: the call runs, it is not redirected.
+    const viaQuery = await http(s.port, `/api/call/app.info?token=${s.token}`, { method: 'POST', headers: JSON_TYPE })
+    expect(viaQuery.status).toBe(200)
+    expect(JSON.parse(viaQuery.body)).toMatchObject({ ok: true, result: { door: 'browser' } })
+    expect((await http(s.port, '/api/call/app.info?token=wrong', { method: 'POST', headers: JSON_TYPE })).status).toBe(401)
+  })
+
+  it('bound to a wildcard address names addresses another machine can open', async () => {
+    const s = await start('0.0.0.0')
+    expect(s.urls.every((u) => !u.includes('0.0.0.0') && u.endsWith(`:${s.port}/?token=${s.token}`))).toBe(true)
+    expect(s.urls.at(-1)).toBe(`http://127.0.0.1:${s.port}/?token=${s.token}`)
+    expect(s.url).toBe(s.urls[0])
+    const lan = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.address)
+    for (const address of lan) expect(s.urls).toContain(`http://${address}:${s.port}/?token=${s.token}`)
+    if (lan.length) expect(s.url).not.toContain('127.0.0.1')
+    // Every address named reaches this server.
+    for (const u of s.urls) expect((await fetch(u, { redirect: 'manual' })).status).toBe(303)
+  })
+
+  it('lists interface addresses for a wildcard bind: IPv4 first, no loopback, no link-local IPv6', () => {
+    const nic = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({ address, family, internal, netmask: '', mac: '', cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) })
+    const interfaces = { lo: [nic('127.0.0.1', 'IPv4', true), nic('::1', 'IPv6', true)], eth0: [nic('fe80::1', 'IPv6'), nic('2001:db8::5', 'IPv6'), nic('192.168.1.20', 'IPv4')] } as never
+    expect(reachableHosts('0.0.0.0', interfaces)).toEqual(['192.168.1.20', '127.0.0.1'])
+    expect(reachableHosts('::', interfaces)).toEqual(['192.168.1.20', '[2001:db8::5]', '127.0.0.1'])
+    expect(reachableHosts('10.0.0.7', interfaces)).toEqual(['10.0.0.7'])
+    expect(reachableHosts('127.0.0.1', interfaces)).toEqual(['127.0.0.1'])
   })
 
   it('pushes events to sockets', async () => {

@@ -7,7 +7,7 @@ import type { CarryPreview, FeatureSetInfo, Label, LabelOrigin } from '../../sha
 import { UserError } from '../../shared/api'
 import { SafetensorsFile } from '../io/safetensors'
 import type { Project } from '../project'
-import { WEIGHTS_FILE } from '../sae/io'
+import { WEIGHTS_FILE } from '../sae/sae'
 import { initBackend } from '../tf/backend'
 import { solveAssignment } from './assignment'
 

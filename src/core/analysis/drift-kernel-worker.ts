@@ -1,6 +1,6 @@
 // The drift kernel's worker thread: decodes its share of one SAE's decoder rows into float32 and, in the same
 // pass, takes each row's norm and its cosines to the final and the previous SAE's rows. Everything lives in
-// shared memory; the message only says where. Built as its own bundle (out/main/drift-kernel.js).
+// shared memory; the message only says where. Built as its own bundle (out/main/threads/drift-kernel.js).
 import { parentPort, workerData } from 'node:worker_threads'
 
 /** One pass over rows [r0, r1): what the host posts (every buffer is a SharedArrayBuffer). */

@@ -11,17 +11,19 @@ import { F16_TABLE } from '../io/safetensors'
 import { KERNEL_WORKER_DATA, type KernelMessage } from './drift-kernel-worker'
 
 /**
- * The kernel worker's bundle (electron-vite emits it beside the main, CLI and job-worker bundles; from the
- * sources, tests use the built one). FEATURETRACE_DRIFT_KERNEL overrides it.
+ * The kernel worker's bundle (electron-vite emits it as out/main/threads/drift-kernel.js beside the main, CLI and
+ * job-worker bundles; from the sources, tests use the built one). FEATURETRACE_DRIFT_KERNEL overrides it (the
+ * desktop app sets it to the unpacked file: worker threads cannot read app.asar).
  */
 export function kernelEntry(): string {
   const fromEnv = process.env.FEATURETRACE_DRIFT_KERNEL
   if (fromEnv) return fromEnv
   const here = dirname(fileURLToPath(import.meta.url))
-  const candidates = [join(here, 'drift-kernel.js'), join(here, '..', 'drift-kernel.js'), join(here, '../../../out/main/drift-kernel.js')]
+  const candidates = [join(here, 'threads', 'drift-kernel.js'), join(here, '..', 'threads', 'drift-kernel.js'), join(here, '../../../out/main/threads/drift-kernel.js')]
   const found = candidates.find((c) => existsSync(c))
   if (!found) throw new Error(`The drift kernel bundle is missing (looked for ${candidates.join(', ')}); run \`npm run build\` first.`)
-  return found
+  // Inside a package the bundle is unpacked beside app.asar: a worker thread can only start a real file.
+  return found.replace(/\.asar(?=[\\/])/, '.asar.unpacked')
 }
 
 /** One SAE's decoder decoded to float32 in shared memory, with its row norms. */

@@ -3,16 +3,18 @@
 // and the previous SAE's rows are held at once. With matching, each SAE's rows are also assigned one-to-one
 // to the final SAE's rows by decoder cosine (for series that are not warm-started).
 import * as tf from '@tensorflow/tfjs-core'
-import { z } from 'zod'
 import { join } from 'node:path'
 import { UserError } from '../../shared/api'
-import { readJsonFile } from '../io/json-file'
+import { readProblem } from '../io/json-file'
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors'
 import { DriftKernel, sharedBytes, sharedRows, type SharedRows } from './drift-kernel'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { CFG_FILE, WEIGHTS_FILE } from '../sae/io'
+import { CFG_FILE, WEIGHTS_FILE } from '../sae/sae'
 import { greedyAssignment, solveAssignment } from './assignment'
+import { readFileSync } from 'node:fs'
+import { readJson } from '../io/sae-formats/common'
+import { resolveSaeLensConfig } from '../io/sae-formats/saelens'
 
 /** Largest n matched exactly; beyond it the stated greedy approximation over top candidates is used. */
 export const EXACT_MATCH_MAX = 16384
@@ -40,26 +42,27 @@ interface StoredDecoder {
   bytes: number
 }
 
-/** What drift reads of an SAE's cfg.json: its widths and, when FeatureTrace wrote it, the checkpoint step. */
-const DecoderConfigSchema = z.looseObject({
-  d_in: z.number().int().positive(),
-  d_sae: z.number().int().positive(),
-  featuretrace: z.looseObject({ checkpoint_step: z.number().int().nullable().optional() }).optional()
-})
-
 async function openDecoder(dir: string): Promise<StoredDecoder> {
-  const cfg = readJsonFile(join(dir, CFG_FILE), DecoderConfigSchema, 'an SAE folder in SAELens layout with its cfg.json')
+  const cfgFile = join(dir, CFG_FILE)
+  let text: string
+  try {
+    text = readFileSync(cfgFile, 'utf8')
+  } catch (err) {
+    throw new UserError(`${cfgFile} ${readProblem(err)}; expected an SAE folder in SAELens layout with its ${CFG_FILE}.`)
+  }
+  // The one SAELens reader resolves the config; only the decoder's bytes are read here, for the kernel.
+  const cfg = resolveSaeLensConfig(cfgFile, readJson(cfgFile, text))
   const f = await SafetensorsFile.open(join(dir, WEIGHTS_FILE))
   try {
     const info = f.info('W_dec')
     const [n, d] = info.shape as [number, number]
-    if (info.shape.length !== 2 || n !== cfg.d_sae || d !== cfg.d_in) {
-      throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${String(cfg.d_sae)}, d_in ${String(cfg.d_in)}.`)
+    if (info.shape.length !== 2 || n !== cfg.n || d !== cfg.d) {
+      throw new UserError(`${f.file}: W_dec is [${info.shape.join(', ')}] but ${CFG_FILE} says d_sae ${cfg.n}, d_in ${cfg.d}.`)
     }
     if (info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F32') {
       throw new UserError(`${f.file}: W_dec is ${info.dtype}; drift reads F16, BF16 or F32 decoders.`)
     }
-    const step = cfg.featuretrace?.checkpoint_step ?? null
+    const step = typeof cfg.featuretrace?.checkpoint_step === 'number' ? cfg.featuretrace.checkpoint_step : null
     return { dir, n, d, step, dtype: info.dtype, bytes: info.end - info.begin }
   } finally {
     await f.close()

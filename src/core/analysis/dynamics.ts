@@ -181,32 +181,67 @@ interface ByLabelInput {
   layer: number
   series: FormationCheckpoint[]
   threshold: number
-  /** Feature → its majority label in the final checkpoint's set. */
+  /** Feature → its label (the annotator's, or the majority of each annotator's latest) over the checkpoints that count. */
   labels: [number, string][]
   /** Formation steps from the stored dynamics run when it matches this series and threshold; else null (computed). */
   stored: [number, number | null][] | null
+  /** Whether labels of every checkpoint counted (a warm-started series), else only the final checkpoint's. */
+  warmStarted: boolean
+  annotator: string | null
+  annotators: string[]
+  labelSteps: number[]
 }
 
 /**
- * Formation steps of every labelled feature (labels of the final checkpoint's set, majority), by label.
- * The dynamics job's stored steps are used when it ran on this series with this threshold.
+ * Formation steps of every labelled feature, by label. In a warm-started series latent i is feature i at every
+ * checkpoint, so a label given at any checkpoint of the layer counts (each annotator's latest one per feature);
+ * independent SAEs are matched to the final one, so only the final checkpoint's labels apply. With an annotator,
+ * that annotator's labels; without, each feature's majority label. The dynamics job's stored steps are used when it
+ * ran on this series with this threshold.
  */
 export const formationByLabelQuery: AnalysisQuery<'dynamics.formationByLabel', ByLabelInput> = {
-  prepare(project, { layer, threshold = 0.5 }) {
-    const { checkpoints: series } = layerSeries(project, layer)
-    const finalSet = project.features
+  prepare(project, { layer, threshold = 0.5, annotator }) {
+    const { saes, checkpoints: series } = layerSeries(project, layer)
+    const warmStarted = saes.slice(1).every((s) => s.warmStarted)
+    const sets = project.features
       .currentSets()
       .filter((s) => s.source === 'sae' && s.layer === layer && s.step !== null)
-      .sort((a, b) => b.step! - a.step!)[0]
-    if (!finalSet) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
-    const labels = [...majorityLabels(project.labels.allLabels(finalSet.id))]
+      .sort((a, b) => a.step! - b.step!)
+    if (!sets.length) throw new UserError(`No feature statistics at layer ${layer} yet; compute them first.`)
+    const sources = warmStarted ? sets : sets.slice(-1)
+    // feature → annotator → category, later checkpoints overwriting earlier ones.
+    const byFeature = new Map<number, Map<string, string>>()
+    const annotators = new Set<string>()
+    const contributing = new Set<number>()
+    for (const set of sources) {
+      for (const l of project.labels.allLabels(set.id)) {
+        annotators.add(l.annotator)
+        if (annotator !== undefined && l.annotator !== annotator) continue
+        const mine = byFeature.get(l.feature) ?? new Map<string, string>()
+        mine.set(l.annotator, l.category!)
+        byFeature.set(l.feature, mine)
+        contributing.add(set.id)
+      }
+    }
+    const latest = [...byFeature].flatMap(([feature, mine]) => [...mine].map(([who, category]) => ({ feature, annotator: who, category })))
+    const labels = [...majorityLabels(latest)]
     const run = project.dynamics.run(layer)
     const steps = series.map((c) => c.step)
     const fresh = run !== null && run.threshold === threshold && JSON.stringify(run.steps) === JSON.stringify(steps)
     const stored = fresh ? project.dynamics.rows(layer).map((r): [number, number | null] => [r.feature, r.formationStep.sae]) : null
-    return { layer, series, threshold, labels, stored }
+    return {
+      layer,
+      series,
+      threshold,
+      labels,
+      stored,
+      warmStarted,
+      annotator: annotator ?? null,
+      annotators: [...annotators].sort(),
+      labelSteps: sources.filter((s) => contributing.has(s.id)).map((s) => s.step!)
+    }
   },
-  async run({ layer, series, threshold, labels, stored }, ctx) {
+  async run({ layer, series, threshold, labels, stored, warmStarted, annotator, annotators, labelSteps }, ctx) {
     const label = new Map(labels)
     const features = [...label.keys()].sort((a, b) => a - b)
     let formed: Map<number, number | null>
@@ -223,6 +258,6 @@ export const formationByLabelQuery: AnalysisQuery<'dynamics.formationByLabel', B
       counts[cat] ??= {}
       counts[cat][key] = (counts[cat][key] ?? 0) + 1
     }
-    return { layer, steps: series.map((c) => c.step), labelledFeatures: features.length, stored: stored !== null, counts }
+    return { layer, steps: series.map((c) => c.step), labelledFeatures: features.length, stored: stored !== null, counts, warmStarted, annotator, annotators, labelSteps }
   }
 }

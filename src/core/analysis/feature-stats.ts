@@ -8,7 +8,7 @@ import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Seque
 import type { JobContext } from '../jobs/job'
 import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
-import { readSae, saeEncoder } from '../sae/io'
+import { Sae } from '../sae/sae'
 import { unitRows } from '../sae/topk'
 import type { FeatureRecord, StoredExample } from '../store/feature-blobs'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
@@ -53,12 +53,11 @@ const BATCH_ROWS = 2048
 
 
 export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobContext): Promise<FeatureStatsResult> {
-  const sae = await readSae(opts.sae)
+  const sae = await Sae.load(opts.sae)
   const store = await ActivationStore.open(opts.activations)
   if (store.d !== sae.d) throw new UserError(`${opts.activations} has d=${store.d} but the SAE ${opts.sae} expects d=${sae.d}.`)
   const { d, n } = sae
-  const encoder = saeEncoder(sae)
-  const p = encoder.p
+  const p = sae.params
   const paperN = opts.paperExamples ?? 50
   const threshold = opts.paperThreshold ?? 0.7
   const topN = opts.topN ?? 20
@@ -97,7 +96,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           offsets.push(o)
           o += sq.length
         }
-        const codes = await encoder.encodeRows(block, count)
+        const codes = await sae.encodeRows(block, count)
         for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, codes.width, shard.token, offsets[q - b]!, shard.doc)
         rows += count
         sequences += e - b
@@ -237,6 +236,6 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     }
     return { heldOutOnly, features, tokens: texts, rows, sequences }
   } finally {
-    encoder.dispose()
+    sae.dispose()
   }
 }

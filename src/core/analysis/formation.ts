@@ -7,8 +7,7 @@ import { UserError } from '../../shared/api'
 import { ActivationStore } from '../io/activation-store'
 import { JobCancelled } from '../jobs/job'
 import { Rng } from '../random'
-import type { SaeEncoder } from '../sae/encoding'
-import { readSae, saeEncoder } from '../sae/io'
+import { Sae } from '../sae/sae'
 
 export const VARIANTS = ['sae', 'raw', 'jaccard', 'weightedJaccard'] as const
 export type Variant = (typeof VARIANTS)[number]
@@ -49,18 +48,8 @@ export interface FormationResult {
   features: FeatureFormation[]
 }
 
-type LoadedSae = SaeEncoder
-
-async function loadSae(dir: string): Promise<LoadedSae> {
-  return saeEncoder(await readSae(dir))
-}
-
-function dispose(s: LoadedSae): void {
-  s.dispose()
-}
-
 /** Sparse codes of rows: for each row its active latents (value by index). */
-async function codes(s: LoadedSae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
+async function codes(s: Sae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
   const m = rows.length / d
   const { v, i, width: w } = await s.encodeRows(rows, m)
   return Array.from({ length: m }, (_, r) => {
@@ -174,9 +163,9 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   }
   const d = finalStore.d
   // 1. The final SAE's top positions for each feature, over the final checkpoint's activations.
-  const finalSae = await loadSae(final.sae)
+  const finalSae = await Sae.load(final.sae)
   if (finalSae.d !== d) {
-    dispose(finalSae)
+    finalSae.dispose()
     throw new UserError(`${final.activations} has d=${d} but the SAE ${final.sae} expects d=${finalSae.d}.`)
   }
   const wanted = new Set(opts.features)
@@ -205,7 +194,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
       opts.onProgress?.((0.5 * (s + 1)) / finalStore.manifest.shards.length, `top positions: shard ${s + 1}/${finalStore.manifest.shards.length}`)
     }
   } finally {
-    dispose(finalSae)
+    finalSae.dispose()
   }
   const positions = new Map(opts.features.map((f) => [f, best.get(f)!.sort((a, b) => b.v - a.v).slice(0, topK).map((x) => x.row)]))
   // 2. Random positions, fixed once.
@@ -219,16 +208,16 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   for (const [t, c] of series.entries()) {
     if (opts.signal?.aborted) throw new JobCancelled()
     const rows = await rowsAt(stores[t]!, all)
-    const sae = t === series.length - 1 ? await loadSae(final.sae) : await loadSae(c.sae)
+    const sae = t === series.length - 1 ? await Sae.load(final.sae) : await Sae.load(c.sae)
     if (sae.d !== d) {
-      dispose(sae)
+      sae.dispose()
       throw new UserError(`${c.activations} has d=${d} but the SAE ${c.sae} expects d=${sae.d}.`)
     }
     let cs: Map<number, number>[]
     try {
       cs = await codes(sae, rows, d)
     } finally {
-      dispose(sae)
+      sae.dispose()
     }
     const stats = (pos: number[], into: Record<Variant, number[]>): void => {
       const idx = pos.map((g) => at.get(g)!)

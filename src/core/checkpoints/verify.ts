@@ -2,7 +2,7 @@
 // header against the file and hashes it, so a truncated download is caught before a long harvest.
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
-import { basename } from 'node:path'
+import { basename, join } from 'node:path'
 import type { JobRequest, VerifyReport } from '../../shared/api'
 import { UserError } from '../../shared/api'
 import { readSafetensorsHeader } from '../io/safetensors'
@@ -10,6 +10,7 @@ import { JobCancelled, type JobContext, type JobKindDefinition } from '../jobs/j
 import { ProgressMeter } from '../jobs/progress'
 import type { Project } from '../project'
 import { readCheckpointConfig, weightFiles } from './discover'
+import { parseModelConfig, type ModelType } from '../lm/model-config'
 import { isSaeOnly, saeOnlyRefusal } from './sae-only'
 
 type VerifyRequest = Extract<JobRequest, { kind: 'verify-checkpoints' }>
@@ -49,9 +50,12 @@ async function verifyOne(
   const problems: string[] = []
   const files: VerifyReport['files'] = []
   try {
-    readCheckpointConfig(c.path)
+    // An architecture FeatureTrace runs is read through its key table here too, so a refused key shows before a harvest.
+    const config = readCheckpointConfig(c.path)
+    if (config.supported) parseModelConfig(config.modelType as ModelType, config.raw, join(c.path, 'config.json'))
   } catch (err) {
-    problems.push((err as Error).message)
+    if (!(err instanceof UserError)) throw err
+    problems.push(err.message)
   }
   let weights: string[] = []
   try {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import yauzl from 'yauzl'
 import { UserError } from '../../shared/api'
-import { F16_TABLE } from './safetensors'
+import { decodeInto, type Dtype } from './safetensors'
 
 export interface NpyHeader {
   /** The array's name in the archive (file name without .npy). */
@@ -21,6 +21,8 @@ export interface NpyHeader {
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]) // \x93NUMPY
 const MAX_HEADER = 64 * 1024
 const FLOAT_BYTES: Record<string, number> = { '<f4': 4, '<f2': 2, '<f8': 8 }
+/** The same element types as safetensors names them: one decoder (safetensors.decodeInto) reads both. */
+const NPY_DTYPES: Record<string, Dtype> = { '<f4': 'F32', '<f2': 'F16', '<f8': 'F64' }
 
 function bad(file: string, what: string): UserError {
   return new UserError(`${file} is not a readable .npz file: ${what}. Re-save it with numpy.savez.`)
@@ -124,22 +126,6 @@ export async function readNpzHeaders(file: string): Promise<Map<string, NpyHeade
   return out
 }
 
-/** Decodes little-endian float16/32/64 elements into `out` from index `at`; `bytes` holds whole elements. */
-function decodeInto(bytes: Buffer, descr: string, out: Float32Array, at: number): void {
-  const size = FLOAT_BYTES[descr]!
-  const n = bytes.length / size
-  // Typed-array views need aligned offsets: copy only when the chunk is not aligned.
-  const src = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes)
-  if (descr === '<f4') out.set(new Float32Array(src.buffer, src.byteOffset, n), at)
-  else if (descr === '<f8') {
-    const v = new Float64Array(src.buffer, src.byteOffset, n)
-    for (let i = 0; i < n; i++) out[at + i] = v[i]!
-  } else {
-    const v = new Uint16Array(src.buffer, src.byteOffset, n)
-    for (let i = 0; i < n; i++) out[at + i] = F16_TABLE[v[i]!]!
-  }
-}
-
 /**
  * Streams `count` elements of an entry's data into a new float32 array, chunk by chunk: no buffer of the
  * entry's size is ever made (a 1M-latent Gemma Scope decoder is over 4 GiB). Fortran-ordered 2-D data is
@@ -173,13 +159,13 @@ function streamElements(file: string, name: string, stream: Readable, header: Np
       if (scratch) {
         for (let o = 0; o < whole; o += scratch.length) {
           const n = Math.min(scratch.length, whole - o)
-          decodeInto(bytes.subarray(o * size, (o + n) * size), header.descr, scratch, 0)
+          decodeInto(bytes.subarray(o * size, (o + n) * size), NPY_DTYPES[header.descr]!, scratch, 0)
           for (let i = 0; i < n; i++) {
             const k = filled + o + i
             out[(k % rows) * cols + Math.floor(k / rows)] = scratch[i]!
           }
         }
-      } else decodeInto(bytes.subarray(0, whole * size), header.descr, out, filled)
+      } else decodeInto(bytes.subarray(0, whole * size), NPY_DTYPES[header.descr]!, out, filled)
       filled += whole
       carry = Buffer.from(bytes.subarray(whole * size))
       if (filled === count) {

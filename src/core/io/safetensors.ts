@@ -297,8 +297,8 @@ export function decodeInto(bytes: Uint8Array, dtype: Dtype, out: Float32Array, a
   const size = DTYPE_BYTES[dtype]
   const n = bytes.byteLength / size
   if (!Number.isInteger(n)) throw new Error(`decodeInto: ${bytes.byteLength} bytes is not a whole number of ${dtype} elements`)
-  // Typed-array views need aligned offsets: copy only when the bytes are not aligned.
-  const src = bytes.byteOffset % size === 0 ? bytes : bytes.slice()
+  // Typed-array views need aligned offsets: copy only when the bytes are not aligned (a Buffer's slice() is a view, not a copy).
+  const src = bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes)
   const { buffer, byteOffset } = src
   switch (dtype) {
     case 'F32':

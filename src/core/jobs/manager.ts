@@ -4,6 +4,7 @@ import { JobRequestSchema, UserError } from '../../shared/api'
 import type { Project } from '../project'
 import type { EventSink } from '../services'
 import { jobKind } from './kinds'
+import { jobTimeLeft } from './progress'
 import type { WorkerHandle, WorkerMessage, WorkerSpawner } from './protocol'
 
 const HEARTBEAT_MS = 5_000
@@ -14,6 +15,8 @@ interface Running {
   jobId: number
   worker: WorkerHandle
   finished: boolean
+  /** Date.now() when the worker was started: the whole job's pace is measured from here. */
+  startedAt: number
 }
 
 export class JobManager {
@@ -116,7 +119,7 @@ export class JobManager {
       this.pump()
       return
     }
-    const run: Running = { jobId: next.jobId, worker, finished: false }
+    const run: Running = { jobId: next.jobId, worker, finished: false, startedAt: Date.now() }
     this.running = run
     this.emit(this.project.jobs.markRunning(next.jobId))
     worker.onMessage((m) => this.onWorkerMessage(run, m, next.kind))
@@ -134,7 +137,8 @@ export class JobManager {
   private onWorkerMessage(run: Running, m: WorkerMessage, kind: string): void {
     if (m.type === 'answer' || run.finished || m.jobId !== run.jobId || this.disposed) return
     if (m.type === 'progress') {
-      this.emit(this.project.jobs.progress(m.jobId, m.progress))
+      const etaSeconds = jobTimeLeft(m.progress.fraction, (Date.now() - run.startedAt) / 1000, m.progress.etaSeconds)
+      this.emit(this.project.jobs.progress(m.jobId, { ...m.progress, etaSeconds }))
       return
     }
     if (m.type === 'event') {

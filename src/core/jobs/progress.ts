@@ -33,3 +33,18 @@ export class ProgressMeter {
     return { fraction, rate: this.rate, rateUnit: `${this.unit}/s`, etaSeconds: eta, message }
   }
 }
+
+/** Below this much of the whole, or this many seconds in, a job's pace says little (loading, the first batches). */
+const MIN_FRACTION = 0.02
+const MIN_ELAPSED_S = 5
+
+/**
+ * Time left for the whole job, from its overall fraction and how long it has run, never less than the time left its
+ * current stage reports: a series job's stage may be nearly done at 3% of the whole. Null while there is too little to go on.
+ */
+export function jobTimeLeft(fraction: number, elapsedSeconds: number, reported: number | null): number | null {
+  if (fraction >= 1) return 0
+  if (!(fraction >= MIN_FRACTION) || !(elapsedSeconds >= MIN_ELAPSED_S)) return null
+  const whole = (elapsedSeconds * (1 - fraction)) / fraction
+  return reported === null || !Number.isFinite(reported) ? whole : Math.max(whole, reported)
+}

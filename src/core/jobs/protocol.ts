@@ -7,6 +7,8 @@ export type HostMessage =
   | { type: 'cancel'; jobId: number }
   | { type: 'query'; queryId: number; name: string; input: unknown }
   | { type: 'abort'; queryId: number }
+  /** Choose the compute engine as a job would, report it, and do nothing else (engine-probe.ts). */
+  | { type: 'probe' }
 
 /** How a failure crossed from the worker: a user's error, a cancellation, or a bug (its stack went to the worker's log). */
 export type FailureKind = 'user' | 'cancelled' | 'internal'
@@ -20,6 +22,8 @@ export type WorkerMessage =
   | { type: 'event'; jobId: number; payload: unknown }
   | { type: 'answer'; queryId: number; ok: true; output: unknown }
   | { type: 'answer'; queryId: number; ok: false; error: string; kind: FailureKind }
+  /** The answer to a probe: the engine this worker chose and why (no job: jobId is null). */
+  | { type: 'engine'; jobId: null; engine: string; reason: string }
 
 /** A running worker process, whichever way it was started. */
 export interface WorkerHandle {

@@ -86,8 +86,20 @@ async function runQuery(queryId: number, name: string, input: unknown): Promise<
 // A forked worker whose host died has no one to report to.
 if (!parentPort) process.on('disconnect', () => process.exit(1))
 
+/** Chooses the compute engine exactly as a job in this process would, and reports it. */
+async function probe(): Promise<void> {
+  try {
+    const { initBackend } = await import('../tf/backend')
+    const choice = await initBackend()
+    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason })
+  } catch (err) {
+    post({ type: 'engine', jobId: null, engine: '', reason: (err as Error).message })
+  }
+}
+
 listen((message) => {
-  if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
+  if (message.type === 'probe') void probe()
+  else if (message.type === 'start') void runJob(message.jobId, message.kind, message.input)
   else if (message.type === 'cancel') running.get(message.jobId)?.abort()
   else if (message.type === 'query') void runQuery(message.queryId, message.name, message.input)
   else if (message.type === 'abort') queries.get(message.queryId)?.abort()

@@ -2,7 +2,7 @@
 // step folders, attached to the project's checkpoints by step. Each is converted into FeatureTrace's own
 // SAELens layout under the project's artifacts, with its encoding rule in cfg.json, so feature statistics,
 // labelling, drift (with matching) and formation use it exactly like an SAE trained here.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, relative, resolve, sep } from 'node:path'
 import type { Checkpoint, SaeImportItem, SaeImportRequest, SaeImportScan, SaeInfo } from '../../shared/api'
 import { UserError } from '../../shared/api'
@@ -12,13 +12,10 @@ import { describeSae, WHAT_WE_READ, type ForeignSae } from '../io/sae-formats'
 import { STREAM_NAMES } from '../io/sae-formats/common'
 import { stepOfModelFolder } from '../io/sae-formats/llm-jp-sae'
 import { isSparsifyRunFile } from '../io/sae-formats/sparsify'
-import { writeSafetensors } from '../io/safetensors'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import type { Project } from '../project'
-import { CFG_FILE, SPARSITY_FILE, WEIGHTS_FILE } from './io'
-
-const SAELENS_NORMALIZE: Record<string, string> = { none: 'none', unit_norm: 'none', constant: 'none', layer_norm: 'layer_norm', std_layer_norm: 'layer_norm', norm_rescale: 'constant_norm_rescale' }
+import { Sae } from './sae'
 
 interface Candidate {
   sae: ForeignSae
@@ -119,6 +116,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     return { candidates: [], problems: [{ path: root, reason: problemText(err) }] }
   }
   if (single) return { candidates: [{ sae: single, step: req.step ?? single.step ?? stepOfName(basename(root)), notes: [] }], problems }
+  // A file that is no SAE has nothing below it to look through.
+  if (!statSync(root).isDirectory()) return { candidates: [], problems: [{ path: root, reason: `is not an SAE FeatureTrace reads: expected ${WHAT_WE_READ}, or a folder holding them.` }] }
   const candidates: Candidate[] = []
   // Deep enough for a Hugging Face cache: models--google--gemma-scope-2b-pt-res/snapshots/<hash>/layer_L/width_W/average_l0_N.
   const DEPTH = 6
@@ -152,6 +151,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
       problems.push({ path: sub, reason: problemText(err) })
     }
   }
+  // Step folders list as text (step100 before step30); the series is read in step order.
+  candidates.sort((a, b) => (a.step ?? Infinity) - (b.step ?? Infinity))
   if (candidates.length === 0 && problems.length === 0) {
     // No step folders: one SAE somewhere below (a Gemma Scope release's layer_L/width_W/average_l0_N/params.npz, one model's llm-jp-sae tree).
     const below = matchHookpoint(root, await saesBelow(root, DEPTH), req.hookpoint)
@@ -287,53 +288,26 @@ export async function scanSaeImport(project: Project, req: SaeImportRequest): Pr
   return (await plan(project, req)).scan
 }
 
-function finite(a: Float32Array, file: string, name: string): void {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i]!)) throw new UserError(`${file}: ${name} holds a non-finite value at index ${i}; the SAE is damaged.`)
-}
-
 async function writeConverted(dir: string, p: Planned): Promise<void> {
-  const { sae, step, layer } = p
-  const w = await sae.read()
-  for (const [name, a] of Object.entries(w)) if (a) finite(a as Float32Array, sae.path, name)
+  const { sae: found, step, layer } = p
+  const sae = new Sae(await found.read())
   mkdirSync(dir, { recursive: true })
-  const { d, n, rule } = sae
-  const cfg = {
-    architecture: rule.architecture,
-    d_in: d,
-    d_sae: n,
-    ...(rule.k !== null ? { k: rule.k } : {}),
-    dtype: 'float32',
-    device: 'cpu',
-    apply_b_dec_to_input: rule.applyBDecToInput,
-    normalize_activations: SAELENS_NORMALIZE[rule.scaling.kind],
-    reshape_activations: 'none',
-    metadata: sae.metadata,
-    featuretrace: {
+  // SAELens' hook for the layer it is attached to; the source's own hook is kept under imported_from.
+  await sae.save(dir, {
+    meta: {
       checkpoint_step: step,
       layer,
-      preset: `import:${sae.format}`,
-      input_scaling: rule.scaling.kind,
-      scaling_factor: rule.scaling.factor,
+      preset: `import:${found.format}`,
       tokens_seen: 0,
       steps: 0,
       warm_started_from: null,
-      imported_from: { format: sae.format, path: sae.path, dtype: sae.dtype, hook: sae.hook, stream: sae.stream.stream, notes: sae.notes }
-    }
-  }
-  await writeSafetensors(
-    join(dir, WEIGHTS_FILE),
-    {
-      W_enc: { dtype: 'F32', shape: [d, n], data: w.W_enc },
-      W_dec: { dtype: 'F32', shape: [n, d], data: w.W_dec },
-      b_enc: { dtype: 'F32', shape: [n], data: w.b_enc },
-      b_dec: { dtype: 'F32', shape: [d], data: w.b_dec },
-      ...(w.threshold ? { threshold: { dtype: 'F32' as const, shape: [n], data: w.threshold } } : {})
+      imported_from: { format: found.format, path: found.path, dtype: found.dtype, hook: found.hook, stream: found.stream.stream, metadata: found.metadata, notes: found.notes }
     },
-    { format: 'pt' }
-  )
-  if (w.sparsity) await writeSafetensors(join(dir, SPARSITY_FILE), { sparsity: { dtype: 'F32', shape: [n], data: w.sparsity } })
-  // cfg.json last: a folder with it is complete.
-  writeFileSync(join(dir, CFG_FILE), JSON.stringify(cfg, null, 2))
+    modelName: typeof found.metadata.model_name === 'string' ? found.metadata.model_name : null,
+    contextSize: typeof found.metadata.context_size === 'number' ? found.metadata.context_size : null,
+    datasetPath: typeof found.metadata.dataset_path === 'string' ? found.metadata.dataset_path : null,
+    prependBos: null
+  })
 }
 
 /** An SAE converted into a temporary folder, with what registering it needs (plain data: it crosses from the worker). */

@@ -8,7 +8,7 @@ import { UserError } from '../../shared/api'
 import type { JobKindDefinition } from '../jobs/job'
 import type { Project } from '../project'
 import { PRESET_INFO, type TrainOverrides } from './config'
-import { isCompleteSae, readSae } from './io'
+import { isCompleteSae, Sae } from './sae'
 
 type SeriesRequest = Extract<JobRequest, { kind: 'train-series' }>
 
@@ -95,7 +95,7 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     for (const [i, item] of input.items.entries()) {
       const warm = previous !== null
       if (isCompleteSae(item.out)) {
-        const done = await readSae(item.out)
+        const done = await Sae.load(item.out)
         firstTokens ??= done.featuretrace.tokens_seen ?? null
         // A kept SAE is already recorded as it is; a complete unrecorded one is an interrupted run's work.
         if (!item.kept) saes.push({ checkpointId: item.checkpointId, path: item.out, warmStarted: warm })
@@ -104,7 +104,7 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
       }
       let overrides = base
       if (warm) {
-        const firstCfg = (await readSae(input.items[0]!.out)).featuretrace.config
+        const firstCfg = (await Sae.load(input.items[0]!.out)).featuretrace.config
         const lr = (r.lr ?? firstCfg?.lr ?? info.config.lr) * fine.lrFactor
         const tokens = Math.max(1, Math.round((firstTokens ?? r.tokens ?? firstCfg?.tokens ?? 1) * fine.tokenFraction))
         overrides = { ...base, lr, warmupSteps: fine.warmupSteps, tokens }
@@ -117,7 +117,7 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
           init: previous ?? undefined,
           backend: r.backend,
           overrides,
-          meta: { checkpointStep: item.step, layer: r.layer },
+          meta: { checkpointStep: item.step, layer: r.layer, ...(r.modelName !== undefined ? { modelName: r.modelName } : {}) },
           onMetric: (m) => ctx.emit?.({ ...m, checkpointId: item.checkpointId, layer: r.layer } satisfies SaeMetric)
         },
         {

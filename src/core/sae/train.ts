@@ -10,8 +10,10 @@ import { ProgressMeter } from '../jobs/progress'
 import { Rng } from '../random'
 import { initBackend, type BackendChoice, type BackendName } from '../tf/backend'
 import { resolveConfig, type InputScaling, type PresetName, type TrainConfig, type TrainOverrides } from './config'
+import { modelNameOf } from '../checkpoints/model-name'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
-import { isCompleteSae, loadState, readSae, saeTensors, saveState, STATE_FILES, writeSaeFiles, type FeatureTraceMeta } from './io'
+import { isCompleteSae, Sae, type FeatureTraceMeta } from './sae'
+import { loadState, saveState, STATE_FILES } from './train-state'
 import { evaluate, type EvalMetrics } from './metrics'
 import { constantFactor, geometricMedian, isTrainingScaling, mean, scaleInputs, type Scaling } from './scaling'
 import { gradientsFor, optimizerFor } from './sparse-host'
@@ -36,7 +38,8 @@ export interface TrainOptions {
   /** Warm start: every parameter (b_dec included) from this SAE folder. */
   init?: string
   backend?: BackendName
-  meta?: { checkpointStep?: number | null; layer?: number | null; modelName?: string; contextSize?: number }
+  /** What the activations do not say (a plain activation file says none of it); a store's manifest gives the rest. */
+  meta?: { checkpointStep?: number | null; layer?: number | null; modelName?: string | null; hookName?: string | null; contextSize?: number }
   onMetric?: (m: TrainMetric) => void
 }
 
@@ -93,17 +96,19 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
   const backend = await initBackend(opts.backend)
   const source = await openRowSource(resolve(opts.activations))
   const d = source.d
-  const initSae = opts.init ? await readSae(resolve(opts.init)) : null
+  const initSae = opts.init ? await Sae.load(resolve(opts.init)) : null
   if (initSae && initSae.d !== d) {
     throw new UserError(`--init ${opts.init} was trained on d=${initSae.d} activations but ${opts.activations} has d=${d}.`)
   }
-  if (initSae && (initSae.rule.architecture !== 'topk' || !initSae.rule.applyBDecToInput || !isTrainingScaling(initSae.scaling.kind))) {
-    throw new UserError(`--init ${opts.init} encodes by a rule FeatureTrace does not train (${initSae.rule.architecture}, input scaling ${initSae.scaling.kind}); warm-start from a TopK SAE that subtracts b_dec from its input.`)
+  if (initSae && (initSae.rule.architecture !== 'topk' || !initSae.rule.applyBDecToInput || !isTrainingScaling(initSae.trainedScaling.kind))) {
+    throw new UserError(`--init ${opts.init} encodes by a rule FeatureTrace does not train (${initSae.rule.architecture}, input scaling ${initSae.trainedScaling.kind}); warm-start from a TopK SAE that subtracts b_dec from its input.`)
   }
   if (initSae && opts.overrides?.n !== undefined && opts.overrides.n !== initSae.n) {
     throw new UserError(`--init ${opts.init} has ${initSae.n} latents; --latents ${opts.overrides.n} cannot warm-start from it.`)
   }
-  const cfg = resolveConfig(opts.preset, d, { ...(initSae ? { n: initSae.n, inputScaling: initSae.scaling.kind as InputScaling } : {}), ...opts.overrides })
+  // A warm start continues in the space its SAE was trained in (saved SAEs hold the scaling folded in).
+  const warm = initSae?.trainingForm() ?? null
+  const cfg = resolveConfig(opts.preset, d, { ...(warm ? { n: warm.n, inputScaling: warm.scaling.kind as InputScaling } : {}), ...opts.overrides })
   const need = estimateBytes(d, cfg.n, cfg.k, cfg.batchSize, cfg.auxK, backend.name)
   if (need > memoryLimit(backend.name)) {
     const fit = Math.max(1, Math.floor(cfg.batchSize * (memoryLimit(backend.name) / need) * 0.8))
@@ -148,9 +153,9 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     params = { Wenc: variable(tensors.Wenc!, [d, cfg.n]), benc: variable(tensors.benc!, [cfg.n]), Wdec: variable(tensors.Wdec!, [cfg.n, d]), bdec: variable(tensors.bdec!, [d]) }
     since = tf.tensor1d(tensors.tokens_since_fired!)
     counts = tf.tensor1d(tensors.fire_counts!)
-  } else if (initSae) {
-    scaling = initSae.scaling
-    params = saeTensors(initSae)
+  } else if (warm) {
+    scaling = warm.scaling
+    params = warm.variables()
     since = tf.zeros([cfg.n])
     counts = tf.zeros([cfg.n])
   } else {
@@ -242,12 +247,11 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     const evalRows = heldOut.length > 0 ? heldOut : await rows.sample(Math.min(cfg.evalRows || 1024, rows.trainingRows))
     const deadAtEnd = await deadShare(since, Math.min(cfg.deadAfterTokens, tokens))
     const ev = evaluate(params, scaling, cfg.k, evalRows, d, deadAtEnd, heldOut.length === 0)
-    const meta: FeatureTraceMeta = {
-      checkpoint_step: opts.meta?.checkpointStep ?? source.store?.manifest.checkpointStep ?? null,
-      layer: opts.meta?.layer ?? source.store?.manifest.layer ?? null,
+    const manifest = source.store?.manifest
+    const meta: Omit<FeatureTraceMeta, 'input_scaling' | 'scaling_factor' | 'format_version'> = {
+      checkpoint_step: opts.meta?.checkpointStep ?? manifest?.checkpointStep ?? null,
+      layer: opts.meta?.layer ?? manifest?.layer ?? null,
       preset: opts.preset,
-      input_scaling: scaling.kind,
-      scaling_factor: scaling.factor,
       tokens_seen: tokens,
       steps: step,
       warm_started_from: initSae?.dir ?? null,
@@ -255,11 +259,15 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
       metrics: { fvu: ev.fvu, explained_variance: ev.explainedVariance, cosine: ev.cosine, l0: ev.l0, dead_fraction: ev.deadFraction, eval_rows: ev.rows },
       activations: resolve(opts.activations)
     }
-    await writeSaeFiles(partial, params, meta, {
-      modelName: opts.meta?.modelName ?? source.store?.manifest.model,
-      contextSize: opts.meta?.contextSize ?? source.store?.manifest.context,
-      dataset: source.store?.manifest.corpus
-    }, ev.density)
+    const trained = await Sae.fromTensors(params, cfg.k, scaling, ev.density)
+    await trained.save(partial, {
+      meta,
+      modelName: opts.meta?.modelName !== undefined ? opts.meta.modelName : manifest ? modelNameOf(manifest.model) : null,
+      hookName: opts.meta?.hookName ?? null,
+      contextSize: opts.meta?.contextSize ?? manifest?.context ?? null,
+      datasetPath: manifest?.corpus ?? null,
+      prependBos: manifest?.bos ?? null
+    })
     for (const f of STATE_FILES) rmSync(`${partial}/${f}`, { force: true })
     if (existsSync(out)) rmSync(out, { recursive: true })
     renameSync(partial, out)

@@ -5,8 +5,11 @@ import { migrations, SCHEMA_VERSION, type Migration } from './migrations'
 
 export type Db = Database.Database
 
-/** Where better-sqlite3's native addon lives when it was built for another runtime (Electron). */
-let nativeBinding: string | undefined
+/**
+ * Where better-sqlite3's native addon lives when it was built for another runtime (Electron). The desktop
+ * app's job worker inherits it from its host in FEATURETRACE_SQLITE_BINDING.
+ */
+let nativeBinding: string | undefined = process.env.FEATURETRACE_SQLITE_BINDING || undefined
 export function useSqliteBinding(path: string | undefined): void {
   nativeBinding = path
 }

@@ -157,7 +157,8 @@ export class FeatureRepository {
     return texts
   }
 
-  list(q: FeatureListQuery): { total: number; rows: FeatureSummary[] } {
+  /** The FROM … WHERE of a list query, its parameters and its ORDER BY (ties broken by feature id). */
+  private listQuery(q: Omit<FeatureListQuery, 'offset' | 'limit'>): { from: string; params: Record<string, unknown>; orderBy: string } {
     const where = ['f.set_id = @setId']
     const params: Record<string, unknown> = { setId: q.setId, annotator: q.annotator ?? '' }
     const filter = (clause: string, name: string, value: unknown): void => {
@@ -180,12 +181,26 @@ export class FeatureRepository {
       LEFT JOIN feature_dynamics d ON s.source = 'sae' AND d.layer = s.layer AND d.feature = f.feature
         AND s.sae_id IN (SELECT id FROM sae WHERE superseded_at IS NULL)
       LEFT JOIN label l ON l.set_id = f.set_id AND l.feature = f.feature AND l.annotator = @annotator WHERE ${where.join(' AND ')}`
+    return { from, params, orderBy: `${order} ${q.descending ? 'DESC' : 'ASC'} NULLS LAST, f.feature` }
+  }
+
+  /** Where a feature stands in a list query (0-based), or null when the filters leave it out: a deep link scrolls there. */
+  indexOf(q: Omit<FeatureListQuery, 'offset' | 'limit'>, feature: number): number | null {
+    const { from, params, orderBy } = this.listQuery(q)
+    const r = this.db
+      .prepare(`SELECT i FROM (SELECT f.feature AS feature, ROW_NUMBER() OVER (ORDER BY ${orderBy}) - 1 AS i ${from}) WHERE feature = @feature`)
+      .get({ ...params, feature }) as { i: number } | undefined
+    return r ? r.i : null
+  }
+
+  list(q: FeatureListQuery): { total: number; rows: FeatureSummary[] } {
+    const { from, params, orderBy } = this.listQuery(q)
     const total = (this.db.prepare(`SELECT count(*) AS n ${from}`).get(params) as { n: number }).n
     const rows = this.db
       .prepare(
         `SELECT f.feature, f.density, f.max_act, f.mean_act, f.dead, f.lang_class, f.top_tokens, l.category,
                 d.formation_step, d.total_drift
-         ${from} ORDER BY ${order} ${q.descending ? 'DESC' : 'ASC'} NULLS LAST, f.feature LIMIT @limit OFFSET @offset`
+         ${from} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`
       )
       .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as (Pick<FeatureRow, 'feature' | 'density' | 'max_act' | 'mean_act' | 'dead' | 'lang_class' | 'top_tokens'> & {
       category: string | null

@@ -8,7 +8,7 @@ import type { GalaxyResult } from '../../../shared/geometry'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { Rng } from '../../random'
-import { readSae } from '../../sae/io'
+import { Sae } from '../../sae/sae'
 import { covariance, olsFit, symmetricEigenvalues, tidyData, topEigenpairs } from './linalg'
 
 export interface GalaxyOptions {
@@ -242,7 +242,7 @@ export function galaxyOfCloud(X: Float32Array, n: number, d: number, opts: Galax
 
 /** The galaxy of one SAE on disk: its decoder rows W_dec [d_sae, d_in]. */
 export async function galaxyOfSae(dir: string, opts: GalaxyOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<GalaxyResult> {
-  const sae = await readSae(dir)
+  const sae = await Sae.load(dir)
   if (sae.n < 2) throw new UserError(`${dir}: an SAE with ${sae.n} latent has no point cloud to analyse.`)
   return galaxyOfCloud(sae.weights.W_dec, sae.n, sae.d, opts, ctx)
 }

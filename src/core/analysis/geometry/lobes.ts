@@ -10,7 +10,7 @@ import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
 import { ProgressMeter } from '../../jobs/progress'
 import { Rng } from '../../random'
-import { readSae, saeEncoder } from '../../sae/io'
+import { Sae } from '../../sae/sae'
 import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering } from './cluster'
 
 /** Features clustered at most, unless the caller says otherwise. */
@@ -49,7 +49,7 @@ const ENCODE_ROWS = 2048
  * window the harvest did not take) is dropped.
  */
 export async function blockFirings(saeDir: string, storeDir: string, opts: BlockOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<BlockFirings> {
-  const sae = await readSae(saeDir)
+  const sae = await Sae.load(saeDir)
   const store = await ActivationStore.open(storeDir)
   if (store.d !== sae.d) throw new UserError(`${storeDir} has d=${store.d} but the SAE ${saeDir} expects d=${sae.d}.`)
   const size = opts.blockSize ?? 256
@@ -58,7 +58,6 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
   const limit = Math.min(opts.maxRows ?? Infinity, store.rows)
   const open = new Map<number, { doc: number; tokens: number; fired: Uint8Array }>()
   // The SAE's own rule (TopK, or an imported JumpReLU's thresholds): "fires" means active in its code.
-  const encoder = saeEncoder(sae)
   const meter = new ProgressMeter(limit, 'rows')
   let done = 0
   try {
@@ -69,7 +68,7 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
         if (ctx?.signal.aborted) throw new JobCancelled()
         const count = Math.min(ENCODE_ROWS, rows - r0)
         const x = tf.tensor2d(shard.acts.subarray(r0 * d, (r0 + count) * d), [count, d])
-        const e = encoder.encode(x)
+        const e = sae.encode(x)
         const k = e.values.shape[1]
         const v = e.values.dataSync() as Float32Array
         const i = e.indices.dataSync() as Int32Array
@@ -87,7 +86,7 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
       }
     }
   } finally {
-    encoder.dispose()
+    sae.dispose()
   }
   const complete = [...open.entries()].filter(([, b]) => b.tokens === size).sort((a, b) => a[0] - b[0])
   if (complete.length < 2) {
@@ -342,6 +341,6 @@ function cosineDistance(a: number[], b: number[]): number {
 /** The lobes of one SAE on its activation store. */
 export async function lobesOfSae(saeDir: string, storeDir: string, opts: LobeOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<LobeResult> {
   const firings = await blockFirings(saeDir, storeDir, opts, ctx)
-  const sae = await readSae(saeDir)
+  const sae = await Sae.load(saeDir)
   return lobesFromFirings(firings, sae.weights.W_dec, sae.d, opts, ctx)
 }

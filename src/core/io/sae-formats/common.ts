@@ -1,8 +1,8 @@
 // What every SAE reader returns: an SAE from another library, described from its config and tensor
-// headers (orientation from the config's sizes, checked against the shapes), with its weights read on
-// demand in SAELens' orientation.
+// headers (orientation from the config's sizes, checked against the shapes), read on demand into the
+// parts of FeatureTrace's one Sae (sae/sae.ts) in SAELens' orientation.
 import type { SafetensorsFile } from '../safetensors'
-import type { EncodingRule } from '../../sae/encoding'
+import type { EncodingRule, SaeParts } from '../../sae/sae'
 import { UserError } from '../../../shared/api'
 
 export const SAE_FORMATS = ['saelens', 'sparsify', 'gemma-scope', 'llm-jp-sae'] as const
@@ -48,10 +48,23 @@ export interface ForeignSae {
   metadata: Record<string, unknown>
   /** Things worth knowing that do not stop the import. */
   notes: string[]
-  read(): Promise<ForeignWeights>
+  /** The SAE as FeatureTrace's Sae is made from it (new Sae(parts)). */
+  read(): Promise<SaeParts>
   /** JumpReLU's per-latent threshold alone (cheap: for showing before an import). */
   readThreshold(): Promise<Float32Array | null>
 }
+
+/** A reader's weights as the parts of a Sae. */
+export function saeParts(sae: Pick<ForeignSae, 'd' | 'n' | 'rule' | 'path'>, w: ForeignWeights): SaeParts {
+  const { W_enc, W_dec, b_enc, b_dec, threshold } = w
+  return { d: sae.d, n: sae.n, rule: sae.rule, weights: { W_enc, W_dec, b_enc, b_dec, threshold }, sparsity: w.sparsity, source: sae.path }
+}
+
+/**
+ * The hook_name FeatureTrace writes for an SAE whose hook nobody gave (one trained from a plain activation
+ * file): a name SAELens loads (5.x and 6.x need a string) that names no TransformerLens hook, read back as no hook.
+ */
+export const UNNAMED_HOOK = 'featuretrace.unnamed_hook'
 
 /** Shape check with the message a user can act on (transposed tensors named as such). */
 export function checkShape(file: string, name: string, actual: readonly number[], expected: readonly number[], sizes: string): void {
@@ -114,7 +127,7 @@ export interface HookStream {
  * L is layer L + 1, and the output of decoder layer L (layers.L, h.L) is layer L + 1.
  */
 export function streamOfHook(hook: string | null): HookStream {
-  if (!hook) return { stream: 'none', layer: null, block: null }
+  if (!hook || hook === UNNAMED_HOOK) return { stream: 'none', layer: null, block: null }
   const tl = /^blocks\.(\d+)\.(.+)$/.exec(hook)
   if (tl) {
     const block = Number(tl[1])

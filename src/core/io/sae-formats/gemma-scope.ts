@@ -5,8 +5,9 @@
 import { basename, dirname } from 'node:path'
 import { UserError } from '../../../shared/api'
 import { readNpz, readNpzHeaders } from '../npz'
-import { checkShape, streamOfHook, type ForeignSae, type HookStream } from './common'
+import { checkShape, saeParts, streamOfHook, type ForeignSae, type HookStream } from './common'
 import { undeclaredTensors } from './keys'
+import type { EncodingRule } from '../../sae/sae'
 
 const NAMES = ['W_enc', 'W_dec', 'b_enc', 'b_dec', 'threshold'] as const
 const DTYPES: Record<string, string> = { '<f4': 'F32', '<f2': 'F16', '<f8': 'F64' }
@@ -34,12 +35,13 @@ export async function describeGemmaScope(file: string): Promise<ForeignSae> {
   checkShape(file, 'threshold', headers.get('threshold')!.shape, [n], sizes)
   const { hook, stream, release, notes } = gemmaScopeHook(file)
   const folder = basename(dirname(file))
+  const rule: EncodingRule = { architecture: 'jumprelu', k: null, applyBDecToInput: false, scaling: { kind: 'none', factor: 1 } }
   return {
     path: file,
     format: 'gemma-scope',
     d,
     n,
-    rule: { architecture: 'jumprelu', k: null, applyBDecToInput: false, scaling: { kind: 'none', factor: 1 } },
+    rule,
     dtype: DTYPES[headers.get('W_enc')!.descr] ?? headers.get('W_enc')!.descr,
     hook,
     stream,
@@ -53,7 +55,7 @@ export async function describeGemmaScope(file: string): Promise<ForeignSae> {
     async read() {
       const arrays = await readNpz(file, NAMES)
       const get = (name: (typeof NAMES)[number]): Float32Array => arrays.get(name)!.data
-      return { W_enc: get('W_enc'), W_dec: get('W_dec'), b_enc: get('b_enc'), b_dec: get('b_dec'), threshold: get('threshold'), sparsity: null }
+      return saeParts({ d, n, rule, path: file }, { W_enc: get('W_enc'), W_dec: get('W_dec'), b_enc: get('b_enc'), b_dec: get('b_dec'), threshold: get('threshold'), sparsity: null })
     }
   }
 }

@@ -110,7 +110,15 @@ export const SAE_KEY_TABLES: Record<SaeFormat, SaeFormatTable> = {
       },
       { key: 'sae_lens_version', aliases: ['metadata.sae_lens_version'], default: 'null', handling: 'read', effect: 'Absent or below 6.0.0: SAELens\' pre-6 renames and defaults apply (handle_pre_6_0_config).' },
       { key: 'dtype', aliases: [], default: '"float32"', handling: 'no effect', effect: 'SAELens computes in this dtype; FeatureTrace reads F32, F16 or BF16 weights and computes in float32 (a bfloat16 SAELens run rounds differently).' },
-      { key: 'featuretrace.input_scaling', aliases: [], default: 'null', handling: 'read', effect: 'FeatureTrace\'s own SAEs: the input scaling SAELens has no key for (unit_norm, constant); overrides normalize_activations.' },
+      {
+        key: 'featuretrace.format_version',
+        aliases: [],
+        default: '1',
+        handling: 'read',
+        effect:
+          'FeatureTrace\'s own SAEs. 2: the weights and the SAELens keys above give the latents of raw activations (a scaling SAELens has no key for folded in: unit norm as constant_norm_rescale with W_enc/√d, b_dec·√d, W_dec·√d; constant s as none with W_enc·s, b_dec/s, W_dec/s), so SAELens encodes as FeatureTrace does. 1 (absent): written before that; input_scaling is applied to raw inputs first and normalize_activations is ignored.'
+      },
+      { key: 'featuretrace.input_scaling', aliases: [], default: 'null', handling: 'read', effect: 'FeatureTrace\'s own SAEs: the input scaling it was trained with (unit_norm, constant, layer_norm, none), which warm starts continue in. Format 1: applied to inputs, overriding normalize_activations.' },
       { key: 'featuretrace.scaling_factor', aliases: [], default: '1', handling: 'read', effect: 'FeatureTrace\'s own SAEs: the constant of input_scaling "constant".' },
       { key: 'featuretrace.layer', aliases: [], default: 'null', handling: 'read', effect: 'FeatureTrace\'s own SAEs: the residual-stream layer (after block L).' },
       { key: 'featuretrace.checkpoint_step', aliases: [], default: 'null', handling: 'read', effect: 'FeatureTrace\'s own SAEs: the checkpoint step.' },

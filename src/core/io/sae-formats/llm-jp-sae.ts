@@ -9,8 +9,9 @@ import { basename, dirname, join } from 'node:path'
 import { UserError } from '../../../shared/api'
 import { parseStep } from '../../checkpoints/discover'
 import { SafetensorsFile } from '../safetensors'
-import { checkTensors, positiveInt, readJson, transpose, type ForeignSae, type HookStream } from './common'
+import { checkTensors, positiveInt, readJson, saeParts, transpose, type ForeignSae, type HookStream } from './common'
 import { configValue, keyRefusal, undeclaredKeys, undeclaredTensors } from './keys'
+import type { EncodingRule } from '../../sae/sae'
 
 export function isLlmJpSaeFolder(dir: string): boolean {
   const cfg = join(dir, 'config.json')
@@ -97,12 +98,13 @@ export async function describeLlmJpSae(dir: string): Promise<ForeignSae> {
   const tree = llmJpTree(dir)
   const placed = tree ? streamOfTree(tree.layerFolder) : null
   if (placed) notes.push(placed.note)
+  const rule: EncodingRule = { architecture: 'topk', k, applyBDecToInput: true, scaling: { kind: 'unit_norm', factor: 1 } }
   return {
     path: dir,
     format: 'llm-jp-sae',
     d,
     n,
-    rule: { architecture: 'topk', k, applyBDecToInput: true, scaling: { kind: 'unit_norm', factor: 1 } },
+    rule,
     dtype,
     hook: placed?.hook ?? null,
     stream: placed?.stream ?? { stream: 'none', layer: null, block: null },
@@ -115,14 +117,14 @@ export async function describeLlmJpSae(dir: string): Promise<ForeignSae> {
       const file = await SafetensorsFile.open(weightsFile)
       try {
         const dec = await file.readFloat32(decoder)
-        return {
+        return saeParts({ d, n, rule, path: dir }, {
           W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
           W_dec: decoder === 'W_dec' ? dec : transpose(dec, d, n),
           b_enc: await file.readFloat32('encoder.bias'),
           b_dec: await file.readFloat32('b_dec'),
           threshold: null,
           sparsity: null
-        }
+        })
       } finally {
         await file.close()
       }

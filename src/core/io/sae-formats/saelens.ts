@@ -6,11 +6,10 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { UserError } from '../../../shared/api'
-import type { Architecture, EncodingRule } from '../../sae/encoding'
-import type { FeatureTraceMeta } from '../../sae/io'
-import type { Scaling } from '../../sae/scaling'
+import type { Architecture, EncodingRule, FeatureTraceMeta } from '../../sae/sae'
+import type { Scaling, ScalingKind } from '../../sae/scaling'
 import { SafetensorsFile } from '../safetensors'
-import { checkShape, checkTensors, positiveInt, readJson, streamOfHook, type ForeignSae, type ForeignWeights, type HookStream } from './common'
+import { checkShape, checkTensors, positiveInt, readJson, saeParts, streamOfHook, type ForeignSae, type ForeignWeights, type HookStream } from './common'
 import { configValue, keyRefusal, undeclaredKeys, undeclaredTensors } from './keys'
 
 export const SAELENS_CFG = 'cfg.json'
@@ -59,7 +58,22 @@ function isPre6(version: unknown): boolean {
   return !Number.isFinite(major) || major < 6
 }
 
-/** Where a SAELens cfg without FeatureTrace's key says the inputs are scaled (SAELens' own definitions). */
+/** normalize_activations for each input scaling SAELens has (unit_norm and constant have none: Sae.folded() folds them first). */
+export function saelensNormalize(kind: ScalingKind): string {
+  switch (kind) {
+    case 'none':
+      return 'none'
+    case 'layer_norm':
+    case 'std_layer_norm':
+      return 'layer_norm'
+    case 'norm_rescale':
+      return 'constant_norm_rescale'
+    default:
+      throw new Error(`SAELens has no normalize_activations for input scaling ${kind}; fold it into the weights first (Sae.folded).`)
+  }
+}
+
+/** Where a SAELens cfg says the inputs are scaled (SAELens' own definitions; the inverse of saelensNormalize). */
 export function saelensScaling(cfg: Record<string, unknown>, d: number, file: string, notes: string[] = []): Scaling {
   const found = configValue('saelens', cfg, 'normalize_activations')
   // SAELens 5.x booleans and null (handle_pre_6_0_config).
@@ -120,7 +134,9 @@ export function resolveSaeLensConfig(cfgFile: string, cfg: Record<string, unknow
   const head = get('metadata.hook_head_index')
   if (head !== undefined && head.value !== null) throw keyRefusal(cfgFile, head.name, head.value, 'is an SAE of one attention head\'s output, a stream FeatureTrace does not harvest.')
   const ft = (cfg.featuretrace ?? null) as Partial<FeatureTraceMeta> | null
-  const scaling: Scaling = ft?.input_scaling ? { kind: ft.input_scaling, factor: ft.scaling_factor ?? 1 } : saelensScaling(cfg, d, cfgFile, notes)
+  // Folders FeatureTrace wrote before format 2 hold unfolded weights: their input scaling comes first.
+  const unfolded = ft?.input_scaling !== undefined && (ft.format_version ?? 1) < 2
+  const scaling: Scaling = unfolded ? { kind: ft.input_scaling!, factor: ft.scaling_factor ?? 1 } : saelensScaling(cfg, d, cfgFile, notes)
   const architecture: Architecture = isTopK ? 'topk' : source === 'standard' ? 'standard' : 'jumprelu'
   const rule: EncodingRule = { architecture, k, applyBDecToInput: bool(cfgFile, 'apply_b_dec_to_input', get('apply_b_dec_to_input'), true), scaling }
   const dtype = get('dtype')?.value
@@ -262,6 +278,6 @@ export async function describeSaeLens(dir: string): Promise<ForeignSae> {
         await file.close()
       }
     },
-    read: () => readSaeLensWeights(dir, c)
+    read: async () => saeParts({ ...c, path: dir }, await readSaeLensWeights(dir, c))
   }
 }

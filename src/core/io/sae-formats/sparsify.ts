@@ -6,8 +6,9 @@ import { existsSync, readFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { UserError } from '../../../shared/api'
 import { SafetensorsFile } from '../safetensors'
-import { checkShape, checkTensors, positiveInt, readJson, streamOfHook, transpose, type ForeignSae } from './common'
+import { checkShape, checkTensors, positiveInt, readJson, saeParts, streamOfHook, transpose, type ForeignSae } from './common'
 import { configValue, keyRefusal, undeclaredKeys, undeclaredTensors } from './keys'
+import type { EncodingRule } from '../../sae/sae'
 
 export function isSparsifyFolder(dir: string): boolean {
   return existsSync(join(dir, 'cfg.json')) && existsSync(join(dir, 'sae.safetensors'))
@@ -68,12 +69,13 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
   }
   const hook = basename(dir)
   const stream = streamOfHook(hook)
+  const rule: EncodingRule = { architecture: 'topk', k, applyBDecToInput: true, scaling: { kind: 'none', factor: 1 } }
   return {
     path: dir,
     format: 'sparsify',
     d,
     n,
-    rule: { architecture: 'topk', k, applyBDecToInput: true, scaling: { kind: 'none', factor: 1 } },
+    rule,
     dtype,
     hook,
     stream,
@@ -85,14 +87,14 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
     async read() {
       const file = await SafetensorsFile.open(weightsFile)
       try {
-        return {
+        return saeParts({ d, n, rule, path: dir }, {
           W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
           W_dec: await file.readFloat32('W_dec'),
           b_enc: await file.readFloat32('encoder.bias'),
           b_dec: await file.readFloat32('b_dec'),
           threshold: null,
           sparsity: null
-        }
+        })
       } finally {
         await file.close()
       }

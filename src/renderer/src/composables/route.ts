@@ -12,7 +12,14 @@ function parse(): { view: ViewName; params: URLSearchParams } {
 export const route = ref(parse())
 window.addEventListener('hashchange', () => (route.value = parse()))
 
-export function navigate(view: ViewName, params: Record<string, string | number> = {}): void {
+/** The address of a view, for links that are real links. */
+export function href(view: ViewName, params: Record<string, string | number> = {}): string {
   const q = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)])).toString()
-  location.hash = `#/${view}${q ? `?${q}` : ''}`
+  return `#/${view}${q ? `?${q}` : ''}`
+}
+
+/** Goes to a view; `replace` keeps stepping through a list (arrow keys) from filling the back button's history. */
+export function navigate(view: ViewName, params: Record<string, string | number> = {}, opts: { replace?: boolean } = {}): void {
+  if (opts.replace) location.replace(href(view, params))
+  else location.hash = href(view, params)
 }

@@ -1,10 +1,14 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { Checkpoint, CheckpointDetail } from '../../../shared/api'
+import type { ActivationStoreInfo, Checkpoint, CheckpointDetail } from '../../../shared/api'
 import { api } from '../api/client'
 
 export const useCheckpointStore = defineStore('checkpoints', () => {
   const list = ref<Checkpoint[]>([])
+  /** Every activation store of the project: what the forms take their defaults from (layer, context, corpus). */
+  const stores = ref<ActivationStoreInfo[]>([])
+  /** The latest checkpoint: what a form acts on when none is selected. */
+  const latest = computed(() => list.value.reduce<Checkpoint | null>((a, c) => (a === null || c.step > a.step ? c : a), null))
   const selectedId = ref<number | null>(null)
   const detail = ref<CheckpointDetail | null>(null)
   const error = ref<string | null>(null)
@@ -14,7 +18,7 @@ export const useCheckpointStore = defineStore('checkpoints', () => {
 
   async function load(): Promise<void> {
     try {
-      list.value = await api.call('checkpoints.list')
+      ;[list.value, stores.value] = await Promise.all([api.call('checkpoints.list'), api.call('activations.list')])
       error.value = null
     } catch (err) {
       list.value = []
@@ -62,5 +66,5 @@ export const useCheckpointStore = defineStore('checkpoints', () => {
     void load()
   })
 
-  return { list, selectedId, selected, detail, error, lastRegistration, load, select, register, setStep }
+  return { list, stores, latest, selectedId, selected, detail, error, lastRegistration, load, select, register, setStep }
 })

@@ -7,6 +7,9 @@ import { useProjectStore } from './project'
 
 type Shown = { category: string | null; note: string }
 
+/** What a key without an annotator name says (and what typing one clears). */
+export const NEED_NAME = 'Type your name as annotator first: labels are saved under it.'
+
 /** Dashboards kept for going back and forth without waiting. */
 const CACHED_DASHBOARDS = 16
 
@@ -299,12 +302,16 @@ export const useLabelStore = defineStore('labels', () => {
     const who = me()
     if (setId.value === null || feature.value === null) return null
     if (!who) {
-      error.value = 'Type your name as annotator first.'
+      error.value = NEED_NAME
       return null
     }
     error.value = null
     return who
   }
+  // The request to type a name is answered once a name is there.
+  watch(annotator, (a) => {
+    if (a.trim() && error.value === NEED_NAME) error.value = null
+  })
 
   /** Labels the feature shown now and moves on at once. */
   function label(category: string, advance = true): void {
