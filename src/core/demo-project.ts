@@ -5,7 +5,7 @@ import { cpSync, existsSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { ProjectInfo } from '../shared/api'
 import { UserError } from '../shared/api'
-import { DEMO_SETTINGS, runDemo } from './demo'
+import { DEMO_SETTINGS, registerDemoCheckpoints, runDemo } from './demo'
 import type { Project } from './project'
 import type { Workspace } from './services'
 
@@ -39,10 +39,11 @@ const pipelines = new WeakMap<Project, Promise<void>>()
 
 /**
  * Opens (creating on first use) the demo project under `documentsDir`, copies the series into it, and starts
- * the demo pipeline in the background. Returns as soon as the project is open; the jobs report their progress.
+ * the demo pipeline in the background. Returns once the project is open with the series' checkpoints registered;
+ * the jobs report their progress.
  * The pipeline stops when another project is opened and resumes where it was when the demo is opened again.
  */
-export function openDemoProject(ws: Workspace, options: { source: string; documentsDir: string; log?: (message: string) => void }): ProjectInfo {
+export async function openDemoProject(ws: Workspace, options: { source: string; documentsDir: string; log?: (message: string) => void }): Promise<ProjectInfo> {
   const dir = resolve(demoProjectDir(options.documentsDir))
   if (!existsSync(join(dir, SERIES_DIR, 'checkpoints')) && !existsSync(join(options.source, 'checkpoints'))) {
     // Checked before anything is created: an installation without the series makes no empty demo project.
@@ -53,23 +54,30 @@ export function openDemoProject(ws: Workspace, options: { source: string; docume
   if (!pipelines.has(project)) {
     const { jobs } = ws.requireProject()
     const log = options.log ?? (() => {})
-    const run = runDemo(
-      ws,
-      {
-        waitFor: async (job) => {
-          const done = await jobs.waitFor(job.id)
-          if (ws.project !== project) throw new UserError('The demo project was closed: its pipeline resumes when it is opened again.')
-          return done
-        },
-        log: (m) => log(`demo: ${m}`)
-      },
-      DEMO_SETTINGS,
-      series
-    )
+    // Registered before the project is shown, so the page opens on the demo's checkpoints; the rest runs as jobs.
+    const registered = project.checkpoints.count() === 0 ? registerDemoCheckpoints(ws, series, { log: (m) => log(`demo: ${m}`) }) : Promise.resolve()
+    const run = registered
+      .then(() =>
+        runDemo(
+          ws,
+          {
+            waitFor: async (job) => {
+              const done = await jobs.waitFor(job.id)
+              if (ws.project !== project) throw new UserError('The demo project was closed: its pipeline resumes when it is opened again.')
+              return done
+            },
+            log: (m) => log(`demo: ${m}`)
+          },
+          DEMO_SETTINGS,
+          series
+        )
+      )
       .then(() => log('demo: the demo project is complete'))
       .catch((err: Error) => log(`demo: stopped: ${err.message}`))
       .finally(() => pipelines.delete(project))
     pipelines.set(project, run)
+    // A registration that fails is logged by the pipeline, as every later stage is.
+    await registered.catch(() => {})
   }
   return project.info()
 }

@@ -91,6 +91,14 @@ export interface DemoHooks {
   log?(message: string): void
 }
 
+/** Registers the demo series' checkpoints in the project in `ws` (the pipeline's first stage). */
+export async function registerDemoCheckpoints(ws: Workspace, demo: string, hooks: Pick<DemoHooks, 'log'> = {}): Promise<void> {
+  // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
+  const r = await callService(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
+  if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
+  hooks.log?.(`registered ${r.added.length} checkpoints (steps ${r.added.map((c) => c.step).join(', ')})`)
+}
+
 /** Runs whatever of the demo pipeline the project in `ws` lacks, on the series in `demo` (resources/demo or a copy). */
 export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS, demo: string = demoDir()): Promise<DemoStage[]> {
   const stages: DemoStage[] = []
@@ -112,10 +120,7 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   const call = <C extends CallName>(name: C, payload?: CallInput<C>): Promise<CallOutput<C>> => callService(ws, name, payload)
 
   await stage('register', (await call('checkpoints.list')).length === 0, async () => {
-    // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
-    const r = await callService(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
-    if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
-    hooks.log?.(`registered ${r.added.length} checkpoints (steps ${r.added.map((c) => c.step).join(', ')})`)
+    await registerDemoCheckpoints(ws, demo, hooks)
     return undefined
   })
   const all = (await callService(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)

@@ -157,6 +157,8 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
     const unpack = new FileMatcher(REPO, '', (s) => s, config.asarUnpack).createFilter()
 
     const entries = [...own, ...modules].sort((a, b) => a.rel.localeCompare(b.rel))
+    // A folder is unpacked when everything in it is: @electron/asar marks every file of an unpacked folder
+    // unpacked, so out/main (packed bundles beside out/main/threads) must stay a packed folder.
     const dirs = new Map<string, boolean>()
     const streams: AsarEntry[] = []
     for (const e of entries) {
@@ -166,10 +168,10 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
       for (let i = 1; i < parts.length; i++) {
         const d = parts.slice(0, i).join('/')
         if (!dirs.has(d)) {
-          dirs.set(d, false)
+          dirs.set(d, true)
           streams.push({ type: 'directory', path: d.split('/').join(sep), unpacked: false })
         }
-        if (unpacked) dirs.set(d, true)
+        if (!unpacked) dirs.set(d, false)
       }
       streams.push({ type: 'file', path: e.rel.split('/').join(sep), unpacked, stat: { mode: st.mode, size: st.size }, streamGenerator: () => createReadStream(e.source) })
     }

@@ -124,7 +124,7 @@ describe('the labelling store', () => {
     const labels = useLabelStore()
     await labels.start(1, 2, 0)
     labels.label('Token-level')
-    expect(labels.error).toBe('Type your name as annotator first.')
+    expect(labels.error).toBe('Type your name as annotator first: labels are saved under it.')
     expect(fake.api.payloads('labels.set')).toEqual([])
     labels.annotator = 'ana'
     labels.label('refused')
