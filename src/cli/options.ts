@@ -5,7 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import type { CallInput, CallName, CallOutput, Door, Job, ProjectInfo } from '../shared/api'
 import { BACKEND_NAMES } from '../shared/schema'
 import { JobCancelled, type JobContext } from '../core/jobs/job'
-import { formatBytes } from '../shared/format'
+import { formatBytes, formatDuration } from '../shared/format'
 import { nodeWorkerSpawner } from '../core/jobs/spawn'
 import { callService, Workspace, type WorkspaceHost } from '../core/services'
 
@@ -112,7 +112,7 @@ export function call<C extends CallName>(ws: Workspace, name: C, payload?: CallI
 }
 
 interface Bar {
-  update(p: { fraction: number; rate: number | null; rateUnit: string | null; message: string | null }): void
+  update(p: { fraction: number; rate: number | null; rateUnit: string | null; etaSeconds: number | null; message: string | null }): void
   stop(done: boolean): void
 }
 
@@ -124,22 +124,24 @@ export function formatRate(p: { rate: number | null; rateUnit: string | null }):
 /** A terminal progress bar: fraction, rate, time left, message. */
 export function progressBar(label: string): Bar {
   const bar = new SingleBar({
-    format: ' {bar} {percentage}% | {rate} | ETA {eta_formatted} | {message}',
+    // Time left is the job's own estimate (none until its pace is known), not the bar's guess from the first ticks.
+    format: ' {bar} {percentage}% | {rate} | {left} | {message}',
     barsize: 30,
     hideCursor: true,
     noTTYOutput: true,
     notTTYSchedule: 5000,
     etaBuffer: 50
   })
-  bar.start(1000, 0, { rate: '', message: label })
+  bar.start(1000, 0, { rate: '', left: 'estimating…', message: label })
   return {
     update: (p) =>
       bar.update(Math.round(p.fraction * 1000), {
         rate: formatRate({ rate: p.rate, rateUnit: p.rateUnit }),
+        left: p.etaSeconds === null ? 'estimating…' : `about ${formatDuration(Math.max(1, p.etaSeconds))} left`,
         message: p.message ?? ''
       }),
     stop(done) {
-      if (done) bar.update(1000)
+      if (done) bar.update(1000, { left: 'done' })
       bar.stop()
     }
   }

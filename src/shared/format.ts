@@ -11,3 +11,11 @@ export function formatBytes(n: number | null, none = '—'): string {
   }
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`
 }
+
+/** A duration in s, min or h for a person; '—' when unknown. */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null || !Number.isFinite(seconds)) return '—'
+  if (seconds < 60) return `${Math.round(seconds)} s`
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`
+}

@@ -1,6 +1,6 @@
-import { formatBytes } from '../../../shared/format'
+import { formatBytes, formatDuration } from '../../../shared/format'
 
-export { formatBytes }
+export { formatBytes, formatDuration }
 
 export function formatCount(n: number | null): string {
   if (n === null) return '—'
@@ -9,13 +9,6 @@ export function formatCount(n: number | null): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`
   if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`
   return String(n)
-}
-
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null || !Number.isFinite(seconds)) return '—'
-  if (seconds < 60) return `${Math.round(seconds)} s`
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`
-  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`
 }
 
 export function formatRate(rate: number | null, unit: string | null): string {
