@@ -22,7 +22,10 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // One Chromium at a time on a 2-core machine.
-          fileParallelism: false
+          fileParallelism: false,
+          // A busy 2-core machine can take more than the default second to re-render after a key; a poll that
+          // never comes true still fails, just later.
+          expect: { poll: { timeout: 10_000 } }
         }
       }
     ]
