@@ -10,6 +10,7 @@ import type { Project } from '../project'
 import { WEIGHTS_FILE } from '../sae/sae'
 import { initBackend } from '../tf/backend'
 import { solveAssignment } from './assignment'
+import { unitRows } from './geometry/linalg'
 
 /** The largest cosine matrix (labelled features × new latents) matched at once: 512 MiB of float32. */
 const MAX_PAIRS = 2 ** 27
@@ -45,15 +46,9 @@ async function unitDecoderRows(saeDir: string, rows: number[] | null): Promise<{
     const [n, d] = f.info('W_dec').shape as [number, number]
     const all = await f.readFloat32('W_dec')
     const take = rows ?? Array.from({ length: n }, (_, i) => i)
-    const x = new Float32Array(take.length * d)
-    take.forEach((r, i) => {
-      if (r >= n) throw new UserError(`${f.file}: feature ${r} is beyond the SAE's ${n} latents.`)
-      let norm = 0
-      for (let j = 0; j < d; j++) norm += all[r * d + j]! ** 2
-      const inv = norm > 0 ? 1 / Math.sqrt(norm) : 0
-      for (let j = 0; j < d; j++) x[i * d + j] = all[r * d + j]! * inv
-    })
-    return { x, n, d }
+    const beyond = take.find((r) => r >= n)
+    if (beyond !== undefined) throw new UserError(`${f.file}: feature ${beyond} is beyond the SAE's ${n} latents.`)
+    return { x: unitRows(all, d, take), n, d }
   } finally {
     await f.close()
   }

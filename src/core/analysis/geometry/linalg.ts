@@ -313,3 +313,16 @@ export function olsFit(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
 export function lnGamma(x: number): number {
   return jStat.gammaln(x)
 }
+
+/** Unit-normalised rows `features` of W_dec [n, d]. */
+export function unitRows(W: Float32Array, d: number, features: ArrayLike<number>): Float32Array {
+  const out = new Float32Array(features.length * d)
+  for (let c = 0; c < features.length; c++) {
+    const f = features[c]!
+    let s = 0
+    for (let j = 0; j < d; j++) s += W[f * d + j]! ** 2
+    const inv = s > 0 ? 1 / Math.sqrt(s) : 0
+    for (let j = 0; j < d; j++) out[c * d + j] = W[f * d + j]! * inv
+  }
+  return out
+}

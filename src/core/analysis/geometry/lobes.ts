@@ -11,6 +11,7 @@ import { JobCancelled } from '../../jobs/job'
 import { ProgressMeter } from '../../jobs/progress'
 import { Rng } from '../../random'
 import { Sae } from '../../sae/sae'
+import { unitRows } from './linalg'
 import { amiPermutationTest, balancedAccuracy, logisticRegression, spectralClustering } from './cluster'
 
 /** Features clustered at most, unless the caller says otherwise. */
@@ -171,19 +172,6 @@ export function affinityFromCounts(n11: Float32Array, ni: Float64Array, T: numbe
   const m = ni.length
   for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) n11[i * m + j] = affinityValue(metric, n11[i * m + j]!, ni[i]!, ni[j]!, T)
   return n11
-}
-
-/** Unit-normalised rows `features` of W_dec [n, d]. */
-export function unitRows(W: Float32Array, d: number, features: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(features.length * d)
-  for (let c = 0; c < features.length; c++) {
-    const f = features[c]!
-    let s = 0
-    for (let j = 0; j < d; j++) s += W[f * d + j]! ** 2
-    const inv = s > 0 ? 1 / Math.sqrt(s) : 0
-    for (let j = 0; j < d; j++) out[c * d + j] = W[f * d + j]! * inv
-  }
-  return out
 }
 
 /** Angular similarity 1 − arccos(cos)/π of unit rows U [m, d], [m, m]. */
