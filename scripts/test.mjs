@@ -27,10 +27,11 @@ await ensureDependencies()
 ensureSystemPackages()
 ensureBuild({ force: true })
 const bin = (name) => join(ROOT, 'node_modules/.bin', name)
-log('Type-checking Node code and renderer code, linting…')
+log('Type-checking Node code and renderer code, linting, checking the layout…')
 run(bin('tsc'), ['--noEmit', '-p', 'tsconfig.node.json'])
 run(bin('vue-tsc'), ['--noEmit', '-p', 'tsconfig.web.json'])
 run(bin('eslint'), ['.', '--max-warnings', '0'])
+run(bin('prettier'), ['--check', '--log-level', 'warn', '.'])
 
 mkdirSync(join(ROOT, 'test-results'), { recursive: true })
 const report = join(ROOT, 'test-results', 'vitest.json')
@@ -60,6 +61,10 @@ for (const file of results.testResults) {
 for (const [project, c] of Object.entries(byProject)) {
   console.log(`${project}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`)
 }
-const total = Object.values(byProject).reduce((a, c) => ({ passed: a.passed + c.passed, failed: a.failed + c.failed, skipped: a.skipped + c.skipped }), { passed: 0, failed: 0, skipped: 0 })
+const total = Object.values(byProject).reduce((a, c) => ({ passed: a.passed + c.passed, failed: a.failed + c.failed, skipped: a.skipped + c.skipped }), {
+  passed: 0,
+  failed: 0,
+  skipped: 0
+})
 console.log(`tests: ${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`)
 process.exit(total.failed > 0 || vitest.status !== 0 || total.passed === 0 ? 1 : 0)
