@@ -47,11 +47,12 @@ for (const n of [4096, 16384]) {
   const recovered = m.col.reduce((s, c, i) => s + (c === perm[i] ? 1 : 0), 0) / n
   // The solver alone, on the same costs.
   const cost = new Float32Array(n * n)
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-    let x = 0
-    for (let k = 0; k < d; k++) x += a[i * d + k]! * b[j * d + k]!
-    cost[i * n + j] = -x
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++) {
+      let x = 0
+      for (let k = 0; k < d; k++) x += a[i * d + k]! * b[j * d + k]!
+      cost[i * n + j] = -x
+    }
   const t1 = performance.now()
   solveAssignment(cost, n)
   matching.push({ n, seconds, solveSeconds: (performance.now() - t1) / 1000, recovered })
@@ -64,22 +65,22 @@ const dirs: string[] = Array.from({ length: T }, (_, t) => join(dir, `step${t}`)
 const reuse = keep && existsSync(join(dir, 'size.json')) && readFileSync(join(dir, 'size.json'), 'utf8') === JSON.stringify({ T, N, D })
 const tg = performance.now()
 if (!reuse) {
-if (!keep) rmSync(dir, { recursive: true, force: true })
-mkdirSync(dir, { recursive: true })
-const rng = new Rng(1)
-const base = gaussians(rng, N * D)
-const delta = gaussians(rng, N * D)
-const W = new Float32Array(N * D)
-for (let t = 0; t < T; t++) {
-  const f = 0.3 * (1 - t / (T - 1))
-  for (let i = 0; i < W.length; i++) W[i] = base[i]! + f * delta[i]!
-  const sae = join(dir, `step${t}`)
-  mkdirSync(sae)
-  writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: D, d_sae: N, k: 32, featuretrace: { checkpoint_step: t } }))
-  await writeSafetensors(join(sae, 'sae_weights.safetensors'), { W_dec: { dtype: 'F16', shape: [N, D], data: toFloat16Bits(W) } })
-  if (t % 10 === 0) console.log(`generated ${t + 1}/${T}`)
-}
-writeFileSync(join(dir, 'size.json'), JSON.stringify({ T, N, D }))
+  if (!keep) rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  const rng = new Rng(1)
+  const base = gaussians(rng, N * D)
+  const delta = gaussians(rng, N * D)
+  const W = new Float32Array(N * D)
+  for (let t = 0; t < T; t++) {
+    const f = 0.3 * (1 - t / (T - 1))
+    for (let i = 0; i < W.length; i++) W[i] = base[i]! + f * delta[i]!
+    const sae = join(dir, `step${t}`)
+    mkdirSync(sae)
+    writeFileSync(join(sae, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: D, d_sae: N, k: 32, featuretrace: { checkpoint_step: t } }))
+    await writeSafetensors(join(sae, 'sae_weights.safetensors'), { W_dec: { dtype: 'F16', shape: [N, D], data: toFloat16Bits(W) } })
+    if (t % 10 === 0) console.log(`generated ${t + 1}/${T}`)
+  }
+  writeFileSync(join(dir, 'size.json'), JSON.stringify({ T, N, D }))
 }
 const generateSeconds = reuse ? null : (performance.now() - tg) / 1000
 const bytes = dirs.reduce((s, x) => s + statSync(join(x, 'sae_weights.safetensors')).size, 0)

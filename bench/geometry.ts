@@ -82,19 +82,35 @@ if (!only || only === 'galaxy') {
   const stages: Record<string, number> = {}
   let last = performance.now()
   const t0 = performance.now()
-  const g = galaxyOfCloud(X, N, D, {}, {
-    signal: new AbortController().signal,
-    progress: (p) => {
-      const now = performance.now()
-      stages[p.message ?? ''] = (now - last) / 1000
-      last = now
+  const g = galaxyOfCloud(
+    X,
+    N,
+    D,
+    {},
+    {
+      signal: new AbortController().signal,
+      progress: (p) => {
+        const now = performance.now()
+        stages[p.message ?? ''] = (now - last) / 1000
+        last = now
+      }
     }
-  })
+  )
   const total = seconds(t0)
   // Each stage's time is logged when the next starts: shift the labels by one.
   const names = Object.keys(stages)
   const timing = Object.fromEntries(names.slice(0, -1).map((name, i) => [name, stages[names[i + 1]!]]))
-  result.galaxy = { n: N, d: D, seconds: total, stages: timing, alpha: g.alpha, alpha_ci: g.alpha_ci, planted_alpha: 0.45, clustering_entropy: g.clustering_entropy, clustering_entropy_ci: g.clustering_entropy_ci }
+  result.galaxy = {
+    n: N,
+    d: D,
+    seconds: total,
+    stages: timing,
+    alpha: g.alpha,
+    alpha_ci: g.alpha_ci,
+    planted_alpha: 0.45,
+    clustering_entropy: g.clustering_entropy,
+    clustering_entropy_ci: g.clustering_entropy_ci
+  }
   console.log(`galaxy n=${N} d=${D}: ${total.toFixed(1)} s ${JSON.stringify(timing)}; α = ${g.alpha.toFixed(4)} (planted 0.45)`)
 }
 
@@ -113,9 +129,25 @@ if (!only || only === 'spectral') {
   const r = spectralClustering(A, S, K, { seed: 0 })
   const spectralSeconds = seconds(t0)
   const fires = ni.reduce((c, x) => c + (x > 0 ? 1 : 0), 0)
-  const ami = adjustedMutualInfo(truth.filter((_, f) => ni[f]! > 0), r.labels.filter((_, f) => ni[f]! > 0))
-  result.spectral = { features: S, k: K, blocks: T, countSeconds, affinitySeconds, spectralSeconds, iterations: r.iterations, residual: r.residual, firingFeatures: fires, amiToPlanted: ami }
-  console.log(`spectral ${S} features, k=${K}: ${spectralSeconds.toFixed(1)} s (${r.iterations} iterations, residual ${r.residual.toExponential(1)}), AMI to planted lobes ${ami.toFixed(3)}`)
+  const ami = adjustedMutualInfo(
+    truth.filter((_, f) => ni[f]! > 0),
+    r.labels.filter((_, f) => ni[f]! > 0)
+  )
+  result.spectral = {
+    features: S,
+    k: K,
+    blocks: T,
+    countSeconds,
+    affinitySeconds,
+    spectralSeconds,
+    iterations: r.iterations,
+    residual: r.residual,
+    firingFeatures: fires,
+    amiToPlanted: ami
+  }
+  console.log(
+    `spectral ${S} features, k=${K}: ${spectralSeconds.toFixed(1)} s (${r.iterations} iterations, residual ${r.residual.toExponential(1)}), AMI to planted lobes ${ami.toFixed(3)}`
+  )
 }
 
 if (!only || only === 'cooc') {
@@ -129,7 +161,16 @@ if (!only || only === 'cooc') {
   t0 = performance.now()
   const { ni } = cooccurrence(fired, T, C, features)
   const countSeconds = seconds(t0)
-  result.cooccurrence = { tokens: T * BLOCK, blocks: T, latents: C, k: TOPK, meanFiringPerBlock: active / T, generateSeconds, countSeconds, increments: null as number | null }
+  result.cooccurrence = {
+    tokens: T * BLOCK,
+    blocks: T,
+    latents: C,
+    k: TOPK,
+    meanFiringPerBlock: active / T,
+    generateSeconds,
+    countSeconds,
+    increments: null as number | null
+  }
   // Σ |set|² / 2: the pair increments the counter does.
   let inc = 0
   for (let t = 0; t < T; t++) {
@@ -138,7 +179,9 @@ if (!only || only === 'cooc') {
     inc += (c * (c + 1)) / 2
   }
   ;(result.cooccurrence as { increments: number }).increments = inc
-  console.log(`co-occurrence: ${T} blocks × ${C} latents (mean ${(active / T).toFixed(0)} firing per block): ${countSeconds.toFixed(1)} s, ${(inc / countSeconds / 1e6).toFixed(0)} M pair increments/s; ${ni.length} counts`)
+  console.log(
+    `co-occurrence: ${T} blocks × ${C} latents (mean ${(active / T).toFixed(0)} firing per block): ${countSeconds.toFixed(1)} s, ${(inc / countSeconds / 1e6).toFixed(0)} M pair increments/s; ${ni.length} counts`
+  )
 }
 
 if (only === 'eigen') {

@@ -17,7 +17,8 @@ const BATCH = 16
 
 function model(): string {
   const dir = join(DATA, 'models', 'pythia-70m-shape')
-  if (!existsSync(join(dir, 'model.safetensors'))) execFileSync(PYTHON, [join(ROOT, 'tests/fixtures/make_tiny_models.py'), DATA, '--bench'], { stdio: 'inherit' })
+  if (!existsSync(join(dir, 'model.safetensors')))
+    execFileSync(PYTHON, [join(ROOT, 'tests/fixtures/make_tiny_models.py'), DATA, '--bench'], { stdio: 'inherit' })
   return dir
 }
 
@@ -27,12 +28,11 @@ function corpus(): string {
   mkdirSync(DATA, { recursive: true })
   const words = 'the cat sat on mat dog log language models learn features during training tokyo capital japan paris france'.split(' ')
   let seed = 1
-  const rand = (): number => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32)
+  const rand = (): number => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32
   const docs = Array.from({ length: 400 }, () => ({ text: Array.from({ length: 200 }, () => words[Math.floor(rand() * words.length)]).join(' '), lang: 'en' }))
   writeFileSync(file, docs.map((d) => JSON.stringify(d)).join('\n') + '\n')
   return file
 }
-
 
 /** The pure-JS cpu backend is ~30× slower than wasm: give it fewer tokens so the run stays short. */
 const tokensFor = (backend: BackendName): number => (backend === 'cpu' ? Math.min(TOKENS, 1024) : TOKENS)
@@ -41,7 +41,17 @@ async function run(backend: BackendName, dir: string, file: string): Promise<{ b
   await initBackend(backend)
   const out = join(DATA, `store-${backend}-${Date.now()}`)
   const r = await harvest(
-    { model: dir, corpus: file, layers: [6], out: () => out, context: CONTEXT, maxTokens: tokensFor(backend), dtype: 'f16', batchSequences: BATCH, dropShort: true },
+    {
+      model: dir,
+      corpus: file,
+      layers: [6],
+      out: () => out,
+      context: CONTEXT,
+      maxTokens: tokensFor(backend),
+      dtype: 'f16',
+      batchSequences: BATCH,
+      dropShort: true
+    },
     { signal: new AbortController().signal, progress: () => {} }
   )
   execFileSync('rm', ['-rf', out])
@@ -52,7 +62,16 @@ const dir = model()
 const file = corpus()
 const results = []
 for (const b of ['wasm', 'cpu'] as BackendName[]) results.push(await run(b, dir, file))
-const torch = JSON.parse(execFileSync(PYTHON, [join(ROOT, 'bench/torch_forward.py'), dir, String(BATCH), String(CONTEXT), String(Math.ceil(TOKENS / (BATCH * CONTEXT))), '6']).toString()) as {
+const torch = JSON.parse(
+  execFileSync(PYTHON, [
+    join(ROOT, 'bench/torch_forward.py'),
+    dir,
+    String(BATCH),
+    String(CONTEXT),
+    String(Math.ceil(TOKENS / (BATCH * CONTEXT))),
+    '6'
+  ]).toString()
+) as {
   tokens_per_s: number
   torch: string
   threads: number
@@ -74,5 +93,8 @@ const previous = existsSync(history) ? (JSON.parse(readFileSync(history, 'utf8')
 writeFileSync(history, JSON.stringify([...previous, record], null, 2) + '\n')
 console.log(`machine: ${cpu}, ${cpus().length} cores, Node ${process.version}, torch ${torch.torch} (${torch.threads} threads)`)
 console.log('backend   tokens/s   vs PyTorch   matMul 1024² GFLOP/s')
-for (const r of results) console.log(`${r.backend.padEnd(9)} ${r.tokensPerSecond.toFixed(0).padStart(8)}   ${(r.tokensPerSecond / torch.tokens_per_s).toFixed(3).padStart(9)}   ${r.gflops.toFixed(1).padStart(6)}`)
+for (const r of results)
+  console.log(
+    `${r.backend.padEnd(9)} ${r.tokensPerSecond.toFixed(0).padStart(8)}   ${(r.tokensPerSecond / torch.tokens_per_s).toFixed(3).padStart(9)}   ${r.gflops.toFixed(1).padStart(6)}`
+  )
 console.log(`pytorch   ${torch.tokens_per_s.toFixed(0).padStart(8)}       1.000   ${torch.blas_gflops.toFixed(1).padStart(6)}`)

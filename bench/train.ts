@@ -40,7 +40,12 @@ async function tfjsStep(c: Case, x: Float32Array, backend: BackendName): Promise
   const rng = new Rng(1)
   const w = new Float32Array(c.n * c.d).map(() => rng.next() - 0.5)
   const Wdec = tf.tidy(() => unitRows(tf.tensor2d(w, [c.n, c.d])))
-  const p: SaeTensors = { Wenc: tf.variable(tf.transpose(Wdec)), benc: tf.variable(tf.zeros([c.n])), Wdec: tf.variable(Wdec), bdec: tf.variable(tf.zeros([c.d])) }
+  const p: SaeTensors = {
+    Wenc: tf.variable(tf.transpose(Wdec)),
+    benc: tf.variable(tf.zeros([c.n])),
+    Wdec: tf.variable(Wdec),
+    bdec: tf.variable(tf.zeros([c.d]))
+  }
   Wdec.dispose()
   const adam = optimizerFor(backend, p, { adamBeta1: 0.9, adamBeta2: 0.999, adamEps: 6.25e-10 })
   const gradients = gradientsFor(backend)
@@ -65,7 +70,6 @@ async function tfjsStep(c: Case, x: Float32Array, backend: BackendName): Promise
   return { seconds, gflops: flops / seconds / 1e9 }
 }
 
-
 const cases: (Case & { label: string })[] = [{ label: 'issue size', d: 512, n: 8192, k: 32, batch: 4096 }]
 if (process.argv.includes('--paper')) cases.push({ label: 'paper size (Inaba et al.)', d: 2048, n: 32768, k: 32, batch: 512 })
 const results = []
@@ -77,7 +81,9 @@ for (const c of cases) {
   await f.close()
   const wasm = await tfjsStep(c, data, 'wasm')
   const wasmMatmul = await matmulGflops()
-  const torch = JSON.parse(execFileSync(PYTHON, [join(ROOT, 'bench/torch_train.py'), file, String(c.d), String(c.n), String(c.k), String(c.batch), String(STEPS)]).toString()) as {
+  const torch = JSON.parse(
+    execFileSync(PYTHON, [join(ROOT, 'bench/torch_train.py'), file, String(c.d), String(c.n), String(c.k), String(c.batch), String(STEPS)]).toString()
+  ) as {
     tokens_per_s: number
     step_seconds: number
     blas_gflops: number
@@ -87,16 +93,29 @@ for (const c of cases) {
   const row = {
     ...c,
     wasm: { tokensPerSecond: c.batch / wasm.seconds, stepSeconds: wasm.seconds, usefulGflops: wasm.gflops, matmulGflops: wasmMatmul },
-    pytorch: { tokensPerSecond: torch.tokens_per_s, stepSeconds: torch.step_seconds, blasGflops: torch.blas_gflops, version: torch.torch, threads: torch.threads },
+    pytorch: {
+      tokensPerSecond: torch.tokens_per_s,
+      stepSeconds: torch.step_seconds,
+      blasGflops: torch.blas_gflops,
+      version: torch.torch,
+      threads: torch.threads
+    },
     ratio: c.batch / wasm.seconds / torch.tokens_per_s
   }
   results.push(row)
   console.log(`${c.label}: d=${c.d} n=${c.n} k=${c.k} batch=${c.batch}`)
-  console.log(`  tfjs wasm: ${row.wasm.tokensPerSecond.toFixed(0)} tokens/s (${wasm.seconds.toFixed(2)} s/step, ${wasm.gflops.toFixed(1)} useful GFLOP/s; wasm matMul ${wasmMatmul.toFixed(1)} GFLOP/s)`)
+  console.log(
+    `  tfjs wasm: ${row.wasm.tokensPerSecond.toFixed(0)} tokens/s (${wasm.seconds.toFixed(2)} s/step, ${wasm.gflops.toFixed(1)} useful GFLOP/s; wasm matMul ${wasmMatmul.toFixed(1)} GFLOP/s)`
+  )
   console.log(`  PyTorch:   ${torch.tokens_per_s.toFixed(0)} tokens/s (${torch.step_seconds.toFixed(2)} s/step; BLAS ${torch.blas_gflops.toFixed(1)} GFLOP/s)`)
   console.log(`  ratio ${row.ratio.toFixed(3)}`)
 }
-const record = { date: new Date().toISOString(), machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version }, steps: STEPS, results }
+const record = {
+  date: new Date().toISOString(),
+  machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  steps: STEPS,
+  results
+}
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 const history = join(ROOT, 'bench/results/train.json')
 const previous = existsSync(history) ? (JSON.parse(readFileSync(history, 'utf8')) as unknown[]) : []

@@ -80,9 +80,7 @@ export function electronBinary() {
     const missing = /failed to install correctly/.test(err.message)
     return {
       path: null,
-      why: missing
-        ? "Electron's binary is not installed (its download was skipped or failed)"
-        : `Electron is not usable: ${err.message.split('\n')[0]}`
+      why: missing ? "Electron's binary is not installed (its download was skipped or failed)" : `Electron is not usable: ${err.message.split('\n')[0]}`
     }
   }
 }

@@ -48,7 +48,11 @@ export async function ensureElectronSqlite({ platform = process.platform, arch =
     // …else compile against Electron's headers (needs a C++ toolchain).
     const gyp = join(process.execPath, '../../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js')
     try {
-      run(process.execPath, [gyp, 'rebuild', '--release', `--target=${electronVersion}`, `--arch=${arch}`, '--runtime=electron', '--dist-url=https://electronjs.org/headers'], { cwd: work })
+      run(
+        process.execPath,
+        [gyp, 'rebuild', '--release', `--target=${electronVersion}`, `--arch=${arch}`, '--runtime=electron', '--dist-url=https://electronjs.org/headers'],
+        { cwd: work }
+      )
     } catch (gypErr) {
       throw new Error(
         `better-sqlite3 for Electron ${electronVersion} (${platform}-${arch}) could not be made: no prebuilt binary could be downloaded ` +

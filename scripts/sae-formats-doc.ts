@@ -8,5 +8,8 @@ const file = join(import.meta.dirname, '..', 'docs', 'sae-formats.md')
 const doc = readFileSync(file, 'utf8')
 const re = /(<!-- key tables: begin[^>]*-->\n)[\s\S]*?(<!-- key tables: end -->)/
 if (!re.test(doc)) throw new Error(`${file} has no key-table markers`)
-writeFileSync(file, doc.replace(re, (_m, begin: string, end: string) => `${begin}${renderKeyTables()}${end}`))
+writeFileSync(
+  file,
+  doc.replace(re, (_m, begin: string, end: string) => `${begin}${renderKeyTables()}${end}`)
+)
 console.log(`wrote the key tables into ${file}`)

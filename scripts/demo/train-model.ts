@@ -40,7 +40,9 @@ const stream = Int32Array.from(ids)
 const vocabSize = Object.keys((JSON.parse(readFileSync(join(tokDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: object } }).model.vocab).length
 const config: TinyLlamaConfig = { ...DEMO_MODEL, vocabSize }
 const saveAt = logSpacedSteps(steps)
-console.log(`model: llama d=${config.hiddenSize} layers=${config.layers} vocab=${vocabSize}; ${stream.length} corpus tokens; backend ${backend.name}; checkpoints at ${saveAt.join(', ')}`)
+console.log(
+  `model: llama d=${config.hiddenSize} layers=${config.layers} vocab=${vocabSize}; ${stream.length} corpus tokens; backend ${backend.name}; checkpoints at ${saveAt.join(', ')}`
+)
 const t0 = performance.now()
 const losses = await trainTinyLlama(stream, config, {
   batch: 16,
@@ -53,8 +55,12 @@ const losses = await trainTinyLlama(stream, config, {
   out,
   tokenizerFiles: ['tokenizer.json', 'tokenizer_config.json'].map((f) => join(tokDir, f)),
   onStep: (step, loss) => {
-    if (step % 50 === 0 || step === 1) console.log(`step ${step}/${steps} loss ${loss.toFixed(3)} (${((performance.now() - t0) / 1000 / step).toFixed(2)} s/step)`)
+    if (step % 50 === 0 || step === 1)
+      console.log(`step ${step}/${steps} loss ${loss.toFixed(3)} (${((performance.now() - t0) / 1000 / step).toFixed(2)} s/step)`)
   }
 })
-writeFileSync(join(out, 'training-log.json'), JSON.stringify({ config, batch: 16, context: 64, steps, saveAt, backend: backend.name, loss: losses.map((l) => Number(l.toFixed(4))) }) + '\n')
+writeFileSync(
+  join(out, 'training-log.json'),
+  JSON.stringify({ config, batch: 16, context: 64, steps, saveAt, backend: backend.name, loss: losses.map((l) => Number(l.toFixed(4))) }) + '\n'
+)
 console.log(`trained ${steps} steps in ${((performance.now() - t0) / 1000).toFixed(0)} s; final loss ${losses.at(-1)!.toFixed(3)}`)

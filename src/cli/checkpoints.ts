@@ -31,7 +31,19 @@ async function list(args: string[]): Promise<void> {
     console.log(['id', 'step', 'name', 'model', 'd_model', 'layers', 'weights', 'verified', 'activations'].join('\t'))
     for (const c of checkpoints) {
       const acts = c.activations.map((a) => `L${a.layer}:${a.rows}`).join(',') || '-'
-      console.log([c.id, c.step, c.name, c.path === null ? 'SAE only' : c.modelType, c.dModel, c.layers ?? '-', formatBytes(c.weightsBytes, '-'), c.verifyStatus, acts].join('\t'))
+      console.log(
+        [
+          c.id,
+          c.step,
+          c.name,
+          c.path === null ? 'SAE only' : c.modelType,
+          c.dModel,
+          c.layers ?? '-',
+          formatBytes(c.weightsBytes, '-'),
+          c.verifyStatus,
+          acts
+        ].join('\t')
+      )
     }
   })
 }

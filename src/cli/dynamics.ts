@@ -25,14 +25,27 @@ export async function cmdDrift(args: string[]): Promise<void> {
 }
 
 export async function cmdFormation(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...PROJECT, features: { type: 'string' }, out: { type: 'string' }, layer: { type: 'string' }, threshold: { type: 'string' }, backend: { type: 'string' } })
+  const { values } = parse(args, {
+    ...PROJECT,
+    features: { type: 'string' },
+    out: { type: 'string' },
+    layer: { type: 'string' },
+    threshold: { type: 'string' },
+    backend: { type: 'string' }
+  })
   requireOptions('formation', values, ['features', 'out'])
   const features = intListOption(values.features, 'features', 'feature ids like 3,17,42')
   const threshold = values.threshold === undefined ? undefined : Number(values.threshold)
   await withProject(values, async (ws) => {
-    const layer = oneLayer(values.layer, (await call(ws, 'saes.list')).map((s) => s.layer), 'SAEs', 'No SAEs yet: run train-series first.')
+    const layer = oneLayer(
+      values.layer,
+      (await call(ws, 'saes.list')).map((s) => s.layer),
+      'SAEs',
+      'No SAEs yet: run train-series first.'
+    )
     const r = await call(ws, 'dynamics.formation', { layer, features, threshold, backend: backendOption(values.backend) })
     writeFileSync(values.out!, JSON.stringify(r, null, 2))
-    for (const f of r.features) console.log(`feature ${f.feature}: forms at step ${f.formationStep.sae ?? 'never'} (M = ${f.m.sae.map((x) => x.toFixed(2)).join(' ')})`)
+    for (const f of r.features)
+      console.log(`feature ${f.feature}: forms at step ${f.formationStep.sae ?? 'never'} (M = ${f.m.sae.map((x) => x.toFixed(2)).join(' ')})`)
   })
 }

@@ -41,15 +41,29 @@ export async function cmdImportFeatures(args: string[]): Promise<void> {
   if (positionals.length !== 1) throw new CliError('import-features needs one FILE.jsonl.')
   await withProject(values, async (ws) => {
     const sets = await call(ws, 'features.import', { path: positionals[0]!, name: values.name })
-    for (const s of sets) console.log(`imported "${s.name}": ${s.nFeatures} features${s.step !== null ? ` (checkpoint step ${s.step})` : s.checkpointLabel ? ` (checkpoint "${s.checkpointLabel}", not registered)` : ''}`)
+    for (const s of sets)
+      console.log(
+        `imported "${s.name}": ${s.nFeatures} features${s.step !== null ? ` (checkpoint step ${s.step})` : s.checkpointLabel ? ` (checkpoint "${s.checkpointLabel}", not registered)` : ''}`
+      )
   })
 }
 
 export async function cmdExportFeatures(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...PROJECT, checkpoint: { type: 'string' }, out: { type: 'string' }, annotator: { type: 'string' }, examples: { type: 'string' } })
+  const { values } = parse(args, {
+    ...PROJECT,
+    checkpoint: { type: 'string' },
+    out: { type: 'string' },
+    annotator: { type: 'string' },
+    examples: { type: 'string' }
+  })
   requireOptions('export-features', values, ['out'])
   await withProject(values, async (ws) => {
-    const r = await call(ws, 'features.export', { path: values.out!, checkpoint: values.checkpoint, annotator: values.annotator, examples: intOption(values.examples, 'examples') })
+    const r = await call(ws, 'features.export', {
+      path: values.out!,
+      checkpoint: values.checkpoint,
+      annotator: values.annotator,
+      examples: intOption(values.examples, 'examples')
+    })
     console.log(`wrote ${r.features} features to ${values.out!}`)
   })
 }
@@ -57,7 +71,8 @@ export async function cmdExportFeatures(args: string[]): Promise<void> {
 export async function cmdTaxonomy(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, set: { type: 'string' } })
   await withProject(values, async (ws) => {
-    const names = values.set === undefined ? await call(ws, 'taxonomy.get') : await call(ws, 'taxonomy.set', { names: values.set.split(',').map((x) => x.trim()) })
+    const names =
+      values.set === undefined ? await call(ws, 'taxonomy.get') : await call(ws, 'taxonomy.set', { names: values.set.split(',').map((x) => x.trim()) })
     names.forEach((n, i) => console.log(`${i + 1}\t${n}`))
   })
 }
@@ -74,20 +89,29 @@ async function importLabels(args: string[]): Promise<void> {
   await withProject(values, async (ws) => {
     const r = await call(ws, 'labels.import', { path: positionals[0]!, overwrite: Boolean(values.overwrite) })
     console.log(`${r.added} added, ${r.overwritten} overwritten, ${r.unchanged} unchanged, ${r.conflicts.length} conflicts, ${r.skipped.length} skipped`)
-    for (const c of r.conflicts) console.log(`conflict  ${c.set} #${c.feature} ${c.annotator}: kept "${c.ours}", file has "${c.theirs}" (--overwrite to take the file's)`)
+    for (const c of r.conflicts)
+      console.log(`conflict  ${c.set} #${c.feature} ${c.annotator}: kept "${c.ours}", file has "${c.theirs}" (--overwrite to take the file's)`)
     for (const s of r.skipped) console.log(`skipped   row ${s.row}: ${s.reason}`)
   })
 }
 
 async function carryLabels(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...PROJECT, from: { type: 'string' }, to: { type: 'string' }, 'min-cosine': { type: 'string' }, 'dry-run': { type: 'boolean' } })
+  const { values } = parse(args, {
+    ...PROJECT,
+    from: { type: 'string' },
+    to: { type: 'string' },
+    'min-cosine': { type: 'string' },
+    'dry-run': { type: 'boolean' }
+  })
   requireOptions('labels carry', values, ['from'])
   const minCosine = rangeOption(values['min-cosine'], 'min-cosine', -1, 1, 0.7)
   const fromSetId = intOption(values.from, 'from')!
   const toSetId = intOption(values.to, 'to')
   await withProject(values, async (ws) => {
     const preview = await call(ws, 'labels.carryPreview', { fromSetId, toSetId })
-    console.log(`from "${preview.from.name}" (set ${preview.from.id}) to "${preview.to.name}" (set ${preview.to.id}), matched by decoder cosine (${preview.method})`)
+    console.log(
+      `from "${preview.from.name}" (set ${preview.from.id}) to "${preview.to.name}" (set ${preview.to.id}), matched by decoder cosine (${preview.method})`
+    )
     console.log(['from', 'to', 'cosine', 'labels', 'carried'].join('\t'))
     for (const p of preview.pairs) {
       const carried = p.cosine !== null && p.cosine >= minCosine ? p.labels - p.targetLabels : 0

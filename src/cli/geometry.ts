@@ -4,7 +4,19 @@ import type { GeometryJobRequest } from '../shared/geometry'
 import { GEOMETRY_METRICS } from '../shared/geometry'
 import { initBackend } from '../core/tf/backend'
 import type { Workspace } from '../core/services'
-import { backendOption, call, checkpointIdsAt, choiceOption, CliError, intOption, parse, requireOptions, runInProcess, runJobToEnd, withProject } from './options'
+import {
+  backendOption,
+  call,
+  checkpointIdsAt,
+  choiceOption,
+  CliError,
+  intOption,
+  parse,
+  requireOptions,
+  runInProcess,
+  runJobToEnd,
+  withProject
+} from './options'
 
 export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sample 5000] [--dims 100] [--bootstraps 30] [--seed S]
   geometry galaxy --project DIR --layer L [--checkpoint STEP …] [--out FILE.json] [same options]
@@ -26,7 +38,14 @@ export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sa
         trapezoids before and after LDA. Example lists: resources/demo/pairs/*.tsv.
   (--checkpoint may be left out for the whole series; --backend tensorflow|wasm|cpu on all three.)`
 
-const COMMON = { project: { type: 'string' }, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true }, out: { type: 'string' }, seed: { type: 'string' }, backend: { type: 'string' } } as const
+const COMMON = {
+  project: { type: 'string' },
+  layer: { type: 'string' },
+  checkpoint: { type: 'string', multiple: true },
+  out: { type: 'string' },
+  seed: { type: 'string' },
+  backend: { type: 'string' }
+} as const
 type CommonValues = { project?: string; layer?: string; checkpoint?: string[]; out?: string; seed?: string }
 
 /** The layer to use: --layer, or the only layer the project has SAEs (or activations) for. */
@@ -35,7 +54,9 @@ async function layerOf(ws: Workspace, value: string | undefined): Promise<number
   if (given !== undefined) return given
   const layers = [...new Set([...(await call(ws, 'saes.list')).map((s) => s.layer), ...(await call(ws, 'activations.list')).map((s) => s.layer)])]
   if (layers.length === 1) return layers[0]!
-  throw new CliError(layers.length ? `This project has layers ${layers.join(', ')}: choose one with --layer.` : 'This project has no SAEs or activations yet: give --layer.')
+  throw new CliError(
+    layers.length ? `This project has layers ${layers.join(', ')}: choose one with --layer.` : 'This project has no SAEs or activations yet: give --layer.'
+  )
 }
 
 /** Runs the geometry job over the project and writes the stored results (one, or an array over steps) to --out. */
@@ -63,19 +84,30 @@ function positiveInt(value: string | undefined, name: string): number | undefine
 
 async function galaxy(args: string[]): Promise<void> {
   const { values } = parse(args, { ...COMMON, sae: { type: 'string' }, sample: { type: 'string' }, dims: { type: 'string' }, bootstraps: { type: 'string' } })
-  const options = { sample: positiveInt(values.sample, 'sample'), dims: positiveInt(values.dims, 'dims'), bootstraps: positiveInt(values.bootstraps, 'bootstraps') }
+  const options = {
+    sample: positiveInt(values.sample, 'sample'),
+    dims: positiveInt(values.dims, 'dims'),
+    bootstraps: positiveInt(values.bootstraps, 'bootstraps')
+  }
   if (values.sae !== undefined) {
     requireOptions('geometry galaxy', values, ['out'])
     await initBackend(backendOption(values.backend))
     const { galaxyOfSae } = await import('../core/analysis/geometry/galaxy')
     const r = await runInProcess('galaxy', 'run it again to start over.', (ctx) =>
-      galaxyOfSae(values.sae!, { entropySample: options.sample, entropyDims: options.dims, bootstraps: options.bootstraps, seed: intOption(values.seed, 'seed') }, ctx)
+      galaxyOfSae(
+        values.sae!,
+        { entropySample: options.sample, entropyDims: options.dims, bootstraps: options.bootstraps, seed: intOption(values.seed, 'seed') },
+        ctx
+      )
     )
     writeFileSync(values.out!, JSON.stringify(r, null, 2))
-    console.log(`α = ${r.alpha.toFixed(4)} [${r.alpha_ci.map((x) => x.toFixed(4)).join(', ')}], clustering entropy ${r.clustering_entropy.toFixed(2)} [${r.clustering_entropy_ci.map((x) => x.toFixed(2)).join(', ')}] → ${values.out!}`)
+    console.log(
+      `α = ${r.alpha.toFixed(4)} [${r.alpha_ci.map((x) => x.toFixed(4)).join(', ')}], clustering entropy ${r.clustering_entropy.toFixed(2)} [${r.clustering_entropy_ci.map((x) => x.toFixed(2)).join(', ')}] → ${values.out!}`
+    )
     return
   }
-  if (values.project === undefined) throw new CliError('geometry galaxy needs --sae DIR (one SAE) or --project DIR (the series). Run `featuretrace help` for usage.')
+  if (values.project === undefined)
+    throw new CliError('geometry galaxy needs --sae DIR (one SAE) or --project DIR (the series). Run `featuretrace help` for usage.')
   await runSeries(values, { kind: 'geometry', analysis: 'galaxy', galaxy: options, backend: backendOption(values.backend) })
 }
 

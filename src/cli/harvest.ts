@@ -2,7 +2,21 @@
 import { join } from 'node:path'
 import { harvest } from '../core/lm/harvest'
 import { currentBackend } from '../core/tf/backend'
-import { backendOption, call, checkpointIdsAt, choiceOption, CliError, intListOption, intOption, parse, PROJECT, requireOptions, runInProcess, runJobToEnd, withProject } from './options'
+import {
+  backendOption,
+  call,
+  checkpointIdsAt,
+  choiceOption,
+  CliError,
+  intListOption,
+  intOption,
+  parse,
+  PROJECT,
+  requireOptions,
+  runInProcess,
+  runJobToEnd,
+  withProject
+} from './options'
 
 export const HARVEST_USAGE = `  harvest --model DIR --corpus FILE --layer L --out DIR [--context 64] [--max-tokens N]
           [--dtype f16|f32] [--seed S] [--lang TAG] [--drop-short] [--final-norm] [--batch B]
@@ -32,7 +46,13 @@ const HARVEST_OPTIONS = {
 const DTYPES = ['f16', 'f32'] as const
 
 export async function cmdHarvest(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...HARVEST_OPTIONS, model: { type: 'string' }, out: { type: 'string' }, 'final-norm': { type: 'boolean' }, batch: { type: 'string' } })
+  const { values } = parse(args, {
+    ...HARVEST_OPTIONS,
+    model: { type: 'string' },
+    out: { type: 'string' },
+    'final-norm': { type: 'boolean' },
+    batch: { type: 'string' }
+  })
   requireOptions('harvest', values, ['model', 'corpus', 'layer', 'out'])
   const dtype = choiceOption(values.dtype, 'dtype', DTYPES) ?? 'f16'
   const backend = backendOption(values.backend)

@@ -89,8 +89,13 @@ export async function cmdExportSae(argv: string[]): Promise<void> {
     modelName: values['model-name'] ?? saved.modelName,
     hookName: values.hook ?? saved.hookName
   })
-  const cfg = JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8')) as { normalize_activations: string; metadata: { model_name: string | null; hook_name: string } }
-  console.log(`wrote ${out}: ${sae.rule.architecture}, d_in ${sae.d}, d_sae ${sae.n}, normalize_activations ${cfg.normalize_activations}, model ${cfg.metadata.model_name ?? '(unknown)'}, hook ${cfg.metadata.hook_name}`)
+  const cfg = JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8')) as {
+    normalize_activations: string
+    metadata: { model_name: string | null; hook_name: string }
+  }
+  console.log(
+    `wrote ${out}: ${sae.rule.architecture}, d_in ${sae.d}, d_sae ${sae.n}, normalize_activations ${cfg.normalize_activations}, model ${cfg.metadata.model_name ?? '(unknown)'}, hook ${cfg.metadata.hook_name}`
+  )
 }
 
 export async function cmdExportNeuronpedia(argv: string[]): Promise<void> {

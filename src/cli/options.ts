@@ -172,9 +172,14 @@ export async function runJob(ws: Workspace, job: Job): Promise<Job> {
 }
 
 /** Starts a job and runs it to its end; a job that did not finish is a CliError saying how it ended. */
-export async function runJobToEnd<K extends Job['kind']>(ws: Workspace, request: CallInput<'jobs.start'> & { kind: K }, stopped = ''): Promise<Extract<Job, { kind: K }>> {
+export async function runJobToEnd<K extends Job['kind']>(
+  ws: Workspace,
+  request: CallInput<'jobs.start'> & { kind: K },
+  stopped = ''
+): Promise<Extract<Job, { kind: K }>> {
   const job = await runJob(ws, await call(ws, 'jobs.start', request))
-  if (job.state !== 'done' || job.kind !== request.kind) throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}${job.state === 'cancelled' ? stopped : ''}`)
+  if (job.state !== 'done' || job.kind !== request.kind)
+    throw new CliError(`Job ${job.id} ${job.state}${job.error ? `: ${job.error}` : ''}${job.state === 'cancelled' ? stopped : ''}`)
   return job as Extract<Job, { kind: K }>
 }
 

@@ -4,7 +4,21 @@ import type { Workspace } from '../core/services'
 import { INPUT_SCALINGS, PRESETS, type TrainOverrides } from '../core/sae/config'
 import { trainSae } from '../core/sae/train'
 import { initBackend } from '../core/tf/backend'
-import { backendOption, call, checkpointIdsAt, choiceOption, intOption, oneLayer, parse, positiveNumberOption, PROJECT, requireOptions, runInProcess, runJobToEnd, withProject } from './options'
+import {
+  backendOption,
+  call,
+  checkpointIdsAt,
+  choiceOption,
+  intOption,
+  oneLayer,
+  parse,
+  positiveNumberOption,
+  PROJECT,
+  requireOptions,
+  runInProcess,
+  runJobToEnd,
+  withProject
+} from './options'
 
 export const TRAIN_USAGE = `  train --activations PATH --out DIR [--latents N] [--k K] [--preset inaba2025|sae-track|gao2024]
         [--init SAE_DIR] [--tokens N] [--batch B] [--lr X] [--warmup S] [--seed S] [--scaling
@@ -63,7 +77,13 @@ export function trainOverrides(values: TrainValues): TrainOverrides {
 }
 
 export async function cmdTrain(args: string[]): Promise<void> {
-  const { values } = parse(args, { ...TRAIN_OPTIONS, activations: { type: 'string' }, out: { type: 'string' }, init: { type: 'string' }, hook: { type: 'string' } })
+  const { values } = parse(args, {
+    ...TRAIN_OPTIONS,
+    activations: { type: 'string' },
+    out: { type: 'string' },
+    init: { type: 'string' },
+    hook: { type: 'string' }
+  })
   requireOptions('train', values, ['activations', 'out'])
   const backend = await initBackend(backendOption(values.backend))
   console.log(`backend: ${backend.name} (${backend.reason})`)
@@ -82,16 +102,31 @@ export async function cmdTrain(args: string[]): Promise<void> {
     )
   )
   const e = r.eval
-  console.log(`${r.resumed ? 'resumed and finished' : 'trained'}: n=${r.config.n} k=${r.config.k}, ${r.steps} steps, ${r.tokens.toLocaleString('en')} tokens → ${r.dir}`)
-  console.log(`held-out (${e.rows} rows${e.onTrainingRows ? ', training rows: too few to hold out' : ''}): FVU ${e.fvu.toFixed(4)}, explained variance ${e.explainedVariance.toFixed(4)}, cosine ${e.cosine.toFixed(4)}, L0 ${e.l0.toFixed(1)}, dead ${(100 * e.deadFraction).toFixed(1)}%`)
+  console.log(
+    `${r.resumed ? 'resumed and finished' : 'trained'}: n=${r.config.n} k=${r.config.k}, ${r.steps} steps, ${r.tokens.toLocaleString('en')} tokens → ${r.dir}`
+  )
+  console.log(
+    `held-out (${e.rows} rows${e.onTrainingRows ? ', training rows: too few to hold out' : ''}): FVU ${e.fvu.toFixed(4)}, explained variance ${e.explainedVariance.toFixed(4)}, cosine ${e.cosine.toFixed(4)}, L0 ${e.l0.toFixed(1)}, dead ${(100 * e.deadFraction).toFixed(1)}%`
+  )
 }
 
-const SERIES_OPTIONS = { ...PROJECT, ...TRAIN_OPTIONS, layer: { type: 'string' }, checkpoint: { type: 'string', multiple: true }, retrain: { type: 'boolean' } } as const
+const SERIES_OPTIONS = {
+  ...PROJECT,
+  ...TRAIN_OPTIONS,
+  layer: { type: 'string' },
+  checkpoint: { type: 'string', multiple: true },
+  retrain: { type: 'boolean' }
+} as const
 
 /** The train-series job a command line asks for: every option it accepts goes into the request. */
 export async function trainSeriesRequest(ws: Workspace, args: string[]): Promise<CallInput<'jobs.start'> & { kind: 'train-series' }> {
   const { values } = parse(args, SERIES_OPTIONS)
-  const layer = oneLayer(values.layer, (await call(ws, 'activations.list')).map((s) => s.layer), 'Activations', 'No activations yet: run harvest-series first.')
+  const layer = oneLayer(
+    values.layer,
+    (await call(ws, 'activations.list')).map((s) => s.layer),
+    'Activations',
+    'No activations yet: run harvest-series first.'
+  )
   const o = trainOverrides(values)
   return {
     kind: 'train-series',
@@ -125,7 +160,20 @@ export async function cmdTrainSeries(args: string[]): Promise<void> {
     console.log(['step', 'layer', 'n', 'k', 'tokens', 'FVU', 'expl.var', 'L0', 'dead', 'warm'].join('\t'))
     for (const s of await call(ws, 'saes.list')) {
       if (s.layer !== request.layer) continue
-      console.log([s.step, s.layer, s.n, s.k, s.tokens, s.fvu?.toFixed(4), s.explainedVariance?.toFixed(4), s.l0?.toFixed(1), `${((s.deadFraction ?? 0) * 100).toFixed(1)}%`, s.warmStarted ? 'yes' : 'no'].join('\t'))
+      console.log(
+        [
+          s.step,
+          s.layer,
+          s.n,
+          s.k,
+          s.tokens,
+          s.fvu?.toFixed(4),
+          s.explainedVariance?.toFixed(4),
+          s.l0?.toFixed(1),
+          `${((s.deadFraction ?? 0) * 100).toFixed(1)}%`,
+          s.warmStarted ? 'yes' : 'no'
+        ].join('\t')
+      )
     }
   })
 }

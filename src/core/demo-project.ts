@@ -29,7 +29,9 @@ export function installSeries(source: string, projectDir: string): string {
     cpSync(source, partial, { recursive: true })
     renameSync(partial, target)
   } catch (err) {
-    throw new UserError(`Copying the demo series into ${target} failed: ${(err as Error).message}. Free some space or check the folder's permissions, then open the demo again.`)
+    throw new UserError(
+      `Copying the demo series into ${target} failed: ${(err as Error).message}. Free some space or check the folder's permissions, then open the demo again.`
+    )
   }
   return target
 }

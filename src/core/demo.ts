@@ -71,7 +71,10 @@ export function demoDir(): string {
 export function bundledPairLists(): string[] {
   try {
     const folder = join(demoDir(), 'pairs')
-    return readdirSync(folder).filter((f) => f.endsWith('.tsv')).sort().map((f) => join(folder, f))
+    return readdirSync(folder)
+      .filter((f) => f.endsWith('.tsv'))
+      .sort()
+      .map((f) => join(folder, f))
   } catch {
     return []
   }
@@ -125,27 +128,59 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   })
   const all = (await callService(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)
   const want = Math.min(settings.checkpoints ?? all.length, all.length)
-  const chosen = want >= all.length ? all : [...new Set(Array.from({ length: want }, (_, i) => Math.round((i * (all.length - 1)) / Math.max(1, want - 1))))].map((i) => all[i]!)
+  const chosen =
+    want >= all.length
+      ? all
+      : [...new Set(Array.from({ length: want }, (_, i) => Math.round((i * (all.length - 1)) / Math.max(1, want - 1))))].map((i) => all[i]!)
   const ids = chosen.map((c) => c.id)
   const { layer } = settings
   const harvested = new Set((await call('activations.list')).filter((s) => s.layer === layer).map((s) => s.checkpointId))
-  await stage('harvest', ids.some((id) => !harvested.has(id)), () =>
-    start({ kind: 'harvest', checkpointIds: ids, corpus: join(demo, 'corpus.jsonl'), layer, context: settings.context, maxTokens: settings.maxTokens, seed: 0 })
+  await stage(
+    'harvest',
+    ids.some((id) => !harvested.has(id)),
+    () =>
+      start({
+        kind: 'harvest',
+        checkpointIds: ids,
+        corpus: join(demo, 'corpus.jsonl'),
+        layer,
+        context: settings.context,
+        maxTokens: settings.maxTokens,
+        seed: 0
+      })
   )
   const trained = new Set((await call('saes.list')).filter((s) => s.layer === layer).map((s) => s.checkpointId))
-  await stage('train-series', ids.some((id) => !trained.has(id)), () =>
-    start({
-      kind: 'train-series', checkpointIds: ids, layer, preset: 'sae-track', n: settings.n, k: settings.k, tokens: settings.tokens,
-      batchSize: settings.batchSize, warmupSteps: settings.warmupSteps, warmTokenFraction: settings.warmTokenFraction, warmLrFactor: settings.warmLrFactor, seed: 0,
-      modelName: DEMO_MODEL_NAME
-    })
+  await stage(
+    'train-series',
+    ids.some((id) => !trained.has(id)),
+    () =>
+      start({
+        kind: 'train-series',
+        checkpointIds: ids,
+        layer,
+        preset: 'sae-track',
+        n: settings.n,
+        k: settings.k,
+        tokens: settings.tokens,
+        batchSize: settings.batchSize,
+        warmupSteps: settings.warmupSteps,
+        warmTokenFraction: settings.warmTokenFraction,
+        warmLrFactor: settings.warmLrFactor,
+        seed: 0,
+        modelName: DEMO_MODEL_NAME
+      })
   )
   const withSets = new Set((await call('features.sets')).filter((s) => !s.superseded && s.layer === layer).map((s) => s.checkpointId))
-  await stage('feature-stats', ids.some((id) => !withSets.has(id)), () =>
-    start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } })
+  await stage(
+    'feature-stats',
+    ids.some((id) => !withSets.has(id)),
+    () => start({ kind: 'feature-stats', checkpointIds: ids.filter((id) => !withSets.has(id)), layer, language: { rule: 'paper' } })
   )
   const run = await call('dynamics.run', { layer })
-  const steps = (await call('saes.list')).filter((s) => s.layer === layer).map((s) => s.step).sort((a, b) => a - b)
+  const steps = (await call('saes.list'))
+    .filter((s) => s.layer === layer)
+    .map((s) => s.step)
+    .sort((a, b) => a - b)
   await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer }))
   return stages
 }

@@ -77,9 +77,11 @@ export class Project {
     const project = new Project(path, db)
     try {
       mkdirSync(join(path, ARTIFACTS_DIR), { recursive: true })
-      db.prepare(
-        'INSERT OR IGNORE INTO project (id, name, created_at, created_by_version) VALUES (1, ?, ?, ?)'
-      ).run(basename(path), new Date().toISOString(), VERSION)
+      db.prepare('INSERT OR IGNORE INTO project (id, name, created_at, created_by_version) VALUES (1, ?, ?, ?)').run(
+        basename(path),
+        new Date().toISOString(),
+        VERSION
+      )
       convertPendingPaths(db, path)
     } catch (err) {
       db.close()

@@ -20,15 +20,20 @@ interface Input extends MissingInput {
 
 function inputs(project: Project): Input[] {
   const outside = (p: string): boolean => !isUnder(p, project.paths.root)
-  const needs = (file: string, what: string) => (at: string): string | null =>
-    existsSync(join(at, file)) ? null : `${what}: ${at} has no ${file}.`
+  const needs =
+    (file: string, what: string) =>
+    (at: string): string | null =>
+      existsSync(join(at, file)) ? null : `${what}: ${at} has no ${file}.`
   const list: Input[] = []
   for (const c of project.checkpoints.list()) {
     // An SAE-only checkpoint has no folder to miss.
     if (c.path === null || !outside(c.path)) continue
     const what = `checkpoint step ${c.step}`
     list.push({
-      kind: 'checkpoint', id: c.id, path: c.path, what,
+      kind: 'checkpoint',
+      id: c.id,
+      path: c.path,
+      what,
       problem: (at) => {
         const lacks = needs('config.json', what)(at)
         if (lacks) return lacks
@@ -49,7 +54,14 @@ function inputs(project: Project): Input[] {
   for (const s of project.activations.list()) {
     if (outside(s.path)) {
       const what = `activations of layer ${s.layer} at step ${s.step}`
-      list.push({ kind: 'activations', id: s.id, path: s.path, what, problem: needs('manifest.json', what), repoint: (p, at) => p.activations.setPaths(s.id, { path: at }) })
+      list.push({
+        kind: 'activations',
+        id: s.id,
+        path: s.path,
+        what,
+        problem: needs('manifest.json', what),
+        repoint: (p, at) => p.activations.setPaths(s.id, { path: at })
+      })
     }
     if (outside(s.corpus)) {
       const what = `corpus of the layer-${s.layer} activations at step ${s.step}`
@@ -57,7 +69,11 @@ function inputs(project: Project): Input[] {
       const repeat = corpora.has(s.corpus)
       corpora.add(s.corpus)
       list.push({
-        kind: 'corpus', id: s.id, path: s.corpus, what, repeat,
+        kind: 'corpus',
+        id: s.id,
+        path: s.corpus,
+        what,
+        repeat,
         problem: (at) => (existsSync(at) && statSync(at).isFile() ? null : `${what}: ${at} is not a file.`),
         repoint: (p, at) => p.activations.setPaths(s.id, { corpus: at })
       })
@@ -109,7 +125,8 @@ export function relocateInputs(project: Project, fromArg: string, toArg: string)
   const registered = new Map(project.checkpoints.list().map((c) => [c.path, c]))
   for (const { input, at } of moving) {
     const other = registered.get(at)
-    if (input.kind === 'checkpoint' && other && other.id !== input.id) problems.push(`${input.what}: ${at} is already registered as checkpoint step ${other.step}.`)
+    if (input.kind === 'checkpoint' && other && other.id !== input.id)
+      problems.push(`${input.what}: ${at} is already registered as checkpoint step ${other.step}.`)
   }
   if (problems.length) {
     const unique = [...new Set(problems)]

@@ -1,15 +1,6 @@
 // The services behind every door: one Workspace (the open project and its jobs) and one handler per call.
 import type { z } from 'zod'
-import type {
-  ApiReply,
-  CallInput,
-  CallName,
-  CallOutput,
-  CallParsedInput,
-  Door,
-  EventName,
-  EventPayload
-} from '../shared/api'
+import type { ApiReply, CallInput, CallName, CallOutput, CallParsedInput, Door, EventName, EventPayload } from '../shared/api'
 import { apiCalls, isCallName, UserError } from '../shared/api'
 import { composition } from './analysis/composition'
 import { applyCarry, prepareCarry } from './analysis/carry-labels'

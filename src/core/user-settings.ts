@@ -13,9 +13,7 @@ export const RECENT_LIMIT = 12
 
 const SettingsFileSchema = z.object({
   lastProject: z.string().nullable().optional(),
-  recent: z
-    .array(z.object({ path: z.string(), name: z.string(), openedAt: z.string() }))
-    .optional()
+  recent: z.array(z.object({ path: z.string(), name: z.string(), openedAt: z.string() })).optional()
 })
 type SettingsFile = z.infer<typeof SettingsFileSchema>
 

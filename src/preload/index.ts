@@ -4,8 +4,7 @@ import type { ApiReply, PreloadBridge } from '../shared/api'
 import { API_CHANNEL, EVENT_CHANNEL } from '../shared/ipc'
 
 const api = {
-  invoke: (name: string, payload: unknown): Promise<ApiReply<unknown>> =>
-    ipcRenderer.invoke(API_CHANNEL, name, payload) as Promise<ApiReply<unknown>>,
+  invoke: (name: string, payload: unknown): Promise<ApiReply<unknown>> => ipcRenderer.invoke(API_CHANNEL, name, payload) as Promise<ApiReply<unknown>>,
   subscribe(listener: (event: string, payload: unknown) => void): () => void {
     const handler = (_e: IpcRendererEvent, event: string, payload: unknown): void => listener(event, payload)
     ipcRenderer.on(EVENT_CHANNEL, handler)

@@ -150,7 +150,9 @@ export function encodeReply(reply: ApiReply<unknown>, id?: string | number | nul
     return JSON.stringify(envelope(reply))
   } catch (err) {
     console.error('[featuretrace] a reply could not be encoded as JSON:', err)
-    return JSON.stringify(envelope({ ok: false, error: { code: 'internal', message: `Internal error: the reply could not be encoded as JSON (${thrownText(err)}).` } }))
+    return JSON.stringify(
+      envelope({ ok: false, error: { code: 'internal', message: `Internal error: the reply could not be encoded as JSON (${thrownText(err)}).` } })
+    )
   }
 }
 
@@ -299,7 +301,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (!isJsonRequest(req) || !originAllowed(req)) {
       drain(req)
       const own = `http://${allowedHosts()[0]}`
-      return send(res, 403, `Forbidden: /api/call/ takes only Content-Type: application/json, and an Origin header, if any, of this server (${exposed ? 'the address you opened' : own}).`)
+      return send(
+        res,
+        403,
+        `Forbidden: /api/call/ takes only Content-Type: application/json, and an Origin header, if any, of this server (${exposed ? 'the address you opened' : own}).`
+      )
     }
     const name = decode(url.pathname.slice('/api/call/'.length))
     if (name === null) {

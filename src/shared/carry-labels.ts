@@ -26,7 +26,9 @@ export type CarryPreview = z.infer<typeof CarryPreviewSchema>
 export const carryLabelCalls = {
   /** Which features of a superseded SAE's set match the current SAE's, with their decoder cosines and labels. */
   'labels.carryPreview': {
-    input: z.object({ fromSetId: z.number().int().nonnegative(), toSetId: z.number().int().nonnegative().optional(), requestId: requestId.optional() }).strict(),
+    input: z
+      .object({ fromSetId: z.number().int().nonnegative(), toSetId: z.number().int().nonnegative().optional(), requestId: requestId.optional() })
+      .strict(),
     output: CarryPreviewSchema
   },
   /** Copies labels along the matches with cosine ≥ minCosine; never overwrites a label the target already has. */
@@ -40,5 +42,5 @@ export const carryLabelCalls = {
       })
       .strict(),
     output: z.object({ carried: z.number().int(), keptExisting: z.number().int(), belowThreshold: z.number().int(), toSetId: z.number().int() })
-  },
+  }
 } as const

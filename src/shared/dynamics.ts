@@ -4,7 +4,12 @@ import { annotatorName } from './labels'
 import { backendName, requestId } from './schema'
 
 const variantCurves = z.object({ sae: z.array(z.number()), raw: z.array(z.number()), jaccard: z.array(z.number()), weightedJaccard: z.array(z.number()) })
-const variantSteps = z.object({ sae: z.number().nullable(), raw: z.number().nullable(), jaccard: z.number().nullable(), weightedJaccard: z.number().nullable() })
+const variantSteps = z.object({
+  sae: z.number().nullable(),
+  raw: z.number().nullable(),
+  jaccard: z.number().nullable(),
+  weightedJaccard: z.number().nullable()
+})
 
 export const DynamicsOverviewSchema = z.object({
   layer: z.number().int(),
@@ -124,7 +129,9 @@ export const dynamicsCalls = {
   },
   /** Every variant of M_i(t) for up to 1,000 features, with their top positions (the CLI's formation command). */
   'dynamics.formation': {
-    input: z.object({ layer, features: z.array(z.number().int().nonnegative()).min(1).max(1000), threshold, backend: backendName.optional(), ...query }).strict(),
+    input: z
+      .object({ layer, features: z.array(z.number().int().nonnegative()).min(1).max(1000), threshold, backend: backendName.optional(), ...query })
+      .strict(),
     output: FormationSchema
   },
   /** The stored dynamics run of a layer, if the dynamics job computed one. */

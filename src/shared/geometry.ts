@@ -149,7 +149,15 @@ export const CrystalResultSchema = z.object({
 export type CrystalResult = z.infer<typeof CrystalResultSchema>
 
 /** The headline numbers of each result, kept beside it for charts over the series. */
-export const GalaxySummarySchema = GalaxyResultSchema.pick({ alpha: true, alpha_ci: true, r2: true, clustering_entropy: true, clustering_entropy_ci: true, n: true, d: true })
+export const GalaxySummarySchema = GalaxyResultSchema.pick({
+  alpha: true,
+  alpha_ci: true,
+  r2: true,
+  clustering_entropy: true,
+  clustering_entropy_ci: true,
+  n: true,
+  d: true
+})
 export const LobeSummarySchema = z.object({
   metric: z.enum(GEOMETRY_METRICS),
   blocks: z.number().int(),
@@ -157,7 +165,15 @@ export const LobeSummarySchema = z.object({
   ks: z.array(z.object({ k: z.number().int(), ami: z.number(), ami_z: z.number(), balanced_accuracy: z.number(), balanced_accuracy_null: z.number() }))
 })
 export const CrystalSummarySchema = CrystalResultSchema.pick({
-  pairs: true, types: true, components: true, mean_cos_before: true, mean_cos_after: true, parallel_before: true, parallel_after: true, parallel_after_null: true, counts: true
+  pairs: true,
+  types: true,
+  components: true,
+  mean_cos_before: true,
+  mean_cos_after: true,
+  parallel_before: true,
+  parallel_after: true,
+  parallel_after_null: true,
+  counts: true
 })
 
 /** The settings a result was computed with (the request's, minus what names the checkpoints). */

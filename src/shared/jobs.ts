@@ -65,7 +65,12 @@ export const TrainSeriesJobRequestSchema = z.object({
   checkpointIds,
   layer: z.number().int().nonnegative(),
   preset: z.enum(['inaba2025', 'sae-track', 'gao2024']).default('sae-track'),
-  n: z.number().int().positive().max(1 << 22).optional(),
+  n: z
+    .number()
+    .int()
+    .positive()
+    .max(1 << 22)
+    .optional(),
   k: z.number().int().positive().optional(),
   /** Tokens for the first SAE; warm-started ones take the preset's fraction of it. */
   tokens: z.number().int().positive().optional(),
@@ -121,7 +126,13 @@ export const jobResultSchemas = {
   'verify-checkpoints': z.object({ checked: z.number().int(), 'with problems': z.number().int() }),
   harvest: z.object({ checkpoints: z.number().int(), tokens: z.number().int(), backend: z.string(), 'special tokens': z.string() }),
   'feature-stats': z.object({ sets: z.number().int(), features: z.number().int(), rows: z.string() }),
-  dynamics: z.object({ layer: z.number().int(), features: z.number().int(), formed: z.number().int(), threshold: z.number(), matchMethod: z.string().nullable() }),
+  dynamics: z.object({
+    layer: z.number().int(),
+    features: z.number().int(),
+    formed: z.number().int(),
+    threshold: z.number(),
+    matchMethod: z.string().nullable()
+  }),
   'train-series': z.object({ saes: z.number().int(), backend: z.string(), kept: z.string().optional() }),
   geometry: z.object({ results: z.array(z.number().int()), backend: z.string() }),
   'sae-import': z.object({ imported: z.number().int(), steps: z.array(z.number().int()), saeIds: z.array(z.number().int()) })

@@ -66,8 +66,6 @@ export const CompositionSchema = z.object({
 })
 export type Composition = z.infer<typeof CompositionSchema>
 
-
-
 /** What merging a label file did: counts, and each conflict and skipped row with its reason. */
 export const LabelImportReportSchema = z.object({
   added: z.number().int(),
@@ -103,7 +101,9 @@ export const labelCalls = {
   },
   /** One annotator's labels of the given features (a labelling session's sample), in feature order. */
   'labels.forFeatures': {
-    input: z.object({ setId: z.number().int().nonnegative(), annotator: annotatorName, features: z.array(z.number().int().nonnegative()).max(100_000) }).strict(),
+    input: z
+      .object({ setId: z.number().int().nonnegative(), annotator: annotatorName, features: z.array(z.number().int().nonnegative()).max(100_000) })
+      .strict(),
     output: z.array(LabelSchema)
   },
   /** Everyone who has labelled a feature of the set. */
@@ -114,7 +114,12 @@ export const labelCalls = {
   /** The paper's protocol: N random features of a set (seeded), optionally without dead ones. */
   'labels.sample': {
     input: z
-      .object({ setId: z.number().int().nonnegative(), n: z.number().int().positive().max(100_000).default(100), seed: z.number().int().default(0), skipDead: z.boolean().default(true) })
+      .object({
+        setId: z.number().int().nonnegative(),
+        n: z.number().int().positive().max(100_000).default(100),
+        seed: z.number().int().default(0),
+        skipDead: z.boolean().default(true)
+      })
       .strict(),
     output: z.array(z.number().int())
   },
@@ -123,7 +128,10 @@ export const labelCalls = {
     output: z.array(LabelEventSchema)
   },
   'analysis.composition': {
-    input: z.object({ annotator: z.string().max(100).optional() }).strict().optional(),
+    input: z
+      .object({ annotator: z.string().max(100).optional() })
+      .strict()
+      .optional(),
     output: z.array(CompositionSchema)
   },
   /** Writes every label of the project's current sets as CSV or JSON (by the file's extension). */

@@ -11,4 +11,6 @@ export const backendName = z.enum(BACKEND_NAMES)
 
 /** Any JSON value (a file's contents kept as they are, such as a checkpoint's config.json). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
-export const jsonValue: z.ZodType<JsonValue> = z.lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)]))
+export const jsonValue: z.ZodType<JsonValue> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(jsonValue), z.record(z.string(), jsonValue)])
+)

@@ -90,7 +90,9 @@ export interface Workstation {
  * returns its folder; default DIR/project), Chromium, and `featuretrace serve` on the project; all of it goes
  * after the block. Call it inside a describe.
  */
-export function useWorkstation(opts: { prefix?: string; prepare?: (dir: string) => Promise<string | void> | string | void; serveArgs?: string[]; timeout?: number } = {}): Workstation {
+export function useWorkstation(
+  opts: { prefix?: string; prepare?: (dir: string) => Promise<string | void> | string | void; serveArgs?: string[]; timeout?: number } = {}
+): Workstation {
   let t: { dir: string; cleanup: () => void } | null = null
   let browser: Browser | null = null
   let served: Served | null = null
@@ -112,7 +114,11 @@ export function useWorkstation(opts: { prefix?: string; prepare?: (dir: string) 
       served = s
     },
     async call<T>(name: string, payload?: unknown): Promise<T> {
-      const res = await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload ?? {}) })
+      const res = await fetch(new URL(`/api/call/${name}`, w.served.url), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(payload ?? {})
+      })
       const reply = (await res.json()) as { ok: boolean; result: T; error?: { message: string } }
       if (!reply.ok) throw new Error(reply.error?.message)
       return reply.result

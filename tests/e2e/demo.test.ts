@@ -53,7 +53,10 @@ describe('the demo series in the workstation', () => {
     await page.locator('select').filter({ hasText: 'by formation step' }).selectOption('formation')
     await expect.poll(() => page.locator('.feature-row').first().textContent()).toMatch(/forms [\d,]+/)
     const shown = await page.locator('.feature-row').allTextContents()
-    const formed = shown.map((s) => /forms ([\d,]+)/.exec(s)?.[1]).filter((x): x is string => !!x).map((x) => Number(x.replace(/,/g, '')))
+    const formed = shown
+      .map((s) => /forms ([\d,]+)/.exec(s)?.[1])
+      .filter((x): x is string => !!x)
+      .map((x) => Number(x.replace(/,/g, '')))
     expect(formed.length).toBeGreaterThan(3)
     expect(formed).toEqual([...formed].sort((a, b) => a - b))
     await page.screenshot({ path: join(SCREENSHOTS, 'demo-features-by-formation.png') })
@@ -81,10 +84,14 @@ describe('the demo series in the workstation', () => {
     const others = rows.slice(0, 4).map((r) => r.feature)
     await page.getByTestId('compare-input').fill([feature, ...others].join(', '))
     await page.getByTestId('compare-input').press('Enter')
-    await expect.poll(() => page.locator('[data-testid=formation-compare] [data-curves]').getAttribute('data-curves'), { timeout: 30_000 }).toBe(String(new Set([Number(feature), ...others]).size))
+    await expect
+      .poll(() => page.locator('[data-testid=formation-compare] [data-curves]').getAttribute('data-curves'), { timeout: 30_000 })
+      .toBe(String(new Set([Number(feature), ...others]).size))
     expect(await page.locator('[data-testid=formation-compare] canvas').count()).toBe(1)
     await expect.poll(() => page.locator('[data-testid=formation-by-label] canvas').count(), { timeout: 30_000 }).toBe(1)
-    await expect.poll(() => page.locator('h3', { hasText: 'When did labelled features form?' }).textContent()).toMatch(/40 features, by granularity label, from the stored run/)
+    await expect
+      .poll(() => page.locator('h3', { hasText: 'When did labelled features form?' }).textContent())
+      .toMatch(/40 features, by granularity label, from the stored run/)
     await page.screenshot({ path: join(SCREENSHOTS, 'demo-dynamics.png'), fullPage: true })
     expect(errors).toEqual([])
     await page.close()

@@ -50,7 +50,7 @@ describe('the Geometry view', () => {
       const project = join(dir, 'project')
       const tiny = join(tinyModels(), 'models', 'gpt_neox')
       const rng = new Rng(7)
-      const centres = Array.from({ length: lobes }, () => Float64Array.from({ length: d }, () => rng.gaussian() / Math.sqrt(d) * 3))
+      const centres = Array.from({ length: lobes }, () => Float64Array.from({ length: d }, () => (rng.gaussian() / Math.sqrt(d)) * 3))
       const saeIds: { step: number; path: string }[] = []
       for (const [s, step] of steps.entries()) {
         // A runnable checkpoint per step (the tiny model's files), so crystals can run anywhere.
@@ -75,8 +75,20 @@ describe('the Geometry view', () => {
         // Activations at the last step: documents about one lobe each, tagged by language and source.
         const store = join(dir, 'acts')
         const writer = ActivationStoreWriter.begin(store, {
-          model: 'planted', modelType: 'gpt_neox', checkpointStep: step, layer: 1, finalNorm: false, d, dtype: 'f32', context: 64, bos: false,
-          seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'e2e'
+          model: 'planted',
+          modelType: 'gpt_neox',
+          checkpointStep: step,
+          layer: 1,
+          finalNorm: false,
+          d,
+          dtype: 'f32',
+          context: 64,
+          bos: false,
+          seed: 0,
+          corpus: 'planted',
+          maxTokens: null,
+          dropShort: false,
+          createdBy: 'e2e'
         })
         if ('complete' in writer) throw new Error('unexpected complete store')
         const docs = 32
@@ -90,23 +102,82 @@ describe('the Geometry view', () => {
                 for (let j = 0; j < d; j++) acts[r * d + j] = acts[r * d + j]! + (1 + rng.next()) * W[f * d + j]!
               }
             }
-            await writer.appendSequence(acts, doc, Array.from({ length: 64 }, (_, i) => q * 64 + i), Array.from({ length: 64 }, () => 5))
+            await writer.appendSequence(
+              acts,
+              doc,
+              Array.from({ length: 64 }, (_, i) => q * 64 + i),
+              Array.from({ length: 64 }, () => 5)
+            )
           }
         }
         const langs = ['en', 'ja', 'de', 'fr']
-        await writer.finish(Array.from({ length: docs }, (_, id) => ({ id, lang: langs[(id + (id % 7 === 0 ? 1 : 0)) % lobes]!, source: id % 2 ? 'wiki' : 'web' })), () => 'x')
+        await writer.finish(
+          Array.from({ length: docs }, (_, id) => ({ id, lang: langs[(id + (id % 7 === 0 ? 1 : 0)) % lobes]!, source: id % 2 ? 'wiki' : 'web' })),
+          () => 'x'
+        )
         ft('import-activations', store, '--project', project, '--checkpoint', String(step))
       }
       const p = Project.open(project)
       for (const c of p.checkpoints.list()) {
         const sae = saeIds.find((s) => s.step === c.step)!
-        p.saes.upsert({ checkpointId: c.id, layer: 1, path: sae.path, preset: 'planted', d, n, k: 2, warmStarted: true, tokens: 0, steps: 0, fvu: null, explainedVariance: null, cosine: null, l0: null, deadFraction: null, backend: null })
+        p.saes.upsert({
+          checkpointId: c.id,
+          layer: 1,
+          path: sae.path,
+          preset: 'planted',
+          d,
+          n,
+          k: 2,
+          warmStarted: true,
+          tokens: 0,
+          steps: 0,
+          fvu: null,
+          explainedVariance: null,
+          cosine: null,
+          l0: null,
+          deadFraction: null,
+          backend: null
+        })
       }
       p.close()
       ft('geometry', 'galaxy', '--project', project, '--layer', '1', '--sample', '256', '--dims', '20', '--bootstraps', '10', '--backend', 'wasm')
-      ft('geometry', 'lobes', '--project', project, '--layer', '1', '--checkpoint', '10000', '--k', '2,4', '--metric', 'phi', '--permutations', '50', '--backend', 'wasm')
+      ft(
+        'geometry',
+        'lobes',
+        '--project',
+        project,
+        '--layer',
+        '1',
+        '--checkpoint',
+        '10000',
+        '--k',
+        '2,4',
+        '--metric',
+        'phi',
+        '--permutations',
+        '50',
+        '--backend',
+        'wasm'
+      )
       const pairs = join(REPO, 'resources/demo/pairs')
-      ft('geometry', 'crystals', '--project', project, '--layer', '1', '--checkpoint', '10000', '--pairs', join(pairs, 'country-capital.tsv'), '--pairs', join(pairs, 'singular-plural.tsv'), '--pairs', join(pairs, 'en-ja.tsv'), '--backend', 'wasm')
+      ft(
+        'geometry',
+        'crystals',
+        '--project',
+        project,
+        '--layer',
+        '1',
+        '--checkpoint',
+        '10000',
+        '--pairs',
+        join(pairs, 'country-capital.tsv'),
+        '--pairs',
+        join(pairs, 'singular-plural.tsv'),
+        '--pairs',
+        join(pairs, 'en-ja.tsv'),
+        '--backend',
+        'wasm'
+      )
       return project
     }
   })

@@ -8,7 +8,8 @@ describe('harvesting and training a series from the checkpoint view', () => {
   const w = useWorkstation({
     prepare(dir) {
       const root = tinyModels()
-      for (const step of [0, 10, 100, 1000, 10000]) cpSync(join(root, 'models', 'llama-gqa-tied'), join(dir, 'series', `iter_${String(step).padStart(7, '0')}`), { recursive: true })
+      for (const step of [0, 10, 100, 1000, 10000])
+        cpSync(join(root, 'models', 'llama-gqa-tied'), join(dir, 'series', `iter_${String(step).padStart(7, '0')}`), { recursive: true })
       const lines = [
         { text: 'The cat sat on the mat. The dog sat on the log. Language models learn features during training.', lang: 'en' },
         { text: '東京は日本の首都です。猫はマットの上に座った。言語モデルは訓練の間に特徴を学習します。', lang: 'ja' }
@@ -64,7 +65,15 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await page.getByTestId('stats-start').click()
     await expect.poll(() => page.getByTestId('jobs-panel').textContent(), { timeout: 90_000 }).toMatch(/feature-stats\s*done/)
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      (
+        (await (
+          await fetch(new URL(`/api/call/${name}`, w.served.url), {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify(payload)
+          })
+        ).json()) as { result: unknown }
+      ).result
     const sets = (await call('features.sets', {})) as { id: number; name: string; nFeatures: number }[]
     expect(sets.map((s) => s.name)).toEqual(['step 0 · layer 2', 'step 10 · layer 2', 'step 100 · layer 2', 'step 1000 · layer 2', 'step 10000 · layer 2'])
     // Two annotators label a few features of each set, so the composition and agreement have content.
@@ -76,7 +85,9 @@ describe('harvesting and training a series from the checkpoint view', () => {
         await call('labels.set', { setId: set.id, feature: r.feature, annotator: 'ben', category: cats[(i + j + (j % 3 === 0 ? 1 : 0)) % 4] })
       }
     }
-    const liveFeature = ((await call('features.list', { setId: sets[4]!.id, dead: false, sort: 'density', descending: true, limit: 1 })) as { rows: { feature: number }[] }).rows[0]!.feature
+    const liveFeature = (
+      (await call('features.list', { setId: sets[4]!.id, dead: false, sort: 'density', descending: true, limit: 1 })) as { rows: { feature: number }[] }
+    ).rows[0]!.feature
     await page.goto(`${w.served.url}#/features?set=${sets[4]!.id}&feature=${liveFeature}`)
     await expect.poll(() => page.getByTestId('feature-dashboard').textContent()).toContain(`Feature ${liveFeature}`)
     await expect.poll(() => page.locator('[data-testid=feature-dashboard] .trace').count()).toBeGreaterThan(0)
@@ -106,7 +117,15 @@ describe('harvesting and training a series from the checkpoint view', () => {
   it('asks before recomputing or retraining, keeps every label, and carries labels to the retrained SAEs', async () => {
     const { page, errors } = await openPage(w.browser, 1000)
     const call = async (name: string, payload: unknown): Promise<unknown> =>
-      ((await (await fetch(new URL(`/api/call/${name}`, w.served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { result: unknown }).result
+      (
+        (await (
+          await fetch(new URL(`/api/call/${name}`, w.served.url), {
+            method: 'POST',
+            headers: { 'Content-Type': 'application/json' },
+            body: JSON.stringify(payload)
+          })
+        ).json()) as { result: unknown }
+      ).result
     const labelRows = async (): Promise<unknown[]> => {
       const out = []
       for (const set of (await call('features.sets', {})) as { id: number }[]) {
@@ -117,7 +136,8 @@ describe('harvesting and training a series from the checkpoint view', () => {
       }
       return out
     }
-    const jobsOf = async (kind: string): Promise<{ state: string }[]> => ((await call('jobs.list', {})) as { kind: string; state: string }[]).filter((j) => j.kind === kind)
+    const jobsOf = async (kind: string): Promise<{ state: string }[]> =>
+      ((await call('jobs.list', {})) as { kind: string; state: string }[]).filter((j) => j.kind === kind)
     const before = await labelRows()
     expect(before.length).toBeGreaterThan(0)
     await page.goto(w.served.url)
@@ -168,10 +188,15 @@ describe('harvesting and training a series from the checkpoint view', () => {
     await page.getByTestId('carry-apply').click()
     await expect.poll(() => page.getByTestId('carry-result').textContent()).toMatch(/Carried \d+ labels/)
     await page.getByTestId('carry-close').click()
-    const carried = ((await call('features.list', { setId: fresh.id, label: 'Token-level', annotator: 'ana', limit: 1 })) as { rows: { feature: number }[] }).rows
-    const target = carried[0] ?? ((await call('features.list', { setId: fresh.id, annotator: 'ana', label: 'Uninterpretable', limit: 1 })) as { rows: { feature: number }[] }).rows[0]!
+    const carried = ((await call('features.list', { setId: fresh.id, label: 'Token-level', annotator: 'ana', limit: 1 })) as { rows: { feature: number }[] })
+      .rows
+    const target =
+      carried[0] ??
+      ((await call('features.list', { setId: fresh.id, annotator: 'ana', label: 'Uninterpretable', limit: 1 })) as { rows: { feature: number }[] }).rows[0]!
     await page.goto(`${w.served.url}#/features?set=${fresh.id}&feature=${target.feature}`)
-    await expect.poll(() => page.getByTestId('label-of-ana').textContent()).toMatch(/carried from feature \d+ of “step 10000 · layer 2 · superseded SAE #\d+” \(decoder cosine -?\d\.\d\d\)/)
+    await expect
+      .poll(() => page.getByTestId('label-of-ana').textContent())
+      .toMatch(/carried from feature \d+ of “step 10000 · layer 2 · superseded SAE #\d+” \(decoder cosine -?\d\.\d\d\)/)
     await page.screenshot({ path: join(SCREENSHOTS, 'carried-label.png'), fullPage: true })
     // Nothing in the old sets changed.
     expect((await labelRows()).filter((r) => (r as number[])[0] !== fresh.id)).toEqual(before)

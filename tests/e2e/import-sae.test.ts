@@ -35,7 +35,9 @@ describe('importing SAEs from the checkpoint view', () => {
     const found = page.locator('[data-testid=import-sae-found] tbody tr')
     await expect.poll(() => found.count()).toBe(3)
     expect(await found.nth(0).textContent()).toMatch(/sparsify\s*TopK\s*16\s*64\s*k = 8.*0\s*2\s*layers\.1\s*BF16/)
-    expect(await found.nth(2).textContent()).toMatch(/Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*blocks\.3\.hook_resid_post\s*F32/)
+    expect(await found.nth(2).textContent()).toMatch(
+      /Gemma Scope\s*JumpReLU\s*16\s*64\s*threshold 0\.\d+ – 0\.\d+ \(median 0\.\d+\).*5000\s*4\s*blocks\.3\.hook_resid_post\s*F32/
+    )
     const problems = await page.getByTestId('import-sae-problems').textContent()
     expect(problems).toMatch(/step1000.*encoder\.weight is \[16, 64\].*stored transposed/)
     expect(problems).toMatch(/step5000.*no registered checkpoint at step 5000; register its folder first, or tick “SAE-only steps allowed” to record step 5000/)
@@ -79,7 +81,12 @@ describe('importing SAEs from the checkpoint view', () => {
       [5000, 'import:gemma-scope', false, 'blocks.3.hook_resid_post']
     ])
     const checkpoints = (await call('checkpoints.list', {})) as { step: number; path: string | null }[]
-    expect(checkpoints.map((c) => [c.step, c.path === null])).toEqual([[0, false], [100, false], [1000, false], [5000, true]])
+    expect(checkpoints.map((c) => [c.step, c.path === null])).toEqual([
+      [0, false],
+      [100, false],
+      [1000, false],
+      [5000, true]
+    ])
     expect(errors).toEqual([])
     await page.close()
   })

@@ -30,7 +30,11 @@ describe('a labelling session by keyboard only', () => {
       writeFeatureSet(big, { checkpoints: ['big'], features: 32_768, examples: 1, length: 3 })
       project = join(dir, 'project')
       other = join(dir, 'other')
-      for (const [f, name, into] of [[file, 'demo', project], [big, 'wide', project], [file, 'demo', other]]) {
+      for (const [f, name, into] of [
+        [file, 'demo', project],
+        [big, 'wide', project],
+        [file, 'demo', other]
+      ]) {
         const imported = spawnSync(process.execPath, [CLI, 'import-features', f!, '--project', into!, '--name', name!], { encoding: 'utf8' })
         expect(imported.status, imported.stderr).toBe(0)
       }
@@ -40,10 +44,15 @@ describe('a labelling session by keyboard only', () => {
   const call = <T>(name: string, payload: unknown): Promise<T> => w.call<T>(name, payload)
 
   /** Every label event one annotator caused, read from the project database itself. */
-  function events(annotator: string, dir = project): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
+  function events(
+    annotator: string,
+    dir = project
+  ): { set_id: number; feature: number; category_after: string | null; blind: number | null; request_id: string | null }[] {
     const db = new Database(join(dir, 'project.sqlite'), { readonly: true, fileMustExist: true })
     try {
-      return db.prepare('SELECT set_id, feature, category_after, blind, request_id FROM label_event WHERE annotator = ? ORDER BY id').all(annotator) as ReturnType<typeof events>
+      return db
+        .prepare('SELECT set_id, feature, category_after, blind, request_id FROM label_event WHERE annotator = ? ORDER BY id')
+        .all(annotator) as ReturnType<typeof events>
     } finally {
       db.close()
     }
@@ -61,7 +70,6 @@ describe('a labelling session by keyboard only', () => {
   }
 
   const shown = async (page: Page): Promise<number> => Number((await page.getByTestId('label-feature').textContent())!.match(/Feature (\d+)/)![1])
-
 
   it('labels 10 features, undoes one, and finds every label after a reload', async () => {
     const { page, errors } = await openPage(w.browser, 900)
@@ -101,9 +109,20 @@ describe('a labelling session by keyboard only', () => {
     expect(await page.locator('.category.chosen').textContent()).toContain(CATEGORIES[Number(labelled[8]!.key) - 1])
     // And in the project itself, through the API.
     const list = await call<{ rows: { feature: number; label: string | null }[] }>('features.list', { setId: 1, annotator: 'ana', limit: 100 })
-    const stored = list.rows.filter((r) => r.label !== null).map((r) => String(r.feature)).sort()
-    expect(stored).toEqual(labelled.slice(0, 9).map((l) => l.feature).sort())
-    const detail = await call<{ labels: { annotator: string; note: string; category: string }[] }>('features.get', { setId: 1, feature: Number(labelled[8]!.feature) })
+    const stored = list.rows
+      .filter((r) => r.label !== null)
+      .map((r) => String(r.feature))
+      .sort()
+    expect(stored).toEqual(
+      labelled
+        .slice(0, 9)
+        .map((l) => l.feature)
+        .sort()
+    )
+    const detail = await call<{ labels: { annotator: string; note: string; category: string }[] }>('features.get', {
+      setId: 1,
+      feature: Number(labelled[8]!.feature)
+    })
     expect(detail.labels.find((l) => l.annotator === 'ana')).toMatchObject({ note: 'fires on place names', category: CATEGORIES[Number(labelled[8]!.key) - 1] })
     expect(await page.getByTestId('label-note').inputValue()).toBe('fires on place names')
     expect(errors).toEqual([])
@@ -159,10 +178,9 @@ describe('a labelling session by keyboard only', () => {
     await page.keyboard.press('Enter')
     await sleep(300)
     expect(await shown(page)).toBe(sample[4])
-    await expect.poll(() => events('spacey').map((e) => [e.feature, e.category_after])).toEqual([
-      ...sample.slice(0, 3).map((f) => [f, CATEGORIES[0]]),
-      [sample[3], CATEGORIES[1]]
-    ])
+    await expect
+      .poll(() => events('spacey').map((e) => [e.feature, e.category_after]))
+      .toEqual([...sample.slice(0, 3).map((f) => [f, CATEGORIES[0]]), [sample[3], CATEGORIES[1]]])
     expect(errors).toEqual([])
     await page.close()
   })
@@ -181,9 +199,13 @@ describe('a labelling session by keyboard only', () => {
     expect(await page.locator('.category.chosen').textContent()).toContain(CATEGORIES[2])
     await page.getByTestId('label-note').fill('a note only')
     await page.getByTestId('label-note').press('Enter')
-    await expect.poll(async () => (await call<{ labels: { annotator: string; note: string; category: string | null }[] }>('features.get', { setId: wide.id, feature: beyond[0] })).labels).toEqual([
-      expect.objectContaining({ annotator: 'wendy', category: CATEGORIES[2], note: 'a note only' })
-    ])
+    await expect
+      .poll(
+        async () =>
+          (await call<{ labels: { annotator: string; note: string; category: string | null }[] }>('features.get', { setId: wide.id, feature: beyond[0] }))
+            .labels
+      )
+      .toEqual([expect.objectContaining({ annotator: 'wendy', category: CATEGORIES[2], note: 'a note only' })])
     // A pasted 1 MiB note is refused in words; nothing is sent, the connection and the label stay.
     await page.getByTestId('label-note').fill('x'.repeat(1 << 20))
     await page.getByTestId('label-note').press('Enter')
@@ -210,11 +232,13 @@ describe('a labelling session by keyboard only', () => {
     expect(await shown(page)).toBe(sample[1])
     // Having seen amy's label, bob's change of mind is not blind.
     await page.keyboard.press('4')
-    await expect.poll(() => events('bob').map((e) => [e.feature, e.blind])).toEqual([
-      [sample[0], 1],
-      [sample[1], 1],
-      [sample[1], 0]
-    ])
+    await expect
+      .poll(() => events('bob').map((e) => [e.feature, e.blind]))
+      .toEqual([
+        [sample[0], 1],
+        [sample[1], 1],
+        [sample[1], 0]
+      ])
     const composition = await call<{ setId: number; agreement: { items: number; blindItems: number; kappa: number | null } }[]>('analysis.composition', {})
     const row = composition.find((c) => c.setId === 2)!
     expect(row.agreement).toMatchObject({ items: 2, blindItems: 1 })
@@ -243,11 +267,13 @@ describe('a labelling session by keyboard only', () => {
     await page.screenshot({ path: join(SCREENSHOTS, 'labelling-offline.png') })
     await sleep(Math.max(0, 5000 - (Date.now() - stoppedAt)))
     w.served = await serve(['--project', project, '--port', port])
-    await expect.poll(() => events('offline').map((e) => [e.feature, e.category_after]), { timeout: 20_000 }).toEqual([
-      [sample[45], CATEGORIES[2]],
-      [sample[46], CATEGORIES[0]],
-      [sample[47], CATEGORIES[2]]
-    ])
+    await expect
+      .poll(() => events('offline').map((e) => [e.feature, e.category_after]), { timeout: 20_000 })
+      .toEqual([
+        [sample[45], CATEGORIES[2]],
+        [sample[46], CATEGORIES[0]],
+        [sample[47], CATEGORIES[2]]
+      ])
     await expect.poll(() => page.getByTestId('label-queue').count()).toBe(0)
     expect(await page.getByTestId('label-pending').count()).toBe(0)
     await page.close()
@@ -268,10 +294,12 @@ describe('a labelling session by keyboard only', () => {
     expect(events('reloader')).toEqual([])
     const second = await context.newPage()
     await second.goto(`${w.served.url}#/label?set=1&n=60&seed=3&dead=0&at=0`)
-    await expect.poll(() => events('reloader').map((e) => [e.feature, e.category_after])).toEqual([
-      [sample[50], CATEGORIES[3]],
-      [sample[51], CATEGORIES[1]]
-    ])
+    await expect
+      .poll(() => events('reloader').map((e) => [e.feature, e.category_after]))
+      .toEqual([
+        [sample[50], CATEGORIES[3]],
+        [sample[51], CATEGORIES[1]]
+      ])
     await expect.poll(() => second.getByTestId('label-progress').textContent()).toBe('2 / 60 labelled')
     await context.close()
   })

@@ -35,7 +35,9 @@ describe('missing inputs in Chromium (browser mode)', () => {
 
     await page.getByTestId('relocate-to').fill(join(w.dir, 'disk-b'))
     await page.getByTestId('relocate-button').click()
-    await expect.poll(() => page.getByTestId('relocate-error').textContent()).toContain(`checkpoint step 0: ${join(w.dir, 'disk-b', 'step0')} has no config.json.`)
+    await expect
+      .poll(() => page.getByTestId('relocate-error').textContent())
+      .toContain(`checkpoint step 0: ${join(w.dir, 'disk-b', 'step0')} has no config.json.`)
     await page.screenshot({ path: join(SCREENSHOTS, 'missing-inputs.png') })
 
     await page.getByTestId('relocate-to').fill(b)

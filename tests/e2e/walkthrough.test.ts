@@ -75,7 +75,9 @@ describe('the newcomer’s walk', () => {
   let steps: number[]
   let topMover: number
   const call = async <T>(name: string, payload: unknown = {}): Promise<T> => {
-    const reply = (await (await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })).json()) as { ok: boolean; result: T; error?: { message: string } }
+    const reply = (await (
+      await fetch(new URL(`/api/call/${name}`, served.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) })
+    ).json()) as { ok: boolean; result: T; error?: { message: string } }
     if (!reply.ok) throw new Error(reply.error?.message)
     return reply.result
   }
@@ -97,17 +99,22 @@ describe('the newcomer’s walk', () => {
     }
     browser = await launchBrowser()
     served = await serve(['--project', project])
-    const sets = (await call<{ id: number; step: number; nFeatures: number; superseded: boolean }[]>('features.sets')).filter((s) => !s.superseded).sort((a, b) => a.step - b.step)
+    const sets = (await call<{ id: number; step: number; nFeatures: number; superseded: boolean }[]>('features.sets'))
+      .filter((s) => !s.superseded)
+      .sort((a, b) => a.step - b.step)
     finalSet = sets.at(-1)!
     earlySet = sets[1]!
     steps = sets.map((s) => s.step)
     // Labels as a small team leaves them: two annotators on the final checkpoint, a third elsewhere.
     const live = (await call<{ rows: { feature: number }[] }>('features.list', { setId: finalSet.id, dead: false, limit: 60 })).rows.map((r) => r.feature)
     const categories = await call<string[]>('taxonomy.get')
-    for (const [i, f] of live.slice(0, 40).entries()) await call('labels.set', { setId: finalSet.id, feature: f, annotator: 'ana', category: categories[i % 4] })
-    for (const [i, f] of live.slice(0, 24).entries()) await call('labels.set', { setId: finalSet.id, feature: f, annotator: 'ben', category: categories[(i + (i % 3 === 0 ? 1 : 0)) % 4] })
+    for (const [i, f] of live.slice(0, 40).entries())
+      await call('labels.set', { setId: finalSet.id, feature: f, annotator: 'ana', category: categories[i % 4] })
+    for (const [i, f] of live.slice(0, 24).entries())
+      await call('labels.set', { setId: finalSet.id, feature: f, annotator: 'ben', category: categories[(i + (i % 3 === 0 ? 1 : 0)) % 4] })
     const early = (await call<{ rows: { feature: number }[] }>('features.list', { setId: earlySet.id, dead: false, limit: 20 })).rows.map((r) => r.feature)
-    for (const [i, f] of early.slice(0, 10).entries()) await call('labels.set', { setId: earlySet.id, feature: f, annotator: i % 2 ? 'ana' : 'cy', category: categories[i % 4] })
+    for (const [i, f] of early.slice(0, 10).entries())
+      await call('labels.set', { setId: earlySet.id, feature: f, annotator: i % 2 ? 'ana' : 'cy', category: categories[i % 4] })
     const overview = await call<{ totalDrift: number[] }>('dynamics.overview', { layer: 2 })
     topMover = overview.totalDrift.indexOf(Math.max(...overview.totalDrift))
   }, 180_000)
@@ -154,7 +161,9 @@ describe('the newcomer’s walk', () => {
     expect(verdict.includes('Not meaningful here')).toBe(Number(accuracy) - Number(control) < 0.05)
     expect(verdict.includes('too few to cluster on')).toBe(Number(blocks!.replace(/,/g, '')) < 40)
     // Two pair types give LDA one component: every difference on one line, as for shuffled types.
-    await expect.poll(() => page.getByTestId('crystals-verdict').textContent()).toMatch(/Not meaningful here: LDA fitted on shuffled pair types makes \d+% .* one component/)
+    await expect
+      .poll(() => page.getByTestId('crystals-verdict').textContent())
+      .toMatch(/Not meaningful here: LDA fitted on shuffled pair types makes \d+% .* one component/)
     expect(errors).toEqual([])
     await page.close()
   })
@@ -277,11 +286,15 @@ describe('the newcomer’s walk', () => {
     // A taller window draws rows all the way down; a deep link scrolls to and marks its feature.
     await page.setViewportSize({ width: 1280, height: 1600 })
     // Rows reach the bottom of the grown list (with the list scrolled to where it is).
-    await expect.poll(() => page.evaluate(`(() => {
+    await expect
+      .poll(() =>
+        page.evaluate(`(() => {
       const list = document.querySelector('[data-testid=browser-list]')
       const bottom = Math.max(...[...list.querySelectorAll('[role=option]')].map((r) => r.getBoundingClientRect().bottom))
       return bottom >= list.getBoundingClientRect().bottom - 2
-    })()`)).toBe(true)
+    })()`)
+      )
+      .toBe(true)
     await page.goto(`${served.url}#/features?set=${finalSet.id}&feature=${last - 60}`)
     await expect.poll(() => page.getByTestId(`feature-row-${last - 60}`).getAttribute('aria-selected')).toBe('true')
     expect(await page.getByTestId(`feature-row-${last - 60}`).isVisible()).toBe(true)
@@ -314,14 +327,20 @@ describe('the newcomer’s walk', () => {
     // Import: a relative path is read from the project folder; a plain file is refused in words; the dialog names its own fields.
     await page.getByTestId('import-sae-open').click()
     await page.getByTestId('import-sae-path').fill('project.sqlite')
-    await expect.poll(() => page.getByTestId('import-sae-full-path').textContent()).toBe(`Reads ${join(project, 'project.sqlite')} (a relative path is taken from the project folder).`)
+    await expect
+      .poll(() => page.getByTestId('import-sae-full-path').textContent())
+      .toBe(`Reads ${join(project, 'project.sqlite')} (a relative path is taken from the project folder).`)
     await page.getByTestId('import-sae-look').click()
-    await expect.poll(() => page.getByTestId('import-sae-problems').textContent()).toMatch(/project\.sqlite: is not an SAE FeatureTrace reads: expected SAELens/)
+    await expect
+      .poll(() => page.getByTestId('import-sae-problems').textContent())
+      .toMatch(/project\.sqlite: is not an SAE FeatureTrace reads: expected SAELens/)
     expect(await page.getByTestId('import-sae-dialog').textContent()).not.toMatch(/Internal error|ENOTDIR/)
     await page.getByTestId('import-sae-path').fill(`artifacts/saes/step${steps[0]}/layer2`)
     await page.getByTestId('import-sae-step').fill(String(steps[0]))
     await page.getByTestId('import-sae-look').click()
-    await expect.poll(() => page.getByTestId('import-sae-problems').textContent()).toMatch(/already has a layer-2 SAE .*; tick “make current \(keep the old ones\)” to make this one current/)
+    await expect
+      .poll(() => page.getByTestId('import-sae-problems').textContent())
+      .toMatch(/already has a layer-2 SAE .*; tick “make current \(keep the old ones\)” to make this one current/)
     expect(await page.getByTestId('import-sae-problems').textContent()).not.toContain('--')
     await page.keyboard.press('Escape')
 
@@ -356,7 +375,9 @@ describe('the newcomer’s walk', () => {
     const outside = [...Array(finalSet.nFeatures).keys()].find((f) => !sample.includes(f))!
     await page.getByTestId('label-search').fill(String(outside))
     await page.getByTestId('label-search').press('Enter')
-    await expect.poll(() => page.getByTestId('label-search-note').textContent()).toMatch(new RegExp(`Feature ${outside} is not among this session's 20 features.*Open its dashboard`))
+    await expect
+      .poll(() => page.getByTestId('label-search-note').textContent())
+      .toMatch(new RegExp(`Feature ${outside} is not among this session's 20 features.*Open its dashboard`))
     await page.getByTestId('label-search').fill('cat')
     await page.getByTestId('label-search').press('Enter')
     await expect.poll(() => page.getByTestId('label-search-note').textContent()).toMatch(/“cat” is not a feature id/)
@@ -368,9 +389,13 @@ describe('the newcomer’s walk', () => {
     expect(new Set(traces).size).toBe(traces.length)
 
     // Dynamics: a threshold M can never reach is refused beside the field; formation at the first checkpoint is explained.
-    const formedFirst = (await call<{ rows: { feature: number; formationStep: number | null }[] }>('features.list', { setId: finalSet.id, sort: 'formation', limit: 5 })).rows.find((r) => r.formationStep === steps[0])
+    const formedFirst = (
+      await call<{ rows: { feature: number; formationStep: number | null }[] }>('features.list', { setId: finalSet.id, sort: 'formation', limit: 5 })
+    ).rows.find((r) => r.formationStep === steps[0])
     await page.goto(`${served.url}#/dynamics?layer=2&feature=${formedFirst?.feature ?? topMover}`)
-    await expect.poll(() => page.getByTestId('formation-text').textContent(), { timeout: 30_000 }).toMatch(formedFirst ? /Formed already at the first checkpoint \(step 0\).*untrained model/ : /./)
+    await expect
+      .poll(() => page.getByTestId('formation-text').textContent(), { timeout: 30_000 })
+      .toMatch(formedFirst ? /Formed already at the first checkpoint \(step 0\).*untrained model/ : /./)
     await page.getByTestId('formation-threshold').fill('5')
     await page.getByTestId('formation-threshold').press('Tab')
     await expect.poll(() => page.getByTestId('threshold-error').textContent()).toMatch(/must lie between -1 and 1/)
@@ -378,9 +403,13 @@ describe('the newcomer’s walk', () => {
     await page.getByTestId('formation-threshold').fill('0.5')
     await page.getByTestId('formation-threshold').press('Tab')
     // Labels from every checkpoint of the warm-started series count, by whoever is chosen.
-    await expect.poll(() => page.getByTestId('formation-by-label-source').textContent(), { timeout: 30_000 }).toMatch(new RegExp(`labels made at steps ${earlySet.step.toLocaleString('en')}, ${finalSet.step.toLocaleString('en')}`))
+    await expect
+      .poll(() => page.getByTestId('formation-by-label-source').textContent(), { timeout: 30_000 })
+      .toMatch(new RegExp(`labels made at steps ${earlySet.step.toLocaleString('en')}, ${finalSet.step.toLocaleString('en')}`))
     await page.getByTestId('formation-annotator').selectOption('cy')
-    await expect.poll(() => page.getByTestId('formation-by-label-source').textContent()).toMatch(new RegExp(`cy's labels; labels made at step ${earlySet.step.toLocaleString('en')} \\(`))
+    await expect
+      .poll(() => page.getByTestId('formation-by-label-source').textContent())
+      .toMatch(new RegExp(`cy's labels; labels made at step ${earlySet.step.toLocaleString('en')} \\(`))
 
     // Composition: a set whose annotators share no feature says so, not "needs two annotators".
     await page.goto(`${served.url}#/composition`)

@@ -69,12 +69,16 @@ describe('weights saved from the base class', () => {
     const dir = join(t.dir, 'mixed')
     cpSync(join(root, 'models', 'llama-gqa-tied'), dir, { recursive: true })
     cpSync(join(root, 'models', 'gpt_neox', 'model.safetensors'), join(dir, 'model.safetensors'))
-    await expect(loadModel(dir)).rejects.toThrow(/mixed has no weight "model\.embed_tokens\.weight": its tensor names are those of a gpt_neox model \(e\.g\. "gpt_neox\.embed_in\.weight"\) but .*mixed\/config\.json says llama/)
+    await expect(loadModel(dir)).rejects.toThrow(
+      /mixed has no weight "model\.embed_tokens\.weight": its tensor names are those of a gpt_neox model \(e\.g\. "gpt_neox\.embed_in\.weight"\) but .*mixed\/config\.json says llama/
+    )
     const deep = join(t.dir, 'deep')
     cpSync(join(root, 'models', 'gpt_neox'), deep, { recursive: true })
     const cfg = JSON.parse(readFileSync(join(deep, 'config.json'), 'utf8')) as Record<string, unknown>
     writeFileSync(join(deep, 'config.json'), JSON.stringify({ ...cfg, num_hidden_layers: 5 }))
-    await expect(loadModel(deep)).rejects.toThrow(/deep has no weights for layer 3 \("gpt_neox\.layers\.3\.input_layernorm\.weight"\): the weights hold 3 layers/)
+    await expect(loadModel(deep)).rejects.toThrow(
+      /deep has no weights for layer 3 \("gpt_neox\.layers\.3\.input_layernorm\.weight"\): the weights hold 3 layers/
+    )
   })
 })
 
@@ -88,7 +92,13 @@ function hubCache(dir: string, revisions: Record<string, string>): string {
     const snap = join(repo, 'snapshots', sha)
     mkdirSync(snap, { recursive: true })
     for (const file of readdirSync(join(root, 'models', model))) {
-      const blob = join(repo, 'blobs', createHash('sha256').update(readFileSync(join(root, 'models', model, file))).digest('hex'))
+      const blob = join(
+        repo,
+        'blobs',
+        createHash('sha256')
+          .update(readFileSync(join(root, 'models', model, file)))
+          .digest('hex')
+      )
       cpSync(join(root, 'models', model, file), blob)
       symlinkSync(relative(snap, blob), join(snap, file))
     }
@@ -106,10 +116,16 @@ describe('series in the Hugging Face hub cache', () => {
     const repo = hubCache(t.dir, { step0: 'llama-gqa-tied', step100: 'llama-untied-bf16-sharded' })
     const links = join(t.dir, 'series-links')
     mkdirSync(links)
-    for (const [i, step] of [0, 100].entries()) symlinkSync(join(repo, 'snapshots', readdirSync(join(repo, 'snapshots')).sort()[i]!), join(links, `step${step}`))
+    for (const [i, step] of [0, 100].entries())
+      symlinkSync(join(repo, 'snapshots', readdirSync(join(repo, 'snapshots')).sort()[i]!), join(links, `step${step}`))
     symlinkSync(join(t.dir, 'gone'), join(links, 'step200'))
     const r = discoverCheckpoints(links)
-    expect(r.found.map((c) => [c.step, c.name, c.config.modelType])).toEqual(expect.arrayContaining([[0, 'step0', 'llama'], [100, 'step100', 'llama']]))
+    expect(r.found.map((c) => [c.step, c.name, c.config.modelType])).toEqual(
+      expect.arrayContaining([
+        [0, 'step0', 'llama'],
+        [100, 'step100', 'llama']
+      ])
+    )
     expect(r.found.every((c) => (c.weightsBytes ?? 0) > 1000)).toBe(true)
     expect(r.skipped).toEqual([{ path: join(links, 'step200'), reason: `a link to ${join(t.dir, 'gone')}, which does not exist` }])
     // One linked snapshot on its own is one checkpoint; its model loads through the blob links.
@@ -122,7 +138,10 @@ describe('series in the Hugging Face hub cache', () => {
     t = tempDir()
     const repo = hubCache(t.dir, { step1000: 'gpt_neox', step20: 'gpt_neox', main: 'gpt2', '-': 'llama-gqa-tied' })
     const r = discoverCheckpoints(repo)
-    expect(r.found.map((c) => [c.step, c.name])).toEqual([[20, 'step20'], [1000, 'step1000']])
+    expect(r.found.map((c) => [c.step, c.name])).toEqual([
+      [20, 'step20'],
+      [1000, 'step1000']
+    ])
     expect(r.found[0]!.path).toMatch(/models--org--tiny\/snapshots\/[0-9a-f]{40}$/)
     const reasons = r.skipped.map((s) => s.reason).sort()
     expect(reasons).toEqual([
@@ -145,7 +164,9 @@ describe('series in the Hugging Face hub cache', () => {
     const pt = join(t.dir, 'pickles')
     mkdirSync(pt)
     writeFileSync(join(pt, 'pytorch_model.bin'), 'x')
-    expect(() => discoverCheckpoints(pt)).toThrow(/pickles holds PyTorch pickle weights \(pytorch_model\.bin\) and no config\.json\. FeatureTrace reads safetensors only/)
+    expect(() => discoverCheckpoints(pt)).toThrow(
+      /pickles holds PyTorch pickle weights \(pytorch_model\.bin\) and no config\.json\. FeatureTrace reads safetensors only/
+    )
     const empty = join(t.dir, 'empty')
     mkdirSync(empty)
     expect(() => discoverCheckpoints(empty)).toThrow(/empty holds no checkpoint folders .* and is empty/)

@@ -73,8 +73,42 @@ describe('train-series on the command line', () => {
   })
 
   it('trains with every setting given and stores each in the SAE', async () => {
-    const args = ['--checkpoint', '0', '--latents', '96', '--k', '6', '--tokens', '20480', '--batch', '64', '--lr', '0.002', '--warmup', '7', '--seed', '5',
-      '--scaling', 'layer_norm', '--aux-k', '12', '--eval-rows', '300', '--log-every', '4', '--checkpoint-every', '9', '--backend', 'wasm', '--model-name', 'tiny-neox', '--layer', '2', '--preset', 'inaba2025']
+    const args = [
+      '--checkpoint',
+      '0',
+      '--latents',
+      '96',
+      '--k',
+      '6',
+      '--tokens',
+      '20480',
+      '--batch',
+      '64',
+      '--lr',
+      '0.002',
+      '--warmup',
+      '7',
+      '--seed',
+      '5',
+      '--scaling',
+      'layer_norm',
+      '--aux-k',
+      '12',
+      '--eval-rows',
+      '300',
+      '--log-every',
+      '4',
+      '--checkpoint-every',
+      '9',
+      '--backend',
+      'wasm',
+      '--model-name',
+      'tiny-neox',
+      '--layer',
+      '2',
+      '--preset',
+      'inaba2025'
+    ]
     const job = await runJobToEnd(ws, await trainSeriesRequest(ws, args))
     expect(job.result?.saes).toBe(1)
     const [sae] = (await callService(ws, 'saes.list')).filter((s) => s.checkpointId === checkpointIds[0])
@@ -83,7 +117,19 @@ describe('train-series on the command line', () => {
     loaded.dispose()
     const cfg = JSON.parse(readFileSync(join(sae!.path, 'cfg.json'), 'utf8')) as { metadata: { model_name: string | null } }
     expect(cfg.metadata.model_name).toBe('tiny-neox')
-    expect(config).toMatchObject({ n: 96, k: 6, tokens: 20480, batchSize: 64, warmupSteps: 7, seed: 5, inputScaling: 'layer_norm', auxK: 12, evalRows: 300, logEvery: 4, checkpointEvery: 9 })
+    expect(config).toMatchObject({
+      n: 96,
+      k: 6,
+      tokens: 20480,
+      batchSize: 64,
+      warmupSteps: 7,
+      seed: 5,
+      inputScaling: 'layer_norm',
+      auxK: 12,
+      evalRows: 300,
+      logEvery: 4,
+      checkpointEvery: 9
+    })
     expect(config.lr).toBeCloseTo(0.002, 12)
     expect(sae!.backend).toMatch(/^wasm/)
   }, 120_000)

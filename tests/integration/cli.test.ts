@@ -32,7 +32,11 @@ describe('featuretrace CLI', () => {
     expect(add.stdout).toMatch(/3 added, 1 skipped/)
     expect(add.stdout).toMatch(/skipped .*notes: no training step in the folder name/)
     const list = JSON.parse(ft('checkpoints', 'list', '--project', p, '--json').stdout) as { step: number; tokensSeen: number; modelType: string }[]
-    expect(list.map((c) => [c.step, c.tokensSeen, c.modelType])).toEqual([[0, 0, 'llama'], [50, 50_000, 'llama'], [100, 100_000, 'llama']])
+    expect(list.map((c) => [c.step, c.tokensSeen, c.modelType])).toEqual([
+      [0, 0, 'llama'],
+      [50, 50_000, 'llama'],
+      [100, 100_000, 'llama']
+    ])
     const verify = ft('verify', '--project', p)
     expect(verify.status, verify.stderr).toBe(0)
     expect(verify.stdout.match(/^ok /gm)).toHaveLength(3)
@@ -63,8 +67,16 @@ describe('featuretrace CLI', () => {
     t = tempDir()
     const file = join(t.dir, 'features.jsonl')
     const line = (checkpoint: string | number, feature: number, tokens: string[], label?: string): string =>
-      JSON.stringify({ checkpoint, feature, examples: Array.from({ length: 10 }, () => ({ tokens, acts: tokens.map((_, i) => (i === 1 ? 8 : 0)) })), ...(label ? { label } : {}) })
-    writeFileSync(file, [line('988240', 17, [' William', ' Burton'], 'Token-level'), line('988240', 3, ['東京', 'は']), line(10, 5, [' in', ' 2024'])].join('\n') + '\n')
+      JSON.stringify({
+        checkpoint,
+        feature,
+        examples: Array.from({ length: 10 }, () => ({ tokens, acts: tokens.map((_, i) => (i === 1 ? 8 : 0)) })),
+        ...(label ? { label } : {})
+      })
+    writeFileSync(
+      file,
+      [line('988240', 17, [' William', ' Burton'], 'Token-level'), line('988240', 3, ['東京', 'は']), line(10, 5, [' in', ' 2024'])].join('\n') + '\n'
+    )
     const r = ft('classify-language', file)
     expect(r.status, r.stderr).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual({

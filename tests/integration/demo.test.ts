@@ -19,7 +19,10 @@ import { initBackend } from '../../src/core/tf/backend'
 import { BUILT_WORKER, tempDir } from '../helpers'
 
 const demo = demoDir()
-const steps = readdirSync(join(demo, 'checkpoints')).filter((n) => /^step\d+$/.test(n)).map((n) => Number(n.slice(4))).sort((a, b) => a - b)
+const steps = readdirSync(join(demo, 'checkpoints'))
+  .filter((n) => /^step\d+$/.test(n))
+  .map((n) => Number(n.slice(4)))
+  .sort((a, b) => a - b)
 
 describe('the demo series', () => {
   it('tokenizes exactly as SentencePiece did when it was trained', () => {
@@ -50,11 +53,18 @@ describe('the demo series', () => {
       const weights = await CheckpointWeights.open(folder)
       const embed = await weights.tensor('model.embed_tokens.weight', [1536, model.dModel])
       await weights.close()
-      const input = tf.tensor2d(ids.map((s) => s.slice(0, 32)), [ids.length, 32], 'int32')
+      const input = tf.tensor2d(
+        ids.map((s) => s.slice(0, 32)),
+        [ids.length, 32],
+        'int32'
+      )
       const [h] = model.hiddenStates(input, [model.layers], { finalNorm: true })
       const loss = tf.tidy(() => {
         const logits = tf.matMul(tf.reshape(h!, [-1, model.dModel]), embed, false, true)
-        const targets = tf.tensor1d(ids.flatMap((s) => s.slice(1)), 'int32')
+        const targets = tf.tensor1d(
+          ids.flatMap((s) => s.slice(1)),
+          'int32'
+        )
         return -tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits), tf.oneHot(targets, 1536)), -1)).dataSync()[0]!
       })
       tf.dispose([input, h!, embed])
@@ -90,7 +100,13 @@ describe('the reduced demo pipeline', () => {
       return end
     }
     const stages = await runDemo(ws, { waitFor }, SMALL_DEMO_SETTINGS)
-    expect(stages.map((s) => [s.name, s.ran])).toEqual([['register', true], ['harvest', true], ['train-series', true], ['feature-stats', true], ['dynamics', true]])
+    expect(stages.map((s) => [s.name, s.ran])).toEqual([
+      ['register', true],
+      ['harvest', true],
+      ['train-series', true],
+      ['feature-stats', true],
+      ['dynamics', true]
+    ])
     expect(ran.map((j) => j.state)).toEqual(['done', 'done', 'done', 'done'])
     const { project } = ws.requireProject()
     expect(project.checkpoints.count()).toBe(steps.length)
@@ -130,7 +146,11 @@ describe('the reduced demo pipeline', () => {
 
   it('writes a report: JSON with the series and an HTML page with inline SVG charts', async () => {
     const r = await writeSeriesReport(ws, SMALL_DEMO_SETTINGS.layer, join(t.dir, 'report'))
-    const json = JSON.parse(readFileSync(r.json, 'utf8')) as { checkpoints: { step: number; sae: { fvu: number } }[]; drift: { histograms: number[][] }; formation: { formed: number; never: number } }
+    const json = JSON.parse(readFileSync(r.json, 'utf8')) as {
+      checkpoints: { step: number; sae: { fvu: number } }[]
+      drift: { histograms: number[][] }
+      formation: { formed: number; never: number }
+    }
     expect(json.checkpoints.map((c) => c.step)).toHaveLength(3)
     expect(json.checkpoints.every((c) => c.sae.fvu > 0)).toBe(true)
     expect(json.drift.histograms).toHaveLength(3)
@@ -144,7 +164,10 @@ describe('the reduced demo pipeline', () => {
   it('forms labelled features from the labels of every checkpoint of the warm-started series, by annotator or by majority', async () => {
     const { project } = ws.requireProject()
     const layer = SMALL_DEMO_SETTINGS.layer
-    const [first, , last] = project.features.currentSets().filter((s) => s.layer === layer).sort((a, b) => a.step! - b.step!)
+    const [first, , last] = project.features
+      .currentSets()
+      .filter((s) => s.layer === layer)
+      .sort((a, b) => a.step! - b.step!)
     const [token, synonymy, , uninterpretable] = project.taxonomy.names() as [string, string, string, string]
     project.labels.setLabel(first!.id, 3, 'ana', token)
     project.labels.setLabel(last!.id, 3, 'ana', uninterpretable) // ana's later label of feature 3 wins
@@ -158,12 +181,30 @@ describe('the reduced demo pipeline', () => {
       return out
     }
     const all = await callService(ws, 'dynamics.formationByLabel', { layer })
-    expect(all).toMatchObject({ labelledFeatures: 3, stored: true, warmStarted: true, annotator: null, annotators: ['ana', 'ben'], labelSteps: [first!.step, last!.step] })
+    expect(all).toMatchObject({
+      labelledFeatures: 3,
+      stored: true,
+      warmStarted: true,
+      annotator: null,
+      annotators: ['ana', 'ben'],
+      labelSteps: [first!.step, last!.step]
+    })
     // Feature 7: one vote each, the tie goes to the first name in order.
-    expect(all.counts).toEqual(tally([[3, uninterpretable], [7, synonymy < token ? synonymy : token], [9, token]]))
+    expect(all.counts).toEqual(
+      tally([
+        [3, uninterpretable],
+        [7, synonymy < token ? synonymy : token],
+        [9, token]
+      ])
+    )
     const ana = await callService(ws, 'dynamics.formationByLabel', { layer, threshold: 0.5, annotator: 'ana' })
     expect(ana).toMatchObject({ labelledFeatures: 2, annotator: 'ana', annotators: ['ana', 'ben'], labelSteps: [first!.step, last!.step] })
-    expect(ana.counts).toEqual(tally([[3, uninterpretable], [7, token]]))
+    expect(ana.counts).toEqual(
+      tally([
+        [3, uninterpretable],
+        [7, token]
+      ])
+    )
     const ben = await callService(ws, 'dynamics.formationByLabel', { layer, threshold: 0.5, annotator: 'ben' })
     expect(ben).toMatchObject({ labelledFeatures: 2, labelSteps: [last!.step] })
   })

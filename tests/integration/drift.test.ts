@@ -57,7 +57,11 @@ describe('drift along a series', () => {
   /** Runs `featuretrace drift` and returns the output file's path. */
   function runDrift(saes: string[], match: boolean): string {
     const out = join(t.dir, `drift-${Math.random().toString(36).slice(2)}.safetensors`)
-    const r = spawnSync(process.execPath, [CLI, 'drift', ...saes.flatMap((s) => ['--sae', s]), ...(match ? ['--match'] : []), '--out', out, '--backend', 'cpu'], { encoding: 'utf8' })
+    const r = spawnSync(
+      process.execPath,
+      [CLI, 'drift', ...saes.flatMap((s) => ['--sae', s]), ...(match ? ['--match'] : []), '--out', out, '--backend', 'cpu'],
+      { encoding: 'utf8' }
+    )
     expect(r.status, r.stderr).toBe(0)
     return out
   }
@@ -72,7 +76,9 @@ describe('drift along a series', () => {
     const toPrev = await f.readFloat32('cos_to_previous')
     await f.close()
     const ref = JSON.parse(
-      execFileSync(PYTHON, ['-c', `
+      execFileSync(PYTHON, [
+        '-c',
+        `
 import json, struct, sys, numpy as np
 def wdec(p):
     raw = open(p + '/sae_weights.safetensors', 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8+n])['W_dec']
@@ -81,7 +87,9 @@ def wdec(p):
 Ws = [wdec(p) for p in sys.argv[1:]]
 fin = Ws[-1]
 print(json.dumps({'final': [list((W * fin).sum(1)) for W in Ws], 'prev': [[1.0] * len(Ws[0])] + [list((Ws[i] * Ws[i-1]).sum(1)) for i in range(1, len(Ws))]}))
-`, ...series]).toString()
+`,
+        ...series
+      ]).toString()
     ) as { final: number[][]; prev: number[][] }
     let worst = 0
     for (let s = 0; s < T; s++) {
@@ -112,16 +120,27 @@ print(json.dumps({'final': [list((W * fin).sum(1)) for W in Ws], 'prev': [[1.0] 
 
 describe('the assignment solver', () => {
   it('finds the optimum scipy.optimize.linear_sum_assignment finds, on random matrices', () => {
-    for (const [size, seed] of [[7, 1], [60, 2], [250, 3]] as const) {
+    for (const [size, seed] of [
+      [7, 1],
+      [60, 2],
+      [250, 3]
+    ] as const) {
       const rng = new Rng(seed)
       const cost = Float64Array.from({ length: size * size }, () => rng.next())
       const col = solveAssignment(cost, size)
       expect(new Set(col).size).toBe(size)
       const ours = Array.from(col).reduce((s, c, i) => s + cost[i * size + c]!, 0)
       const ref = Number(
-        execFileSync(PYTHON, ['-c', 'import json,sys,numpy as np; from scipy.optimize import linear_sum_assignment as l; c=np.array(json.load(sys.stdin)); r,k=l(c); print(c[r,k].sum())'], {
-          input: JSON.stringify(Array.from({ length: size }, (_, i) => Array.from(cost.subarray(i * size, (i + 1) * size))))
-        }).toString()
+        execFileSync(
+          PYTHON,
+          [
+            '-c',
+            'import json,sys,numpy as np; from scipy.optimize import linear_sum_assignment as l; c=np.array(json.load(sys.stdin)); r,k=l(c); print(c[r,k].sum())'
+          ],
+          {
+            input: JSON.stringify(Array.from({ length: size }, (_, i) => Array.from(cost.subarray(i * size, (i + 1) * size))))
+          }
+        ).toString()
       )
       expect(ours).toBeCloseTo(ref, 9)
     }

@@ -28,10 +28,21 @@ describe('feature statistics', () => {
       'Tokyo is the capital of Japan. 日本語と英語の両方を話すモデル。The model speaks English and Japanese.'
     ]
     const tags = ['en', 'ja', undefined]
-    writeFileSync(join(t.dir, 'c.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `${i} ${docs[i % 3]}`, lang: tags[i % 3] })).join('\n') + '\n')
+    writeFileSync(
+      join(t.dir, 'c.jsonl'),
+      Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `${i} ${docs[i % 3]}`, lang: tags[i % 3] })).join('\n') + '\n'
+    )
     store = join(t.dir, 'acts')
-    await harvest({ model: join(t.dir, 'model'), corpus: join(t.dir, 'c.jsonl'), layers: [2], out: () => store, context: 16, dtype: 'f32', shardRows: 300 }, never)
-    sae = (await trainSae({ activations: store, out: join(t.dir, 'sae'), preset: 'inaba2025', overrides: { n: 96, k: 6, batchSize: 64, tokens: 20_000, warmupSteps: 10 } }, never)).dir
+    await harvest(
+      { model: join(t.dir, 'model'), corpus: join(t.dir, 'c.jsonl'), layers: [2], out: () => store, context: 16, dtype: 'f32', shardRows: 300 },
+      never
+    )
+    sae = (
+      await trainSae(
+        { activations: store, out: join(t.dir, 'sae'), preset: 'inaba2025', overrides: { n: 96, k: 6, batchSize: 64, tokens: 20_000, warmupSteps: 10 } },
+        never
+      )
+    ).dir
   }, 120_000)
 
   it('matches a direct computation and keeps each sampler to its definition', async () => {
@@ -55,7 +66,10 @@ describe('feature statistics', () => {
           for (let i = 0; i < d; i++) a += ((x[i]! * Math.sqrt(d)) / norm - w.b_dec[i]!) * w.W_enc[i * n + j]!
           return a
         })
-        const order = pre.map((a, j) => [a, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 6)
+        const order = pre
+          .map((a, j) => [a, j] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, 6)
         for (const [a, j] of order) {
           if (a <= 0) continue
           count[j]!++
@@ -90,7 +104,10 @@ describe('feature statistics', () => {
     }
     const f0 = r.features[0]!
     const cos = Array.from({ length: n }, (_, j) => (j === 0 ? -Infinity : unit(0).reduce((a, v, i) => a + v * unit(j)[i]!, 0)))
-    const best = cos.map((c, j) => [c, j] as const).sort((a, b) => b[0] - a[0]).slice(0, 10)
+    const best = cos
+      .map((c, j) => [c, j] as const)
+      .sort((a, b) => b[0] - a[0])
+      .slice(0, 10)
     expect(f0.neighbours.map((x) => x.feature)).toEqual(best.map(([, j]) => j))
     expect(f0.neighbours[0]!.cosine).toBeCloseTo(best[0]![0], 4)
   }, 120_000)
@@ -102,7 +119,10 @@ describe('feature statistics', () => {
       const total = Object.values(f.langCounts!).reduce((a, b) => a + b, 0)
       if (f.langClass !== 'mix') expect(f.langCounts![f.langClass!]! / total).toBeGreaterThan(0.6)
     }
-    const scripts = await computeFeatureStats({ sae, activations: store, language: { rule: 'script', scripts: { en: ['Latin'], ja: ['Hiragana', 'Katakana', 'Han'] } } }, never)
+    const scripts = await computeFeatureStats(
+      { sae, activations: store, language: { rule: 'script', scripts: { en: ['Latin'], ja: ['Hiragana', 'Katakana', 'Han'] } } },
+      never
+    )
     expect(scripts.features.some((f) => f.langCounts && 'other' in f.langCounts)).toBe(true)
   }, 120_000)
 
@@ -123,7 +143,12 @@ describe('feature statistics', () => {
       const { token, doc, position } = await s.readTokenTable(i)
       const { sequencesOf } = await import('../../src/core/io/activation-store')
       for (const q of sequencesOf(doc, position, s.manifest.context)) {
-        if (masks[i]![q.start] === 1) heldTexts.add(Array.from(token.subarray(q.start, q.start + q.length)).map((x) => s.tokenText(x)).join('|'))
+        if (masks[i]![q.start] === 1)
+          heldTexts.add(
+            Array.from(token.subarray(q.start, q.start + q.length))
+              .map((x) => s.tokenText(x))
+              .join('|')
+          )
       }
     }
     for (const f of r.features) for (const e of f.examples) expect(heldTexts.has(e.tokens.map((x) => r.tokens[x]).join('|'))).toBe(true)

@@ -48,8 +48,20 @@ describe('feature formation', () => {
       // Before a feature forms, its component in a token is an unrelated random direction.
       const out = join(t.dir, `acts-${step}`)
       const w = ActivationStoreWriter.begin(out, {
-        model: 'planted', modelType: 'planted', checkpointStep: step, layer: 1, finalNorm: false, d, dtype: 'f32', context: 8, bos: false,
-        seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'test'
+        model: 'planted',
+        modelType: 'planted',
+        checkpointStep: step,
+        layer: 1,
+        finalNorm: false,
+        d,
+        dtype: 'f32',
+        context: 8,
+        bos: false,
+        seed: 0,
+        corpus: 'planted',
+        maxTokens: null,
+        dropShort: false,
+        createdBy: 'test'
       })
       if ('complete' in w) throw new Error('unexpected')
       for (let r = 0; r < R; r += 8) {
@@ -102,9 +114,16 @@ describe('PCA trajectory', () => {
     const X = Array.from({ length: 6 }, (_, t) => Float64Array.from({ length: 10 }, (_, j) => Math.sin(t * (j + 1)) + 0.1 * rng.gaussian()))
     const ours = pca2(X)
     const ref = JSON.parse(
-      execFileSync(PYTHON, ['-c', 'import json,sys,numpy as np; X=np.array(json.load(sys.stdin)); C=X-X.mean(0); U,S,Vt=np.linalg.svd(C,full_matrices=False); print(json.dumps((U[:,:2]*S[:2]).tolist()))'], {
-        input: JSON.stringify(X.map((x) => Array.from(x)))
-      }).toString()
+      execFileSync(
+        PYTHON,
+        [
+          '-c',
+          'import json,sys,numpy as np; X=np.array(json.load(sys.stdin)); C=X-X.mean(0); U,S,Vt=np.linalg.svd(C,full_matrices=False); print(json.dumps((U[:,:2]*S[:2]).tolist()))'
+        ],
+        {
+          input: JSON.stringify(X.map((x) => Array.from(x)))
+        }
+      ).toString()
     ) as number[][]
     for (const c of [0, 1]) {
       const sign = Math.sign(ours[0]![c]!) === Math.sign(ref[0]![c]!) ? 1 : -1

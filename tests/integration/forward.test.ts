@@ -13,7 +13,9 @@ beforeAll(() => {
   root = tinyModels()
 })
 
-async function reference(name: string): Promise<{ ids: Int32Array; shape: number[]; hidden: (L: number) => Promise<Float32Array>; final: () => Promise<Float32Array>; close: () => Promise<void> }> {
+async function reference(
+  name: string
+): Promise<{ ids: Int32Array; shape: number[]; hidden: (L: number) => Promise<Float32Array>; final: () => Promise<Float32Array>; close: () => Promise<void> }> {
   const f = await SafetensorsFile.open(join(root, 'references', `${name}.safetensors`))
   return {
     ids: await f.readInt32('input_ids'),
@@ -48,10 +50,10 @@ describe.each(['cpu', 'wasm'] as BackendName[])('forward pass on tfjs %s', (back
     const states = model.hiddenStates(ids, layers)
     const normed = model.hiddenStates(ids, [model.layers], { finalNorm: true })
     for (const L of layers) {
-      const err = relativeError(await states[L]!.data() as Float32Array, await ref.hidden(L))
+      const err = relativeError((await states[L]!.data()) as Float32Array, await ref.hidden(L))
       expect(err, `${name} layer ${L}`).toBeLessThan(1e-4)
     }
-    expect(relativeError(await normed[0]!.data() as Float32Array, await ref.final())).toBeLessThan(1e-4)
+    expect(relativeError((await normed[0]!.data()) as Float32Array, await ref.final())).toBeLessThan(1e-4)
     tf.dispose([...states, ...normed, ids])
     model.dispose()
     expect(tf.memory().numTensors).toBe(before)

@@ -54,8 +54,20 @@ describe('featuretrace geometry', () => {
     // Documents of 512 tokens, each about one lobe: nearly every token is two of its features.
     const store = join(t.dir, 'acts')
     const w = ActivationStoreWriter.begin(store, {
-      model: 'planted', modelType: 'gpt_neox', checkpointStep: 1000, layer: 1, finalNorm: false, d, dtype: 'f32', context: 64, bos: false,
-      seed: 0, corpus: 'planted', maxTokens: null, dropShort: false, createdBy: 'test'
+      model: 'planted',
+      modelType: 'gpt_neox',
+      checkpointStep: 1000,
+      layer: 1,
+      finalNorm: false,
+      d,
+      dtype: 'f32',
+      context: 64,
+      bos: false,
+      seed: 0,
+      corpus: 'planted',
+      maxTokens: null,
+      dropShort: false,
+      createdBy: 'test'
     })
     if ('complete' in w) throw new Error('unexpected complete store')
     const docs = 24
@@ -69,14 +81,39 @@ describe('featuretrace geometry', () => {
             for (let j = 0; j < d; j++) acts[r * d + j] = acts[r * d + j]! + (1 + rng.next()) * Wdec[f * d + j]!
           }
         }
-        await w.appendSequence(acts, doc, Array.from({ length: 64 }, (_, i) => s * 64 + i), Array.from({ length: 64 }, () => 5))
+        await w.appendSequence(
+          acts,
+          doc,
+          Array.from({ length: 64 }, (_, i) => s * 64 + i),
+          Array.from({ length: 64 }, () => 5)
+        )
       }
     }
-    await w.finish(Array.from({ length: docs }, (_, id) => ({ id, lang: id % groups < 2 ? 'en' : 'ja', source: `src${id % groups}` })), () => 'x')
+    await w.finish(
+      Array.from({ length: docs }, (_, id) => ({ id, lang: id % groups < 2 ? 'en' : 'ja', source: `src${id % groups}` })),
+      () => 'x'
+    )
     expect(ft('import-activations', store, '--project', project, '--checkpoint', '1000').status).toBe(0)
     const p = Project.open(project)
     const c = p.checkpoints.list()[0]!
-    p.saes.upsert({ checkpointId: c.id, layer: 1, path: sae, preset: 'planted', d, n, k: 2, warmStarted: false, tokens: 0, steps: 0, fvu: null, explainedVariance: null, cosine: null, l0: null, deadFraction: null, backend: null })
+    p.saes.upsert({
+      checkpointId: c.id,
+      layer: 1,
+      path: sae,
+      preset: 'planted',
+      d,
+      n,
+      k: 2,
+      warmStarted: false,
+      tokens: 0,
+      steps: 0,
+      fvu: null,
+      explainedVariance: null,
+      cosine: null,
+      l0: null,
+      deadFraction: null,
+      backend: null
+    })
     p.close()
   }, 120_000)
   afterAll(() => t.cleanup())
@@ -92,7 +129,14 @@ describe('featuretrace geometry', () => {
     const out = join(t.dir, 'galaxy.json')
     const r = ft('geometry', 'galaxy', '--sae', sae, '--out', out, '--sample', '1000', '--dims', '20', '--bootstraps', '5', '--backend', 'wasm')
     expect(r.status, r.stderr).toBe(0)
-    const g = JSON.parse(readFileSync(out, 'utf8')) as { alpha: number; alpha_ci: number[]; eigenvalues: number[]; clustering_entropy: number; clustering_entropy_ci: number[]; ranks: number[] }
+    const g = JSON.parse(readFileSync(out, 'utf8')) as {
+      alpha: number
+      alpha_ci: number[]
+      eigenvalues: number[]
+      clustering_entropy: number
+      clustering_entropy_ci: number[]
+      ranks: number[]
+    }
     expect(Math.abs(g.alpha - 0.8)).toBeLessThan(0.05)
     expect(g.alpha_ci).toHaveLength(2)
     expect(g.alpha_ci[0]!).toBeLessThan(g.alpha)
@@ -104,9 +148,32 @@ describe('featuretrace geometry', () => {
 
   it('lobes --project --checkpoint --k --metric runs the job, finds the planted lobes and stores the result', () => {
     const out = join(t.dir, 'lobes.json')
-    const r = ft('geometry', 'lobes', '--project', project, '--checkpoint', '1000', '--k', '2,4', '--metric', 'phi', '--out', out, '--permutations', '20', '--backend', 'wasm')
+    const r = ft(
+      'geometry',
+      'lobes',
+      '--project',
+      project,
+      '--checkpoint',
+      '1000',
+      '--k',
+      '2,4',
+      '--metric',
+      'phi',
+      '--out',
+      out,
+      '--permutations',
+      '20',
+      '--backend',
+      'wasm'
+    )
     expect(r.status, r.stderr).toBe(0)
-    const l = JSON.parse(readFileSync(out, 'utf8')) as { step: number; metric: string; blocks: number; features: number[]; clusterings: { k: number; labels: number[]; ami: { ami: number; z: number }; winners: { by_lang: { subsets: string[] } } }[] }
+    const l = JSON.parse(readFileSync(out, 'utf8')) as {
+      step: number
+      metric: string
+      blocks: number
+      features: number[]
+      clusterings: { k: number; labels: number[]; ami: { ami: number; z: number }; winners: { by_lang: { subsets: string[] } } }[]
+    }
     expect(l.step).toBe(1000)
     expect(l.metric).toBe('phi')
     expect(l.blocks).toBe(48)
@@ -135,15 +202,39 @@ describe('featuretrace geometry', () => {
   it('crystals --project --checkpoint --pairs runs the tiny model on every word and reports quadruplets', () => {
     const out = join(t.dir, 'crystals.json')
     const pairs = join(REPO, 'resources/demo/pairs')
-    const r = ft('geometry', 'crystals', '--project', project, '--checkpoint', '1000', '--layer', '2', '--pairs', join(pairs, 'country-capital.tsv'), '--pairs', join(pairs, 'singular-plural.tsv'), '--out', out, '--backend', 'wasm')
+    const r = ft(
+      'geometry',
+      'crystals',
+      '--project',
+      project,
+      '--checkpoint',
+      '1000',
+      '--layer',
+      '2',
+      '--pairs',
+      join(pairs, 'country-capital.tsv'),
+      '--pairs',
+      join(pairs, 'singular-plural.tsv'),
+      '--out',
+      out,
+      '--backend',
+      'wasm'
+    )
     expect(r.status, r.stderr).toBe(0)
-    const c = JSON.parse(readFileSync(out, 'utf8')) as { layer: number; pairs: number; types: string[]; d: number; silhouette: unknown[]; counts: { candidates: number } }
+    const c = JSON.parse(readFileSync(out, 'utf8')) as {
+      layer: number
+      pairs: number
+      types: string[]
+      d: number
+      silhouette: unknown[]
+      counts: { candidates: number }
+    }
     expect(c.layer).toBe(2)
     expect(c.types).toEqual(['country-capital', 'singular-plural'])
     expect(c.pairs).toBe(24)
     expect(c.d).toBe(64)
     expect(c.silhouette).toHaveLength(1)
-    expect(c.counts.candidates).toBe(2 * (12 * 11) / 2)
+    expect(c.counts.candidates).toBe((2 * (12 * 11)) / 2)
   })
 
   it('says what is wrong when a pair list is malformed', () => {

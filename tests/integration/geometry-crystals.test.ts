@@ -84,7 +84,11 @@ describe('crystals', () => {
       for (let j = 0; j < d; j++) X[i * d + j] = means[i % 3]![j]! + rng.gaussian() * (1 + j / 3)
     }
     const ours = lda(X, N, d, y, { shrinkage: 0 })
-    const ref = geometryRef<{ scalings: number[][] }>({ task: 'lda', X: Array.from({ length: N }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d))), y: Array.from(y) })
+    const ref = geometryRef<{ scalings: number[][] }>({
+      task: 'lda',
+      X: Array.from({ length: N }, (_, i) => Array.from(X.subarray(i * d, (i + 1) * d))),
+      y: Array.from(y)
+    })
     expect(ours.q).toBe(2)
     for (let c = 0; c < 2; c++) {
       const a = Array.from({ length: d }, (_, j) => ours.directions[j * 2 + c]!)

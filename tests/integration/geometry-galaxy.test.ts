@@ -62,11 +62,12 @@ describe('galaxy: the eigen-spectrum of a cloud and its power law', () => {
     const q = 6
     const Y = Float64Array.from({ length: m * q }, () => rng.gaussian())
     const D = new Float32Array(m * m)
-    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) {
-      let s = 0
-      for (let c = 0; c < q; c++) s += (Y[i * q + c]! - Y[j * q + c]!) ** 2
-      D[i * m + j] = Math.sqrt(s)
-    }
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < m; j++) {
+        let s = 0
+        for (let c = 0; c < q; c++) s += (Y[i * q + c]! - Y[j * q + c]!) ** 2
+        D[i * m + j] = Math.sqrt(s)
+      }
     const idx = Int32Array.from({ length: m }, () => rng.int(m))
     const ours = knnEntropy(Y, q, D, m, idx)
     const rows = Array.from({ length: m }, (_, i) => Array.from(Y.subarray(i * q, (i + 1) * q)))

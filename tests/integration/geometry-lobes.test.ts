@@ -19,7 +19,14 @@ function planted(T: number, groups: number, size: number, seed: number): { firin
   }
   const truth = Int32Array.from({ length: n }, (_, f) => Math.floor(f / size))
   return {
-    firings: { blocks: T, features: n, fired, doc: Int32Array.from({ length: T }, (_, t) => t), lang: Array.from(groupOf, (g) => ['en', 'ja', 'de', 'fr'][g % 4]!), source: Array.from({ length: T }, (_, t) => (t % 2 ? 'wiki' : 'web')) },
+    firings: {
+      blocks: T,
+      features: n,
+      fired,
+      doc: Int32Array.from({ length: T }, (_, t) => t),
+      lang: Array.from(groupOf, (g) => ['en', 'ja', 'de', 'fr'][g % 4]!),
+      source: Array.from({ length: T }, (_, t) => (t % 2 ? 'wiki' : 'web'))
+    },
     truth
   }
 }
@@ -51,7 +58,13 @@ describe('lobes', () => {
   it('AMI equals scikit-learn adjusted_mutual_info_score to 1e-6', () => {
     const rng = new Rng(4)
     const pairs: [number[], number[]][] = []
-    for (const [n, ka, kb] of [[40, 2, 3], [500, 4, 4], [3000, 8, 5], [200, 1, 3], [60, 10, 10]] as const) {
+    for (const [n, ka, kb] of [
+      [40, 2, 3],
+      [500, 4, 4],
+      [3000, 8, 5],
+      [200, 1, 3],
+      [60, 10, 10]
+    ] as const) {
       const a = Array.from({ length: n }, () => rng.int(ka))
       // b agrees with a most of the time, so AMI is far from 0.
       const b = a.map((x) => (rng.next() < 0.7 ? x % kb : rng.int(kb)))
@@ -66,7 +79,11 @@ describe('lobes', () => {
     const n = 90
     const pts = Float64Array.from({ length: n * 3 }, (_, i) => rng.gaussian() + (Math.floor(i / 3) % 3) * 2)
     const labels = Array.from({ length: n }, (_, i) => i % 3)
-    const ref = geometryRef<{ silhouette: number }>({ task: 'silhouette', points: Array.from({ length: n }, (_, i) => Array.from(pts.subarray(i * 3, i * 3 + 3))), labels })
+    const ref = geometryRef<{ silhouette: number }>({
+      task: 'silhouette',
+      points: Array.from({ length: n }, (_, i) => Array.from(pts.subarray(i * 3, i * 3 + 3))),
+      labels
+    })
     expect(Math.abs(silhouetteScore(pts, n, 3, labels) - ref.silhouette)).toBeLessThan(1e-9)
   })
 

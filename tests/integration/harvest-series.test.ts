@@ -155,7 +155,9 @@ h.SHARD_BYTES = 4 * 8 * 4  # four f32 rows of d = 8
 h.write_store(sys.argv[2] + "/f32", acts, doc, pos, tok, [], {}, dict(settings, dtype="f32"))
 `
     const said = execFileSync(PYTHON, ['-c', script, join(REPO, 'resources/harvest_activations.py'), t.dir], { encoding: 'utf8' })
-    expect(said).toMatch(/^layer 3: 2 of 96 values exceed float16's range \(\+-65,504; the largest \|x\| is 1e\+06\) and would be stored as inf\. Nothing was stored\. Run again with --dtype f32\./)
+    expect(said).toMatch(
+      /^layer 3: 2 of 96 values exceed float16's range \(\+-65,504; the largest \|x\| is 1e\+06\) and would be stored as inf\. Nothing was stored\. Run again with --dtype f32\./
+    )
     const { existsSync } = await import('node:fs')
     expect(existsSync(join(t.dir, 'f16'))).toBe(false)
     const { ActivationStore } = await import('../../src/core/io/activation-store')

@@ -89,15 +89,22 @@ describe('harvest', () => {
     t = tempDir()
     const file = corpus(t.dir)
     const opts = (out: string): HarvestOptions => ({
-      model: join(root, 'models', 'gpt_neox'), corpus: file, layers: [1], out: () => out, context: 8, dtype: 'f32', seed: 9,
-      shardRows: 20, batchSequences: 2
+      model: join(root, 'models', 'gpt_neox'),
+      corpus: file,
+      layers: [1],
+      out: () => out,
+      context: 8,
+      dtype: 'f32',
+      seed: 9,
+      shardRows: 20,
+      batchSequences: 2
     })
     await harvest(opts(join(t.dir, 'whole')), never)
     const controller = new AbortController()
     let calls = 0
-    await expect(
-      harvest(opts(join(t.dir, 'resumed')), { signal: controller.signal, progress: () => ++calls === 4 && controller.abort() })
-    ).rejects.toThrow(/cancelled/)
+    await expect(harvest(opts(join(t.dir, 'resumed')), { signal: controller.signal, progress: () => ++calls === 4 && controller.abort() })).rejects.toThrow(
+      /cancelled/
+    )
     expect(existsSync(join(t.dir, 'resumed', 'manifest.json'))).toBe(false)
     await expect(ActivationStore.open(join(t.dir, 'resumed'))).rejects.toThrow(/not a complete activation store.*interrupted: run it again to resume/)
     const progress = JSON.parse(readFileSync(join(t.dir, 'resumed.partial', 'progress.json'), 'utf8')) as { sequencesDone: number }
@@ -123,7 +130,7 @@ describe('harvest', () => {
     expect(again.tokensPerSecond).toBeNull()
   })
 
-  it('refuses values beyond float16\'s range, saying how many, where, the largest |x| and --dtype f32; leaves no store (case07)', async () => {
+  it("refuses values beyond float16's range, saying how many, where, the largest |x| and --dtype f32; leaves no store (case07)", async () => {
     t = tempDir()
     // The embeddings of a copy of the tiny gpt_neox scaled by 1e6: layer 0 is then far beyond ±65504 for most values.
     const model = join(t.dir, 'big', 'step100')
@@ -143,7 +150,9 @@ describe('harvest', () => {
       () => null,
       (e: Error) => e
     )
-    expect(err?.message).toMatch(/^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of the [\d,]+ values there exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/)
+    expect(err?.message).toMatch(
+      /^Harvest stopped at layer 0 of checkpoint step 100 \(.*big\/step100\), tokens 1–(\d+) of \d+: [\d,]+ of the [\d,]+ values there exceed float16's range \(±65,504; the largest \|x\| is [\d.e+]+\) and would be stored as Inf\. Nothing was stored\. Harvest again with --dtype f32/
+    )
     for (const L of [0, 1]) {
       expect(existsSync(`${out}-${L}`)).toBe(false)
       expect(existsSync(`${out}-${L}.partial`)).toBe(false)
@@ -162,7 +171,10 @@ describe('harvest', () => {
 
   it('streams shuffled batches that cover every row once', async () => {
     t = tempDir()
-    await harvest({ model: join(root, 'models', 'gpt_neox'), corpus: corpus(t.dir), layers: [0], out: () => join(t.dir, 's'), dtype: 'f32', shardRows: 16, context: 8 }, never)
+    await harvest(
+      { model: join(root, 'models', 'gpt_neox'), corpus: corpus(t.dir), layers: [0], out: () => join(t.dir, 's'), dtype: 'f32', shardRows: 16, context: 8 },
+      never
+    )
     const store = await ActivationStore.open(join(t.dir, 's'))
     expect(store.manifest.shards.length).toBeGreaterThan(2)
     const seen: string[] = []

@@ -116,7 +116,7 @@ describe('jobs in a real worker process', () => {
     expect(last.rateUnit).toBe('B/s')
     expect(last.etaSeconds).toBeGreaterThan(0)
     const elapsed = (Date.now() - Date.parse(last.startedAt!)) / 1000
-    expect(last.etaSeconds).toBeGreaterThanOrEqual(0.8 * ((elapsed - 1) * (1 - last.fraction)) / last.fraction)
+    expect(last.etaSeconds).toBeGreaterThanOrEqual((0.8 * ((elapsed - 1) * (1 - last.fraction))) / last.fraction)
     expect(last.message).toMatch(/checkpoint 1\/1: step5/)
     jobs.cancel(job.id)
     const end = await jobs.waitFor(job.id)
@@ -145,7 +145,7 @@ describe('jobs in a real worker process', () => {
     const { default: Database } = await import('better-sqlite3')
     await until(() => existsSync(join(project, 'project.sqlite')))
     const peek = new Database(join(project, 'project.sqlite'), { readonly: true })
-    await until(() => (peek.prepare("SELECT state FROM job").get() as { state?: string } | undefined)?.state === 'running')
+    await until(() => (peek.prepare('SELECT state FROM job').get() as { state?: string } | undefined)?.state === 'running')
     peek.close()
     cli.kill('SIGKILL')
     await new Promise((r) => cli.once('exit', r))

@@ -39,7 +39,10 @@ describe('labels survive recomputation and retraining', () => {
     const root = tinyModels()
     for (const s of [0, 10, 100]) cpSync(join(root, 'models', 'gpt_neox'), join(t.dir, 'series', `step${s}`), { recursive: true })
     const text = 'The cat sat on the mat. The dog sat on the log. Language models learn features during training. '.repeat(8)
-    writeFileSync(join(t.dir, 'c.jsonl'), Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: `${i} ${text}`, lang: i % 2 ? 'en' : 'xx' })).join('\n') + '\n')
+    writeFileSync(
+      join(t.dir, 'c.jsonl'),
+      Array.from({ length: 12 }, (_, i) => JSON.stringify({ text: `${i} ${text}`, lang: i % 2 ? 'en' : 'xx' })).join('\n') + '\n'
+    )
     ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
     ws.open(join(t.dir, 'p'))
     h = createHandlers(ws)
@@ -89,11 +92,24 @@ describe('labels survive recomputation and retraining', () => {
     // Retrain step 100's SAE: without retrain nothing is replaced; with it, the old SAE is kept as superseded.
     const checkpoints = await call('checkpoints.list')
     const c100 = checkpoints.find((c) => c.step === 100)!
-    const retrain = { kind: 'train-series', layer: 2, checkpointIds: [c100.id], preset: 'sae-track', n: 64, k: 4, tokens: 8192, batchSize: 128, backend: 'wasm', seed: 7 }
+    const retrain = {
+      kind: 'train-series',
+      layer: 2,
+      checkpointIds: [c100.id],
+      preset: 'sae-track',
+      n: 64,
+      k: 4,
+      tokens: 8192,
+      batchSize: 128,
+      backend: 'wasm',
+      seed: 7
+    }
     expect((await call('jobs.replaces', { ...retrain, retrain: false })).replaces).toEqual([])
     const kept = await runJob({ ...retrain, retrain: false })
     expect(kept.result).toMatchObject({ saes: 0, kept: expect.stringMatching(/steps 100/) })
-    expect((await call('jobs.replaces', { ...retrain, retrain: true })).replaces.join(' ')).toMatch(/steps 100.*kept as superseded.*1 feature sets and every label/)
+    expect((await call('jobs.replaces', { ...retrain, retrain: true })).replaces.join(' ')).toMatch(
+      /steps 100.*kept as superseded.*1 feature sets and every label/
+    )
     const oldSae = (await call('saes.list')).find((s) => s.checkpointId === c100.id)!
     await runJob({ ...retrain, retrain: true })
     const all = await call('saes.list', { includeSuperseded: true })
@@ -124,7 +140,11 @@ describe('labels survive recomputation and retraining', () => {
     expect(new Set(preview.pairs.map((p) => p.toFeature)).size).toBe(2)
     for (const p of preview.pairs) expect(p.cosine).toBeGreaterThan(-1.0001)
     // The terminal door shows the same matches; --dry-run writes nothing.
-    const cli = spawnSync(process.execPath, [CLI, 'labels', 'carry', '--project', join(t.dir, 'p'), '--from', String(s100.id), '--min-cosine=-1', '--dry-run'], { encoding: 'utf8' })
+    const cli = spawnSync(
+      process.execPath,
+      [CLI, 'labels', 'carry', '--project', join(t.dir, 'p'), '--from', String(s100.id), '--min-cosine=-1', '--dry-run'],
+      { encoding: 'utf8' }
+    )
     expect(cli.status, cli.stderr).toBe(0)
     for (const p of preview.pairs) expect(cli.stdout).toContain(`${p.fromFeature}\t${p.toFeature}\t${p.cosine!.toFixed(4)}\t`)
     expect(snapshot()).toEqual(before)

@@ -21,7 +21,10 @@ describe('feature sets and labels', () => {
     const file = join(t.dir, 'f.jsonl')
     writeFeatureSet(file, { checkpoints: ['10', '988240'], features: 30, labels: ['Token-level', 'Uninterpretable'] })
     const sets = importFeatureSet(p, file, 'paper')
-    expect(sets.map((s) => [s.name, s.nFeatures, s.checkpointLabel])).toEqual([['paper @ 10', 30, '10'], ['paper @ 988240', 30, '988240']])
+    expect(sets.map((s) => [s.name, s.nFeatures, s.checkpointLabel])).toEqual([
+      ['paper @ 10', 30, '10'],
+      ['paper @ 988240', 30, '988240']
+    ])
     const detail = p.features.get(sets[0]!.id, 0)
     expect(detail.examples).toHaveLength(8)
     expect(detail.examples[0]!.tokens).toHaveLength(12)
@@ -33,9 +36,16 @@ describe('feature sets and labels', () => {
     expect(p.features.list({ setId: sets[0]!.id, lang: 'ja' }).total).toBe(10)
     expect(p.features.list({ setId: sets[0]!.id, search: 'Tokyo' }).rows.every((r) => r.topTokens.includes('Tokyo'))).toBe(true)
     expect(p.features.list({ setId: sets[0]!.id, label: 'Token-level', annotator: IMPORT_ANNOTATOR }).rows.map((r) => r.feature)).toEqual([0])
-    expect(p.features.list({ setId: sets[0]!.id, sort: 'maxAct', descending: true, limit: 3 }).rows[0]!.maxAct).toBe(Math.max(...all.rows.map((r) => r.maxAct!)))
+    expect(p.features.list({ setId: sets[0]!.id, sort: 'maxAct', descending: true, limit: 3 }).rows[0]!.maxAct).toBe(
+      Math.max(...all.rows.map((r) => r.maxAct!))
+    )
     // indexOf places a feature where the same query lists it, or nowhere when the filters leave it out.
-    for (const q of [{ sort: 'maxAct' as const, descending: true }, { sort: 'density' as const }, { lang: 'ja' }, { sort: 'lang' as const, descending: true }]) {
+    for (const q of [
+      { sort: 'maxAct' as const, descending: true },
+      { sort: 'density' as const },
+      { lang: 'ja' },
+      { sort: 'lang' as const, descending: true }
+    ]) {
       const rows = p.features.list({ setId: sets[0]!.id, ...q, limit: 1000 }).rows.map((r) => r.feature)
       for (let f = 0; f < 30; f++) expect(p.features.indexOf({ setId: sets[0]!.id, ...q }, f)).toBe(rows.includes(f) ? rows.indexOf(f) : null)
     }
@@ -73,7 +83,10 @@ describe('feature sets and labels', () => {
     expect(p.labels.undo('ana')).toMatchObject({ feature: 1, category: null })
     expect(p.labels.labels(id, 1)).toEqual([])
     expect(p.labels.undo('ana')).toMatchObject({ feature: 0, category: 'Token-level', note: '' })
-    expect(p.labels.labels(id, 0).map((l) => [l.annotator, l.category])).toEqual([['ana', 'Token-level'], ['ben', 'Token-level']])
+    expect(p.labels.labels(id, 0).map((l) => [l.annotator, l.category])).toEqual([
+      ['ana', 'Token-level'],
+      ['ben', 'Token-level']
+    ])
     expect(p.labels.undo('ana')).toMatchObject({ feature: 0, category: null })
     expect(p.labels.undo('ana')).toBeNull()
     const history = p.labels.history(id, 0)
@@ -213,7 +226,19 @@ describe('label writes through the service: wide sets, request ids, blind judgem
   function wideSet(project: Project, n: number): number {
     const features = (function* () {
       for (let f = 0; f < n; f++) {
-        yield { feature: f, density: 0.01, maxAct: 1, meanAct: 0.5, dead: false, langClass: 'en', langCounts: null, topTokens: '', histogram: null, neighbours: [], examples: [] }
+        yield {
+          feature: f,
+          density: 0.01,
+          maxAct: 1,
+          meanAct: 0.5,
+          dead: false,
+          langClass: 'en',
+          langCounts: null,
+          topTokens: '',
+          histogram: null,
+          neighbours: [],
+          examples: []
+        }
       }
     })()
     return project.features.createSet({ name: 'wide', source: 'import' }, [], features).id
@@ -235,7 +260,10 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     expect(await call('labels.forFeatures', { setId, annotator: 'ben', features: sample })).toEqual([])
     // A note alone keeps the category; null still clears it.
     const f = beyond[0]!
-    expect(await call('labels.set', { setId, feature: f, annotator: 'ana', note: 'only a note' })).toMatchObject({ category: 'Token-level', note: 'only a note' })
+    expect(await call('labels.set', { setId, feature: f, annotator: 'ana', note: 'only a note' })).toMatchObject({
+      category: 'Token-level',
+      note: 'only a note'
+    })
     expect(project.labels.labels(setId, f)).toEqual([expect.objectContaining({ category: 'Token-level', note: 'only a note' })])
     expect(await call('labels.set', { setId, feature: f, annotator: 'ana', category: null })).toMatchObject({ category: null, note: 'only a note' })
     await expect(call('labels.set', { setId, feature: f, annotator: 'ana' })).rejects.toThrow(/category: give a category \(null clears it\) or a note/)
@@ -255,10 +283,14 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     raw.exec(`DROP INDEX label_event_request; ALTER TABLE label_event DROP COLUMN request_id; ALTER TABLE label_event DROP COLUMN blind_before;
       ALTER TABLE label_event DROP COLUMN blind; ALTER TABLE label DROP COLUMN blind; DELETE FROM schema_migration WHERE version = 9`)
     raw.prepare("INSERT INTO label (set_id, feature, annotator, category, note, updated_at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
-    raw.prepare("INSERT INTO label_event (set_id, feature, annotator, category_after, note_after, at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')").run(setId)
+    raw
+      .prepare("INSERT INTO label_event (set_id, feature, annotator, category_after, note_after, at) VALUES (?, 1, 'ana', 'Token-level', '', 'then')")
+      .run(setId)
     raw.close()
     const { call } = open(dir)
-    expect(await call('labels.forFeatures', { setId, annotator: 'ana', features: [0, 1, 2] })).toEqual([expect.objectContaining({ feature: 1, category: 'Token-level' })])
+    expect(await call('labels.forFeatures', { setId, annotator: 'ana', features: [0, 1, 2] })).toEqual([
+      expect.objectContaining({ feature: 1, category: 'Token-level' })
+    ])
     expect(await call('labels.history', { setId, feature: 1 })).toEqual([expect.objectContaining({ categoryAfter: 'Token-level', blind: null })])
     await call('labels.set', { setId, feature: 1, annotator: 'ana', category: 'Uninterpretable', blind: true, requestId: 'after-migration' })
     expect(await call('labels.undo', { setId, annotator: 'ana' })).toMatchObject({ category: 'Token-level' })
@@ -282,8 +314,12 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     expect(project.labels.labels(setId, 2)[0]!.category).toBe('Uninterpretable')
     expect(events.map((e) => e.category)).toEqual(['Token-level', 'Uninterpretable'])
     // An id is one write: reused for another feature or annotator, it is refused.
-    await expect(call('labels.set', { setId, feature: 3, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(/already used for another feature/)
-    await expect(call('labels.set', { setId, feature: 2, annotator: 'ben', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(/another annotator/)
+    await expect(call('labels.set', { setId, feature: 3, annotator: 'ana', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(
+      /already used for another feature/
+    )
+    await expect(call('labels.set', { setId, feature: 2, annotator: 'ben', category: 'Token-level', requestId: 'req-0001' })).rejects.toThrow(
+      /another annotator/
+    )
     await expect(call('labels.set', { setId, feature: 2, annotator: 'ana', category: 'Token-level', requestId: 'short' })).rejects.toThrow(/requestId/)
     // Undo too: sent twice, it reverts one change.
     expect(await call('labels.undo', { setId, annotator: 'ana', requestId: 'undo-0001' })).toMatchObject({ feature: 2, category: 'Token-level' })
@@ -298,7 +334,8 @@ describe('label writes through the service: wide sets, request ids, blind judgem
     writeFeatureSet(file, { checkpoints: [1], features: 6 })
     const setId = importFeatureSet(project, file)[0]!.id
     for (const f of [0, 1, 2, 3]) await call('labels.set', { setId, feature: f, annotator: 'ana', category: 'Token-level', blind: true })
-    for (const f of [0, 1, 2]) await call('labels.set', { setId, feature: f, annotator: 'ben', category: f === 2 ? 'Uninterpretable' : 'Token-level', blind: true })
+    for (const f of [0, 1, 2])
+      await call('labels.set', { setId, feature: f, annotator: 'ben', category: f === 2 ? 'Uninterpretable' : 'Token-level', blind: true })
     // Ben saw Ana's label of 3 before he judged it; a CLI or import write does not say.
     await call('labels.set', { setId, feature: 3, annotator: 'ben', category: 'Token-level', blind: false })
     await call('labels.set', { setId, feature: 4, annotator: 'ana', category: 'Token-level' })

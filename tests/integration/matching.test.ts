@@ -31,7 +31,11 @@ describe('greedy matching against the exact one', () => {
     await initBackend('cpu')
   })
 
-  for (const [n, d] of [[64, 16], [256, 32], [1024, 48]] as const) {
+  for (const [n, d] of [
+    [64, 16],
+    [256, 32],
+    [1024, 48]
+  ] as const) {
     it(`n = ${n}: a valid matching, the planted pairing where it is clear, within 2× of the optimum where it is not`, async () => {
       // Clear: little noise, the planted pairing is the optimum and greedy finds it too.
       const clear = planted(n, d, 0.05, n)

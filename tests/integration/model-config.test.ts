@@ -22,12 +22,25 @@ beforeAll(async () => {
 })
 
 const LLAMA = {
-  model_type: 'llama', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 64,
-  vocab_size: 100, max_position_embeddings: 256, rope_theta: 500000
+  model_type: 'llama',
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 64,
+  vocab_size: 100,
+  max_position_embeddings: 256,
+  rope_theta: 500000
 }
 const NEOX = {
-  model_type: 'gpt_neox', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 128, vocab_size: 100,
-  rotary_pct: 1.0, rotary_emb_base: 500000
+  model_type: 'gpt_neox',
+  hidden_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  intermediate_size: 128,
+  vocab_size: 100,
+  rotary_pct: 1.0,
+  rotary_emb_base: 500000
 }
 
 function parse(modelType: ModelType, cfg: Record<string, unknown>): ReturnType<typeof parseModelConfig> {
@@ -65,33 +78,97 @@ describe('config.json through the key table', () => {
     expect(parse('gpt_neox', { ...NEOX, rope_theta: 500000, partial_rotary_factor: 1.0 }).rope).toMatchObject({ theta: 500000, dims: 8 })
   })
 
-  it('defaults as transformers\' config classes have them', () => {
+  it("defaults as transformers' config classes have them", () => {
     const l = parse('llama', { model_type: 'llama', hidden_size: 32, num_attention_heads: 4, num_hidden_layers: 1 })
     expect(l).toMatchObject({ vocab: 32000, intermediate: 11008, kvHeads: 4, headDim: 8, eps: 1e-6, activation: 'silu', attentionBias: false, mlpBias: false })
     const n = parse('gpt_neox', { model_type: 'gpt_neox', hidden_size: 32, num_attention_heads: 4, num_hidden_layers: 1 })
     expect(n).toMatchObject({ vocab: 50432, intermediate: 24576, eps: 1e-5, activation: 'gelu', parallelResidual: true, attentionBias: true })
     const g = parse('gpt2', { model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 1 })
     expect(g).toMatchObject({ vocab: 50257, intermediate: 128, maxPositions: 1024, activation: 'gelu_new', scaleAttention: true, scaleByInverseLayer: false })
-    expect(parse('gpt2', { model_type: 'gpt2', hidden_size: 48, num_attention_heads: 4, num_hidden_layers: 2 })).toMatchObject({ dModel: 48, heads: 4, layers: 2 })
+    expect(parse('gpt2', { model_type: 'gpt2', hidden_size: 48, num_attention_heads: 4, num_hidden_layers: 2 })).toMatchObject({
+      dModel: 48,
+      heads: 4,
+      layers: 2
+    })
   })
 
   it.each([
-    ['conflicting places', 'gpt_neox', { ...NEOX, rope_parameters: { partial_rotary_factor: 0.25 } }, /config\.json sets partial_rotary_factor twice with different values: "rotary_pct" = 1 and "rope_parameters\.partial_rotary_factor" = 0\.25/],
-    ['conflicting rope_theta', 'llama', { ...LLAMA, rope_parameters: { rope_theta: 10000 } }, /sets rope_theta twice with different values: "rope_theta" = 500000 and "rope_parameters\.rope_theta" = 10000/],
-    ['an unimplemented RoPE variant', 'llama', { ...LLAMA, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }, /"rope_scaling\.rope_type" is "longrope"\. FeatureTrace supports rope_type: "default", "linear", "dynamic", "llama3", "yarn"/],
-    ['llama3 without low_freq_factor', 'llama', { ...LLAMA, rope_parameters: { rope_type: 'llama3', factor: 8, high_freq_factor: 4 } }, /lacks "rope_parameters\.low_freq_factor" or "rope_scaling\.low_freq_factor", which rope_type "llama3" needs/],
-    ['a YaRN factor transformers versions read differently', 'llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 256 } }, /"rope_scaling\.original_max_position_embeddings" is 256\. FeatureTrace supports original_max_position_embeddings: any; for yarn, when written: max_position_embeddings \/ factor/],
+    [
+      'conflicting places',
+      'gpt_neox',
+      { ...NEOX, rope_parameters: { partial_rotary_factor: 0.25 } },
+      /config\.json sets partial_rotary_factor twice with different values: "rotary_pct" = 1 and "rope_parameters\.partial_rotary_factor" = 0\.25/
+    ],
+    [
+      'conflicting rope_theta',
+      'llama',
+      { ...LLAMA, rope_parameters: { rope_theta: 10000 } },
+      /sets rope_theta twice with different values: "rope_theta" = 500000 and "rope_parameters\.rope_theta" = 10000/
+    ],
+    [
+      'an unimplemented RoPE variant',
+      'llama',
+      { ...LLAMA, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } },
+      /"rope_scaling\.rope_type" is "longrope"\. FeatureTrace supports rope_type: "default", "linear", "dynamic", "llama3", "yarn"/
+    ],
+    [
+      'llama3 without low_freq_factor',
+      'llama',
+      { ...LLAMA, rope_parameters: { rope_type: 'llama3', factor: 8, high_freq_factor: 4 } },
+      /lacks "rope_parameters\.low_freq_factor" or "rope_scaling\.low_freq_factor", which rope_type "llama3" needs/
+    ],
+    [
+      'a YaRN factor transformers versions read differently',
+      'llama',
+      { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 256 } },
+      /"rope_scaling\.original_max_position_embeddings" is 256\. FeatureTrace supports original_max_position_embeddings: any; for yarn, when written: max_position_embeddings \/ factor/
+    ],
     ['linear without factor', 'gpt_neox', { ...NEOX, rope_scaling: { type: 'linear' } }, /lacks "rope_parameters\.factor" or "rope_scaling\.factor"/],
-    ['key/value heads that do not divide the heads (case29 kv3)', 'llama', { ...LLAMA, num_key_value_heads: 3 }, /"num_key_value_heads" is 3\. FeatureTrace supports num_key_value_heads: divides num_attention_heads/],
-    ['a sliding window shorter than the context', 'llama', { ...LLAMA, sliding_window: 64 }, /"sliding_window" is 64\. FeatureTrace supports sliding_window: unset, or ≥ max_position_embeddings/],
-    ['partial rotary on llama', 'llama', { ...LLAMA, partial_rotary_factor: 0.5 }, /"partial_rotary_factor" is 0\.5\. FeatureTrace supports partial_rotary_factor: 1/],
+    [
+      'key/value heads that do not divide the heads (case29 kv3)',
+      'llama',
+      { ...LLAMA, num_key_value_heads: 3 },
+      /"num_key_value_heads" is 3\. FeatureTrace supports num_key_value_heads: divides num_attention_heads/
+    ],
+    [
+      'a sliding window shorter than the context',
+      'llama',
+      { ...LLAMA, sliding_window: 64 },
+      /"sliding_window" is 64\. FeatureTrace supports sliding_window: unset, or ≥ max_position_embeddings/
+    ],
+    [
+      'partial rotary on llama',
+      'llama',
+      { ...LLAMA, partial_rotary_factor: 0.5 },
+      /"partial_rotary_factor" is 0\.5\. FeatureTrace supports partial_rotary_factor: 1/
+    ],
     ['an odd number of rotated dimensions', 'gpt_neox', { ...NEOX, rotary_pct: 0.375 }, /"rotary_pct" is 0\.375\. .*even number of head dimensions/],
-    ['head_dim on gpt_neox', 'gpt_neox', { ...NEOX, head_dim: 16 }, /"head_dim" is 16\. FeatureTrace supports head_dim: unset or hidden_size \/ num_attention_heads/],
-    ['an activation transformers has but FeatureTrace does not', 'gpt_neox', { ...NEOX, hidden_act: 'gelu_10' }, /"hidden_act" is "gelu_10"\. FeatureTrace supports hidden_act: "gelu", "gelu_new"/],
-    ['cross-attention', 'gpt2', { model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 1, add_cross_attention: true }, /"add_cross_attention" is true\. FeatureTrace supports add_cross_attention: false/],
+    [
+      'head_dim on gpt_neox',
+      'gpt_neox',
+      { ...NEOX, head_dim: 16 },
+      /"head_dim" is 16\. FeatureTrace supports head_dim: unset or hidden_size \/ num_attention_heads/
+    ],
+    [
+      'an activation transformers has but FeatureTrace does not',
+      'gpt_neox',
+      { ...NEOX, hidden_act: 'gelu_10' },
+      /"hidden_act" is "gelu_10"\. FeatureTrace supports hidden_act: "gelu", "gelu_new"/
+    ],
+    [
+      'cross-attention',
+      'gpt2',
+      { model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 1, add_cross_attention: true },
+      /"add_cross_attention" is true\. FeatureTrace supports add_cross_attention: false/
+    ],
     ['quantized weights', 'llama', { ...LLAMA, quantization_config: { quant_method: 'gptq' } }, /"quantization_config" is set\. .*quantized weights/],
     ['a number written as a string', 'llama', { ...LLAMA, rope_theta: '10000' }, /"rope_theta" is "10000", but rope_theta must be a number/],
-    ['RoPE settings per layer type', 'llama', { ...LLAMA, rope_parameters: { full_attention: { rope_type: 'default' } } }, /"rope_parameters" holds "full_attention": .*a RoPE setting per layer type/]
+    [
+      'RoPE settings per layer type',
+      'llama',
+      { ...LLAMA, rope_parameters: { full_attention: { rope_type: 'default' } } },
+      /"rope_parameters" holds "full_attention": .*a RoPE setting per layer type/
+    ]
   ] as [string, ModelType, Record<string, unknown>, RegExp][])('refuses %s, naming file, key and value', (_, modelType, cfg, message) => {
     expect(() => parse(modelType, cfg)).toThrow(message)
     expect(() => parse(modelType, cfg)).toThrow(/\/ckpt\/config\.json/)
@@ -99,7 +176,10 @@ describe('config.json through the key table', () => {
 
   it('accepts a sliding window no shorter than max_position_embeddings, and keys that do not change the result', () => {
     expect(() => parse('llama', { ...LLAMA, sliding_window: 4096, pretraining_tp: 2, attention_dropout: 0.1, torch_dtype: 'bfloat16' })).not.toThrow()
-    expect(parse('llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64 } }).rope).toMatchObject({ factor: 4, originalMaxPositions: 64 })
+    expect(parse('llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64 } }).rope).toMatchObject({
+      factor: 4,
+      originalMaxPositions: 64
+    })
     expect(parse('llama', { ...LLAMA, rope_scaling: { type: 'yarn', factor: 4 } }).rope).toMatchObject({ factor: 4, originalMaxPositions: 256 })
     expect(parse('gpt2', { model_type: 'gpt2', n_embd: 32, n_head: 4, n_layer: 1, reorder_and_upcast_attn: true }).scaleAttention).toBe(true)
   })
@@ -116,12 +196,25 @@ describe('RoPE frequencies and activations against the PyTorch reference', () =>
     refs = JSON.parse(readFileSync(join(root, 'references', 'functions.json'), 'utf8'))
   })
 
-  it('every variant\'s inverse frequencies and cos/sin scale equal rope_inv_freq to 1e-12', () => {
+  it("every variant's inverse frequencies and cos/sin scale equal rope_inv_freq to 1e-12", () => {
     expect(new Set(refs.rope.map((r) => r.case.type))).toEqual(new Set(['default', 'linear', 'dynamic', 'llama3', 'yarn']))
     for (const r of refs.rope) {
       const spec: RopeSpec = {
-        type: 'default', theta: 10000, dims: 16, factor: 1, maxPositions: 128, originalMaxPositions: 128, lowFreqFactor: 1, highFreqFactor: 4,
-        attentionFactor: null, betaFast: 32, betaSlow: 1, mscale: null, mscaleAllDim: null, truncate: true, ...r.case
+        type: 'default',
+        theta: 10000,
+        dims: 16,
+        factor: 1,
+        maxPositions: 128,
+        originalMaxPositions: 128,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+        attentionFactor: null,
+        betaFast: 32,
+        betaSlow: 1,
+        mscale: null,
+        mscaleAllDim: null,
+        truncate: true,
+        ...r.case
       }
       const { inv, scale } = ropeFrequencies(spec, r.case.T)
       expect(inv.length, JSON.stringify(r.case)).toBe(r.inv.length)
@@ -133,13 +226,14 @@ describe('RoPE frequencies and activations against the PyTorch reference', () =>
     expect(dyn.map((r) => r.inv[3])).not.toEqual([dyn[0]!.inv[3], dyn[0]!.inv[3]])
   })
 
-  it('each activation equals transformers\' ACT2FN (torch) to 1e-6', () => {
+  it("each activation equals transformers' ACT2FN (torch) to 1e-6", () => {
     const x = tf.tensor1d(refs.activations.x!, 'float32')
     for (const name of ACTIVATIONS) {
       const y = ACTIVATION_FNS[name](x)
       const got = y.dataSync()
       const want = refs.activations[name]!
-      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i]! - want[i]!), `${name}(${refs.activations.x![i]})`).toBeLessThan(1e-5 * Math.max(1, Math.abs(want[i]!)))
+      for (let i = 0; i < want.length; i++)
+        expect(Math.abs(got[i]! - want[i]!), `${name}(${refs.activations.x![i]})`).toBeLessThan(1e-5 * Math.max(1, Math.abs(want[i]!)))
       y.dispose()
     }
     x.dispose()
@@ -159,7 +253,9 @@ describe('the weights a checkpoint holds are exactly the ones the forward pass u
     t = tempDir()
     const dir = copyModel('llama-gqa-tied')
     await rewriteWeights(dir, (w) => (w['model.layers.1.self_attn.q_proj.bias'] = { dtype: 'F32', shape: [64], data: new Float32Array(64) }))
-    await expect(loadModel(dir)).rejects.toThrow(/llama-gqa-tied holds 1 tensor the llama forward pass would not use: "model\.layers\.1\.self_attn\.q_proj\.bias"\. FeatureTrace refuses rather than skip them/)
+    await expect(loadModel(dir)).rejects.toThrow(
+      /llama-gqa-tied holds 1 tensor the llama forward pass would not use: "model\.layers\.1\.self_attn\.q_proj\.bias"\. FeatureTrace refuses rather than skip them/
+    )
   })
 
   it('refuses layers beyond num_hidden_layers, even when only early layers are wanted', async () => {
@@ -199,21 +295,22 @@ describe('the weights a checkpoint holds are exactly the ones the forward pass u
 
   it('case19: ignores the buffers old conversions carry (causal masks, masked_bias, rotary inv_freq) and computes the same', async () => {
     t = tempDir()
-    const buffers: Record<string, (w: Record<string, unknown>) => Record<string, { dtype: 'F32' | 'BOOL'; shape: number[]; data: Uint8Array | Float32Array }>> = {
-      gpt_neox: () => ({
-        'gpt_neox.layers.0.attention.bias': { dtype: 'BOOL', shape: [1, 1, 4, 4], data: new Uint8Array(16).fill(1) },
-        'gpt_neox.layers.0.attention.masked_bias': { dtype: 'F32', shape: [], data: new Float32Array([-1e9]) },
-        'gpt_neox.layers.2.attention.rotary_emb.inv_freq': { dtype: 'F32', shape: [2], data: new Float32Array([1, 0.01]) }
-      }),
-      gpt2: () => ({
-        'transformer.h.1.attn.bias': { dtype: 'F32', shape: [1, 1, 4, 4], data: new Float32Array(16).fill(1) },
-        'transformer.h.1.attn.masked_bias': { dtype: 'F32', shape: [], data: new Float32Array([-1e4]) }
-      }),
-      'llama-gqa-tied': () => ({
-        'model.layers.0.self_attn.rotary_emb.inv_freq': { dtype: 'F32', shape: [8], data: new Float32Array(8).fill(0.5) },
-        'model.rotary_emb.inv_freq': { dtype: 'F32', shape: [8], data: new Float32Array(8).fill(0.5) }
-      })
-    }
+    const buffers: Record<string, (w: Record<string, unknown>) => Record<string, { dtype: 'F32' | 'BOOL'; shape: number[]; data: Uint8Array | Float32Array }>> =
+      {
+        gpt_neox: () => ({
+          'gpt_neox.layers.0.attention.bias': { dtype: 'BOOL', shape: [1, 1, 4, 4], data: new Uint8Array(16).fill(1) },
+          'gpt_neox.layers.0.attention.masked_bias': { dtype: 'F32', shape: [], data: new Float32Array([-1e9]) },
+          'gpt_neox.layers.2.attention.rotary_emb.inv_freq': { dtype: 'F32', shape: [2], data: new Float32Array([1, 0.01]) }
+        }),
+        gpt2: () => ({
+          'transformer.h.1.attn.bias': { dtype: 'F32', shape: [1, 1, 4, 4], data: new Float32Array(16).fill(1) },
+          'transformer.h.1.attn.masked_bias': { dtype: 'F32', shape: [], data: new Float32Array([-1e4]) }
+        }),
+        'llama-gqa-tied': () => ({
+          'model.layers.0.self_attn.rotary_emb.inv_freq': { dtype: 'F32', shape: [8], data: new Float32Array(8).fill(0.5) },
+          'model.rotary_emb.inv_freq': { dtype: 'F32', shape: [8], data: new Float32Array(8).fill(0.5) }
+        })
+      }
     for (const [name, extra] of Object.entries(buffers)) {
       const dir = copyModel(name)
       await rewriteWeights(dir, (w) => Object.assign(w, extra(w)))
@@ -231,7 +328,11 @@ describe('the weights a checkpoint holds are exactly the ones the forward pass u
   it('refuses token ids beyond the embedding inside the forward pass too, naming the ids and the fix', async () => {
     const model = await loadModel(join(root, 'models', 'gpt2'), 1)
     const ids = tf.tensor2d([[3, model.vocabRows, model.vocabRows + 4]], [1, 3], 'int32')
-    expect(() => model.hiddenStates(ids, [1])).toThrow(new RegExp(`Token ids ${model.vocabRows}, ${model.vocabRows + 4} are outside the ${model.vocabRows} rows of "transformer\\.wte\\.weight".*resize_token_embeddings`))
+    expect(() => model.hiddenStates(ids, [1])).toThrow(
+      new RegExp(
+        `Token ids ${model.vocabRows}, ${model.vocabRows + 4} are outside the ${model.vocabRows} rows of "transformer\\.wte\\.weight".*resize_token_embeddings`
+      )
+    )
     ids.dispose()
     model.dispose()
   })

@@ -19,34 +19,148 @@ type Row = Record<string, unknown>
 const TABLES: Record<string, { required: string[]; optional: string[] }> = {
   Model: {
     required: ['id', 'creatorId', 'layers', 'neuronsPerLayer', 'owner'],
-    optional: ['displayNameShort', 'displayName', 'tlensId', 'openRouterId', 'dimension', 'thinking', 'visibility', 'defaultSourceSetName', 'defaultSourceId', 'defaultGraphSourceSetName', 'inferenceEnabled', 'instruct', 'createdAt', 'updatedAt', 'website']
+    optional: [
+      'displayNameShort',
+      'displayName',
+      'tlensId',
+      'openRouterId',
+      'dimension',
+      'thinking',
+      'visibility',
+      'defaultSourceSetName',
+      'defaultSourceId',
+      'defaultGraphSourceSetName',
+      'inferenceEnabled',
+      'instruct',
+      'createdAt',
+      'updatedAt',
+      'website'
+    ]
   },
   SourceSet: {
     required: ['modelId', 'name', 'description', 'creatorName', 'creatorId'],
-    optional: ['hasDashboards', 'allowInferenceSearch', 'visibility', 'type', 'urls', 'creatorEmail', 'releaseName', 'hasGraphs', 'graphEnabled', 'similarityMatrixEnabled', 'defaultOfModelId', 'defaultGraphModelId', 'defaultRange', 'defaultShowBreaks', 'showDfa', 'showCorrelated', 'showHeadAttribution', 'showUmap', 'createdAt']
+    optional: [
+      'hasDashboards',
+      'allowInferenceSearch',
+      'visibility',
+      'type',
+      'urls',
+      'creatorEmail',
+      'releaseName',
+      'hasGraphs',
+      'graphEnabled',
+      'similarityMatrixEnabled',
+      'defaultOfModelId',
+      'defaultGraphModelId',
+      'defaultRange',
+      'defaultShowBreaks',
+      'showDfa',
+      'showCorrelated',
+      'showHeadAttribution',
+      'showUmap',
+      'createdAt'
+    ]
   },
   Source: {
     required: ['id', 'modelId', 'setName', 'creatorId'],
-    optional: ['hasDashboards', 'inferenceEnabled', 'saelensConfig', 'saelensRelease', 'saelensSaeId', 'hfRepoId', 'hfFolderId', 'visibility', 'defaultOfModelId', 'hasUmap', 'hasUmapLogSparsity', 'hasUmapClusters', 'num_prompts', 'num_tokens_in_prompt', 'dataset', 'notes', 'cosSimMatchModelId', 'cosSimMatchSourceId', 'createdAt']
+    optional: [
+      'hasDashboards',
+      'inferenceEnabled',
+      'saelensConfig',
+      'saelensRelease',
+      'saelensSaeId',
+      'hfRepoId',
+      'hfFolderId',
+      'visibility',
+      'defaultOfModelId',
+      'hasUmap',
+      'hasUmapLogSparsity',
+      'hasUmapClusters',
+      'num_prompts',
+      'num_tokens_in_prompt',
+      'dataset',
+      'notes',
+      'cosSimMatchModelId',
+      'cosSimMatchSourceId',
+      'createdAt'
+    ]
   },
   Neuron: {
     required: ['modelId', 'layer', 'index'],
     optional: [
-      'sourceSetName', 'creatorId', 'createdAt', 'maxActApprox', 'hasVector', 'vector', 'vectorLabel', 'vectorDefaultSteerStrength', 'hookName', 'topkCosSimIndices', 'topkCosSimValues',
-      'neuron_alignment_indices', 'neuron_alignment_values', 'neuron_alignment_l1', 'correlated_neurons_indices', 'correlated_neurons_pearson', 'correlated_neurons_l1',
-      'correlated_features_indices', 'correlated_features_pearson', 'correlated_features_l1', 'neg_str', 'neg_values', 'pos_str', 'pos_values', 'frac_nonzero',
-      'freq_hist_data_bar_heights', 'freq_hist_data_bar_values', 'logits_hist_data_bar_heights', 'logits_hist_data_bar_values', 'decoder_weights_dist', 'umap_cluster',
-      'umap_log_feature_sparsity', 'umap_x', 'umap_y'
+      'sourceSetName',
+      'creatorId',
+      'createdAt',
+      'maxActApprox',
+      'hasVector',
+      'vector',
+      'vectorLabel',
+      'vectorDefaultSteerStrength',
+      'hookName',
+      'topkCosSimIndices',
+      'topkCosSimValues',
+      'neuron_alignment_indices',
+      'neuron_alignment_values',
+      'neuron_alignment_l1',
+      'correlated_neurons_indices',
+      'correlated_neurons_pearson',
+      'correlated_neurons_l1',
+      'correlated_features_indices',
+      'correlated_features_pearson',
+      'correlated_features_l1',
+      'neg_str',
+      'neg_values',
+      'pos_str',
+      'pos_values',
+      'frac_nonzero',
+      'freq_hist_data_bar_heights',
+      'freq_hist_data_bar_values',
+      'logits_hist_data_bar_heights',
+      'logits_hist_data_bar_values',
+      'decoder_weights_dist',
+      'umap_cluster',
+      'umap_log_feature_sparsity',
+      'umap_x',
+      'umap_y'
     ]
   },
   Activation: {
     // id has a default (cuid) but an export's ids are the keys "on conflict do nothing" compares, so it is given.
     required: ['id', 'tokens', 'index', 'layer', 'modelId', 'maxValue', 'maxValueTokenIndex', 'minValue', 'values', 'creatorId'],
-    optional: ['dataIndex', 'dataSource', 'dfaValues', 'dfaTargetIndex', 'dfaMaxValue', 'zQIndices', 'zKIndices', 'zValues', 'createdAt', 'lossValues', 'logitContributions', 'binMin', 'binMax', 'binContains', 'qualifyingTokenIndex']
+    optional: [
+      'dataIndex',
+      'dataSource',
+      'dfaValues',
+      'dfaTargetIndex',
+      'dfaMaxValue',
+      'zQIndices',
+      'zKIndices',
+      'zValues',
+      'createdAt',
+      'lossValues',
+      'logitContributions',
+      'binMin',
+      'binMax',
+      'binContains',
+      'qualifyingTokenIndex'
+    ]
   },
   Explanation: {
     required: ['id', 'modelId', 'layer', 'index', 'description', 'authorId'],
-    optional: ['triggeredByUserId', 'notes', 'scoreV1', 'scoreV2', 'umap_x', 'umap_y', 'umap_cluster', 'umap_log_feature_sparsity', 'typeName', 'explanationModelName', 'createdAt', 'updatedAt']
+    optional: [
+      'triggeredByUserId',
+      'notes',
+      'scoreV1',
+      'scoreV2',
+      'umap_x',
+      'umap_y',
+      'umap_cluster',
+      'umap_log_feature_sparsity',
+      'typeName',
+      'explanationModelName',
+      'createdAt',
+      'updatedAt'
+    ]
   }
 }
 /** Explanation types the Neuronpedia code base names (ExplanationType rows are loaded from its config; "human" is the type of people's explanations). */
@@ -79,9 +193,22 @@ function readExport(out: string): Export {
     for (const src of readdirSync(join(out, model))) {
       const dir = join(out, model, src)
       e.sourceDirs.push(`${model}/${src}`)
-      for (const f of ['model', 'sourceset', 'source'] as const) e[f].push(...readFileSync(join(dir, `${f}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row))
+      for (const f of ['model', 'sourceset', 'source'] as const)
+        e[f].push(
+          ...readFileSync(join(dir, `${f}.jsonl`), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Row)
+        )
       for (const sub of ['features', 'activations', 'explanations'] as const) {
-        for (const file of readdirSync(join(dir, sub)).sort()) e[sub].push(gunzipSync(readFileSync(join(dir, sub, file))).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row))
+        for (const file of readdirSync(join(dir, sub)).sort())
+          e[sub].push(
+            gunzipSync(readFileSync(join(dir, sub, file)))
+              .toString('utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Row)
+          )
       }
     }
   }
@@ -112,13 +239,16 @@ function problems(e: Export, creatorId: string): string[] {
   batch('Neuron', e.features)
   batch('Activation', e.activations)
   batch('Explanation', e.explanations)
-  for (const m of e.model) if (!MODEL_ID.test(String(m.id)) || String(m.id) !== String(m.id).toLowerCase()) out.push(`model id ${String(m.id)} is not what Neuronpedia stores`)
+  for (const m of e.model)
+    if (!MODEL_ID.test(String(m.id)) || String(m.id) !== String(m.id).toLowerCase()) out.push(`model id ${String(m.id)} is not what Neuronpedia stores`)
   for (const m of e.model) if (typeof m.owner !== 'string' || !m.owner.trim()) out.push('Model.owner empty')
-  for (const r of [...e.model, ...e.sourceset, ...e.source, ...e.features.flat(), ...e.activations.flat()]) if (r.creatorId !== creatorId) out.push(`creatorId ${String(r.creatorId)}`)
+  for (const r of [...e.model, ...e.sourceset, ...e.source, ...e.features.flat(), ...e.activations.flat()])
+    if (r.creatorId !== creatorId) out.push(`creatorId ${String(r.creatorId)}`)
   const neurons = new Set(e.features.flat().map((f) => `${String(f.modelId)}|${String(f.layer)}|${String(f.index)}`))
   const sources = new Set(e.source.map((s) => `${String(s.modelId)}|${String(s.id)}`))
   for (const f of e.features.flat()) if (!sources.has(`${String(f.modelId)}|${String(f.layer)}`)) out.push(`feature of unknown source ${String(f.layer)}`)
-  for (const a of [...e.activations.flat(), ...e.explanations.flat()]) if (!neurons.has(`${String(a.modelId)}|${String(a.layer)}|${String(a.index)}`)) out.push(`record of unknown feature ${String(a.layer)}/${String(a.index)}`)
+  for (const a of [...e.activations.flat(), ...e.explanations.flat()])
+    if (!neurons.has(`${String(a.modelId)}|${String(a.layer)}|${String(a.index)}`)) out.push(`record of unknown feature ${String(a.layer)}/${String(a.index)}`)
   for (const x of e.explanations.flat()) {
     if (x.typeName !== HUMAN) out.push(`explanation type ${String(x.typeName)}`)
     if (x.authorId !== creatorId) out.push(`explanation author ${String(x.authorId)} is not the user id`)
@@ -201,7 +331,7 @@ describe('Neuronpedia export', () => {
     expect(e.features.flat().map((f) => f.hookName)).toEqual(Array(10).fill('blocks.1.hook_resid_post'))
   })
 
-  it('each context once, values never above the feature\'s max activation, labels as human explanations by the creator user', () => {
+  it("each context once, values never above the feature's max activation, labels as human explanations by the creator user", () => {
     const out = join(t.dir, 'np-a2')
     exportNeuronpedia(a, out, { modelId: 'tiny-llama', creatorId: 'cuser123', owner: 'FeatureTrace demo' })
     const e = readExport(out)
@@ -209,7 +339,10 @@ describe('Neuronpedia export', () => {
     const acts = e.activations.flat()
     // 5 features × 2 distinct contexts per set, 2 sets.
     expect(acts).toHaveLength(20)
-    expect(acts.filter((x) => x.index === '1' && x.layer === '1-featuretrace__step0').map((x) => x.dataSource)).toEqual(['featuretrace:paper+top', 'featuretrace:interval'])
+    expect(acts.filter((x) => x.index === '1' && x.layer === '1-featuretrace__step0').map((x) => x.dataSource)).toEqual([
+      'featuretrace:paper+top',
+      'featuretrace:interval'
+    ])
     for (const f of e.features.flat()) {
       const mine = acts.filter((x) => x.layer === f.layer && x.index === f.index)
       for (const x of mine) {
@@ -245,7 +378,10 @@ describe('Neuronpedia export', () => {
   })
 
   it.each([
-    [{ modelId: 'Pythia.160M' }, /--model "Pythia\.160M" is not a Neuronpedia model id: use lower-case letters, digits, "-" and "_" \(at most 128\), e\.g\. "pythia-160m"/],
+    [
+      { modelId: 'Pythia.160M' },
+      /--model "Pythia\.160M" is not a Neuronpedia model id: use lower-case letters, digits, "-" and "_" \(at most 128\), e\.g\. "pythia-160m"/
+    ],
     [{ sourceSet: 'res__ft' }, /--source-set "res__ft" is not a Neuronpedia source-set name: .*without "__"/],
     [{ sourceSet: 'Res-FT' }, /--source-set "Res-FT" is not a Neuronpedia source-set name.*e\.g\. "res-ft"/],
     [{ creatorId: 'Ana Smith' }, /--creator-id "Ana Smith" is not a Neuronpedia user id/],
@@ -256,7 +392,7 @@ describe('Neuronpedia export', () => {
     expect(readdirSync(t.dir).filter((f) => f.startsWith(out.split('/').at(-1)!))).toEqual([])
   })
 
-  it('the project\'s name becomes the model id when none is given', () => {
+  it("the project's name becomes the model id when none is given", () => {
     const out = join(t.dir, 'np-default')
     expect(exportNeuronpedia(a, out, {}).modelId).toBe('tiny')
   })

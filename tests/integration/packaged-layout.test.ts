@@ -80,7 +80,9 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
   let config: BuilderConfig
   let listed: Set<string>
   let standIn = false
-  const optional = new Set(Object.keys((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies?: object }).optionalDependencies ?? {}))
+  const optional = new Set(
+    Object.keys((JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies?: object }).optionalDependencies ?? {})
+  )
 
   /** The archive's header entry for a path inside it (posix). */
   const header = (inner: string): { unpacked?: boolean; size?: number; files?: unknown } | null => {
@@ -126,7 +128,11 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
     }
     return { files, bare }
   }
-  const packageName = (specifier: string): string => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/')
+  const packageName = (specifier: string): string =>
+    specifier
+      .split('/')
+      .slice(0, specifier.startsWith('@') ? 2 : 1)
+      .join('/')
 
   beforeAll(async () => {
     for (const built of [APP_FILES.preload, APP_FILES.rendererIndex, APP_FILES.jobWorker, APP_FILES.driftKernel, 'out/main/index.js']) {
@@ -173,7 +179,13 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
         }
         if (!unpacked) dirs.set(d, false)
       }
-      streams.push({ type: 'file', path: e.rel.split('/').join(sep), unpacked, stat: { mode: st.mode, size: st.size }, streamGenerator: () => createReadStream(e.source) })
+      streams.push({
+        type: 'file',
+        path: e.rel.split('/').join(sep),
+        unpacked,
+        stat: { mode: st.mode, size: st.size },
+        streamGenerator: () => createReadStream(e.source)
+      })
     }
     for (const s of streams) if (s.type === 'directory') s.unpacked = dirs.get(s.path.split(sep).join('/')) ?? false
     mkdirSync(resources, { recursive: true })
@@ -271,7 +283,10 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
     expect([...bare.keys()]).toEqual([])
     // The worker graph names the bundle it starts.
     const worker = moduleGraph(APP_FILES.jobWorker).files
-    expect(worker.some((f) => readInner(f).includes('drift-kernel.js')), 'drift kernel bundle named in the worker graph').toBe(true)
+    expect(
+      worker.some((f) => readInner(f).includes('drift-kernel.js')),
+      'drift kernel bundle named in the worker graph'
+    ).toBe(true)
     for (const p of [...listed].filter((p) => p.startsWith(`/${THREADS_DIR}/`) && p.endsWith('.js'))) {
       expect(header(p.slice(1))?.unpacked, p).toBe(true)
     }
@@ -279,7 +294,9 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
 
   it('keeps everything else packed', () => {
     const unpacked = [...listed].filter((p) => header(p.slice(1))?.unpacked && header(p.slice(1))?.files === undefined)
-    expect(unpacked.every((p) => p.endsWith('.node') || p.startsWith(`/${THREADS_DIR}/`) || p.startsWith('/out/native/') || p.includes('tfjs-node-gpu'))).toBe(true)
+    expect(unpacked.every((p) => p.endsWith('.node') || p.startsWith(`/${THREADS_DIR}/`) || p.startsWith('/out/native/') || p.includes('tfjs-node-gpu'))).toBe(
+      true
+    )
     expect(lstatSync(archive).size).toBeGreaterThan(1_000_000)
   })
 })

@@ -102,7 +102,11 @@ describe('a moved or copied project', () => {
     await withWorkspace(first, async (ws, project) => {
       await runDemo(ws, { waitFor: (job) => ws.requireProject().jobs.waitFor(job.id) }, TINY)
       await runJob(ws, { kind: 'geometry', analysis: 'galaxy', layer: LAYER, galaxy: { sample: 40, dims: 8, bootstraps: 3 }, backend: 'wasm' })
-      const last = project.features.sets().filter((s) => s.layer === LAYER).sort((a, b) => a.step! - b.step!).at(-1)!
+      const last = project.features
+        .sets()
+        .filter((s) => s.layer === LAYER)
+        .sort((a, b) => a.step! - b.step!)
+        .at(-1)!
       await callService(ws, 'labels.set', { setId: last.id, feature: 3, annotator: 'alice', category: 'Token-level', note: 'kana' })
       seen = await readEverything(ws)
     })
@@ -127,7 +131,13 @@ describe('a moved or copied project', () => {
       expect(await readEverything(ws)).toEqual(seen)
       for (const s of project.saes.list()) expect(s.path.startsWith(`${moved}/artifacts/saes/`)).toBe(true)
       // Lobes read the SAEs and activation stores, which now exist only in the new place.
-      await runJob(ws, { kind: 'geometry', analysis: 'lobes', layer: LAYER, lobes: { ks: [2], metric: 'phi', permutations: 5, blockSize: 16 }, backend: 'wasm' })
+      await runJob(ws, {
+        kind: 'geometry',
+        analysis: 'lobes',
+        layer: LAYER,
+        lobes: { ks: [2], metric: 'phi', permutations: 5, blockSize: 16 },
+        backend: 'wasm'
+      })
       expect(project.geometry.list('lobes', LAYER)).toHaveLength(3)
     })
     expect(stringsNaming(join(moved, 'project.sqlite'), first)).toEqual([])
@@ -142,7 +152,15 @@ describe('a moved or copied project', () => {
     await withWorkspace(copy, async (ws, project) => {
       expect(await readEverything(ws)).toEqual(seen)
       const step = project.checkpoints.list().sort((a, b) => a.step - b.step)[0]!
-      await runJob(ws, { kind: 'harvest', checkpointIds: [step.id], corpus: project.activations.list()[0]!.corpus, layer: 1, context: 64, maxTokens: 1024, seed: 0 })
+      await runJob(ws, {
+        kind: 'harvest',
+        checkpointIds: [step.id],
+        corpus: project.activations.list()[0]!.corpus,
+        layer: 1,
+        context: 64,
+        maxTokens: 1024,
+        seed: 0
+      })
       await runJob(ws, { kind: 'train-series', checkpointIds: [step.id], layer: 1, n: 32, k: 4, tokens: 2048, batchSize: 256, warmupSteps: 2, seed: 0 })
       await runJob(ws, { kind: 'feature-stats', checkpointIds: [step.id], layer: 1 })
       expect(project.features.sets().filter((s) => s.layer === 1)).toHaveLength(1)
@@ -170,7 +188,10 @@ describe('a moved or copied project', () => {
     ).run(step0)
     db.prepare('UPDATE job SET error = ? WHERE id = (SELECT min(id) FROM job)').run(`Missing ${old}/artifacts/saes/step0/layer2/cfg.json; see ${old}.`)
     const geometryId = (db.prepare('SELECT min(id) AS id FROM geometry_result').get() as { id: number }).id
-    db.prepare('UPDATE geometry_result SET params_json = ? WHERE id = ?').run(JSON.stringify({ seed: 0, crystals: { pairs: [`${old}/pairs/en-ja.tsv`, '/shared/pairs.tsv'] } }), geometryId)
+    db.prepare('UPDATE geometry_result SET params_json = ? WHERE id = ?').run(
+      JSON.stringify({ seed: 0, crystals: { pairs: [`${old}/pairs/en-ja.tsv`, '/shared/pairs.tsv'] } }),
+      geometryId
+    )
     db.exec('DROP TABLE path_conversion_pending; DELETE FROM schema_migration WHERE version = 10')
     db.close()
     expect(stringsNaming(join(old, 'project.sqlite'), old).sort()).toEqual(['activation_store.path', 'geometry_result.params_json', 'job.error', 'sae.path'])
@@ -189,7 +210,10 @@ describe('a moved or copied project', () => {
         ['corpus', '/elsewhere/corpus.jsonl']
       ])
       expect(project.jobs.list().at(-1)!.error).toBe('Missing artifacts/saes/step0/layer2/cfg.json; see ..')
-      expect((project.geometry.get(geometryId)!.params as { crystals: { pairs: string[] } }).crystals.pairs).toEqual([join(copy, 'pairs/en-ja.tsv'), '/shared/pairs.tsv'])
+      expect((project.geometry.get(geometryId)!.params as { crystals: { pairs: string[] } }).crystals.pairs).toEqual([
+        join(copy, 'pairs/en-ja.tsv'),
+        '/shared/pairs.tsv'
+      ])
       expect(await readEverything(ws)).toEqual(seen)
       const applied = project.db.prepare('SELECT version FROM schema_migration WHERE version = 10').get()
       expect(applied).toEqual({ version: 10 })

@@ -26,7 +26,7 @@ const tokenizerDirs = (): [string, string][] => [
   ['the demo model', join(REPO, 'resources', 'demo', 'checkpoints', 'step2000')]
 ]
 
-describe('encodePrefix equals the whole text\'s first tokens', () => {
+describe("encodePrefix equals the whole text's first tokens", () => {
   it.each([0, 1, 2])('%#: split at safe cuts and whole agree for every budget', (k) => {
     const [, dir] = tokenizerDirs()[k]!
     const tok = loadTokenizer(dir)
@@ -89,7 +89,12 @@ describe('encodePrefix equals the whole text\'s first tokens', () => {
     const text = 'word '.repeat(10_000)
     expect(prefixEncoder({ model: { type: 'Unigram', vocab: [] } }, encode)(text, 10).complete).toBe(true)
     expect(prefixEncoder({ normalizer: { type: 'Precompiled' }, model: { type: 'BPE', vocab: { '▁': 0 }, merges: [] } }, encode)(text, 10).complete).toBe(true)
-    expect(prefixEncoder({ normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' }, model: { type: 'BPE', vocab: { '▁': 0 }, merges: [] } }, encode)(text, 10).complete).toBe(false)
+    expect(
+      prefixEncoder({ normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' }, model: { type: 'BPE', vocab: { '▁': 0 }, merges: [] } }, encode)(
+        text,
+        10
+      ).complete
+    ).toBe(false)
   })
 })
 
@@ -97,7 +102,15 @@ describe('a long document costs what its tokens cost (case28)', () => {
   it('tokenises only the start of a 2-million-character document when 256 tokens are asked for', () => {
     const tok = loadTokenizer(join(REPO, 'resources', 'demo', 'checkpoints', 'step2000'))
     const longest: number[] = []
-    const counting = { ...tok, encode: (s: string) => (longest.push(s.length), tok.encode(s)), encodePrefix: (s: string, n: number) => prefixEncoder(JSON.parse(readFileSync(join(REPO, 'resources', 'demo', 'checkpoints', 'step2000', 'tokenizer.json'), 'utf8')), (x) => (longest.push(x.length), tok.encode(x)))(s, n) }
+    const counting = {
+      ...tok,
+      encode: (s: string) => (longest.push(s.length), tok.encode(s)),
+      encodePrefix: (s: string, n: number) =>
+        prefixEncoder(
+          JSON.parse(readFileSync(join(REPO, 'resources', 'demo', 'checkpoints', 'step2000', 'tokenizer.json'), 'utf8')),
+          (x) => (longest.push(x.length), tok.encode(x))
+        )(s, n)
+    }
     const text = DOC.repeat(Math.ceil(2e6 / DOC.length)) + ' '.repeat(400_000) + DOC
     const seqs = buildSequences({ size: 1, text: () => text }, counting, { context: 64, dropShort: false, seed: 0, maxTokens: 256 })
     expect(seqs.reduce((a, s) => a + s.ids.length, 0)).toBe(256)

@@ -56,8 +56,12 @@ describe('checkpoint folders that moved', () => {
       // A series of another model at the same steps: refused too.
       const other = join(t.dir, 'other')
       await makeCheckpointSeries(other, { names: NAMES, modelType: 'llama', dModel: 32 })
-      await expect(callService(ws, 'project.relocate', { from: a, to: other })).rejects.toThrow(/checkpoint step 0: .* holds a llama model \(d_model 32, 2 layers\), not the registered llama \(d_model 64, 2 layers\)/)
-      await expect(callService(ws, 'project.relocate', { from: join(t.dir, 'nowhere'), to: b })).rejects.toThrow(/Nothing this project uses outside its folder lies under .*nowhere\. Missing: checkpoint step 0/)
+      await expect(callService(ws, 'project.relocate', { from: a, to: other })).rejects.toThrow(
+        /checkpoint step 0: .* holds a llama model \(d_model 32, 2 layers\), not the registered llama \(d_model 64, 2 layers\)/
+      )
+      await expect(callService(ws, 'project.relocate', { from: join(t.dir, 'nowhere'), to: b })).rejects.toThrow(
+        /Nothing this project uses outside its folder lies under .*nowhere\. Missing: checkpoint step 0/
+      )
       expect((await callService(ws, 'project.info'))!.missing).toHaveLength(3)
 
       const changed: ProjectInfo[] = []
@@ -87,7 +91,10 @@ describe('checkpoint folders that moved', () => {
       ws.open(join(t.dir, 'project'))
       await callService(ws, 'checkpoints.register', { folder: series })
       mkdirSync(join(t.dir, 'empty'))
-      const message = await callService(ws, 'project.relocate', { from: series, to: join(t.dir, 'empty') }).then(() => '', (err: Error) => err.message)
+      const message = await callService(ws, 'project.relocate', { from: series, to: join(t.dir, 'empty') }).then(
+        () => '',
+        (err: Error) => err.message
+      )
       const lines = message.split('\n')
       expect(lines).toHaveLength(9)
       expect(lines[1]).toBe(`  checkpoint step 0: ${join(t.dir, 'empty', 'step0')} has no config.json.`)

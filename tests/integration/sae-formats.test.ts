@@ -104,7 +104,9 @@ describe('SAE formats: keys, rules and streams', () => {
   })
 
   it('refuses a tensor the format does not declare, by name, and notes config keys it does not know', async () => {
-    await expect(describeSae(join(fx.dir, 'bad', 'saelens-extra-tensor'))).rejects.toThrow(/sae_weights\.safetensors holds tensor b_gate, which a SAELens topk SAE does not have/)
+    await expect(describeSae(join(fx.dir, 'bad', 'saelens-extra-tensor'))).rejects.toThrow(
+      /sae_weights\.safetensors holds tensor b_gate, which a SAELens topk SAE does not have/
+    )
     const dir = join(t.dir, 'unknown-key')
     cpSync(join(fx.dir, 'saelens-topk'), dir, { recursive: true })
     const cfg = JSON.parse(readFileSync(join(dir, 'cfg.json'), 'utf8')) as Record<string, unknown>
@@ -116,14 +118,17 @@ describe('SAE formats: keys, rules and streams', () => {
   const rules: [string, { architecture: string; k: number | null; note?: RegExp }][] = [
     ['saelens-topk-rescale', { architecture: 'topk', k: 4, note: /decoder norms are folded/ }],
     ['saelens-topk-constant_norm_rescale', { architecture: 'topk', k: 8 }],
-    ['saelens-topk-expected_average_only_in', { architecture: 'topk', k: 8, note: /expected_average_only_in.*SAELens applies no scaling when it loads a folder/ }],
+    [
+      'saelens-topk-expected_average_only_in',
+      { architecture: 'topk', k: 8, note: /expected_average_only_in.*SAELens applies no scaling when it loads a folder/ }
+    ],
     ['saelens5-standard', { architecture: 'standard', k: null }],
     ['saelens5-topk', { architecture: 'topk', k: 6 }],
     ['saelens-batchtopk', { architecture: 'jumprelu', k: null, note: /training form: converted .* topk_threshold/ }],
     ['saelens-jumprelu-log', { architecture: 'jumprelu', k: null }],
     ['saelens5-finetuning-scale', { architecture: 'jumprelu', k: null }]
   ]
-  it.each(rules)('%s: imported with SAELens\' rule, the same latents as SAELens to 1e-5 and the same active set in every row', async (name, want) => {
+  it.each(rules)("%s: imported with SAELens' rule, the same latents as SAELens to 1e-5 and the same active set in every row", async (name, want) => {
     const ref = fx.saes[name]!
     const p = project()
     try {
@@ -135,7 +140,9 @@ describe('SAE formats: keys, rules and streams', () => {
       const ours = await activationsOf(info!.path, fx.inputs)
       const diff = maxDiff(ours, ref.acts, fx.d_sae)
       const active = ref.acts.flat().filter((v) => v > 0).length
-      console.log(`${name}: max |ours - SAELens rule| = ${diff.toExponential(2)}; ${active} active latents over ${fx.rows} rows; rows with another active set: ${setMismatches(ours, ref.acts, fx.d_sae)}`)
+      console.log(
+        `${name}: max |ours - SAELens rule| = ${diff.toExponential(2)}; ${active} active latents over ${fx.rows} rows; rows with another active set: ${setMismatches(ours, ref.acts, fx.d_sae)}`
+      )
       expect(diff).toBeLessThan(1e-5)
       expect(setMismatches(ours, ref.acts, fx.d_sae)).toBe(0)
       expect(Array.from(ours).filter((v) => v > 0).length).toBe(active)
@@ -148,7 +155,7 @@ describe('SAE formats: keys, rules and streams', () => {
     }
   })
 
-  it('case 13: without the rescale rule the active sets would differ; with it the reconstruction is SAELens\' too', async () => {
+  it("case 13: without the rescale rule the active sets would differ; with it the reconstruction is SAELens' too", async () => {
     const ref = fx.saes['saelens-topk-rescale']!
     // The SAE as stored, read as a plain TopK (what dropping the key computed): another active set in most rows.
     const dir = join(t.dir, 'rescale-dropped')
@@ -174,7 +181,7 @@ describe('SAE formats: keys, rules and streams', () => {
     }
   })
 
-  it('case 25: a JumpReLU SAE firing ~500 of 1024 latents a token gets SAELens\' densities (no fixed code width)', async () => {
+  it("case 25: a JumpReLU SAE firing ~500 of 1024 latents a token gets SAELens' densities (no fixed code width)", async () => {
     const ref = fx.saes['saelens-jumprelu-dense']!
     const nDense = ref.d_sae!
     const p = project()
@@ -182,16 +189,43 @@ describe('SAE formats: keys, rules and streams', () => {
       const [info] = await importSaes(p, { path: join(fx.dir, ref.path), step: 100 })
       // An activation store of random rows, 40 documents of 8 tokens.
       const store = join(t.dir, 'dense-store')
-      const w = ActivationStoreWriter.begin(store, { model: 'fixture', modelType: 'llama', checkpointStep: 100, layer: 2, finalNorm: false, d: fx.d_in, dtype: 'f32', context: 8, bos: false, seed: 0, corpus: 'synthetic', maxTokens: null, dropShort: false, createdBy: 'test' }, 64)
+      const w = ActivationStoreWriter.begin(
+        store,
+        {
+          model: 'fixture',
+          modelType: 'llama',
+          checkpointStep: 100,
+          layer: 2,
+          finalNorm: false,
+          d: fx.d_in,
+          dtype: 'f32',
+          context: 8,
+          bos: false,
+          seed: 0,
+          corpus: 'synthetic',
+          maxTokens: null,
+          dropShort: false,
+          createdBy: 'test'
+        },
+        64
+      )
       if ('complete' in w) throw new Error('store exists')
       const rng = new Rng(25)
       const rows: number[][] = []
       for (let doc = 0; doc < 40; doc++) {
         const block = Float32Array.from({ length: 8 * fx.d_in }, () => rng.gaussian())
         for (let r = 0; r < 8; r++) rows.push(Array.from(block.subarray(r * fx.d_in, (r + 1) * fx.d_in)))
-        await w.appendSequence(block, doc, [...Array(8).keys()], Array.from({ length: 8 }, () => rng.int(20)))
+        await w.appendSequence(
+          block,
+          doc,
+          [...Array(8).keys()],
+          Array.from({ length: 8 }, () => rng.int(20))
+        )
       }
-      await w.finish(Array.from({ length: 40 }, (_, id) => ({ id, lang: 'en', source: 'synthetic' })), (id) => ` tok${id}`)
+      await w.finish(
+        Array.from({ length: 40 }, (_, id) => ({ id, lang: 'en', source: 'synthetic' })),
+        (id) => ` tok${id}`
+      )
       const stats = await computeFeatureStats({ sae: info!.path, activations: store, paperExamples: 2, topN: 2, rows: 'all' }, never)
       // SAELens' JumpReLU rule on the same rows, in numpy.
       const acts = pythonReference('saelens', join(fx.dir, ref.path), rows, t.dir)
@@ -199,7 +233,9 @@ describe('SAE formats: keys, rules and streams', () => {
       const l0 = acts.map((row) => row.filter((v) => v > 0).length)
       const ours = stats.features.map((f) => f.density ?? 0)
       const sum = ours.reduce((a, b) => a + b, 0)
-      console.log(`case 25: L0 per token ${Math.min(...l0)}–${Math.max(...l0)}; sum of densities FeatureTrace ${sum.toFixed(2)}, SAELens ${density.reduce((a, b) => a + b, 0).toFixed(2)}`)
+      console.log(
+        `case 25: L0 per token ${Math.min(...l0)}–${Math.max(...l0)}; sum of densities FeatureTrace ${sum.toFixed(2)}, SAELens ${density.reduce((a, b) => a + b, 0).toFixed(2)}`
+      )
       expect(Math.min(...l0)).toBeGreaterThan(256)
       for (let f = 0; f < nDense; f++) expect(ours[f], `density of latent ${f}`).toBeCloseTo(density[f]!, 12)
     } finally {
@@ -240,14 +276,20 @@ describe('SAE formats: keys, rules and streams', () => {
     const run = join(fx.dir, 'sparsify-run')
     try {
       const all = await scanSaeImport(p, { path: run })
-      expect(all.problems.map((x) => x.reason)).toEqual([0, 100].map(() => expect.stringMatching(/holds 3 SAEs \(best\/layers\.1, layers\.1, layers\.1\.mlp \[the MLP output\]\); choose one with --hookpoint PATH/)))
+      expect(all.problems.map((x) => x.reason)).toEqual(
+        [0, 100].map(() =>
+          expect.stringMatching(/holds 3 SAEs \(best\/layers\.1, layers\.1, layers\.1\.mlp \[the MLP output\]\); choose one with --hookpoint PATH/)
+        )
+      )
       const scan = await scanSaeImport(p, { path: run, hookpoint: 'layers.1' })
       expect(scan.problems).toEqual([])
       expect(scan.found.map((s) => [s.step, s.layer, s.hook, s.path.slice(run.length)])).toEqual([
         [0, 2, 'layers.1', '/step0/layers.1'],
         [100, 2, 'layers.1', '/step100/layers.1']
       ])
-      expect(scan.found[0]!.notes.join('\n')).toMatch(/step0: best\/optimizer_0\.pt, lr_scheduler_0\.pt, optimizer_0\.pt, rank_0_state\.pt, state\.pt are sparsify's training state .* not SAEs: not read/)
+      expect(scan.found[0]!.notes.join('\n')).toMatch(
+        /step0: best\/optimizer_0\.pt, lr_scheduler_0\.pt, optimizer_0\.pt, rank_0_state\.pt, state\.pt are sparsify's training state .* not SAEs: not read/
+      )
       const best = await scanSaeImport(p, { path: run, hookpoint: 'best/layers.1' })
       expect(best.found.map((s) => s.path.slice(run.length))).toEqual(['/step0/best/layers.1', '/step100/best/layers.1'])
       const mlp = await scanSaeImport(p, { path: run, hookpoint: 'layers.1.mlp' })
@@ -257,10 +299,15 @@ describe('SAE formats: keys, rules and streams', () => {
       cpSync(run, edited, { recursive: true })
       const mlpCfg = join(edited, 'step0', 'layers.1.mlp', 'cfg.json')
       writeFileSync(mlpCfg, JSON.stringify({ ...(JSON.parse(readFileSync(mlpCfg, 'utf8')) as object), transcode: true }))
-      expect((await scanSaeImport(p, { path: edited })).problems.map((x) => x.reason)).toContainEqual(expect.stringContaining(`${mlpCfg}: transcode = true makes this a transcoder`))
+      expect((await scanSaeImport(p, { path: edited })).problems.map((x) => x.reason)).toContainEqual(
+        expect.stringContaining(`${mlpCfg}: transcode = true makes this a transcoder`)
+      )
       expect((await scanSaeImport(p, { path: edited, hookpoint: 'layers.1' })).problems).toEqual([])
       const infos = await importSaes(p, { path: run, hookpoint: 'layers.1' })
-      expect(infos.map((s) => [s.step, s.layer, s.hook])).toEqual([[0, 2, 'layers.1'], [100, 2, 'layers.1']])
+      expect(infos.map((s) => [s.step, s.layer, s.hook])).toEqual([
+        [0, 2, 'layers.1'],
+        [100, 2, 'layers.1']
+      ])
       for (const [i, s] of [0, 100].entries()) {
         expect(maxDiff(await activationsOf(infos[i]!.path, fx.inputs), fx.saes[`sparsify-run-step${s}-layers.1`]!.acts, fx.d_sae)).toBeLessThan(1e-5)
       }
@@ -269,7 +316,7 @@ describe('SAE formats: keys, rules and streams', () => {
     }
   })
 
-  it('case 15: llm-jp-sae\'s output tree: the whole tree and one model\'s tree are recognised; layer2 is the output of block 2 (layer 2), the step comes from the model folder', async () => {
+  it("case 15: llm-jp-sae's output tree: the whole tree and one model's tree are recognised; layer2 is the output of block 2 (layer 2), the step comes from the model folder", async () => {
     const p = project()
     const tree = join(fx.dir, 'llm-jp-tree')
     try {
@@ -279,7 +326,9 @@ describe('SAE formats: keys, rules and streams', () => {
         [0, 2, 'model.layers.1', 'unit_norm'],
         [100, 2, 'model.layers.1', 'unit_norm']
       ])
-      expect(scan.found[0]!.notes.join('\n')).toMatch(/layer2 in llm-jp-sae's output tree is the output of block 2 \(its train\.py hooks model\.layers\[1\] for --layer 2\): FeatureTrace layer 2/)
+      expect(scan.found[0]!.notes.join('\n')).toMatch(
+        /layer2 in llm-jp-sae's output tree is the output of block 2 \(its train\.py hooks model\.layers\[1\] for --layer 2\): FeatureTrace layer 2/
+      )
       const one = await scanSaeImport(p, { path: join(tree, '_data_ckpts_llm-jp-tiny_iter_0000100') })
       expect(one.problems).toEqual([])
       expect(one.found.map((s) => [s.step, s.layer])).toEqual([[100, 2]])

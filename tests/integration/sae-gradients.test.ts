@@ -17,7 +17,11 @@ type P = { Wenc: Float64Array; benc: Float64Array; Wdec: Float64Array; bdec: Flo
 
 /** Top-k indices of a row by value (ties by index). */
 function topk(row: number[], kk: number): number[] {
-  return row.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, kk).map(([, i]) => i)
+  return row
+    .map((v, i) => [v, i] as const)
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+    .slice(0, kk)
+    .map(([, i]) => i)
 }
 
 /** The loss written plainly in float64: FVU + α·AuxK, with the AuxK target e held at `eFixed`. */
@@ -58,7 +62,8 @@ function referenceLoss(p: P, x: number[][], dead: boolean[], eFixed: number[][] 
 }
 
 const IMPLEMENTATIONS = {
-  'all-tfjs (GPU backend)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => Promise.resolve(lossAndGradients(t, x, { k, auxK, auxAlpha: alpha }, m, c)),
+  'all-tfjs (GPU backend)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) =>
+    Promise.resolve(lossAndGradients(t, x, { k, auxK, auxAlpha: alpha }, m, c)),
   'host sparse loops (wasm, cpu)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => lossAndGradientsHost(t, x, { k, auxK, auxAlpha: alpha }, m, c)
 }
 
@@ -88,7 +93,7 @@ describe.each(Object.entries(IMPLEMENTATIONS))('SAE gradients, %s', (_name, impl
     const xt = tf.tensor2d(x)
     const r = await implementation(t, xt, deadMask, dead.filter(Boolean).length)
     const base = referenceLoss(p, x, dead, null)
-    expect((await r.loss.array()) as number + alpha * ((await r.auxLoss.array()) as number)).toBeCloseTo(base.loss, 5)
+    expect(((await r.loss.array()) as number) + alpha * ((await r.auxLoss.array()) as number)).toBeCloseTo(base.loss, 5)
     const eps = 1e-6
     let checked = 0
     for (const name of ['Wenc', 'benc', 'Wdec', 'bdec'] as const) {
@@ -141,6 +146,24 @@ describe('the two gradient implementations', () => {
       expect(worst / scale, name).toBeLessThan(1e-5)
     }
     expect(Array.from(await b.fired.data())).toEqual(Array.from(await a.fired.data()))
-    tf.dispose([W, x, mask, t.Wenc, t.benc, t.Wdec, t.bdec, a.loss, a.auxLoss, a.l0, a.fired, b.loss, b.auxLoss, b.l0, b.fired, ...Object.values(a.grads), ...Object.values(b.grads)])
+    tf.dispose([
+      W,
+      x,
+      mask,
+      t.Wenc,
+      t.benc,
+      t.Wdec,
+      t.bdec,
+      a.loss,
+      a.auxLoss,
+      a.l0,
+      a.fired,
+      b.loss,
+      b.auxLoss,
+      b.l0,
+      b.fired,
+      ...Object.values(a.grads),
+      ...Object.values(b.grads)
+    ])
   })
 })

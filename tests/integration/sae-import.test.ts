@@ -73,7 +73,7 @@ describe('SAE import', () => {
     ['gemma-scope-compressed', { layer: 4 }],
     ['llm-jp-sae', { layer: 2 }]
   ]
-  it.each(single)('%s: shows what it found, and the imported SAE reproduces the library\'s activations to 1e-5', async (name, opts) => {
+  it.each(single)("%s: shows what it found, and the imported SAE reproduces the library's activations to 1e-5", async (name, opts) => {
     const ref = fx.saes[name]!
     const p = project()
     try {
@@ -113,18 +113,49 @@ describe('SAE import', () => {
         expect(diff).toBeLessThan(1e-5)
       }
       // Imported SAEs are not warm-started: drift over them is matched.
-      const drift = await computeDrift(infos.map((s) => s.path), { match: true }, never)
+      const drift = await computeDrift(
+        infos.map((s) => s.path),
+        { match: true },
+        never
+      )
       expect(drift.matchMethod).toBeTruthy()
       expect(drift.n).toBe(fx.d_sae)
       // Feature statistics on an activation store of this checkpoint.
       const store = join(t.dir, 'store')
-      const w = ActivationStoreWriter.begin(store, { model: 'fixture', modelType: 'gpt_neox', checkpointStep: 1000, layer: 2, finalNorm: false, d: fx.d_in, dtype: 'f32', context: 8, bos: false, seed: 0, corpus: 'synthetic', maxTokens: null, dropShort: false, createdBy: 'test' }, 64)
+      const w = ActivationStoreWriter.begin(
+        store,
+        {
+          model: 'fixture',
+          modelType: 'gpt_neox',
+          checkpointStep: 1000,
+          layer: 2,
+          finalNorm: false,
+          d: fx.d_in,
+          dtype: 'f32',
+          context: 8,
+          bos: false,
+          seed: 0,
+          corpus: 'synthetic',
+          maxTokens: null,
+          dropShort: false,
+          createdBy: 'test'
+        },
+        64
+      )
       if ('complete' in w) throw new Error('store exists')
       const rng = new Rng(5)
       for (let doc = 0; doc < 40; doc++) {
-        await w.appendSequence(Float32Array.from({ length: 8 * fx.d_in }, () => 2 * rng.gaussian() + 0.3), doc, [...Array(8).keys()], Array.from({ length: 8 }, () => rng.int(20)))
+        await w.appendSequence(
+          Float32Array.from({ length: 8 * fx.d_in }, () => 2 * rng.gaussian() + 0.3),
+          doc,
+          [...Array(8).keys()],
+          Array.from({ length: 8 }, () => rng.int(20))
+        )
       }
-      await w.finish(Array.from({ length: 40 }, (_, id) => ({ id, lang: 'en', source: 'synthetic' })), (id) => ` tok${id}`)
+      await w.finish(
+        Array.from({ length: 40 }, (_, id) => ({ id, lang: 'en', source: 'synthetic' })),
+        (id) => ` tok${id}`
+      )
       const last = p.checkpoints.list().find((c) => c.step === 1000)!
       // The same tokens at every checkpoint (as a harvest with one corpus and seed gives): the Dynamics view's drift is matched.
       for (const c of p.checkpoints.list()) await importActivationStore(p, store, c.id)
@@ -171,7 +202,11 @@ describe('SAE import', () => {
       for (let b = 0; b < blocks.blocks; b++) {
         expect(Array.from(blocks.fired.subarray(b * fx.d_sae, (b + 1) * fx.d_sae)), `block ${b}`).toEqual(Array.from(byDoc.get(blocks.doc[b]!)!))
       }
-      const set = p.features.createSet({ name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 }, stats.tokens, stats.features)
+      const set = p.features.createSet(
+        { name: 'step 1000 · layer 2', source: 'sae', saeId: infos[2]!.id, checkpointId: last.id, layer: 2 },
+        stats.tokens,
+        stats.features
+      )
       const live = stats.features.find((f) => !f.dead)!
       p.labels.setLabel(set.id, live.feature, 'ana', 'Token-level', 'fires on tok3')
       // Formation (SAE-Track's measure) over the imported series.
@@ -187,7 +222,13 @@ describe('SAE import', () => {
       const lines = (sub: string): Record<string, unknown>[] =>
         readdirSync(join(src, sub))
           .sort()
-          .flatMap((f) => gunzipSync(readFileSync(join(src, sub, f))).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>))
+          .flatMap((f) =>
+            gunzipSync(readFileSync(join(src, sub, f)))
+              .toString('utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l) as Record<string, unknown>)
+          )
       const features = lines('features')
       expect(features).toHaveLength(fx.d_sae)
       expect(readdirSync(join(src, 'features'))).toEqual(['batch-0.jsonl.gz'])
@@ -199,19 +240,40 @@ describe('SAE import', () => {
       const acts = lines('activations').filter((a) => a.index === String(live.feature))
       expect(acts).toHaveLength(new Set(detail.examples.map((e) => JSON.stringify([e.tokens, e.acts]))).size)
       expect(acts[0]).toMatchObject({ tokens: detail.examples[0]!.tokens, values: detail.examples[0]!.acts, maxValue: Math.max(...detail.examples[0]!.acts) })
-      expect(lines('explanations')).toEqual([expect.objectContaining({ index: String(live.feature), description: 'Token-level: fires on tok3', authorId: NEURONPEDIA_BOT_USER, typeName: 'human', notes: 'FeatureTrace label by ana' })])
+      expect(lines('explanations')).toEqual([
+        expect.objectContaining({
+          index: String(live.feature),
+          description: 'Token-level: fires on tok3',
+          authorId: NEURONPEDIA_BOT_USER,
+          typeName: 'human',
+          notes: 'FeatureTrace label by ana'
+        })
+      ])
       const examples = readFileSync(join(out, 'feature-examples.jsonl'), 'utf8').trim().split('\n')
       expect(examples).toHaveLength(fx.d_sae)
-      expect(JSON.parse(examples.find((l) => (JSON.parse(l) as { feature: number }).feature === live.feature)!)).toMatchObject({ checkpoint: 1000, label: 'Token-level', note: 'fires on tok3' })
+      expect(JSON.parse(examples.find((l) => (JSON.parse(l) as { feature: number }).feature === live.feature)!)).toMatchObject({
+        checkpoint: 1000,
+        label: 'Token-level',
+        note: 'fires on tok3'
+      })
     } finally {
       p.close()
     }
   })
 
-  it('round trip: an SAE trained here, re-imported, gives identical activations, equal to SAELens\' rule on the same files', async () => {
+  it("round trip: an SAE trained here, re-imported, gives identical activations, equal to SAELens' rule on the same files", async () => {
     const planted = plantedDictionary(fx.d_in, 24, 1)
     const acts = await writePlantedActivations(t.dir, 'planted', planted, 2000, 3, 2)
-    const trained = await trainSae({ activations: acts, out: join(t.dir, 'trained'), preset: 'gao2024', backend: 'cpu', overrides: { n: fx.d_sae, k: 6, batchSize: 128, tokens: 6000, inputScaling: 'none', auxK: 0 } }, never)
+    const trained = await trainSae(
+      {
+        activations: acts,
+        out: join(t.dir, 'trained'),
+        preset: 'gao2024',
+        backend: 'cpu',
+        overrides: { n: fx.d_sae, k: 6, batchSize: 128, tokens: 6000, inputScaling: 'none', auxK: 0 }
+      },
+      never
+    )
     const p = project()
     try {
       const [info] = await importSaes(p, { path: trained.dir, step: 1000, layer: 2 })
@@ -225,7 +287,16 @@ describe('SAE import', () => {
       console.log(`round trip: identical; SAELens rule on our folder max diff ${diff.toExponential(2)}`)
       expect(diff).toBeLessThan(1e-5)
       // And our unit-norm SAEs keep their scaling through an import.
-      const unit = await trainSae({ activations: acts, out: join(t.dir, 'trained-unit'), preset: 'inaba2025', backend: 'cpu', overrides: { n: fx.d_sae, k: 6, batchSize: 128, tokens: 4000, warmupSteps: 5 } }, never)
+      const unit = await trainSae(
+        {
+          activations: acts,
+          out: join(t.dir, 'trained-unit'),
+          preset: 'inaba2025',
+          backend: 'cpu',
+          overrides: { n: fx.d_sae, k: 6, batchSize: 128, tokens: 4000, warmupSteps: 5 }
+        },
+        never
+      )
       const [u] = await importSaes(p, { path: unit.dir, step: 100, layer: 2 })
       expect(Array.from(await activationsOf(u!.path, fx.inputs))).toEqual(Array.from(await activationsOf(unit.dir, fx.inputs)))
       // Its unit norm is folded into SAELens' constant_norm_rescale: SAELens' rule on the folder gives our activations too.
@@ -238,10 +309,22 @@ describe('SAE import', () => {
   }, 120_000)
 
   const bad: [string, string, RegExp[]][] = [
-    ['sparsify folder with transposed tensors', 'bad/sparsify-transposed/layers.1', [/encoder\.weight is \[16, 64\] but cfg\.json \(d_in 16, num_latents 64\) implies \[64, 16\]/, /stored transposed/]],
-    ['cfg whose sizes disagree with the tensors', 'bad/cfg-mismatch', [/cfg-mismatch\/sae_weights\.safetensors: W_enc is \[16, 64\] but cfg\.json \(d_in 16, d_sae 128\) implies \[16, 128\]/]],
+    [
+      'sparsify folder with transposed tensors',
+      'bad/sparsify-transposed/layers.1',
+      [/encoder\.weight is \[16, 64\] but cfg\.json \(d_in 16, num_latents 64\) implies \[64, 16\]/, /stored transposed/]
+    ],
+    [
+      'cfg whose sizes disagree with the tensors',
+      'bad/cfg-mismatch',
+      [/cfg-mismatch\/sae_weights\.safetensors: W_enc is \[16, 64\] but cfg\.json \(d_in 16, d_sae 128\) implies \[16, 128\]/]
+    ],
     ['.npz missing threshold', 'bad/npz-no-threshold/params.npz', [/params\.npz has no "threshold" array/, /needs its per-latent threshold/]],
-    ['.pth pickle', 'bad/pickle/sae.pth', [/sae\.pth is a PyTorch pickle/, /torch\.load\("sae\.pth", map_location="cpu"\)/, /from safetensors\.torch import save_file/]]
+    [
+      '.pth pickle',
+      'bad/pickle/sae.pth',
+      [/sae\.pth is a PyTorch pickle/, /torch\.load\("sae\.pth", map_location="cpu"\)/, /from safetensors\.torch import save_file/]
+    ]
   ]
   it.each(bad)('refuses a %s with a clear error, importing nothing', async (_what, rel, messages) => {
     const p = project()
@@ -295,11 +378,23 @@ describe('SAE import', () => {
     const notes = join(t.dir, 'notes.txt')
     writeFileSync(notes, 'not an SAE')
     const steps = join(t.dir, 'text-order')
-    for (const [from, to] of [['step0', 'step0'], ['step100', 'step100'], ['step1000', 'step1000'], ['step0', 'step20']]) cpSync(join(fx.dir, 'sparsify-series', from!), join(steps, to!), { recursive: true })
+    for (const [from, to] of [
+      ['step0', 'step0'],
+      ['step100', 'step100'],
+      ['step1000', 'step1000'],
+      ['step0', 'step20']
+    ])
+      cpSync(join(fx.dir, 'sparsify-series', from!), join(steps, to!), { recursive: true })
     const p = project()
     try {
-      expect(await scanSaeImport(p, { path: notes })).toEqual({ path: notes, found: [], problems: [{ path: notes, reason: expect.stringMatching(/^is not an SAE FeatureTrace reads: expected SAELens/) }] })
-      expect((await scanSaeImport(p, { path: join(t.dir, 'gone') })).problems).toEqual([{ path: join(t.dir, 'gone'), reason: expect.stringMatching(/does not exist/) }])
+      expect(await scanSaeImport(p, { path: notes })).toEqual({
+        path: notes,
+        found: [],
+        problems: [{ path: notes, reason: expect.stringMatching(/^is not an SAE FeatureTrace reads: expected SAELens/) }]
+      })
+      expect((await scanSaeImport(p, { path: join(t.dir, 'gone') })).problems).toEqual([
+        { path: join(t.dir, 'gone'), reason: expect.stringMatching(/does not exist/) }
+      ])
       expect((await scanSaeImport(p, { path: steps })).found.map((s) => s.step)).toEqual([0, 20, 100, 1000])
     } finally {
       p.close()
@@ -315,9 +410,18 @@ describe('SAE import', () => {
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/found +sparsify +step 0 +layer 2 +d_in 16 d_sae 64 TopK k=8, BF16/)
     expect(r.stdout).toMatch(/imported step 1000 layer 2 \(hook layers\.1\): 64 latents/)
-    const g = ft('import-sae', join(fx.dir, 'gemma-scope', 'gemma-scope-2b-pt-res', 'layer_3', 'width_64', 'average_l0_9', 'params.npz'), '--project', dir, '--checkpoint', '100')
+    const g = ft(
+      'import-sae',
+      join(fx.dir, 'gemma-scope', 'gemma-scope-2b-pt-res', 'layer_3', 'width_64', 'average_l0_9', 'params.npz'),
+      '--project',
+      dir,
+      '--checkpoint',
+      '100'
+    )
     expect(g.status, g.stderr).toBe(0)
-    expect(g.stdout).toMatch(/found +gemma-scope +step 100 +layer 4 +d_in 16 d_sae 64 JumpReLU threshold 0\.\d+…0\.\d+ \(median 0\.\d+\), F32, input none, no b_dec on input, hook blocks\.3\.hook_resid_post /)
+    expect(g.stdout).toMatch(
+      /found +gemma-scope +step 100 +layer 4 +d_in 16 d_sae 64 JumpReLU threshold 0\.\d+…0\.\d+ \(median 0\.\d+\), F32, input none, no b_dec on input, hook blocks\.3\.hook_resid_post /
+    )
     const bad = ft('import-sae', join(fx.dir, 'bad', 'pickle', 'sae.pth'), '--project', dir, '--checkpoint', '0')
     expect(bad.status).toBe(2)
     expect(bad.stderr).toMatch(/is a PyTorch pickle[\s\S]*torch\.load/)
@@ -326,4 +430,3 @@ describe('SAE import', () => {
     expect(none.stderr).toMatch(/No feature statistics to export/)
   })
 })
-

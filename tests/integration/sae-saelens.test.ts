@@ -50,9 +50,20 @@ async function writeOldLayout(from: string, to: string): Promise<void> {
   mkdirSync(to, { recursive: true })
   const ft = Object.fromEntries(Object.entries(cfg.featuretrace).filter(([key]) => key !== 'format_version' && key !== 'written_by'))
   const old = {
-    architecture: 'topk', d_in: sae.d, d_sae: sae.n, k: sae.rule.k, dtype: 'float32', device: 'cpu', apply_b_dec_to_input: true,
-    normalize_activations: 'none', model_name: '/models/tiny/step0', hook_name: 'blocks.1.hook_resid_post', context_size: 64, dataset_path: null,
-    metadata: { model_name: '/models/tiny/step0', hook_name: null, context_size: 64 }, featuretrace: ft
+    architecture: 'topk',
+    d_in: sae.d,
+    d_sae: sae.n,
+    k: sae.rule.k,
+    dtype: 'float32',
+    device: 'cpu',
+    apply_b_dec_to_input: true,
+    normalize_activations: 'none',
+    model_name: '/models/tiny/step0',
+    hook_name: 'blocks.1.hook_resid_post',
+    context_size: 64,
+    dataset_path: null,
+    metadata: { model_name: '/models/tiny/step0', hook_name: null, context_size: 64 },
+    featuretrace: ft
   }
   writeFileSync(join(to, 'cfg.json'), JSON.stringify(old, null, 2))
   const w = sae.weights
@@ -81,7 +92,16 @@ beforeAll(async () => {
   await writeSafetensors(file, { activations: { dtype: 'F32', shape: [ROWS, D], data: acts } })
   for (const scaling of SCALINGS) {
     const out = join(t.dir, `sae-${scaling}`)
-    await trainSae({ activations: file, out, preset: 'inaba2025', backend: 'cpu', overrides: { n: 128, k: 8, batchSize: 256, tokens: ROWS, warmupSteps: 10, inputScaling: scaling, evalRows: 1000 } }, never)
+    await trainSae(
+      {
+        activations: file,
+        out,
+        preset: 'inaba2025',
+        backend: 'cpu',
+        overrides: { n: 128, k: 8, batchSize: 256, tokens: ROWS, warmupSteps: 10, inputScaling: scaling, evalRows: 1000 }
+      },
+      never
+    )
     trained[scaling] = out
   }
   await writeOldLayout(trained.unit_norm!, join(t.dir, 'old-unit_norm'))
@@ -93,9 +113,20 @@ describe('SAELens layout as written', () => {
   it.each(SCALINGS)('%s: every key SAELens 5.x and 6.x need, the scaling folded into the weights, the training scaling recorded', async (scaling) => {
     const cfg = JSON.parse(readFileSync(join(trained[scaling]!, 'cfg.json'), 'utf8')) as Record<string, unknown>
     expect(cfg).toMatchObject({
-      architecture: 'topk', d_in: D, d_sae: 128, k: 8, apply_b_dec_to_input: true, normalize_activations: NORMALIZE[scaling], reshape_activations: 'none',
+      architecture: 'topk',
+      d_in: D,
+      d_sae: 128,
+      k: 8,
+      apply_b_dec_to_input: true,
+      normalize_activations: NORMALIZE[scaling],
+      reshape_activations: 'none',
       metadata: { sae_lens_version: SAELENS_LAYOUT_VERSION, hook_name: UNNAMED_HOOK, hook_head_index: null, model_name: null },
-      hook_name: UNNAMED_HOOK, hook_layer: 0, hook_head_index: null, activation_fn: 'topk', activation_fn_kwargs: { k: 8 }, finetuning_scaling_factor: false,
+      hook_name: UNNAMED_HOOK,
+      hook_layer: 0,
+      hook_head_index: null,
+      activation_fn: 'topk',
+      activation_fn_kwargs: { k: 8 },
+      finetuning_scaling_factor: false,
       featuretrace: { input_scaling: scaling, format_version: 2 }
     })
     const sae = await Sae.load(trained[scaling]!)
@@ -141,7 +172,12 @@ describe('SAELens layout as written', () => {
     expect(r.status, r.stderr).toBe(0)
     console.log(r.stdout.trim())
     expect(JSON.parse(readFileSync(join(out, 'cfg.json'), 'utf8'))).toMatchObject({
-      normalize_activations: 'constant_norm_rescale', model_name: 'tiny', hook_name: 'blocks.1.hook_resid_post', hook_layer: 1, context_size: 64, featuretrace: { input_scaling: 'unit_norm', format_version: 2 }
+      normalize_activations: 'constant_norm_rescale',
+      model_name: 'tiny',
+      hook_name: 'blocks.1.hook_resid_post',
+      hook_layer: 1,
+      context_size: 64,
+      featuretrace: { input_scaling: 'unit_norm', format_version: 2 }
     })
     const c = compareCodes(await ours(out, acts, CHECK_ROWS), await ours(join(t.dir, 'old-unit_norm'), acts, CHECK_ROWS), CHECK_ROWS, 128)
     expect(c.otherSet).toBe(0)
@@ -153,11 +189,24 @@ describe('SAELens layout as written', () => {
 
   it('warm-starts from a saved SAE in the space it was trained in', async () => {
     const init = trained.unit_norm!
-    const warm = await trainSae({ activations: file, out: join(t.dir, 'warm'), preset: 'inaba2025', backend: 'cpu', init, overrides: { n: 128, k: 8, batchSize: 256, tokens: 256, lr: 1e-12, warmupSteps: 0, evalRows: 1000 } }, never)
+    const warm = await trainSae(
+      {
+        activations: file,
+        out: join(t.dir, 'warm'),
+        preset: 'inaba2025',
+        backend: 'cpu',
+        init,
+        overrides: { n: 128, k: 8, batchSize: 256, tokens: 256, lr: 1e-12, warmupSteps: 0, evalRows: 1000 }
+      },
+      never
+    )
     const [a, b] = [(await Sae.load(init)).weights, (await Sae.load(warm.dir)).weights]
     // One step at lr 1e-12: the same SAE. Unfolding W_enc and b_dec wrongly would change them by √d.
     for (const name of ['W_enc', 'W_dec', 'b_enc', 'b_dec'] as const) expect(maxRelDiff(a[name], b[name]), name).toBeLessThan(1e-4)
-    expect(JSON.parse(readFileSync(join(warm.dir, 'cfg.json'), 'utf8'))).toMatchObject({ normalize_activations: 'constant_norm_rescale', featuretrace: { input_scaling: 'unit_norm', warm_started_from: init } })
+    expect(JSON.parse(readFileSync(join(warm.dir, 'cfg.json'), 'utf8'))).toMatchObject({
+      normalize_activations: 'constant_norm_rescale',
+      featuretrace: { input_scaling: 'unit_norm', warm_started_from: init }
+    })
   }, 60_000)
 
   it('an SAE trained from a plain activation file names the documented placeholder hook, read back as naming none', async () => {
@@ -177,7 +226,7 @@ describe('SAELens layout as written', () => {
     }
   })
 
-  it('model_name is the model\'s name, never a local path', () => {
+  it("model_name is the model's name, never a local path", () => {
     const at = (rel: string, config: Record<string, unknown>): string => {
       const dir = join(t.dir, 'models', rel)
       mkdirSync(dir, { recursive: true })
@@ -193,7 +242,7 @@ describe('SAELens layout as written', () => {
 })
 
 const sources = saelensSources()
-describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what FeatureTrace writes', () => {
+describe.skipIf(sources.length === 0)("SAELens' own loader and encode on what FeatureTrace writes", () => {
   let fx: SaeFixtures
   const imported: Record<string, string> = {}
   beforeAll(async () => {
@@ -201,7 +250,11 @@ describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what F
     const p = Project.open(join(t.dir, 'imports'))
     try {
       // Every other format is converted into the same layout: a JumpReLU without b_dec on the input, a unit-norm TopK.
-      const picks: [string, string][] = [['gemma-scope', fx.saes['gemma-scope']!.path], ['llm-jp-sae', fx.saes['llm-jp-sae']!.path], ['saelens-jumprelu', fx.saes['saelens-jumprelu']!.path]]
+      const picks: [string, string][] = [
+        ['gemma-scope', fx.saes['gemma-scope']!.path],
+        ['llm-jp-sae', fx.saes['llm-jp-sae']!.path],
+        ['saelens-jumprelu', fx.saes['saelens-jumprelu']!.path]
+      ]
       for (const [i, [name, rel]] of picks.entries()) {
         const [info] = await importSaes(p, { path: join(fx.dir, rel), step: 10 + i, layer: 1, saeOnly: true })
         imported[name] = info!.path
@@ -223,7 +276,9 @@ describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what F
         err += (run.recon[i]! - acts[i]!) ** 2
         total += (acts[i]! - mean[i % D]!) ** 2
       }
-      console.log(`SAELens ${run.info.version} ${run.info.class}/${run.info.activation} (${run.info.normalize_activations}) on the ${scaling} SAE: ${c.otherSet} of ${c.rows} rows with another active set, max relative difference ${c.maxRelative.toExponential(2)} over ${c.active} latents; FVU of its reconstruction of raw rows ${(err / total).toFixed(4)}`)
+      console.log(
+        `SAELens ${run.info.version} ${run.info.class}/${run.info.activation} (${run.info.normalize_activations}) on the ${scaling} SAE: ${c.otherSet} of ${c.rows} rows with another active set, max relative difference ${c.maxRelative.toExponential(2)} over ${c.active} latents; FVU of its reconstruction of raw rows ${(err / total).toFixed(4)}`
+      )
       expect(run.info).toMatchObject({ architecture: 'topk', k: 8, normalize_activations: NORMALIZE[scaling], hook_name: UNNAMED_HOOK, activation: 'TopK' })
       // SAELens 6 took its current path (its pre-6.0 conversion would have set its own version).
       if (run.info.version.startsWith('6.')) expect(run.info.sae_lens_version).toBe(SAELENS_LAYOUT_VERSION)
@@ -262,7 +317,9 @@ describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what F
       const x = Float32Array.from(fx.inputs.flat())
       const run = saelensEncode(src, imported[name]!, x, t.dir)
       const c = compareCodes(await ours(imported[name]!, x, fx.rows), run.latents, fx.rows, run.info.d_sae)
-      console.log(`SAELens ${run.info.version} on imported ${name} (${run.info.class}, ${run.info.normalize_activations}): ${c.otherSet} of ${c.rows} rows with another active set, max relative difference ${c.maxRelative.toExponential(2)}`)
+      console.log(
+        `SAELens ${run.info.version} on imported ${name} (${run.info.class}, ${run.info.normalize_activations}): ${c.otherSet} of ${c.rows} rows with another active set, max relative difference ${c.maxRelative.toExponential(2)}`
+      )
       expect(c.active).toBeGreaterThan(0)
       expect(c.otherSet).toBe(0)
       expect(c.maxRelative).toBeLessThan(1e-5)
@@ -271,7 +328,7 @@ describe.skipIf(sources.length === 0)('SAELens\' own loader and encode on what F
 })
 
 if (sources.length === 0) {
-  describe('SAELens\' own loader', () => {
+  describe("SAELens' own loader", () => {
     it.skip(SAELENS_SKIP_REASON, () => {})
   })
 }

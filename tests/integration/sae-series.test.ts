@@ -53,13 +53,23 @@ describe('train-series job', () => {
     expect(done.state, done.error ?? '').toBe('done')
 
     const saes = project.saes.list()
-    expect(saes.map((s) => [s.step, s.warmStarted, s.n, s.k])).toEqual([[0, false, 128, 8], [10, true, 128, 8], [100, true, 128, 8]])
+    expect(saes.map((s) => [s.step, s.warmStarted, s.n, s.k])).toEqual([
+      [0, false, 128, 8],
+      [10, true, 128, 8],
+      [100, true, 128, 8]
+    ])
     expect(saes[1]!.tokens).toBeLessThan(saes[0]!.tokens)
     expect(saes.every((s) => s.fvu !== null && s.fvu < 1)).toBe(true)
     const second = await Sae.load(saes[1]!.path)
     expect(second.featuretrace.warm_started_from).toBe(saes[0]!.path)
     // SAELens' names: the model from the series folder (never the checkpoint's path), the layer-2 residual hook.
-    expect(second.cfg).toMatchObject({ model_name: 'series', hook_name: 'blocks.1.hook_resid_post', hook_layer: 1, context_size: 32, metadata: { model_name: 'series', hook_name: 'blocks.1.hook_resid_post' } })
+    expect(second.cfg).toMatchObject({
+      model_name: 'series',
+      hook_name: 'blocks.1.hook_resid_post',
+      hook_layer: 1,
+      context_size: 32,
+      metadata: { model_name: 'series', hook_name: 'blocks.1.hook_resid_post' }
+    })
     expect(second.featuretrace.config!.lr).toBeCloseTo(1e-4, 10)
     expect(second.featuretrace.config!.warmupSteps).toBe(3)
     expect(metrics.length).toBeGreaterThan(3)

@@ -12,7 +12,18 @@ import { tempDir } from '../helpers'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 /** Settings that recover a 512-direction dictionary in d = 64 in about half a minute on wasm. */
-const RECOVERY = { n: 1024, k: 4, batchSize: 512, tokens: 600_000, lr: 2e-3, warmupSteps: 50, auxK: 0, inputScaling: 'none' as const, evalRows: 4096, logEvery: 100 }
+const RECOVERY = {
+  n: 1024,
+  k: 4,
+  batchSize: 512,
+  tokens: 600_000,
+  lr: 2e-3,
+  warmupSteps: 50,
+  auxK: 0,
+  inputScaling: 'none' as const,
+  evalRows: 4096,
+  logEvery: 100
+}
 
 let t: ReturnType<typeof tempDir>
 let planted: Planted
@@ -39,7 +50,14 @@ describe('TopK SAE training', () => {
     expect(scratchA.eval.cosine).toBeGreaterThan(0.9)
     expect(scratchA.eval.l0).toBeLessThanOrEqual(4)
     const cfg = JSON.parse(readFileSync(join(scratchA.dir, 'cfg.json'), 'utf8')) as Record<string, unknown>
-    expect(cfg).toMatchObject({ architecture: 'topk', d_in: 64, d_sae: 1024, k: 4, apply_b_dec_to_input: true, featuretrace: { preset: 'gao2024', input_scaling: 'none', tokens_seen: 600_064 } })
+    expect(cfg).toMatchObject({
+      architecture: 'topk',
+      d_in: 64,
+      d_sae: 1024,
+      k: 4,
+      apply_b_dec_to_input: true,
+      featuretrace: { preset: 'gao2024', input_scaling: 'none', tokens_seen: 600_064 }
+    })
     expect(existsSync(join(scratchA.dir, 'sparsity.safetensors'))).toBe(true)
     expect(existsSync(join(scratchA.dir, 'training_state.json'))).toBe(false)
     // Decoder rows are unit norm.
@@ -53,7 +71,13 @@ describe('TopK SAE training', () => {
     const fileB = await writePlantedActivations(t.dir, 'b', moved, 100_000, 3, 4)
     const scratchB = await trainSae({ activations: fileB, out: join(t.dir, 'sae-b-scratch'), preset: 'gao2024', overrides: RECOVERY }, never)
     const warm = await trainSae(
-      { activations: fileB, out: join(t.dir, 'sae-b-warm'), preset: 'gao2024', init: scratchA.dir, overrides: { ...RECOVERY, tokens: RECOVERY.tokens / 5, lr: RECOVERY.lr * 0.5, warmupSteps: 3 } },
+      {
+        activations: fileB,
+        out: join(t.dir, 'sae-b-warm'),
+        preset: 'gao2024',
+        init: scratchA.dir,
+        overrides: { ...RECOVERY, tokens: RECOVERY.tokens / 5, lr: RECOVERY.lr * 0.5, warmupSteps: 3 }
+      },
       never
     )
     expect(warm.tokens).toBeLessThanOrEqual(0.2 * scratchB.tokens + RECOVERY.batchSize)
@@ -90,7 +114,13 @@ describe('TopK SAE training', () => {
   it('keeps the number of tensors flat over hundreds of steps', async () => {
     const counts: number[] = []
     await trainSae(
-      { activations: fileA, out: join(t.dir, 'leak'), preset: 'gao2024', overrides: { ...RECOVERY, n: 256, tokens: 300 * 128, batchSize: 128, auxK: 32, deadAfterTokens: 1000, logEvery: 25 }, onMetric: () => counts.push(tf.memory().numTensors) },
+      {
+        activations: fileA,
+        out: join(t.dir, 'leak'),
+        preset: 'gao2024',
+        overrides: { ...RECOVERY, n: 256, tokens: 300 * 128, batchSize: 128, auxK: 32, deadAfterTokens: 1000, logEvery: 25 },
+        onMetric: () => counts.push(tf.memory().numTensors)
+      },
       never
     )
     expect(counts.length).toBeGreaterThanOrEqual(12)
@@ -150,6 +180,9 @@ describe('training refuses bad input clearly, leaving nothing that looks like an
   })
 
   it('a batch too large for memory', async () => {
-    await refuses({ overrides: { ...RECOVERY, n: 65536, batchSize: 65536 } }, /Batch 65536 with n = 65536 latents needs about [\d.]+ GiB, more than .*Lower --batch \(about \d+ fits\)/)
+    await refuses(
+      { overrides: { ...RECOVERY, n: 65536, batchSize: 65536 } },
+      /Batch 65536 with n = 65536 latents needs about [\d.]+ GiB, more than .*Lower --batch \(about \d+ fits\)/
+    )
   })
 })

@@ -91,7 +91,14 @@ interface HttpResult {
   body: string
 }
 
-function httpCall(agent: Agent, port: number, path: string, headers: Record<string, string>, body: Buffer | null, method = 'POST'): Promise<HttpResult | string> {
+function httpCall(
+  agent: Agent,
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+  body: Buffer | null,
+  method = 'POST'
+): Promise<HttpResult | string> {
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path, method, headers, agent, timeout: TIMEOUT_MS }, (res) => {
       const chunks: Buffer[] = []
@@ -167,7 +174,11 @@ class LaneSocket {
 
   static open(port: number, origin?: string): Promise<LaneSocket> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/api/ws`, { headers: origin ? { Origin: origin } : {}, maxPayload: 64 * MAX_BODY, handshakeTimeout: TIMEOUT_MS })
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/api/ws`, {
+        headers: origin ? { Origin: origin } : {},
+        maxPayload: 64 * MAX_BODY,
+        handshakeTimeout: TIMEOUT_MS
+      })
       ws.once('open', () => resolve(new LaneSocket(ws)))
       ws.once('error', reject)
     })
@@ -372,8 +383,29 @@ describe('browser-mode server under fuzz', () => {
     // --- Raw HTTP: malformed request lines, URLs and headers, truncation, random bytes.
     const rawHttp = (): Input => {
       const host = `127.0.0.1:${port}`
-      const targets = ['/', '/%E0%A4%A', '/%ZZ', '//', '//evil.example/x', '/.//evil.example/', '*', 'http://evil.example/', '/../../etc/passwd', '/%2e%2e/%2e%2e/package.json',
-        '/assets/%00.js', '/assets/', '/index.html?token=%ZZ', '/' + 'a'.repeat(10_000), '/api/ws', '/api/call/', '/api/call/labels.set', '/api/call/%ZZ', '/\u00e9', '/%F0%9F', '/?' + '&'.repeat(3000)]
+      const targets = [
+        '/',
+        '/%E0%A4%A',
+        '/%ZZ',
+        '//',
+        '//evil.example/x',
+        '/.//evil.example/',
+        '*',
+        'http://evil.example/',
+        '/../../etc/passwd',
+        '/%2e%2e/%2e%2e/package.json',
+        '/assets/%00.js',
+        '/assets/',
+        '/index.html?token=%ZZ',
+        '/' + 'a'.repeat(10_000),
+        '/api/ws',
+        '/api/call/',
+        '/api/call/labels.set',
+        '/api/call/%ZZ',
+        '/\u00e9',
+        '/%F0%9F',
+        '/?' + '&'.repeat(3000)
+      ]
       const methods = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE', 'BREW', 'get', 'CONNECT']
       const headerSets: string[] = [
         `Host: ${host}`,
@@ -405,7 +437,8 @@ describe('browser-mode server under fuzz', () => {
         // The only API posts here are refused ones: text/plain from another site, or malformed.
         const req = `${method} ${pick(targets)} ${pick(versions)}\r\n${pick(headerSets)}\r\n\r\n${rng.next() < 0.3 ? '{"setId":1,"feature":2,"annotator":"x","category":null}' : ''}`
         bytes = Buffer.from(req, 'latin1')
-        if (r < 0.35) bytes = bytes.subarray(0, rng.int(bytes.length)) // truncated
+        if (r < 0.35)
+          bytes = bytes.subarray(0, rng.int(bytes.length)) // truncated
         else if (r < 0.45) bytes[rng.int(bytes.length)] = rng.int(256)
       }
       return {
@@ -428,7 +461,8 @@ describe('browser-mode server under fuzz', () => {
       let msg: unknown = { id, call, payload }
       const r = rng.next()
       if (r < 0.05) msg = { id, payload }
-      else if (r < 0.1) msg = { id, call: pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', '', 'labels.set ', 'LABELS.SET', 'x'.repeat(5000)]), payload }
+      else if (r < 0.1)
+        msg = { id, call: pick(['__proto__', 'constructor', 'toString', 'hasOwnProperty', '', 'labels.set ', 'LABELS.SET', 'x'.repeat(5000)]), payload }
       else if (r < 0.15) msg = hostileValue(rng)
       let text = JSON.stringify(msg)
       let binary = false
@@ -475,7 +509,9 @@ describe('browser-mode server under fuzz', () => {
     // --- WebSocket messages that must close the socket: over-size (1009) and invalid UTF-8 (1007).
     const wsClosing = (): Input => {
       const tooLarge = rng.next() < 0.15
-      const data = tooLarge ? Buffer.alloc(MAX_BODY + 1 + rng.int(1000), 0x20) : Buffer.concat([Buffer.from('{"id":1,"call":"'), Buffer.from([pick([0xff, 0xc3, 0xed, 0xf8])]), Buffer.from('"}')])
+      const data = tooLarge
+        ? Buffer.alloc(MAX_BODY + 1 + rng.int(1000), 0x20)
+        : Buffer.concat([Buffer.from('{"id":1,"call":"'), Buffer.from([pick([0xff, 0xc3, 0xed, 0xf8])]), Buffer.from('"}')])
       return {
         channel: 'ws-message',
         what: tooLarge ? `text message of ${data.length} B` : `invalid UTF-8 text ${data.toString('hex')}`,
@@ -493,7 +529,15 @@ describe('browser-mode server under fuzz', () => {
     // --- Upgrade requests: foreign origins and hosts, odd paths, broken handshakes.
     const wsUpgrade = (): Input => {
       const host = pick([`127.0.0.1:${port}`, `localhost:${port}`, `evil.example:${port}`, ''])
-      const origin = pick([undefined, ...own, 'https://evil.example', 'null', `http://127.0.0.1:${port + 1}`, `http://evil.example:${port}`, `http://127.0.0.1:${port}.evil.example`])
+      const origin = pick([
+        undefined,
+        ...own,
+        'https://evil.example',
+        'null',
+        `http://127.0.0.1:${port + 1}`,
+        `http://evil.example:${port}`,
+        `http://127.0.0.1:${port}.evil.example`
+      ])
       const path = pick(['/api/ws', '/api/ws?x=%ZZ', '//', '/%ZZ', '/', '/api/ws/../ws', '/API/WS'])
       const key = pick(['dGhlIHNhbXBsZSBub25jZQ==', '', 'short', '!!!!!!!!!!!!!!!!!!!!!!=='])
       const version = pick(['13', '8', '', 'x'])
@@ -537,7 +581,9 @@ describe('browser-mode server under fuzz', () => {
         () => Buffer.concat(Array.from({ length: 200 }, () => frame(9, Buffer.from('ping'))))
       ]
       const bytes = pick(kinds)()
-      const upgrade = Buffer.from(`GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`)
+      const upgrade = Buffer.from(
+        `GET /api/ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`
+      )
       return {
         channel: 'ws-frames',
         what: bytes.toString('hex').slice(0, 120),

@@ -164,7 +164,10 @@ describe('featuretrace serve', () => {
     expect(s.urls.every((u) => !u.includes('0.0.0.0') && u.endsWith(`:${s.port}/?token=${s.token}`))).toBe(true)
     expect(s.urls.at(-1)).toBe(`http://127.0.0.1:${s.port}/?token=${s.token}`)
     expect(s.url).toBe(s.urls[0])
-    const lan = Object.values(networkInterfaces()).flatMap((l) => l ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => a.address)
+    const lan = Object.values(networkInterfaces())
+      .flatMap((l) => l ?? [])
+      .filter((a) => a.family === 'IPv4' && !a.internal)
+      .map((a) => a.address)
     for (const address of lan) expect(s.urls).toContain(`http://${address}:${s.port}/?token=${s.token}`)
     if (lan.length) expect(s.url).not.toContain('127.0.0.1')
     // Every address named reaches this server.
@@ -172,8 +175,19 @@ describe('featuretrace serve', () => {
   })
 
   it('lists interface addresses for a wildcard bind: IPv4 first, no loopback, no link-local IPv6', () => {
-    const nic = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({ address, family, internal, netmask: '', mac: '', cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) })
-    const interfaces = { lo: [nic('127.0.0.1', 'IPv4', true), nic('::1', 'IPv6', true)], eth0: [nic('fe80::1', 'IPv6'), nic('2001:db8::5', 'IPv6'), nic('192.168.1.20', 'IPv4')] } as never
+    const nic = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({
+      address,
+      family,
+      internal,
+      netmask: '',
+      mac: '',
+      cidr: null,
+      ...(family === 'IPv6' ? { scopeid: 0 } : {})
+    })
+    const interfaces = {
+      lo: [nic('127.0.0.1', 'IPv4', true), nic('::1', 'IPv6', true)],
+      eth0: [nic('fe80::1', 'IPv6'), nic('2001:db8::5', 'IPv6'), nic('192.168.1.20', 'IPv4')]
+    } as never
     expect(reachableHosts('0.0.0.0', interfaces)).toEqual(['192.168.1.20', '127.0.0.1'])
     expect(reachableHosts('::', interfaces)).toEqual(['192.168.1.20', '[2001:db8::5]', '127.0.0.1'])
     expect(reachableHosts('10.0.0.7', interfaces)).toEqual(['10.0.0.7'])
@@ -183,10 +197,12 @@ describe('featuretrace serve', () => {
   it('pushes events to sockets', async () => {
     const s = await start('127.0.0.1')
     const ws = await socket(s.port)
-    const got = new Promise<unknown>((resolve) => ws.on('message', (d) => {
-      const m = JSON.parse(String(d)) as { event?: string; payload?: unknown }
-      if (m.event === 'project.changed') resolve(m.payload)
-    }))
+    const got = new Promise<unknown>((resolve) =>
+      ws.on('message', (d) => {
+        const m = JSON.parse(String(d)) as { event?: string; payload?: unknown }
+        if (m.event === 'project.changed') resolve(m.payload)
+      })
+    )
     expect(await callOverSocket(ws, 'project.open', { path: join(t.dir, 'second') })).toMatchObject({ ok: true })
     expect(await got).toMatchObject({ name: 'second' })
     ws.close()
@@ -219,7 +235,10 @@ describe('featuretrace serve', () => {
         { headers: { ...JSON_TYPE, Origin: `https://127.0.0.1:${s.port}` }, why: 'another scheme' }
       ]
       for (const { headers, why } of refused) {
-        for (const [call, body] of [['labels.set', label], ['project.open', open]] as const) {
+        for (const [call, body] of [
+          ['labels.set', label],
+          ['project.open', open]
+        ] as const) {
           const r = await http(s.port, `/api/call/${call}`, { method: 'POST', headers, body })
           expect(r.status, `${call}: ${why}`).toBe(403)
           expect(r.body).toMatch(/application\/json/)
@@ -239,7 +258,11 @@ describe('featuretrace serve', () => {
         { 'Content-Type': 'application/json; charset=utf-8', Origin: `http://localhost:${s.port}` },
         JSON_TYPE
       ]) {
-        const r = await http(s.port, '/api/call/labels.set', { method: 'POST', headers, body: JSON.stringify({ setId, feature: 5, annotator: 'ana', category: 'Token-level' }) })
+        const r = await http(s.port, '/api/call/labels.set', {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ setId, feature: 5, annotator: 'ana', category: 'Token-level' })
+        })
         expect(r.status).toBe(200)
         expect(JSON.parse(r.body)).toMatchObject({ ok: true, result: { annotator: 'ana', category: 'Token-level' } })
       }
@@ -253,12 +276,26 @@ describe('featuretrace serve', () => {
       const cookie = `featuretrace_token=${s.token}`
       const host = `127.0.0.1:${s.port}`
       // Another service on the same machine is same-site, so SameSite=Strict alone would let its pages send the cookie.
-      expect((await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: cookie, 'Content-Type': 'text/plain', Origin: `http://127.0.0.1:${s.port + 1}` } })).status).toBe(403)
-      expect((await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: cookie, ...JSON_TYPE, Origin: `http://127.0.0.1:${s.port + 1}` } })).status).toBe(403)
-      expect((await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: cookie, ...JSON_TYPE, Origin: `http://${host}` } })).status).toBe(200)
+      expect(
+        (
+          await http(s.port, '/api/call/app.info', {
+            method: 'POST',
+            headers: { Cookie: cookie, 'Content-Type': 'text/plain', Origin: `http://127.0.0.1:${s.port + 1}` }
+          })
+        ).status
+      ).toBe(403)
+      expect(
+        (await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: cookie, ...JSON_TYPE, Origin: `http://127.0.0.1:${s.port + 1}` } }))
+          .status
+      ).toBe(403)
+      expect((await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: cookie, ...JSON_TYPE, Origin: `http://${host}` } })).status).toBe(
+        200
+      )
       // A malformed escape in the cookie is a wrong token, not a crash.
       expect((await http(s.port, '/api/call/app.info', { method: 'POST', headers: { Cookie: 'featuretrace_token=%E0%A4%A', ...JSON_TYPE } })).status).toBe(401)
-      expect(await raw(s.port, `GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nCookie: featuretrace_token=%ZZ\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`)).toMatch(/^HTTP\/1.1 401/)
+      expect(
+        await raw(s.port, `GET /api/ws HTTP/1.1\r\nHost: ${host}\r\nCookie: featuretrace_token=%ZZ\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`)
+      ).toMatch(/^HTTP\/1.1 401/)
       // The token redirect never leaves this server, whatever the path looks like.
       const r = await http(s.port, `/.//evil.example/?token=${s.token}`)
       expect(r.status).toBe(303)
@@ -306,12 +343,24 @@ describe('featuretrace serve', () => {
       expect(JSON.parse(declared.body)).toMatchObject({ ok: false, error: { code: 'bad-request', message: /over 1048576 bytes/ } })
       const chunked = await http(s.port, '/api/call/app.info', { method: 'POST', headers: { ...JSON_TYPE, 'Transfer-Encoding': 'chunked' }, body: big })
       expect(chunked.status).toBe(413)
-      const notUtf8 = await raw(s.port, Buffer.concat([Buffer.from(`POST /api/call/app.info HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"`), Buffer.from([0xff, 0xfe]), Buffer.from('"')]))
+      const notUtf8 = await raw(
+        s.port,
+        Buffer.concat([
+          Buffer.from(
+            `POST /api/call/app.info HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"`
+          ),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from('"')
+        ])
+      )
       expect(notUtf8).toMatch(/^HTTP\/1.1 400[\s\S]*not valid UTF-8/)
-      const truncated = await raw(s.port, `POST /api/call/app.info HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`)
+      const truncated = await raw(
+        s.port,
+        `POST /api/call/app.info HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`
+      )
       // Node answers a body cut short by the client's FIN with 400 itself; the call never runs.
       expect(truncated).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
-      for (const body of ['[' .repeat(100_000) + ']'.repeat(100_000), '{"__proto__":{"polluted":1}}', '{"setId":"1","feature":[]}', 'nul', '']) {
+      for (const body of ['['.repeat(100_000) + ']'.repeat(100_000), '{"__proto__":{"polluted":1}}', '{"setId":"1","feature":[]}', 'nul', '']) {
         const r = await http(s.port, '/api/call/labels.set', { method: 'POST', headers: JSON_TYPE, body })
         expect(r.status).toBe(400)
         expect(JSON.parse(r.body)).toMatchObject({ ok: false, error: { code: 'bad-request' } })
@@ -325,15 +374,17 @@ describe('featuretrace serve', () => {
       const body = JSON.stringify({ setId: 1, limit: 5000 })
       const head = `POST /api/call/features.list HTTP/1.1\r\nHost: 127.0.0.1:${s.port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`
       await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          new Promise<void>((resolve) => {
-            const c = connect(s.port, '127.0.0.1', () => {
-              c.write(i % 2 ? head + body : head + body.slice(0, 5)) // whole or cut short
-              c.resetAndDestroy()
-              resolve()
+        Array.from(
+          { length: 40 },
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const c = connect(s.port, '127.0.0.1', () => {
+                c.write(i % 2 ? head + body : head + body.slice(0, 5)) // whole or cut short
+                c.resetAndDestroy()
+                resolve()
+              })
+              c.on('error', () => undefined)
             })
-            c.on('error', () => undefined)
-          })
         )
       )
       await new Promise((r) => setTimeout(r, 100))
@@ -366,7 +417,11 @@ describe('featuretrace serve', () => {
       const replies: { id: unknown; reply: { ok: boolean; error?: { code: string } } }[] = []
       ws.on('message', (d) => replies.push(JSON.parse(String(d)) as (typeof replies)[number]))
       const messages: [string | Buffer, boolean][] = [
-        ['null', false], ['[]', false], ['42', false], ['"call"', false], ['{', false],
+        ['null', false],
+        ['[]', false],
+        ['42', false],
+        ['"call"', false],
+        ['{', false],
         [JSON.stringify({ id: 1, call: '__proto__' }), false],
         [JSON.stringify({ id: 2, call: 'labels.set', payload: { setId: -1, feature: 'x', annotator: [] } }), false],
         [JSON.stringify({ id: 3, call: 'toString' }), false],
@@ -394,7 +449,11 @@ describe('replies that cannot be sent as they are', () => {
     const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined)
     try {
       for (const thrown of [null, undefined, 'text', 42, Object.create(null) as object]) {
-        const handlers = { 'app.info': () => { throw thrown } } as unknown as Parameters<typeof dispatch>[0]
+        const handlers = {
+          'app.info': () => {
+            throw thrown
+          }
+        } as unknown as Parameters<typeof dispatch>[0]
         const reply = await dispatch(handlers, 'app.info', undefined)
         expect(reply).toMatchObject({ ok: false, error: { code: 'internal', message: /^Internal error in app.info: / } })
       }

@@ -18,15 +18,21 @@ afterAll(() => t.cleanup())
 
 /** Workers that start and never finish: the demo's jobs stay queued or running, and cost nothing. */
 function idleSpawner(): { spawn: WorkerSpawner; started: number } {
-  const state = { started: 0, spawn: (): WorkerHandle => {
-    state.started++
-    const exits: ((code: number | null) => void)[] = []
-    return { send: () => {}, onMessage: () => {}, onExit: (l) => void exits.push(l), kill: () => exits.forEach((l) => l(null)) }
-  } }
+  const state = {
+    started: 0,
+    spawn: (): WorkerHandle => {
+      state.started++
+      const exits: ((code: number | null) => void)[] = []
+      return { send: () => {}, onMessage: () => {}, onExit: (l) => void exits.push(l), kill: () => exits.forEach((l) => l(null)) }
+    }
+  }
   return state
 }
 
-function workspace(name: string, spawn: WorkerSpawner): { ws: Workspace; call: (c: string, p?: unknown) => Promise<ApiReply<unknown>>; logs: string[]; docs: string } {
+function workspace(
+  name: string,
+  spawn: WorkerSpawner
+): { ws: Workspace; call: (c: string, p?: unknown) => Promise<ApiReply<unknown>>; logs: string[]; docs: string } {
   const logs: string[] = []
   const docs = join(t.dir, name, 'Documents')
   mkdirSync(docs, { recursive: true })
@@ -64,7 +70,10 @@ describe('the start page services', () => {
     const info = result<{ path: string; name: string }>(await call('start.create', { path: dir }))
     expect(info).toMatchObject({ path: dir, name: 'pythia' })
     expect(existsSync(join(dir, MARKER_FILE))).toBe(true)
-    expect(await call('start.create', { path: dir })).toMatchObject({ ok: false, error: { message: expect.stringMatching(/already holds a FeatureTrace project/) } })
+    expect(await call('start.create', { path: dir })).toMatchObject({
+      ok: false,
+      error: { message: expect.stringMatching(/already holds a FeatureTrace project/) }
+    })
     const full = join(t.dir, 'create', 'full')
     mkdirSync(full)
     writeFileSync(join(full, 'notes.txt'), 'mine')
@@ -127,7 +136,9 @@ describe('the start page services', () => {
 
   it('tells the version and where newer packages come from, never fetching', async () => {
     const { ws, call } = workspace('about', idleSpawner().spawn)
-    const about = result<{ version: string; door: string; packaged: boolean; updates: { url: string | null; how: string }; settingsFile: string }>(await call('app.about'))
+    const about = result<{ version: string; door: string; packaged: boolean; updates: { url: string | null; how: string }; settingsFile: string }>(
+      await call('app.about')
+    )
     expect(about).toMatchObject({ door: 'browser', packaged: false, updates: { url: null } })
     expect(about.version).toMatch(/^\d+\.\d+\.\d+/)
     expect(about.updates.how).toMatch(/never connects to the internet/)

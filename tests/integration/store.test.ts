@@ -91,7 +91,10 @@ describe('project store on real SQLite files', () => {
     const file = join(t.dir, 'old.sqlite')
     const db = new Database(file)
     db.pragma('foreign_keys = ON')
-    migrate(db, migrations.filter((m) => m.version <= 7))
+    migrate(
+      db,
+      migrations.filter((m) => m.version <= 7)
+    )
     db.exec(`
       INSERT INTO checkpoint (id, step, name, path, model_type, supported, d_model, layers, config_json, registered_at)
         VALUES (1, 100, 'step100', '/ckpt/step100', 'llama', 1, 64, 4, '{}', 'then');
@@ -112,9 +115,12 @@ describe('project store on real SQLite files', () => {
     ])
     expect(db.prepare('SELECT sae_id FROM feature_set').all()).toEqual([{ sae_id: 5 }])
     expect(db.prepare('SELECT sae_id FROM geometry_result').all()).toEqual([{ sae_id: 5 }])
-    expect(db.prepare('SELECT feature, annotator, category, origin FROM label').all()).toEqual([{ feature: 1, annotator: 'ana', category: 'Token-level', origin: null }])
+    expect(db.prepare('SELECT feature, annotator, category, origin FROM label').all()).toEqual([
+      { feature: 1, annotator: 'ana', category: 'Token-level', origin: null }
+    ])
     // One current SAE per checkpoint and layer, enforced by the database.
-    const insert = "INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, created_at) VALUES (1, 2, ?, 'x', 64, 8, 2, 0, 0, 0, 'now')"
+    const insert =
+      "INSERT INTO sae (checkpoint_id, layer, path, preset, d, n, k, warm_started, tokens, steps, created_at) VALUES (1, 2, ?, 'x', 64, 8, 2, 0, 0, 0, 'now')"
     expect(() => db.prepare(insert).run('/elsewhere')).toThrow(/UNIQUE/)
     // Labelled features cannot be deleted, not even by a cascade; unlabelled ones can.
     expect(() => db.prepare('DELETE FROM feature_set WHERE id = 3').run()).toThrow(/keeps labelled features/)

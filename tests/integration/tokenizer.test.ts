@@ -69,7 +69,10 @@ describe("tokenizer_config.json's class rules, as transformers applies them", ()
   afterEach(() => t.cleanup())
 
   /** A folder with `base`'s tokenizer.json changed by `edit`, and the given tokenizer_config.json and config.json. */
-  function folder(base: 'sentencepiece' | 'bytelevel', opts: { edit?: (j: Record<string, unknown>) => void; config?: Record<string, unknown>; modelType?: string } = {}): string {
+  function folder(
+    base: 'sentencepiece' | 'bytelevel',
+    opts: { edit?: (j: Record<string, unknown>) => void; config?: Record<string, unknown>; modelType?: string } = {}
+  ): string {
     const dir = join(t.dir, `tok-${Math.random().toString(36).slice(2)}`)
     mkdirSync(dir)
     const json = JSON.parse(readFileSync(join(root, 'tokenizers', base, 'tokenizer.json'), 'utf8')) as Record<string, unknown>
@@ -88,7 +91,9 @@ describe("tokenizer_config.json's class rules, as transformers applies them", ()
     t = tempDir()
     const tok = loadTokenizer(folder('sentencepiece', { edit: noPostProcessor, config: { tokenizer_class: 'LlamaTokenizerFast', add_bos_token: true } }))
     expect(tok.bos).toBe(1)
-    expect(tok.specialTokensReason).toMatch(/^BOS <s> \(id 1\) in front of every sequence, no EOS: .*tokenizer_config\.json names LlamaTokenizerFast, which builds the post-processor from tokenizer_config.json's add_bos_token true and add_eos_token \(absent: default false\)/)
+    expect(tok.specialTokensReason).toMatch(
+      /^BOS <s> \(id 1\) in front of every sequence, no EOS: .*tokenizer_config\.json names LlamaTokenizerFast, which builds the post-processor from tokenizer_config.json's add_bos_token true and add_eos_token \(absent: default false\)/
+    )
   })
 
   it('case11 b: tokenizer.json adds <s>, LlamaTokenizerFast with add_bos_token false → no BOS', () => {
@@ -136,16 +141,61 @@ describe("tokenizer_config.json's class rules, as transformers applies them", ()
   })
 
   it.each([
-    ['a class whose rules are unknown', 'bytelevel', { config: { tokenizer_class: 'BloomTokenizerFast' } }, /tokenizer_config\.json: tokenizer_class "BloomTokenizerFast" has rules FeatureTrace does not apply.*"PreTrainedTokenizerFast"/],
-    ['custom tokenizer code', 'bytelevel', { config: { auto_map: { AutoTokenizer: ['tok.MyTokenizer', null] } } }, /auto_map\.AutoTokenizer names custom tokenizer code/],
-    ['GPT2TokenizerFast with add_bos_token', 'bytelevel', { config: { tokenizer_class: 'GPT2TokenizerFast', add_bos_token: true } }, /add_bos_token is true, which transformers' GPT2TokenizerFast refuses/],
-    ['LlamaTokenizerFast with add_prefix_space', 'sentencepiece', { config: { tokenizer_class: 'LlamaTokenizerFast', add_prefix_space: false } }, /add_prefix_space is false; with it LlamaTokenizerFast rebuilds the tokenizer from tokenizer\.model/],
-    ['a BOS token tokenizer.json lacks', 'sentencepiece', { config: { tokenizer_class: 'LlamaTokenizerFast', bos_token: '<bos>' } }, /bos_token "<bos>" is not in .*tokenizer\.json; transformers would add it/],
-    ['added_tokens_decoder that differs', 'sentencepiece', { config: { added_tokens_decoder: { '1': { content: '<s>', lstrip: true, rstrip: false, normalized: false, single_word: false, special: true } } } }, /added_tokens_decoder\["1"\] \("<s>"\) has lstrip true while .*tokenizer\.json has false/],
+    [
+      'a class whose rules are unknown',
+      'bytelevel',
+      { config: { tokenizer_class: 'BloomTokenizerFast' } },
+      /tokenizer_config\.json: tokenizer_class "BloomTokenizerFast" has rules FeatureTrace does not apply.*"PreTrainedTokenizerFast"/
+    ],
+    [
+      'custom tokenizer code',
+      'bytelevel',
+      { config: { auto_map: { AutoTokenizer: ['tok.MyTokenizer', null] } } },
+      /auto_map\.AutoTokenizer names custom tokenizer code/
+    ],
+    [
+      'GPT2TokenizerFast with add_bos_token',
+      'bytelevel',
+      { config: { tokenizer_class: 'GPT2TokenizerFast', add_bos_token: true } },
+      /add_bos_token is true, which transformers' GPT2TokenizerFast refuses/
+    ],
+    [
+      'LlamaTokenizerFast with add_prefix_space',
+      'sentencepiece',
+      { config: { tokenizer_class: 'LlamaTokenizerFast', add_prefix_space: false } },
+      /add_prefix_space is false; with it LlamaTokenizerFast rebuilds the tokenizer from tokenizer\.model/
+    ],
+    [
+      'a BOS token tokenizer.json lacks',
+      'sentencepiece',
+      { config: { tokenizer_class: 'LlamaTokenizerFast', bos_token: '<bos>' } },
+      /bos_token "<bos>" is not in .*tokenizer\.json; transformers would add it/
+    ],
+    [
+      'added_tokens_decoder that differs',
+      'sentencepiece',
+      { config: { added_tokens_decoder: { '1': { content: '<s>', lstrip: true, rstrip: false, normalized: false, single_word: false, special: true } } } },
+      /added_tokens_decoder\["1"\] \("<s>"\) has lstrip true while .*tokenizer\.json has false/
+    ],
     ['split_special_tokens', 'sentencepiece', { config: { split_special_tokens: true } }, /split_special_tokens is true/],
-    ['single_word added tokens', 'bytelevel', { edit: (j: Record<string, unknown>) => ((j.added_tokens as Record<string, unknown>[])[1]!.single_word = true) }, /added token "<\|padding\|>" has single_word true/],
-    ['BPE dropout', 'bytelevel', { edit: (j: Record<string, unknown>) => ((j.model as Record<string, unknown>).dropout = 0.1) }, /model\.dropout is 0\.1, so Hugging Face's tokenizer skips merges at random/],
-    ['an inverted Split', 'bytelevel', { edit: (j: Record<string, unknown>) => (j.pre_tokenizer = { type: 'Split', pattern: { Regex: '\\w+' }, behavior: 'Removed', invert: true }) }, /pre_tokenizer is a Split pre-tokenizer with behavior "Removed" and invert true/]
+    [
+      'single_word added tokens',
+      'bytelevel',
+      { edit: (j: Record<string, unknown>) => ((j.added_tokens as Record<string, unknown>[])[1]!.single_word = true) },
+      /added token "<\|padding\|>" has single_word true/
+    ],
+    [
+      'BPE dropout',
+      'bytelevel',
+      { edit: (j: Record<string, unknown>) => ((j.model as Record<string, unknown>).dropout = 0.1) },
+      /model\.dropout is 0\.1, so Hugging Face's tokenizer skips merges at random/
+    ],
+    [
+      'an inverted Split',
+      'bytelevel',
+      { edit: (j: Record<string, unknown>) => (j.pre_tokenizer = { type: 'Split', pattern: { Regex: '\\w+' }, behavior: 'Removed', invert: true }) },
+      /pre_tokenizer is a Split pre-tokenizer with behavior "Removed" and invert true/
+    ]
   ] as [string, 'sentencepiece' | 'bytelevel', Parameters<typeof folder>[1], RegExp][])('refuses %s, naming the file and key', (_, base, opts, message) => {
     t = tempDir()
     expect(() => loadTokenizer(folder(base, opts))).toThrow(message)

@@ -10,7 +10,18 @@ import { CheckpointWeights } from '../../src/core/lm/weights'
 import { initBackend } from '../../src/core/tf/backend'
 import { tempDir } from '../helpers'
 
-const config: TinyLlamaConfig = { vocabSize: 24, hiddenSize: 16, layers: 2, heads: 2, intermediateSize: 32, maxPositions: 64, ropeTheta: 10000, rmsNormEps: 1e-5, bosId: 1, eosId: 2 }
+const config: TinyLlamaConfig = {
+  vocabSize: 24,
+  hiddenSize: 16,
+  layers: 2,
+  heads: 2,
+  intermediateSize: 32,
+  maxPositions: 64,
+  ropeTheta: 10000,
+  rmsNormEps: 1e-5,
+  bosId: 1,
+  eosId: 2
+}
 // A learnable stream: a fixed cycle of 7 tokens, so the next token is a function of the current one.
 const cycle = [3, 9, 4, 17, 5, 11, 20]
 const stream = Int32Array.from({ length: 4000 }, (_, i) => cycle[i % cycle.length]!)

@@ -29,15 +29,58 @@ const { useProjectStore } = await import('../../src/renderer/src/stores/project'
 
 const TAXONOMY = ['Token-level', 'Concept-level', 'Uninterpretable']
 const set = (id: number, n: number): FeatureSetInfo => ({
-  id, name: `set ${id}`, source: 'import', saeId: null, checkpointId: null, checkpointLabel: null, step: null, layer: null, nFeatures: n,
-  createdAt: '2026-01-01', updatedAt: null, superseded: false, labelCount: 0
+  id,
+  name: `set ${id}`,
+  source: 'import',
+  saeId: null,
+  checkpointId: null,
+  checkpointLabel: null,
+  step: null,
+  layer: null,
+  nFeatures: n,
+  createdAt: '2026-01-01',
+  updatedAt: null,
+  superseded: false,
+  labelCount: 0
 })
 const detail = (setId: number, feature: number, labels: Label[] = []): FeatureDetail => ({
-  setId, feature, density: 0.01, maxAct: 2, meanAct: 1, dead: false, langClass: 'en', langCounts: null, histogram: null, neighbours: [], examples: [], labels
+  setId,
+  feature,
+  density: 0.01,
+  maxAct: 2,
+  meanAct: 1,
+  dead: false,
+  langClass: 'en',
+  langCounts: null,
+  histogram: null,
+  neighbours: [],
+  examples: [],
+  labels
 })
-const label = (setId: number, feature: number, annotator: string, category: string | null): Label => ({ setId, feature, annotator, category, note: '', updatedAt: '2026-01-01', origin: null })
+const label = (setId: number, feature: number, annotator: string, category: string | null): Label => ({
+  setId,
+  feature,
+  annotator,
+  category,
+  note: '',
+  updatedAt: '2026-01-01',
+  origin: null
+})
 const job = (over: Partial<Job> & Pick<Job, 'id' | 'kind' | 'state'>): Job =>
-  ({ params: null, fraction: 0, rate: null, rateUnit: null, etaSeconds: null, message: null, error: null, result: null, createdAt: '', startedAt: null, finishedAt: null, ...over }) as Job
+  ({
+    params: null,
+    fraction: 0,
+    rate: null,
+    rateUnit: null,
+    etaSeconds: null,
+    message: null,
+    error: null,
+    result: null,
+    createdAt: '',
+    startedAt: null,
+    finishedAt: null,
+    ...over
+  }) as Job
 
 beforeEach(() => {
   fake.api = new FakeApi()
@@ -55,7 +98,13 @@ function labellingProject(n: number, sample: number[], stored: Label[] = []): { 
   fake.api.handle('labels.sample', () => sample)
   fake.api.handle('labels.forFeatures', ({ features, annotator }) => stored.filter((l) => features.includes(l.feature) && l.annotator === annotator))
   fake.api.handle('labels.annotators', () => [...new Set(stored.map((l) => l.annotator))])
-  fake.api.handle('features.get', ({ setId, feature }) => detail(setId, feature, stored.filter((l) => l.feature === feature)))
+  fake.api.handle('features.get', ({ setId, feature }) =>
+    detail(
+      setId,
+      feature,
+      stored.filter((l) => l.feature === feature)
+    )
+  )
   fake.api.handle('labels.set', (w) => {
     if (w.category === 'refused') throw new Error('"refused" is not a category of this project\'s taxonomy')
     const l = label(w.setId, w.feature, w.annotator, w.category ?? null)
@@ -87,11 +136,17 @@ describe('the labelling store', () => {
     await settle()
     await settle()
     expect(written.map((l) => [l.feature, l.category])).toEqual([[7, 'Token-level']])
-    expect(fake.api.payloads('labels.set')[0]).toMatchObject({ setId: 1, feature: 7, annotator: 'ana', category: 'Token-level', requestId: expect.stringMatching(/^[0-9a-f]{32}$/) })
+    expect(fake.api.payloads('labels.set')[0]).toMatchObject({
+      setId: 1,
+      feature: 7,
+      annotator: 'ana',
+      category: 'Token-level',
+      requestId: expect.stringMatching(/^[0-9a-f]{32}$/)
+    })
     expect(labels.unconfirmed.size).toBe(0)
   })
 
-  it('reads this annotator\'s labels of exactly the sample, however far beyond the first 5,000 features they lie', async () => {
+  it("reads this annotator's labels of exactly the sample, however far beyond the first 5,000 features they lie", async () => {
     labellingProject(32_768, [31_000, 5, 20_000], [label(1, 31_000, 'ana', 'Concept-level'), label(1, 20_000, 'bob', 'Token-level')])
     const labels = useLabelStore()
     labels.annotator = 'ana'
@@ -134,7 +189,7 @@ describe('the labelling store', () => {
     expect(labels.sessionWrites).toEqual([])
   })
 
-  it('feature dashboards: another annotator\'s label stays hidden (blind) until this one has labelled the feature', async () => {
+  it("feature dashboards: another annotator's label stays hidden (blind) until this one has labelled the feature", async () => {
     labellingProject(40, [7, 3], [label(1, 7, 'bob', 'Concept-level')])
     const labels = useLabelStore()
     labels.annotator = 'ana'
@@ -204,10 +259,32 @@ describe('the jobs store', () => {
 })
 
 describe('the geometry store', () => {
-  it('keeps each analysis\'s summaries apart and gives a full result only as the analysis asked for', async () => {
-    const galaxy: GeometryResultInfo = { id: 1, analysis: 'galaxy', checkpointId: 1, step: 0, layer: 1, createdAt: '', summary: { alpha: 1.2, alpha_ci: [1, 1.4], r2: 0.9, clustering_entropy: 3, clustering_entropy_ci: [2.9, 3.1], n: 100, d: 16 } }
+  it("keeps each analysis's summaries apart and gives a full result only as the analysis asked for", async () => {
+    const galaxy: GeometryResultInfo = {
+      id: 1,
+      analysis: 'galaxy',
+      checkpointId: 1,
+      step: 0,
+      layer: 1,
+      createdAt: '',
+      summary: { alpha: 1.2, alpha_ci: [1, 1.4], r2: 0.9, clustering_entropy: 3, clustering_entropy_ci: [2.9, 3.1], n: 100, d: 16 }
+    }
     fake.api.handle('geometry.results', ({ analysis }) => (analysis === 'galaxy' ? [galaxy] : []))
-    fake.api.handle('geometry.result', () => ({ ...galaxy, params: { seed: 0 }, result: { ...galaxy.summary, ranks: [11, 150], gaussian_entropy: 1, knn_entropy: 1, sample: 10, dims: 5, bootstraps: 3, eigenvalues: [1], pcs: { explained: [1], features: [0], points: [[0, 0, 0]] } } }))
+    fake.api.handle('geometry.result', () => ({
+      ...galaxy,
+      params: { seed: 0 },
+      result: {
+        ...galaxy.summary,
+        ranks: [11, 150],
+        gaussian_entropy: 1,
+        knn_entropy: 1,
+        sample: 10,
+        dims: 5,
+        bootstraps: 3,
+        eigenvalues: [1],
+        pcs: { explained: [1], features: [0], points: [[0, 0, 0]] }
+      }
+    }))
     const geometry = useGeometryStore()
     await geometry.load(1)
     expect(geometry.summaries.galaxy.map((r) => r.summary.alpha)).toEqual([1.2])

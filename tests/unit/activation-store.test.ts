@@ -7,8 +7,20 @@ import { sparseSafetensors, writeAt } from '../fixtures/large-files'
 import { tempDir } from '../helpers'
 
 const settings = (d: number, dtype: 'f16' | 'f32'): StoreSettings => ({
-  model: '/m', modelType: 'llama', checkpointStep: 1, layer: 2, finalNorm: false, d, dtype, context: 4, bos: false, seed: 0,
-  corpus: '/c.jsonl', maxTokens: null, dropShort: false, createdBy: 'test'
+  model: '/m',
+  modelType: 'llama',
+  checkpointStep: 1,
+  layer: 2,
+  finalNorm: false,
+  d,
+  dtype,
+  context: 4,
+  bos: false,
+  seed: 0,
+  corpus: '/c.jsonl',
+  maxTokens: null,
+  dropShort: false,
+  createdBy: 'test'
 })
 
 describe('activation store sizes', () => {
@@ -17,13 +29,23 @@ describe('activation store sizes', () => {
 
   it('closes shards by bytes of activations (on sequence boundaries), whatever d is', async () => {
     t = tempDir()
-    for (const [d, dtype, bytes, expected] of [[8, 'f32', 3 * 4 * 8 * 4, [12, 12, 4]], [16, 'f16', 3 * 4 * 16 * 2, [12, 12, 4]], [8, 'f16', 3 * 4 * 8 * 4, [24, 4]]] as const) {
+    for (const [d, dtype, bytes, expected] of [
+      [8, 'f32', 3 * 4 * 8 * 4, [12, 12, 4]],
+      [16, 'f16', 3 * 4 * 16 * 2, [12, 12, 4]],
+      [8, 'f16', 3 * 4 * 8 * 4, [24, 4]]
+    ] as const) {
       const out = join(t.dir, `${d}-${dtype}`)
       const w = ActivationStoreWriter.begin(out, settings(d, dtype), SHARD_MAX_ROWS, bytes)
       if ('complete' in w) throw new Error('exists')
       for (let s = 0; s < 7; s++) await w.appendSequence(new Float32Array(4 * d).fill(s), s, [0, 1, 2, 3], [1, 2, 3, 4])
-      const m = await w.finish(Array.from({ length: 7 }, (_, id) => ({ id, lang: null, source: 'x' })), String)
-      expect(m.shards.map((s) => s.rows), `${d} ${dtype}`).toEqual(expected)
+      const m = await w.finish(
+        Array.from({ length: 7 }, (_, id) => ({ id, lang: null, source: 'x' })),
+        String
+      )
+      expect(
+        m.shards.map((s) => s.rows),
+        `${d} ${dtype}`
+      ).toEqual(expected)
       expect((await (await ActivationStore.open(out)).readShard(1)).acts[0]).toBe(expected[0] / 4)
     }
   })
@@ -58,7 +80,14 @@ describe('activation store sizes', () => {
     const last = Float32Array.from({ length: d }, (_, i) => (i % 7) - 3)
     writeAt(join(dir, 'shard-00000.safetensors'), at.get('activations')! + (rows - 1) * d * 2, toFloat16Bits(last))
     writeAt(join(dir, 'shard-00000.safetensors'), at.get('token')! + (rows - 1) * 4, new Int32Array([42]))
-    const manifest = { format: 'featuretrace.activations', version: 1, ...settings(d, 'f16'), rows, sequences: 1, shards: [{ file: 'shard-00000.safetensors', rows }] }
+    const manifest = {
+      format: 'featuretrace.activations',
+      version: 1,
+      ...settings(d, 'f16'),
+      rows,
+      sequences: 1,
+      shards: [{ file: 'shard-00000.safetensors', rows }]
+    }
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest))
     const store = await ActivationStore.open(dir)
     expect(at.get('token')!).toBeGreaterThan(2 ** 31)

@@ -53,7 +53,9 @@ describe('corpus files of any size, read line by line', () => {
     writeSync(fd, 'A first paragraph.\n\nThen a run of NUL bytes from a broken extraction:')
     ftruncateSync(fd, 3 * 2 ** 30)
     closeSync(fd)
-    expect(() => Corpus.open(file)).toThrow(new RegExp(`huge\\.en\\.txt, line 3: a line of \\d+ MiB or more, longer than FeatureTrace reads as one document \\(${MAX_LINE_BYTES / 2 ** 20} MiB\\)`))
+    expect(() => Corpus.open(file)).toThrow(
+      new RegExp(`huge\\.en\\.txt, line 3: a line of \\d+ MiB or more, longer than FeatureTrace reads as one document \\(${MAX_LINE_BYTES / 2 ** 20} MiB\\)`)
+    )
     expect(() => Corpus.open(join(t.dir, 'absent.jsonl'))).toThrow(/Missing corpus file .*absent\.jsonl/)
   })
 })

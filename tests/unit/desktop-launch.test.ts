@@ -67,7 +67,11 @@ describe('the paths the desktop app resolves', () => {
     expect(p.sqliteBinding).toBe('/opt/FT/resources/app.asar.unpacked/out/native/electron/better_sqlite3.node')
     expect(p.driftKernel).toBe('/opt/FT/resources/app.asar.unpacked/out/main/threads/drift-kernel.js')
     expect(p.demo).toBe('/opt/FT/resources/demo')
-    expect(workerEnvironment(p)).toEqual({ FEATURETRACE_SQLITE_BINDING: p.sqliteBinding, FEATURETRACE_DEMO_DIR: p.demo, FEATURETRACE_DRIFT_KERNEL: p.driftKernel })
+    expect(workerEnvironment(p)).toEqual({
+      FEATURETRACE_SQLITE_BINDING: p.sqliteBinding,
+      FEATURETRACE_DEMO_DIR: p.demo,
+      FEATURETRACE_DRIFT_KERNEL: p.driftKernel
+    })
     expect(unpackedPath('C:\\FT\\resources\\app.asar\\x.node')).toBe('C:\\FT\\resources\\app.asar.unpacked\\x.node')
     expect(unpackedPath('/a/my.asar.d/x')).toBe('/a/my.asar.d/x')
   })

@@ -16,9 +16,7 @@ describe('parseStep', () => {
     ['STEP42', 42]
   ])('%s → %i', (name, step) => expect(parseStep(name)).toBe(step))
 
-  it.each(['final', 'step', 'stepX', 'c', 'checkpoint', 'runs-1000-old', 'step1e3'])('%s has no step', (name) =>
-    expect(parseStep(name)).toBeNull()
-  )
+  it.each(['final', 'step', 'stepX', 'c', 'checkpoint', 'runs-1000-old', 'step1e3'])('%s has no step', (name) => expect(parseStep(name)).toBeNull())
 })
 
 describe('checkpoint folders', () => {
@@ -34,7 +32,9 @@ describe('checkpoint folders', () => {
 
   it('reads architecture and sizes from each naming of config keys', () => {
     t = tempDir()
-    const neox = readCheckpointConfig(folder('a', { model_type: 'gpt_neox', hidden_size: 512, num_hidden_layers: 6, num_attention_heads: 8, vocab_size: 50304 }))
+    const neox = readCheckpointConfig(
+      folder('a', { model_type: 'gpt_neox', hidden_size: 512, num_hidden_layers: 6, num_attention_heads: 8, vocab_size: 50304 })
+    )
     expect(neox).toMatchObject({ modelType: 'gpt_neox', supported: true, dModel: 512, layers: 6, heads: 8, vocabSize: 50304 })
     const gpt2 = readCheckpointConfig(folder('b', { model_type: 'gpt2', n_embd: 768, n_layer: 12, n_head: 12 }))
     expect(gpt2).toMatchObject({ modelType: 'gpt2', dModel: 768, layers: 12, heads: 12, vocabSize: null })
@@ -48,15 +48,16 @@ describe('checkpoint folders', () => {
     expect(() => readCheckpointConfig(folder('bad', '{nope'))).toThrow(/bad\/config\.json is not valid JSON/)
     expect(() => readCheckpointConfig(folder('arr', '[1]'))).toThrow(/does not hold a JSON object/)
     expect(() => readCheckpointConfig(folder('nomt', { hidden_size: 3 }))).toThrow(/no "model_type"/)
-    expect(() => readCheckpointConfig(folder('nosize', { model_type: 'llama', hidden_size: -1, num_hidden_layers: 2 }))).toThrow(
-      /lacks a positive hidden size/
-    )
+    expect(() => readCheckpointConfig(folder('nosize', { model_type: 'llama', hidden_size: -1, num_hidden_layers: 2 }))).toThrow(/lacks a positive hidden size/)
   })
 
   it('finds sharded weights through the index and refuses shards outside the folder', () => {
     t = tempDir()
     const dir = folder('sharded', { model_type: 'llama', hidden_size: 8, num_hidden_layers: 1 })
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: 'model-00002.safetensors', b: 'model-00001.safetensors', c: 'model-00001.safetensors' } }))
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { a: 'model-00002.safetensors', b: 'model-00001.safetensors', c: 'model-00001.safetensors' } })
+    )
     expect(weightFiles(dir).map((f) => f.slice(dir.length + 1))).toEqual(['model-00001.safetensors', 'model-00002.safetensors'])
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: '../../etc/passwd' } }))
     expect(() => weightFiles(dir)).toThrow(/names a shard outside its folder/)

@@ -21,11 +21,20 @@ function rows(n: number, d: number, seed: number): Float32Array {
   return Float32Array.from({ length: n * d }, (_, i) => Math.sin(seed * 7.1 + i * 1.3) + 0.1 * Math.cos(i * seed))
 }
 
-function run(dtype: KernelMessage['dtype'], n: number, d: number): { cur: Float32Array; outF: Float32Array; outP: Float32Array; fin: Float32Array; prev: Float32Array } {
+function run(
+  dtype: KernelMessage['dtype'],
+  n: number,
+  d: number
+): { cur: Float32Array; outF: Float32Array; outP: Float32Array; fin: Float32Array; prev: Float32Array } {
   const x = rows(n, d, 1)
   const fin = rows(n, d, 2)
   const prev = rows(n, d, 3)
-  const stored = dtype === 'F32' ? new Uint8Array(x.buffer) : dtype === 'F16' ? new Uint8Array(toFloat16Bits(x).buffer) : new Uint8Array(Uint16Array.from(new Uint32Array(x.buffer), (b) => b >>> 16).buffer)
+  const stored =
+    dtype === 'F32'
+      ? new Uint8Array(x.buffer)
+      : dtype === 'F16'
+        ? new Uint8Array(toFloat16Bits(x).buffer)
+        : new Uint8Array(Uint16Array.from(new Uint32Array(x.buffer), (b) => b >>> 16).buffer)
   const raw = shared(stored.byteLength)
   new Uint8Array(raw).set(stored)
   const put = (a: Float32Array): SharedArrayBuffer => {
@@ -42,8 +51,22 @@ function run(dtype: KernelMessage['dtype'], n: number, d: number): { cur: Float3
   const table = shared(65536 * 4)
   new Float32Array(table).set(F16_TABLE)
   const m: KernelMessage = {
-    n, d, r0: 0, r1: n, dtype, decode: true, raw, cur: shared(n * d * 4), norms: shared(n * 8),
-    fin: put(fin), finNorms: norms(fin), prev: put(prev), prevNorms: norms(prev), outF: shared(n * 4), outP: shared(n * 4), table
+    n,
+    d,
+    r0: 0,
+    r1: n,
+    dtype,
+    decode: true,
+    raw,
+    cur: shared(n * d * 4),
+    norms: shared(n * 8),
+    fin: put(fin),
+    finNorms: norms(fin),
+    prev: put(prev),
+    prevNorms: norms(prev),
+    outF: shared(n * 4),
+    outP: shared(n * 4),
+    table
   }
   kernelPass(m)
   return { cur: new Float32Array(m.cur), outF: new Float32Array(m.outF), outP: new Float32Array(m.outP), fin, prev }
@@ -72,8 +95,22 @@ describe('drift kernel pass', () => {
     const cur = shared(n * d * 4)
     new Float32Array(cur).set(rows(n, d, 5))
     const m: KernelMessage = {
-      n, d, r0: 0, r1: n, dtype: 'F32', decode: false, raw: null, cur, norms: shared(n * 8),
-      fin: null, finNorms: null, prev: null, prevNorms: null, outF: shared(n * 4), outP: shared(n * 4), table: shared(4)
+      n,
+      d,
+      r0: 0,
+      r1: n,
+      dtype: 'F32',
+      decode: false,
+      raw: null,
+      cur,
+      norms: shared(n * 8),
+      fin: null,
+      finNorms: null,
+      prev: null,
+      prevNorms: null,
+      outF: shared(n * 4),
+      outP: shared(n * 4),
+      table: shared(4)
     }
     kernelPass(m)
     expect([...new Float32Array(m.outF)]).toEqual([1, 1, 1])

@@ -14,7 +14,9 @@ describe('.npz members streamed', () => {
   it('reads what numpy.savez and savez_compressed write, whole and by rows, equal to numpy', async () => {
     t = tempDir()
     // numpy writes the archives and the values it holds (as float32) for comparison.
-    execFileSync(PYTHON, ['-c', `
+    execFileSync(PYTHON, [
+      '-c',
+      `
 import json, sys, numpy as np
 rng = np.random.default_rng(3)
 arrays = dict(a=rng.normal(size=(700, 33)).astype('<f4'), b=rng.normal(size=(41,)).astype('<f2'),
@@ -22,7 +24,9 @@ arrays = dict(a=rng.normal(size=(700, 33)).astype('<f4'), b=rng.normal(size=(41,
 np.savez(sys.argv[1] + '/stored.npz', **arrays)
 np.savez_compressed(sys.argv[1] + '/deflated.npz', **arrays)
 json.dump({k: v.astype(np.float32).ravel(order='C').tolist() for k, v in arrays.items()}, open(sys.argv[1] + '/values.json', 'w'))
-`, t.dir])
+`,
+      t.dir
+    ])
     const want = JSON.parse(readFileSync(join(t.dir, 'values.json'), 'utf8')) as Record<string, number[]>
     for (const kind of ['stored', 'deflated']) {
       const file = join(t.dir, `${kind}.npz`)

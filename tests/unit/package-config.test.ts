@@ -52,7 +52,9 @@ describe('the package config (electron-builder.config.js)', () => {
     }
     await expect(validateConfiguration(config, { isEnabled: false, add: () => {} })).resolves.toBeUndefined()
     // …which does reject what it does not know.
-    await expect(validateConfiguration({ ...config, linux: { ...config.linux, tragets: [] } }, { isEnabled: false, add: () => {} })).rejects.toThrow(/configuration\.linux/)
+    await expect(validateConfiguration({ ...config, linux: { ...config.linux, tragets: [] } }, { isEnabled: false, add: () => {} })).rejects.toThrow(
+      /configuration\.linux/
+    )
   })
 
   it('builds AppImage and deb on Linux, dmg on macOS, an NSIS installer on Windows, with one app id', () => {
@@ -67,7 +69,7 @@ describe('the package config (electron-builder.config.js)', () => {
     expect(pkg.scripts.dist).toBe('node scripts/package/dist.mjs')
   })
 
-  it("takes the build output and better-sqlite3 for Electron, not the Node build nor sources", () => {
+  it('takes the build output and better-sqlite3 for Electron, not the Node build nor sources', () => {
     for (const p of ['out/main/**', 'out/preload/**', 'out/renderer/**', APP_FILES.sqliteBinding]) expect(config.files).toContain(p)
     expect(pkg.main).toBe('out/main/index.js')
     expect(config.files).toContain('!**/node_modules/better-sqlite3/{build,deps,src}/**')

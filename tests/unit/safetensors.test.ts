@@ -2,7 +2,16 @@ import { openSync, closeSync, readFileSync, statSync, writeFileSync } from 'node
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { IO_CHUNK_BYTES, MAX_HEADER_BYTES, readFully, readSafetensorsHeader, SafetensorsFile, toFloat16Bits, writeFully, writeSafetensors } from '../../src/core/io/safetensors'
+import {
+  IO_CHUNK_BYTES,
+  MAX_HEADER_BYTES,
+  readFully,
+  readSafetensorsHeader,
+  SafetensorsFile,
+  toFloat16Bits,
+  writeFully,
+  writeSafetensors
+} from '../../src/core/io/safetensors'
 import { sparseSafetensors, writeAt } from '../fixtures/large-files'
 import { tempDir } from '../helpers'
 
@@ -20,10 +29,14 @@ describe('safetensors header', () => {
   it('round-trips what writeSafetensors writes, 8-byte aligned', async () => {
     t = tempDir()
     const file = join(t.dir, 'a.safetensors')
-    await writeSafetensors(file, {
-      w: { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
-      b: { dtype: 'BF16', shape: [3], data: new Uint16Array(3) }
-    }, { format: 'pt' })
+    await writeSafetensors(
+      file,
+      {
+        w: { dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+        b: { dtype: 'BF16', shape: [3], data: new Uint16Array(3) }
+      },
+      { format: 'pt' }
+    )
     const h = await readSafetensorsHeader(file)
     expect(h.metadata).toEqual({ format: 'pt' })
     const w = h.tensors.get('w')!
@@ -83,13 +96,17 @@ describe('safetensors contract', () => {
     return file
   }
   const f32 = (shape: number[], begin: number): { dtype: string; shape: number[]; data_offsets: number[] } => ({
-    dtype: 'F32', shape, data_offsets: [begin, begin + shape.reduce((a, b) => a * b, 1) * 4]
+    dtype: 'F32',
+    shape,
+    data_offsets: [begin, begin + shape.reduce((a, b) => a * b, 1) * 4]
   })
 
-  it('refuses overlapping byte ranges, naming both tensors (case02: v_proj reading k_proj\'s bytes)', async () => {
+  it("refuses overlapping byte ranges, naming both tensors (case02: v_proj reading k_proj's bytes)", async () => {
     t = tempDir()
     const file = write('aliased', rawFile({ k_proj: f32([2, 2], 0), v_proj: f32([2, 2], 0), o_proj: f32([2, 2], 16) }, 48))
-    await expect(readSafetensorsHeader(file)).rejects.toThrow(/aliased\.safetensors is not a valid safetensors file: tensors "k_proj" \(bytes 0–16\) and "v_proj" \(bytes 0–16\) share bytes/)
+    await expect(readSafetensorsHeader(file)).rejects.toThrow(
+      /aliased\.safetensors is not a valid safetensors file: tensors "k_proj" \(bytes 0–16\) and "v_proj" \(bytes 0–16\) share bytes/
+    )
     // The same bytes described without overlap but with v_proj's own bytes left as a hole: a gap.
     const hole = write('hole', rawFile({ k_proj: f32([2, 2], 0), o_proj: f32([2, 2], 32) }, 48))
     await expect(readSafetensorsHeader(hole)).rejects.toThrow(/bytes 16–32 of the data belong to no tensor \(between "k_proj" and "o_proj"\)/)
@@ -106,7 +123,13 @@ describe('safetensors contract', () => {
 
   it('accepts zero-size tensors, wherever their equal offsets sit (case02)', async () => {
     t = tempDir()
-    const header = { empty0: { dtype: 'F32', shape: [0], data_offsets: [0, 0] }, w: f32([2], 0), mid: { dtype: 'F16', shape: [3, 0], data_offsets: [8, 8] }, v: f32([1], 8), end: { dtype: 'I64', shape: [0], data_offsets: [12, 12] } }
+    const header = {
+      empty0: { dtype: 'F32', shape: [0], data_offsets: [0, 0] },
+      w: f32([2], 0),
+      mid: { dtype: 'F16', shape: [3, 0], data_offsets: [8, 8] },
+      v: f32([1], 8),
+      end: { dtype: 'I64', shape: [0], data_offsets: [12, 12] }
+    }
     const file = write('zero', rawFile(header, 12))
     const h = await readSafetensorsHeader(file)
     expect(h.tensors.get('mid')).toMatchObject({ shape: [3, 0] })
@@ -114,7 +137,9 @@ describe('safetensors contract', () => {
     expect(Array.from(await f.readFloat32('empty0'))).toEqual([])
     await f.close()
     // A zero-size tensor cannot claim bytes.
-    await expect(readSafetensorsHeader(write('zero-bytes', rawFile({ z: { dtype: 'F32', shape: [0], data_offsets: [0, 4] } }, 4)))).rejects.toThrow(/"z" spans 4 bytes but F32\[0\] needs 0/)
+    await expect(readSafetensorsHeader(write('zero-bytes', rawFile({ z: { dtype: 'F32', shape: [0], data_offsets: [0, 4] } }, 4)))).rejects.toThrow(
+      /"z" spans 4 bytes but F32\[0\] needs 0/
+    )
   })
 
   it('accepts space padding before and after the JSON, refuses NUL padding (case01)', async () => {
@@ -127,7 +152,9 @@ describe('safetensors contract', () => {
       return Buffer.concat([len, Buffer.from(text), Buffer.from(new Float32Array([1, 2]).buffer)])
     }
     expect((await readSafetensorsHeader(write('lead', framed(`        ${json}  \n\t `)))).tensors.size).toBe(1)
-    await expect(readSafetensorsHeader(write('nul', framed(json + '\0'.repeat(5))))).rejects.toThrow(/nul\.safetensors is not a valid safetensors file: its header is not valid JSON \(it contains NUL bytes/)
+    await expect(readSafetensorsHeader(write('nul', framed(json + '\0'.repeat(5))))).rejects.toThrow(
+      /nul\.safetensors is not a valid safetensors file: its header is not valid JSON \(it contains NUL bytes/
+    )
   })
 
   it('refuses a header that is not UTF-8, a byte-order mark, and non-string metadata; accepts null metadata', async () => {
@@ -140,20 +167,36 @@ describe('safetensors contract', () => {
     const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{}')])
     len.writeBigUInt64LE(BigInt(bom.length))
     await expect(readSafetensorsHeader(write('bom', Buffer.concat([len, bom])))).rejects.toThrow(/not valid JSON/)
-    await expect(readSafetensorsHeader(write('meta', rawFile({ __metadata__: { step: 100 } }, 0)))).rejects.toThrow(/__metadata__ key "step" is 100, not a string/)
+    await expect(readSafetensorsHeader(write('meta', rawFile({ __metadata__: { step: 100 } }, 0)))).rejects.toThrow(
+      /__metadata__ key "step" is 100, not a string/
+    )
     expect((await readSafetensorsHeader(write('nullmeta', rawFile({ __metadata__: null, w: f32([1], 0) }, 4)))).metadata).toEqual({})
   })
 
   it('knows every dtype of the format, with sub-byte sizes, and refuses to decode the ones FeatureTrace cannot', async () => {
     t = tempDir()
-    const file = write('fp8', rawFile({ q: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] }, f4: { dtype: 'F4', shape: [2, 3], data_offsets: [4, 7] }, u: { dtype: 'U32', shape: [1], data_offsets: [7, 11] } }, 11))
+    const file = write(
+      'fp8',
+      rawFile(
+        {
+          q: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] },
+          f4: { dtype: 'F4', shape: [2, 3], data_offsets: [4, 7] },
+          u: { dtype: 'U32', shape: [1], data_offsets: [7, 11] }
+        },
+        11
+      )
+    )
     const h = await readSafetensorsHeader(file)
     expect([...h.tensors.values()].map((x) => x.dtype)).toEqual(['F8_E4M3', 'F4', 'U32'])
     const f = await SafetensorsFile.open(file)
     await expect(f.readFloat32('q')).rejects.toThrow(/fp8\.safetensors: tensor "q" is F8_E4M3, which FeatureTrace cannot decode/)
     await f.close()
-    await expect(readSafetensorsHeader(write('f4odd', rawFile({ f4: { dtype: 'F4', shape: [3], data_offsets: [0, 2] } }, 2)))).rejects.toThrow(/F4\[3\] is not a whole number of bytes/)
-    await expect(readSafetensorsHeader(write('overflow', rawFile({ w: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, 4)))).rejects.toThrow(/spans 4 bytes but F32\[1099511627776,1099511627776\] needs/)
+    await expect(readSafetensorsHeader(write('f4odd', rawFile({ f4: { dtype: 'F4', shape: [3], data_offsets: [0, 2] } }, 2)))).rejects.toThrow(
+      /F4\[3\] is not a whole number of bytes/
+    )
+    await expect(
+      readSafetensorsHeader(write('overflow', rawFile({ w: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 4] } }, 4)))
+    ).rejects.toThrow(/spans 4 bytes but F32\[1099511627776,1099511627776\] needs/)
   })
 })
 
@@ -183,7 +226,10 @@ describe('reads and writes of any size', () => {
     const file = join(t.dir, 'chunked.safetensors')
     // Each tensor is 1.5 chunks long; marks straddle the chunk boundary and sit at the very end.
     const rowsOf = (bytes: number): number => (IO_CHUNK_BYTES * 1.5) / (bytes * 1024)
-    const at = sparseSafetensors(file, [{ name: 'half', dtype: 'F16', shape: [rowsOf(2), 1024] }, { name: 'full', dtype: 'F32', shape: [rowsOf(4), 1024] }])
+    const at = sparseSafetensors(file, [
+      { name: 'half', dtype: 'F16', shape: [rowsOf(2), 1024] },
+      { name: 'full', dtype: 'F32', shape: [rowsOf(4), 1024] }
+    ])
     const marks = (bytes: number): number[] => [IO_CHUNK_BYTES / bytes - 1, IO_CHUNK_BYTES / bytes, rowsOf(bytes) * 1024 - 1]
     for (const [k, i] of marks(2).entries()) writeAt(file, at.get('half')! + 2 * i, toFloat16Bits(new Float32Array([k + 0.5])))
     for (const [k, i] of marks(4).entries()) writeAt(file, at.get('full')! + 4 * i, new Float32Array([-(k + 0.25)]))
@@ -202,7 +248,10 @@ describe('reads and writes of any size', () => {
     const file = join(t.dir, 'huge.safetensors')
     const d = 4096
     const rows = (4.5 * 2 ** 30) / (4 * d)
-    const at = sparseSafetensors(file, [{ name: 'W', dtype: 'F32', shape: [rows, d] }, { name: 'tail', dtype: 'I32', shape: [3] }])
+    const at = sparseSafetensors(file, [
+      { name: 'W', dtype: 'F32', shape: [rows, d] },
+      { name: 'tail', dtype: 'I32', shape: [3] }
+    ])
     const last = Float32Array.from({ length: 2 * d }, (_, i) => i - d)
     writeAt(file, at.get('W')! + (rows - 2) * d * 4, last)
     writeAt(file, at.get('tail')!, new Int32Array([7, 8, 9]))
@@ -218,6 +267,8 @@ describe('reads and writes of any size', () => {
     const { ftruncateSync } = await import('node:fs')
     ftruncateSync(fd, statSync(file).size - 1)
     closeSync(fd)
-    await expect(readSafetensorsHeader(file)).rejects.toThrow(/huge\.safetensors is not a valid safetensors file: tensor "tail" ends at byte \d+ but the file has \d+ bytes \(truncated/)
+    await expect(readSafetensorsHeader(file)).rejects.toThrow(
+      /huge\.safetensors is not a valid safetensors file: tensor "tail" ends at byte \d+ but the file has \d+ bytes \(truncated/
+    )
   })
 })

@@ -31,7 +31,10 @@ describe('TopN', () => {
     const top = new TopN<string>(2)
     let made = 0
     for (const s of [5, 4, 3, 6, 1, 5]) top.offer(s, () => `${s}:${++made}`)
-    expect(top.sorted()).toEqual([{ score: 6, item: '6:3' }, { score: 5, item: '5:1' }])
+    expect(top.sorted()).toEqual([
+      { score: 6, item: '6:3' },
+      { score: 5, item: '5:1' }
+    ])
     expect(made).toBe(3)
   })
 })

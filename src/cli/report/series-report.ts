@@ -49,7 +49,10 @@ export async function seriesReport(ws: Workspace, layer: number): Promise<Series
   if (saes.length) {
     const o = await call('dynamics.overview', { layer })
     drift = {
-      steps: o.steps, n: o.n, warmStarted: o.warmStarted, histograms: o.histograms,
+      steps: o.steps,
+      n: o.n,
+      warmStarted: o.warmStarted,
+      histograms: o.histograms,
       meanCosToFinal: o.histograms.map((h) => h.reduce((a, c, b) => a + c * (-1 + (b + 0.5) / 50), 0) / Math.max(1, o.n))
     }
   }
@@ -80,7 +83,10 @@ function charts(r: SeriesReport): { title: string; option: EChartsOption }[] {
         ...base,
         legend: { top: 4 },
         xAxis: { type: 'category', data: steps, name: 'training step', nameLocation: 'middle', nameGap: 28 },
-        yAxis: [{ type: 'value', name: 'FVU', min: 0 }, { type: 'value', name: 'L0', min: 0, splitLine: { show: false } }],
+        yAxis: [
+          { type: 'value', name: 'FVU', min: 0 },
+          { type: 'value', name: 'L0', min: 0, splitLine: { show: false } }
+        ],
         series: [
           { name: 'FVU (held out)', type: 'line', symbolSize: 8, data: r.checkpoints.map((c) => c.sae?.fvu ?? null) },
           { name: 'L0', type: 'line', yAxisIndex: 1, symbolSize: 8, data: r.checkpoints.map((c) => c.sae?.l0 ?? null) },
@@ -96,7 +102,10 @@ function charts(r: SeriesReport): { title: string; option: EChartsOption }[] {
         xAxis: { type: 'category', data: steps, name: 'training step', nameLocation: 'middle', nameGap: 28 },
         yAxis: { type: 'value', name: 'features' },
         series: ['en', 'ja', 'mix'].map((lang) => ({
-          name: lang === 'mix' ? 'bilingual (mix)' : lang, type: 'bar' as const, stack: 'lang', color: LANG_COLORS[lang],
+          name: lang === 'mix' ? 'bilingual (mix)' : lang,
+          type: 'bar' as const,
+          stack: 'lang',
+          color: LANG_COLORS[lang],
           data: r.checkpoints.map((c) => c.languages[lang] ?? 0)
         }))
       }
@@ -114,7 +123,13 @@ function charts(r: SeriesReport): { title: string; option: EChartsOption }[] {
         legend: { top: 4 },
         xAxis: { type: 'category', data: bins, name: 'cosine to final', nameLocation: 'middle', nameGap: 28, axisLabel: { interval: 24 } },
         yAxis: { type: 'log', name: 'features (log)', min: 1 },
-        series: picks.map((t) => ({ name: `step ${d.steps[t]}`, type: 'bar' as const, barGap: '-100%', itemStyle: { opacity: 0.6 }, data: d.histograms[t]!.map((v) => (v > 0 ? v : null)) }))
+        series: picks.map((t) => ({
+          name: `step ${d.steps[t]}`,
+          type: 'bar' as const,
+          barGap: '-100%',
+          itemStyle: { opacity: 0.6 },
+          data: d.histograms[t]!.map((v) => (v > 0 ? v : null))
+        }))
       }
     })
   }

@@ -63,7 +63,10 @@ export function agreementOf(labels: { feature: number; annotator: string; catego
   if (annotators.length < 2 || items === 0) return { annotators, items, statistic: null, kappa: null, blindItems }
   const category = (m: Map<string, { category: string }>, a: string): string => m.get(a)!.category
   if (annotators.length === 2) {
-    const k = cohensKappa(complete.map((m) => category(m, annotators[0]!)), complete.map((m) => category(m, annotators[1]!)))
+    const k = cohensKappa(
+      complete.map((m) => category(m, annotators[0]!)),
+      complete.map((m) => category(m, annotators[1]!))
+    )
     return { annotators, items, statistic: 'cohen', kappa: k, blindItems }
   }
   return { annotators, items, statistic: 'fleiss', kappa: fleissKappa(complete.map((m) => annotators.map((a) => category(m, a)))), blindItems }

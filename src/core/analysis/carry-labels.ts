@@ -135,7 +135,11 @@ export async function matchCarry(input: CarryInput): Promise<CarryPreview> {
 }
 
 /** Copies every label whose match has cosine ≥ minCosine (host side, one transaction); labels the target already has from that annotator stay. */
-export function applyCarry(project: Project, preview: CarryPreview, minCosine: number): { carried: number; keptExisting: number; belowThreshold: number; toSetId: number } {
+export function applyCarry(
+  project: Project,
+  preview: CarryPreview,
+  minCosine: number
+): { carried: number; keptExisting: number; belowThreshold: number; toSetId: number } {
   const byFeature = new Map(preview.pairs.map((p) => [p.fromFeature, p]))
   const carries: { label: Label; toFeature: number; origin: LabelOrigin }[] = []
   let belowThreshold = 0

@@ -26,8 +26,16 @@ export function composition(project: Project, annotator?: string): Composition[]
       else mix.interpretable++
     }
     return {
-      setId: set.id, name: set.name, step: set.step, checkpointLabel: set.checkpointLabel, features: set.nFeatures, labels: byLabel,
-      unlabelled: set.nFeatures - chosen.size, languages, mix, agreement: agreementOf(labels)
+      setId: set.id,
+      name: set.name,
+      step: set.step,
+      checkpointLabel: set.checkpointLabel,
+      features: set.nFeatures,
+      labels: byLabel,
+      unlabelled: set.nFeatures - chosen.size,
+      languages,
+      mix,
+      agreement: agreementOf(labels)
     }
   })
 }

@@ -19,7 +19,11 @@ export function kernelEntry(): string {
   const fromEnv = process.env.FEATURETRACE_DRIFT_KERNEL
   if (fromEnv) return fromEnv
   const here = dirname(fileURLToPath(import.meta.url))
-  const candidates = [join(here, 'threads', 'drift-kernel.js'), join(here, '..', 'threads', 'drift-kernel.js'), join(here, '../../../out/main/threads/drift-kernel.js')]
+  const candidates = [
+    join(here, 'threads', 'drift-kernel.js'),
+    join(here, '..', 'threads', 'drift-kernel.js'),
+    join(here, '../../../out/main/threads/drift-kernel.js')
+  ]
   const found = candidates.find((c) => existsSync(c))
   if (!found) throw new Error(`The drift kernel bundle is missing (looked for ${candidates.join(', ')}); run \`npm run build\` first.`)
   // Inside a package the bundle is unpacked beside app.asar: a worker thread can only start a real file.
@@ -84,12 +88,22 @@ export class DriftKernel {
               resolve()
             })
             const message: KernelMessage = {
-              n: p.n, d: p.d, r0: Math.floor((k * p.n) / W), r1: Math.floor(((k + 1) * p.n) / W),
-              dtype: p.raw?.dtype ?? 'F32', decode: Boolean(p.raw), raw: shared(p.raw?.bytes.buffer ?? null),
-              cur: shared(p.into.rows.buffer)!, norms: shared(p.into.norms.buffer)!,
-              fin: shared(p.final?.rows.buffer ?? null), finNorms: shared(p.final?.norms.buffer ?? null),
-              prev: shared(p.previous?.rows.buffer ?? null), prevNorms: shared(p.previous?.norms.buffer ?? null),
-              outF: shared(outF.buffer)!, outP: shared(outP.buffer)!, table: this.table
+              n: p.n,
+              d: p.d,
+              r0: Math.floor((k * p.n) / W),
+              r1: Math.floor(((k + 1) * p.n) / W),
+              dtype: p.raw?.dtype ?? 'F32',
+              decode: Boolean(p.raw),
+              raw: shared(p.raw?.bytes.buffer ?? null),
+              cur: shared(p.into.rows.buffer)!,
+              norms: shared(p.into.norms.buffer)!,
+              fin: shared(p.final?.rows.buffer ?? null),
+              finNorms: shared(p.final?.norms.buffer ?? null),
+              prev: shared(p.previous?.rows.buffer ?? null),
+              prevNorms: shared(p.previous?.norms.buffer ?? null),
+              outF: shared(outF.buffer)!,
+              outP: shared(outP.buffer)!,
+              table: this.table
             }
             w.postMessage(message)
           })

@@ -50,7 +50,13 @@ export const dynamicsJob: JobKindDefinition<DynamicsRequest, DynamicsInput, Dyna
       onProgress: (f, message) => {
         const fraction = 0.2 + 0.8 * f
         const elapsed = (Date.now() - started) / 1000
-        ctx.progress({ fraction, rate: null, rateUnit: null, etaSeconds: f > 0 ? (elapsed * (1 - f)) / f : null, message: `formation of ${n} features: ${message}` })
+        ctx.progress({
+          fraction,
+          rate: null,
+          rateUnit: null,
+          etaSeconds: f > 0 ? (elapsed * (1 - f)) / f : null,
+          message: `formation of ${n} features: ${message}`
+        })
       }
     })
     // Without warm starts feature i is not latent i across SAEs: drift is measured along the matching.

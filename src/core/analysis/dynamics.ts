@@ -33,7 +33,11 @@ async function drift(saes: SeriesSae[], ctx: QueryContext) {
       const { computeDrift } = await import('./drift')
       const { initBackend } = await import('../tf/backend')
       await initBackend()
-      return computeDrift(saes.map((s) => s.path), { match: !warm }, { signal, progress: () => {} })
+      return computeDrift(
+        saes.map((s) => s.path),
+        { match: !warm },
+        { signal, progress: () => {} }
+      )
     },
     ctx.signal
   )
@@ -165,7 +169,12 @@ export const formationCurvesQuery: AnalysisQuery<'dynamics.formationCurves', Ser
   prepare: (project, { layer, features, threshold }) => seriesFeatures(project, layer, features, threshold),
   async run({ layer, series, features, threshold }, ctx) {
     const r = await formation(series, features, threshold, ctx.signal)
-    return { layer, steps: r.steps, threshold: r.threshold, curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae })) }
+    return {
+      layer,
+      steps: r.steps,
+      threshold: r.threshold,
+      curves: r.features.map((f) => ({ feature: f.feature, m: f.m.sae, formationStep: f.formationStep.sae }))
+    }
   }
 }
 
@@ -258,6 +267,16 @@ export const formationByLabelQuery: AnalysisQuery<'dynamics.formationByLabel', B
       counts[cat] ??= {}
       counts[cat][key] = (counts[cat][key] ?? 0) + 1
     }
-    return { layer, steps: series.map((c) => c.step), labelledFeatures: features.length, stored: stored !== null, counts, warmStarted, annotator, annotators, labelSteps }
+    return {
+      layer,
+      steps: series.map((c) => c.step),
+      labelledFeatures: features.length,
+      stored: stored !== null,
+      counts,
+      warmStarted,
+      annotator,
+      annotators,
+      labelSteps
+    }
   }
 }

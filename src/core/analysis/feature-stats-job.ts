@@ -51,8 +51,11 @@ export function featureSetName(step: number, layer: number): string {
 export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsOutput> = {
   kind: 'feature-stats',
   prepare(project, request) {
-    const saes = project.saes.list().filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
-    if (saes.length === 0) throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first.`)
+    const saes = project.saes
+      .list()
+      .filter((s) => s.layer === request.layer && (request.checkpointIds.length === 0 || request.checkpointIds.includes(s.checkpointId)))
+    if (saes.length === 0)
+      throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first.`)
     const stores = project.activations.list()
     const checkpoints = project.checkpoints.list()
     return {
@@ -61,7 +64,11 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
       items: saes.map((s) => {
         const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
         if (!store && checkpoints.some((c) => c.id === s.checkpointId && isSaeOnly(c))) {
-          throw saeOnlyRefusal([s.step], `feature statistics need layer-${s.layer} activations, and harvesting them`, 'attach activations harvested elsewhere with `featuretrace import-activations`')
+          throw saeOnlyRefusal(
+            [s.step],
+            `feature statistics need layer-${s.layer} activations, and harvesting them`,
+            'attach activations harvested elsewhere with `featuretrace import-activations`'
+          )
         }
         if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations to compute statistics on.`)
         return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path }
@@ -90,8 +97,19 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     for (const [i, item] of input.items.entries()) {
       const r = input.request
       const stats = await computeFeatureStats(
-        { sae: item.sae, activations: item.activations, paperExamples: r.examples, topN: r.topN, maxRows: r.maxRows, language: r.language, languageThreshold: r.languageThreshold },
-        { signal: ctx.signal, progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` }) }
+        {
+          sae: item.sae,
+          activations: item.activations,
+          paperExamples: r.examples,
+          topN: r.topN,
+          maxRows: r.maxRows,
+          language: r.language,
+          languageThreshold: r.languageThreshold
+        },
+        {
+          signal: ctx.signal,
+          progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}): ${p.message ?? ''}` })
+        }
       )
       const file = join(input.staging, `sae-${item.saeId}.ftfs`)
       try {
@@ -110,7 +128,11 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     const set = readFeatureSetFile(ready.file)
     try {
       // In place when the SAE already has a set: its labels and their history stay.
-      project.features.writeSaeSet({ name: featureSetName(ready.step, ready.layer), saeId: ready.saeId, checkpointId: ready.checkpointId, layer: ready.layer }, set.tokens, set.records)
+      project.features.writeSaeSet(
+        { name: featureSetName(ready.step, ready.layer), saeId: ready.saeId, checkpointId: ready.checkpointId, layer: ready.layer },
+        set.tokens,
+        set.records
+      )
     } finally {
       set.close()
       rmSync(ready.file, { force: true })

@@ -51,7 +51,6 @@ export interface FeatureStatsResult {
 const HIST_BINS = 50
 const BATCH_ROWS = 2048
 
-
 export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobContext): Promise<FeatureStatsResult> {
   const sae = await Sae.load(opts.sae)
   const store = await ActivationStore.open(opts.activations)
@@ -74,7 +73,10 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   let progressRows = 0
 
   /** Visits the store's sequences in file order with their sparse codes (k pairs per row, as wide as the block needs). */
-  async function scan(visit: (seq: Sequence, v: Float32Array, i: Int32Array, k: number, tokens: Int32Array, codeStart: number, docs: Int32Array) => void, pass: string): Promise<{ rows: number; sequences: number }> {
+  async function scan(
+    visit: (seq: Sequence, v: Float32Array, i: Int32Array, k: number, tokens: Int32Array, codeStart: number, docs: Int32Array) => void,
+    pass: string
+  ): Promise<{ rows: number; sequences: number }> {
     let rows = 0
     let sequences = 0
     for (let s = 0; s < store.manifest.shards.length && rows < limit; s++) {
@@ -213,7 +215,10 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const features: FeatureRecord[] = []
     for (let f = 0; f < n; f++) {
       const examples = [...paper[f]!, ...top[f]!.sorted().map((x) => x.item), ...inInterval[f]!.flat()]
-      const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.sorted().map((x) => x.item)).map((e) => ({ tokens: e.tokens.map((t) => texts[t]!), acts: Array.from(e.acts) }))
+      const forLanguage = (paper[f]!.length ? paper[f]! : top[f]!.sorted().map((x) => x.item)).map((e) => ({
+        tokens: e.tokens.map((t) => texts[t]!),
+        acts: Array.from(e.acts)
+      }))
       const lang = count[f]! > 0 ? classify(f, forLanguage) : null
       const topTokens = [...new Set(top[f]!.sorted().map(({ item: ex }) => tokenText(texts[ex.tokens[ex.acts.indexOf(Math.max(...ex.acts))]!]!).trim()))]
       const h = new Float32Array(HIST_BINS + 2)

@@ -158,7 +158,9 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   const stores = await Promise.all(series.map((c) => ActivationStore.open(c.activations)))
   for (const [t, s] of stores.entries()) {
     if (s.rows !== finalStore.rows || s.d !== finalStore.d) {
-      throw new UserError(`${series[t]!.activations} does not hold the same token positions as the final checkpoint's store (${s.rows} vs ${finalStore.rows} rows). Harvest every checkpoint with the same corpus, context and seed.`)
+      throw new UserError(
+        `${series[t]!.activations} does not hold the same token positions as the final checkpoint's store (${s.rows} vs ${finalStore.rows} rows). Harvest every checkpoint with the same corpus, context and seed.`
+      )
     }
   }
   const d = finalStore.d
@@ -172,7 +174,8 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   const best = new Map<number, { v: number; row: number }[]>(opts.features.map((f) => [f, []]))
   // The final SAE's tensors go whatever happens below (a bad feature, a cancel).
   try {
-    for (const f of opts.features) if (!Number.isInteger(f) || f < 0 || f >= finalSae.n) throw new UserError(`Feature ${f} does not exist: the SAEs have ${finalSae.n} latents.`)
+    for (const f of opts.features)
+      if (!Number.isInteger(f) || f < 0 || f >= finalSae.n) throw new UserError(`Feature ${f} does not exist: the SAEs have ${finalSae.n} latents.`)
     let base = 0
     for (let s = 0; s < finalStore.manifest.shards.length; s++) {
       const { acts } = await finalStore.readShard(s)
@@ -196,7 +199,16 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
   } finally {
     finalSae.dispose()
   }
-  const positions = new Map(opts.features.map((f) => [f, best.get(f)!.sort((a, b) => b.v - a.v).slice(0, topK).map((x) => x.row)]))
+  const positions = new Map(
+    opts.features.map((f) => [
+      f,
+      best
+        .get(f)!
+        .sort((a, b) => b.v - a.v)
+        .slice(0, topK)
+        .map((x) => x.row)
+    ])
+  )
   // 2. Random positions, fixed once.
   const randomPositions = new Rng(opts.seed ?? 0).shuffle(Array.from({ length: finalStore.rows }, (_, i) => i)).slice(0, opts.randomPositions ?? 100)
 

@@ -28,7 +28,10 @@ export function exportLabels(project: Project, out: string): number {
       rows.push({ set: set.name, feature: l.feature, annotator: l.annotator, category: full.category!, note: full.note, updated_at: full.updatedAt })
     }
   }
-  const text = extname(out).toLowerCase() === '.csv' ? stringify(rows, { header: true, columns: ['set', 'feature', 'annotator', 'category', 'note', 'updated_at'] }) : JSON.stringify(rows, null, 2)
+  const text =
+    extname(out).toLowerCase() === '.csv'
+      ? stringify(rows, { header: true, columns: ['set', 'feature', 'annotator', 'category', 'note', 'updated_at'] })
+      : JSON.stringify(rows, null, 2)
   writeFileAtomic(out, text)
   return rows.length
 }
@@ -56,7 +59,8 @@ export function importLabels(project: Project, file: string, opts: { overwrite?:
   project.db.transaction(() => {
     rows.forEach((r, i) => {
       const parsed = LabelRowSchema.safeParse(r)
-      if (!parsed.success) return void report.skipped.push({ row: i + 1, reason: parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ') })
+      if (!parsed.success)
+        return void report.skipped.push({ row: i + 1, reason: parsed.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ') })
       const row = parsed.data
       const setId = sets.get(row.set)
       if (setId === undefined) return void report.skipped.push({ row: i + 1, reason: `no feature set named "${row.set}"` })

@@ -8,7 +8,10 @@ import type { FormationCheckpoint } from './formation'
 
 /** The current SAEs of a layer in step order: all drift needs. */
 export function layerSaes(project: Project, layer: number): SaeInfo[] {
-  const saes = project.saes.list().filter((s) => s.layer === layer).sort((a, b) => a.step - b.step)
+  const saes = project.saes
+    .list()
+    .filter((s) => s.layer === layer)
+    .sort((a, b) => a.step - b.step)
   if (saes.length === 0) throw new UserError(`No SAEs at layer ${layer}; train a series first.`)
   return saes
 }
@@ -26,7 +29,12 @@ export function layerSeries(project: Project, layer: number): { saes: SaeInfo[];
   const stores = project.activations.list()
   const missing = stepsWithoutActivations(project, layer)
   if (missing.length) {
-    const weightless = new Set(project.checkpoints.list().filter((c) => c.path === null).map((c) => c.step))
+    const weightless = new Set(
+      project.checkpoints
+        .list()
+        .filter((c) => c.path === null)
+        .map((c) => c.step)
+    )
     const saeOnly = missing.filter((s) => weightless.has(s))
     throw new UserError(
       `Step${missing.length === 1 ? '' : 's'} ${missing.join(', ')} ha${missing.length === 1 ? 's' : 've'} an SAE but no layer-${layer} activations, which formation needs ` +

@@ -60,15 +60,25 @@ function jsonl(rows: unknown[]): Buffer {
 
 /** A name made into a Neuronpedia id: lower case, runs of other characters as "-". */
 function asId(s: string, max: number): string {
-  return s.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/_{2,}/g, '_').replace(/^[-_]+|[-_]+$/g, '').slice(0, max)
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/_{2,}/g, '_')
+    .replace(/^[-_]+|[-_]+$/g, '')
+    .slice(0, max)
 }
 
 /** Checks the names Neuronpedia derives ids from, before anything is written; messages say what to give instead. */
-export function neuronpediaNames(project: Project, opts: Pick<NeuronpediaExportOptions, 'modelId' | 'sourceSet' | 'creatorId' | 'owner'>): { modelId: string; sourceSet: string; creatorId: string; owner: string } {
+export function neuronpediaNames(
+  project: Project,
+  opts: Pick<NeuronpediaExportOptions, 'modelId' | 'sourceSet' | 'creatorId' | 'owner'>
+): { modelId: string; sourceSet: string; creatorId: string; owner: string } {
   const modelId = opts.modelId ?? (asId(project.info().name, 128) || 'featuretrace')
   if (!MODEL_ID.test(modelId)) {
     const hint = asId(modelId, 128)
-    throw new UserError(`--model "${modelId}" is not a Neuronpedia model id: use lower-case letters, digits, "-" and "_" (at most 128)${hint ? `, e.g. "${hint}"` : ''}.`)
+    throw new UserError(
+      `--model "${modelId}" is not a Neuronpedia model id: use lower-case letters, digits, "-" and "_" (at most 128)${hint ? `, e.g. "${hint}"` : ''}.`
+    )
   }
   const sourceSet = opts.sourceSet ?? 'featuretrace'
   if (!SOURCE_SET.test(sourceSet) || sourceSet.includes(SOURCE_INFO_DELIMITER)) {
@@ -79,9 +89,12 @@ export function neuronpediaNames(project: Project, opts: Pick<NeuronpediaExportO
     )
   }
   const creatorId = opts.creatorId ?? NEURONPEDIA_BOT_USER
-  if (!USER_ID.test(creatorId)) throw new UserError(`--creator-id "${creatorId}" is not a Neuronpedia user id (letters, digits, "-" and "_"): give the id of a user on the Neuronpedia instance you import into.`)
+  if (!USER_ID.test(creatorId))
+    throw new UserError(
+      `--creator-id "${creatorId}" is not a Neuronpedia user id (letters, digits, "-" and "_"): give the id of a user on the Neuronpedia instance you import into.`
+    )
   const owner = (opts.owner ?? 'unknown').trim()
-  if (!owner) throw new UserError('--owner is empty: Neuronpedia needs the model\'s owner (the organisation that made it).')
+  if (!owner) throw new UserError("--owner is empty: Neuronpedia needs the model's owner (the organisation that made it).")
   return { modelId, sourceSet, creatorId, owner }
 }
 
@@ -104,7 +117,12 @@ function mlpWidth(config: Record<string, unknown>, dModel: number): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : 0
 }
 
-function featureRow(ids: { modelId: string; source: string; sourceSet: string; creatorId: string; hook: string }, d: FeatureDetail, maxAct: number, createdAt: string): Record<string, unknown> {
+function featureRow(
+  ids: { modelId: string; source: string; sourceSet: string; creatorId: string; hook: string },
+  d: FeatureDetail,
+  maxAct: number,
+  createdAt: string
+): Record<string, unknown> {
   const h = d.histogram
   const edge = (i: number, n: number): number => h!.lo * (h!.hi / h!.lo) ** (i / n)
   return {
@@ -160,9 +178,13 @@ function distinctExamples(d: FeatureDetail): { tokens: string[]; acts: number[];
 /** Writes every feature set made from an SAE (one Neuronpedia source per checkpoint and layer). */
 export function exportNeuronpedia(project: Project, out: string, opts: NeuronpediaExportOptions = {}): NeuronpediaExportResult {
   const { modelId, sourceSet, creatorId, owner } = neuronpediaNames(project, opts)
-  const sets = project.features.currentSets().filter((s): s is FeatureSetInfo & { layer: number } => s.layer !== null && (opts.step === undefined || s.step === opts.step))
+  const sets = project.features
+    .currentSets()
+    .filter((s): s is FeatureSetInfo & { layer: number } => s.layer !== null && (opts.step === undefined || s.step === opts.step))
   if (sets.length === 0) {
-    throw new UserError(`No feature statistics${opts.step === undefined ? '' : ` at step ${opts.step}`} to export: run "Feature statistics" (the feature-stats job) on the SAEs first.`)
+    throw new UserError(
+      `No feature statistics${opts.step === undefined ? '' : ` at step ${opts.step}`} to export: run "Feature statistics" (the feature-stats job) on the SAEs first.`
+    )
   }
   const batchSize = opts.batchSize ?? 128
   const createdAt = new Date().toISOString()
@@ -186,7 +208,17 @@ export function exportNeuronpedia(project: Project, out: string, opts: Neuronped
     createdAt,
     updatedAt: createdAt
   }
-  const sourceSetRow = { modelId, name: sourceSet, description: `FeatureTrace SAE features of ${info.name}`, creatorName: 'FeatureTrace', creatorId, visibility: 'PRIVATE', hasDashboards: true, urls: [], createdAt }
+  const sourceSetRow = {
+    modelId,
+    name: sourceSet,
+    description: `FeatureTrace SAE features of ${info.name}`,
+    creatorName: 'FeatureTrace',
+    creatorId,
+    visibility: 'PRIVATE',
+    hasDashboards: true,
+    urls: [],
+    createdAt
+  }
   const tmp = `${out}.partial-${process.pid}`
   rmSync(tmp, { recursive: true, force: true })
   const result: NeuronpediaExportResult = { modelId, sources: [], dir: out }
@@ -198,7 +230,16 @@ export function exportNeuronpedia(project: Project, out: string, opts: Neuronped
       for (const sub of ['features', 'activations', 'explanations']) mkdirSync(join(dir, sub), { recursive: true })
       writeFileSync(join(dir, 'model.jsonl'), JSON.stringify(model) + '\n')
       writeFileSync(join(dir, 'sourceset.jsonl'), JSON.stringify(sourceSetRow) + '\n')
-      const source = { id, modelId, setName: sourceSet, creatorId, visibility: 'PRIVATE', hasDashboards: true, notes: `${set.name} (FeatureTrace layer ${set.layer}: ${hook})`, createdAt }
+      const source = {
+        id,
+        modelId,
+        setName: sourceSet,
+        creatorId,
+        visibility: 'PRIVATE',
+        hasDashboards: true,
+        notes: `${set.name} (FeatureTrace layer ${set.layer}: ${hook})`,
+        createdAt
+      }
       writeFileSync(join(dir, 'source.jsonl'), JSON.stringify(source) + '\n')
       const counts = { id, step: set.step, layer: set.layer, features: 0, activations: 0, explanations: 0 }
       const ids = { modelId, source: id, sourceSet, creatorId, hook }
@@ -255,7 +296,8 @@ export function exportNeuronpedia(project: Project, out: string, opts: Neuronped
       }
       result.sources.push(counts)
     }
-    if (opts.featureExamples !== false) exportFeatures(project, join(tmp, 'feature-examples.jsonl'), opts.step === undefined ? {} : { checkpoint: String(opts.step) })
+    if (opts.featureExamples !== false)
+      exportFeatures(project, join(tmp, 'feature-examples.jsonl'), opts.step === undefined ? {} : { checkpoint: String(opts.step) })
     rmSync(out, { recursive: true, force: true })
     renameSync(tmp, out)
     return result

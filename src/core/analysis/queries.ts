@@ -12,7 +12,14 @@ export interface QueryContext {
   drift: DriftCache
 }
 
-export const QUERY_NAMES = ['dynamics.overview', 'dynamics.feature', 'dynamics.formationCurves', 'dynamics.formationByLabel', 'dynamics.formation', 'labels.carryPreview'] as const
+export const QUERY_NAMES = [
+  'dynamics.overview',
+  'dynamics.feature',
+  'dynamics.formationCurves',
+  'dynamics.formationByLabel',
+  'dynamics.formation',
+  'labels.carryPreview'
+] as const
 export type QueryName = (typeof QUERY_NAMES)[number]
 
 /** One query of the analysis process: prepared on the host from the project, run where the heavy work may go. */
@@ -42,12 +49,18 @@ export const analysisQueries: { [C in QueryName]: AnalysisQuery<C, any> } = {
 }
 
 /** Runs a query here, in this process (tests, scripts): prepare and run back to back with a private cache. */
-export async function queryInProcess<C extends QueryName>(project: Project, name: C, input: CallParsedInput<C>, signal: AbortSignal = new AbortController().signal): Promise<CallOutput<C>> {
+export async function queryInProcess<C extends QueryName>(
+  project: Project,
+  name: C,
+  input: CallParsedInput<C>,
+  signal: AbortSignal = new AbortController().signal
+): Promise<CallOutput<C>> {
   const { DriftCache } = await import('./drift-cache')
   const q = analysisQueries[name] as AnalysisQuery<C, unknown>
   return q.run(q.prepare(project, input), { signal, drift: new DriftCache() })
 }
 
-export const dynamicsOverview = (project: Project, layer: number): Promise<CallOutput<'dynamics.overview'>> => queryInProcess(project, 'dynamics.overview', { layer })
+export const dynamicsOverview = (project: Project, layer: number): Promise<CallOutput<'dynamics.overview'>> =>
+  queryInProcess(project, 'dynamics.overview', { layer })
 export const dynamicsFeature = (project: Project, layer: number, feature: number, threshold?: number): Promise<CallOutput<'dynamics.feature'>> =>
   queryInProcess(project, 'dynamics.feature', { layer, feature, threshold })

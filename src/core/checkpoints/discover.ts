@@ -188,7 +188,12 @@ function notACheckpointFolder(root: string): string {
     return `${root} holds weights but no config.json: a Hugging Face checkpoint folder needs the config.json that save_pretrained writes beside them.`
   }
   if (names.some((n) => /^pytorch_model.*\.bin$|\.pt$|\.pth$|\.ckpt$/.test(n))) {
-    return `${root} holds PyTorch pickle weights (${names.filter((n) => /\.(bin|pt|pth|ckpt)$/.test(n)).slice(0, 3).join(', ')}) and no config.json. FeatureTrace reads safetensors only: load the model in Python and call save_pretrained(folder, safe_serialization=True).`
+    return `${root} holds PyTorch pickle weights (${names
+      .filter((n) => /\.(bin|pt|pth|ckpt)$/.test(n))
+      .slice(0, 3)
+      .join(
+        ', '
+      )}) and no config.json. FeatureTrace reads safetensors only: load the model in Python and call save_pretrained(folder, safe_serialization=True).`
   }
   if (names.some((n) => n.startsWith('models--'))) {
     return `${root} is a Hugging Face hub cache: give one model's folder (${names.find((n) => n.startsWith('models--'))}), whose refs name the revisions.`
@@ -216,9 +221,7 @@ export function discoverCheckpoints(folder: string, explicitStep?: number): Disc
   if (existsSync(join(root, 'config.json'))) {
     const step = explicitStep ?? parseStep(basename(root))
     if (step === null) {
-      throw new UserError(
-        `Cannot tell the training step of ${root} from its name; name it like step1000 or pass a step.`
-      )
+      throw new UserError(`Cannot tell the training step of ${root} from its name; name it like step1000 or pass a step.`)
     }
     return { found: [describe(root, step)], skipped: [] }
   }

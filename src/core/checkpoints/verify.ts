@@ -21,11 +21,7 @@ interface VerifyOutput {
   reports: VerifyReport[]
 }
 
-async function hashFile(
-  file: string,
-  signal: AbortSignal,
-  onBytes: (n: number) => void
-): Promise<string> {
+async function hashFile(file: string, signal: AbortSignal, onBytes: (n: number) => void): Promise<string> {
   const hash = createHash('sha256')
   const stream = createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })
   const abort = (): void => void stream.destroy(new JobCancelled())
@@ -42,11 +38,7 @@ async function hashFile(
   return hash.digest('hex')
 }
 
-async function verifyOne(
-  c: VerifyInput['checkpoints'][number],
-  ctx: JobContext,
-  onBytes: (n: number) => void
-): Promise<VerifyReport> {
+async function verifyOne(c: VerifyInput['checkpoints'][number], ctx: JobContext, onBytes: (n: number) => void): Promise<VerifyReport> {
   const problems: string[] = []
   const files: VerifyReport['files'] = []
   try {
@@ -100,14 +92,28 @@ export const verifyCheckpointsJob: JobKindDefinition<VerifyRequest, VerifyInput,
       throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
     }
     const weightless = chosen.filter(isSaeOnly)
-    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'verifying weight files')
-    if (chosen.length === 0) throw new UserError(all.length ? 'There are no checkpoints with weights to verify: every registered checkpoint is SAE-only.' : 'There are no checkpoints to verify; register some first.')
+    if (weightless.length)
+      throw saeOnlyRefusal(
+        weightless.map((c) => c.step),
+        'verifying weight files'
+      )
+    if (chosen.length === 0)
+      throw new UserError(
+        all.length
+          ? 'There are no checkpoints with weights to verify: every registered checkpoint is SAE-only.'
+          : 'There are no checkpoints to verify; register some first.'
+      )
     return { checkpoints: chosen.map((c) => ({ id: c.id, path: c.path!, name: c.name })) }
   },
   async run(input: VerifyInput, ctx: JobContext): Promise<VerifyOutput> {
     const totalBytes = input.checkpoints.reduce((sum, c) => {
       try {
-        return sum + weightFiles(c.path).filter(existsSync).reduce((s, f) => s + statSync(f).size, 0)
+        return (
+          sum +
+          weightFiles(c.path)
+            .filter(existsSync)
+            .reduce((s, f) => s + statSync(f).size, 0)
+        )
       } catch {
         // Only the progress total: verifying this checkpoint below reports what cannot be read.
         return sum

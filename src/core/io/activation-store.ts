@@ -110,11 +110,12 @@ export function unstorableMessage(where: string, c: ValueCheck, dtype: 'f16' | '
     )
   }
   if (c.nonFinite) parts.push(`${fmt(c.nonFinite)} values are already Inf or NaN in the model's output`)
-  const fix = c.overflow && !c.nonFinite
-    ? 'Harvest again with --dtype f32 (twice the disk space; float32 holds up to 3.4e38).'
-    : dtype === 'f16' && c.overflow
-      ? 'Harvest again with --dtype f32; the Inf/NaN values point at the checkpoint itself (check its weights and config).'
-      : 'The checkpoint produces Inf/NaN here: check its weights and config.json (e.g. a float16 overflow inside the model).'
+  const fix =
+    c.overflow && !c.nonFinite
+      ? 'Harvest again with --dtype f32 (twice the disk space; float32 holds up to 3.4e38).'
+      : dtype === 'f16' && c.overflow
+        ? 'Harvest again with --dtype f32; the Inf/NaN values point at the checkpoint itself (check its weights and config).'
+        : 'The checkpoint produces Inf/NaN here: check its weights and config.json (e.g. a float16 overflow inside the model).'
   return `${where}: ${parts.join('; ')}. Nothing was stored. ${fix}`
 }
 
@@ -313,7 +314,9 @@ export class ActivationStore {
     }
     const parsed = ManifestSchema.safeParse(raw)
     if (!parsed.success) {
-      throw new UserError(`${file} is not a FeatureTrace activation manifest: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`)
+      throw new UserError(
+        `${file} is not a FeatureTrace activation manifest: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`
+      )
     }
     if (parsed.data.version > STORE_VERSION) throw new UserError(`${file} was written by a newer FeatureTrace (store version ${parsed.data.version}).`)
     return parsed.data
@@ -400,7 +403,14 @@ export class ActivationStore {
    */
   async checkValues(): Promise<ValueCheck & { rows: number; first: { file: string; row: number } | null }> {
     const d = this.d
-    const total: ValueCheck & { rows: number; first: { file: string; row: number } | null } = { values: 0, nonFinite: 0, overflow: 0, maxAbs: 0, rows: 0, first: null }
+    const total: ValueCheck & { rows: number; first: { file: string; row: number } | null } = {
+      values: 0,
+      nonFinite: 0,
+      overflow: 0,
+      maxAbs: 0,
+      rows: 0,
+      first: null
+    }
     const block = Math.max(1, Math.floor(IO_CHUNK_BYTES / (4 * d)))
     for (const s of this.manifest.shards) {
       const f = await SafetensorsFile.open(join(this.dir, s.file))

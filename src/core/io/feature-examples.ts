@@ -22,7 +22,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 export function readFeatureExamples(file: string): FeatureExampleLine[] {
   const out: FeatureExampleLine[] = []
   const tooLong = (line: number, bytes: number): UserError =>
-    new UserError(`${file}, line ${line}: a line of ${(bytes / 2 ** 20).toFixed(0)} MiB or more; one feature's line must stay under ${MAX_LINE_BYTES / 2 ** 20} MiB.`)
+    new UserError(
+      `${file}, line ${line}: a line of ${(bytes / 2 ** 20).toFixed(0)} MiB or more; one feature's line must stay under ${MAX_LINE_BYTES / 2 ** 20} MiB.`
+    )
   readLinesOf(file, 'feature-example file', tooLong, (bytes, n) => {
     let line: string
     try {

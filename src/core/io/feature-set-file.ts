@@ -14,7 +14,16 @@ const MAGIC = Buffer.from('FTFS1\n')
 const HeaderSchema = z.object({ tokens: z.array(z.string()), features: z.number().int().nonnegative() })
 
 /** A feature's record without its histogram and examples (which follow it as bytes): its dashboard's fields. */
-const RecordSchema = FeatureDetailSchema.pick({ feature: true, density: true, maxAct: true, meanAct: true, dead: true, langClass: true, langCounts: true, neighbours: true }).extend({
+const RecordSchema = FeatureDetailSchema.pick({
+  feature: true,
+  density: true,
+  maxAct: true,
+  meanAct: true,
+  dead: true,
+  langClass: true,
+  langCounts: true,
+  neighbours: true
+}).extend({
   topTokens: z.string()
 })
 

@@ -25,7 +25,7 @@ export function forEachLine(
   let lineStart = 0
   let line = 1
   let prevCR = false
-  for (let pos = 0; pos < size; ) {
+  for (let pos = 0; pos < size;) {
     if (pos - lineStart > MAX_LINE_BYTES) throw tooLong(line, pos - lineStart)
     const n = readSync(fd, buf, 0, Math.min(SCAN_BYTES, size - pos), pos)
     if (n === 0) break
@@ -46,7 +46,7 @@ export function forEachLine(
 /** Reads bytes [start, end) of an open file. */
 export function readRange(fd: number, start: number, end: number): Buffer {
   const buf = Buffer.alloc(end - start)
-  for (let done = 0; done < buf.length; ) {
+  for (let done = 0; done < buf.length;) {
     const n = readSync(fd, buf, done, buf.length - done, start + done)
     if (n === 0) throw new Error(`file ended at byte ${start + done}, before ${end}`)
     done += n
@@ -55,7 +55,12 @@ export function readRange(fd: number, start: number, end: number): Buffer {
 }
 
 /** Each line of a file as bytes with its 1-based number; a file that cannot be opened is a UserError saying why (`what` names it). */
-export function readLinesOf(file: string, what: string, tooLong: (line: number, bytes: number) => Error, onLine: (bytes: Uint8Array, line: number) => void): void {
+export function readLinesOf(
+  file: string,
+  what: string,
+  tooLong: (line: number, bytes: number) => Error,
+  onLine: (bytes: Uint8Array, line: number) => void
+): void {
   let fd: number
   try {
     if (!statSync(file).isFile()) throw new UserError(`The ${what} ${file} is a folder, not a file.`)

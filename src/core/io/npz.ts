@@ -76,7 +76,8 @@ async function eachEntry(file: string, visit: (name: string, entry: yauzl.Entry,
       zip.on('entry', (entry: yauzl.Entry) => {
         if (!entry.fileName.endsWith('.npy')) return zip.readEntry()
         const name = entry.fileName.slice(0, -4)
-        const open: OpenEntry = (range) => openStream(entry, range ? ({ decodeFileData: false, start: range.start, end: range.end } as unknown as yauzl.ZipFileOptions) : undefined)
+        const open: OpenEntry = (range) =>
+          openStream(entry, range ? ({ decodeFileData: false, start: range.start, end: range.end } as unknown as yauzl.ZipFileOptions) : undefined)
         visit(name, entry, open)
           .then(() => zip.readEntry())
           .catch(reject)

@@ -96,7 +96,10 @@ export function parseSafetensorsHeader(file: string, fileBytes: number, headerBy
     raw = JSON.parse(json)
   } catch {
     // JSON allows only space, tab, CR and LF around the object: NUL padding is refused, as serde_json refuses it.
-    throw bad(file, /\0/.test(json) ? 'its header is not valid JSON (it contains NUL bytes, e.g. padding written as zeros instead of spaces)' : 'its header is not valid JSON')
+    throw bad(
+      file,
+      /\0/.test(json) ? 'its header is not valid JSON (it contains NUL bytes, e.g. padding written as zeros instead of spaces)' : 'its header is not valid JSON'
+    )
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad(file, 'its header is not a JSON object')
   const dataStart = 8 + headerBytes
@@ -160,7 +163,10 @@ export function parseSafetensorsHeader(file: string, fileBytes: number, headerBy
     previous = t
   }
   if (covered !== fileBytes) {
-    throw bad(file, `the file has ${fileBytes - covered} bytes after the last tensor's data that no tensor covers (the reference reader refuses trailing bytes)`)
+    throw bad(
+      file,
+      `the file has ${fileBytes - covered} bytes after the last tensor's data that no tensor covers (the reference reader refuses trailing bytes)`
+    )
   }
   return { file, fileBytes, headerBytes, tensors, metadata }
 }
@@ -217,7 +223,7 @@ export async function readFully(fh: FileHandle, target: Uint8Array, position: nu
 
 /** Writes all of `data` at the file's current position, in writes of at most `chunkBytes`. */
 export async function writeFully(fh: FileHandle, data: ArrayBufferView, chunkBytes = IO_CHUNK_BYTES): Promise<void> {
-  for (let o = 0; o < data.byteLength; ) {
+  for (let o = 0; o < data.byteLength;) {
     const len = Math.min(chunkBytes, data.byteLength - o)
     const { bytesWritten } = await fh.write(new Uint8Array(data.buffer, data.byteOffset + o, len), 0, len)
     o += bytesWritten
@@ -235,11 +241,7 @@ export interface TensorToWrite {
  * Writes a safetensors file atomically: to a temporary name first, renamed when complete, so an
  * interrupted write never leaves a file that looks whole.
  */
-export async function writeSafetensors(
-  file: string,
-  tensors: Record<string, TensorToWrite>,
-  metadata: Record<string, string> = {}
-): Promise<void> {
+export async function writeSafetensors(file: string, tensors: Record<string, TensorToWrite>, metadata: Record<string, string> = {}): Promise<void> {
   const header: Record<string, unknown> = {}
   if (Object.keys(metadata).length) header.__metadata__ = metadata
   let offset = 0
@@ -283,8 +285,7 @@ export const F16_TABLE = (() => {
     const sign = h & 0x8000 ? -1 : 1
     const exp = (h >> 10) & 0x1f
     const frac = h & 0x3ff
-    table[h] =
-      exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024)
+    table[h] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024)
   }
   return table
 })()

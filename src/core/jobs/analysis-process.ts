@@ -56,7 +56,8 @@ export class AnalysisProcess {
     const worker = this.worker
     worker?.send({ type: 'abort', queryId: a.queryId })
     setTimeout(() => {
-      if (this.asked.has(a.queryId) && this.worker === worker) this.restart(`query ${a.name} did not stop within ${this.opts.abortGraceMs ?? ABORT_GRACE_MS} ms of its cancel`)
+      if (this.asked.has(a.queryId) && this.worker === worker)
+        this.restart(`query ${a.name} did not stop within ${this.opts.abortGraceMs ?? ABORT_GRACE_MS} ms of its cancel`)
     }, this.opts.abortGraceMs ?? ABORT_GRACE_MS).unref()
     return true
   }

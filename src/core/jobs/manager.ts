@@ -44,7 +44,8 @@ export class JobManager {
   /** Validates the request (as any door sends it: defaults may be missing) against the project before anything is queued. */
   start(asked: CallInput<'jobs.start'>): Job {
     const parsed = JobRequestSchema.safeParse(asked)
-    if (!parsed.success) throw new UserError(`Invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`, 'bad-request')
+    if (!parsed.success)
+      throw new UserError(`Invalid job request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')}`, 'bad-request')
     const request = parsed.data
     const def = jobKind(request.kind)
     const input: unknown = def.prepare(this.project, request)

@@ -128,26 +128,31 @@ export class Corpus {
     const file = this.file
     let surrogates = 0
     let firstSurrogate = 0
-    forEachLine(this.fd, size, (line, length) => tooLong(this.file, line, length), (start, end, n, bytes) => {
-      const text = decodeLine(bytes ?? this.read(start, end), file, n)
-      if (text.trim() === '') throw new UserError(`${file}, line ${n}: empty line. Each line must be one JSON object with a "text".`)
-      let obj: unknown
-      try {
-        obj = JSON.parse(text)
-      } catch (err) {
-        throw new UserError(`${file}, line ${n}: not valid JSON (${(err as Error).message}).`)
+    forEachLine(
+      this.fd,
+      size,
+      (line, length) => tooLong(this.file, line, length),
+      (start, end, n, bytes) => {
+        const text = decodeLine(bytes ?? this.read(start, end), file, n)
+        if (text.trim() === '') throw new UserError(`${file}, line ${n}: empty line. Each line must be one JSON object with a "text".`)
+        let obj: unknown
+        try {
+          obj = JSON.parse(text)
+        } catch (err) {
+          throw new UserError(`${file}, line ${n}: not valid JSON (${(err as Error).message}).`)
+        }
+        const o = obj as { text?: unknown; lang?: unknown }
+        if (typeof o !== 'object' || o === null || typeof o.text !== 'string') {
+          throw new UserError(`${file}, line ${n}: needs a "text" string, like {"text": "...", "lang": "en"}.`)
+        }
+        if (o.text.trim() === '') throw new UserError(`${file}, line ${n}: "text" is empty.`)
+        if (o.lang !== undefined && typeof o.lang !== 'string') throw new UserError(`${file}, line ${n}: "lang" must be a string.`)
+        if (LONE_SURROGATE.test(o.text)) {
+          if (surrogates++ === 0) firstSurrogate = n
+        }
+        this.add(start, end, n, (o.lang as string | undefined) ?? lang)
       }
-      const o = obj as { text?: unknown; lang?: unknown }
-      if (typeof o !== 'object' || o === null || typeof o.text !== 'string') {
-        throw new UserError(`${file}, line ${n}: needs a "text" string, like {"text": "...", "lang": "en"}.`)
-      }
-      if (o.text.trim() === '') throw new UserError(`${file}, line ${n}: "text" is empty.`)
-      if (o.lang !== undefined && typeof o.lang !== 'string') throw new UserError(`${file}, line ${n}: "lang" must be a string.`)
-      if (LONE_SURROGATE.test(o.text)) {
-        if (surrogates++ === 0) firstSurrogate = n
-      }
-      this.add(start, end, n, (o.lang as string | undefined) ?? lang)
-    })
+    )
     if (surrogates) {
       this.notes.push(
         `${surrogates.toLocaleString('en')} document${surrogates === 1 ? '' : 's'} of ${file} (the first on line ${firstSurrogate}) hold escaped lone surrogates ` +
@@ -165,15 +170,20 @@ export class Corpus {
       if (begin >= 0) this.add(begin, end, first, lang)
       begin = -1
     }
-    forEachLine(this.fd, size, (line, length) => tooLong(this.file, line, length), (start, stop, n, bytes) => {
-      const text = decodeLine(bytes ?? this.read(start, stop), this.file, n)
-      if (text.trim() === '') return flush()
-      if (begin < 0) {
-        begin = start
-        first = n
+    forEachLine(
+      this.fd,
+      size,
+      (line, length) => tooLong(this.file, line, length),
+      (start, stop, n, bytes) => {
+        const text = decodeLine(bytes ?? this.read(start, stop), this.file, n)
+        if (text.trim() === '') return flush()
+        if (begin < 0) {
+          begin = start
+          first = n
+        }
+        end = stop
       }
-      end = stop
-    })
+    )
     flush()
   }
 

@@ -35,12 +35,22 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     const all = project.checkpoints.list()
     // Unasked, SAE-only checkpoints are left out: they have no weights to run.
     const chosen = request.checkpointIds.length ? all.filter((c) => request.checkpointIds.includes(c.id)) : all.filter((c) => !isSaeOnly(c))
-    if (chosen.length === 0 && all.length) throw saeOnlyRefusal(all.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
+    if (chosen.length === 0 && all.length)
+      throw saeOnlyRefusal(
+        all.map((c) => c.step),
+        'harvesting activations',
+        'attach activations harvested elsewhere with `featuretrace import-activations`'
+      )
     if (chosen.length === 0) throw new UserError('There are no checkpoints to harvest; register some first.')
     const missing = request.checkpointIds.filter((id) => !all.some((c) => c.id === id))
     if (missing.length) throw new UserError(`No checkpoint with id ${missing.join(', ')} in this project.`, 'not-found')
     const weightless = chosen.filter(isSaeOnly)
-    if (weightless.length) throw saeOnlyRefusal(weightless.map((c) => c.step), 'harvesting activations', 'attach activations harvested elsewhere with `featuretrace import-activations`')
+    if (weightless.length)
+      throw saeOnlyRefusal(
+        weightless.map((c) => c.step),
+        'harvesting activations',
+        'attach activations harvested elsewhere with `featuretrace import-activations`'
+      )
     const unsupported = chosen.filter((c) => !c.supported)
     if (unsupported.length) {
       throw new UserError(
@@ -50,7 +60,9 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     }
     const tooShallow = chosen.filter((c) => request.layer > c.layers!)
     if (tooShallow.length) {
-      throw new UserError(`Layer ${request.layer} is out of range for step ${tooShallow[0]!.step}: it has ${tooShallow[0]!.layers} layers, so layers 0–${tooShallow[0]!.layers} exist.`)
+      throw new UserError(
+        `Layer ${request.layer} is out of range for step ${tooShallow[0]!.step}: it has ${tooShallow[0]!.layers} layers, so layers 0–${tooShallow[0]!.layers} exist.`
+      )
     }
     const corpus = resolve(request.corpus)
     if (!existsSync(corpus)) throw new UserError(`Missing corpus file ${corpus}.`)
@@ -104,8 +116,15 @@ export const harvestJob: JobKindDefinition<HarvestRequest, HarvestInput, Harvest
     for (const s of output.stores) {
       const m = ActivationStore.readManifest(s.path)
       project.activations.upsert({
-        checkpointId: s.checkpointId, layer: m.layer, path: s.path, rows: m.rows, d: m.d, dtype: m.dtype,
-        context: m.context, corpus: m.corpus, imported: false
+        checkpointId: s.checkpointId,
+        layer: m.layer,
+        path: s.path,
+        rows: m.rows,
+        d: m.d,
+        dtype: m.dtype,
+        context: m.context,
+        corpus: m.corpus,
+        imported: false
       })
     }
     return {

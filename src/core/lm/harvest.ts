@@ -82,7 +82,10 @@ async function checkTokenIds(checkpoint: CheckpointFolder, tokenizer: ModelToken
   const ids = [...beyond].sort((a, b) => a - b)
   const doc = firstDoc === null ? null : docs.info(firstDoc)
   throw new UserError(
-    `${tokenizer.file} gives token ids ${ids.slice(0, 8).map((id) => `${id} ${JSON.stringify(tokenizer.tokenText(id))}`).join(', ')}${ids.length > 8 ? ` and ${ids.length - 8} more` : ''}, ` +
+    `${tokenizer.file} gives token ids ${ids
+      .slice(0, 8)
+      .map((id) => `${id} ${JSON.stringify(tokenizer.tokenText(id))}`)
+      .join(', ')}${ids.length > 8 ? ` and ${ids.length - 8} more` : ''}, ` +
       `but the embedding "${tensor}" in ${file} has ${rows} rows (ids 0–${rows - 1})${doc ? `; the first is in document ${doc.id}${doc.source ? ` (${doc.source})` : ''} of the corpus` : ''}. ` +
       'The tokenizer has tokens this checkpoint was never given: use the tokenizer the checkpoint was trained with, or resize the embedding ' +
       '(transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
@@ -101,7 +104,12 @@ export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<Ha
   }
 }
 
-async function harvestCheckpoint(checkpoint: CheckpointFolder, backend: Awaited<ReturnType<typeof initBackend>>, opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
+async function harvestCheckpoint(
+  checkpoint: CheckpointFolder,
+  backend: Awaited<ReturnType<typeof initBackend>>,
+  opts: HarvestOptions,
+  ctx: JobContext
+): Promise<HarvestResult> {
   const config = checkpoint.spec
   const layers = [...new Set(opts.layers)].sort((a, b) => a - b)
   for (const L of layers) {
@@ -179,7 +187,11 @@ async function harvestCheckpoint(checkpoint: CheckpointFolder, backend: Awaited<
         ids.set(row, b * T)
       })
       const idTensor = tf.tensor2d(ids, [batch.items.length, T], 'int32')
-      const states = model.hiddenStates(idTensor, writers.map((x) => x.layer), { finalNorm: opts.finalNorm })
+      const states = model.hiddenStates(
+        idTensor,
+        writers.map((x) => x.layer),
+        { finalNorm: opts.finalNorm }
+      )
       idTensor.dispose()
       const offset = bos === null ? 0 : 1
       const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
@@ -198,7 +210,12 @@ async function harvestCheckpoint(checkpoint: CheckpointFolder, backend: Awaited<
         const perSeq = (T - offset) * config.dModel
         for (const [b, s] of batch.items.entries()) {
           if (batch.start + b < w.sequencesDone) continue
-          await w.appendSequence(data.subarray(b * perSeq, (b + 1) * perSeq), s.doc, s.ids.map((_, i) => s.start + i), s.ids)
+          await w.appendSequence(
+            data.subarray(b * perSeq, (b + 1) * perSeq),
+            s.doc,
+            s.ids.map((_, i) => s.start + i),
+            s.ids
+          )
         }
       }
       tf.dispose(states)
@@ -221,5 +238,11 @@ async function harvestCheckpoint(checkpoint: CheckpointFolder, backend: Awaited<
     stores.push({ layer, dir: w.dir, rows: manifest.rows, manifest })
   }
   const seconds = (performance.now() - started) / 1000
-  return { backend: backend.name, stores: stores.sort((a, b) => a.layer - b.layer), tokensPerSecond: computed / seconds, specialTokens: tokenizer.specialTokensReason, notes: corpus.notes }
+  return {
+    backend: backend.name,
+    stores: stores.sort((a, b) => a.layer - b.layer),
+    tokensPerSecond: computed / seconds,
+    specialTokens: tokenizer.specialTokensReason,
+    notes: corpus.notes
+  }
 }

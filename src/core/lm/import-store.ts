@@ -20,17 +20,26 @@ export async function importActivationStore(project: Project, path: string, chec
   const check = await store.checkValues()
   if (check.nonFinite > 0) {
     const where = `${check.first!.file}, row ${check.first!.row}`
-    const cause = m.dtype === 'f16'
-      ? `float16 holds at most ±${F16_MAX.toLocaleString('en')}, so these are most likely values that overflowed when the store was written ` +
-        `(the largest finite |x| stored is ${check.maxAbs.toPrecision(4)}). Harvest layer ${m.layer} again with --dtype f32 ` +
-        '(resources/harvest_activations.py --dtype f32 likewise) and import that store.'
-      : 'The model produced them: check the checkpoint\'s weights and config.json, then harvest again.'
+    const cause =
+      m.dtype === 'f16'
+        ? `float16 holds at most ±${F16_MAX.toLocaleString('en')}, so these are most likely values that overflowed when the store was written ` +
+          `(the largest finite |x| stored is ${check.maxAbs.toPrecision(4)}). Harvest layer ${m.layer} again with --dtype f32 ` +
+          '(resources/harvest_activations.py --dtype f32 likewise) and import that store.'
+        : "The model produced them: check the checkpoint's weights and config.json, then harvest again."
     throw new UserError(
       `${resolve(path)}: ${check.nonFinite.toLocaleString('en')} of ${check.values.toLocaleString('en')} stored values ` +
         `(in ${check.rows.toLocaleString('en')} rows; the first in ${where}) are Inf or NaN. ${cause} Nothing was imported.`
     )
   }
   return project.activations.upsert({
-    checkpointId, layer: m.layer, path: resolve(path), rows: m.rows, d: m.d, dtype: m.dtype, context: m.context, corpus: m.corpus, imported: true
+    checkpointId,
+    layer: m.layer,
+    path: resolve(path),
+    rows: m.rows,
+    d: m.d,
+    dtype: m.dtype,
+    context: m.context,
+    corpus: m.corpus,
+    imported: true
   })
 }

@@ -26,10 +26,7 @@ export interface ConfigKey {
   read: readonly string[]
   kind: 'int' | 'number' | 'bool' | 'string' | 'absent'
   /** Used when config.json sets none of `read` (or sets null). */
-  default:
-    | { value: Scalar }
-    | { from: string; compute: (got: Resolved) => Scalar }
-    | { required: true }
+  default: { value: Scalar } | { from: string; compute: (got: Resolved) => Scalar } | { required: true }
   /** What FeatureTrace computes when that is not every value of the kind; other values are refused by name. */
   supports?: { describe: string; test: (value: Scalar, got: Resolved, written: boolean) => boolean; why: string }
   /** Read only for these RoPE variants. */
@@ -72,7 +69,7 @@ function ropeKeys(theta: readonly string[], partial: ConfigKey): ConfigKey[] {
       kind: 'string',
       default: value('default'),
       supports: oneOf(ROPE_TYPES, 'the other RoPE variants (longrope, …) are not implemented'),
-      note: 'RoPE scaling variant, computed as transformers\' modeling_rope_utils.py does'
+      note: "RoPE scaling variant, computed as transformers' modeling_rope_utils.py does"
     },
     {
       name: 'factor',
@@ -121,18 +118,46 @@ function ropeKeys(theta: readonly string[], partial: ConfigKey): ConfigKey[] {
       ropeTypes: ['yarn'],
       note: 'scales cos and sin; unset: 0.1·ln(factor) + 1, or the mscale / mscale_all_dim ratio'
     },
-    { name: 'beta_fast', read: nested('beta_fast'), kind: 'number', default: value(32), ropeTypes: ['yarn'], note: 'YaRN extrapolation boundary (0 reads as 32, as `or 32` does)' },
-    { name: 'beta_slow', read: nested('beta_slow'), kind: 'number', default: value(1), ropeTypes: ['yarn'], note: 'YaRN interpolation boundary (0 reads as 1)' },
+    {
+      name: 'beta_fast',
+      read: nested('beta_fast'),
+      kind: 'number',
+      default: value(32),
+      ropeTypes: ['yarn'],
+      note: 'YaRN extrapolation boundary (0 reads as 32, as `or 32` does)'
+    },
+    {
+      name: 'beta_slow',
+      read: nested('beta_slow'),
+      kind: 'number',
+      default: value(1),
+      ropeTypes: ['yarn'],
+      note: 'YaRN interpolation boundary (0 reads as 1)'
+    },
     { name: 'mscale', read: nested('mscale'), kind: 'number', default: value(null), ropeTypes: ['yarn'], note: 'DeepSeek-style attention-factor numerator' },
-    { name: 'mscale_all_dim', read: nested('mscale_all_dim'), kind: 'number', default: value(null), ropeTypes: ['yarn'], note: 'DeepSeek-style attention-factor denominator' },
-    { name: 'truncate', read: nested('truncate'), kind: 'bool', default: value(true), ropeTypes: ['yarn'], note: 'round the YaRN correction range to whole dimensions' }
+    {
+      name: 'mscale_all_dim',
+      read: nested('mscale_all_dim'),
+      kind: 'number',
+      default: value(null),
+      ropeTypes: ['yarn'],
+      note: 'DeepSeek-style attention-factor denominator'
+    },
+    {
+      name: 'truncate',
+      read: nested('truncate'),
+      kind: 'bool',
+      default: value(true),
+      ropeTypes: ['yarn'],
+      note: 'round the YaRN correction range to whole dimensions'
+    }
   ]
 }
 
 const headsDivide = (k: string): NonNullable<ConfigKey['supports']> => ({
   describe: `divides ${k === 'num_key_value_heads' ? 'num_attention_heads' : 'the hidden size'}`,
   test: (v, g) => typeof v === 'number' && v > 0 && (g.num_attention_heads as number) % v === 0,
-  why: 'each key/value head serves num_attention_heads / num_key_value_heads query heads, as transformers\' repeat_kv repeats them'
+  why: "each key/value head serves num_attention_heads / num_key_value_heads query heads, as transformers' repeat_kv repeats them"
 })
 
 /** One declared table per architecture. Order matters: a key's default or check may read keys above it. */
@@ -146,7 +171,11 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       read: ['num_attention_heads'],
       kind: 'int',
       default: value(64),
-      supports: { describe: 'divides hidden_size', test: (v, g) => typeof v === 'number' && (g.hidden_size as number) % v === 0, why: 'GPTNeoXConfig requires it' },
+      supports: {
+        describe: 'divides hidden_size',
+        test: (v, g) => typeof v === 'number' && (g.hidden_size as number) % v === 0,
+        why: 'GPTNeoXConfig requires it'
+      },
       note: 'heads; head size = hidden_size / heads'
     },
     {
@@ -157,17 +186,44 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       supports: {
         describe: 'unset or hidden_size / num_attention_heads',
         test: (v, g) => v === Math.floor((g.hidden_size as number) / (g.num_attention_heads as number)),
-        why: 'GPTNeoXAttention has no head_dim setting (its head size is hidden_size / heads), while transformers\' RoPE code would read this one'
+        why: "GPTNeoXAttention has no head_dim setting (its head size is hidden_size / heads), while transformers' RoPE code would read this one"
       },
       note: 'not a GPTNeoXConfig key'
     },
     { name: 'intermediate_size', read: ['intermediate_size'], kind: 'int', default: value(24576), note: 'MLP width' },
-    { name: 'hidden_act', read: ['hidden_act'], kind: 'string', default: value('gelu'), supports: oneOf(ACTIVATIONS, 'other activations are not implemented'), note: 'MLP activation (gpt-neox-20b: gelu_fast)' },
-    { name: 'max_position_embeddings', read: ['max_position_embeddings'], kind: 'int', default: value(2048), note: 'used by the dynamic, llama3 and yarn RoPE variants' },
+    {
+      name: 'hidden_act',
+      read: ['hidden_act'],
+      kind: 'string',
+      default: value('gelu'),
+      supports: oneOf(ACTIVATIONS, 'other activations are not implemented'),
+      note: 'MLP activation (gpt-neox-20b: gelu_fast)'
+    },
+    {
+      name: 'max_position_embeddings',
+      read: ['max_position_embeddings'],
+      kind: 'int',
+      default: value(2048),
+      note: 'used by the dynamic, llama3 and yarn RoPE variants'
+    },
     { name: 'layer_norm_eps', read: ['layer_norm_eps'], kind: 'number', default: value(1e-5), note: 'LayerNorm epsilon' },
-    { name: 'use_parallel_residual', read: ['use_parallel_residual'], kind: 'bool', default: value(true), supports: both, note: 'true: x + attn(ln1(x)) + mlp(ln2(x)) (Pythia); false: sequential (RedPajama-INCITE)' },
+    {
+      name: 'use_parallel_residual',
+      read: ['use_parallel_residual'],
+      kind: 'bool',
+      default: value(true),
+      supports: both,
+      note: 'true: x + attn(ln1(x)) + mlp(ln2(x)) (Pythia); false: sequential (RedPajama-INCITE)'
+    },
     { name: 'attention_bias', read: ['attention_bias'], kind: 'bool', default: value(true), supports: both, note: 'biases on query_key_value and dense' },
-    { name: 'tie_word_embeddings', read: ['tie_word_embeddings'], kind: 'bool', default: value(false), supports: both, note: 'affects only the LM head, which FeatureTrace does not run' },
+    {
+      name: 'tie_word_embeddings',
+      read: ['tie_word_embeddings'],
+      kind: 'bool',
+      default: value(false),
+      supports: both,
+      note: 'affects only the LM head, which FeatureTrace does not run'
+    },
     ...ropeKeys(['rotary_emb_base', 'rope_parameters.rope_theta', 'rope_scaling.rope_theta', 'rope_theta'], {
       name: 'partial_rotary_factor',
       read: ['rotary_pct', 'rope_parameters.partial_rotary_factor', 'rope_scaling.partial_rotary_factor', 'partial_rotary_factor'],
@@ -203,19 +259,45 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       default: { from: 'hidden_size / num_attention_heads', compute: (g) => Math.floor((g.hidden_size as number) / (g.num_attention_heads as number)) },
       note: 'may differ from hidden_size / heads (Minitron; transformers PR #32857)'
     },
-    { name: 'hidden_act', read: ['hidden_act'], kind: 'string', default: value('silu'), supports: oneOf(ACTIVATIONS, 'other activations are not implemented'), note: 'activation of the gated MLP' },
-    { name: 'max_position_embeddings', read: ['max_position_embeddings'], kind: 'int', default: value(2048), note: 'used by the dynamic, llama3 and yarn RoPE variants' },
+    {
+      name: 'hidden_act',
+      read: ['hidden_act'],
+      kind: 'string',
+      default: value('silu'),
+      supports: oneOf(ACTIVATIONS, 'other activations are not implemented'),
+      note: 'activation of the gated MLP'
+    },
+    {
+      name: 'max_position_embeddings',
+      read: ['max_position_embeddings'],
+      kind: 'int',
+      default: value(2048),
+      note: 'used by the dynamic, llama3 and yarn RoPE variants'
+    },
     { name: 'rms_norm_eps', read: ['rms_norm_eps'], kind: 'number', default: value(1e-6), note: 'RMSNorm epsilon' },
     { name: 'attention_bias', read: ['attention_bias'], kind: 'bool', default: value(false), supports: both, note: 'biases on q_proj, k_proj, v_proj, o_proj' },
     { name: 'mlp_bias', read: ['mlp_bias'], kind: 'bool', default: value(false), supports: both, note: 'biases on gate_proj, up_proj, down_proj' },
-    { name: 'pretraining_tp', read: ['pretraining_tp'], kind: 'int', default: value(1), note: 'transformers v4 splits the projections into this many slices and sums them: the same product up to float rounding' },
-    { name: 'tie_word_embeddings', read: ['tie_word_embeddings'], kind: 'bool', default: value(false), supports: both, note: 'affects only the LM head, which FeatureTrace does not run' },
+    {
+      name: 'pretraining_tp',
+      read: ['pretraining_tp'],
+      kind: 'int',
+      default: value(1),
+      note: 'transformers v4 splits the projections into this many slices and sums them: the same product up to float rounding'
+    },
+    {
+      name: 'tie_word_embeddings',
+      read: ['tie_word_embeddings'],
+      kind: 'bool',
+      default: value(false),
+      supports: both,
+      note: 'affects only the LM head, which FeatureTrace does not run'
+    },
     ...ropeKeys(['rope_theta', 'rope_parameters.rope_theta', 'rope_scaling.rope_theta'], {
       name: 'partial_rotary_factor',
       read: ['partial_rotary_factor', 'rope_parameters.partial_rotary_factor', 'rope_scaling.partial_rotary_factor'],
       kind: 'number',
       default: value(1),
-      supports: oneOf([1], 'LlamaAttention rotates the whole head; a partial factor would make transformers\' tables narrower than the head'),
+      supports: oneOf([1], "LlamaAttention rotates the whole head; a partial factor would make transformers' tables narrower than the head"),
       note: 'not a LlamaConfig key'
     }),
     {
@@ -230,7 +312,14 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       },
       note: 'not a LlamaConfig key'
     },
-    { name: 'use_sliding_window', read: ['use_sliding_window'], kind: 'bool', default: value(false), supports: oneOf([false], 'sliding-window attention is not implemented'), note: 'Qwen2\'s switch; not a LlamaConfig key' },
+    {
+      name: 'use_sliding_window',
+      read: ['use_sliding_window'],
+      kind: 'bool',
+      default: value(false),
+      supports: oneOf([false], 'sliding-window attention is not implemented'),
+      note: "Qwen2's switch; not a LlamaConfig key"
+    },
     NOT_QUANTIZED
   ],
   gpt2: [
@@ -247,13 +336,55 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
     },
     { name: 'n_positions', read: ['n_positions', 'max_position_embeddings'], kind: 'int', default: value(1024), note: 'rows of wpe: the longest sequence' },
     { name: 'n_inner', read: ['n_inner'], kind: 'int', default: { from: '4 × n_embd', compute: (g) => 4 * (g.n_embd as number) }, note: 'MLP width' },
-    { name: 'activation_function', read: ['activation_function'], kind: 'string', default: value('gelu_new'), supports: oneOf(ACTIVATIONS, 'other activations are not implemented'), note: 'MLP activation' },
+    {
+      name: 'activation_function',
+      read: ['activation_function'],
+      kind: 'string',
+      default: value('gelu_new'),
+      supports: oneOf(ACTIVATIONS, 'other activations are not implemented'),
+      note: 'MLP activation'
+    },
     { name: 'layer_norm_epsilon', read: ['layer_norm_epsilon'], kind: 'number', default: value(1e-5), note: 'LayerNorm epsilon' },
-    { name: 'scale_attn_weights', read: ['scale_attn_weights'], kind: 'bool', default: value(true), supports: both, note: 'divide attention scores by √head_dim' },
-    { name: 'scale_attn_by_inverse_layer_idx', read: ['scale_attn_by_inverse_layer_idx'], kind: 'bool', default: value(false), supports: both, note: 'also divide block i\'s scores by i + 1 (Stanford CRFM\'s Mistral GPT-2 runs)' },
-    { name: 'reorder_and_upcast_attn', read: ['reorder_and_upcast_attn'], kind: 'bool', default: value(false), supports: both, note: 'scales before the product and computes it in float32: the same numbers, FeatureTrace computes in float32 throughout' },
-    { name: 'add_cross_attention', read: ['add_cross_attention'], kind: 'bool', default: value(false), supports: oneOf([false], 'cross-attention blocks need an encoder; a causal language model has none'), note: 'encoder-decoder use' },
-    { name: 'tie_word_embeddings', read: ['tie_word_embeddings'], kind: 'bool', default: value(true), supports: both, note: 'affects only the LM head, which FeatureTrace does not run' },
+    {
+      name: 'scale_attn_weights',
+      read: ['scale_attn_weights'],
+      kind: 'bool',
+      default: value(true),
+      supports: both,
+      note: 'divide attention scores by √head_dim'
+    },
+    {
+      name: 'scale_attn_by_inverse_layer_idx',
+      read: ['scale_attn_by_inverse_layer_idx'],
+      kind: 'bool',
+      default: value(false),
+      supports: both,
+      note: "also divide block i's scores by i + 1 (Stanford CRFM's Mistral GPT-2 runs)"
+    },
+    {
+      name: 'reorder_and_upcast_attn',
+      read: ['reorder_and_upcast_attn'],
+      kind: 'bool',
+      default: value(false),
+      supports: both,
+      note: 'scales before the product and computes it in float32: the same numbers, FeatureTrace computes in float32 throughout'
+    },
+    {
+      name: 'add_cross_attention',
+      read: ['add_cross_attention'],
+      kind: 'bool',
+      default: value(false),
+      supports: oneOf([false], 'cross-attention blocks need an encoder; a causal language model has none'),
+      note: 'encoder-decoder use'
+    },
+    {
+      name: 'tie_word_embeddings',
+      read: ['tie_word_embeddings'],
+      kind: 'bool',
+      default: value(true),
+      supports: both,
+      note: 'affects only the LM head, which FeatureTrace does not run'
+    },
     NOT_QUANTIZED
   ]
 }
@@ -310,7 +441,9 @@ export function resolveConfig(modelType: ModelType, raw: Record<string, unknown>
     const present = key.read.map((path) => ({ path, v: at(raw, path) })).filter((p) => p.v !== undefined && p.v !== null)
     for (const p of present) {
       if (!ofKind(p.v, key.kind)) {
-        throw new UserError(`${file}: "${p.path}" is ${show(p.v)}, but ${key.name} must be ${key.kind === 'int' ? 'an integer' : key.kind === 'bool' ? 'true or false' : `a ${key.kind}`}.`)
+        throw new UserError(
+          `${file}: "${p.path}" is ${show(p.v)}, but ${key.name} must be ${key.kind === 'int' ? 'an integer' : key.kind === 'bool' ? 'true or false' : `a ${key.kind}`}.`
+        )
       }
     }
     const differing = present.find((p) => show(p.v) !== show(present[0]!.v))
@@ -326,7 +459,9 @@ export function resolveConfig(modelType: ModelType, raw: Record<string, unknown>
     else if ('from' in key.default) v = key.default.compute(got)
     else {
       const where = key.read.map((r) => `"${r}"`).join(' or ')
-      throw new UserError(`${file} lacks ${where}, which ${key.ropeTypes ? `rope_type "${String(got.rope_type)}"` : `a ${modelType} model`} needs (transformers fails without it too).`)
+      throw new UserError(
+        `${file} lacks ${where}, which ${key.ropeTypes ? `rope_type "${String(got.rope_type)}"` : `a ${modelType} model`} needs (transformers fails without it too).`
+      )
     }
     if (key.supports && !key.supports.test(v, got, present.length > 0)) {
       const where = present[0]?.path ?? `${key.name} (default)`

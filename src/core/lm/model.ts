@@ -99,8 +99,7 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
   if (kvHeads < heads) {
     // Each key/value head serves heads/kvHeads consecutive query heads.
     const rep = heads / kvHeads
-    const expand = (x: tf.Tensor4D): tf.Tensor4D =>
-      tf.reshape(tf.tile(tf.expandDims(x, 2), [1, 1, rep, 1, 1]), [B, heads, T, headDim])
+    const expand = (x: tf.Tensor4D): tf.Tensor4D => tf.reshape(tf.tile(tf.expandDims(x, 2), [1, 1, rep, 1, 1]), [B, heads, T, headDim])
     kh = expand(kh)
     vh = expand(vh)
   }
@@ -177,10 +176,7 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
           ]
         }),
         head: ['embed_out.weight'],
-        buffers: [
-          new RegExp(`^${esc(p)}layers\\.\\d+\\.attention\\.(bias|masked_bias|rotary_emb\\.inv_freq)$`),
-          new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)
-        ]
+        buffers: [new RegExp(`^${esc(p)}layers\\.\\d+\\.attention\\.(bias|masked_bias|rotary_emb\\.inv_freq)$`), new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)]
       }
     }
   },
@@ -214,10 +210,7 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
           ]
         }),
         head: ['lm_head.weight'],
-        buffers: [
-          new RegExp(`^${esc(p)}layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq$`),
-          new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)
-        ]
+        buffers: [new RegExp(`^${esc(p)}layers\\.\\d+\\.self_attn\\.rotary_emb\\.inv_freq$`), new RegExp(`^${esc(p)}rotary_emb\\.inv_freq$`)]
       }
     }
   },
@@ -264,7 +257,10 @@ function esc(s: string): string {
 }
 
 function listed(names: string[], max = 6): string {
-  const shown = names.slice(0, max).map((x) => `"${x}"`).join(', ')
+  const shown = names
+    .slice(0, max)
+    .map((x) => `"${x}"`)
+    .join(', ')
   return names.length > max ? `${shown} and ${names.length - max} more` : shown
 }
 
@@ -620,7 +616,10 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
       const keep = (L: number, h: tf.Tensor2D): void => {
         if (!wanted.includes(L)) return
         const normed = L === upTo && L === layers && opts.finalNorm
-        out.set(L, tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel])))
+        out.set(
+          L,
+          tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel]))
+        )
       }
       keep(0, x)
       for (let i = 0; i < last; i++) {

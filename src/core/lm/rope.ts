@@ -57,8 +57,7 @@ export function ropeFrequencies(r: RopeSpec, T: number): { inv: Float64Array; sc
       return { inv, scale: 1 }
     }
     case 'yarn': {
-      const correctionDim = (rotations: number): number =>
-        (dims * Math.log(r.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(r.theta))
+      const correctionDim = (rotations: number): number => (dims * Math.log(r.originalMaxPositions / (rotations * 2 * Math.PI))) / (2 * Math.log(r.theta))
       let low = correctionDim(r.betaFast)
       let high = correctionDim(r.betaSlow)
       if (r.truncate) {

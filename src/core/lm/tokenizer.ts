@@ -49,12 +49,36 @@ export const TOKENIZER_CLASSES = {
   /** LlamaTokenizerFast.update_post_processor: "<s>" before, by default; add_prefix_space makes transformers rebuild from tokenizer.model. */
   LlamaTokenizer: { rebuildsPostProcessor: true, addBos: true, addEos: false, bos: '<s>', eos: '</s>', prefixSpace: 'refused', refusesAddBos: false },
   /** GPTNeoXTokenizerFast (transformers ≥ 4.38): the same rebuild, nothing added by default. */
-  GPTNeoXTokenizer: { rebuildsPostProcessor: true, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied', refusesAddBos: false },
+  GPTNeoXTokenizer: {
+    rebuildsPostProcessor: true,
+    addBos: false,
+    addEos: false,
+    bos: '<|endoftext|>',
+    eos: '<|endoftext|>',
+    prefixSpace: 'applied',
+    refusesAddBos: false
+  },
   /** GPT2TokenizerFast: tokenizer.json's post_processor; add_bos_token is refused by transformers itself. */
-  GPT2Tokenizer: { rebuildsPostProcessor: false, addBos: false, addEos: false, bos: '<|endoftext|>', eos: '<|endoftext|>', prefixSpace: 'applied', refusesAddBos: true }
+  GPT2Tokenizer: {
+    rebuildsPostProcessor: false,
+    addBos: false,
+    addEos: false,
+    bos: '<|endoftext|>',
+    eos: '<|endoftext|>',
+    prefixSpace: 'applied',
+    refusesAddBos: true
+  }
 } as const satisfies Record<
   string,
-  { rebuildsPostProcessor: boolean; addBos: boolean; addEos: boolean; bos: string | null; eos: string | null; prefixSpace: 'kept' | 'applied' | 'refused'; refusesAddBos: boolean }
+  {
+    rebuildsPostProcessor: boolean
+    addBos: boolean
+    addEos: boolean
+    bos: string | null
+    eos: string | null
+    prefixSpace: 'kept' | 'applied' | 'refused'
+    refusesAddBos: boolean
+  }
 >
 type TokenizerClass = keyof typeof TOKENIZER_CLASSES
 
@@ -84,7 +108,9 @@ function normalisePreTokenizer(pt: unknown, file: string, path: string): unknown
     let scheme = typeof pt.prepend_scheme === 'string' ? pt.prepend_scheme : 'always'
     if (pt.add_prefix_space === false) {
       if (typeof pt.prepend_scheme === 'string' && pt.prepend_scheme !== 'never') {
-        throw new UserError(`${file}: ${path} sets add_prefix_space false and prepend_scheme "${pt.prepend_scheme}"; the tokenizers library refuses this file too. Keep one of them.`)
+        throw new UserError(
+          `${file}: ${path} sets add_prefix_space false and prepend_scheme "${pt.prepend_scheme}"; the tokenizers library refuses this file too. Keep one of them.`
+        )
       }
       scheme = 'never'
     }
@@ -109,10 +135,14 @@ function normalisePreTokenizer(pt: unknown, file: string, path: string): unknown
 function checkModel(model: unknown, file: string): void {
   if (!isObject(model)) return
   if (typeof model.dropout === 'number' && model.dropout > 0) {
-    throw new UserError(`${file}: model.dropout is ${model.dropout}, so Hugging Face's tokenizer skips merges at random on every call. Set it to null for a deterministic tokenisation.`)
+    throw new UserError(
+      `${file}: model.dropout is ${model.dropout}, so Hugging Face's tokenizer skips merges at random on every call. Set it to null for a deterministic tokenisation.`
+    )
   }
   if (model.type === 'BPE' && typeof model.continuing_subword_prefix === 'string' && model.continuing_subword_prefix !== '') {
-    throw new UserError(`${file}: model.continuing_subword_prefix "${model.continuing_subword_prefix}" is not computed by FeatureTrace's tokenizer library for BPE models.`)
+    throw new UserError(
+      `${file}: model.continuing_subword_prefix "${model.continuing_subword_prefix}" is not computed by FeatureTrace's tokenizer library for BPE models.`
+    )
   }
 }
 
@@ -127,10 +157,14 @@ function postProcessorSurround(pp: unknown, file: string, idOf: (t: string) => n
   if (pp === null || pp === undefined) return { prefix: [], suffix: [], what: 'tokenizer.json has no post_processor' }
   if (!isObject(pp)) throw new UserError(`${file}: post_processor is not an object.`)
   const type = String(pp.type)
-  if (type === 'ByteLevel') return { prefix: [], suffix: [], what: 'tokenizer.json\'s post_processor (ByteLevel) adds none' }
+  if (type === 'ByteLevel') return { prefix: [], suffix: [], what: "tokenizer.json's post_processor (ByteLevel) adds none" }
   if (type === 'Sequence') {
     const parts = (Array.isArray(pp.processors) ? pp.processors : []).map((p) => postProcessorSurround(p, file, idOf))
-    return { prefix: parts.flatMap((p) => p.prefix), suffix: parts.flatMap((p) => p.suffix), what: `tokenizer.json's post_processor (a Sequence: ${parts.map((p) => p.what.replace(/^tokenizer\.json's post_processor /, '')).join(', ')})` }
+    return {
+      prefix: parts.flatMap((p) => p.prefix),
+      suffix: parts.flatMap((p) => p.suffix),
+      what: `tokenizer.json's post_processor (a Sequence: ${parts.map((p) => p.what.replace(/^tokenizer\.json's post_processor /, '')).join(', ')})`
+    }
   }
   if (type === 'TemplateProcessing') {
     const single = Array.isArray(pp.single) ? (pp.single as Json[]) : []
@@ -144,13 +178,16 @@ function postProcessorSurround(pp: unknown, file: string, idOf: (t: string) => n
         if (isObject(entry) && Array.isArray(entry.ids)) return entry.ids as number[]
         throw new UserError(`${file}: post_processor's template uses "${name}", which its special_tokens do not define.`)
       })
-    return { prefix: ids(single.slice(0, at)), suffix: ids(single.slice(at + 1)), what: 'tokenizer.json\'s post_processor (TemplateProcessing) says so' }
+    return { prefix: ids(single.slice(0, at)), suffix: ids(single.slice(at + 1)), what: "tokenizer.json's post_processor (TemplateProcessing) says so" }
   }
   if (type === 'RobertaProcessing' || type === 'BertProcessing') {
-    const id = (pair: unknown): number => (Array.isArray(pair) && typeof pair[1] === 'number' ? pair[1] : (idOf(String(Array.isArray(pair) ? pair[0] : '')) ?? -1))
+    const id = (pair: unknown): number =>
+      Array.isArray(pair) && typeof pair[1] === 'number' ? pair[1] : (idOf(String(Array.isArray(pair) ? pair[0] : '')) ?? -1)
     return { prefix: [id(pp.cls)], suffix: [id(pp.sep)], what: `tokenizer.json's post_processor (${type}) says so` }
   }
-  throw new UserError(`${file}: post_processor type "${type}" is not one FeatureTrace reads (TemplateProcessing, ByteLevel, Sequence, RobertaProcessing, BertProcessing).`)
+  throw new UserError(
+    `${file}: post_processor type "${type}" is not one FeatureTrace reads (TemplateProcessing, ByteLevel, Sequence, RobertaProcessing, BertProcessing).`
+  )
 }
 
 function tokenLabel(id: number, text: string | undefined): string {
@@ -170,8 +207,7 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
   const file = join(folder, 'tokenizer.json')
   if (!existsSync(file)) {
     throw new UserError(
-      `Missing ${file}. FeatureTrace needs the fast tokenizer file: in Python, ` +
-        'AutoTokenizer.from_pretrained(...).save_pretrained(folder) writes it.'
+      `Missing ${file}. FeatureTrace needs the fast tokenizer file: in Python, ` + 'AutoTokenizer.from_pretrained(...).save_pretrained(folder) writes it.'
     )
   }
   const configFile = join(folder, 'tokenizer_config.json')
@@ -187,14 +223,17 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
   let clsWhy: string
   const autoMap = isObject(config.auto_map) ? config.auto_map.AutoTokenizer : undefined
   if (autoMap !== undefined) {
-    throw new UserError(`${configFile}: auto_map.AutoTokenizer names custom tokenizer code (${JSON.stringify(autoMap)}), which transformers runs only with trust_remote_code and FeatureTrace cannot run.`)
+    throw new UserError(
+      `${configFile}: auto_map.AutoTokenizer names custom tokenizer code (${JSON.stringify(autoMap)}), which transformers runs only with trust_remote_code and FeatureTrace cannot run.`
+    )
   }
   if (typeof config.tokenizer_class === 'string') {
     const name = config.tokenizer_class.replace(/Fast$/, '')
     if (!(name in TOKENIZER_CLASSES)) {
       throw new UserError(
-        `${configFile}: tokenizer_class "${config.tokenizer_class}" has rules FeatureTrace does not apply (it knows ${Object.keys(TOKENIZER_CLASSES).map((c) => `${c}Fast`).join(', ')}). ` +
-          'If tokenizer.json alone defines the tokenisation, set "tokenizer_class": "PreTrainedTokenizerFast".'
+        `${configFile}: tokenizer_class "${config.tokenizer_class}" has rules FeatureTrace does not apply (it knows ${Object.keys(TOKENIZER_CLASSES)
+          .map((c) => `${c}Fast`)
+          .join(', ')}). ` + 'If tokenizer.json alone defines the tokenisation, set "tokenizer_class": "PreTrainedTokenizerFast".'
       )
     }
     cls = name as TokenizerClass
@@ -209,12 +248,16 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
   const rules = TOKENIZER_CLASSES[cls]
 
   if (config.split_special_tokens === true) {
-    throw new UserError(`${configFile}: split_special_tokens is true (special tokens in the text are tokenised as plain text); FeatureTrace's tokenizer library always matches them. Remove the key.`)
+    throw new UserError(
+      `${configFile}: split_special_tokens is true (special tokens in the text are tokenised as plain text); FeatureTrace's tokenizer library always matches them. Remove the key.`
+    )
   }
   const addedTokens = Array.isArray(json.added_tokens) ? (json.added_tokens as Json[]) : []
   const singleWord = addedTokens.find((t) => t.single_word === true)
   if (singleWord) {
-    throw new UserError(`${file}: added token ${JSON.stringify(singleWord.content)} has single_word true, which FeatureTrace's tokenizer library does not honour.`)
+    throw new UserError(
+      `${file}: added token ${JSON.stringify(singleWord.content)} has single_word true, which FeatureTrace's tokenizer library does not honour.`
+    )
   }
   checkModel(json.model, file)
   let preTokenizer = json.pre_tokenizer
@@ -253,20 +296,26 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
   for (const key of ['bos_token', 'eos_token', 'unk_token', 'pad_token', 'sep_token', 'cls_token', 'mask_token']) {
     const c = tokenContent(config[key])
     if (c !== null && idOf(c) === undefined) {
-      throw new UserError(`${configFile}: ${key} ${JSON.stringify(c)} is not in ${file}; transformers would add it as a new token with a new id. Save the tokenizer again with save_pretrained so both files agree.`)
+      throw new UserError(
+        `${configFile}: ${key} ${JSON.stringify(c)} is not in ${file}; transformers would add it as a new token with a new id. Save the tokenizer again with save_pretrained so both files agree.`
+      )
     }
   }
   for (const t of Array.isArray(config.additional_special_tokens) ? config.additional_special_tokens : []) {
     const c = tokenContent(t)
     if (c !== null && idOf(c) === undefined) {
-      throw new UserError(`${configFile}: additional_special_tokens holds ${JSON.stringify(c)}, which is not in ${file}; transformers would add it with a new id. Save the tokenizer again with save_pretrained.`)
+      throw new UserError(
+        `${configFile}: additional_special_tokens holds ${JSON.stringify(c)}, which is not in ${file}; transformers would add it with a new id. Save the tokenizer again with save_pretrained.`
+      )
     }
   }
   if (isObject(config.added_tokens_decoder)) {
     for (const [id, entry] of Object.entries(config.added_tokens_decoder)) {
       if (!isObject(entry)) continue
       const same = addedTokens.find((t) => String(t.id) === id)
-      const differs = !same ? 'is missing there' : ['content', 'lstrip', 'rstrip', 'normalized', 'single_word'].find((k) => (same[k] ?? false) !== (entry[k] ?? false))
+      const differs = !same
+        ? 'is missing there'
+        : ['content', 'lstrip', 'rstrip', 'normalized', 'single_word'].find((k) => (same[k] ?? false) !== (entry[k] ?? false))
       if (differs) {
         throw new UserError(
           `${configFile}: added_tokens_decoder["${id}"] (${JSON.stringify(entry.content)}) ${differs === 'is missing there' ? `is not among ${file}'s added_tokens` : `has ${differs} ${JSON.stringify(entry[differs])} while ${file} has ${JSON.stringify(same![differs])}`}; ` +
@@ -289,7 +338,8 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
       const content = key in config ? tokenContent(config[key]) : dflt
       if (content === null) throw new UserError(`${configFile}: ${flagKey} is true but ${key} is null; transformers refuses this too. Set ${key}.`)
       const id = idOf(content)
-      if (id === undefined) throw new UserError(`${configFile}: ${flagKey} is true but ${key} ${JSON.stringify(content)} is not in ${file}. Set ${key} to the model's token.`)
+      if (id === undefined)
+        throw new UserError(`${configFile}: ${flagKey} is true but ${key} ${JSON.stringify(content)} is not in ${file}. Set ${key} to the model's token.`)
       return id
     }
     surround = {
@@ -299,13 +349,17 @@ export function loadTokenizer(folder: string, knownModelType?: string): ModelTok
     }
   } else {
     if (rules.refusesAddBos && config.add_bos_token === true) {
-      throw new UserError(`${configFile}: add_bos_token is true, which transformers' ${cls}Fast refuses (only the slow ${cls} adds a BOS). Remove the key, or add the BOS to tokenizer.json's post_processor.`)
+      throw new UserError(
+        `${configFile}: add_bos_token is true, which transformers' ${cls}Fast refuses (only the slow ${cls} adds a BOS). Remove the key, or add the BOS to tokenizer.json's post_processor.`
+      )
     }
     surround = postProcessorSurround(json.post_processor, file, idOf)
     surround.what = `which keeps tokenizer.json's post_processor: ${surround.what}`
   }
   if (surround.prefix.length > 1 || surround.suffix.length > 1) {
-    throw new UserError(`${file}: the tokenizer puts ${surround.prefix.length} tokens before and ${surround.suffix.length} after every text; FeatureTrace supports at most one on each side.`)
+    throw new UserError(
+      `${file}: the tokenizer puts ${surround.prefix.length} tokens before and ${surround.suffix.length} after every text; FeatureTrace supports at most one on each side.`
+    )
   }
   const bos = surround.prefix[0] ?? null
   const eos = surround.suffix[0] ?? null

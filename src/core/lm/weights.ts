@@ -91,8 +91,14 @@ export class CheckpointWeights {
   /** Why `name` is absent: another architecture's names, fewer layers than config.json says, or what is there. */
   private missing(name: string): string {
     const names = this.names()
-    const sample = names.slice(0, 4).map((n) => `"${n}"`).join(', ')
-    return whyMissing(this.folder, names, name) ?? `${this.folder} has no weight "${name}" (its ${names.length} tensors include ${sample}): the weights do not match ${join(this.folder, 'config.json')}.`
+    const sample = names
+      .slice(0, 4)
+      .map((n) => `"${n}"`)
+      .join(', ')
+    return (
+      whyMissing(this.folder, names, name) ??
+      `${this.folder} has no weight "${name}" (its ${names.length} tensors include ${sample}): the weights do not match ${join(this.folder, 'config.json')}.`
+    )
   }
 
   /** Reads one tensor as float32, checking its shape against what config.json implies. */

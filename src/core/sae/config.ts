@@ -86,7 +86,8 @@ export const PRESET_INFO: Record<PresetName, PresetInfo> = {
   },
   gao2024: {
     name: 'gao2024',
-    description: 'Gao et al. 2024: per-token layer-norm inputs, AuxK (α = 1/32, k_aux = 512, dead after 10M tokens), parallel gradient removed, lr 2e-4/√(n/2^14)',
+    description:
+      'Gao et al. 2024: per-token layer-norm inputs, AuxK (α = 1/32, k_aux = 512, dead after 10M tokens), parallel gradient removed, lr 2e-4/√(n/2^14)',
     expansion: 16,
     config: {
       ...inaba,

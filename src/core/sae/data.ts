@@ -21,7 +21,9 @@ export interface RowSource {
 function checkFinite(data: Float32Array, d: number, where: string): Float32Array {
   for (let i = 0; i < data.length; i++) {
     if (!Number.isFinite(data[i]!)) {
-      throw new UserError(`${where}: activations contain ${Number.isNaN(data[i]!) ? 'NaN' : 'Inf'} at row ${Math.floor(i / d)}. Re-harvest, or drop those rows.`)
+      throw new UserError(
+        `${where}: activations contain ${Number.isNaN(data[i]!) ? 'NaN' : 'Inf'} at row ${Math.floor(i / d)}. Re-harvest, or drop those rows.`
+      )
     }
   }
   return data

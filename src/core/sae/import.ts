@@ -67,7 +67,10 @@ function placeOf(base: string, sae: ForeignSae): string {
 function matchHookpoint(base: string, below: Below, hookpoint: string | undefined): Below {
   if (!hookpoint) return below
   const hp = hookpoint.replace(/\\/g, '/').replace(/^\/+|\/+$/g, '')
-  const rel = (p: string): string => relative(base, p.toLowerCase().endsWith('.npz') ? dirname(p) : p).split(sep).join('/')
+  const rel = (p: string): string =>
+    relative(base, p.toLowerCase().endsWith('.npz') ? dirname(p) : p)
+      .split(sep)
+      .join('/')
   const pick = <T extends { path: string }>(xs: T[], exact: boolean): T[] =>
     xs.filter((x) => (exact ? rel(x.path) === hp : rel(x.path).endsWith(`/${hp}`) || rel(x.path).startsWith(`${hp}/`)))
   const exact = { saes: pick(below.saes, true), unreadable: pick(below.unreadable, true) }
@@ -77,7 +80,9 @@ function matchHookpoint(base: string, below: Below, hookpoint: string | undefine
 
 /** How a found SAE is listed when the user must choose: its path below the folder, and its stream unless residual. */
 function listed(base: string, saes: ForeignSae[]): string {
-  return saes.map((s) => `${placeOf(base, s)}${s.stream.stream === 'residual' || s.stream.stream === 'none' ? '' : ` [${STREAM_NAMES[s.stream.stream]}]`}`).join(', ')
+  return saes
+    .map((s) => `${placeOf(base, s)}${s.stream.stream === 'residual' || s.stream.stream === 'none' ? '' : ` [${STREAM_NAMES[s.stream.stream]}]`}`)
+    .join(', ')
 }
 
 /** sparsify's training-state files in a run folder (and its best/ copy), named relative to it. */
@@ -97,7 +102,11 @@ function trainingState(dir: string): string[] {
 
 function stateNote(dir: string): string[] {
   const files = trainingState(dir)
-  return files.length ? [`${dir}: ${files.join(', ')} ${files.length === 1 ? 'is' : 'are'} sparsify's training state (its Trainer saves optimizer, scheduler and counters beside the SAEs), not SAEs: not read.`] : []
+  return files.length
+    ? [
+        `${dir}: ${files.join(', ')} ${files.length === 1 ? 'is' : 'are'} sparsify's training state (its Trainer saves optimizer, scheduler and counters beside the SAEs), not SAEs: not read.`
+      ]
+    : []
 }
 
 function problemText(err: unknown): string {
@@ -117,7 +126,8 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
   }
   if (single) return { candidates: [{ sae: single, step: req.step ?? single.step ?? stepOfName(basename(root)), notes: [] }], problems }
   // A file that is no SAE has nothing below it to look through.
-  if (!statSync(root).isDirectory()) return { candidates: [], problems: [{ path: root, reason: `is not an SAE FeatureTrace reads: expected ${WHAT_WE_READ}, or a folder holding them.` }] }
+  if (!statSync(root).isDirectory())
+    return { candidates: [], problems: [{ path: root, reason: `is not an SAE FeatureTrace reads: expected ${WHAT_WE_READ}, or a folder holding them.` }] }
   const candidates: Candidate[] = []
   // Deep enough for a Hugging Face cache: models--google--gemma-scope-2b-pt-res/snapshots/<hash>/layer_L/width_W/average_l0_N.
   const DEPTH = 6
@@ -158,12 +168,19 @@ async function findCandidates(req: SaeImportRequest): Promise<{ candidates: Cand
     const below = matchHookpoint(root, await saesBelow(root, DEPTH), req.hookpoint)
     if (below.unreadable.length) return { candidates, problems: below.unreadable }
     const inside = below.saes
-    if (inside.length === 1) return { candidates: [{ sae: inside[0]!, step: req.step ?? inside[0]!.step ?? stepOfName(basename(root)), notes: stateNote(root) }], problems }
+    if (inside.length === 1)
+      return { candidates: [{ sae: inside[0]!, step: req.step ?? inside[0]!.step ?? stepOfName(basename(root)), notes: stateNote(root) }], problems }
     if (inside.length > 1) {
-      problems.push({ path: root, reason: `holds ${inside.length} SAEs and no step folders (${listed(root, inside)}); give one SAE's folder, or ${choose.replace('step folder', 'folder')}.` })
+      problems.push({
+        path: root,
+        reason: `holds ${inside.length} SAEs and no step folders (${listed(root, inside)}); give one SAE's folder, or ${choose.replace('step folder', 'folder')}.`
+      })
       return { candidates, problems }
     }
-    problems.push({ path: root, reason: `no SAE found: expected ${WHAT_WE_READ}, or a folder of step folders (step1000, iter_0001000, checkpoint-1000) holding them.` })
+    problems.push({
+      path: root,
+      reason: `no SAE found: expected ${WHAT_WE_READ}, or a folder of step folders (step1000, iter_0001000, checkpoint-1000) holding them.`
+    })
   }
   return { candidates, problems }
 }
@@ -190,26 +207,49 @@ interface Planned {
  * The residual-stream layer an SAE is attached to, from its hook (or --layer), or why it cannot be: a
  * stream FeatureTrace does not harvest is refused whatever --layer says.
  */
-function placeOnStream(sae: ForeignSae, req: SaeImportRequest, checkpoint: Checkpoint | undefined, storeLayers: number[]): { layer: number | null; problem?: string; note?: string } {
+function placeOnStream(
+  sae: ForeignSae,
+  req: SaeImportRequest,
+  checkpoint: Checkpoint | undefined,
+  storeLayers: number[]
+): { layer: number | null; problem?: string; note?: string } {
   const { stream, layer } = sae.stream
   const hook = sae.hook ? ` (${sae.hook})` : ''
   switch (stream) {
     case 'residual':
-      if (req.layer !== undefined && layer !== null && req.layer !== layer) return { layer: req.layer, note: `--layer ${req.layer} overrides layer ${layer}, which the hook${hook} reads.` }
+      if (req.layer !== undefined && layer !== null && req.layer !== layer)
+        return { layer: req.layer, note: `--layer ${req.layer} overrides layer ${layer}, which the hook${hook} reads.` }
       return { layer: req.layer ?? layer }
     case 'embed':
       if (layer === null || checkpoint?.modelType === 'gpt2') {
-        return { layer: null, problem: `reads the token embeddings${hook} without the position embeddings GPT-2 adds; FeatureTrace's layer 0 includes them, so this SAE's inputs cannot be harvested.` }
+        return {
+          layer: null,
+          problem: `reads the token embeddings${hook} without the position embeddings GPT-2 adds; FeatureTrace's layer 0 includes them, so this SAE's inputs cannot be harvested.`
+        }
       }
-      return { layer: req.layer ?? layer, note: `the hook${hook} is the token embeddings: FeatureTrace's layer 0 for gpt_neox and llama (no learned positions).` }
+      return {
+        layer: req.layer ?? layer,
+        note: `the hook${hook} is the token embeddings: FeatureTrace's layer 0 for gpt_neox and llama (no learned positions).`
+      }
     case 'none': {
       if (req.layer !== undefined || layer !== null) return { layer: req.layer ?? layer }
-      if (storeLayers.length === 1) return { layer: storeLayers[0]!, note: `the SAE names no hook: attached to layer ${storeLayers[0]}, the project's only harvested layer (give --layer to choose another).` }
-      return { layer: null, problem: 'no layer: the SAE does not say which residual-stream layer it reads; give --layer L (the residual stream after block L).' }
+      if (storeLayers.length === 1)
+        return {
+          layer: storeLayers[0]!,
+          note: `the SAE names no hook: attached to layer ${storeLayers[0]}, the project's only harvested layer (give --layer to choose another).`
+        }
+      return {
+        layer: null,
+        problem: 'no layer: the SAE does not say which residual-stream layer it reads; give --layer L (the residual stream after block L).'
+      }
     }
     case 'unknown':
-      if (req.layer !== undefined) return { layer: req.layer, note: `the hook${hook} is not one FeatureTrace recognises; attached to layer ${req.layer} as --layer says.` }
-      return { layer: null, problem: `reads hook${hook || ' (unnamed)'}, which FeatureTrace does not recognise as the residual stream; if it is the residual stream after block L, give --layer L.` }
+      if (req.layer !== undefined)
+        return { layer: req.layer, note: `the hook${hook} is not one FeatureTrace recognises; attached to layer ${req.layer} as --layer says.` }
+      return {
+        layer: null,
+        problem: `reads hook${hook || ' (unnamed)'}, which FeatureTrace does not recognise as the residual stream; if it is the residual stream after block L, give --layer L.`
+      }
     default:
       return {
         layer: null,
@@ -253,7 +293,16 @@ async function plan(project: Project, req: SaeImportRequest): Promise<{ scan: Sa
       checkpointId: checkpoint?.id ?? null,
       newCheckpoint,
       layer,
-      notes: [...sae.notes, ...notes, ...(placed.note ? [placed.note] : []), ...(newCheckpoint ? [`step ${step} has no registered checkpoint: the import records it as an SAE-only checkpoint (no weights; drift, galaxy geometry and labels work on it, harvesting needs the model).`] : [])]
+      notes: [
+        ...sae.notes,
+        ...notes,
+        ...(placed.note ? [placed.note] : []),
+        ...(newCheckpoint
+          ? [
+              `step ${step} has no registered checkpoint: the import records it as an SAE-only checkpoint (no weights; drift, galaxy geometry and labels work on it, harvesting needs the model).`
+            ]
+          : [])
+      ]
     }
     found.push(item)
     const problem = (reason: string): void => void problems.push({ path: sae.path, reason })
@@ -265,9 +314,11 @@ async function plan(project: Project, req: SaeImportRequest): Promise<{ scan: Sa
           '(no weights: drift, galaxy geometry and labels work on it; harvesting and statistics need the model or activations made elsewhere).'
       )
     } else if (checkpoint && checkpoint.dModel !== sae.d) problem(`d_in ${sae.d} does not match the checkpoint's d_model ${checkpoint.dModel} at step ${step}.`)
-    else if (newCheckpoint && newSteps.has(step) && newSteps.get(step) !== sae.d) problem(`d_in ${sae.d} differs from the other SAE imported for the new SAE-only checkpoint at step ${step} (d_in ${newSteps.get(step)}).`)
+    else if (newCheckpoint && newSteps.has(step) && newSteps.get(step) !== sae.d)
+      problem(`d_in ${sae.d} differs from the other SAE imported for the new SAE-only checkpoint at step ${step} (d_in ${newSteps.get(step)}).`)
     else if (layer === null) problem('no layer: give --layer L (the residual stream after block L).')
-    else if (checkpoint && checkpoint.layers !== null && layer > checkpoint.layers) problem(`layer ${layer} does not exist at step ${step}: the checkpoint has ${checkpoint.layers} blocks (layers 0–${checkpoint.layers}).`)
+    else if (checkpoint && checkpoint.layers !== null && layer > checkpoint.layers)
+      problem(`layer ${layer} does not exist at step ${step}: the checkpoint has ${checkpoint.layers} blocks (layers 0–${checkpoint.layers}).`)
     else if (seen.has(`${step}/${layer}`)) problem(`a second SAE for step ${step}, layer ${layer}.`)
     else if (checkpoint && !req.replace && existing.some((s) => s.checkpointId === checkpoint.id && s.layer === layer)) {
       problem(
@@ -301,7 +352,15 @@ async function writeConverted(dir: string, p: Planned): Promise<void> {
       tokens_seen: 0,
       steps: 0,
       warm_started_from: null,
-      imported_from: { format: found.format, path: found.path, dtype: found.dtype, hook: found.hook, stream: found.stream.stream, metadata: found.metadata, notes: found.notes }
+      imported_from: {
+        format: found.format,
+        path: found.path,
+        dtype: found.dtype,
+        hook: found.hook,
+        stream: found.stream.stream,
+        metadata: found.metadata,
+        notes: found.notes
+      }
     },
     modelName: typeof found.metadata.model_name === 'string' ? found.metadata.model_name : null,
     contextSize: typeof found.metadata.context_size === 'number' ? found.metadata.context_size : null,
@@ -335,7 +394,9 @@ export async function stageSaeImport(project: Project, req: SaeImportRequest, ct
   const { scan, planned } = await plan(project, req)
   if (scan.problems.length > 0) {
     const list = scan.problems.map((p) => `  ${p.reason.startsWith(p.path) ? p.reason : `${p.path}: ${p.reason}`}`).join('\n')
-    throw new UserError(`Nothing was imported: ${scan.problems.length === 1 ? 'one SAE' : `${scan.problems.length} SAEs`} could not be read or attached.\n${list}`)
+    throw new UserError(
+      `Nothing was imported: ${scan.problems.length === 1 ? 'one SAE' : `${scan.problems.length} SAEs`} could not be read or attached.\n${list}`
+    )
   }
   if (planned.length === 0) throw new UserError(`Nothing to import at ${scan.path}.`)
   const staged: StagedSae[] = []
@@ -349,7 +410,20 @@ export async function stageSaeImport(project: Project, req: SaeImportRequest, ct
       const tmp = `${final}.partial-${process.pid}`
       rmSync(tmp, { recursive: true, force: true })
       const { sae } = p
-      staged.push({ tmp, final, checkpointId: p.checkpointId, step: p.step, layer: p.layer, d: sae.d, n: sae.n, k: sae.rule.k, format: sae.format, hook: sae.hook, source: sae.path, modelName: sae.metadata.model_name ?? null })
+      staged.push({
+        tmp,
+        final,
+        checkpointId: p.checkpointId,
+        step: p.step,
+        layer: p.layer,
+        d: sae.d,
+        n: sae.n,
+        k: sae.rule.k,
+        format: sae.format,
+        hook: sae.hook,
+        source: sae.path,
+        modelName: sae.metadata.model_name ?? null
+      })
       await writeConverted(tmp, p)
     }
     ctx?.progress(meter.update(planned.length, 'converted'))

@@ -23,7 +23,15 @@ export interface EvalMetrics {
 
 const CHUNK = 1024
 
-export function evaluate(p: SaeTensors, scaling: Scaling, k: number, data: Float32Array, d: number, deadFraction: number, onTrainingRows: boolean): EvalMetrics {
+export function evaluate(
+  p: SaeTensors,
+  scaling: Scaling,
+  k: number,
+  data: Float32Array,
+  d: number,
+  deadFraction: number,
+  onTrainingRows: boolean
+): EvalMetrics {
   const rows = data.length / d
   const n = p.Wdec.shape[0]!
   // Pass 1: the pooled mean of the (scaled) inputs.

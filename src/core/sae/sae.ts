@@ -166,11 +166,21 @@ export class Sae {
   readonly hook: string | null
   private tensors: { p: SaeTensors; threshold: tf.Tensor1D | null } | null = null
 
-  constructor(parts: SaeParts, loaded: { dir: string; cfg: Record<string, unknown>; featuretrace: Partial<FeatureTraceMeta>; hook: string | null } | null = null) {
+  constructor(
+    parts: SaeParts,
+    loaded: { dir: string; cfg: Record<string, unknown>; featuretrace: Partial<FeatureTraceMeta>; hook: string | null } | null = null
+  ) {
     const { d, n, rule, weights: w } = parts
-    const sizes: [keyof SaeWeights, number][] = [['W_enc', d * n], ['W_dec', n * d], ['b_enc', n], ['b_dec', d]]
-    for (const [name, size] of sizes) if (w[name]!.length !== size) throw new Error(`Sae: ${name} holds ${w[name]!.length} values, [d ${d}, n ${n}] needs ${size}`)
-    if ((rule.architecture === 'jumprelu') !== (w.threshold !== null)) throw new Error(`Sae: a ${rule.architecture} SAE ${w.threshold ? 'has no' : 'needs a'} threshold`)
+    const sizes: [keyof SaeWeights, number][] = [
+      ['W_enc', d * n],
+      ['W_dec', n * d],
+      ['b_enc', n],
+      ['b_dec', d]
+    ]
+    for (const [name, size] of sizes)
+      if (w[name]!.length !== size) throw new Error(`Sae: ${name} holds ${w[name]!.length} values, [d ${d}, n ${n}] needs ${size}`)
+    if ((rule.architecture === 'jumprelu') !== (w.threshold !== null))
+      throw new Error(`Sae: a ${rule.architecture} SAE ${w.threshold ? 'has no' : 'needs a'} threshold`)
     this.d = d
     this.n = n
     this.rule = rule
@@ -213,7 +223,14 @@ export class Sae {
     const ft = c.featuretrace ?? {}
     const trained = ft.input_scaling ? { kind: ft.input_scaling, factor: ft.scaling_factor ?? 1 } : c.rule.scaling
     return new Sae(
-      { d: c.d, n: c.n, rule: c.rule, weights: { W_enc: w.W_enc, W_dec: w.W_dec, b_enc: w.b_enc, b_dec: w.b_dec, threshold: w.threshold }, sparsity: w.sparsity, trainedScaling: trained },
+      {
+        d: c.d,
+        n: c.n,
+        rule: c.rule,
+        weights: { W_enc: w.W_enc, W_dec: w.W_dec, b_enc: w.b_enc, b_dec: w.b_dec, threshold: w.threshold },
+        sparsity: w.sparsity,
+        trainedScaling: trained
+      },
       { dir, cfg, featuretrace: ft, hook: c.hook }
     )
   }
@@ -246,7 +263,15 @@ export class Sae {
       r === 1
         ? w
         : { W_enc: w.W_enc.map((x) => x / r), W_dec: w.W_dec.map((x) => x * r), b_enc: w.b_enc, b_dec: w.b_dec.map((x) => x * r), threshold: w.threshold }
-    const parts = { d: this.d, n: this.n, rule: { ...this.rule, scaling: to }, weights, sparsity: this.sparsity, trainedScaling: this.trainedScaling, source: this.source ?? undefined }
+    const parts = {
+      d: this.d,
+      n: this.n,
+      rule: { ...this.rule, scaling: to },
+      weights,
+      sparsity: this.sparsity,
+      trainedScaling: this.trainedScaling,
+      source: this.source ?? undefined
+    }
     return new Sae(parts, this.dir ? { dir: this.dir, cfg: this.cfg, featuretrace: this.featuretrace, hook: this.hook } : null)
   }
 
@@ -258,7 +283,8 @@ export class Sae {
   /** The same SAE in the space it was trained in (for warm starts); UserError when that scaling is not one FeatureTrace trains with. */
   trainingForm(): Sae {
     const to = this.trainedScaling
-    if (!isTrainingScaling(to.kind)) throw new UserError(`${this.source ?? 'The SAE'} was trained with input scaling ${to.kind}, which FeatureTrace does not train with.`)
+    if (!isTrainingScaling(to.kind))
+      throw new UserError(`${this.source ?? 'The SAE'} was trained with input scaling ${to.kind}, which FeatureTrace does not train with.`)
     return this.rescaled(to)
   }
 
@@ -292,7 +318,14 @@ export class Sae {
     const hook = given ?? (layer !== null ? residualHook(layer).hook : UNNAMED_HOOK)
     // SAELens 5.x needs an int; the block of a blocks.B hook, else 0 (SAELens reads it only to run a model).
     const hookLayer = Number(/^blocks\.(\d+)\./.exec(hook)?.[1] ?? 0)
-    const data = { model_name: opts.modelName, hook_name: hook, hook_head_index: null, context_size: opts.contextSize, dataset_path: opts.datasetPath, prepend_bos: opts.prependBos }
+    const data = {
+      model_name: opts.modelName,
+      hook_name: hook,
+      hook_head_index: null,
+      context_size: opts.contextSize,
+      dataset_path: opts.datasetPath,
+      prepend_bos: opts.prependBos
+    }
     const cfg = {
       architecture: rule.architecture,
       d_in: d,
@@ -343,7 +376,9 @@ export class Sae {
     const cfg = this.cfg
     const meta = (typeof cfg.metadata === 'object' && cfg.metadata !== null ? cfg.metadata : {}) as Record<string, unknown>
     const pick = (key: string): unknown => meta[key] ?? cfg[key] ?? null
-    const ft = Object.fromEntries(Object.entries(this.featuretrace).filter(([key]) => !['input_scaling', 'scaling_factor', 'format_version', 'written_by'].includes(key)))
+    const ft = Object.fromEntries(
+      Object.entries(this.featuretrace).filter(([key]) => !['input_scaling', 'scaling_factor', 'format_version', 'written_by'].includes(key))
+    )
     const model = pick('model_name')
     const hook = pick('hook_name')
     return {

@@ -43,23 +43,30 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     const stores = project.activations.list().filter((s) => s.layer === request.layer)
     const chosen = request.checkpointIds.length ? stores.filter((s) => request.checkpointIds.includes(s.checkpointId)) : stores
     if (chosen.length === 0) {
-      throw new UserError(`No checkpoint has layer-${request.layer} activations${request.checkpointIds.length ? ' among those chosen' : ''}; harvest that layer first.`)
+      throw new UserError(
+        `No checkpoint has layer-${request.layer} activations${request.checkpointIds.length ? ' among those chosen' : ''}; harvest that layer first.`
+      )
     }
     const missing = request.checkpointIds.filter((id) => !stores.some((s) => s.checkpointId === id))
     if (missing.length) {
-      const steps = project.checkpoints.list().filter((c) => missing.includes(c.id)).map((c) => c.step)
+      const steps = project.checkpoints
+        .list()
+        .filter((c) => missing.includes(c.id))
+        .map((c) => c.step)
       throw new UserError(`Steps ${steps.join(', ')} have no layer-${request.layer} activations; harvest them first.`)
     }
     const d = new Set(chosen.map((s) => s.d))
     if (d.size > 1) throw new UserError(`The checkpoints' activations have different widths (${[...d].join(', ')}); a warm-started series needs one d.`)
     return {
       request,
-      items: [...chosen].sort((a, b) => a.step - b.step).map((s) => {
-        const current = project.saes.current(s.checkpointId, request.layer)
-        // Kept unless retraining; a retrained SAE gets a folder of its own, so the old one stays with its labels.
-        const out = current && !request.retrain ? current.path : project.saes.freshPath(saeDir(project, s.step, request.layer))
-        return { checkpointId: s.checkpointId, step: s.step, activations: s.path, out, kept: current !== null && !request.retrain }
-      })
+      items: [...chosen]
+        .sort((a, b) => a.step - b.step)
+        .map((s) => {
+          const current = project.saes.current(s.checkpointId, request.layer)
+          // Kept unless retraining; a retrained SAE gets a folder of its own, so the old one stays with its labels.
+          const out = current && !request.retrain ? current.path : project.saes.freshPath(saeDir(project, s.step, request.layer))
+          return { checkpointId: s.checkpointId, step: s.step, activations: s.path, out, kept: current !== null && !request.retrain }
+        })
     }
   },
   replaces(project, request) {
@@ -85,8 +92,18 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
     const preset = info.fineTune ?? { lrFactor: 1, warmupSteps: info.config.warmupSteps, tokenFraction: 1 }
     const fine = { ...preset, tokenFraction: r.warmTokenFraction ?? preset.tokenFraction, lrFactor: r.warmLrFactor ?? preset.lrFactor }
     const base: TrainOverrides = {
-      n: r.n, k: r.k, tokens: r.tokens, batchSize: r.batchSize, lr: r.lr, warmupSteps: r.warmupSteps, seed: r.seed,
-      inputScaling: r.inputScaling, auxK: r.auxK, evalRows: r.evalRows, logEvery: r.logEvery, checkpointEvery: r.checkpointEvery
+      n: r.n,
+      k: r.k,
+      tokens: r.tokens,
+      batchSize: r.batchSize,
+      lr: r.lr,
+      warmupSteps: r.warmupSteps,
+      seed: r.seed,
+      inputScaling: r.inputScaling,
+      auxK: r.auxK,
+      evalRows: r.evalRows,
+      logEvery: r.logEvery,
+      checkpointEvery: r.checkpointEvery
     }
     const saes: SeriesOutput['saes'] = []
     let previous: string | null = null
@@ -122,7 +139,12 @@ export const trainSeriesJob: JobKindDefinition<SeriesRequest, SeriesInput, Serie
         },
         {
           signal: ctx.signal,
-          progress: (p) => ctx.progress({ ...p, fraction: (i + p.fraction) / n, message: `step ${item.step} (${i + 1}/${n}${warm ? ', warm start' : ''}): ${p.message ?? ''}` })
+          progress: (p) =>
+            ctx.progress({
+              ...p,
+              fraction: (i + p.fraction) / n,
+              message: `step ${item.step} (${i + 1}/${n}${warm ? ', warm start' : ''}): ${p.message ?? ''}`
+            })
         }
       )
       firstTokens ??= result.tokens
@@ -152,9 +174,21 @@ function recordSaes(project: Project, output: SeriesOutput): { saes: number; bac
     }
     const m = cfg.featuretrace.metrics ?? {}
     project.saes.upsert({
-      checkpointId: s.checkpointId, layer: cfg.featuretrace.layer, path: s.path, preset: cfg.featuretrace.preset, d: cfg.d_in, n: cfg.d_sae,
-      k: cfg.k, warmStarted: s.warmStarted, tokens: cfg.featuretrace.tokens_seen, steps: cfg.featuretrace.steps, fvu: m.fvu ?? null,
-      explainedVariance: m.explained_variance ?? null, cosine: m.cosine ?? null, l0: m.l0 ?? null, deadFraction: m.dead_fraction ?? null,
+      checkpointId: s.checkpointId,
+      layer: cfg.featuretrace.layer,
+      path: s.path,
+      preset: cfg.featuretrace.preset,
+      d: cfg.d_in,
+      n: cfg.d_sae,
+      k: cfg.k,
+      warmStarted: s.warmStarted,
+      tokens: cfg.featuretrace.tokens_seen,
+      steps: cfg.featuretrace.steps,
+      fvu: m.fvu ?? null,
+      explainedVariance: m.explained_variance ?? null,
+      cosine: m.cosine ?? null,
+      l0: m.l0 ?? null,
+      deadFraction: m.dead_fraction ?? null,
       backend: output.backend
     })
   }

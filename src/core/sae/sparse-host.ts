@@ -94,8 +94,12 @@ export async function lossAndGradientsHost(
   })
   const top = { values: dense.values!, indices: dense.indices! }
   const aux = withAux ? { values: dense.auxValues!, indices: dense.auxIndices! } : null
-  const [x, bdec, Wdec, v, idx] = await Promise.all([xt.data(), p.bdec.data(), p.Wdec.data(), top.values.data(), top.indices.data()]) as [
-    Float32Array, Float32Array, Float32Array, Float32Array, Int32Array
+  const [x, bdec, Wdec, v, idx] = (await Promise.all([xt.data(), p.bdec.data(), p.Wdec.data(), top.values.data(), top.indices.data()])) as [
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Float32Array,
+    Int32Array
   ]
   const xc = new Float32Array(B * d)
   for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) xc[b * d + i] = x[b * d + i]! - bdec[i]!
@@ -122,7 +126,7 @@ export async function lossAndGradientsHost(
 
   let auxLoss = 0
   if (aux) {
-    const [va, ia] = await Promise.all([aux.values.data(), aux.indices.data()]) as [Float32Array, Int32Array]
+    const [va, ia] = (await Promise.all([aux.values.data(), aux.indices.data()])) as [Float32Array, Int32Array]
     // The AuxK target is the residual e = x − x̂, held constant.
     const e = new Float32Array(B * d)
     for (let i = 0; i < B * d; i++) e[i] = x[i]! - xhat[i]!
@@ -158,7 +162,9 @@ export async function lossAndGradientsHost(
 }
 
 /** The gradient implementation for a backend: host loops for wasm and cpu, all-tfjs on the GPU backend. */
-export function gradientsFor(backend: string): (p: SaeTensors, x: tf.Tensor2D, cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>, dead: tf.Tensor1D | null, deadCount: number) => Promise<HostStep> {
+export function gradientsFor(
+  backend: string
+): (p: SaeTensors, x: tf.Tensor2D, cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>, dead: tf.Tensor1D | null, deadCount: number) => Promise<HostStep> {
   return backend === 'tensorflow' ? async (...args) => lossAndGradients(...args) : lossAndGradientsHost
 }
 

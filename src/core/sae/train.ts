@@ -101,7 +101,9 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(`--init ${opts.init} was trained on d=${initSae.d} activations but ${opts.activations} has d=${d}.`)
   }
   if (initSae && (initSae.rule.architecture !== 'topk' || !initSae.rule.applyBDecToInput || !isTrainingScaling(initSae.trainedScaling.kind))) {
-    throw new UserError(`--init ${opts.init} encodes by a rule FeatureTrace does not train (${initSae.rule.architecture}, input scaling ${initSae.trainedScaling.kind}); warm-start from a TopK SAE that subtracts b_dec from its input.`)
+    throw new UserError(
+      `--init ${opts.init} encodes by a rule FeatureTrace does not train (${initSae.rule.architecture}, input scaling ${initSae.trainedScaling.kind}); warm-start from a TopK SAE that subtracts b_dec from its input.`
+    )
   }
   if (initSae && opts.overrides?.n !== undefined && opts.overrides.n !== initSae.n) {
     throw new UserError(`--init ${opts.init} has ${initSae.n} latents; --latents ${opts.overrides.n} cannot warm-start from it.`)
@@ -150,7 +152,12 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     step = state.step
     tokens = state.tokens
     position = state.position
-    params = { Wenc: variable(tensors.Wenc!, [d, cfg.n]), benc: variable(tensors.benc!, [cfg.n]), Wdec: variable(tensors.Wdec!, [cfg.n, d]), bdec: variable(tensors.bdec!, [d]) }
+    params = {
+      Wenc: variable(tensors.Wenc!, [d, cfg.n]),
+      benc: variable(tensors.benc!, [cfg.n]),
+      Wdec: variable(tensors.Wdec!, [cfg.n, d]),
+      bdec: variable(tensors.bdec!, [d])
+    }
     since = tf.tensor1d(tensors.tokens_since_fired!)
     counts = tf.tensor1d(tensors.fire_counts!)
   } else if (warm) {
@@ -229,13 +236,24 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
       tokens += cfg.batchSize
       position = after
       if (step % cfg.logEvery === 0 || step === totalSteps) {
-        const [loss, auxLoss, l0] = await Promise.all([r.loss.array(), r.auxLoss.array(), r.l0.array()]) as number[]
+        const [loss, auxLoss, l0] = (await Promise.all([r.loss.array(), r.auxLoss.array(), r.l0.array()])) as number[]
         const deadFraction = await deadShare(since, Math.min(cfg.deadAfterTokens, tokens))
         const seconds = (performance.now() - started) / 1000
-        const metric: TrainMetric = { step, tokens, loss: loss!, auxLoss: auxLoss!, l0: l0!, deadFraction, lr, tokensPerSecond: seconds > 0 ? (tokens - startTokens) / seconds : null }
+        const metric: TrainMetric = {
+          step,
+          tokens,
+          loss: loss!,
+          auxLoss: auxLoss!,
+          l0: l0!,
+          deadFraction,
+          lr,
+          tokensPerSecond: seconds > 0 ? (tokens - startTokens) / seconds : null
+        }
         opts.onMetric?.(metric)
         appendFileSync(`${partial}/${TRAINING_LOG}`, JSON.stringify(metric) + '\n')
-        ctx.progress(meter.update(tokens, `step ${step}/${totalSteps} · FVU ${loss!.toFixed(4)} · L0 ${l0!.toFixed(1)} · dead ${(100 * deadFraction).toFixed(1)}%`))
+        ctx.progress(
+          meter.update(tokens, `step ${step}/${totalSteps} · FVU ${loss!.toFixed(4)} · L0 ${l0!.toFixed(1)} · dead ${(100 * deadFraction).toFixed(1)}%`)
+        )
       }
       tf.dispose([r.grads.Wenc, r.grads.benc, r.grads.Wdec, r.grads.bdec, r.loss, r.auxLoss, r.l0, r.fired])
       if (step % cfg.checkpointEvery === 0 && step < totalSteps) await persist()
@@ -276,7 +294,9 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     if (err instanceof JobCancelled) throw err
     const message = (err as Error).message ?? ''
     if (/out of memory|Cannot allocate|Array buffer allocation failed|memory access out of bounds/i.test(message)) {
-      throw new UserError(`Ran out of memory training with batch ${cfg.batchSize} and n = ${cfg.n} on ${backend.name}. Lower --batch and run again; the run resumes from its last saved state.`)
+      throw new UserError(
+        `Ran out of memory training with batch ${cfg.batchSize} and n = ${cfg.n} on ${backend.name}. Lower --batch and run again; the run resumes from its last saved state.`
+      )
     }
     throw err
   } finally {

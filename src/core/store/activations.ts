@@ -69,7 +69,11 @@ export class ActivationStoreRepository {
            created_at = excluded.created_at`
       )
       .run({
-        ...s, path: this.paths.toStored(s.path), corpus: this.paths.toStored(s.corpus), imported: s.imported ? 1 : 0, createdAt: new Date().toISOString()
+        ...s,
+        path: this.paths.toStored(s.path),
+        corpus: this.paths.toStored(s.corpus),
+        imported: s.imported ? 1 : 0,
+        createdAt: new Date().toISOString()
       })
     const row = this.db.prepare(`${SELECT} WHERE s.checkpoint_id = ? AND s.layer = ?`).get(s.checkpointId, s.layer) as StoreRow
     return toInfo(row, this.paths)

@@ -99,10 +99,7 @@ export class CheckpointRepository {
   }
 
   /** Adds what is new; a folder or step already registered is reported as skipped, never duplicated. */
-  addAll(
-    found: FoundCheckpoint[],
-    tokensPerStep: number | undefined
-  ): { added: Checkpoint[]; skipped: { path: string; reason: string }[] } {
+  addAll(found: FoundCheckpoint[], tokensPerStep: number | undefined): { added: Checkpoint[]; skipped: { path: string; reason: string }[] } {
     const byPath = this.db.prepare('SELECT id FROM checkpoint WHERE path = ?')
     const byStep = this.db.prepare('SELECT id, path, d_model FROM checkpoint WHERE step = ?')
     const fill = this.db.prepare(`UPDATE checkpoint SET name = @name, path = @path, model_type = @modelType, supported = @supported, layers = @layers,
@@ -126,7 +123,10 @@ export class CheckpointRepository {
         if (clash && clash.path === null) {
           // An SAE-only checkpoint gets its weights: same step, and the width its SAEs were checked against.
           if (clash.d_model !== f.config.dModel) {
-            skipped.push({ path: f.path, reason: `step ${f.step} is an SAE-only checkpoint whose SAEs read d=${clash.d_model}, but this folder has d_model=${f.config.dModel}` })
+            skipped.push({
+              path: f.path,
+              reason: `step ${f.step} is an SAE-only checkpoint whose SAEs read d=${clash.d_model}, but this folder has d_model=${f.config.dModel}`
+            })
             continue
           }
           fill.run({
@@ -146,7 +146,10 @@ export class CheckpointRepository {
           continue
         }
         if (clash) {
-          skipped.push({ path: f.path, reason: `step ${f.step} is already registered from ${clash.path === null ? 'its SAEs' : this.paths.resolve(clash.path)}` })
+          skipped.push({
+            path: f.path,
+            reason: `step ${f.step} is already registered from ${clash.path === null ? 'its SAEs' : this.paths.resolve(clash.path)}`
+          })
           continue
         }
         const info = insert.run({
@@ -173,9 +176,7 @@ export class CheckpointRepository {
   update(id: number, change: { step?: number | undefined; tokensSeen?: number | null | undefined }): Checkpoint {
     const current = this.get(id)
     if (change.step !== undefined && change.step !== current.step) {
-      const clash = this.db.prepare('SELECT name FROM checkpoint WHERE step = ? AND id != ?').get(change.step, id) as
-        | { name: string }
-        | undefined
+      const clash = this.db.prepare('SELECT name FROM checkpoint WHERE step = ? AND id != ?').get(change.step, id) as { name: string } | undefined
       if (clash) throw new UserError(`Step ${change.step} already belongs to checkpoint ${clash.name}.`)
       this.db.prepare('UPDATE checkpoint SET step = ? WHERE id = ?').run(change.step, id)
     }

@@ -26,17 +26,14 @@ function connect(file: string, readonly: boolean): Db {
 export function readSchemaVersion(file: string): number {
   const db = connect(file, true)
   try {
-    const table = db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migration'")
-      .get()
+    const table = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_migration'").get()
     if (!table) {
       const tables = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as {
         n: number
       }
       if (tables.n > 0) {
         throw new UserError(
-          `${file} is an SQLite database but not a FeatureTrace project (no schema_migration table). ` +
-            'Choose an empty folder for a new project.'
+          `${file} is an SQLite database but not a FeatureTrace project (no schema_migration table). ` + 'Choose an empty folder for a new project.'
         )
       }
       return 0
@@ -84,9 +81,7 @@ export function openDatabase(file: string): Db {
 export function migrate(db: Db, list: readonly Migration[] = migrations): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migration (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)`)
-  const applied = new Set(
-    (db.prepare('SELECT version FROM schema_migration').all() as { version: number }[]).map((r) => r.version)
-  )
+  const applied = new Set((db.prepare('SELECT version FROM schema_migration').all() as { version: number }[]).map((r) => r.version))
   const record = db.prepare('INSERT INTO schema_migration (version, name, applied_at) VALUES (?, ?, ?)')
   for (const m of [...list].sort((a, b) => a.version - b.version)) {
     if (applied.has(m.version)) continue

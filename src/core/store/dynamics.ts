@@ -29,16 +29,31 @@ export class DynamicsRepository {
         `INSERT INTO feature_dynamics (layer, feature, total_drift, min_cos_to_previous, formation_step, formation_raw, formation_jaccard, formation_weighted_jaccard, m_final)
          VALUES (@layer, @feature, @totalDrift, @minCosToPrevious, @sae, @raw, @jaccard, @weightedJaccard, @mFinal)`
       )
-      for (const r of rows) insert.run({ layer: run.layer, feature: r.feature, totalDrift: r.totalDrift, minCosToPrevious: r.minCosToPrevious, ...r.formationStep, mFinal: r.mFinal })
+      for (const r of rows)
+        insert.run({
+          layer: run.layer,
+          feature: r.feature,
+          totalDrift: r.totalDrift,
+          minCosToPrevious: r.minCosToPrevious,
+          ...r.formationStep,
+          mFinal: r.mFinal
+        })
     })()
   }
 
   run(layer: number): DynamicsRunInfo | null {
     const r = this.db.prepare('SELECT * FROM dynamics_run WHERE layer = ?').get(layer) as
-      | { layer: number; steps: string; n: number; threshold: number; warm_started: number; match_method: string | null; created_at: string }
-      | undefined
+      { layer: number; steps: string; n: number; threshold: number; warm_started: number; match_method: string | null; created_at: string } | undefined
     if (!r) return null
-    return { layer: r.layer, steps: storedJson(DynamicsRunSchema.shape.steps, r.steps, `the steps of layer ${layer}'s dynamics run`), n: r.n, threshold: r.threshold, warmStarted: r.warm_started === 1, matchMethod: r.match_method, createdAt: r.created_at }
+    return {
+      layer: r.layer,
+      steps: storedJson(DynamicsRunSchema.shape.steps, r.steps, `the steps of layer ${layer}'s dynamics run`),
+      n: r.n,
+      threshold: r.threshold,
+      warmStarted: r.warm_started === 1,
+      matchMethod: r.match_method,
+      createdAt: r.created_at
+    }
   }
 
   rows(layer: number): FeatureDynamicsRow[] {

@@ -68,9 +68,16 @@ export function featureColumns(f: FeatureRecord): unknown[] {
   const nb = new Float32Array(f.neighbours.length * 2)
   f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
   return [
-    f.feature, f.density, f.maxAct, f.meanAct, f.dead ? 1 : 0, f.langClass, f.langCounts ? JSON.stringify(f.langCounts) : null, f.topTokens,
+    f.feature,
+    f.density,
+    f.maxAct,
+    f.meanAct,
+    f.dead ? 1 : 0,
+    f.langClass,
+    f.langCounts ? JSON.stringify(f.langCounts) : null,
+    f.topTokens,
     f.histogram ? Buffer.from(f.histogram.buffer, f.histogram.byteOffset, f.histogram.byteLength) : null,
-    Buffer.from(nb.buffer), encodeExamples(f.examples)
+    Buffer.from(nb.buffer),
+    encodeExamples(f.examples)
   ]
 }
-

@@ -27,8 +27,18 @@ interface SetRow {
 
 function toSet(r: SetRow): FeatureSetInfo {
   return {
-    id: r.id, name: r.name, source: r.source, saeId: r.sae_id, checkpointId: r.checkpoint_id, checkpointLabel: r.checkpoint_label,
-    step: r.step, layer: r.layer, nFeatures: r.n_features, createdAt: r.created_at, updatedAt: r.updated_at, superseded: r.superseded === 1,
+    id: r.id,
+    name: r.name,
+    source: r.source,
+    saeId: r.sae_id,
+    checkpointId: r.checkpoint_id,
+    checkpointLabel: r.checkpoint_label,
+    step: r.step,
+    layer: r.layer,
+    nFeatures: r.n_features,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    superseded: r.superseded === 1,
     labelCount: r.label_count
   }
 }
@@ -78,7 +88,14 @@ export class FeatureRepository {
 
   /** Creates a set and its features in one transaction: a set is never half-written, and never replaces another. */
   createSet(
-    info: { name: string; source: 'sae' | 'import'; saeId?: number | null; checkpointId?: number | null; checkpointLabel?: string | null; layer?: number | null },
+    info: {
+      name: string
+      source: 'sae' | 'import'
+      saeId?: number | null
+      checkpointId?: number | null
+      checkpointLabel?: string | null
+      layer?: number | null
+    },
     tokens: string[],
     features: Iterable<FeatureRecord>
   ): FeatureSetInfo {
@@ -91,8 +108,16 @@ export class FeatureRepository {
             `INSERT INTO feature_set (name, source, sae_id, checkpoint_id, checkpoint_label, layer, n_features, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
           )
-          .run(info.name, info.source, info.saeId ?? null, info.checkpointId ?? null, info.checkpointLabel ?? null, info.layer ?? null, 0, new Date().toISOString())
-          .lastInsertRowid
+          .run(
+            info.name,
+            info.source,
+            info.saeId ?? null,
+            info.checkpointId ?? null,
+            info.checkpointLabel ?? null,
+            info.layer ?? null,
+            0,
+            new Date().toISOString()
+          ).lastInsertRowid
       )
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
       tokens.forEach((t, i) => tok.run(id, i, t))
@@ -121,11 +146,7 @@ export class FeatureRepository {
    * place, in one transaction: statistics, examples and the token table are replaced, the set id, every label and every
    * label event stay. Features the new statistics lack (never, for the same SAE) are kept, not deleted.
    */
-  writeSaeSet(
-    info: { name: string; saeId: number; checkpointId: number; layer: number },
-    tokens: string[],
-    features: Iterable<FeatureRecord>
-  ): FeatureSetInfo {
+  writeSaeSet(info: { name: string; saeId: number; checkpointId: number; layer: number }, tokens: string[], features: Iterable<FeatureRecord>): FeatureSetInfo {
     const existing = this.setOfSae(info.saeId)
     if (!existing) return this.createSet({ ...info, source: 'sae' }, tokens, features)
     return this.db.transaction(() => {
@@ -143,7 +164,9 @@ export class FeatureRepository {
       )
       for (const f of features) upsert.run(id, ...featureColumns(f))
       const count = (this.db.prepare('SELECT count(*) AS n FROM feature WHERE set_id = ?').get(id) as { n: number }).n
-      this.db.prepare('UPDATE feature_set SET n_features = ?, updated_at = ?, checkpoint_id = ?, layer = ? WHERE id = ?').run(count, new Date().toISOString(), info.checkpointId, info.layer, id)
+      this.db
+        .prepare('UPDATE feature_set SET n_features = ?, updated_at = ?, checkpoint_id = ?, layer = ? WHERE id = ?')
+        .run(count, new Date().toISOString(), info.checkpointId, info.layer, id)
       return this.set(id)
     })()
   }
@@ -173,8 +196,13 @@ export class FeatureRepository {
     if (q.label === 'unlabelled') where.push('l.category IS NULL')
     else if (q.label) filter('l.category = @label', 'label', q.label)
     const order = {
-      feature: 'f.feature', density: 'f.density', maxAct: 'f.max_act', meanAct: 'f.mean_act', lang: 'f.lang_class',
-      formation: 'd.formation_step', drift: 'd.total_drift'
+      feature: 'f.feature',
+      density: 'f.density',
+      maxAct: 'f.max_act',
+      meanAct: 'f.mean_act',
+      lang: 'f.lang_class',
+      formation: 'd.formation_step',
+      drift: 'd.total_drift'
     }[q.sort ?? 'feature']
     // Dynamics belong to the project's own SAE series at the set's layer, where feature i is latent i.
     const from = `FROM feature f JOIN feature_set s ON s.id = f.set_id
@@ -202,7 +230,10 @@ export class FeatureRepository {
                 d.formation_step, d.total_drift
          ${from} ORDER BY ${orderBy} LIMIT @limit OFFSET @offset`
       )
-      .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as (Pick<FeatureRow, 'feature' | 'density' | 'max_act' | 'mean_act' | 'dead' | 'lang_class' | 'top_tokens'> & {
+      .all({ ...params, limit: q.limit ?? 200, offset: q.offset ?? 0 }) as (Pick<
+      FeatureRow,
+      'feature' | 'density' | 'max_act' | 'mean_act' | 'dead' | 'lang_class' | 'top_tokens'
+    > & {
       category: string | null
       formation_step: number | null
       total_drift: number | null
@@ -210,8 +241,16 @@ export class FeatureRepository {
     return {
       total,
       rows: rows.map((r) => ({
-        feature: r.feature, density: r.density, maxAct: r.max_act, meanAct: r.mean_act, dead: r.dead === 1, langClass: r.lang_class,
-        topTokens: r.top_tokens, label: r.category, formationStep: r.formation_step, totalDrift: r.total_drift
+        feature: r.feature,
+        density: r.density,
+        maxAct: r.max_act,
+        meanAct: r.mean_act,
+        dead: r.dead === 1,
+        langClass: r.lang_class,
+        topTokens: r.top_tokens,
+        label: r.category,
+        formationStep: r.formation_step,
+        totalDrift: r.total_drift
       }))
     }
   }
@@ -229,8 +268,16 @@ export class FeatureRepository {
       acts: Array.from(e.acts)
     }))
     return {
-      setId, feature, density: r.density, maxAct: r.max_act, meanAct: r.mean_act, dead: r.dead === 1, langClass: r.lang_class,
-      langCounts: r.lang_counts ? storedJson(z.record(z.string(), z.number()), r.lang_counts, `the language counts of feature ${feature} of set ${setId}`) : null,
+      setId,
+      feature,
+      density: r.density,
+      maxAct: r.max_act,
+      meanAct: r.mean_act,
+      dead: r.dead === 1,
+      langClass: r.lang_class,
+      langCounts: r.lang_counts
+        ? storedJson(z.record(z.string(), z.number()), r.lang_counts, `the language counts of feature ${feature} of set ${setId}`)
+        : null,
       histogram: hist.length ? { lo: hist[0]!, hi: hist[1]!, counts: hist.slice(2) } : null,
       neighbours: Array.from({ length: nb.length / 2 }, (_, i) => ({ feature: nb[2 * i]!, cosine: nb[2 * i + 1]! })),
       examples,
@@ -240,12 +287,17 @@ export class FeatureRepository {
 
   /** Each feature's language class (null where none was computed), for composition. */
   languageClasses(setId: number): { feature: number; langClass: string | null }[] {
-    return this.db.prepare('SELECT feature, lang_class AS langClass FROM feature WHERE set_id = ? ORDER BY feature').all(setId) as { feature: number; langClass: string | null }[]
+    return this.db.prepare('SELECT feature, lang_class AS langClass FROM feature WHERE set_id = ? ORDER BY feature').all(setId) as {
+      feature: number
+      langClass: string | null
+    }[]
   }
 
   /** N features drawn without replacement, the same for a seed; dead features left out when asked. */
   sample(setId: number, n: number, seed: number, skipDead: boolean): number[] {
-    const ids = (this.db.prepare(`SELECT feature FROM feature WHERE set_id = ? ${skipDead ? 'AND dead = 0' : ''} ORDER BY feature`).all(setId) as { feature: number }[]).map((r) => r.feature)
+    const ids = (
+      this.db.prepare(`SELECT feature FROM feature WHERE set_id = ? ${skipDead ? 'AND dead = 0' : ''} ORDER BY feature`).all(setId) as { feature: number }[]
+    ).map((r) => r.feature)
     return new Rng(seed).shuffle(ids).slice(0, n)
   }
 }

@@ -49,10 +49,18 @@ export class GeometryRepository {
     const insert = this.db.transaction(() => {
       this.db.prepare('DELETE FROM geometry_result WHERE analysis = ? AND layer = ? AND checkpoint_id = ?').run(r.analysis, r.layer, r.checkpointId)
       const info = this.db
-        .prepare('INSERT INTO geometry_result (analysis, checkpoint_id, sae_id, layer, params_json, summary_json, result_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .prepare(
+          'INSERT INTO geometry_result (analysis, checkpoint_id, sae_id, layer, params_json, summary_json, result_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'
+        )
         .run(
-          r.analysis, r.checkpointId, r.saeId, r.layer, this.paths.storedJson(mapRequestPaths(r.params, (p) => this.paths.toStored(p))),
-          this.paths.storedJson(r.summary), this.paths.storedJson(r.result), new Date().toISOString()
+          r.analysis,
+          r.checkpointId,
+          r.saeId,
+          r.layer,
+          this.paths.storedJson(mapRequestPaths(r.params, (p) => this.paths.toStored(p))),
+          this.paths.storedJson(r.summary),
+          this.paths.storedJson(r.result),
+          new Date().toISOString()
         )
       return Number(info.lastInsertRowid)
     })
@@ -91,7 +99,10 @@ export class GeometryRepository {
       params: mapRequestPaths(storedJson(z.json(), row.params_json, `the settings of ${where}`), (p) => this.paths.resolve(p)),
       result: storedJson(z.json(), row.result_json, where)
     })
-    if (!parsed.success) throw new UserError(`The project database holds ${where} in a shape this version does not read (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); run the analysis again.`)
+    if (!parsed.success)
+      throw new UserError(
+        `The project database holds ${where} in a shape this version does not read (${parsed.error.issues[0]?.path.join('.')}: ${parsed.error.issues[0]?.message}); run the analysis again.`
+      )
     return parsed.data
   }
 }

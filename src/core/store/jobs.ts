@@ -95,9 +95,7 @@ export class JobRepository {
 
   markRunning(id: number): Job {
     const now = new Date().toISOString()
-    this.db
-      .prepare("UPDATE job SET state = 'running', started_at = ?, heartbeat_at = ?, host_pid = ? WHERE id = ?")
-      .run(now, now, process.pid, id)
+    this.db.prepare("UPDATE job SET state = 'running', started_at = ?, heartbeat_at = ?, host_pid = ? WHERE id = ?").run(now, now, process.pid, id)
     return this.get(id)
   }
 
@@ -143,9 +141,7 @@ export class JobRepository {
       const ownerGone = r.host_pid === null || !processAlive(r.host_pid)
       return ownerGone || now - beat > HEARTBEAT_STALE_MS
     })
-    const stmt = this.db.prepare(
-      "UPDATE job SET state = 'interrupted', eta_seconds = NULL, error = ?, finished_at = ? WHERE id = ?"
-    )
+    const stmt = this.db.prepare("UPDATE job SET state = 'interrupted', eta_seconds = NULL, error = ?, finished_at = ? WHERE id = ?")
     this.db.transaction(() => {
       for (const r of stale) {
         stmt.run('The process running this job stopped before it finished.', new Date(now).toISOString(), r.id)

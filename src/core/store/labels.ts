@@ -42,7 +42,9 @@ export class LabelRepository {
 
   labels(setId: number, feature: number): Label[] {
     const rows = this.db
-      .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? AND feature = ? ORDER BY annotator')
+      .prepare(
+        'SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? AND feature = ? ORDER BY annotator'
+      )
       .all(setId, feature) as (Omit<Label, 'origin'> & { origin: string | null })[]
     return rows.map((r) => ({ ...r, origin: parseOrigin(r.origin) }))
   }
@@ -60,17 +62,24 @@ export class LabelRepository {
 
   /** Everyone who has labelled a feature of the set. */
   annotators(setId: number): string[] {
-    return (this.db.prepare('SELECT DISTINCT annotator FROM label WHERE set_id = ? ORDER BY annotator').all(setId) as { annotator: string }[]).map((r) => r.annotator)
+    return (this.db.prepare('SELECT DISTINCT annotator FROM label WHERE set_id = ? ORDER BY annotator').all(setId) as { annotator: string }[]).map(
+      (r) => r.annotator
+    )
   }
 
   private current(setId: number, feature: number, annotator: string): { category: string | null; note: string; blind: number | null } | null {
-    return (this.db.prepare('SELECT category, note, blind FROM label WHERE set_id = ? AND feature = ? AND annotator = ?').get(setId, feature, annotator) as
-      | { category: string | null; note: string; blind: number | null }
-      | undefined) ?? null
+    return (
+      (this.db.prepare('SELECT category, note, blind FROM label WHERE set_id = ? AND feature = ? AND annotator = ?').get(setId, feature, annotator) as
+        { category: string | null; note: string; blind: number | null } | undefined) ?? null
+    )
   }
 
   private write(
-    setId: number, feature: number, annotator: string, category: string | null, note: string,
+    setId: number,
+    feature: number,
+    annotator: string,
+    category: string | null,
+    note: string,
     extra: { undoes?: number | null; blind: number | null; requestId?: string | null; origin?: LabelOrigin | null }
   ): Label {
     const before = this.current(setId, feature, annotator)
@@ -92,7 +101,21 @@ export class LabelRepository {
         `INSERT INTO label_event (set_id, feature, annotator, category_before, note_before, category_after, note_after, at, undoes, blind, blind_before, request_id, origin)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
       )
-      .run(setId, feature, annotator, before?.category ?? null, before?.note ?? null, category, note, at, extra.undoes ?? null, extra.blind, before?.blind ?? null, extra.requestId ?? null, origin)
+      .run(
+        setId,
+        feature,
+        annotator,
+        before?.category ?? null,
+        before?.note ?? null,
+        category,
+        note,
+        at,
+        extra.undoes ?? null,
+        extra.blind,
+        before?.blind ?? null,
+        extra.requestId ?? null,
+        origin
+      )
     return { setId, feature, annotator, category, note, updatedAt: at, origin: extra.origin ?? null }
   }
 
@@ -101,10 +124,20 @@ export class LabelRepository {
     if (requestId === undefined) return null
     const ev = this.db
       .prepare('SELECT set_id, feature, annotator, category_after, note_after, at, origin FROM label_event WHERE request_id = ?')
-      .get(requestId) as { set_id: number; feature: number; annotator: string; category_after: string | null; note_after: string | null; at: string; origin: string | null } | undefined
+      .get(requestId) as
+      | { set_id: number; feature: number; annotator: string; category_after: string | null; note_after: string | null; at: string; origin: string | null }
+      | undefined
     if (!ev) return null
     if (ev.annotator !== annotator) throw new UserError(`Request id ${requestId} was already used by another annotator's label; send a new id.`)
-    return { setId: ev.set_id, feature: ev.feature, annotator: ev.annotator, category: ev.category_after, note: ev.note_after ?? '', updatedAt: ev.at, origin: parseOrigin(ev.origin) }
+    return {
+      setId: ev.set_id,
+      feature: ev.feature,
+      annotator: ev.annotator,
+      category: ev.category_after,
+      note: ev.note_after ?? '',
+      updatedAt: ev.at,
+      origin: parseOrigin(ev.origin)
+    }
   }
 
   /**
@@ -112,7 +145,11 @@ export class LabelRepository {
    * Category undefined keeps the current one. A request id already applied returns that write's result, applied: false.
    */
   applyLabel(
-    setId: number, feature: number, annotator: string, category: string | null | undefined, note?: string,
+    setId: number,
+    feature: number,
+    annotator: string,
+    category: string | null | undefined,
+    note?: string,
     opts: { requestId?: string; blind?: boolean } = {}
   ): { label: Label; applied: boolean } {
     if (category !== null && category !== undefined && !this.taxonomy.names().includes(category)) {
@@ -122,7 +159,8 @@ export class LabelRepository {
     return this.db.transaction(() => {
       const earlier = this.replayed(opts.requestId, annotator)
       if (earlier) {
-        if (earlier.setId !== setId || earlier.feature !== feature) throw new UserError(`Request id ${opts.requestId} was already used for another feature; send a new id.`)
+        if (earlier.setId !== setId || earlier.feature !== feature)
+          throw new UserError(`Request id ${opts.requestId} was already used for another feature; send a new id.`)
         return { label: earlier, applied: false }
       }
       const exists = this.db.prepare('SELECT 1 FROM feature WHERE set_id = ? AND feature = ?').get(setId, feature)
@@ -131,14 +169,22 @@ export class LabelRepository {
       // A note alone leaves the category, and so the judgement's blindness, as they were.
       const blind = category === undefined ? (before?.blind ?? null) : opts.blind === undefined ? null : opts.blind ? 1 : 0
       const label = this.write(setId, feature, annotator, category === undefined ? (before?.category ?? null) : category, note ?? before?.note ?? '', {
-        blind, requestId: opts.requestId
+        blind,
+        requestId: opts.requestId
       })
       return { label, applied: true }
     })()
   }
 
   /** Sets (or clears, with category null and no note) one annotator's label; category undefined keeps the current one. */
-  setLabel(setId: number, feature: number, annotator: string, category: string | null | undefined, note?: string, opts: { requestId?: string; blind?: boolean } = {}): Label {
+  setLabel(
+    setId: number,
+    feature: number,
+    annotator: string,
+    category: string | null | undefined,
+    note?: string,
+    opts: { requestId?: string; blind?: boolean } = {}
+  ): Label {
     return this.applyLabel(setId, feature, annotator, category, note, opts).label
   }
 
@@ -154,10 +200,12 @@ export class LabelRepository {
            ORDER BY id DESC LIMIT 1`
         )
         .get(...(setId === undefined ? [annotator] : [annotator, setId])) as
-        | { id: number; set_id: number; feature: number; category_before: string | null; note_before: string | null; blind_before: number | null }
-        | undefined
+        { id: number; set_id: number; feature: number; category_before: string | null; note_before: string | null; blind_before: number | null } | undefined
       if (!ev) return { label: null, applied: false }
-      return { label: this.write(ev.set_id, ev.feature, annotator, ev.category_before, ev.note_before ?? '', { undoes: ev.id, blind: ev.blind_before, requestId }), applied: true }
+      return {
+        label: this.write(ev.set_id, ev.feature, annotator, ev.category_before, ev.note_before ?? '', { undoes: ev.id, blind: ev.blind_before, requestId }),
+        applied: true
+      }
     })()
   }
 
@@ -178,7 +226,9 @@ export class LabelRepository {
   /** Every current label of a set with its note, for carrying them over. */
   labelsOfSet(setId: number): Label[] {
     const rows = this.db
-      .prepare('SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? ORDER BY feature, annotator')
+      .prepare(
+        'SELECT set_id AS setId, feature, annotator, category, note, updated_at AS updatedAt, origin FROM label WHERE set_id = ? ORDER BY feature, annotator'
+      )
       .all(setId) as (Omit<Label, 'origin'> & { origin: string | null })[]
     return rows.map((r) => ({ ...r, origin: parseOrigin(r.origin) }))
   }

@@ -55,7 +55,9 @@ export function convertLegacyPaths(db: Db, root: string): { folders: string[]; c
     for (const { name } of db.prepare(`PRAGMA table_info(${quote(table)})`).all() as { name: string }[]) {
       const c = quote(name)
       const names = folders.map(() => `instr(${c}, ?) > 0`).join(' OR ')
-      changed += db.prepare(`UPDATE ${quote(table)} SET ${c} = featuretrace_relativise(${c}) WHERE typeof(${c}) = 'text' AND (${names})`).run(...folders).changes
+      changed += db
+        .prepare(`UPDATE ${quote(table)} SET ${c} = featuretrace_relativise(${c}) WHERE typeof(${c}) = 'text' AND (${names})`)
+        .run(...folders).changes
     }
   }
   return { folders, changed }

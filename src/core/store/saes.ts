@@ -31,10 +31,28 @@ const SELECT = 'SELECT s.*, c.step AS step FROM sae s JOIN checkpoint c ON c.id 
 
 function toInfo(r: SaeRow, paths: ProjectPaths): SaeInfo {
   return {
-    id: r.id, checkpointId: r.checkpoint_id, step: r.step, layer: r.layer, path: paths.resolve(r.path), preset: r.preset, d: r.d, n: r.n, k: r.k,
-    warmStarted: r.warm_started === 1, tokens: r.tokens, steps: r.steps, fvu: r.fvu, explainedVariance: r.explained_variance,
-    cosine: r.cosine, l0: r.l0, deadFraction: r.dead_fraction, backend: r.backend, hook: r.hook, createdAt: r.created_at,
-    supersededBy: r.superseded_by, supersededAt: r.superseded_at
+    id: r.id,
+    checkpointId: r.checkpoint_id,
+    step: r.step,
+    layer: r.layer,
+    path: paths.resolve(r.path),
+    preset: r.preset,
+    d: r.d,
+    n: r.n,
+    k: r.k,
+    warmStarted: r.warm_started === 1,
+    tokens: r.tokens,
+    steps: r.steps,
+    fvu: r.fvu,
+    explainedVariance: r.explained_variance,
+    cosine: r.cosine,
+    l0: r.l0,
+    deadFraction: r.dead_fraction,
+    backend: r.backend,
+    hook: r.hook,
+    createdAt: r.created_at,
+    supersededBy: r.superseded_by,
+    supersededAt: r.superseded_at
   }
 }
 
@@ -134,14 +152,12 @@ export class SaeRepository {
   }
 
   metrics(checkpointId: number, layer: number): SaeMetric[] {
-    return (
-      this.db
-        .prepare(
-          `SELECT checkpoint_id AS checkpointId, layer, step, tokens, loss, aux_loss AS auxLoss, l0, dead_fraction AS deadFraction, lr,
+    return this.db
+      .prepare(
+        `SELECT checkpoint_id AS checkpointId, layer, step, tokens, loss, aux_loss AS auxLoss, l0, dead_fraction AS deadFraction, lr,
              tokens_per_second AS tokensPerSecond FROM sae_metric WHERE checkpoint_id = ? AND layer = ? ORDER BY step`
-        )
-        .all(checkpointId, layer) as SaeMetric[]
-    )
+      )
+      .all(checkpointId, layer) as SaeMetric[]
   }
 
   clearMetrics(checkpointId: number, layer: number): void {

@@ -13,7 +13,10 @@ export function storedJson<S extends z.ZodType>(schema: S, text: string, where: 
   }
   const parsed = schema.safeParse(raw)
   if (!parsed.success) {
-    const what = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'value'}: ${i.message}`).join('; ')
+    const what = parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || 'value'}: ${i.message}`)
+      .join('; ')
     throw new UserError(`The project database holds ${where} in a shape this version does not read (${what}); it was written by another version or is damaged.`)
   }
   return parsed.data

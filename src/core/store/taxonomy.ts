@@ -19,5 +19,4 @@ export class TaxonomyRepository {
     })()
     return this.names()
   }
-
 }

@@ -46,7 +46,12 @@ export interface SpectralResult {
  * normalised Laplacian) by block subspace iteration, each row divided by √degree as scikit-learn's
  * spectral_embedding does, then k-means. A node of degree 0 gets degree 1 (scipy's convention).
  */
-export function spectralClustering(A: Float32Array, n: number, k: number, opts: { seed?: number; tolerance?: number; maxIterations?: number; signal?: AbortSignal } = {}): SpectralResult {
+export function spectralClustering(
+  A: Float32Array,
+  n: number,
+  k: number,
+  opts: { seed?: number; tolerance?: number; maxIterations?: number; signal?: AbortSignal } = {}
+): SpectralResult {
   const deg = new Float64Array(n)
   for (let i = 0; i < n; i++) {
     let s = 0
@@ -155,7 +160,13 @@ function amiParts(x: ArrayLike<number>, y: ArrayLike<number>): AmiParts & { sing
     const j = key % b.count
     mi += (nij / n) * Math.log((n * nij) / (ca[i]! * cb[j]!))
   }
-  return { mi: Math.max(0, mi), emi: expectedMutualInformation(ca, cb, n), hTrue: entropyOf(ca, n), hPred: entropyOf(cb, n), single: (a.count === 1 && b.count === 1) || n === 0 }
+  return {
+    mi: Math.max(0, mi),
+    emi: expectedMutualInformation(ca, cb, n),
+    hTrue: entropyOf(ca, n),
+    hPred: entropyOf(cb, n),
+    single: (a.count === 1 && b.count === 1) || n === 0
+  }
 }
 
 function amiFrom(p: AmiParts): number {
@@ -171,7 +182,6 @@ export function adjustedMutualInfo(x: ArrayLike<number>, y: ArrayLike<number>): 
   const p = amiParts(x, y)
   return p.single ? 1 : amiFrom(p)
 }
-
 
 /** AMI with a permutation null. The marginals (so E[MI] and both entropies) do not change under permutation. */
 export function amiPermutationTest(x: ArrayLike<number>, y: ArrayLike<number>, permutations: number, seed = 0): AmiTest {
@@ -249,7 +259,14 @@ export function balancedAccuracy(yTrue: ArrayLike<number>, yPred: ArrayLike<numb
  * build here registers no autodiff kernels): ∂/∂W = Xᵀ(P − Y) + W, ∂/∂b = Σ(P − Y), both divided by N.
  * Returns the predicted class of each test row.
  */
-export function logisticRegression(train: Float32Array, yTrain: Int32Array, test: Float32Array, dim: number, classes: number, opts: { steps?: number; lr?: number } = {}): Int32Array {
+export function logisticRegression(
+  train: Float32Array,
+  yTrain: Int32Array,
+  test: Float32Array,
+  dim: number,
+  classes: number,
+  opts: { steps?: number; lr?: number } = {}
+): Int32Array {
   const nTrain = yTrain.length
   const nTest = test.length / dim
   const lr = opts.lr ?? 0.05

@@ -20,7 +20,12 @@ export { readPairs, type WordPair } from './pairs'
  * (after the model's BOS where it has one, with `prefix` in front: " " by default, the form a word takes
  * inside a sentence for byte-level BPE tokenizers). [words, d].
  */
-export async function wordActivations(modelDir: string, layer: number, words: string[], opts: { prefix?: string; signal?: AbortSignal } = {}): Promise<Float32Array> {
+export async function wordActivations(
+  modelDir: string,
+  layer: number,
+  words: string[],
+  opts: { prefix?: string; signal?: AbortSignal } = {}
+): Promise<Float32Array> {
   const checkpoint = CheckpointFolder.open(modelDir)
   const tokenizer = checkpoint.tokenizer()
   let model: Awaited<ReturnType<typeof loadModel>>
@@ -119,14 +124,14 @@ export function lda(X: Float64Array, N: number, d: number, labels: ArrayLike<num
 /** Rows of X [N, d] projected on the first `q` of the directions [d, Q]. */
 export function project(X: Float64Array | Float32Array, N: number, d: number, directions: Float64Array, Q: number, q: number): Float64Array {
   const out = new Float64Array(N * q)
-  for (let i = 0; i < N; i++) for (let c = 0; c < q; c++) {
-    let s = 0
-    for (let j = 0; j < d; j++) s += X[i * d + j]! * directions[j * Q + c]!
-    out[i * q + c] = s
-  }
+  for (let i = 0; i < N; i++)
+    for (let c = 0; c < q; c++) {
+      let s = 0
+      for (let j = 0; j < d; j++) s += X[i * d + j]! * directions[j * Q + c]!
+      out[i * q + c] = s
+    }
   return out
 }
-
 
 export interface CrystalOptions {
   shrinkage?: number
@@ -139,7 +144,6 @@ export interface CrystalOptions {
   /** Seed of the shuffled-type control. */
   seed?: number
 }
-
 
 function cosine(a: Float64Array, b: Float64Array): number {
   let ab = 0
@@ -175,7 +179,13 @@ function topTwoDirections(V: Float64Array, Wn: number, d: number): Float64Array 
 }
 
 /** Crystals from word vectors [words, d] and the pairs over them. */
-export function crystalsFromVectors(words: string[], vectors: Float32Array | Float64Array, d: number, pairs: WordPair[], opts: CrystalOptions = {}): CrystalResult {
+export function crystalsFromVectors(
+  words: string[],
+  vectors: Float32Array | Float64Array,
+  d: number,
+  pairs: WordPair[],
+  opts: CrystalOptions = {}
+): CrystalResult {
   const index = new Map(words.map((w, i) => [w, i]))
   const types = [...new Set(pairs.map((p) => p.type))]
   const P = pairs.length
@@ -251,11 +261,12 @@ export function crystalsFromVectors(words: string[], vectors: Float32Array | Flo
     const qq = Math.min(q, f.q)
     let same = 0
     let par = 0
-    for (let i = 0; i < P; i++) for (let j = i + 1; j < P; j++) {
-      if (shuffled[i] !== shuffled[j]) continue
-      same++
-      if (cosine(Y.subarray(i * qq, (i + 1) * qq), Y.subarray(j * qq, (j + 1) * qq)) >= parallel) par++
-    }
+    for (let i = 0; i < P; i++)
+      for (let j = i + 1; j < P; j++) {
+        if (shuffled[i] !== shuffled[j]) continue
+        same++
+        if (cosine(Y.subarray(i * qq, (i + 1) * qq), Y.subarray(j * qq, (j + 1) * qq)) >= parallel) par++
+      }
     nullSum += same ? par / same : 0
   }
   return {
@@ -276,7 +287,13 @@ export function crystalsFromVectors(words: string[], vectors: Float32Array | Flo
 }
 
 /** Crystals of one checkpoint: its activations at layer `layer` for every word of the pair lists. */
-export async function crystalsOfCheckpoint(modelDir: string, layer: number, pairs: WordPair[], opts: CrystalOptions & { prefix?: string } = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<CrystalResult & { layer: number }> {
+export async function crystalsOfCheckpoint(
+  modelDir: string,
+  layer: number,
+  pairs: WordPair[],
+  opts: CrystalOptions & { prefix?: string } = {},
+  ctx?: Pick<JobContext, 'signal' | 'progress'>
+): Promise<CrystalResult & { layer: number }> {
   const words = [...new Set(pairs.flatMap((p) => [p.a, p.b]))]
   ctx?.progress({ fraction: 0, rate: null, rateUnit: null, etaSeconds: null, message: `activations of ${words.length} words` })
   const vectors = await wordActivations(modelDir, layer, words, { prefix: opts.prefix, signal: ctx?.signal })

@@ -27,7 +27,10 @@ export interface GalaxyOptions {
 /** The eigenvalue power law of a galaxy result. */
 export type PowerLaw = Pick<GalaxyResult, 'alpha' | 'alpha_ci' | 'ranks' | 'r2'>
 /** The clustering entropy of a galaxy result. */
-export type ClusteringEntropy = Pick<GalaxyResult, 'clustering_entropy' | 'clustering_entropy_ci' | 'gaussian_entropy' | 'knn_entropy' | 'sample' | 'dims' | 'bootstraps'>
+export type ClusteringEntropy = Pick<
+  GalaxyResult,
+  'clustering_entropy' | 'clustering_entropy_ci' | 'gaussian_entropy' | 'knn_entropy' | 'sample' | 'dims' | 'bootstraps'
+>
 
 /** α = −slope of log10 λ against log10 rank over the given ranks, with the slope's 95% t interval. */
 export function powerLaw(eigenvalues: ArrayLike<number>, ranks: [number, number] = [11, 150]): PowerLaw {
@@ -148,7 +151,11 @@ export function entropyProjection(X: Float32Array, n: number, d: number, sample:
   // Top q principal directions of the sample: subspace iteration on Z'Z, never forming the d × d matrix.
   // A few iterations, as scikit-learn's randomized PCA does (7 power iterations): the entropy needs the
   // subspace, not converged individual eigenvectors.
-  const top = topEigenpairs((V, b) => tidyData(() => tf.matMul(zt, tf.matMul(z, tf.tensor2d(V, [d, b])))), d, q, { maxIterations: 20, tolerance: 1e-5, seed: 7 })
+  const top = topEigenpairs((V, b) => tidyData(() => tf.matMul(zt, tf.matMul(z, tf.tensor2d(V, [d, b])))), d, q, {
+    maxIterations: 20,
+    tolerance: 1e-5,
+    seed: 7
+  })
   const proj = tidyData(() => tf.matMul(z, tf.tensor2d(Float32Array.from(top.vectors), [d, q])))
   tf.dispose([z, zt])
   return { Y: Float64Array.from(proj), m, q }

@@ -25,7 +25,8 @@ interface GeometryInput {
 }
 
 /** One analysis's result with its kind, so summary and storage stay typed. */
-export type GeometryItemResult = { analysis: 'galaxy'; result: GalaxyResult } | { analysis: 'lobes'; result: LobeResult } | { analysis: 'crystals'; result: CrystalResult }
+export type GeometryItemResult =
+  { analysis: 'galaxy'; result: GalaxyResult } | { analysis: 'lobes'; result: LobeResult } | { analysis: 'crystals'; result: CrystalResult }
 
 interface GeometryOutput {
   request: GeometryJobRequest
@@ -41,7 +42,13 @@ export function geometrySummary(item: GeometryItemResult): GeometryPayload {
   }
   if (item.analysis === 'lobes') {
     const r = item.result
-    const ks = r.clusterings.map((c) => ({ k: c.k, ami: c.ami.ami, ami_z: c.ami.z, balanced_accuracy: c.balanced_accuracy, balanced_accuracy_null: c.balanced_accuracy_null }))
+    const ks = r.clusterings.map((c) => ({
+      k: c.k,
+      ami: c.ami.ami,
+      ami_z: c.ami.z,
+      balanced_accuracy: c.balanced_accuracy,
+      balanced_accuracy_null: c.balanced_accuracy_null
+    }))
     return { analysis: 'lobes', result: r, summary: { metric: r.metric, blocks: r.blocks, features: r.features.length, ks } }
   }
   const { pairs, types, components, mean_cos_before, mean_cos_after, parallel_before, parallel_after, parallel_after_null, counts } = item.result
@@ -60,8 +67,11 @@ export function geometryItems(project: Project, request: Pick<GeometryJobRequest
       .list()
       .filter((c) => wanted(c.id))
       .map((c) => {
-        if (isSaeOnly(c)) throw saeOnlyRefusal([c.step], 'crystals (the model\'s activations for each word)', 'run galaxy, which needs only the SAEs')
-        if (!c.supported) throw new UserError(`Step ${c.step} is a ${c.modelType} checkpoint, which FeatureTrace cannot run; crystals need the model's activations for each word.`)
+        if (isSaeOnly(c)) throw saeOnlyRefusal([c.step], "crystals (the model's activations for each word)", 'run galaxy, which needs only the SAEs')
+        if (!c.supported)
+          throw new UserError(
+            `Step ${c.step} is a ${c.modelType} checkpoint, which FeatureTrace cannot run; crystals need the model's activations for each word.`
+          )
         if (request.layer > c.layers!) throw new UserError(`Layer ${request.layer} is out of range for step ${c.step} (${c.layers} layers).`)
         return { checkpointId: c.id, step: c.step, saeId: null, sae: null, activations: null, model: c.path! }
       })
@@ -69,23 +79,33 @@ export function geometryItems(project: Project, request: Pick<GeometryJobRequest
     return items.sort((a, b) => a.step - b.step)
   }
   const saes = project.saes.list().filter((s) => s.layer === request.layer && wanted(s.checkpointId))
-  if (saes.length === 0) throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first (train-series).`)
+  if (saes.length === 0)
+    throw new UserError(`No SAE for layer ${request.layer}${request.checkpointIds.length ? ' at the chosen checkpoints' : ''}; train one first (train-series).`)
   const stores = project.activations.list()
   return saes
     .map((s) => {
       const store = stores.find((x) => x.checkpointId === s.checkpointId && x.layer === s.layer)
-      if (request.analysis === 'lobes' && !store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations, which lobes need to find co-firing features.`)
+      if (request.analysis === 'lobes' && !store)
+        throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations, which lobes need to find co-firing features.`)
       return { checkpointId: s.checkpointId, step: s.step, saeId: s.id, sae: s.path, activations: store?.path ?? null, model: null }
     })
     .sort((a, b) => a.step - b.step)
 }
 
 /** Runs one analysis on one item (in the worker, or in the CLI's own process). */
-export async function runGeometryItem(request: GeometryJobRequest, item: Item, pairs: WordPair[], ctx: Pick<JobContext, 'signal' | 'progress'>): Promise<GeometryItemResult> {
+export async function runGeometryItem(
+  request: GeometryJobRequest,
+  item: Item,
+  pairs: WordPair[],
+  ctx: Pick<JobContext, 'signal' | 'progress'>
+): Promise<GeometryItemResult> {
   if (request.analysis === 'galaxy') {
     const { galaxyOfSae } = await import('./galaxy')
     const g = request.galaxy ?? {}
-    return { analysis: 'galaxy', result: await galaxyOfSae(item.sae!, { entropySample: g.sample, entropyDims: g.dims, bootstraps: g.bootstraps, seed: request.seed }, ctx) }
+    return {
+      analysis: 'galaxy',
+      result: await galaxyOfSae(item.sae!, { entropySample: g.sample, entropyDims: g.dims, bootstraps: g.bootstraps, seed: request.seed }, ctx)
+    }
   }
   if (request.analysis === 'lobes') {
     const { lobesOfSae } = await import('./lobes')
@@ -112,7 +132,9 @@ export const geometryJob: JobKindDefinition<GeometryJobRequest, GeometryInput, G
     const wanted = new Set(request.checkpointIds)
     const old = project.geometry.list(request.analysis, request.layer).filter((r) => wanted.size === 0 || wanted.has(r.checkpointId))
     if (old.length === 0) return []
-    return [`the stored ${request.analysis} result${old.length === 1 ? '' : 's'} of layer ${request.layer} at step${old.length === 1 ? '' : 's'} ${old.map((r) => r.step).join(', ')}`]
+    return [
+      `the stored ${request.analysis} result${old.length === 1 ? '' : 's'} of layer ${request.layer} at step${old.length === 1 ? '' : 's'} ${old.map((r) => r.step).join(', ')}`
+    ]
   },
   async run(input, ctx) {
     const { initBackend, currentBackend } = await import('../../tf/backend')

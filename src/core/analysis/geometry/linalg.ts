@@ -75,7 +75,7 @@ export function symmetricEigenvalues(A: Float64Array, d: number): Float64Array {
         off[i] = a[ri + l]!
       } else {
         for (let k = 0; k <= l; k++) {
-          a[ri + k] = a[ri + k]! / (scale)
+          a[ri + k] = a[ri + k]! / scale
           h += a[ri + k]! * a[ri + k]!
         }
         const f = a[ri + l]!
@@ -171,7 +171,7 @@ export function orthonormalize(V: Float64Array, d: number, b: number): void {
       for (let q = 0; q < j; q++) {
         let dot = 0
         for (let i = 0; i < d; i++) dot += V[i * b + j]! * V[i * b + q]!
-        for (let i = 0; i < d; i++) V[i * b + j] = V[i * b + j]! - (dot * V[i * b + q]!)
+        for (let i = 0; i < d; i++) V[i * b + j] = V[i * b + j]! - dot * V[i * b + q]!
       }
       let norm = 0
       for (let i = 0; i < d; i++) norm += V[i * b + j]! ** 2
@@ -228,11 +228,12 @@ export function topEigenpairs(
       }
     }
     const H = new Matrix(b, b)
-    for (let p = 0; p < b; p++) for (let q = p; q < b; q++) {
-      const v = (h[p * b + q]! + h[q * b + p]!) / 2
-      H.set(p, q, v)
-      H.set(q, p, v)
-    }
+    for (let p = 0; p < b; p++)
+      for (let q = p; q < b; q++) {
+        const v = (h[p * b + q]! + h[q * b + p]!) / 2
+        H.set(p, q, v)
+        H.set(q, p, v)
+      }
     const evd = new EigenvalueDecomposition(H, { assumeSymmetric: true })
     const order = evd.realEigenvalues.map((v, i) => [v, i] as const).sort((x, y) => y[0] - x[0])
     // U with its columns in descending order, flat [c][p] (ml-matrix's get() in the inner loop is slow).

@@ -49,7 +49,12 @@ const ENCODE_ROWS = 2048
  * shuffled storage order does not matter; a block missing any of its positions (a document's tail, or a
  * window the harvest did not take) is dropped.
  */
-export async function blockFirings(saeDir: string, storeDir: string, opts: BlockOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<BlockFirings> {
+export async function blockFirings(
+  saeDir: string,
+  storeDir: string,
+  opts: BlockOptions = {},
+  ctx?: Pick<JobContext, 'signal' | 'progress'>
+): Promise<BlockFirings> {
   const sae = await Sae.load(saeDir)
   const store = await ActivationStore.open(storeDir)
   if (store.d !== sae.d) throw new UserError(`${storeDir} has d=${store.d} but the SAE ${saeDir} expects d=${sae.d}.`)
@@ -91,7 +96,9 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
   }
   const complete = [...open.entries()].filter(([, b]) => b.tokens === size).sort((a, b) => a[0] - b[0])
   if (complete.length < 2) {
-    throw new UserError(`${storeDir} has ${complete.length} complete ${size}-token block(s); harvest longer documents or more tokens, or choose a smaller block size.`)
+    throw new UserError(
+      `${storeDir} has ${complete.length} complete ${size}-token block(s); harvest longer documents or more tokens, or choose a smaller block size.`
+    )
   }
   const docs = new Map(store.documents().map((x) => [x.id, x]))
   const fired = new Uint8Array(complete.length * n)
@@ -112,7 +119,13 @@ export async function blockFirings(saeDir: string, storeDir: string, opts: Block
  * latents), so Σ_blocks |set|² increments are far fewer than the 2·T·m² multiply-adds of a dense matMul
  * of the 0/1 block matrix with itself (8.4 TFLOP at 4k blocks × 32k latents).
  */
-export function cooccurrence(fired: Uint8Array, T: number, n: number, features: ArrayLike<number>, signal?: AbortSignal): { n11: Float32Array; ni: Float64Array } {
+export function cooccurrence(
+  fired: Uint8Array,
+  T: number,
+  n: number,
+  features: ArrayLike<number>,
+  signal?: AbortSignal
+): { n11: Float32Array; ni: Float64Array } {
   const m = features.length
   const pos = new Int32Array(n).fill(-1)
   for (let c = 0; c < m; c++) pos[features[c]!] = c
@@ -237,9 +250,14 @@ export interface LobeOptions extends BlockOptions {
   seed?: number
 }
 
-
 /** Lobes from block firings and decoder rows: every k in `ks`, with both validations. */
-export async function lobesFromFirings(firings: BlockFirings, Wdec: Float32Array, d: number, opts: LobeOptions = {}, ctx?: Pick<JobContext, 'signal' | 'progress'>): Promise<LobeResult> {
+export async function lobesFromFirings(
+  firings: BlockFirings,
+  Wdec: Float32Array,
+  d: number,
+  opts: LobeOptions = {},
+  ctx?: Pick<JobContext, 'signal' | 'progress'>
+): Promise<LobeResult> {
   const { blocks: T, features: n, fired } = firings
   const metric = opts.metric ?? 'phi'
   const ks = opts.ks ?? [2, 3, 4, 8]
@@ -302,11 +320,28 @@ export async function lobesFromFirings(firings: BlockFirings, Wdec: Float32Array
   report(0.9, '2-D map of decoder rows')
   const map = await featureMap(U, m, d, features, opts.mapPoints ?? 2000, seed)
   report(1, 'done')
-  return { metric, block_size: opts.blockSize ?? 256, threshold: opts.threshold ?? 0, blocks: T, latents: n, features, excluded: { never_fired: neverFired, capped }, clusterings, map }
+  return {
+    metric,
+    block_size: opts.blockSize ?? 256,
+    threshold: opts.threshold ?? 0,
+    blocks: T,
+    latents: n,
+    features,
+    excluded: { never_fired: neverFired, capped },
+    clusterings,
+    map
+  }
 }
 
 /** UMAP (umap-js, cosine distance) of a subsample of unit decoder rows, for the lobe map. */
-export async function featureMap(U: Float32Array, m: number, d: number, features: number[], points: number, seed: number): Promise<{ features: number[]; xy: [number, number][] }> {
+export async function featureMap(
+  U: Float32Array,
+  m: number,
+  d: number,
+  features: number[],
+  points: number,
+  seed: number
+): Promise<{ features: number[]; xy: [number, number][] }> {
   const { UMAP } = await import('umap-js')
   const rng = new Rng(seed + 5)
   const chosen = rng

@@ -72,7 +72,9 @@ export function checkShape(file: string, name: string, actual: readonly number[]
   const transposed = actual.length === 2 && expected.length === 2 && actual[0] === expected[1] && actual[1] === expected[0]
   throw new UserError(
     `${file}: ${name} is [${actual.join(', ')}] but ${sizes} implies [${expected.join(', ')}]` +
-      (transposed ? ': the tensor is stored transposed. Save it in the library\'s own orientation (re-save with the library, not a hand-made state dict).' : '; the config and the weights disagree. Use the cfg written with these weights.')
+      (transposed
+        ? ": the tensor is stored transposed. Save it in the library's own orientation (re-save with the library, not a hand-made state dict)."
+        : '; the config and the weights disagree. Use the cfg written with these weights.')
   )
 }
 
@@ -96,7 +98,19 @@ export function positiveInt(v: unknown): number | null {
 }
 
 /** The streams an SAE can read. FeatureTrace harvests the residual stream only (between blocks; 0 = the embeddings). */
-export const STREAMS = ['residual', 'embed', 'resid_mid', 'mlp_in', 'mlp_neurons', 'mlp_out', 'attn_out', 'attn_heads', 'transcoder', 'unknown', 'none'] as const
+export const STREAMS = [
+  'residual',
+  'embed',
+  'resid_mid',
+  'mlp_in',
+  'mlp_neurons',
+  'mlp_out',
+  'attn_out',
+  'attn_heads',
+  'transcoder',
+  'unknown',
+  'none'
+] as const
 export type Stream = (typeof STREAMS)[number]
 
 export const STREAM_NAMES: Record<Stream, string> = {
@@ -107,8 +121,8 @@ export const STREAM_NAMES: Record<Stream, string> = {
   mlp_neurons: 'the MLP neurons',
   mlp_out: 'the MLP output',
   attn_out: 'the attention output',
-  attn_heads: 'the attention heads\' outputs',
-  transcoder: 'the input of a transcoder, which predicts another hook\'s output',
+  attn_heads: "the attention heads' outputs",
+  transcoder: "the input of a transcoder, which predicts another hook's output",
   unknown: 'a hook FeatureTrace does not recognise',
   none: 'no named hook'
 }

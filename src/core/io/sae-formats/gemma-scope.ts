@@ -23,10 +23,14 @@ export async function describeGemmaScope(file: string): Promise<ForeignSae> {
     }
   }
   const extra = undeclaredTensors('gemma-scope', headers.keys())
-  if (extra.length) throw new UserError(`${file} holds ${extra.join(', ')}, which Gemma Scope's params.npz does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`)
+  if (extra.length)
+    throw new UserError(
+      `${file} holds ${extra.join(', ')}, which Gemma Scope's params.npz does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`
+    )
   const bDec = headers.get('b_dec')!.shape
   const bEnc = headers.get('b_enc')!.shape
-  if (bDec.length !== 1 || bEnc.length !== 1) throw new UserError(`${file}: b_dec and b_enc must be vectors, got (${bDec.join(', ')}) and (${bEnc.join(', ')}).`)
+  if (bDec.length !== 1 || bEnc.length !== 1)
+    throw new UserError(`${file}: b_dec and b_enc must be vectors, got (${bDec.join(', ')}) and (${bEnc.join(', ')}).`)
   const d = bDec[0]!
   const n = bEnc[0]!
   const sizes = `b_dec and b_enc (d ${d}, n ${n})`
@@ -55,7 +59,10 @@ export async function describeGemmaScope(file: string): Promise<ForeignSae> {
     async read() {
       const arrays = await readNpz(file, NAMES)
       const get = (name: (typeof NAMES)[number]): Float32Array => arrays.get(name)!.data
-      return saeParts({ d, n, rule, path: file }, { W_enc: get('W_enc'), W_dec: get('W_dec'), b_enc: get('b_enc'), b_dec: get('b_dec'), threshold: get('threshold'), sparsity: null })
+      return saeParts(
+        { d, n, rule, path: file },
+        { W_enc: get('W_enc'), W_dec: get('W_dec'), b_enc: get('b_enc'), b_dec: get('b_dec'), threshold: get('threshold'), sparsity: null }
+      )
     }
   }
 }
@@ -78,12 +85,20 @@ export function gemmaScopeHook(file: string): { hook: string | null; stream: Hoo
   const embedding = /(?:^|[/\\])embedding(?:[/\\]|$)/.test(path)
   const notes: string[] = []
   if (!rel) {
-    notes.push(`the path names no Gemma Scope release (gemma-scope-…-res, -mlp, -att, -transcoders), so the stream this SAE reads is unknown${layerMatch ? `; if it is a residual-stream SAE (-res) of layer_${layerMatch[1]}, give --layer ${Number(layerMatch[1]) + 1}` : ''}.`)
+    notes.push(
+      `the path names no Gemma Scope release (gemma-scope-…-res, -mlp, -att, -transcoders), so the stream this SAE reads is unknown${layerMatch ? `; if it is a residual-stream SAE (-res) of layer_${layerMatch[1]}, give --layer ${Number(layerMatch[1]) + 1}` : ''}.`
+    )
     return { hook: null, stream: { stream: 'unknown', layer: null, block: layerMatch ? Number(layerMatch[1]) : null }, release: null, notes }
   }
   const kind = rel[1]!
   const release = rel[0]
-  if (kind === 'transcoders') return { hook: layerMatch ? `blocks.${layerMatch[1]}.ln2.hook_normalized` : null, stream: { stream: 'transcoder', layer: null, block: layerMatch ? Number(layerMatch[1]) : null }, release, notes }
+  if (kind === 'transcoders')
+    return {
+      hook: layerMatch ? `blocks.${layerMatch[1]}.ln2.hook_normalized` : null,
+      stream: { stream: 'transcoder', layer: null, block: layerMatch ? Number(layerMatch[1]) : null },
+      release,
+      notes
+    }
   if (kind === 'res' && embedding) return { hook: 'hook_embed', stream: streamOfHook('hook_embed'), release, notes }
   if (!layerMatch) {
     notes.push(`the path names release ${release} but no layer_L folder, so the layer is unknown.`)

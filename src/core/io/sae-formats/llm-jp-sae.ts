@@ -53,7 +53,7 @@ function streamOfTree(layerFolder: number): { stream: HookStream; hook: string; 
     return {
       stream: { stream: 'residual', layer: 1, block: null },
       hook: 'model.layers.0',
-      note: 'layer0 in llm-jp-sae\'s output tree: only its train.py of 2025-09-15 wrote it (--layer N hooked model.layers[N]), so this SAE reads the output of block 1: FeatureTrace layer 1.'
+      note: "layer0 in llm-jp-sae's output tree: only its train.py of 2025-09-15 wrote it (--layer N hooked model.layers[N]), so this SAE reads the output of block 1: FeatureTrace layer 1."
     }
   }
   return {
@@ -87,7 +87,10 @@ export async function describeLlmJpSae(dir: string): Promise<ForeignSae> {
   let dtype: string
   try {
     const extra = undeclaredTensors('llm-jp-sae', f.header.tensors.keys())
-    if (extra.length) throw new UserError(`${weightsFile} holds ${extra.join(', ')}, which llm-jp-sae's TopKSAE does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`)
+    if (extra.length)
+      throw new UserError(
+        `${weightsFile} holds ${extra.join(', ')}, which llm-jp-sae's TopKSAE does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`
+      )
     decoder = f.header.tensors.has('decoder.weight') ? 'decoder.weight' : 'W_dec'
     const expected: Record<string, number[]> = { 'encoder.weight': [n, d], 'encoder.bias': [n], [decoder]: decoder === 'W_dec' ? [n, d] : [d, n], b_dec: [d] }
     checkTensors(f, expected, sizes, { W_dec: ' (nor decoder.weight)' })
@@ -117,14 +120,17 @@ export async function describeLlmJpSae(dir: string): Promise<ForeignSae> {
       const file = await SafetensorsFile.open(weightsFile)
       try {
         const dec = await file.readFloat32(decoder)
-        return saeParts({ d, n, rule, path: dir }, {
-          W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
-          W_dec: decoder === 'W_dec' ? dec : transpose(dec, d, n),
-          b_enc: await file.readFloat32('encoder.bias'),
-          b_dec: await file.readFloat32('b_dec'),
-          threshold: null,
-          sparsity: null
-        })
+        return saeParts(
+          { d, n, rule, path: dir },
+          {
+            W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
+            W_dec: decoder === 'W_dec' ? dec : transpose(dec, d, n),
+            b_enc: await file.readFloat32('encoder.bias'),
+            b_dec: await file.readFloat32('b_dec'),
+            threshold: null,
+            sparsity: null
+          }
+        )
       } finally {
         await file.close()
       }

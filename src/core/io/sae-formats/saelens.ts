@@ -38,7 +38,8 @@ export interface SaeLensConfig {
 }
 
 const REFUSED_ARCHITECTURES: Record<string, string> = {
-  gated: 'is a gated SAE (a separate gate and magnitude path, b_gate, b_mag, r_mag), whose rule FeatureTrace does not compute; it reads topk, jumprelu, standard and batchtopk SAEs.',
+  gated:
+    'is a gated SAE (a separate gate and magnitude path, b_gate, b_mag, r_mag), whose rule FeatureTrace does not compute; it reads topk, jumprelu, standard and batchtopk SAEs.',
   transcoder: 'is a transcoder: it reads one hook and predicts another (hook_name_out), not an SAE of the residual stream.',
   skip_transcoder: 'is a skip transcoder: it reads one hook and predicts another, not an SAE of the residual stream.',
   jumprelu_transcoder: 'is a transcoder: it reads one hook and predicts another, not an SAE of the residual stream.'
@@ -82,14 +83,21 @@ export function saelensScaling(cfg: Record<string, unknown>, d: number, file: st
     case 'none':
       return { kind: 'none', factor: 1 }
     case 'expected_average_only_in':
-      notes.push('normalize_activations "expected_average_only_in": SAELens applies no scaling when it loads a folder (from_pretrained folds in a release\'s norm_scaling_factor, which a folder does not carry), nor does FeatureTrace.')
+      notes.push(
+        'normalize_activations "expected_average_only_in": SAELens applies no scaling when it loads a folder (from_pretrained folds in a release\'s norm_scaling_factor, which a folder does not carry), nor does FeatureTrace.'
+      )
       return { kind: 'none', factor: 1 }
     case 'layer_norm':
       return { kind: 'std_layer_norm', factor: 1 }
     case 'constant_norm_rescale':
       return { kind: 'norm_rescale', factor: Math.sqrt(d) }
     default:
-      throw keyRefusal(file, found!.name, found!.value, 'is not one SAELens defines (none, expected_average_only_in, constant_norm_rescale, layer_norm); FeatureTrace cannot reproduce its input scaling.')
+      throw keyRefusal(
+        file,
+        found!.name,
+        found!.value,
+        'is not one SAELens defines (none, expected_average_only_in, constant_norm_rescale, layer_norm); FeatureTrace cannot reproduce its input scaling.'
+      )
   }
 }
 
@@ -105,11 +113,23 @@ export function resolveSaeLensConfig(cfgFile: string, cfg: Record<string, unknow
   let source = typeof archFound?.value === 'string' ? archFound.value : archFound === undefined ? 'standard' : String(archFound.value)
   // handle_pre_6_0_config: a 5.x "topk" activation with its k makes a TopK SAE.
   if (pre6 && fn === 'topk' && kFound !== undefined) source = 'topk'
-  if (fn !== 'relu' && fn !== 'topk') throw keyRefusal(cfgFile, activationFn!.name, fn, 'is an activation FeatureTrace does not compute (SAELens\' relu and topk are).')
-  if (fn === 'topk' && source !== 'topk' && source !== 'batchtopk' && source !== 'matryoshka_batchtopk') throw keyRefusal(cfgFile, activationFn!.name, fn, `without a k (activation_fn_kwargs.k) on a "${source}" architecture: SAELens would not make it a TopK SAE either.`)
+  if (fn !== 'relu' && fn !== 'topk')
+    throw keyRefusal(cfgFile, activationFn!.name, fn, "is an activation FeatureTrace does not compute (SAELens' relu and topk are).")
+  if (fn === 'topk' && source !== 'topk' && source !== 'batchtopk' && source !== 'matryoshka_batchtopk')
+    throw keyRefusal(
+      cfgFile,
+      activationFn!.name,
+      fn,
+      `without a k (activation_fn_kwargs.k) on a "${source}" architecture: SAELens would not make it a TopK SAE either.`
+    )
   if (REFUSED_ARCHITECTURES[source]) throw keyRefusal(cfgFile, 'architecture', source, REFUSED_ARCHITECTURES[source]!)
   if (source !== 'topk' && source !== 'jumprelu' && source !== 'standard' && !TRAINING_ARCHITECTURES.includes(source)) {
-    throw keyRefusal(cfgFile, archFound?.name ?? 'architecture', source, 'is not an architecture FeatureTrace computes (topk, jumprelu, standard, batchtopk, matryoshka_batchtopk).')
+    throw keyRefusal(
+      cfgFile,
+      archFound?.name ?? 'architecture',
+      source,
+      'is not an architecture FeatureTrace computes (topk, jumprelu, standard, batchtopk, matryoshka_batchtopk).'
+    )
   }
   const d = positiveInt(get('d_in')?.value)
   const n = positiveInt(get('d_sae')?.value)
@@ -119,20 +139,34 @@ export function resolveSaeLensConfig(cfgFile: string, cfg: Record<string, unknow
   if (isTopK) {
     k = kFound === undefined ? 100 : positiveInt(kFound.value)
     if (k === null) throw keyRefusal(cfgFile, kFound!.name, kFound!.value, 'is not a positive integer.')
-    if (kFound === undefined) notes.push('cfg.json gives no k: SAELens\' TopKSAEConfig default k = 100 is used.')
+    if (kFound === undefined) notes.push("cfg.json gives no k: SAELens' TopKSAEConfig default k = 100 is used.")
     if (k > n) throw keyRefusal(cfgFile, kFound?.name ?? 'k', k, `is larger than d_sae = ${n}.`)
   }
-  const rescale = isTopK || TRAINING_ARCHITECTURES.includes(source) ? bool(cfgFile, 'rescale_acts_by_decoder_norm', get('rescale_acts_by_decoder_norm'), false) : false
-  if (rescale) notes.push('rescale_acts_by_decoder_norm: the decoder norms are folded into W_enc, b_enc and W_dec as SAELens does (_fold_norm_topk): the same latents as SAELens.')
-  if (TRAINING_ARCHITECTURES.includes(source)) notes.push(`architecture "${source}" is SAELens' training form: converted as save_inference_model does, to a JumpReLU whose every threshold is the topk_threshold buffer.`)
+  const rescale =
+    isTopK || TRAINING_ARCHITECTURES.includes(source) ? bool(cfgFile, 'rescale_acts_by_decoder_norm', get('rescale_acts_by_decoder_norm'), false) : false
+  if (rescale)
+    notes.push(
+      'rescale_acts_by_decoder_norm: the decoder norms are folded into W_enc, b_enc and W_dec as SAELens does (_fold_norm_topk): the same latents as SAELens.'
+    )
+  if (TRAINING_ARCHITECTURES.includes(source))
+    notes.push(
+      `architecture "${source}" is SAELens' training form: converted as save_inference_model does, to a JumpReLU whose every threshold is the topk_threshold buffer.`
+    )
   const reshape = get('reshape_activations')
   const hookFound = get('metadata.hook_name')
   const hook = typeof hookFound?.value === 'string' ? hookFound.value : null
   // handle_pre_6_0_config defaults reshape_activations to hook_z for hook_z hooks.
   const reshapeValue = reshape?.value ?? (pre6 && hook?.includes('hook_z') ? 'hook_z' : 'none')
-  if (reshapeValue !== 'none') throw keyRefusal(cfgFile, reshape?.name ?? 'reshape_activations (SAELens < 6 default for a hook_z hook)', reshapeValue, 'is an SAE of attention heads\' outputs (hook_z), a stream FeatureTrace does not harvest.')
+  if (reshapeValue !== 'none')
+    throw keyRefusal(
+      cfgFile,
+      reshape?.name ?? 'reshape_activations (SAELens < 6 default for a hook_z hook)',
+      reshapeValue,
+      "is an SAE of attention heads' outputs (hook_z), a stream FeatureTrace does not harvest."
+    )
   const head = get('metadata.hook_head_index')
-  if (head !== undefined && head.value !== null) throw keyRefusal(cfgFile, head.name, head.value, 'is an SAE of one attention head\'s output, a stream FeatureTrace does not harvest.')
+  if (head !== undefined && head.value !== null)
+    throw keyRefusal(cfgFile, head.name, head.value, "is an SAE of one attention head's output, a stream FeatureTrace does not harvest.")
   const ft = (cfg.featuretrace ?? null) as Partial<FeatureTraceMeta> | null
   // Folders FeatureTrace wrote before format 2 hold unfolded weights: their input scaling comes first.
   const unfolded = ft?.input_scaling !== undefined && (ft.format_version ?? 1) < 2
@@ -140,20 +174,30 @@ export function resolveSaeLensConfig(cfgFile: string, cfg: Record<string, unknow
   const architecture: Architecture = isTopK ? 'topk' : source === 'standard' ? 'standard' : 'jumprelu'
   const rule: EncodingRule = { architecture, k, applyBDecToInput: bool(cfgFile, 'apply_b_dec_to_input', get('apply_b_dec_to_input'), true), scaling }
   const dtype = get('dtype')?.value
-  if (typeof dtype === 'string' && dtype !== 'float32' && dtype !== 'torch.float32') notes.push(`dtype "${dtype}": SAELens computes in it; FeatureTrace computes in float32.`)
+  if (typeof dtype === 'string' && dtype !== 'float32' && dtype !== 'torch.float32')
+    notes.push(`dtype "${dtype}": SAELens computes in it; FeatureTrace computes in float32.`)
   const unknown = undeclaredKeys('saelens', cfg)
-  if (unknown.length) notes.push(`cfg.json keys FeatureTrace does not know (SAELens 6 does not read them either, or they are newer): ${unknown.join(', ')}. Check they do not change the encoding.`)
+  if (unknown.length)
+    notes.push(
+      `cfg.json keys FeatureTrace does not know (SAELens 6 does not read them either, or they are newer): ${unknown.join(', ')}. Check they do not change the encoding.`
+    )
   const stream = typeof ft?.layer === 'number' ? { stream: 'residual' as const, layer: ft.layer, block: null } : streamOfHook(hook)
   return { cfgFile, cfg, source, rule, d, n, rescaleByDecoderNorm: rescale, hook, stream, featuretrace: ft, notes }
 }
 
 /** The tensors a resolved SAELens config needs, checked against the weights file's header; refuses tensors it does not declare. */
-function checkSaeLensTensors(f: SafetensorsFile, c: SaeLensConfig): { threshold: 'threshold' | 'log_threshold' | 'topk_threshold' | null; scalingFactor: boolean } {
+function checkSaeLensTensors(
+  f: SafetensorsFile,
+  c: SaeLensConfig
+): { threshold: 'threshold' | 'log_threshold' | 'topk_threshold' | null; scalingFactor: boolean } {
   const { d, n, source } = c
   const sizes = `cfg.json (d_in ${d}, d_sae ${n})`
   const names = f.header.tensors
   const extra = undeclaredTensors('saelens', names.keys())
-  if (extra.length) throw new UserError(`${f.file} holds tensor${extra.length > 1 ? 's' : ''} ${extra.join(', ')}, which a SAELens ${source} SAE does not have; FeatureTrace does not know what ${extra.length > 1 ? 'they do' : 'it does'} and refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`)
+  if (extra.length)
+    throw new UserError(
+      `${f.file} holds tensor${extra.length > 1 ? 's' : ''} ${extra.join(', ')}, which a SAELens ${source} SAE does not have; FeatureTrace does not know what ${extra.length > 1 ? 'they do' : 'it does'} and refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`
+    )
   checkTensors(f, { W_enc: [d, n], W_dec: [n, d], b_enc: [n], b_dec: [d] }, sizes)
   let threshold: 'threshold' | 'log_threshold' | 'topk_threshold' | null = null
   if (source === 'jumprelu') {
@@ -161,7 +205,10 @@ function checkSaeLensTensors(f: SafetensorsFile, c: SaeLensConfig): { threshold:
     if (!threshold) throw new UserError(`${f.file} has no tensor "threshold": a JumpReLU SAE needs its per-latent threshold.`)
     checkShape(f.file, threshold, f.info(threshold).shape, [n], sizes)
   } else if (TRAINING_ARCHITECTURES.includes(source)) {
-    if (!names.has('topk_threshold')) throw new UserError(`${f.file} has no tensor "topk_threshold": a SAELens ${source} checkpoint keeps its global threshold there, without which its inference form cannot be made.`)
+    if (!names.has('topk_threshold'))
+      throw new UserError(
+        `${f.file} has no tensor "topk_threshold": a SAELens ${source} checkpoint keeps its global threshold there, without which its inference form cannot be made.`
+      )
     const shape = f.info('topk_threshold').shape
     if (shape.reduce((a, b) => a * b, 1) !== 1) throw new UserError(`${f.file}: topk_threshold is [${shape.join(', ')}] but SAELens keeps one number there.`)
     threshold = 'topk_threshold'
@@ -266,7 +313,12 @@ export async function describeSaeLens(dir: string): Promise<ForeignSae> {
     stream: c.stream,
     layer: c.stream.layer,
     step: typeof ft?.checkpoint_step === 'number' ? ft.checkpoint_step : null,
-    metadata: { model_name: meta.model_name ?? cfg.model_name ?? null, hook_name: hook, context_size: meta.context_size ?? cfg.context_size ?? null, dataset_path: meta.dataset_path ?? cfg.dataset_path ?? null },
+    metadata: {
+      model_name: meta.model_name ?? cfg.model_name ?? null,
+      hook_name: hook,
+      context_size: meta.context_size ?? cfg.context_size ?? null,
+      dataset_path: meta.dataset_path ?? cfg.dataset_path ?? null
+    },
     notes: c.notes,
     async readThreshold() {
       if (!thresholdName) return null

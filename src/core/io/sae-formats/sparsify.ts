@@ -32,22 +32,30 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
     if (v !== undefined && v.value !== fallback) throw keyRefusal(cfgFile, v.name, v.value, why)
   }
   refuseUnlessDefault('activation', 'topk', 'is not supported: FeatureTrace imports TopK sparse coders (groupmax keeps the largest of each of k groups).')
-  refuseUnlessDefault('transcode', false, 'makes this a transcoder: it predicts another hook\'s output from this one; FeatureTrace imports SAEs of the residual stream.')
+  refuseUnlessDefault(
+    'transcode',
+    false,
+    "makes this a transcoder: it predicts another hook's output from this one; FeatureTrace imports SAEs of the residual stream."
+  )
   refuseUnlessDefault('signed', false, 'means signed activations (EleutherAI/sae), not a ReLU TopK; FeatureTrace does not compute them.')
   const expansionFound = get('expansion_factor')
   const expansion = expansionFound === undefined ? 32 : positiveInt(expansionFound.value)
   if (expansion === null) throw keyRefusal(cfgFile, 'expansion_factor', expansionFound!.value, 'is not a positive integer.')
   const latents = get('num_latents')
-  if (latents !== undefined && latents.value !== 0 && positiveInt(latents.value) === null) throw keyRefusal(cfgFile, 'num_latents', latents.value, 'is not a positive integer (or 0 for expansion_factor × d_in).')
+  if (latents !== undefined && latents.value !== 0 && positiveInt(latents.value) === null)
+    throw keyRefusal(cfgFile, 'num_latents', latents.value, 'is not a positive integer (or 0 for expansion_factor × d_in).')
   const n = positiveInt(latents?.value) ?? expansion * d
   const kFound = get('k')
   const k = kFound === undefined ? 32 : positiveInt(kFound.value)
   if (k === null) throw keyRefusal(cfgFile, 'k', kFound!.value, 'is not a positive integer.')
   if (k > n) throw keyRefusal(cfgFile, 'k', k, `is larger than the ${n} latents.`)
   const notes: string[] = []
-  if (kFound === undefined) notes.push('cfg.json gives no k: sparsify\'s default k = 32 is used.')
+  if (kFound === undefined) notes.push("cfg.json gives no k: sparsify's default k = 32 is used.")
   const skip = get('skip_connection')?.value === true
-  if (skip) notes.push('skip_connection: W_skip adds x·W_skipᵀ to sparsify\'s reconstruction; the latents do not use it, and the imported SAE does not carry it (its reconstruction omits that term).')
+  if (skip)
+    notes.push(
+      "skip_connection: W_skip adds x·W_skipᵀ to sparsify's reconstruction; the latents do not use it, and the imported SAE does not carry it (its reconstruction omits that term)."
+    )
   if (get('multi_topk')?.value === true) notes.push('multi_topk was a training loss; latents use the top k as at inference.')
   const unknown = undeclaredKeys('sparsify', cfg)
   if (unknown.length) notes.push(`cfg.json keys FeatureTrace does not know: ${unknown.join(', ')}. Check they do not change the encoding.`)
@@ -58,7 +66,10 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
   let dtype: string
   try {
     const extra = undeclaredTensors('sparsify', f.header.tensors.keys())
-    if (extra.length) throw new UserError(`${weightsFile} holds ${extra.join(', ')}, which a sparsify sparse coder does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`)
+    if (extra.length)
+      throw new UserError(
+        `${weightsFile} holds ${extra.join(', ')}, which a sparsify sparse coder does not have; FeatureTrace refuses rather than skip ${extra.length > 1 ? 'them' : 'it'}.`
+      )
     const expected: Record<string, number[]> = { 'encoder.weight': [n, d], 'encoder.bias': [n], W_dec: [n, d], b_dec: [d] }
     checkTensors(f, expected, sizes, { W_dec: ' (saved without its decoder?)' })
     if (f.header.tensors.has('W_skip')) checkShape(weightsFile, 'W_skip', f.info('W_skip').shape, [d, d], sizes)
@@ -87,14 +98,17 @@ export async function describeSparsify(dir: string): Promise<ForeignSae> {
     async read() {
       const file = await SafetensorsFile.open(weightsFile)
       try {
-        return saeParts({ d, n, rule, path: dir }, {
-          W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
-          W_dec: await file.readFloat32('W_dec'),
-          b_enc: await file.readFloat32('encoder.bias'),
-          b_dec: await file.readFloat32('b_dec'),
-          threshold: null,
-          sparsity: null
-        })
+        return saeParts(
+          { d, n, rule, path: dir },
+          {
+            W_enc: transpose(await file.readFloat32('encoder.weight'), n, d),
+            W_dec: await file.readFloat32('W_dec'),
+            b_enc: await file.readFloat32('encoder.bias'),
+            b_dec: await file.readFloat32('b_dec'),
+            threshold: null,
+            sparsity: null
+          }
+        )
       } finally {
         await file.close()
       }

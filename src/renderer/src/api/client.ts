@@ -1,15 +1,6 @@
 // The one client every view uses: Electron's preload bridge when present, else a WebSocket to `serve`.
 import { z } from 'zod'
-import type {
-  ApiClient,
-  ApiReply,
-  CallInput,
-  CallName,
-  CallOutput,
-  EventName,
-  EventPayload,
-  PreloadBridge
-} from '../../../shared/api'
+import type { ApiClient, ApiReply, CallInput, CallName, CallOutput, EventName, EventPayload, PreloadBridge } from '../../../shared/api'
 
 type Listener = (payload: unknown) => void
 
@@ -56,7 +47,10 @@ const SocketMessageSchema = z.union([
   z.object({ event: z.string(), payload: z.unknown() }),
   z.object({
     id: z.number().int(),
-    reply: z.union([z.object({ ok: z.literal(true), result: z.unknown() }), z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) })])
+    reply: z.union([
+      z.object({ ok: z.literal(true), result: z.unknown() }),
+      z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) })
+    ])
   })
 ])
 

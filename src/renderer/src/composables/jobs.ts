@@ -25,11 +25,13 @@ export function describeResult(job: Job): string {
       return `${String(p.analysis ?? 'geometry')} at ${plural(count, 'checkpoint')} of layer ${n(p.layer)} stored${backend(r.backend)}`
     }
     case 'verify-checkpoints':
-      return r['with problems'] ? `${plural(r.checked, 'checkpoint')} checked, ${n(r['with problems'])} with problems` : `${plural(r.checked, 'checkpoint')} checked, all sound`
+      return r['with problems']
+        ? `${plural(r.checked, 'checkpoint')} checked, ${n(r['with problems'])} with problems`
+        : `${plural(r.checked, 'checkpoint')} checked, all sound`
     default:
       // A kind without its own sentence: its plain values, lists as counts.
       return Object.entries(r)
-        .filter(([, v]) => v !== null && typeof v !== 'object' || Array.isArray(v))
+        .filter(([, v]) => (v !== null && typeof v !== 'object') || Array.isArray(v))
         .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.length : String(v)}`)
         .join(', ')
   }

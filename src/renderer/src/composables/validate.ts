@@ -5,7 +5,8 @@ export function wholeNumberError(value: unknown, name: string, min: number, max 
   if (value === '' || value === null || value === undefined) return optional ? null : `${name} is needed.`
   const x = typeof value === 'number' ? value : Number(value)
   if (!Number.isInteger(x)) return `${name} must be a whole number, not ${String(value)}.`
-  if (x < min || x > max) return `${name} must be ${max === Infinity ? `at least ${min.toLocaleString('en')}` : `${min.toLocaleString('en')}–${max.toLocaleString('en')}`}; ${x.toLocaleString('en')} is not.`
+  if (x < min || x > max)
+    return `${name} must be ${max === Infinity ? `at least ${min.toLocaleString('en')}` : `${min.toLocaleString('en')}–${max.toLocaleString('en')}`}; ${x.toLocaleString('en')} is not.`
   return null
 }
 

@@ -11,14 +11,20 @@ const of =
 
 /** Stored geometry results of the open project: summaries per analysis, full results loaded on demand. */
 export const useGeometryStore = defineStore('geometry', () => {
-  const summaries = ref<{ galaxy: SummaryOf<'galaxy'>[]; lobes: SummaryOf<'lobes'>[]; crystals: SummaryOf<'crystals'>[] }>({ galaxy: [], lobes: [], crystals: [] })
+  const summaries = ref<{ galaxy: SummaryOf<'galaxy'>[]; lobes: SummaryOf<'lobes'>[]; crystals: SummaryOf<'crystals'>[] }>({
+    galaxy: [],
+    lobes: [],
+    crystals: []
+  })
   const full = ref<Record<number, GeometryResult>>({})
   const error = ref<string | null>(null)
 
   async function load(layer: number): Promise<void> {
     error.value = null
     try {
-      const [galaxy, lobes, crystals] = await Promise.all((['galaxy', 'lobes', 'crystals'] as const).map((analysis) => api.call('geometry.results', { analysis, layer })))
+      const [galaxy, lobes, crystals] = await Promise.all(
+        (['galaxy', 'lobes', 'crystals'] as const).map((analysis) => api.call('geometry.results', { analysis, layer }))
+      )
       summaries.value = { galaxy: galaxy!.filter(of('galaxy')), lobes: lobes!.filter(of('lobes')), crystals: crystals!.filter(of('crystals')) }
     } catch (err) {
       error.value = (err as Error).message

@@ -188,7 +188,9 @@ export class LabelWriteQueue {
       else this.storage.removeItem(key)
     } catch (err) {
       // Storage full or refused: the writes still go out from memory while this page stays open.
-      console.warn(`FeatureTrace: the browser did not keep the label writes waiting to be sent (${(err as Error).message}); they are sent from memory while this page stays open.`)
+      console.warn(
+        `FeatureTrace: the browser did not keep the label writes waiting to be sent (${(err as Error).message}); they are sent from memory while this page stays open.`
+      )
     }
   }
 }

@@ -114,8 +114,12 @@ export const useLabelStore = defineStore('labels', () => {
       await sameProject()
       return w.kind === 'set'
         ? api.call('labels.set', {
-            setId: w.setId, feature: w.feature!, annotator: w.annotator, requestId: w.id,
-            ...(w.category !== undefined ? { category: w.category } : {}), ...(w.note !== undefined ? { note: w.note } : {}),
+            setId: w.setId,
+            feature: w.feature!,
+            annotator: w.annotator,
+            requestId: w.id,
+            ...(w.category !== undefined ? { category: w.category } : {}),
+            ...(w.note !== undefined ? { note: w.note } : {}),
             ...(w.blind !== undefined ? { blind: w.blind } : {})
           })
         : api.call('labels.undo', { setId: w.setId, annotator: w.annotator, requestId: w.id })
@@ -318,7 +322,15 @@ export const useLabelStore = defineStore('labels', () => {
     const who = need()
     if (!who) return
     const f = feature.value!
-    queue.add({ kind: 'set', setId: setId.value!, feature: f, annotator: who, category, blind: !seenOthers.has(key(setId.value!, f)), before: mine.value[f] ?? null })
+    queue.add({
+      kind: 'set',
+      setId: setId.value!,
+      feature: f,
+      annotator: who,
+      category,
+      blind: !seenOthers.has(key(setId.value!, f)),
+      before: mine.value[f] ?? null
+    })
     if (advance && position.value < sample.value.length - 1) show(position.value + 1)
   }
 
@@ -353,8 +365,35 @@ export const useLabelStore = defineStore('labels', () => {
   api.on('features.changed', () => void loadSets())
 
   return {
-    sets, taxonomy, annotator, setId, sample, position, current, loadError, mine, writes, sessionWrites, unconfirmed, connected, blind, blindChoice, annotators,
-    others, error, done, feature, categoryOf, loadSets, start, running, show, label, undo, saveNote, saveTaxonomy,
+    sets,
+    taxonomy,
+    annotator,
+    setId,
+    sample,
+    position,
+    current,
+    loadError,
+    mine,
+    writes,
+    sessionWrites,
+    unconfirmed,
+    connected,
+    blind,
+    blindChoice,
+    annotators,
+    others,
+    error,
+    done,
+    feature,
+    categoryOf,
+    loadSets,
+    start,
+    running,
+    show,
+    label,
+    undo,
+    saveNote,
+    saveTaxonomy,
     retry: (id: string) => queue.retry(id),
     discard: (id: string) => queue.discard(id)
   }
