@@ -43,6 +43,8 @@ export async function ensureDependencies() {
     log('The workstation will open in browser mode; see README "Installing" for the desktop app.')
     env.ELECTRON_SKIP_BINARY_DOWNLOAD = '1'
   }
+  // onnxruntime-node's CPU binaries are in its package; its install script would download the CUDA 12 provider.
+  env.ONNXRUNTIME_NODE_INSTALL ??= 'skip'
   log('Installing dependencies (npm ci)…')
   run(npm, ['ci', '--no-audit', '--no-fund'], { env })
 }
