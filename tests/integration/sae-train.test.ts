@@ -98,7 +98,13 @@ describe('TopK SAE training', () => {
     const opts: TrainOptions = { activations: fileA, out: join(t.dir, 'resumed'), preset: 'gao2024', overrides: small }
     await expect(trainSae(opts, { signal: controller.signal, progress: () => ++calls === 7 && controller.abort() })).rejects.toThrow(/cancelled/)
     expect(existsSync(join(t.dir, 'resumed', 'cfg.json'))).toBe(false)
-    expect(existsSync(join(t.dir, 'resumed.partial', 'training_state.json'))).toBe(true)
+    const partial = join(t.dir, 'resumed.partial')
+    expect(existsSync(join(partial, 'training_state.json'))).toBe(true)
+    // A crash after the next save's tensors were written but before its manifest: the manifest still names the last
+    // complete pair, and the stray file is not read.
+    const manifest = JSON.parse(readFileSync(join(partial, 'training_state.json'), 'utf8')) as { step: number; tensorsFile: string }
+    expect(manifest.tensorsFile).toBe(`training_state.step-${manifest.step}.safetensors`)
+    writeFileSync(join(partial, `training_state.step-${manifest.step + 10}.safetensors`), 'not a safetensors file')
     const resumed = await trainSae(opts, never)
     expect(resumed.resumed).toBe(true)
     expect(resumed.steps).toBe(whole.steps)
@@ -109,6 +115,17 @@ describe('TopK SAE training', () => {
       for (let i = 0; i < a.weights[name].length; i++) worst = Math.max(worst, Math.abs(a.weights[name][i]! - b.weights[name][i]!))
       expect(worst, name).toBeLessThan(1e-5)
     }
+  }, 120_000)
+
+  it('refuses a damaged saved state by name instead of resuming from it or silently starting again', async () => {
+    const small = { ...RECOVERY, tokens: 40_960, checkpointEvery: 10, logEvery: 5 }
+    const controller = new AbortController()
+    let calls = 0
+    const opts: TrainOptions = { activations: fileA, out: join(t.dir, 'damaged'), preset: 'gao2024', overrides: small }
+    await expect(trainSae(opts, { signal: controller.signal, progress: () => ++calls === 7 && controller.abort() })).rejects.toThrow(/cancelled/)
+    const manifest = join(t.dir, 'damaged.partial', 'training_state.json')
+    writeFileSync(manifest, readFileSync(manifest, 'utf8').slice(0, 40))
+    await expect(trainSae(opts, never)).rejects.toThrow(/training_state\.json cannot be read .*Delete the folder/)
   }, 120_000)
 
   it('keeps the number of tensors flat over hundreds of steps', async () => {

@@ -13,7 +13,7 @@ import { resolveConfig, type InputScaling, type PresetName, type TrainConfig, ty
 import { modelNameOf } from '../checkpoints/model-name'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
 import { isCompleteSae, Sae, type FeatureTraceMeta } from './sae'
-import { loadState, saveState, STATE_FILES } from './train-state'
+import { loadState, removeState, saveState } from './train-state'
 import { evaluate, type EvalMetrics } from './metrics'
 import { constantFactor, geometricMedian, isTrainingScaling, mean, scaleInputs, type Scaling } from './scaling'
 import { gradientsFor, optimizerFor } from './sparse-host'
@@ -183,7 +183,10 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     since = tf.zeros([cfg.n])
     counts = tf.zeros([cfg.n])
   }
-  if (!resumed) for (const f of [...STATE_FILES, TRAINING_LOG]) rmSync(`${partial}/${f}`, { force: true })
+  if (!resumed) {
+    removeState(partial)
+    rmSync(`${partial}/${TRAINING_LOG}`, { force: true })
+  }
 
   const adam = optimizerFor(backend.name, params, cfg)
   if (resumed) {
@@ -286,7 +289,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
       datasetPath: manifest?.corpus ?? null,
       prependBos: manifest?.bos ?? null
     })
-    for (const f of STATE_FILES) rmSync(`${partial}/${f}`, { force: true })
+    removeState(partial)
     if (existsSync(out)) rmSync(out, { recursive: true })
     renameSync(partial, out)
     return { dir: out, config: cfg, steps: step, tokens, eval: ev, backend, resumed }
