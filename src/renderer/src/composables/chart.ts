@@ -23,3 +23,20 @@ export function logStepAxis(lastStep: number, name = 'checkpoint step + 1 (log)'
     axisLabel: { fontSize: 10, formatter: (v: number) => formatCount(v) }
   }
 }
+
+/**
+ * A value axis named along its middle, in the charts' small type. `right` draws no split lines, for the second
+ * axis of a chart whose grid the first one draws.
+ */
+export function valueAxis(name: string, options: { type?: 'value' | 'log'; min?: number; gap?: number; right?: boolean } = {}): Record<string, unknown> {
+  return {
+    type: options.type ?? 'value',
+    name,
+    ...(options.min === undefined ? {} : { min: options.min }),
+    nameLocation: 'middle',
+    nameGap: options.gap ?? (options.right ? 30 : 36),
+    nameTextStyle: { fontSize: 11 },
+    axisLabel: { fontSize: 10 },
+    ...(options.right ? { splitLine: { show: false } } : {})
+  }
+}
