@@ -2,7 +2,7 @@
 // paged and filtered list a browser scrolls, one feature's dashboard. Labels live in labels.ts.
 import { z } from 'zod'
 import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, SaeQuality } from '../../shared/api'
-import { DENSE_DENSITY, UserError } from '../../shared/api'
+import { DENSE_DENSITY, EXAMPLE_INTERVALS, UserError } from '../../shared/api'
 import { Rng } from '../random'
 import type { Db } from './database'
 import { decodeExamples, featureColumns, floats, type FeatureRecord } from './feature-blobs'
@@ -61,6 +61,14 @@ interface FeatureRow {
 const SET_SELECT = `SELECT s.*, c.step, (sae.superseded_at IS NOT NULL) AS superseded,
     (SELECT count(*) FROM label l WHERE l.set_id = s.id AND l.category IS NOT NULL) AS label_count
   FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id LEFT JOIN sae ON sae.id = s.sae_id`
+
+/** The activation interval an interval-sampler example was kept for, as feature-stats.ts buckets its peak. */
+function intervalOf(acts: ArrayLike<number>, max: number): { index: number; lo: number; hi: number } {
+  let peak = 0
+  for (let i = 0; i < acts.length; i++) peak = Math.max(peak, acts[i]!)
+  const index = Math.min(EXAMPLE_INTERVALS - 1, Math.floor((EXAMPLE_INTERVALS * peak) / max))
+  return { index, lo: (index * max) / EXAMPLE_INTERVALS, hi: ((index + 1) * max) / EXAMPLE_INTERVALS }
+}
 
 export class FeatureRepository {
   /** Token tables by set: read once per set, not on every dashboard. */
@@ -211,6 +219,14 @@ export class FeatureRepository {
     if (q.minDensity !== undefined) filter('f.density >= @minDensity', 'minDensity', q.minDensity)
     if (q.maxDensity !== undefined) filter('f.density <= @maxDensity', 'maxDensity', q.maxDensity)
     if (q.search) filter("f.top_tokens LIKE @search ESCAPE '\\'", 'search', `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    if (q.text) {
+      filter(
+        `EXISTS (SELECT 1 FROM label lt WHERE lt.set_id = f.set_id AND lt.feature = f.feature
+           AND (lt.category LIKE @text ESCAPE '\\' OR lt.note LIKE @text ESCAPE '\\'))`,
+        'text',
+        `%${q.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+      )
+    }
     if (q.label === 'unlabelled') where.push('l.category IS NULL')
     else if (q.label) filter('l.category = @label', 'label', q.label)
     const order = {
@@ -283,7 +299,8 @@ export class FeatureRepository {
     const examples: FeatureExampleView[] = (r.examples ? decodeExamples(r.examples) : []).map((e) => ({
       sampler: e.sampler,
       tokens: e.tokens.map((i) => texts[i] ?? '?'),
-      acts: Array.from(e.acts)
+      acts: Array.from(e.acts),
+      ...(e.sampler === 'interval' && r.max_act ? { interval: intervalOf(e.acts, r.max_act) } : {})
     }))
     return {
       setId,
