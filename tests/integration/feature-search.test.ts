@@ -1,10 +1,11 @@
 // Features found by the text of their labels and notes (features.list `text`), and interval samples named by range.
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { nodeWorkerSpawner } from '../../src/core/jobs/spawn'
 import { Project } from '../../src/core/project'
 import { createHandlers, dispatch, Workspace } from '../../src/core/services'
 import type { FeatureRecord } from '../../src/core/store/feature-blobs'
-import { tempDir } from '../helpers'
+import { BUILT_WORKER, tempDir } from '../helpers'
 
 function records(n: number): FeatureRecord[] {
   return Array.from({ length: n }, (_, feature) => ({
@@ -52,7 +53,7 @@ describe('feature search by label and note text', () => {
     p.labels.setLabel(other.id, 2, 'ana', 'Token-level', 'burton in another set')
     p.close()
     p = undefined
-    ws = new Workspace('cli')
+    ws = new Workspace('cli', nodeWorkerSpawner(BUILT_WORKER))
     ws.open(join(t.dir, 'p'))
     const h = createHandlers(ws)
     const find = async (text: string, extra: Record<string, unknown> = {}): Promise<number[]> => {
@@ -78,6 +79,10 @@ describe('feature search by label and note text', () => {
     p = Project.open(join(t.dir, 'p'))
     const set = p.features.createSet({ name: 's', source: 'import', checkpointId: null, layer: 2 }, ['a', 'b', 'c'], records(1))
     const d = p.features.get(set.id, 0)
-    expect(d.examples.map((e) => e.interval ?? null)).toEqual([null, { index: 2, lo: expect.closeTo(0.8, 12), hi: expect.closeTo(1.2, 12) }, { index: 4, lo: expect.closeTo(1.6, 12), hi: 2 }])
+    expect(d.examples.map((e) => e.interval ?? null)).toEqual([
+      null,
+      { index: 2, lo: expect.closeTo(0.8, 12), hi: expect.closeTo(1.2, 12) },
+      { index: 4, lo: expect.closeTo(1.6, 12), hi: 2 }
+    ])
   })
 })

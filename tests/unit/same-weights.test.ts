@@ -45,7 +45,11 @@ describe('per-tensor content hashes', () => {
     const a = Float32Array.from({ length: 64 }, (_, i) => i / 3)
     const c = Float32Array.from({ length: 8 }, (_, i) => -i)
     await writeSafetensors(join(t.dir, '1.safetensors'), { a: { dtype: 'F32', shape: [8, 8], data: a }, c: { dtype: 'F32', shape: [8], data: c } })
-    await writeSafetensors(join(t.dir, '2.safetensors'), { c: { dtype: 'F32', shape: [8], data: c }, a: { dtype: 'F32', shape: [8, 8], data: a } }, { format: 'pt' })
+    await writeSafetensors(
+      join(t.dir, '2.safetensors'),
+      { c: { dtype: 'F32', shape: [8], data: c }, a: { dtype: 'F32', shape: [8, 8], data: a } },
+      { format: 'pt' }
+    )
     await writeSafetensors(join(t.dir, '3.safetensors'), { a: { dtype: 'F32', shape: [4, 16], data: a } })
     const hashes = await Promise.all(
       ['1', '2', '3'].map(async (n) => {
