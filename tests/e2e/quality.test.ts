@@ -134,6 +134,15 @@ describe('SAE quality and the feature page on the demo series', () => {
     await expect.poll(() => total.textContent()).toBe('1 features')
     await expect.poll(() => page.getByTestId(`feature-row-${live[2]!.feature}`).count()).toBe(1)
     await page.screenshot({ path: join(SCREENSHOTS, 'feature-search-text.png') })
+
+    // The Label view shows the same contexts under the same choice; v switches it from the keyboard.
+    await page.goto(`${w.served.url}#/label?set=${set.id}&n=5&seed=1&dead=0&at=0`)
+    const labelValues = page.locator('[data-testid=label-examples] [data-testid=token-value]')
+    await expect.poll(() => labelValues.count(), { timeout: 20_000 }).toBeGreaterThan(0)
+    await page.locator('body').press('v')
+    await expect.poll(() => labelValues.count()).toBe(0)
+    await page.locator('body').press('v')
+    await expect.poll(() => labelValues.count()).toBeGreaterThan(0)
     expect(errors).toEqual([])
     await page.close()
   })
