@@ -1,12 +1,14 @@
 // `featuretrace checkpoints …` and `featuretrace verify`: registering a series and checking its weight files.
 import { formatBytes } from '../shared/format'
+import { describeSameWeights } from '../shared/checkpoints'
 import { call, CliError, intOption, parse, PROJECT, runJobToEnd, withProject } from './options'
 
 export const CHECKPOINTS_USAGE = `  checkpoints add FOLDER --project DIR [--tokens-per-step N] [--step N]
         Register checkpoint subfolders named by step (step1000, iter_0001000, checkpoint-1000, c1000).
   checkpoints list --project DIR [--json]    List registered checkpoints.
   checkpoints set-step ID STEP --project DIR Correct a checkpoint's parsed step.
-  verify --project DIR [--checkpoint ID ...] Check weight files (safetensors headers, sha256) as a job.`
+  verify --project DIR [--checkpoint ID ...] Check weight files (safetensors headers, sha256) as a job, and report
+                                            steps whose tensors equal another step's (exit status 1 then too).`
 
 async function add(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, { ...PROJECT, 'tokens-per-step': { type: 'string' }, step: { type: 'string' } })
@@ -75,9 +77,10 @@ export async function cmdVerify(args: string[]): Promise<void> {
       const detail = await call(ws, 'checkpoints.get', { id: c.id })
       console.log(`${c.verifyStatus === 'ok' ? 'ok      ' : 'PROBLEM '} step ${c.step}\t${c.name}`)
       for (const p of detail.verifyReport?.problems ?? []) console.log(`         ${p}`)
+      for (const same of detail.sameWeights) console.log(`${same.kind === 'all' ? 'SAME    ' : 'note    '} ${describeSameWeights(c.step, same)}`)
     }
     return job
   })
   if (job instanceof Error) throw job
-  if ((job.result?.['with problems'] ?? 0) > 0) process.exitCode = 1
+  if ((job.result?.['with problems'] ?? 0) > 0 || (job.result?.['same weights as another step'] ?? 0) > 0) process.exitCode = 1
 }

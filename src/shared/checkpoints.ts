@@ -49,18 +49,51 @@ export const VerifyFileSchema = z.object({
   sha256: z.string().nullable(),
   tensors: z.number().int().nonnegative().nullable()
 })
+/** One tensor's content hash: sha256 over its dtype, shape and raw bytes, whatever file or header order holds it. */
+export const TensorDigestSchema = z.object({
+  name: z.string(),
+  dtype: z.string(),
+  shape: z.array(z.number().int().nonnegative()),
+  sha256: z.string()
+})
+export type TensorDigest = z.infer<typeof TensorDigestSchema>
 export const VerifyReportSchema = z.object({
   checkpointId: z.number().int(),
   ok: z.boolean(),
   files: z.array(VerifyFileSchema),
-  problems: z.array(z.string())
+  problems: z.array(z.string()),
+  /** Every tensor of every readable shard; absent in reports written before content hashes were kept. */
+  tensors: z.array(TensorDigestSchema).optional()
 })
 export type VerifyReport = z.infer<typeof VerifyReportSchema>
+
+/** Another verified checkpoint holding some or all of this one's tensors, byte for byte (by content hash). */
+export const SameWeightsSchema = z.object({
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  /** 'all': every tensor of both checkpoints is equal (the same weights, maybe re-saved); 'partial': some matrices are. */
+  kind: z.enum(['all', 'partial']),
+  /** Tensors of this checkpoint whose content the other holds, and how many this checkpoint has. */
+  equal: z.number().int().nonnegative(),
+  total: z.number().int().nonnegative(),
+  /** For 'partial': the equal matrices (2-D or more; vectors such as norms and biases can stay at their initial values). */
+  tensors: z.array(z.string())
+})
+export type SameWeights = z.infer<typeof SameWeightsSchema>
+
+/** A same-weights finding in words, for the terminal and the workstation alike. */
+export function describeSameWeights(step: number, s: SameWeights): string {
+  if (s.kind === 'all') return `step ${step} has the same weights as step ${s.step} (all ${s.total} tensors)`
+  const names = s.tensors.length > 3 ? `${s.tensors.slice(0, 3).join(', ')} and ${s.tensors.length - 3} more` : s.tensors.join(', ')
+  return `step ${step} shares ${s.equal} of ${s.total} tensors with step ${s.step}, among them ${names}`
+}
 
 export const CheckpointDetailSchema = CheckpointSchema.extend({
   /** config.json as the checkpoint holds it. */
   config: z.record(z.string(), jsonValue),
   verifyReport: VerifyReportSchema.nullable(),
+  /** Verified checkpoints whose tensors equal this one's (both need a verify report with content hashes). */
+  sameWeights: z.array(SameWeightsSchema),
   stores: z.array(ActivationStoreInfoSchema)
 })
 export type CheckpointDetail = z.infer<typeof CheckpointDetailSchema>

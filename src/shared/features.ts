@@ -57,6 +57,8 @@ export const FeatureListQuerySchema = z
     label: z.string().max(200).optional(),
     annotator: z.string().max(100).optional(),
     search: z.string().max(200).optional(),
+    /** Text in a label's category or note, any annotator's (case-insensitive for ASCII). */
+    text: z.string().max(200).optional(),
     minDensity: z.number().optional(),
     maxDensity: z.number().optional(),
     dead: z.boolean().optional()
@@ -64,10 +66,15 @@ export const FeatureListQuerySchema = z
   .strict()
 export type FeatureListQuery = z.infer<typeof FeatureListQuerySchema>
 
+/** The interval sampler splits (0, max activation] into this many equal intervals and keeps examples whose peak falls in each. */
+export const EXAMPLE_INTERVALS = 5
+
 export const FeatureExampleViewSchema = z.object({
   sampler: z.enum(['paper', 'top', 'interval', 'imported']),
   tokens: z.array(z.string()),
-  acts: z.array(z.number())
+  acts: z.array(z.number()),
+  /** For the interval sampler: which interval (0-based) the example's peak falls in, and its activation range [lo, hi). */
+  interval: z.object({ index: z.number().int().nonnegative(), lo: z.number(), hi: z.number() }).optional()
 })
 export type FeatureExampleView = z.infer<typeof FeatureExampleViewSchema>
 

@@ -123,7 +123,12 @@ export type JobRequestOf<K extends JobKind> = Extract<JobRequest, { kind: K }>
 
 /** What each kind's job keeps as its result (shown in the jobs panel as "key: value"). */
 export const jobResultSchemas = {
-  'verify-checkpoints': z.object({ checked: z.number().int(), 'with problems': z.number().int() }),
+  'verify-checkpoints': z.object({
+    checked: z.number().int(),
+    'with problems': z.number().int(),
+    /** Checked steps whose tensors all equal another verified step's (absent in jobs run before content hashes). */
+    'same weights as another step': z.number().int().optional()
+  }),
   harvest: z.object({ checkpoints: z.number().int(), tokens: z.number().int(), backend: z.string(), 'special tokens': z.string() }),
   'feature-stats': z.object({ sets: z.number().int(), features: z.number().int(), rows: z.string() }),
   dynamics: z.object({

@@ -44,6 +44,35 @@ export const SaeMetricSchema = z.object({
 })
 export type SaeMetric = z.infer<typeof SaeMetricSchema>
 
+/** A latent firing on more than this fraction of the statistic rows is dense (as SAELens and Neuronpedia flag it). */
+export const DENSE_DENSITY = 0.1
+
+/** An SAE's latents by firing frequency, from its feature statistics: dead, dense, and the log10 density histogram. */
+export const SaeQualitySchema = z.object({
+  saeId: z.number().int(),
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  layer: z.number().int(),
+  setId: z.number().int(),
+  /** Latents with statistics (d_sae). */
+  latents: z.number().int().nonnegative(),
+  /** Latents that never fired (active in the top-k with a positive value) on any statistic row. */
+  dead: z.number().int().nonnegative(),
+  /** Latents firing on more than `denseThreshold` of the statistic rows. */
+  dense: z.number().int().nonnegative(),
+  denseThreshold: z.number(),
+  /** Rows (tokens) the statistics were computed over; null when not recorded (statistics older than the record). */
+  rows: z.number().int().nonnegative().nullable(),
+  /** True: the held-out context windows only; false: every row (the store held too few windows); null: not recorded. */
+  heldOutOnly: z.boolean().nullable(),
+  /**
+   * Live latents by log10(firing frequency): bin i covers [lo + i·width, lo + (i+1)·width), the last bin ends at 0
+   * (a latent firing on every row). The same edges for every SAE of one answer, so they compare.
+   */
+  histogram: z.object({ lo: z.number(), width: z.number().positive(), counts: z.array(z.number().int().nonnegative()) })
+})
+export type SaeQuality = z.infer<typeof SaeQualitySchema>
+
 export const SaeImportItemSchema = z.object({
   /** The SAE's folder or file. */
   path: z.string(),
@@ -99,6 +128,11 @@ export const saeCalls = {
   'saes.metrics': {
     input: z.object({ checkpointId: z.number().int().nonnegative(), layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeMetricSchema)
+  },
+  /** Dead and dense latents and the density histogram of each current SAE at a layer that has feature statistics, by step. */
+  'saes.quality': {
+    input: z.object({ layer: z.number().int().nonnegative() }).strict(),
+    output: z.array(SaeQualitySchema)
   },
   /** What an import would find and attach, and what it could not read and why (headers only: quick). */
   'saes.scanImport': { input: SaeImportRequestSchema, output: SaeImportScanSchema },

@@ -76,7 +76,7 @@ describe('jobs in a real worker process', () => {
     await dispatch(createHandlers(ws), 'checkpoints.register', { folder: join(t.dir, 'series') })
     const job = ws.requireProject().jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
     const end = await ws.requireProject().jobs.waitFor(job.id)
-    expect(end.result).toEqual({ checked: 1, 'with problems': 1 })
+    expect(end.result).toEqual({ checked: 1, 'with problems': 1, 'same weights as another step': 0 })
     const report = p.checkpoints.detail(p.checkpoints.list()[0]!.id).verifyReport!
     expect(report.problems.join('\n')).toMatch(/step7\/model\.safetensors .*(truncated|claims)/)
   })
@@ -90,7 +90,7 @@ describe('jobs in a real worker process', () => {
     const p = ws.open(join(t.dir, 'p'))
     await dispatch(createHandlers(ws), 'checkpoints.register', { folder: join(t.dir, 'series') })
     const job = ws.requireProject().jobs.start({ kind: 'verify-checkpoints', checkpointIds: [] })
-    expect((await ws.requireProject().jobs.waitFor(job.id)).result).toEqual({ checked: 1, 'with problems': 1 })
+    expect((await ws.requireProject().jobs.waitFor(job.id)).result).toEqual({ checked: 1, 'with problems': 1, 'same weights as another step': 0 })
     const report = p.checkpoints.detail(p.checkpoints.list()[0]!.id).verifyReport!
     expect(report.problems.join('\n')).toMatch(/step9\/config\.json.*longrope/)
   })

@@ -75,7 +75,7 @@ describe('checkpoint folders that moved', () => {
       const job = await callService(ws, 'jobs.start', { kind: 'verify-checkpoints' })
       const end = await ws.requireProject().jobs.waitFor(job.id)
       expect(end.state, end.error ?? '').toBe('done')
-      expect(end.result).toEqual({ checked: 3, 'with problems': 0 })
+      expect(end.result).toEqual({ checked: 3, 'with problems': 0, 'same weights as another step': 0 })
     } finally {
       ws.close()
     }

@@ -40,7 +40,9 @@ const SetReadySchema = z.object({
   saeId: z.number().int(),
   checkpointId: z.number().int(),
   step: z.number().int(),
-  layer: z.number().int()
+  layer: z.number().int(),
+  rows: z.number().int().nonnegative(),
+  heldOutOnly: z.boolean()
 })
 type SetReady = z.infer<typeof SetReadySchema>
 
@@ -118,7 +120,15 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
         rmSync(file, { force: true })
         throw err
       }
-      ctx.emit?.({ file, saeId: item.saeId, checkpointId: item.checkpointId, step: item.step, layer: item.layer } satisfies SetReady)
+      ctx.emit?.({
+        file,
+        saeId: item.saeId,
+        checkpointId: item.checkpointId,
+        step: item.step,
+        layer: item.layer,
+        rows: stats.rows,
+        heldOutOnly: stats.heldOutOnly
+      } satisfies SetReady)
       sets.push({ step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
     }
     return { sets }
@@ -129,7 +139,13 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     try {
       // In place when the SAE already has a set: its labels and their history stay.
       project.features.writeSaeSet(
-        { name: featureSetName(ready.step, ready.layer), saeId: ready.saeId, checkpointId: ready.checkpointId, layer: ready.layer },
+        {
+          name: featureSetName(ready.step, ready.layer),
+          saeId: ready.saeId,
+          checkpointId: ready.checkpointId,
+          layer: ready.layer,
+          rows: { count: ready.rows, heldOutOnly: ready.heldOutOnly }
+        },
         set.tokens,
         set.records
       )

@@ -3,7 +3,7 @@
 // activation intervals, each with the whole context's per-token activations), the 10 nearest features by
 // decoder cosine, and the language of each feature.
 import * as tf from '@tensorflow/tfjs-core'
-import { UserError } from '../../shared/api'
+import { EXAMPLE_INTERVALS, UserError } from '../../shared/api'
 import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Sequence } from '../io/activation-store'
 import type { JobContext } from '../jobs/job'
 import { JobCancelled } from '../jobs/job'
@@ -60,7 +60,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const paperN = opts.paperExamples ?? 50
   const threshold = opts.paperThreshold ?? 0.7
   const topN = opts.topN ?? 20
-  const intervals = opts.intervals ?? 5
+  const intervals = opts.intervals ?? EXAMPLE_INTERVALS
   const perInterval = opts.perInterval ?? 2
   let masks = (opts.rows ?? 'held-out') === 'held-out' ? await heldOutMasks(store) : null
   // A store of fewer than ten context windows has none held out: use every row, and say so.

@@ -1,7 +1,8 @@
-import type { Checkpoint, CheckpointDetail, VerifyReport } from '../../shared/api'
+import type { Checkpoint, CheckpointDetail, SameWeights, VerifyReport } from '../../shared/api'
 import { CheckpointDetailSchema, CheckpointSchema, UserError, VerifyReportSchema } from '../../shared/api'
 import { storedJson } from './stored-json'
 import type { FoundCheckpoint } from '../checkpoints/discover'
+import { sameWeightsAs } from '../checkpoints/same-weights'
 import { ActivationStoreRepository } from './activations'
 import type { Db } from './database'
 import type { ProjectPaths } from './paths'
@@ -80,6 +81,7 @@ export class CheckpointRepository {
       ...toCheckpoint(r, this.paths),
       config: storedJson(CheckpointDetailSchema.shape.config, r.config_json, `the config.json of checkpoint ${id}`),
       verifyReport: r.verify_report_json ? storedJson(VerifyReportSchema, r.verify_report_json, `the verification report of checkpoint ${id}`) : null,
+      sameWeights: this.sameWeights(id),
       stores: new ActivationStoreRepository(this.db, this.paths).forCheckpoint(id)
     }
   }
@@ -189,6 +191,22 @@ export class CheckpointRepository {
   /** Points a checkpoint at its folder's new place (relocation checks the folder first). */
   setPath(id: number, path: string): void {
     this.db.prepare('UPDATE checkpoint SET path = ? WHERE id = ?').run(this.paths.toStored(path), id)
+  }
+
+  /** Verified checkpoints holding this one's tensors byte for byte (by the content hashes of their verify reports). */
+  sameWeights(id: number): SameWeights[] {
+    const rows = this.db.prepare('SELECT id, step, verify_report_json FROM checkpoint WHERE verify_report_json IS NOT NULL').all() as {
+      id: number
+      step: number
+      verify_report_json: string
+    }[]
+    const verified = rows.map((r) => ({
+      checkpointId: r.id,
+      step: r.step,
+      tensors: storedJson(VerifyReportSchema, r.verify_report_json, `the verification report of checkpoint ${r.id}`).tensors ?? []
+    }))
+    const one = verified.find((v) => v.checkpointId === id)
+    return one ? sameWeightsAs(one, verified) : []
   }
 
   saveVerifyReport(report: VerifyReport): void {

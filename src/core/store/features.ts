@@ -1,8 +1,8 @@
 // Feature sets and their features: statistics, examples (compact blobs, feature-blobs.ts), neighbours, the
 // paged and filtered list a browser scrolls, one feature's dashboard. Labels live in labels.ts.
 import { z } from 'zod'
-import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary } from '../../shared/api'
-import { UserError } from '../../shared/api'
+import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInfo, FeatureSummary, SaeQuality } from '../../shared/api'
+import { DENSE_DENSITY, EXAMPLE_INTERVALS, UserError } from '../../shared/api'
 import { Rng } from '../random'
 import type { Db } from './database'
 import { decodeExamples, featureColumns, floats, type FeatureRecord } from './feature-blobs'
@@ -61,6 +61,14 @@ interface FeatureRow {
 const SET_SELECT = `SELECT s.*, c.step, (sae.superseded_at IS NOT NULL) AS superseded,
     (SELECT count(*) FROM label l WHERE l.set_id = s.id AND l.category IS NOT NULL) AS label_count
   FROM feature_set s LEFT JOIN checkpoint c ON c.id = s.checkpoint_id LEFT JOIN sae ON sae.id = s.sae_id`
+
+/** The activation interval an interval-sampler example was kept for, as feature-stats.ts buckets its peak. */
+function intervalOf(acts: ArrayLike<number>, max: number): { index: number; lo: number; hi: number } {
+  let peak = 0
+  for (let i = 0; i < acts.length; i++) peak = Math.max(peak, acts[i]!)
+  const index = Math.min(EXAMPLE_INTERVALS - 1, Math.floor((EXAMPLE_INTERVALS * peak) / max))
+  return { index, lo: (index * max) / EXAMPLE_INTERVALS, hi: ((index + 1) * max) / EXAMPLE_INTERVALS }
+}
 
 export class FeatureRepository {
   /** Token tables by set: read once per set, not on every dashboard. */
@@ -146,7 +154,25 @@ export class FeatureRepository {
    * place, in one transaction: statistics, examples and the token table are replaced, the set id, every label and every
    * label event stay. Features the new statistics lack (never, for the same SAE) are kept, not deleted.
    */
-  writeSaeSet(info: { name: string; saeId: number; checkpointId: number; layer: number }, tokens: string[], features: Iterable<FeatureRecord>): FeatureSetInfo {
+  writeSaeSet(
+    info: { name: string; saeId: number; checkpointId: number; layer: number; rows?: { count: number; heldOutOnly: boolean } },
+    tokens: string[],
+    features: Iterable<FeatureRecord>
+  ): FeatureSetInfo {
+    return this.db.transaction(() => {
+      const { rows, ...set } = info
+      const written = this.writeSaeSetFeatures(set, tokens, features)
+      // Densities are fractions of these rows: the SAE panel says over which tokens.
+      if (rows) this.db.prepare('UPDATE feature_set SET stat_rows = ?, stat_held_out = ? WHERE id = ?').run(rows.count, rows.heldOutOnly ? 1 : 0, written.id)
+      return written
+    })()
+  }
+
+  private writeSaeSetFeatures(
+    info: { name: string; saeId: number; checkpointId: number; layer: number },
+    tokens: string[],
+    features: Iterable<FeatureRecord>
+  ): FeatureSetInfo {
     const existing = this.setOfSae(info.saeId)
     if (!existing) return this.createSet({ ...info, source: 'sae' }, tokens, features)
     return this.db.transaction(() => {
@@ -193,6 +219,14 @@ export class FeatureRepository {
     if (q.minDensity !== undefined) filter('f.density >= @minDensity', 'minDensity', q.minDensity)
     if (q.maxDensity !== undefined) filter('f.density <= @maxDensity', 'maxDensity', q.maxDensity)
     if (q.search) filter("f.top_tokens LIKE @search ESCAPE '\\'", 'search', `%${q.search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`)
+    if (q.text) {
+      filter(
+        `EXISTS (SELECT 1 FROM label lt WHERE lt.set_id = f.set_id AND lt.feature = f.feature
+           AND (lt.category LIKE @text ESCAPE '\\' OR lt.note LIKE @text ESCAPE '\\'))`,
+        'text',
+        `%${q.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+      )
+    }
     if (q.label === 'unlabelled') where.push('l.category IS NULL')
     else if (q.label) filter('l.category = @label', 'label', q.label)
     const order = {
@@ -265,7 +299,8 @@ export class FeatureRepository {
     const examples: FeatureExampleView[] = (r.examples ? decodeExamples(r.examples) : []).map((e) => ({
       sampler: e.sampler,
       tokens: e.tokens.map((i) => texts[i] ?? '?'),
-      acts: Array.from(e.acts)
+      acts: Array.from(e.acts),
+      ...(e.sampler === 'interval' && r.max_act ? { interval: intervalOf(e.acts, r.max_act) } : {})
     }))
     return {
       setId,
@@ -283,6 +318,46 @@ export class FeatureRepository {
       examples,
       labels: this.labels.labels(setId, feature)
     }
+  }
+
+  /**
+   * Dead and dense latents and the log10 density histogram of every current SAE at a layer with statistics, by step.
+   * Density = the fraction of statistic rows on which a latent is active (feature-stats.ts). Bins are `width` wide in
+   * log10 units (0.2, as SAELens' and Neuronpedia's density plots are read), from the lowest density of any SAE
+   * in the answer to 0; dead latents (density 0) are counted apart, not binned.
+   */
+  quality(layer: number, width = 0.2): SaeQuality[] {
+    const sets = this.db
+      .prepare(
+        `SELECT s.id AS set_id, s.sae_id, s.checkpoint_id, c.step, s.stat_rows, s.stat_held_out FROM feature_set s
+         JOIN sae ON sae.id = s.sae_id AND sae.superseded_at IS NULL JOIN checkpoint c ON c.id = s.checkpoint_id
+         WHERE s.source = 'sae' AND s.layer = ? ORDER BY c.step`
+      )
+      .all(layer) as { set_id: number; sae_id: number; checkpoint_id: number; step: number; stat_rows: number | null; stat_held_out: number | null }[]
+    const densities = this.db.prepare('SELECT density, dead FROM feature WHERE set_id = ?')
+    const read = sets.map((s) => ({ s, rows: densities.all(s.set_id) as { density: number | null; dead: number }[] }))
+    const logs = read.map(({ rows }) => rows.filter((r) => r.dead === 0 && (r.density ?? 0) > 0).map((r) => Math.log10(r.density!)))
+    const lowest = Math.min(0, ...logs.map((l) => l.reduce((a, b) => Math.min(a, b), 0)))
+    const lo = Math.floor(lowest / width - 1e-9) * width
+    const bins = Math.max(1, Math.round(-lo / width))
+    return read.map(({ s, rows }, i) => {
+      const counts = new Array<number>(bins).fill(0)
+      for (const v of logs[i]!) counts[Math.min(bins - 1, Math.max(0, Math.floor((v - lo) / width)))]!++
+      return {
+        saeId: s.sae_id,
+        checkpointId: s.checkpoint_id,
+        step: s.step,
+        layer,
+        setId: s.set_id,
+        latents: rows.length,
+        dead: rows.filter((r) => r.dead === 1).length,
+        dense: rows.filter((r) => (r.density ?? 0) > DENSE_DENSITY).length,
+        denseThreshold: DENSE_DENSITY,
+        rows: s.stat_rows,
+        heldOutOnly: s.stat_held_out === null ? null : s.stat_held_out === 1,
+        histogram: { lo, width, counts }
+      }
+    })
   }
 
   /** Each feature's language class (null where none was computed), for composition. */

@@ -359,6 +359,15 @@ export const migrations: readonly Migration[] = [
       DROP TABLE checkpoint;
       ALTER TABLE checkpoint_v11 RENAME TO checkpoint;
     `
+  },
+  {
+    version: 13,
+    name: 'feature statistics: over how many rows (tokens) they were computed, and whether only held-out windows',
+    sql: `
+      -- NULL for sets computed before this was recorded and for imported sets.
+      ALTER TABLE feature_set ADD COLUMN stat_rows INTEGER CHECK (stat_rows >= 0);
+      ALTER TABLE feature_set ADD COLUMN stat_held_out INTEGER CHECK (stat_held_out IN (0, 1));
+    `
   }
 ]
 

@@ -24,10 +24,12 @@ export function describeResult(job: Job): string {
       const count = Array.isArray(r.results) ? r.results.length : 0
       return `${String(p.analysis ?? 'geometry')} at ${plural(count, 'checkpoint')} of layer ${n(p.layer)} stored${backend(r.backend)}`
     }
-    case 'verify-checkpoints':
+    case 'verify-checkpoints': {
+      const same = r['same weights as another step'] ? `, ${n(r['same weights as another step'])} with the same weights as another step` : ''
       return r['with problems']
-        ? `${plural(r.checked, 'checkpoint')} checked, ${n(r['with problems'])} with problems`
-        : `${plural(r.checked, 'checkpoint')} checked, all sound`
+        ? `${plural(r.checked, 'checkpoint')} checked, ${n(r['with problems'])} with problems${same}`
+        : `${plural(r.checked, 'checkpoint')} checked, ${same ? `files sound${same}` : 'all sound'}`
+    }
     default:
       // A kind without its own sentence: its plain values, lists as counts.
       return Object.entries(r)
