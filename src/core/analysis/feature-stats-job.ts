@@ -21,6 +21,8 @@ interface StatsItem {
   layer: number
   sae: string
   activations: string
+  /** The checkpoint folder whose head gives the logit effects; null: SAE-only (no weights). */
+  checkpoint: string | null
 }
 
 interface StatsInput {
@@ -40,7 +42,10 @@ const SetReadySchema = z.object({
   saeId: z.number().int(),
   checkpointId: z.number().int(),
   step: z.number().int(),
-  layer: z.number().int()
+  layer: z.number().int(),
+  logitNote: z.string().nullable(),
+  rows: z.number().int(),
+  heldOut: z.boolean()
 })
 type SetReady = z.infer<typeof SetReadySchema>
 
@@ -71,7 +76,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           )
         }
         if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations to compute statistics on.`)
-        return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path }
+        const checkpoint = checkpoints.find((c) => c.id === s.checkpointId)?.path ?? null
+        return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path, checkpoint }
       })
     }
   },
@@ -104,7 +110,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           topN: r.topN,
           maxRows: r.maxRows,
           language: r.language,
-          languageThreshold: r.languageThreshold
+          languageThreshold: r.languageThreshold,
+          checkpoint: item.checkpoint
         },
         {
           signal: ctx.signal,
@@ -118,7 +125,16 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
         rmSync(file, { force: true })
         throw err
       }
-      ctx.emit?.({ file, saeId: item.saeId, checkpointId: item.checkpointId, step: item.step, layer: item.layer } satisfies SetReady)
+      ctx.emit?.({
+        file,
+        saeId: item.saeId,
+        checkpointId: item.checkpointId,
+        step: item.step,
+        layer: item.layer,
+        logitNote: stats.logitNote,
+        rows: stats.rows,
+        heldOut: stats.heldOutOnly
+      } satisfies SetReady)
       sets.push({ step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
     }
     return { sets }
@@ -131,7 +147,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
       project.features.writeSaeSet(
         { name: featureSetName(ready.step, ready.layer), saeId: ready.saeId, checkpointId: ready.checkpointId, layer: ready.layer },
         set.tokens,
-        set.records
+        set.records,
+        { logitNote: ready.logitNote, rows: ready.rows, heldOut: ready.heldOut }
       )
     } finally {
       set.close()

@@ -5,7 +5,7 @@ import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInf
 import { UserError } from '../../shared/api'
 import { Rng } from '../random'
 import type { Db } from './database'
-import { decodeExamples, featureColumns, floats, type FeatureRecord } from './feature-blobs'
+import { decodeExamples, decodeLogitEffects, featureColumns, floats, type FeatureRecord } from './feature-blobs'
 import type { LabelRepository } from './labels'
 import { storedJson } from './stored-json'
 
@@ -56,6 +56,16 @@ interface FeatureRow {
   histogram: Buffer | null
   neighbours: Buffer | null
   examples: Buffer | null
+  logit_effects: Buffer | null
+  correlations: Buffer | null
+}
+
+/** What the statistics job records about a set beside its features (migration 12). */
+export interface SetStatsNotes {
+  /** How the logit effects were computed, or why there are none. */
+  logitNote: string | null
+  rows: number
+  heldOut: boolean
 }
 
 const SET_SELECT = `SELECT s.*, c.step, (sae.superseded_at IS NOT NULL) AS superseded,
@@ -122,8 +132,9 @@ export class FeatureRepository {
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
       tokens.forEach((t, i) => tok.run(id, i, t))
       const ins = this.db.prepare(
-        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples,
+           logit_effects, correlations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
       )
       let count = 0
       for (const f of features) {
@@ -146,21 +157,38 @@ export class FeatureRepository {
    * place, in one transaction: statistics, examples and the token table are replaced, the set id, every label and every
    * label event stay. Features the new statistics lack (never, for the same SAE) are kept, not deleted.
    */
-  writeSaeSet(info: { name: string; saeId: number; checkpointId: number; layer: number }, tokens: string[], features: Iterable<FeatureRecord>): FeatureSetInfo {
+  writeSaeSet(
+    info: { name: string; saeId: number; checkpointId: number; layer: number },
+    tokens: string[],
+    features: Iterable<FeatureRecord>,
+    notes?: SetStatsNotes
+  ): FeatureSetInfo {
     const existing = this.setOfSae(info.saeId)
-    if (!existing) return this.createSet({ ...info, source: 'sae' }, tokens, features)
     return this.db.transaction(() => {
-      const id = existing.id
+      const set = existing ? this.updateSaeSet(existing.id, info, tokens, features) : this.createSet({ ...info, source: 'sae' }, tokens, features)
+      if (notes) {
+        this.db
+          .prepare('UPDATE feature_set SET logit_note = ?, stats_rows = ?, stats_held_out = ? WHERE id = ?')
+          .run(notes.logitNote, notes.rows, notes.heldOut ? 1 : 0, set.id)
+      }
+      return set
+    })()
+  }
+
+  private updateSaeSet(id: number, info: { checkpointId: number; layer: number }, tokens: string[], features: Iterable<FeatureRecord>): FeatureSetInfo {
+    return this.db.transaction(() => {
       this.db.prepare('DELETE FROM set_token WHERE set_id = ?').run(id)
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
       tokens.forEach((t, i) => tok.run(id, i, t))
       this.tokenCache.delete(id)
       const upsert = this.db.prepare(
-        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples,
+           logit_effects, correlations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (set_id, feature) DO UPDATE SET density = excluded.density, max_act = excluded.max_act, mean_act = excluded.mean_act,
            dead = excluded.dead, lang_class = excluded.lang_class, lang_counts = excluded.lang_counts, top_tokens = excluded.top_tokens,
-           histogram = excluded.histogram, neighbours = excluded.neighbours, examples = excluded.examples`
+           histogram = excluded.histogram, neighbours = excluded.neighbours, examples = excluded.examples,
+           logit_effects = excluded.logit_effects, correlations = excluded.correlations`
       )
       for (const f of features) upsert.run(id, ...featureColumns(f))
       const count = (this.db.prepare('SELECT count(*) AS n FROM feature WHERE set_id = ?').get(id) as { n: number }).n
@@ -262,6 +290,19 @@ export class FeatureRepository {
     const texts = this.tokenTexts(setId)
     const nb = floats(r.neighbours)
     const hist = floats(r.histogram)
+    const corr = r.correlations ? floats(r.correlations) : null
+    const logit = r.logit_effects ? decodeLogitEffects(r.logit_effects) : null
+    const notes = this.db.prepare('SELECT source, logit_note, stats_rows, stats_held_out FROM feature_set WHERE id = ?').get(setId) as {
+      source: 'sae' | 'import'
+      logit_note: string | null
+      stats_rows: number | null
+      stats_held_out: number | null
+    }
+    const logitToken = (t: { token: number; text: number; value: number }): { token: number; text: string; value: number } => ({
+      token: t.token,
+      text: texts[t.text] ?? `<${t.token}>`,
+      value: t.value
+    })
     const examples: FeatureExampleView[] = (r.examples ? decodeExamples(r.examples) : []).map((e) => ({
       sampler: e.sampler,
       tokens: e.tokens.map((i) => texts[i] ?? '?'),
@@ -281,7 +322,23 @@ export class FeatureRepository {
       histogram: hist.length ? { lo: hist[0]!, hi: hist[1]!, counts: hist.slice(2) } : null,
       neighbours: Array.from({ length: nb.length / 2 }, (_, i) => ({ feature: nb[2 * i]!, cosine: nb[2 * i + 1]! })),
       examples,
-      labels: this.labels.labels(setId, feature)
+      labels: this.labels.labels(setId, feature),
+      logitEffects: logit
+        ? {
+            positive: logit.positive.map(logitToken),
+            negative: logit.negative.map(logitToken),
+            histogram: { lo: logit.histogram.lo, hi: logit.histogram.hi, counts: Array.from(logit.histogram.counts) }
+          }
+        : null,
+      logitEffectsNote:
+        notes.logit_note ??
+        (r.logit_effects
+          ? null
+          : notes.source === 'import'
+            ? 'An imported feature-example set has no decoder rows, so no logit effects.'
+            : 'These statistics were computed before FeatureTrace stored logit effects: recompute the feature statistics.'),
+      correlations: corr ? Array.from({ length: corr.length / 2 }, (_, i) => ({ feature: corr[2 * i]!, r: corr[2 * i + 1]! })) : null,
+      statsRows: notes.stats_rows === null ? null : { rows: notes.stats_rows, heldOut: notes.stats_held_out === 1 }
     }
   }
 

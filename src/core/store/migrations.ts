@@ -359,6 +359,22 @@ export const migrations: readonly Migration[] = [
       DROP TABLE checkpoint;
       ALTER TABLE checkpoint_v11 RENAME TO checkpoint;
     `
+  },
+  {
+    version: 12,
+    name: 'logit effects and activation correlations of features',
+    sql: `
+      -- Tokens a feature's decoder row promotes and suppresses through the model's head, and a histogram over the
+      -- vocabulary (store/feature-blobs.ts encodeLogitEffects); NULL: none (see feature_set.logit_note).
+      ALTER TABLE feature ADD COLUMN logit_effects BLOB;
+      -- The latents whose activations correlate most with this one's: f32 (feature, Pearson r) pairs.
+      ALTER TABLE feature ADD COLUMN correlations BLOB;
+      -- How the set's logit effects were computed (tensors, scale), or why it has none.
+      ALTER TABLE feature_set ADD COLUMN logit_note TEXT;
+      -- The rows the statistics read, and whether they were only the held-out windows.
+      ALTER TABLE feature_set ADD COLUMN stats_rows INTEGER;
+      ALTER TABLE feature_set ADD COLUMN stats_held_out INTEGER CHECK (stats_held_out IN (0, 1));
+    `
   }
 ]
 
