@@ -79,7 +79,7 @@ describe('the demo series in the workstation', () => {
       /W_dec\[i\] ⊙ γfinal · WU .*no centring.*model\.norm\.weight.*model\.embed_tokens\.weight, tied/
     )
     const positive = await page.locator('[data-testid=logit-effects-positive] li .muted').allTextContents()
-    const values = positive.map((v) => Number(v))
+    const values = positive.map(Number)
     expect(values).toEqual([...values].sort((a, b) => b - a))
     expect(await page.locator('[data-testid=logit-histogram] canvas').count()).toBe(1)
     expect(await page.getByTestId('feature-correlations').textContent()).toMatch(
