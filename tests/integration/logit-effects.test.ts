@@ -45,7 +45,7 @@ describe('logit effects', () => {
         const wDec = Float32Array.from({ length: n * d }, () => rng.gaussian())
         const scale = 0.37
         const got = await computeLogitEffects(wDec, n, head, { scale, top: 10, bins: 40 })
-        head.unembedding.dispose()
+        head.unembeddingT.dispose()
         const rows = Array.from({ length: n }, (_, i) => Array.from(wDec.subarray(i * d, (i + 1) * d)))
         const ref = reference(join(root, 'models', name), rows, scale, 40)
         if ('absent' in ref) throw new Error(`the reference found no head in ${name}`)

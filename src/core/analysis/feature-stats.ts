@@ -323,7 +323,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           `${head.vocab.toLocaleString('en')} tokens`
         return { effects, note, text }
       } finally {
-        head.unembedding.dispose()
+        head.unembeddingT.dispose()
       }
     } catch (err) {
       if (err instanceof UserError) return { effects: null, note: `No logit effects: ${err.message}`, text: fallback }

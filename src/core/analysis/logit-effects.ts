@@ -11,8 +11,8 @@ import type { Scaling } from '../sae/scaling'
 export interface LmHead {
   /** γ of the final LayerNorm / RMSNorm [d]. */
   gamma: Float32Array
-  /** W_U [vocab, d] (rows are tokens), on the tf backend; the caller disposes it. */
-  unembedding: tf.Tensor2D
+  /** W_Uᵀ [d, vocab] (columns are tokens; stored transposed once, as wasm's matMul with transposeB is ~30× slower), on the tf backend; the caller disposes it. */
+  unembeddingT: tf.Tensor2D
   vocab: number
   d: number
   /** The unembedding is the token embedding (tie_word_embeddings true). */
@@ -55,8 +55,10 @@ export async function readLmHead(checkpoint: CheckpointFolder): Promise<LmHead |
   const gammaT = await weights.tensor(plan.finalNorm, [d])
   const gamma = (await gammaT.data()) as Float32Array
   gammaT.dispose()
-  const unembedding = (await weights.tensor(head, [vocab, d])) as tf.Tensor2D
-  return { gamma, unembedding, vocab, d, tied, names: { gamma: plan.finalNorm, unembedding: head } }
+  const unembedding = await weights.tensor(head, [vocab, d])
+  const unembeddingT = tf.transpose(unembedding) as tf.Tensor2D
+  unembedding.dispose()
+  return { gamma, unembeddingT, vocab, d, tied, names: { gamma: plan.finalNorm, unembedding: head } }
 }
 
 /**
@@ -123,40 +125,41 @@ export async function computeLogitEffects(
   try {
     for (let s = 0; s < n; s += block) {
       const m = Math.min(block, n - s)
-      const effects = tf.tidy(() =>
-        tf.matMul(tf.mul(tf.mul(tf.tensor2d(Wdec.subarray(s * d, (s + m) * d), [m, d]), scale), gamma), head.unembedding, false, true)
-      )
-      const pos = tf.topk(effects, top)
-      const neg = tf.tidy(() => tf.topk(tf.neg(effects), top))
-      const [all, pv, pi, nv, ni] = (await Promise.all([effects.data(), pos.values.data(), pos.indices.data(), neg.values.data(), neg.indices.data()])) as [
-        Float32Array,
-        Float32Array,
-        Int32Array,
-        Float32Array,
-        Int32Array
-      ]
-      tf.dispose([effects, pos.values, pos.indices, neg.values, neg.indices])
-      for (let r = 0; r < m; r++) {
-        const row = all.subarray(r * vocab, (r + 1) * vocab)
-        let lo = Infinity
-        let hi = -Infinity
-        for (const x of row) {
-          if (x < lo) lo = x
-          if (x > hi) hi = x
-        }
-        const counts = new Float32Array(bins)
-        const width = (hi - lo) / bins
-        for (const x of row) counts[width > 0 ? Math.min(bins - 1, Math.floor((x - lo) / width)) : 0]!++
-        out.push({
-          positive: Array.from({ length: top }, (_, j) => ({ token: pi[r * top + j]!, value: pv[r * top + j]! })),
-          negative: Array.from({ length: top }, (_, j) => ({ token: ni[r * top + j]!, value: -nv[r * top + j]! })),
-          histogram: { lo, hi, counts }
-        })
-      }
+      const effects = tf.tidy(() => tf.matMul(tf.mul(tf.mul(tf.tensor2d(Wdec.subarray(s * d, (s + m) * d), [m, d]), scale), gamma), head.unembeddingT))
+      const all = (await effects.data()) as Float32Array
+      effects.dispose()
+      for (let r = 0; r < m; r++) out.push(summarise(all.subarray(r * vocab, (r + 1) * vocab), top, bins))
       opts.onBlock?.(s + m)
     }
   } finally {
     gamma.dispose()
   }
   return out
+}
+
+/** One feature's row of effects [vocab]: the `top` largest and smallest (one pass, sorted insertion) and the histogram. */
+function summarise(row: Float32Array, top: number, bins: number): LogitEffects {
+  const best: { token: number; value: number }[] = []
+  const worst: { token: number; value: number }[] = []
+  let lo = Infinity
+  let hi = -Infinity
+  for (let j = 0; j < row.length; j++) {
+    const x = row[j]!
+    if (x < lo) lo = x
+    if (x > hi) hi = x
+    if (best.length < top || x > best[best.length - 1]!.value) insert(best, { token: j, value: x }, top, (a, b) => a > b)
+    if (worst.length < top || x < worst[worst.length - 1]!.value) insert(worst, { token: j, value: x }, top, (a, b) => a < b)
+  }
+  const counts = new Float32Array(bins)
+  const width = (hi - lo) / bins
+  for (const x of row) counts[width > 0 ? Math.min(bins - 1, Math.floor((x - lo) / width)) : 0]!++
+  return { positive: best, negative: worst, histogram: { lo, hi, counts } }
+}
+
+/** Inserts into a list kept sorted by `before` (ties: the earlier token first) and at most `max` long. */
+function insert(list: { token: number; value: number }[], e: { token: number; value: number }, max: number, before: (a: number, b: number) => boolean): void {
+  let i = list.length
+  while (i > 0 && before(e.value, list[i - 1]!.value)) i--
+  list.splice(i, 0, e)
+  if (list.length > max) list.pop()
 }
