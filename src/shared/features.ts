@@ -78,6 +78,24 @@ export const FeatureExampleViewSchema = z.object({
 })
 export type FeatureExampleView = z.infer<typeof FeatureExampleViewSchema>
 
+/** A token a feature promotes or suppresses: vocabulary id, its text, the effect in logits per unit of activation. */
+export const LogitTokenSchema = z.object({ token: z.number().int().nonnegative(), text: z.string(), value: z.number() })
+export type LogitToken = z.infer<typeof LogitTokenSchema>
+
+/**
+ * A feature's logit effects, W_dec[i] ⊙ γ_final · W_Uᵀ (SAEDashboard's and Neuronpedia's convention: the final
+ * norm's scale only, no centring or normalisation), W_dec[i] in the model's residual units.
+ */
+export const LogitEffectsSchema = z.object({
+  /** The 10 most promoted tokens, largest first. */
+  positive: z.array(LogitTokenSchema),
+  /** The 10 most suppressed tokens, most negative first. */
+  negative: z.array(LogitTokenSchema),
+  /** Every vocabulary token's effect, in equal-width bins from lo to hi. */
+  histogram: z.object({ lo: z.number(), hi: z.number(), counts: z.array(z.number()) })
+})
+export type LogitEffects = z.infer<typeof LogitEffectsSchema>
+
 export const FeatureDetailSchema = z.object({
   setId: z.number().int(),
   ...featureStats,
@@ -85,7 +103,14 @@ export const FeatureDetailSchema = z.object({
   histogram: z.object({ lo: z.number(), hi: z.number(), counts: z.array(z.number()) }).nullable(),
   neighbours: z.array(z.object({ feature: z.number().int(), cosine: z.number() })),
   examples: z.array(FeatureExampleViewSchema),
-  labels: z.array(LabelSchema)
+  labels: z.array(LabelSchema),
+  logitEffects: LogitEffectsSchema.nullable(),
+  /** How the logit effects were computed (tensors read, scale to residual units), or why there are none. */
+  logitEffectsNote: z.string().nullable(),
+  /** Latents by Pearson correlation of activations (zeros included) over the rows the statistics read; null: not computed. */
+  correlations: z.array(z.object({ feature: z.number().int(), r: z.number() })).nullable(),
+  /** The rows the statistics read and whether they were only the held-out windows; null: not recorded. */
+  statsRows: z.object({ rows: z.number().int(), heldOut: z.boolean() }).nullable()
 })
 export type FeatureDetail = z.infer<typeof FeatureDetailSchema>
 

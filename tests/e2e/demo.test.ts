@@ -64,6 +64,37 @@ describe('the demo series in the workstation', () => {
     await page.close()
   })
 
+  it('shows a feature’s logit effects through the demo model’s tied head and its co-activation neighbours', async () => {
+    const sets = (await call('features.sets', {})) as { id: number; step: number | null }[]
+    const last = sets.sort((a, b) => (b.step ?? 0) - (a.step ?? 0))[0]!
+    const busiest = (
+      (await call('features.list', { setId: last.id, dead: false, sort: 'density', descending: true, limit: 1 })) as { rows: { feature: number }[] }
+    ).rows[0]!.feature
+    const { page, errors } = await openPage(w.browser, 1500)
+    await page.goto(`${w.served.url}#/features?set=${last.id}&feature=${busiest}`)
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe(`Feature ${busiest}`)
+    await expect.poll(() => page.locator('[data-testid=logit-effects-positive] li').count()).toBe(10)
+    expect(await page.locator('[data-testid=logit-effects-negative] li').count()).toBe(10)
+    expect(await page.getByTestId('logit-effects').textContent()).toMatch(
+      /W_dec\[i\] ⊙ γfinal · WU .*no centring.*model\.norm\.weight.*model\.embed_tokens\.weight, tied/
+    )
+    const positive = await page.locator('[data-testid=logit-effects-positive] li .muted').allTextContents()
+    const values = positive.map(Number)
+    expect(values).toEqual([...values].sort((a, b) => b - a))
+    expect(await page.locator('[data-testid=logit-histogram] canvas').count()).toBe(1)
+    expect(await page.getByTestId('feature-correlations').textContent()).toMatch(
+      /Pearson r of the activations \(zeros included\) over the [\d,]+ held-out rows/
+    )
+    await expect.poll(() => page.locator('[data-testid^=correlation-]').count()).toBeGreaterThan(0)
+    await page.screenshot({ path: join(SCREENSHOTS, 'demo-feature-logit-effects.png'), fullPage: true })
+    const neighbour = page.locator('[data-testid^=correlation-]').first()
+    const target = (await neighbour.getAttribute('data-testid'))!.replace('correlation-', '')
+    await neighbour.click()
+    await expect.poll(() => page.locator('[data-testid=feature-dashboard] h2').textContent()).toBe(`Feature ${target}`)
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
   it('explores one feature’s drift, compares formation curves and splits formation by label', async () => {
     // Label the final checkpoint's first 40 live features, as a researcher would with the keyboard.
     const sets = (await call('features.sets', {})) as { id: number; step: number | null; layer: number | null }[]

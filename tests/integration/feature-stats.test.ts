@@ -8,8 +8,10 @@ import { harvest } from '../../src/core/lm/harvest'
 import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
 import { initBackend } from '../../src/core/tf/backend'
-import { tinyModels } from '../fixtures/tiny-models'
-import { tempDir } from '../helpers'
+import { execFileSync } from 'node:child_process'
+import { CheckpointFolder } from '../../src/core/lm/checkpoint'
+import { PYTHON, tinyModels } from '../fixtures/tiny-models'
+import { REPO, tempDir } from '../helpers'
 
 const never = { signal: new AbortController().signal, progress: () => {} }
 
@@ -152,5 +154,57 @@ describe('feature statistics', () => {
       }
     }
     for (const f of r.features) for (const e of f.examples) expect(heldTexts.has(e.tokens.map((x) => r.tokens[x]).join('|'))).toBe(true)
+  }, 120_000)
+
+  it('stores logit effects through the checkpoint’s head in residual units, and neighbours by activation correlation', async () => {
+    const model = join(t.dir, 'model')
+    const r = await computeFeatureStats({ sae, activations: store, paperExamples: 5, topN: 4, rows: 'all', checkpoint: model }, never)
+    // The SAE encodes x·√d/‖x‖ (constant_norm_rescale): one unit of its output is ‖x‖/√d residual units, here the mean over the rows read.
+    const s = await ActivationStore.open(store)
+    const d = 64
+    let norms = 0
+    for (let sh = 0; sh < s.manifest.shards.length; sh++) {
+      const { acts } = await s.readShard(sh)
+      for (let row = 0; row < acts.length / d; row++) norms += Math.hypot(...acts.subarray(row * d, (row + 1) * d))
+    }
+    const scale = norms / s.rows / Math.sqrt(d)
+    expect(r.logitNote).toContain(`W_dec[i] × ${scale.toPrecision(4)}`)
+    expect(r.logitNote).toMatch(/γ \(model\.norm\.weight\) · W_Uᵀ \(model\.embed_tokens\.weight, tied to the token embedding\)/)
+    const w = (await Sae.load(sae)).weights
+    const rows = [0, 1, 2, 3].map((i) => Array.from(w.W_dec.subarray(i * d, (i + 1) * d)))
+    const ref = JSON.parse(
+      execFileSync(PYTHON, [join(REPO, 'tests/fixtures/logit_effects_ref.py')], {
+        input: JSON.stringify({ kind: 'logit', model, w_dec: rows, scale, bins: 40 })
+      }).toString()
+    ) as { effects: number[][] }
+    const tokenizer = CheckpointFolder.open(model).tokenizer()
+    for (let i = 0; i < 4; i++) {
+      const e = ref.effects[i]!
+      const best = e.map((v, j) => [v, j] as const).sort((a, b) => b[0] - a[0])
+      const got = r.features[i]!.logitEffects!
+      expect(got.positive.map((x) => x.token)).toEqual(best.slice(0, 10).map(([, j]) => j))
+      expect(got.negative.map((x) => x.token)).toEqual(
+        best
+          .slice(-10)
+          .reverse()
+          .map(([, j]) => j)
+      )
+      for (const x of [...got.positive, ...got.negative]) {
+        expect(x.value).toBeCloseTo(e[x.token]!, 4)
+        expect(r.tokens[x.text]).toBe(tokenizer.tokenText(x.token))
+      }
+      expect(Array.from(got.histogram.counts).reduce((a, b) => a + b, 0)).toBe(e.length)
+    }
+    // Correlation neighbours: other latents, positive r, best first; a dead latent has none.
+    for (const f of r.features) {
+      const c = f.correlations!
+      expect(c.every((x, q) => x.feature !== f.feature && x.r > 0 && x.r <= 1 + 1e-9 && (q === 0 || c[q - 1]!.r >= x.r))).toBe(true)
+      if (f.dead) expect(c).toEqual([])
+    }
+    expect(r.features.filter((f) => f.correlations!.length === 10).length).toBeGreaterThan(10)
+    // An SAE-only checkpoint has no head: the statistics stand, with a note.
+    const only = await computeFeatureStats({ sae, activations: store, maxRows: 200, checkpoint: null }, never)
+    expect(only.logitNote).toMatch(/SAE-only checkpoint .* has no head/)
+    expect(only.features.every((f) => f.logitEffects === null)).toBe(true)
   }, 120_000)
 })

@@ -74,9 +74,10 @@ describe('saes.quality', () => {
         backend: null
       })
       p!.features.writeSaeSet(
-        { name: `step ${step} · layer 2`, saeId: sae.id, checkpointId: c.id, layer: 2, ...(s === 0 ? { rows: { count: 6400, heldOutOnly: true } } : {}) },
+        { name: `step ${step} · layer 2`, saeId: sae.id, checkpointId: c.id, layer: 2 },
         ['a'],
-        records(densities)
+        records(densities),
+        s === 0 ? { logitNote: null, rows: 6400, heldOut: true } : undefined
       )
       return { step, densities }
     })

@@ -55,7 +55,11 @@ const detail = (setId: number, feature: number, labels: Label[] = []): FeatureDe
   histogram: null,
   neighbours: [],
   examples: [],
-  labels
+  labels,
+  logitEffects: null,
+  logitEffectsNote: null,
+  correlations: null,
+  statsRows: null
 })
 const label = (setId: number, feature: number, annotator: string, category: string | null): Label => ({
   setId,

@@ -21,6 +21,8 @@ interface StatsItem {
   layer: number
   sae: string
   activations: string
+  /** The checkpoint folder whose head gives the logit effects; null: SAE-only (no weights). */
+  checkpoint: string | null
 }
 
 interface StatsInput {
@@ -41,8 +43,9 @@ const SetReadySchema = z.object({
   checkpointId: z.number().int(),
   step: z.number().int(),
   layer: z.number().int(),
-  rows: z.number().int().nonnegative(),
-  heldOutOnly: z.boolean()
+  logitNote: z.string().nullable(),
+  rows: z.number().int(),
+  heldOut: z.boolean()
 })
 type SetReady = z.infer<typeof SetReadySchema>
 
@@ -73,7 +76,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           )
         }
         if (!store) throw new UserError(`Step ${s.step} has an SAE but no layer-${s.layer} activations to compute statistics on.`)
-        return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path }
+        const checkpoint = checkpoints.find((c) => c.id === s.checkpointId)?.path ?? null
+        return { saeId: s.id, checkpointId: s.checkpointId, step: s.step, layer: s.layer, sae: s.path, activations: store.path, checkpoint }
       })
     }
   },
@@ -106,7 +110,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           topN: r.topN,
           maxRows: r.maxRows,
           language: r.language,
-          languageThreshold: r.languageThreshold
+          languageThreshold: r.languageThreshold,
+          checkpoint: item.checkpoint
         },
         {
           signal: ctx.signal,
@@ -126,8 +131,9 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
         checkpointId: item.checkpointId,
         step: item.step,
         layer: item.layer,
+        logitNote: stats.logitNote,
         rows: stats.rows,
-        heldOutOnly: stats.heldOutOnly
+        heldOut: stats.heldOutOnly
       } satisfies SetReady)
       sets.push({ step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
     }
@@ -143,11 +149,11 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
           name: featureSetName(ready.step, ready.layer),
           saeId: ready.saeId,
           checkpointId: ready.checkpointId,
-          layer: ready.layer,
-          rows: { count: ready.rows, heldOutOnly: ready.heldOutOnly }
+          layer: ready.layer
         },
         set.tokens,
-        set.records
+        set.records,
+        { logitNote: ready.logitNote, rows: ready.rows, heldOut: ready.heldOut }
       )
     } finally {
       set.close()

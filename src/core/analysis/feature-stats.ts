@@ -1,7 +1,8 @@
 // Feature statistics for one SAE over an activation store: density, max and mean activation, a 50-bin
 // log-spaced histogram, examples (Inaba et al.'s sampler, top-N by activation, and samples from
 // activation intervals, each with the whole context's per-token activations), the 10 nearest features by
-// decoder cosine, and the language of each feature.
+// decoder cosine and by activation correlation, the language of each feature, and the tokens each feature
+// promotes and suppresses through the checkpoint's head (logit effects).
 import * as tf from '@tensorflow/tfjs-core'
 import { EXAMPLE_INTERVALS, UserError } from '../../shared/api'
 import { ActivationStore, heldOutMasks, sequencesOf, type StoreSequence as Sequence } from '../io/activation-store'
@@ -10,8 +11,11 @@ import { JobCancelled } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { Sae } from '../sae/sae'
 import { unitRows } from '../sae/topk'
-import type { FeatureRecord, StoredExample } from '../store/feature-blobs'
+import type { FeatureRecord, StoredExample, StoredLogitEffects } from '../store/feature-blobs'
+import { CheckpointFolder } from '../lm/checkpoint'
+import { activationCorrelations, SparseRowsBuilder } from './correlations'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
+import { accumulateRowScales, computeLogitEffects, readLmHead, residualUnitFactor } from './logit-effects'
 import { TopN } from './top-n'
 
 export interface FeatureStatsOptions {
@@ -36,6 +40,13 @@ export interface FeatureStatsOptions {
   languageThreshold?: number
   /** 'held-out' (default): only the context windows SAE training never saw; 'all': every row. */
   rows?: 'held-out' | 'all'
+  /** Neighbours by activation correlation per feature (default 10). */
+  correlations?: number
+  /**
+   * The SAE's checkpoint folder, whose head gives the logit effects; null: an SAE-only checkpoint (no weights);
+   * undefined: not asked for.
+   */
+  checkpoint?: string | null
 }
 
 export interface FeatureStatsResult {
@@ -46,9 +57,13 @@ export interface FeatureStatsResult {
   tokens: string[]
   rows: number
   sequences: number
+  /** How the logit effects were computed (tensors, scale), or why there are none. */
+  logitNote: string | null
 }
 
 const HIST_BINS = 50
+const LOGIT_TOP = 10
+const LOGIT_BINS = 40
 const BATCH_ROWS = 2048
 
 export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobContext): Promise<FeatureStatsResult> {
@@ -75,7 +90,8 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   /** Visits the store's sequences in file order with their sparse codes (k pairs per row, as wide as the block needs). */
   async function scan(
     visit: (seq: Sequence, v: Float32Array, i: Int32Array, k: number, tokens: Int32Array, codeStart: number, docs: Int32Array) => void,
-    pass: string
+    pass: string,
+    onBlock?: (block: Float32Array, count: number) => void
   ): Promise<{ rows: number; sequences: number }> {
     let rows = 0
     let sequences = 0
@@ -98,6 +114,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           offsets.push(o)
           o += sq.length
         }
+        onBlock?.(block, count)
         const codes = await sae.encodeRows(block, count)
         for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, codes.width, shard.token, offsets[q - b]!, shard.doc)
         rows += count
@@ -112,22 +129,31 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   }
 
   try {
-    // Pass 1: firing counts, sums and maxima.
+    // Pass 1: firing counts, sums and maxima; the sparse codes (for correlations) and the row scales (for the
+    // logit effects' residual units).
     const count = new Float64Array(n)
     const sum = new Float64Array(n)
     const max = new Float32Array(n)
-    const { rows, sequences } = await scan((seq, v, i, k, _tokens, codeStart) => {
-      for (let r = codeStart; r < codeStart + seq.length; r++) {
-        for (let j = 0; j < k; j++) {
-          const a = v[r * k + j]!
-          if (a <= 0) continue
-          const f = i[r * k + j]!
-          count[f]!++
-          sum[f]! += a
-          if (a > max[f]!) max[f] = a
+    const codesRead = new SparseRowsBuilder()
+    const rowScales = { sumNorm: 0, sumStd: 0, count: 0 }
+    const perToken = !['none', 'constant'].includes(sae.rule.scaling.kind)
+    const { rows, sequences } = await scan(
+      (seq, v, i, k, _tokens, codeStart) => {
+        for (let r = codeStart; r < codeStart + seq.length; r++) {
+          codesRead.addRow(v, i, r * k, k)
+          for (let j = 0; j < k; j++) {
+            const a = v[r * k + j]!
+            if (a <= 0) continue
+            const f = i[r * k + j]!
+            count[f]!++
+            sum[f]! += a
+            if (a > max[f]!) max[f] = a
+          }
         }
-      }
-    }, 'statistics')
+      },
+      'statistics',
+      perToken ? (block, c) => accumulateRowScales(block, c, d, rowScales) : undefined
+    )
     if (rows === 0) throw new UserError(`${opts.activations} holds no rows.`)
 
     // Pass 2: histograms and examples, sequence by sequence.
@@ -200,7 +226,21 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     }
     tf.dispose([unit, unitT])
 
+    ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: 'neighbours by activation correlation' })
+    const correlated = activationCorrelations(codesRead.build(), n, opts.correlations ?? 10)
+    if (ctx.signal.aborted) throw new JobCancelled()
+
     const texts = [...tokenIndex.keys()].map((id) => store.tokenText(id))
+    const logit = opts.checkpoint === undefined ? null : await logitEffectsOf(opts.checkpoint, residualUnitFactor(sae.rule.scaling, rowScales))
+    const logitNote = opts.checkpoint === undefined ? null : logit!.note
+    // Logit tokens join the set's token table (the example tokens keep their indices).
+    const logitText = (id: number): number => {
+      if (!tokenIndex.has(id)) {
+        tokenIndex.set(id, tokenIndex.size)
+        texts.push(logit!.text(id))
+      }
+      return tokenIndex.get(id)!
+    }
     const language = opts.language ?? { rule: 'paper' }
     const langThreshold = opts.languageThreshold ?? 0.9
     const rule = language.rule === 'script' ? scriptRule(language.scripts, 'other') : PAPER_RULE
@@ -236,11 +276,72 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
         topTokens: topTokens.slice(0, 20).join(' '),
         histogram: count[f]! > 0 ? h : null,
         neighbours: near[f]!,
-        examples
+        examples,
+        correlations: correlated[f]!,
+        logitEffects: logit?.effects ? storedLogit(logit.effects[f]!, logitText) : null
       })
     }
-    return { heldOutOnly, features, tokens: texts, rows, sequences }
+    return { heldOutOnly, features, tokens: texts, rows, sequences, logitNote }
   } finally {
     sae.dispose()
   }
+
+  /**
+   * Every feature's logit effects through the head of the checkpoint in `folder` (null: SAE-only), with W_dec scaled
+   * by `scale` to residual units, and the token texts from its tokenizer (the store's table when it has none).
+   * A checkpoint without a head or that cannot be read gives a note saying so instead: the statistics stand without.
+   */
+  async function logitEffectsOf(
+    folder: string | null,
+    scale: number
+  ): Promise<{ effects: Awaited<ReturnType<typeof computeLogitEffects>> | null; note: string; text: (id: number) => string }> {
+    const fallback = (id: number): string => store.tokenText(id)
+    if (folder === null)
+      return { effects: null, note: 'An SAE-only checkpoint (no weights registered) has no head to read logit effects from.', text: fallback }
+    let checkpoint: CheckpointFolder | null = null
+    try {
+      checkpoint = CheckpointFolder.open(folder)
+      const head = await readLmHead(checkpoint)
+      if ('absent' in head) return { effects: null, note: head.absent, text: fallback }
+      let text = fallback
+      try {
+        const tokenizer = checkpoint.tokenizer()
+        text = (id) => tokenizer.tokenText(id)
+      } catch (err) {
+        if (!(err instanceof UserError)) throw err
+      }
+      try {
+        const effects = await computeLogitEffects(sae.weights.W_dec, n, head, {
+          scale,
+          top: LOGIT_TOP,
+          bins: LOGIT_BINS,
+          onBlock: (done) => ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: `logit effects: ${done} / ${n}` })
+        })
+        const scaled = scale === 1 ? '' : ` × ${scale.toPrecision(4)} (${scaleWhy(sae.rule.scaling.kind)})`
+        const note =
+          `W_dec[i]${scaled} ⊙ γ (${head.names.gamma}) · W_Uᵀ (${head.names.unembedding}${head.tied ? ', tied to the token embedding' : ''}), ` +
+          `${head.vocab.toLocaleString('en')} tokens`
+        return { effects, note, text }
+      } finally {
+        head.unembeddingT.dispose()
+      }
+    } catch (err) {
+      if (err instanceof UserError) return { effects: null, note: `No logit effects: ${err.message}`, text: fallback }
+      throw err
+    } finally {
+      await checkpoint?.close()
+    }
+  }
+}
+
+/** Why W_dec is scaled to residual units, by the SAE's input scaling. */
+function scaleWhy(kind: string): string {
+  if (kind === 'constant') return 'undoing the constant input scaling'
+  if (kind === 'layer_norm' || kind === 'std_layer_norm') return 'the mean per-token std the input layer norm divides by, over the rows read'
+  return 'the mean token norm over the rows read, undoing the per-token norm scaling'
+}
+
+function storedLogit(e: Awaited<ReturnType<typeof computeLogitEffects>>[number], textOf: (id: number) => number): StoredLogitEffects {
+  const token = (t: { token: number; value: number }): StoredLogitEffects['positive'][number] => ({ token: t.token, text: textOf(t.token), value: t.value })
+  return { positive: e.positive.map(token), negative: e.negative.map(token), histogram: e.histogram }
 }

@@ -124,6 +124,7 @@ function featureRow(
   createdAt: string
 ): Record<string, unknown> {
   const h = d.histogram
+  const lh = d.logitEffects?.histogram
   const edge = (i: number, n: number): number => h!.lo * (h!.hi / h!.lo) ** (i / n)
   return {
     modelId: ids.modelId,
@@ -145,19 +146,20 @@ function featureRow(
     correlated_neurons_indices: [],
     correlated_neurons_pearson: [],
     correlated_neurons_l1: [],
-    correlated_features_indices: [],
-    correlated_features_pearson: [],
+    correlated_features_indices: d.correlations?.map((x) => x.feature) ?? [],
+    correlated_features_pearson: d.correlations?.map((x) => x.r) ?? [],
     correlated_features_l1: [],
-    neg_str: [],
-    neg_values: [],
-    pos_str: [],
-    pos_values: [],
+    neg_str: d.logitEffects?.negative.map((t) => t.text) ?? [],
+    neg_values: d.logitEffects?.negative.map((t) => t.value) ?? [],
+    pos_str: d.logitEffects?.positive.map((t) => t.text) ?? [],
+    pos_values: d.logitEffects?.positive.map((t) => t.value) ?? [],
     frac_nonzero: d.density ?? 0,
     // Bar heights and the centre of each (log-spaced) activation bin.
     freq_hist_data_bar_heights: h ? h.counts : [],
     freq_hist_data_bar_values: h ? h.counts.map((_, i) => Math.sqrt(edge(i, h.counts.length) * edge(i + 1, h.counts.length))) : [],
-    logits_hist_data_bar_heights: [],
-    logits_hist_data_bar_values: [],
+    // The logit effects over the vocabulary: bar heights and the centre of each (equal-width) bin.
+    logits_hist_data_bar_heights: lh ? lh.counts : [],
+    logits_hist_data_bar_values: lh ? lh.counts.map((_, i) => lh.lo + ((i + 0.5) * (lh.hi - lh.lo)) / lh.counts.length) : [],
     decoder_weights_dist: []
   }
 }

@@ -2,14 +2,14 @@
 // A paper-scale set (65,536 features, ~80 examples each) is far too large for one message on the job channel,
 // so the worker writes it here record by record and the host reads it back record by record inside the
 // transaction that stores it: neither side holds more than one feature's record beyond the token table.
-// Layout: "FTFS1\n", then length-prefixed (u32 LE) parts: a JSON header, and per feature a JSON record, its
-// histogram (f32) and its examples blob (feature-blobs.ts).
+// Layout: "FTFS2\n", then length-prefixed (u32 LE) parts: a JSON header, and per feature a JSON record, its
+// histogram (f32), its examples blob and its logit-effects blob as feature-blobs.ts encodes them (empty: none).
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
 import { z } from 'zod'
 import { FeatureDetailSchema, UserError } from '../../shared/api'
-import { decodeExamples, encodeExamples, type FeatureRecord } from '../store/feature-blobs'
+import { decodeExamples, decodeLogitEffects, encodeExamples, encodeLogitEffects, type FeatureRecord } from '../store/feature-blobs'
 
-const MAGIC = Buffer.from('FTFS1\n')
+const MAGIC = Buffer.from('FTFS2\n')
 
 const HeaderSchema = z.object({ tokens: z.array(z.string()), features: z.number().int().nonnegative() })
 
@@ -22,7 +22,8 @@ const RecordSchema = FeatureDetailSchema.pick({
   dead: true,
   langClass: true,
   langCounts: true,
-  neighbours: true
+  neighbours: true,
+  correlations: true
 }).extend({
   topTokens: z.string()
 })
@@ -42,11 +43,12 @@ export function writeFeatureSetFile(file: string, tokens: string[], features: It
     }
     write([MAGIC, ...part(Buffer.from(JSON.stringify({ tokens, features: count })))])
     for (const f of features) {
-      const { histogram, examples, ...meta } = f
+      const { histogram, examples, logitEffects, ...meta } = f
       write([
-        ...part(Buffer.from(JSON.stringify(meta))),
+        ...part(Buffer.from(JSON.stringify({ ...meta, correlations: meta.correlations ?? null }))),
         ...part(histogram ? Buffer.from(histogram.buffer, histogram.byteOffset, histogram.byteLength) : Buffer.alloc(0)),
-        ...part(encodeExamples(examples))
+        ...part(encodeExamples(examples)),
+        ...part(logitEffects ? encodeLogitEffects(logitEffects) : Buffer.alloc(0))
       ])
     }
   } finally {
@@ -88,7 +90,9 @@ export function readFeatureSetFile(file: string): { tokens: string[]; features: 
         const meta = json(RecordSchema, `record ${i}`)
         const h = next()
         const histogram = h.byteLength ? new Float32Array(h.buffer.slice(h.byteOffset, h.byteOffset + h.byteLength)) : null
-        yield { ...meta, histogram, examples: decodeExamples(next()) }
+        const examples = decodeExamples(next())
+        const logit = next()
+        yield { ...meta, histogram, examples, logitEffects: logit.byteLength ? decodeLogitEffects(logit) : null }
       }
     }
     return { tokens: header.tokens, features: header.features, records: records(), close }

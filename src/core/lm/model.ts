@@ -138,6 +138,8 @@ export interface WeightPlan {
   /** Per block, in block order. */
   blocks: WeightEntry[][]
   embedding: string
+  /** The final norm's scale γ [d] (final LayerNorm or RMSNorm), applied before the LM head. */
+  finalNorm: string
   /** LM head weights: part of the model, never used for the residual stream. */
   head: string[]
   /** Non-parameter buffers old conversions carry (causal masks, rotary inv_freq): ignored on purpose. */
@@ -153,6 +155,7 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
       return {
         prefix: p,
         embedding: `${p}embed_in.weight`,
+        finalNorm: `${p}final_layer_norm.weight`,
         global: [
           { name: `${p}embed_in.weight`, shape: [s.vocab, d] },
           { name: `${p}final_layer_norm.weight`, shape: [d] },
@@ -191,6 +194,7 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
       return {
         prefix: p,
         embedding: `${p}embed_tokens.weight`,
+        finalNorm: `${p}norm.weight`,
         global: [
           { name: `${p}embed_tokens.weight`, shape: [s.vocab, d] },
           { name: `${p}norm.weight`, shape: [d] }
@@ -221,6 +225,7 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
       return {
         prefix: p,
         embedding: `${p}wte.weight`,
+        finalNorm: `${p}ln_f.weight`,
         global: [
           { name: `${p}wte.weight`, shape: [s.vocab, d] },
           { name: `${p}wpe.weight`, shape: [s.maxPositions!, d] },

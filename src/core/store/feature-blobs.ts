@@ -61,12 +61,66 @@ export interface FeatureRecord {
   /** Pairs of (feature, cosine). */
   neighbours: { feature: number; cosine: number }[]
   examples: StoredExample[]
+  /** Tokens the decoder row promotes and suppresses through the model's head (analysis/logit-effects.ts); null: none. */
+  logitEffects?: StoredLogitEffects | null
+  /** Latents whose activations correlate most with this one's (analysis/correlations.ts); null: not computed. */
+  correlations?: { feature: number; r: number }[] | null
+}
+
+/** A logit-effect token: vocabulary id, index into the set's token table (its text), effect in logits. */
+export interface StoredLogitToken {
+  token: number
+  text: number
+  value: number
+}
+
+export interface StoredLogitEffects {
+  positive: StoredLogitToken[]
+  negative: StoredLogitToken[]
+  /** Equal-width bins of every vocabulary token's effect between lo and hi. */
+  histogram: { lo: number; hi: number; counts: Float32Array }
+}
+
+/** Logit effects as one blob: u32 [positive, negative, bins], f32 [lo, hi], per token u32 id, u32 text, f32 value, then f32 counts. */
+export function encodeLogitEffects(e: StoredLogitEffects): Buffer {
+  const tokens = [...e.positive, ...e.negative]
+  const b = Buffer.alloc(20 + 12 * tokens.length + 4 * e.histogram.counts.length)
+  b.writeUInt32LE(e.positive.length, 0)
+  b.writeUInt32LE(e.negative.length, 4)
+  b.writeUInt32LE(e.histogram.counts.length, 8)
+  b.writeFloatLE(e.histogram.lo, 12)
+  b.writeFloatLE(e.histogram.hi, 16)
+  let o = 20
+  for (const t of tokens) {
+    b.writeUInt32LE(t.token, o)
+    b.writeUInt32LE(t.text, o + 4)
+    b.writeFloatLE(t.value, o + 8)
+    o += 12
+  }
+  for (const c of e.histogram.counts) o = b.writeFloatLE(c, o)
+  return b
+}
+
+export function decodeLogitEffects(b: Buffer): StoredLogitEffects {
+  const [np, nn, bins] = [b.readUInt32LE(0), b.readUInt32LE(4), b.readUInt32LE(8)]
+  const token = (i: number): StoredLogitToken => ({ token: b.readUInt32LE(20 + 12 * i), text: b.readUInt32LE(24 + 12 * i), value: b.readFloatLE(28 + 12 * i) })
+  const at = 20 + 12 * (np + nn)
+  return {
+    positive: Array.from({ length: np }, (_, i) => token(i)),
+    negative: Array.from({ length: nn }, (_, i) => token(np + i)),
+    histogram: { lo: b.readFloatLE(12), hi: b.readFloatLE(16), counts: Float32Array.from({ length: bins }, (_, i) => b.readFloatLE(at + 4 * i)) }
+  }
+}
+
+/** Pairs (feature, value) as f32 [feature, value, feature, value, …] (exact for feature ids below 2^24). */
+export function encodePairs(pairs: { feature: number; value: number }[]): Buffer {
+  const a = new Float32Array(pairs.length * 2)
+  pairs.forEach((x, i) => ((a[2 * i] = x.feature), (a[2 * i + 1] = x.value)))
+  return Buffer.from(a.buffer)
 }
 
 /** A feature record as the feature table's columns after set_id, in order. */
 export function featureColumns(f: FeatureRecord): unknown[] {
-  const nb = new Float32Array(f.neighbours.length * 2)
-  f.neighbours.forEach((x, i) => ((nb[2 * i] = x.feature), (nb[2 * i + 1] = x.cosine)))
   return [
     f.feature,
     f.density,
@@ -77,7 +131,9 @@ export function featureColumns(f: FeatureRecord): unknown[] {
     f.langCounts ? JSON.stringify(f.langCounts) : null,
     f.topTokens,
     f.histogram ? Buffer.from(f.histogram.buffer, f.histogram.byteOffset, f.histogram.byteLength) : null,
-    Buffer.from(nb.buffer),
-    encodeExamples(f.examples)
+    encodePairs(f.neighbours.map((x) => ({ feature: x.feature, value: x.cosine }))),
+    encodeExamples(f.examples),
+    f.logitEffects ? encodeLogitEffects(f.logitEffects) : null,
+    f.correlations ? encodePairs(f.correlations.map((x) => ({ feature: x.feature, value: x.r }))) : null
   ]
 }

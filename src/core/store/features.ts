@@ -5,7 +5,7 @@ import type { FeatureDetail, FeatureExampleView, FeatureListQuery, FeatureSetInf
 import { DENSE_DENSITY, EXAMPLE_INTERVALS, UserError } from '../../shared/api'
 import { Rng } from '../random'
 import type { Db } from './database'
-import { decodeExamples, featureColumns, floats, type FeatureRecord } from './feature-blobs'
+import { decodeExamples, decodeLogitEffects, featureColumns, floats, type FeatureRecord } from './feature-blobs'
 import type { LabelRepository } from './labels'
 import { storedJson } from './stored-json'
 
@@ -56,6 +56,16 @@ interface FeatureRow {
   histogram: Buffer | null
   neighbours: Buffer | null
   examples: Buffer | null
+  logit_effects: Buffer | null
+  correlations: Buffer | null
+}
+
+/** What the statistics job records about a set beside its features (migration 12). */
+export interface SetStatsNotes {
+  /** How the logit effects were computed, or why there are none. */
+  logitNote: string | null
+  rows: number
+  heldOut: boolean
 }
 
 const SET_SELECT = `SELECT s.*, c.step, (sae.superseded_at IS NOT NULL) AS superseded,
@@ -130,8 +140,9 @@ export class FeatureRepository {
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
       tokens.forEach((t, i) => tok.run(id, i, t))
       const ins = this.db.prepare(
-        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples,
+           logit_effects, correlations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
       )
       let count = 0
       for (const f of features) {
@@ -155,38 +166,37 @@ export class FeatureRepository {
    * label event stay. Features the new statistics lack (never, for the same SAE) are kept, not deleted.
    */
   writeSaeSet(
-    info: { name: string; saeId: number; checkpointId: number; layer: number; rows?: { count: number; heldOutOnly: boolean } },
+    info: { name: string; saeId: number; checkpointId: number; layer: number },
     tokens: string[],
-    features: Iterable<FeatureRecord>
+    features: Iterable<FeatureRecord>,
+    notes?: SetStatsNotes
   ): FeatureSetInfo {
+    const existing = this.setOfSae(info.saeId)
     return this.db.transaction(() => {
-      const { rows, ...set } = info
-      const written = this.writeSaeSetFeatures(set, tokens, features)
-      // Densities are fractions of these rows: the SAE panel says over which tokens.
-      if (rows) this.db.prepare('UPDATE feature_set SET stat_rows = ?, stat_held_out = ? WHERE id = ?').run(rows.count, rows.heldOutOnly ? 1 : 0, written.id)
-      return written
+      const set = existing ? this.updateSaeSet(existing.id, info, tokens, features) : this.createSet({ ...info, source: 'sae' }, tokens, features)
+      if (notes) {
+        this.db
+          .prepare('UPDATE feature_set SET logit_note = ?, stats_rows = ?, stats_held_out = ? WHERE id = ?')
+          .run(notes.logitNote, notes.rows, notes.heldOut ? 1 : 0, set.id)
+      }
+      return set
     })()
   }
 
-  private writeSaeSetFeatures(
-    info: { name: string; saeId: number; checkpointId: number; layer: number },
-    tokens: string[],
-    features: Iterable<FeatureRecord>
-  ): FeatureSetInfo {
-    const existing = this.setOfSae(info.saeId)
-    if (!existing) return this.createSet({ ...info, source: 'sae' }, tokens, features)
+  private updateSaeSet(id: number, info: { checkpointId: number; layer: number }, tokens: string[], features: Iterable<FeatureRecord>): FeatureSetInfo {
     return this.db.transaction(() => {
-      const id = existing.id
       this.db.prepare('DELETE FROM set_token WHERE set_id = ?').run(id)
       const tok = this.db.prepare('INSERT INTO set_token (set_id, idx, text) VALUES (?, ?, ?)')
       tokens.forEach((t, i) => tok.run(id, i, t))
       this.tokenCache.delete(id)
       const upsert = this.db.prepare(
-        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO feature (set_id, feature, density, max_act, mean_act, dead, lang_class, lang_counts, top_tokens, histogram, neighbours, examples,
+           logit_effects, correlations)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (set_id, feature) DO UPDATE SET density = excluded.density, max_act = excluded.max_act, mean_act = excluded.mean_act,
            dead = excluded.dead, lang_class = excluded.lang_class, lang_counts = excluded.lang_counts, top_tokens = excluded.top_tokens,
-           histogram = excluded.histogram, neighbours = excluded.neighbours, examples = excluded.examples`
+           histogram = excluded.histogram, neighbours = excluded.neighbours, examples = excluded.examples,
+           logit_effects = excluded.logit_effects, correlations = excluded.correlations`
       )
       for (const f of features) upsert.run(id, ...featureColumns(f))
       const count = (this.db.prepare('SELECT count(*) AS n FROM feature WHERE set_id = ?').get(id) as { n: number }).n
@@ -296,6 +306,19 @@ export class FeatureRepository {
     const texts = this.tokenTexts(setId)
     const nb = floats(r.neighbours)
     const hist = floats(r.histogram)
+    const corr = r.correlations ? floats(r.correlations) : null
+    const logit = r.logit_effects ? decodeLogitEffects(r.logit_effects) : null
+    const notes = this.db.prepare('SELECT source, logit_note, stats_rows, stats_held_out FROM feature_set WHERE id = ?').get(setId) as {
+      source: 'sae' | 'import'
+      logit_note: string | null
+      stats_rows: number | null
+      stats_held_out: number | null
+    }
+    const logitToken = (t: { token: number; text: number; value: number }): { token: number; text: string; value: number } => ({
+      token: t.token,
+      text: texts[t.text] ?? `<${t.token}>`,
+      value: t.value
+    })
     const examples: FeatureExampleView[] = (r.examples ? decodeExamples(r.examples) : []).map((e) => ({
       sampler: e.sampler,
       tokens: e.tokens.map((i) => texts[i] ?? '?'),
@@ -316,7 +339,23 @@ export class FeatureRepository {
       histogram: hist.length ? { lo: hist[0]!, hi: hist[1]!, counts: hist.slice(2) } : null,
       neighbours: Array.from({ length: nb.length / 2 }, (_, i) => ({ feature: nb[2 * i]!, cosine: nb[2 * i + 1]! })),
       examples,
-      labels: this.labels.labels(setId, feature)
+      labels: this.labels.labels(setId, feature),
+      logitEffects: logit
+        ? {
+            positive: logit.positive.map(logitToken),
+            negative: logit.negative.map(logitToken),
+            histogram: { lo: logit.histogram.lo, hi: logit.histogram.hi, counts: Array.from(logit.histogram.counts) }
+          }
+        : null,
+      logitEffectsNote:
+        notes.logit_note ??
+        (r.logit_effects
+          ? null
+          : notes.source === 'import'
+            ? 'An imported feature-example set has no decoder rows, so no logit effects.'
+            : 'These statistics were computed before FeatureTrace stored logit effects: recompute the feature statistics.'),
+      correlations: corr ? Array.from({ length: corr.length / 2 }, (_, i) => ({ feature: corr[2 * i]!, r: corr[2 * i + 1]! })) : null,
+      statsRows: notes.stats_rows === null ? null : { rows: notes.stats_rows, heldOut: notes.stats_held_out === 1 }
     }
   }
 
@@ -329,11 +368,11 @@ export class FeatureRepository {
   quality(layer: number, width = 0.2): SaeQuality[] {
     const sets = this.db
       .prepare(
-        `SELECT s.id AS set_id, s.sae_id, s.checkpoint_id, c.step, s.stat_rows, s.stat_held_out FROM feature_set s
+        `SELECT s.id AS set_id, s.sae_id, s.checkpoint_id, c.step, s.stats_rows, s.stats_held_out FROM feature_set s
          JOIN sae ON sae.id = s.sae_id AND sae.superseded_at IS NULL JOIN checkpoint c ON c.id = s.checkpoint_id
          WHERE s.source = 'sae' AND s.layer = ? ORDER BY c.step`
       )
-      .all(layer) as { set_id: number; sae_id: number; checkpoint_id: number; step: number; stat_rows: number | null; stat_held_out: number | null }[]
+      .all(layer) as { set_id: number; sae_id: number; checkpoint_id: number; step: number; stats_rows: number | null; stats_held_out: number | null }[]
     const densities = this.db.prepare('SELECT density, dead FROM feature WHERE set_id = ?')
     const read = sets.map((s) => ({ s, rows: densities.all(s.set_id) as { density: number | null; dead: number }[] }))
     const logs = read.map(({ rows }) => rows.filter((r) => r.dead === 0 && (r.density ?? 0) > 0).map((r) => Math.log10(r.density!)))
@@ -353,8 +392,8 @@ export class FeatureRepository {
         dead: rows.filter((r) => r.dead === 1).length,
         dense: rows.filter((r) => (r.density ?? 0) > DENSE_DENSITY).length,
         denseThreshold: DENSE_DENSITY,
-        rows: s.stat_rows,
-        heldOutOnly: s.stat_held_out === null ? null : s.stat_held_out === 1,
+        rows: s.stats_rows,
+        heldOutOnly: s.stats_held_out === null ? null : s.stats_held_out === 1,
         histogram: { lo, width, counts }
       }
     })

@@ -361,12 +361,19 @@ export const migrations: readonly Migration[] = [
     `
   },
   {
-    version: 13,
-    name: 'feature statistics: over how many rows (tokens) they were computed, and whether only held-out windows',
+    version: 12,
+    name: 'logit effects and activation correlations of features',
     sql: `
-      -- NULL for sets computed before this was recorded and for imported sets.
-      ALTER TABLE feature_set ADD COLUMN stat_rows INTEGER CHECK (stat_rows >= 0);
-      ALTER TABLE feature_set ADD COLUMN stat_held_out INTEGER CHECK (stat_held_out IN (0, 1));
+      -- Tokens a feature's decoder row promotes and suppresses through the model's head, and a histogram over the
+      -- vocabulary (store/feature-blobs.ts encodeLogitEffects); NULL: none (see feature_set.logit_note).
+      ALTER TABLE feature ADD COLUMN logit_effects BLOB;
+      -- The latents whose activations correlate most with this one's: f32 (feature, Pearson r) pairs.
+      ALTER TABLE feature ADD COLUMN correlations BLOB;
+      -- How the set's logit effects were computed (tensors, scale), or why it has none.
+      ALTER TABLE feature_set ADD COLUMN logit_note TEXT;
+      -- The rows the statistics read, and whether they were only the held-out windows.
+      ALTER TABLE feature_set ADD COLUMN stats_rows INTEGER;
+      ALTER TABLE feature_set ADD COLUMN stats_held_out INTEGER CHECK (stats_held_out IN (0, 1));
     `
   }
 ]
