@@ -55,7 +55,8 @@ function targetOf(project: Project, setId: number): Target {
   const sae = project.saes.get(set.saeId)
   if (!sae) throw new UserError(`The SAE of "${set.name}" (#${set.saeId}) is no longer recorded in this project.`)
   const checkpoint = project.checkpoints.get(sae.checkpointId)
-  if (isSaeOnly(checkpoint)) throw saeOnlyRefusal([checkpoint.step], 'live text (running your text through the model)', 'label its features from their examples')
+  if (isSaeOnly(checkpoint))
+    throw saeOnlyRefusal([checkpoint.step], 'live text (running your text through the model)', 'label its features from their examples')
   if (!checkpoint.supported) {
     throw new UserError(
       `Checkpoint step ${checkpoint.step} is a ${checkpoint.modelType} model, which FeatureTrace does not run itself (it runs gpt_neox, llama and gpt2), so live text cannot run on it.`
@@ -174,7 +175,11 @@ export class LoadedModels {
     this.models.clear()
     this.saes.clear()
     for (const m of models) await m.then(release, () => {})
-    for (const s of saes) await s.then((x) => x.dispose(), () => {})
+    for (const s of saes)
+      await s.then(
+        (x) => x.dispose(),
+        () => {}
+      )
   }
 
   private touch<T>(map: Map<string, Promise<T>>, key: string, value: Promise<T>): void {
@@ -218,7 +223,9 @@ export async function runLiveText(input: LiveTextInput, ctx: { signal: AbortSign
   stop()
   const { checkpoint, model, cached } = await ctx.models.model(input.model, input.layer)
   if (sae.d !== model.dModel) {
-    throw new UserError(`${input.sae}: the SAE reads d_in ${sae.d} values but ${input.model} has d_model ${model.dModel}; it does not belong to this checkpoint.`)
+    throw new UserError(
+      `${input.sae}: the SAE reads d_in ${sae.d} values but ${input.model} has d_model ${model.dModel}; it does not belong to this checkpoint.`
+    )
   }
   if (input.feature >= sae.n) throw new UserError(`Feature ${input.feature} is beyond the SAE's ${sae.n} latents (${input.sae}).`)
   const tokenizer = checkpoint.tokenizer()
