@@ -20,6 +20,7 @@ export const LiveTextStatusSchema = z.object({
   layer: z.number().int().nullable(),
   /** Tokens per window of the harvest the SAE's features were computed on, when recorded. */
   harvestContext: z.number().int().nullable(),
+  /** Most tokens a request may have: LIVE_TEXT_MAX_TOKENS, or the model's positions when fewer (a BOS takes one of them). */
   maxTokens: z.number().int()
 })
 export type LiveTextStatus = z.infer<typeof LiveTextStatusSchema>

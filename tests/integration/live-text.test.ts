@@ -146,7 +146,14 @@ describe.each(['llama-gqa-tied', 'gpt_neox'])('live text on %s', (name) => {
       backend: null
     })
     const setId = recordSet(info.id)
-    expect(liveTextStatus(project, setId)).toMatchObject({ available: true, reason: null, step: STEP, layer: LAYER, harvestContext: null })
+    expect(liveTextStatus(project, setId)).toMatchObject({
+      available: true,
+      reason: null,
+      step: STEP,
+      layer: LAYER,
+      harvestContext: null,
+      maxTokens: LIVE_TEXT_MAX_TOKENS
+    })
 
     const ref = await references(store, dir, t.dir)
     const fromSae = (r: number, f: number): number => ref.ours[r * N + f]!
@@ -272,6 +279,7 @@ describe('live text refusals and the cache bound', () => {
       const long = Array.from({ length: 700 }, (_, i) => `word${i}`).join(' ')
       // The cap is LIVE_TEXT_MAX_TOKENS or the model's positions, whichever is less (the tiny GPT-2 has 128).
       expect(LIVE_TEXT_MAX_TOKENS).toBe(512)
+      expect(liveTextStatus(project, sets[0]!).maxTokens).toBe(128)
       await expect(run(sets[0]!, long)).rejects.toThrow(
         /^The text is [\d,]+ tokens; live text runs at most 128 tokens at once \(the model's 128 positions\)\. Shorten it and run again\.$/
       )

@@ -81,7 +81,9 @@ export function liveTextStatus(project: Project, setId: number): LiveTextStatus 
   const base = { setId, step: set.step, layer: set.layer, maxTokens: LIVE_TEXT_MAX_TOKENS }
   try {
     const t = targetOf(project, setId)
-    return { ...base, available: true, reason: null, harvestContext: t.harvestContext }
+    // config.json through the key table: a checkpoint the forward pass would refuse says so here, before any typing.
+    const positions = CheckpointFolder.open(t.checkpoint.path!).spec.maxPositions
+    return { ...base, available: true, reason: null, harvestContext: t.harvestContext, maxTokens: Math.min(LIVE_TEXT_MAX_TOKENS, positions ?? Infinity) }
   } catch (err) {
     if (!(err instanceof UserError)) throw err
     return { ...base, available: false, reason: err.message, harvestContext: null }
