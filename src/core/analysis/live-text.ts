@@ -198,6 +198,9 @@ export class LoadedModels {
   }
 }
 
+/** Sequences are padded (with token 0, after the text) to a multiple of this many positions. */
+const PAD_TO = 64
+
 async function release(m: LoadedModel): Promise<void> {
   m.model.dispose()
   await m.checkpoint.close()
@@ -207,7 +210,8 @@ async function release(m: LoadedModel): Promise<void> {
  * The feature's activation at every token of the text and the top features at each token.
  * Tokens: tokenizer.encode(text), then its EOS when the tokenizer appends one (transformers' add_eos_token), with
  * its BOS run in front and dropped from the result, exactly as harvest.ts builds a window; the whole text is one
- * window, so it equals a harvest whose --context covers the text. Activations: the residual stream after block
+ * window (padded after its end, which a causal model never reads back), so it equals a harvest whose --context
+ * covers the text. Activations: the residual stream after block
  * `layer` [T, d_in] (the final norm at the last layer when the SAE's store had it), encoded by Sae.encode
  * (SAELens' encode for each architecture) into latents [T, d_sae]. Errors (UserError): no tokens, more than
  * LIVE_TEXT_MAX_TOKENS tokens or the model's positions, an SAE whose d_in is not the model's d_model, a feature
@@ -246,7 +250,12 @@ export async function runLiveText(input: LiveTextInput, ctx: { signal: AbortSign
   stop()
   const T = ids.length
   const row = bos === null ? ids : [bos, ...ids]
-  const idTensor = tf.tensor2d(row, [1, row.length], 'int32')
+  // Padded at the end to a multiple of PAD_TO: causal attention keeps later positions from changing earlier
+  // ones, and the model keeps one mask (and RoPE table) per length, so texts of every length share a few.
+  const length = Math.min(Math.ceil(row.length / PAD_TO) * PAD_TO, model.maxPositions ?? Infinity)
+  const padded = new Int32Array(length)
+  padded.set(row)
+  const idTensor = tf.tensor2d(padded, [1, length], 'int32')
   let states: tf.Tensor3D[]
   try {
     states = model.hiddenStates(idTensor, [input.layer], { finalNorm: input.finalNorm })
