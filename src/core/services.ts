@@ -4,6 +4,7 @@ import type { ApiReply, CallInput, CallName, CallOutput, CallParsedInput, Door, 
 import { apiCalls, isCallName, UserError } from '../shared/api'
 import { composition } from './analysis/composition'
 import { applyCarry, prepareCarry } from './analysis/carry-labels'
+import { liveTextStatus } from './analysis/live-text'
 import { analysisQueries, type QueryName } from './analysis/queries'
 import { discoverCheckpoints } from './checkpoints/discover'
 import { importActivationStore } from './lm/import-store'
@@ -182,6 +183,8 @@ export function createHandlers(ws: Workspace): Handlers {
     'features.list': (q) => ws.requireProject().project.features.list(q),
     'features.indexOf': ({ feature, ...q }) => ({ index: ws.requireProject().project.features.indexOf(q, feature) }),
     'features.get': ({ setId, feature }) => ws.requireProject().project.features.get(setId, feature),
+    'liveText.status': ({ setId }) => liveTextStatus(ws.requireProject().project, setId),
+    'liveText.run': query('liveText.run'),
     'features.import': ({ path, name }) => {
       const { project } = ws.requireProject()
       const sets = importFeatureSet(project, path, name)

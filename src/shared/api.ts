@@ -9,6 +9,7 @@ import { featureCalls } from './features'
 import { geometryCalls } from './geometry'
 import { JobSchema, jobCalls } from './jobs'
 import { LabelSchema, labelCalls } from './labels'
+import { liveTextCalls } from './live-text'
 import { ProjectInfoSchema, projectCalls } from './project'
 import { SaeMetricSchema, saeCalls } from './saes'
 import { startCalls, startEvents } from './start'
@@ -22,6 +23,7 @@ export * from './features'
 export * from './geometry'
 export * from './jobs'
 export * from './labels'
+export * from './live-text'
 export * from './project'
 export * from './saes'
 export * from './start'
@@ -32,6 +34,7 @@ export const apiCalls = {
   ...checkpointCalls,
   ...saeCalls,
   ...featureCalls,
+  ...liveTextCalls,
   ...labelCalls,
   ...carryLabelCalls,
   ...dynamicsCalls,

@@ -5,11 +5,14 @@ import type { Project } from '../project'
 import { matchCarry, prepareCarry, type CarryInput } from './carry-labels'
 import type { DriftCache } from './drift-cache'
 import { featureQuery, formationByLabelQuery, formationCurvesQuery, formationQuery, overviewQuery } from './dynamics'
+import { LoadedModels, prepareLiveText, runLiveText, type LiveTextInput } from './live-text'
 
-/** What a query's run gets besides its input: the cancel signal and the analysis process's drift cache. */
+/** What a query's run gets besides its input: the cancel signal and the analysis process's caches. */
 export interface QueryContext {
   signal: AbortSignal
   drift: DriftCache
+  /** Checkpoints and SAEs kept loaded for live text. */
+  models: LoadedModels
 }
 
 export const QUERY_NAMES = [
@@ -18,7 +21,8 @@ export const QUERY_NAMES = [
   'dynamics.formationCurves',
   'dynamics.formationByLabel',
   'dynamics.formation',
-  'labels.carryPreview'
+  'labels.carryPreview',
+  'liveText.run'
 ] as const
 export type QueryName = (typeof QUERY_NAMES)[number]
 
@@ -38,6 +42,12 @@ const carryPreviewQuery: AnalysisQuery<'labels.carryPreview', CarryInput> = {
   run: (input) => matchCarry(input)
 }
 
+/** A text through the set's checkpoint and SAE: the feature's activation per token and the top features there. */
+const liveTextQuery: AnalysisQuery<'liveText.run', LiveTextInput> = {
+  prepare: (project, req) => prepareLiveText(project, req),
+  run: (input, ctx) => runLiveText(input, ctx)
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const analysisQueries: { [C in QueryName]: AnalysisQuery<C, any> } = {
   'dynamics.overview': overviewQuery,
@@ -45,19 +55,29 @@ export const analysisQueries: { [C in QueryName]: AnalysisQuery<C, any> } = {
   'dynamics.formationCurves': formationCurvesQuery,
   'dynamics.formationByLabel': formationByLabelQuery,
   'dynamics.formation': formationQuery,
-  'labels.carryPreview': carryPreviewQuery
+  'labels.carryPreview': carryPreviewQuery,
+  'liveText.run': liveTextQuery
 }
 
-/** Runs a query here, in this process (tests, scripts): prepare and run back to back with a private cache. */
+/**
+ * Runs a query here, in this process (tests, scripts): prepare and run back to back with private caches, or with
+ * `models` given, the caller's loaded models (kept after the query; the caller disposes them).
+ */
 export async function queryInProcess<C extends QueryName>(
   project: Project,
   name: C,
   input: CallParsedInput<C>,
-  signal: AbortSignal = new AbortController().signal
+  signal: AbortSignal = new AbortController().signal,
+  models?: LoadedModels
 ): Promise<CallOutput<C>> {
   const { DriftCache } = await import('./drift-cache')
   const q = analysisQueries[name] as AnalysisQuery<C, unknown>
-  return q.run(q.prepare(project, input), { signal, drift: new DriftCache() })
+  const own = models ?? new LoadedModels()
+  try {
+    return await q.run(q.prepare(project, input), { signal, drift: new DriftCache(), models: own })
+  } finally {
+    if (!models) await own.dispose()
+  }
 }
 
 export const dynamicsOverview = (project: Project, layer: number): Promise<CallOutput<'dynamics.overview'>> =>

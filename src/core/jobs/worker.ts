@@ -4,6 +4,7 @@
 import { UserError } from '../../shared/api'
 import { analysisQueries, isQueryName, type QueryContext } from '../analysis/queries'
 import { DriftCache } from '../analysis/drift-cache'
+import { LoadedModels } from '../analysis/live-text'
 import { JobCancelled } from './job'
 import { jobKind } from './kinds'
 import type { FailureKind, HostMessage, WorkerMessage } from './protocol'
@@ -63,8 +64,9 @@ async function runJob(jobId: number, kind: string, input: unknown): Promise<void
   }
 }
 
-/** The analysis process's memory between queries: drift of the series last asked about. */
+/** The analysis process's memory between queries: drift of the series last asked about, the last checkpoints run on live text. */
 const drift = new DriftCache()
+const models = new LoadedModels()
 const queries = new Map<number, AbortController>()
 
 async function runQuery(queryId: number, name: string, input: unknown): Promise<void> {
@@ -72,7 +74,7 @@ async function runQuery(queryId: number, name: string, input: unknown): Promise<
   queries.set(queryId, controller)
   try {
     if (!isQueryName(name)) throw new Error(`Unknown query ${name}`)
-    const ctx: QueryContext = { signal: controller.signal, drift }
+    const ctx: QueryContext = { signal: controller.signal, drift, models }
     const output: unknown = await (analysisQueries[name].run as (input: unknown, ctx: QueryContext) => Promise<unknown>)(input, ctx)
     if (controller.signal.aborted) post({ type: 'answer', queryId, ok: false, error: 'cancelled', kind: 'cancelled' })
     else post({ type: 'answer', queryId, ok: true, output })
