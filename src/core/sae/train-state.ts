@@ -10,8 +10,9 @@ import { PARAM_NAMES, type Optimizer, type SaeTensors } from './topk'
 const STATE_JSON = 'training_state.json'
 const STATE_TENSORS = 'training_state.safetensors'
 
-function tensorData(t: tf.Tensor): Float32Array {
-  return t.dataSync() as Float32Array
+/** A tensor's values, read asynchronously (WebGPU in Node has no synchronous read). */
+async function tensorData(t: tf.Tensor): Promise<Float32Array> {
+  return (await t.data()) as Float32Array
 }
 
 export interface TrainingState {
@@ -28,12 +29,12 @@ export async function saveState(dir: string, p: SaeTensors, adam: Optimizer, sin
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
   const moments = await adam.exportMoments()
   for (const name of PARAM_NAMES) {
-    tensors[name] = { dtype: 'F32', shape: p[name].shape, data: tensorData(p[name]) }
+    tensors[name] = { dtype: 'F32', shape: p[name].shape, data: await tensorData(p[name]) }
     tensors[`adam_m.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].m }
     tensors[`adam_v.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].v }
   }
-  tensors.tokens_since_fired = { dtype: 'F32', shape: since.shape, data: tensorData(since) }
-  tensors.fire_counts = { dtype: 'F32', shape: counts.shape, data: tensorData(counts) }
+  tensors.tokens_since_fired = { dtype: 'F32', shape: since.shape, data: await tensorData(since) }
+  tensors.fire_counts = { dtype: 'F32', shape: counts.shape, data: await tensorData(counts) }
   await writeSafetensors(join(dir, STATE_TENSORS), tensors)
   writeFileSync(join(dir, `${STATE_JSON}.tmp`), JSON.stringify(state))
   renameSync(join(dir, `${STATE_JSON}.tmp`), join(dir, STATE_JSON))
