@@ -90,7 +90,8 @@ if (!parentPort) process.on('disconnect', () => process.exit(1))
 async function probe(): Promise<void> {
   try {
     const { initBackend } = await import('../tf/backend')
-    const choice = await initBackend()
+    // The engine of the heavy jobs (harvest, training), which may run on WebGPU.
+    const choice = await initBackend(undefined, { asyncReads: true })
     post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason })
   } catch (err) {
     post({ type: 'engine', jobId: null, engine: '', reason: (err as Error).message })

@@ -93,7 +93,8 @@ function configKey(cfg: TrainConfig, activations: string, init: string | null): 
 }
 
 export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<TrainResult> {
-  const backend = await initBackend(opts.backend)
+  // Training reads every tensor asynchronously, so it may run on WebGPU.
+  const backend = await initBackend(opts.backend, { asyncReads: true })
   const source = await openRowSource(resolve(opts.activations))
   const d = source.d
   const initSae = opts.init ? await Sae.load(resolve(opts.init)) : null

@@ -90,19 +90,41 @@ async function initForced(name: BackendName): Promise<BackendChoice> {
   return { name, gpu: false, skipped: [], reason: requested }
 }
 
+/** What the calling code asks of a backend. */
+export interface BackendNeeds {
+  /**
+   * Whether the caller reads every tensor with `await data()` / `array()`. tfjs's WebGPU backend has no
+   * synchronous read in Node (its readSync draws through an OffscreenCanvas), so only such callers
+   * (harvest, SAE training) may run on it; the others choose among the remaining backends.
+   */
+  asyncReads?: boolean
+}
+
+const SYNC_READS = "this work reads tensors synchronously, which tfjs's WebGPU backend cannot do in Node"
+/** How the current choice was made: forced, or automatic for work with or without synchronous reads. */
+let chosenHow: 'forced' | 'auto-async' | 'auto-sync' = 'auto-sync'
+
 /**
  * Picks the fastest backend that works: tfjs-node-gpu's `tensorflow` when it has a CUDA device; else WebGPU on
- * a real GPU adapter; else TensorFlow on the CPU (where tfjs-node-gpu loaded without a GPU); else wasm, else cpu.
- * `forced` (from --backend) skips the search and fails loudly if that backend cannot run; a forced webgpu
- * accepts an emulated adapter (SwiftShader), which the search never picks.
+ * a real GPU adapter (only for callers with `asyncReads`); else TensorFlow on the CPU (where tfjs-node-gpu
+ * loaded without a GPU); else wasm, else cpu. `forced` (from --backend) skips the search and fails loudly if
+ * that backend cannot run; a forced webgpu accepts an emulated adapter (SwiftShader), which the search never picks.
  * Returns the choice with one sentence saying why; throws when no backend can start.
  */
-export async function initBackend(forced?: BackendName): Promise<BackendChoice> {
-  if (chosen && (!forced || forced === chosen.name)) return chosen
+export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}): Promise<BackendChoice> {
+  const asyncReads = needs.asyncReads === true
+  if (forced === 'webgpu' && !asyncReads) throw new Error(`Backend webgpu cannot run: ${SYNC_READS}; use --backend wasm, cpu or tensorflow.`)
+  if (chosen && (chosen.name !== 'webgpu' || asyncReads)) {
+    // A forced choice stands for later unforced calls; an automatic one made for work with synchronous reads
+    // passed WebGPU over, so work with asynchronous reads chooses again.
+    if (forced ? forced === chosen.name : chosenHow === 'forced' || !asyncReads || chosenHow === 'auto-async') return chosen
+  }
   if (forced) {
     chosen = await initForced(forced)
+    chosenHow = 'forced'
     return chosen
   }
+  chosenHow = asyncReads ? 'auto-async' : 'auto-sync'
   const skipped: BackendChoice['skipped'] = []
   const because = (last: string): string => [...skipped.map((s) => s.why), last].join('; ')
 
@@ -119,13 +141,13 @@ export async function initBackend(forced?: BackendName): Promise<BackendChoice> 
   } else skipped.push({ name: 'tensorflow', why: tfWhy })
 
   // 2. WebGPU on a real GPU (never an emulated adapter).
-  const probe = await prepareWebgpu(false)
-  const webgpuWhy = probe.why ?? (await activate('webgpu'))
-  if (webgpuWhy === null) {
-    chosen = { name: 'webgpu', gpu: true, skipped, reason: because(`using WebGPU on ${describeAdapter(probe.adapter!)}`) }
+  const probe = asyncReads ? await prepareWebgpu(false) : null
+  const webgpuWhy = probe === null ? SYNC_READS : (probe.why ?? (await activate('webgpu')))
+  if (webgpuWhy === null && probe?.adapter) {
+    chosen = { name: 'webgpu', gpu: true, skipped, reason: because(`using WebGPU on ${describeAdapter(probe.adapter)}`) }
     return chosen
   }
-  skipped.push({ name: 'webgpu', why: webgpuWhy })
+  skipped.push({ name: 'webgpu', why: webgpuWhy ?? 'Dawn named no adapter' })
 
   // 3. TensorFlow on the CPU where tfjs-node-gpu loaded without a GPU (multi-threaded, native).
   if (tensorflowCpu !== null && (await activate('tensorflow')) === null) {

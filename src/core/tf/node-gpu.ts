@@ -5,12 +5,11 @@
 
 /** What to do about it, said once for every failure below. */
 export const NODE_GPU_ADVICE =
-  'tfjs-node-gpu 4.22 runs libtensorflow 2.9.1, which needs CUDA 11.2 and cuDNN 8.1 (they install beside a newer CUDA; ' +
-  'put their lib64 folders on LD_LIBRARY_PATH). With CUDA 12/13, or no CUDA, use the WebGPU engine instead ' +
-  '(--backend webgpu; it drives the GPU through Vulkan: libvulkan1 and the GPU driver, no CUDA)'
+  'libtensorflow 2.9.1 (tfjs-node-gpu 4.22) needs CUDA 11.2 and cuDNN 8.1, which install beside a newer CUDA with their lib64 ' +
+  'on LD_LIBRARY_PATH; with CUDA 12/13, or no CUDA, use the WebGPU engine instead (--backend webgpu: the GPU through Vulkan, ' +
+  'libvulkan1 and the GPU driver)'
 
-const REBUILD_ADVICE =
-  'its install downloads libtensorflow 2.9.1 from storage.googleapis.com; run `npm rebuild @tensorflow/tfjs-node-gpu` where that address can be reached'
+const REBUILD_ADVICE = 'its install downloads libtensorflow from storage.googleapis.com: run `npm rebuild @tensorflow/tfjs-node-gpu` where that is reachable'
 
 /**
  * The shared libraries libtensorflow 2.9.1 opens for its GPU device (TensorFlow's dso_loader, Linux names),
@@ -37,40 +36,41 @@ function libraryFrom(soname: string): string {
 }
 
 /**
- * One sentence for why importing @tensorflow/tfjs-node-gpu threw, from the error's message (Node's
- * module resolution or the dynamic loader's dlerror text, as users report them). Returns the sentence,
- * ending with what to install.
+ * Why importing @tensorflow/tfjs-node-gpu threw, from the error's message (Node's module resolution or the
+ * dynamic loader's dlerror text, as users report them in tensorflow/tfjs issues): what is missing, then
+ * what to install. No final full stop (backend.ts joins reasons with '; ').
  */
 export function explainNodeGpuLoadError(message: string): string {
   const text = message.trim()
   // The package itself is absent (optional dependency skipped, or never installed).
   if (/Cannot find (module|package) '@tensorflow\/tfjs-node-gpu'/.test(text)) {
-    return `@tensorflow/tfjs-node-gpu is not installed (an optional dependency: ${REBUILD_ADVICE}, and where it cannot the package is left out). ${NODE_GPU_ADVICE}.`
+    return `@tensorflow/tfjs-node-gpu is not installed (optional: left out where its libtensorflow download failed). ${NODE_GPU_ADVICE}`
   }
   // The package is there but its native binding is not: the libtensorflow download at install failed.
-  const binding = /Cannot find module '([^']*tfjs_binding\.node)'/.exec(text)
+  // tfjs-node 2.7+ checks for it itself ("can not be found at path: …"); older ones fail in require().
+  const binding = /(?:can not be found at path: |Cannot find module ')([^']*?tfjs_binding\.node)/.exec(text)
   if (binding) {
-    return `@tensorflow/tfjs-node-gpu is installed without its native binding (${binding[1]} is missing: ${REBUILD_ADVICE}). ${NODE_GPU_ADVICE}.`
+    return `@tensorflow/tfjs-node-gpu is installed without its native binding (${binding[1]} is missing: ${REBUILD_ADVICE}). ${NODE_GPU_ADVICE}`
   }
   // dlopen: "libcudart.so.11.0: cannot open shared object file: No such file or directory"
   const missing = /([^\s/:'"]+\.so(?:\.[0-9.]+)?): cannot open shared object file/.exec(text)
   if (missing) {
     const soname = missing[1]!
     const fix = /^libtensorflow/.test(soname) ? `${REBUILD_ADVICE}. ${NODE_GPU_ADVICE}` : NODE_GPU_ADVICE
-    return `@tensorflow/tfjs-node-gpu failed to load: ${soname}${libraryFrom(soname)} cannot be found. ${fix}.`
+    return `@tensorflow/tfjs-node-gpu failed to load: ${soname}${libraryFrom(soname)} cannot be found. ${fix}`
   }
   // glibc / libstdc++ older than libtensorflow was built for.
   const version = /version `((?:GLIBC|GLIBCXX|CXXABI)_[0-9.]+)' not found(?: \(required by ([^)]+)\))?/.exec(text)
   if (version) {
     const by = version[2] ? ` (required by ${version[2]})` : ''
-    return `@tensorflow/tfjs-node-gpu failed to load: this system's C/C++ runtime lacks ${version[1]}${by}; libtensorflow 2.9.1 needs a newer glibc/libstdc++. ${NODE_GPU_ADVICE}.`
+    return `@tensorflow/tfjs-node-gpu failed to load: this system's C/C++ runtime lacks ${version[1]}${by}; libtensorflow 2.9.1 needs a newer glibc/libstdc++. ${NODE_GPU_ADVICE}`
   }
   // Windows: LoadLibrary names the binding when it or a DLL it needs (tensorflow.dll, cudart64_110.dll, cudnn64_8.dll) is missing.
   if (/The specified module could not be found/.test(text) && /tfjs_binding\.node/.test(text)) {
-    return `@tensorflow/tfjs-node-gpu failed to load: its binding or a DLL it needs is missing (tensorflow.dll from its install, or CUDA 11's cudart64_110.dll / cuDNN 8's cudnn64_8.dll). ${NODE_GPU_ADVICE}.`
+    return `@tensorflow/tfjs-node-gpu failed to load: its binding or a DLL it needs is missing (tensorflow.dll from its install, or CUDA 11's cudart64_110.dll / cuDNN 8's cudnn64_8.dll). ${NODE_GPU_ADVICE}`
   }
   const first = text.split('\n')[0]!.trim()
-  return `@tensorflow/tfjs-node-gpu is installed but failed to load: ${first}. ${NODE_GPU_ADVICE}.`
+  return `@tensorflow/tfjs-node-gpu is installed but failed to load: ${first.replace(/\.$/, '')}. ${NODE_GPU_ADVICE}`
 }
 
 /**
