@@ -92,7 +92,7 @@ async function probe(): Promise<void> {
     const { initBackend } = await import('../tf/backend')
     // The engine of the heavy jobs (harvest, training), which may run on WebGPU.
     const choice = await initBackend(undefined, { asyncReads: true })
-    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason })
+    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason, gpu: choice.gpu })
   } catch (err) {
     post({ type: 'engine', jobId: null, engine: '', reason: (err as Error).message })
   }

@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-cpu'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
+import { UserError } from '../../shared/errors'
 import { BACKEND_NAMES } from '../../shared/schema'
 import { explainNodeGpuLoadError, explainNoGpuDevice, missingCudaLibraries } from './node-gpu'
 import { describeAdapter, emulatedAdapter, prepareWebgpu } from './webgpu'
@@ -65,7 +66,7 @@ async function activate(name: BackendName): Promise<string | null> {
 async function initForced(name: BackendName): Promise<BackendChoice> {
   const requested = `${name} was requested with --backend`
   const fail = (why: string): never => {
-    throw new Error(`Backend ${name} cannot run: ${why}`)
+    throw new UserError(`Backend ${name} cannot run: ${why}`)
   }
   if (name === 'tensorflow') {
     const why = (await tryTensorflow()) ?? (await activate(name))
@@ -113,7 +114,7 @@ let chosenHow: 'forced' | 'auto-async' | 'auto-sync' = 'auto-sync'
  */
 export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}): Promise<BackendChoice> {
   const asyncReads = needs.asyncReads === true
-  if (forced === 'webgpu' && !asyncReads) throw new Error(`Backend webgpu cannot run: ${SYNC_READS}; use --backend wasm, cpu or tensorflow.`)
+  if (forced === 'webgpu' && !asyncReads) throw new UserError(`Backend webgpu cannot run: ${SYNC_READS}; use --backend wasm, cpu or tensorflow.`)
   if (chosen && (chosen.name !== 'webgpu' || asyncReads)) {
     // A forced choice stands for later unforced calls; an automatic one made for work with synchronous reads
     // passed WebGPU over, so work with asynchronous reads chooses again.
