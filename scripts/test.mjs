@@ -7,10 +7,14 @@ import { commandExists, ensureBuild, ensureDependencies, isRoot, log, ROOT, run 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
 
-/** What the tests need from Debian: Chromium (end-to-end), python3 with torch and scikit-learn (references). */
+/**
+ * What the tests need from Debian: Chromium (end-to-end), the Vulkan loader (with Chromium's SwiftShader driver it
+ * gives the WebGPU test an emulated adapter), python3 with torch and scikit-learn (references).
+ */
 function ensureSystemPackages() {
   const missing = []
   if (!existsSync(CHROMIUM)) missing.push('chromium')
+  if (process.platform === 'linux' && !vulkanLoaderPresent()) missing.push('libvulkan1')
   const py = spawnSync(PYTHON, ['-c', 'import torch, numpy, regex, sklearn'], { stdio: 'ignore' })
   if (py.status !== 0) missing.push('python3-torch', 'python3-numpy', 'python3-regex', 'python3-sklearn')
   if (missing.length === 0) return
@@ -21,6 +25,16 @@ function ensureSystemPackages() {
     return
   }
   throw new Error(`The tests need Debian packages: sudo apt-get install ${missing.join(' ')} (or set CHROMIUM_PATH / FEATURETRACE_PYTHON).`)
+}
+
+/** Whether the dynamic loader finds libvulkan.so.1 (Node opens it, then refuses it as not an addon: found). */
+function vulkanLoaderPresent() {
+  try {
+    process.dlopen({ exports: {} }, 'libvulkan.so.1')
+    return true
+  } catch (err) {
+    return !/cannot open shared object file/.test(err.message)
+  }
 }
 
 await ensureDependencies()

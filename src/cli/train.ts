@@ -85,7 +85,7 @@ export async function cmdTrain(args: string[]): Promise<void> {
     hook: { type: 'string' }
   })
   requireOptions('train', values, ['activations', 'out'])
-  const backend = await initBackend(backendOption(values.backend))
+  const backend = await initBackend(backendOption(values.backend), { asyncReads: true })
   console.log(`backend: ${backend.name} (${backend.reason})`)
   const r = await runInProcess('training', 'the training state is saved and the same command resumes it.', (ctx) =>
     trainSae(

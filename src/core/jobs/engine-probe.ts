@@ -1,5 +1,6 @@
 // Which compute engine jobs run on, asked of a job worker before any job runs: the worker chooses its
-// engine as a job would (tf/backend.ts: tfjs-node-gpu where it loads, else wasm, else cpu) and reports it.
+// engine as a harvest or training job would (tf/backend.ts: tfjs-node-gpu on CUDA, else WebGPU on a GPU
+// adapter, else TensorFlow on the CPU, wasm, cpu) and reports it with whether it computes on a GPU.
 // The host never loads an engine itself; the status bar shows the answer.
 import type { EngineStatus } from '../../shared/start'
 import type { WorkerSpawner } from './protocol'
@@ -7,7 +8,7 @@ import type { WorkerSpawner } from './protocol'
 /** A probe that has not answered in this time (a hung native load) is killed and reported. */
 const PROBE_TIMEOUT_MS = 120_000
 
-/** Whether an engine computes on a GPU; null where the machine decides. */
+/** Whether an engine computes on a GPU, for a worker that did not say; null where the machine decides. */
 export function engineUsesGpu(engine: string): boolean | null {
   if (engine === 'wasm' || engine === 'cpu') return false
   if (engine === 'webgpu' || engine === 'webgl') return true
@@ -41,7 +42,7 @@ export function probeEngine(spawn: WorkerSpawner, timeoutMs = PROBE_TIMEOUT_MS):
     worker.onMessage((m) => {
       if (m.type !== 'engine') return
       if (!m.engine) finish({ state: 'failed', engine: null, gpu: null, reason: m.reason }, kill)
-      else finish({ state: 'ready', engine: m.engine, gpu: engineUsesGpu(m.engine), reason: m.reason }, kill)
+      else finish({ state: 'ready', engine: m.engine, gpu: m.gpu ?? engineUsesGpu(m.engine), reason: m.reason }, kill)
     })
     worker.onExit((code) =>
       finish({ state: 'failed', engine: null, gpu: null, reason: `The job worker exited (code ${code}) before choosing a compute engine.` }, () => {})

@@ -22,8 +22,8 @@ export type WorkerMessage =
   | { type: 'event'; jobId: number; payload: unknown }
   | { type: 'answer'; queryId: number; ok: true; output: unknown }
   | { type: 'answer'; queryId: number; ok: false; error: string; kind: FailureKind }
-  /** The answer to a probe: the engine this worker chose and why (no job: jobId is null). */
-  | { type: 'engine'; jobId: null; engine: string; reason: string }
+  /** The answer to a probe: the engine this worker chose, whether it computes on a GPU, and why (no job: jobId is null). */
+  | { type: 'engine'; jobId: null; engine: string; reason: string; gpu?: boolean }
 
 /** A running worker process, whichever way it was started. */
 export interface WorkerHandle {

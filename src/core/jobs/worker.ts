@@ -92,8 +92,9 @@ if (!parentPort) process.on('disconnect', () => process.exit(1))
 async function probe(): Promise<void> {
   try {
     const { initBackend } = await import('../tf/backend')
-    const choice = await initBackend()
-    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason })
+    // The engine of the heavy jobs (harvest, training), which may run on WebGPU.
+    const choice = await initBackend(undefined, { asyncReads: true })
+    post({ type: 'engine', jobId: null, engine: choice.name, reason: choice.reason, gpu: choice.gpu })
   } catch (err) {
     post({ type: 'engine', jobId: null, engine: '', reason: (err as Error).message })
   }

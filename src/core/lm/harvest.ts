@@ -93,7 +93,8 @@ async function checkTokenIds(checkpoint: CheckpointFolder, tokenizer: ModelToken
 }
 
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
-  const backend = await initBackend(opts.backend)
+  // The harvest reads every tensor asynchronously, so it may run on WebGPU.
+  const backend = await initBackend(opts.backend, { asyncReads: true })
   // config.json is read through the key table first: a refused key stops the harvest before anything else is read.
   // The checkpoint is read once: config, tokenizer and weights are what the model and the checks use.
   const checkpoint = CheckpointFolder.open(opts.model)

@@ -99,7 +99,8 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
   if (kvHeads < heads) {
     // Each key/value head serves heads/kvHeads consecutive query heads.
     const rep = heads / kvHeads
-    const expand = (x: tf.Tensor4D): tf.Tensor4D => tf.reshape(tf.tile(tf.expandDims(x, 2), [1, 1, rep, 1, 1]), [B, heads, T, headDim])
+    // Rank 4 throughout ([B, kv, 1, T·hd] tiled along axis 2): WebGPU's tile runs rank ≥ 5 on the CPU by a synchronous read.
+    const expand = (x: tf.Tensor4D): tf.Tensor4D => tf.reshape(tf.tile(tf.reshape(x, [B, kvHeads, 1, T * headDim]), [1, 1, rep, 1]), [B, heads, T, headDim])
     kh = expand(kh)
     vh = expand(vh)
   }

@@ -23,7 +23,7 @@ export interface EvalMetrics {
 
 const CHUNK = 1024
 
-export function evaluate(
+export async function evaluate(
   p: SaeTensors,
   scaling: Scaling,
   k: number,
@@ -31,7 +31,7 @@ export function evaluate(
   d: number,
   deadFraction: number,
   onTrainingRows: boolean
-): EvalMetrics {
+): Promise<EvalMetrics> {
   const rows = data.length / d
   const n = p.Wdec.shape[0]!
   // Pass 1: the pooled mean of the (scaled) inputs.
@@ -42,7 +42,7 @@ export function evaluate(
     const x = tf.tidy(() => scaleInputs(tf.tensor2d(data.subarray(r * d, (r + m) * d), [m, d]), scaling))
     chunks.push(x)
     const s = tf.sum(x, 0)
-    const v = s.dataSync()
+    const v = await s.data()
     s.dispose()
     for (let j = 0; j < d; j++) sum[j]! += v[j]!
   }
@@ -61,12 +61,12 @@ export function evaluate(
       tf.sum(tf.div(tf.sum(tf.mul(x, xhat), 1), tf.maximum(tf.mul(tf.norm(x, 'euclidean', 1), tf.norm(xhat, 'euclidean', 1)), 1e-12))),
       tf.sum(tf.cast(tf.greater(values, 0), 'float32'))
     ])
-    sse += a!.dataSync()[0]!
-    sst += b!.dataSync()[0]!
-    cos += c!.dataSync()[0]!
-    active += e!.dataSync()[0]!
-    const v = values.dataSync()
-    const idx = indices.dataSync()
+    sse += (await a!.data())[0]!
+    sst += (await b!.data())[0]!
+    cos += (await c!.data())[0]!
+    active += (await e!.data())[0]!
+    const v = await values.data()
+    const idx = await indices.data()
     for (let i = 0; i < v.length; i++) if (v[i]! > 0) counts[idx[i]!]!++
     tf.dispose([values, indices, xhat, a!, b!, c!, e!, x])
   }

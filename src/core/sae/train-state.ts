@@ -15,8 +15,9 @@ const STATE_JSON = 'training_state.json'
 const TENSORS_FILE = /^training_state(\.step-\d+)?\.safetensors$/
 const LEGACY_TENSORS = 'training_state.safetensors'
 
-function tensorData(t: tf.Tensor): Float32Array {
-  return t.dataSync() as Float32Array
+/** A tensor's values, read asynchronously (WebGPU in Node has no synchronous read). */
+async function tensorData(t: tf.Tensor): Promise<Float32Array> {
+  return (await t.data()) as Float32Array
 }
 
 export interface TrainingState {
@@ -50,12 +51,12 @@ export async function saveState(dir: string, p: SaeTensors, adam: Optimizer, sin
   const tensors: Record<string, { dtype: 'F32'; shape: number[]; data: Float32Array }> = {}
   const moments = await adam.exportMoments()
   for (const name of PARAM_NAMES) {
-    tensors[name] = { dtype: 'F32', shape: p[name].shape, data: tensorData(p[name]) }
+    tensors[name] = { dtype: 'F32', shape: p[name].shape, data: await tensorData(p[name]) }
     tensors[`adam_m.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].m }
     tensors[`adam_v.${name}`] = { dtype: 'F32', shape: p[name].shape, data: moments[name].v }
   }
-  tensors.tokens_since_fired = { dtype: 'F32', shape: since.shape, data: tensorData(since) }
-  tensors.fire_counts = { dtype: 'F32', shape: counts.shape, data: tensorData(counts) }
+  tensors.tokens_since_fired = { dtype: 'F32', shape: since.shape, data: await tensorData(since) }
+  tensors.fire_counts = { dtype: 'F32', shape: counts.shape, data: await tensorData(counts) }
   const tensorsFile = `training_state.step-${state.step}.safetensors`
   await writeSafetensors(join(dir, tensorsFile), tensors)
   writeFileSync(join(dir, `${STATE_JSON}.tmp`), JSON.stringify({ ...state, tensorsFile }))

@@ -8,7 +8,7 @@ import { UserError } from '../../shared/api'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { Rng } from '../random'
-import { initBackend, type BackendChoice, type BackendName } from '../tf/backend'
+import { initBackend, onDevice, type BackendChoice, type BackendName } from '../tf/backend'
 import { resolveConfig, type InputScaling, type PresetName, type TrainConfig, type TrainOverrides } from './config'
 import { modelNameOf } from '../checkpoints/model-name'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
@@ -59,8 +59,8 @@ export const TRAINING_LOG = 'training_log.jsonl'
 
 /** Bytes a training step needs, roughly: parameters with Adam moments, plus the batch's [B, n] work. */
 export function estimateBytes(d: number, n: number, k: number, batch: number, auxK: number, backend: BackendName): number {
-  // On the GPU backend Adam's two moments and its temporaries live beside the parameters; elsewhere on the host.
-  const params = 4 * (2 * d * n + n + d) * (backend === 'tensorflow' ? 5 : 1)
+  // On a device backend Adam's two moments and its temporaries live beside the parameters; elsewhere on the host.
+  const params = 4 * (2 * d * n + n + d) * (onDevice(backend) ? 5 : 1)
   const grads = 4 * (2 * d * n + n + d) * 2
   const batchWork = 4 * batch * n * (auxK > 0 ? 4 : 3) + 4 * batch * (k + auxK) * d * 4
   return params + grads + batchWork
@@ -93,7 +93,8 @@ function configKey(cfg: TrainConfig, activations: string, init: string | null): 
 }
 
 export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<TrainResult> {
-  const backend = await initBackend(opts.backend)
+  // Training reads every tensor asynchronously, so it may run on WebGPU.
+  const backend = await initBackend(opts.backend, { asyncReads: true })
   const source = await openRowSource(resolve(opts.activations))
   const d = source.d
   const initSae = opts.init ? await Sae.load(resolve(opts.init)) : null
@@ -188,12 +189,14 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     rmSync(`${partial}/${TRAINING_LOG}`, { force: true })
   }
 
-  const adam = optimizerFor(backend.name, params, cfg)
+  // sparse-host.ts keys its all-on-device step and Adam on 'tensorflow'; WebGPU takes the same path.
+  const placement = onDevice(backend.name) ? 'tensorflow' : backend.name
+  const adam = optimizerFor(placement, params, cfg)
   if (resumed) {
     for (const name of PARAM_NAMES) adam.importMoments(name, saved.tensors[`adam_m.${name}`]!, saved.tensors[`adam_v.${name}`]!)
   }
-  // Sparse parts on the host for wasm/cpu (measured faster there), all in tfjs on the GPU backend.
-  const gradients = gradientsFor(backend.name)
+  // Sparse parts on the host for wasm/cpu (measured faster there), all in tfjs on a device backend.
+  const gradients = gradientsFor(placement)
   const totalTokens = cfg.tokens ?? rows.trainingRows
   const totalSteps = Math.max(1, Math.ceil(totalTokens / cfg.batchSize))
   const meter = new ProgressMeter(totalSteps * cfg.batchSize, 'tok')
@@ -267,7 +270,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     const heldOut = await rows.heldOut(cfg.evalRows)
     const evalRows = heldOut.length > 0 ? heldOut : await rows.sample(Math.min(cfg.evalRows || 1024, rows.trainingRows))
     const deadAtEnd = await deadShare(since, Math.min(cfg.deadAfterTokens, tokens))
-    const ev = evaluate(params, scaling, cfg.k, evalRows, d, deadAtEnd, heldOut.length === 0)
+    const ev = await evaluate(params, scaling, cfg.k, evalRows, d, deadAtEnd, heldOut.length === 0)
     const manifest = source.store?.manifest
     const meta: Omit<FeatureTraceMeta, 'input_scaling' | 'scaling_factor' | 'format_version'> = {
       checkpoint_step: opts.meta?.checkpointStep ?? manifest?.checkpointStep ?? null,

@@ -1,21 +1,27 @@
-// Which TensorFlow.js backend runs, and why. The same engine code runs on all of them.
+// Which TensorFlow.js backend runs, and why. The same engine code (model forward, SAE step) runs on all of
+// them: a backend is only where tfjs's kernels execute.
 import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-cpu'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 
+import { UserError } from '../../shared/errors'
 import { BACKEND_NAMES } from '../../shared/schema'
+import { explainNodeGpuLoadError, explainNoGpuDevice, missingCudaLibraries } from './node-gpu'
+import { describeAdapter, emulatedAdapter, prepareWebgpu } from './webgpu'
 
-/** In the order tried: tfjs-node-gpu's `tensorflow`, then wasm, then cpu (the contract names them). */
+/** In the order tried: tfjs-node-gpu's `tensorflow`, WebGPU (Dawn), wasm, cpu (the contract names them). */
 export const BACKENDS = BACKEND_NAMES
 export type BackendName = (typeof BACKENDS)[number]
 
 export interface BackendChoice {
   name: BackendName
-  /** One sentence for the user: why this backend runs. */
+  /** One sentence for the user: why this backend runs (and, before it, why each faster one could not). */
   reason: string
   /** Backends tried before this one, with why each could not run. */
   skipped: { name: BackendName; why: string }[]
+  /** Whether tfjs's kernels run on a GPU: TensorFlow with a CUDA device, or WebGPU on a real (not emulated) adapter. */
+  gpu: boolean
 }
 
 let chosen: BackendChoice | null = null
@@ -23,16 +29,19 @@ let chosen: BackendChoice | null = null
 /** Optional dependency: present on a user's GPU machine, absent where libtensorflow cannot be downloaded. */
 const importNodeGpu = (): Promise<unknown> => import(/* @vite-ignore */ '@tensorflow/tfjs-node-gpu' as string)
 
-/** Why tfjs-node-gpu cannot be used, in one sentence; null when it loaded. */
+/** Why tfjs-node-gpu cannot be used, in one sentence naming what is missing and what to install; null when it loaded. */
 export async function tryTensorflow(load: () => Promise<unknown> = importNodeGpu): Promise<string | null> {
   try {
     await load()
     return null
   } catch (err) {
-    const message = (err as Error).message.split('\n')[0] ?? String(err)
-    if (/Cannot find (module|package)/.test(message)) return '@tensorflow/tfjs-node-gpu is not installed'
-    return `@tensorflow/tfjs-node-gpu is installed but failed to load: ${message}`
+    return explainNodeGpuLoadError((err as Error).message ?? String(err))
   }
+}
+
+/** Whether the active `tensorflow` backend placed its device on a GPU (tfjs-node's NodeJSKernelBackend.isUsingGpuDevice). */
+function tensorflowOnGpu(): boolean {
+  return (tf.backend() as { isUsingGpuDevice?: boolean }).isUsingGpuDevice === true
 }
 
 async function tryWasm(): Promise<string | null> {
@@ -47,34 +56,126 @@ async function tryWasm(): Promise<string | null> {
   }
 }
 
+async function activate(name: BackendName): Promise<string | null> {
+  if (!(await tf.setBackend(name))) return `tf.setBackend('${name}') failed`
+  await tf.ready()
+  return null
+}
+
+/** The forced backend, or an error saying why it cannot run. */
+async function initForced(name: BackendName): Promise<BackendChoice> {
+  const requested = `${name} was requested with --backend`
+  const fail = (why: string): never => {
+    throw new UserError(`Backend ${name} cannot run: ${why}`)
+  }
+  if (name === 'tensorflow') {
+    const why = (await tryTensorflow()) ?? (await activate(name))
+    if (why) fail(why)
+    const gpu = tensorflowOnGpu()
+    return {
+      name,
+      gpu,
+      skipped: [],
+      reason: gpu ? `${requested}; TensorFlow runs on the GPU (CUDA)` : `${requested}; ${explainNoGpuDevice(missingCudaLibraries())}`
+    }
+  }
+  if (name === 'webgpu') {
+    const probe = await prepareWebgpu(true)
+    const why = probe.why ?? (await activate(name))
+    if (why) fail(why)
+    const emulated = emulatedAdapter(probe.adapter!)
+    return { name, gpu: emulated === null, skipped: [], reason: `${requested}; WebGPU on ${describeAdapter(probe.adapter!)}, ${emulated ?? 'a GPU'}` }
+  }
+  const why = (name === 'wasm' ? await tryWasm() : null) ?? (await activate(name))
+  if (why) fail(why)
+  return { name, gpu: false, skipped: [], reason: requested }
+}
+
+/** What the calling code asks of a backend. */
+export interface BackendNeeds {
+  /**
+   * Whether the caller reads every tensor with `await data()` / `array()`. tfjs's WebGPU backend has no
+   * synchronous read in Node (its readSync draws through an OffscreenCanvas), so only such callers
+   * (harvest, SAE training) may run on it; the others choose among the remaining backends.
+   */
+  asyncReads?: boolean
+}
+
+const SYNC_READS = "this work reads tensors synchronously, which tfjs's WebGPU backend cannot do in Node"
+/** How the current choice was made: forced, or automatic for work with or without synchronous reads. */
+let chosenHow: 'forced' | 'auto-async' | 'auto-sync' = 'auto-sync'
+
 /**
- * Picks the fastest backend that works: tfjs-node-gpu's `tensorflow` backend, then wasm, then cpu.
- * `forced` (from --backend) skips the search and fails loudly if that backend cannot run.
+ * Picks the fastest backend that works: tfjs-node-gpu's `tensorflow` when it has a CUDA device; else WebGPU on
+ * a real GPU adapter (only for callers with `asyncReads`); else TensorFlow on the CPU (where tfjs-node-gpu
+ * loaded without a GPU); else wasm, else cpu. `forced` (from --backend) skips the search and fails loudly if
+ * that backend cannot run; a forced webgpu accepts an emulated adapter (SwiftShader), which the search never picks.
+ * Returns the choice with one sentence saying why; throws when no backend can start.
  */
-export async function initBackend(forced?: BackendName): Promise<BackendChoice> {
-  if (chosen && (!forced || forced === chosen.name)) return chosen
+export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}): Promise<BackendChoice> {
+  const asyncReads = needs.asyncReads === true
+  if (forced === 'webgpu' && !asyncReads) throw new UserError(`Backend webgpu cannot run: ${SYNC_READS}; use --backend wasm, cpu or tensorflow.`)
+  if (chosen && (chosen.name !== 'webgpu' || asyncReads)) {
+    // A forced choice stands for later unforced calls; an automatic one made for work with synchronous reads
+    // passed WebGPU over, so work with asynchronous reads chooses again.
+    if (forced ? forced === chosen.name : chosenHow === 'forced' || !asyncReads || chosenHow === 'auto-async') return chosen
+  }
+  if (forced) {
+    chosen = await initForced(forced)
+    chosenHow = 'forced'
+    return chosen
+  }
+  chosenHow = asyncReads ? 'auto-async' : 'auto-sync'
   const skipped: BackendChoice['skipped'] = []
-  const order: BackendName[] = forced ? [forced] : [...BACKENDS]
-  for (const name of order) {
-    const why = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : null
-    if (why === null && (await tf.setBackend(name))) {
-      await tf.ready()
-      const reason = forced
-        ? `${name} was requested with --backend`
-        : name === 'tensorflow'
-          ? 'tfjs-node-gpu loaded (TensorFlow with CUDA when a GPU is visible)'
-          : skipped.length
-            ? `${skipped.map((s) => s.why).join('; ')}; using ${name}`
-            : `using ${name}`
-      chosen = { name, reason, skipped }
+  const because = (last: string): string => [...skipped.map((s) => s.why), last].join('; ')
+
+  // 1. tfjs-node-gpu, when TensorFlow found a CUDA device.
+  let tensorflowCpu: string | null = null
+  const tfWhy = (await tryTensorflow()) ?? (await activate('tensorflow'))
+  if (tfWhy === null && tensorflowOnGpu()) {
+    chosen = { name: 'tensorflow', gpu: true, skipped, reason: 'tfjs-node-gpu loaded and TensorFlow runs on the GPU (CUDA)' }
+    return chosen
+  }
+  if (tfWhy === null) {
+    tensorflowCpu = explainNoGpuDevice(missingCudaLibraries())
+    skipped.push({ name: 'tensorflow', why: tensorflowCpu })
+  } else skipped.push({ name: 'tensorflow', why: tfWhy })
+
+  // 2. WebGPU on a real GPU (never an emulated adapter).
+  const probe = asyncReads ? await prepareWebgpu(false) : null
+  const webgpuWhy = probe === null ? SYNC_READS : (probe.why ?? (await activate('webgpu')))
+  if (webgpuWhy === null && probe?.adapter) {
+    chosen = { name: 'webgpu', gpu: true, skipped, reason: because(`using WebGPU on ${describeAdapter(probe.adapter)}`) }
+    return chosen
+  }
+  skipped.push({ name: 'webgpu', why: webgpuWhy ?? 'Dawn named no adapter' })
+
+  // 3. TensorFlow on the CPU where tfjs-node-gpu loaded without a GPU (multi-threaded, native).
+  if (tensorflowCpu !== null && (await activate('tensorflow')) === null) {
+    chosen = { name: 'tensorflow', gpu: false, skipped: skipped.slice(1), reason: because('using TensorFlow on the CPU') }
+    return chosen
+  }
+
+  // 4. wasm, then cpu.
+  for (const name of ['wasm', 'cpu'] as const) {
+    const why = (name === 'wasm' ? await tryWasm() : null) ?? (await activate(name))
+    if (why === null) {
+      chosen = { name, gpu: false, skipped, reason: because(`using ${name}`) }
       return chosen
     }
-    skipped.push({ name, why: why ?? `tf.setBackend('${name}') failed` })
-    if (forced) throw new Error(`Backend ${name} cannot run: ${skipped.at(-1)!.why}`)
+    skipped.push({ name, why })
   }
   throw new Error(`No TensorFlow.js backend could start: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`)
 }
 
 export function currentBackend(): BackendChoice | null {
   return chosen
+}
+
+/**
+ * Whether a backend keeps tensors in an accelerator's memory, so the whole SAE step and Adam stay there
+ * (reading a batch back to the host would cost more than the sparse loops save): tfjs-node-gpu and WebGPU.
+ */
+export function onDevice(name: BackendName): boolean {
+  return name === 'tensorflow' || name === 'webgpu'
 }
