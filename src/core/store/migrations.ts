@@ -359,6 +359,33 @@ export const migrations: readonly Migration[] = [
       DROP TABLE checkpoint;
       ALTER TABLE checkpoint_v11 RENAME TO checkpoint;
     `
+  },
+  {
+    version: 14,
+    name: 'SAE evaluation by splicing: loss recovered, KL and FVU per SAE',
+    sql: `
+      -- The latest evaluation of each SAE (featuretrace evaluate, the evaluate-saes job); evaluating again replaces it.
+      CREATE TABLE sae_evaluation (
+        sae_id INTEGER PRIMARY KEY REFERENCES sae (id) ON DELETE CASCADE,
+        ce_clean REAL NOT NULL,
+        ce_spliced REAL NOT NULL,
+        ce_zero REAL NOT NULL,
+        loss_recovered REAL,
+        kl REAL NOT NULL,
+        fvu REAL NOT NULL,
+        explained_variance REAL NOT NULL,
+        l0 REAL NOT NULL,
+        tokens INTEGER NOT NULL CHECK (tokens > 0),
+        positions INTEGER NOT NULL CHECK (positions >= tokens),
+        windows INTEGER NOT NULL CHECK (windows > 0),
+        corpus TEXT NOT NULL,
+        context INTEGER NOT NULL CHECK (context > 0),
+        max_tokens INTEGER,
+        seed INTEGER NOT NULL,
+        backend TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `
   }
 ]
 

@@ -24,6 +24,8 @@ export function describeResult(job: Job): string {
       const count = Array.isArray(r.results) ? r.results.length : 0
       return `${String(p.analysis ?? 'geometry')} at ${plural(count, 'checkpoint')} of layer ${n(p.layer)} stored${backend(r.backend)}`
     }
+    case 'evaluate-saes':
+      return `${plural(r.evaluated, 'SAE')} at layer ${n(r.layer)} evaluated by splicing${backend(r.backend)}`
     case 'verify-checkpoints':
       return r['with problems']
         ? `${plural(r.checked, 'checkpoint')} checked, ${n(r['with problems'])} with problems`
