@@ -12,7 +12,10 @@ describe('SAE evaluation in the checkpoint view', () => {
     prepare(dir) {
       const project = process.env.FEATURETRACE_E2E_DEMO_PROJECT ?? join(dir, 'project')
       if (!process.env.FEATURETRACE_E2E_DEMO_PROJECT) {
-        const r = spawnSync(process.execPath, [CLI, 'demo', '--small', '--project', project, '--report', join(dir, 'report')], { encoding: 'utf8', timeout: 110_000 })
+        const r = spawnSync(process.execPath, [CLI, 'demo', '--small', '--project', project, '--report', join(dir, 'report')], {
+          encoding: 'utf8',
+          timeout: 110_000
+        })
         expect(r.status, r.stderr).toBe(0)
         expect(r.stdout).toMatch(/evaluate\s+[\d.]+ s/)
       }

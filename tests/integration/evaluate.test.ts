@@ -94,7 +94,7 @@ describe('featuretrace evaluate equals the float64 reference', () => {
       W_dec[j * d + j] = 1
       W_dec[(d + j) * d + j] = -1
     }
-    const threshold = Float32Array.from({ length: n }, (_, i) => 0.6 + 0.4 * ((i * 7) % 5) / 5)
+    const threshold = Float32Array.from({ length: n }, (_, i) => 0.6 + (0.4 * ((i * 7) % 5)) / 5)
     const sae = new Sae({
       d,
       n,
@@ -140,10 +140,14 @@ describe('featuretrace evaluate equals the float64 reference', () => {
       weights: { W_enc: new Float32Array(d * n), W_dec: new Float32Array(n * d), b_enc: new Float32Array(n), b_dec: new Float32Array(d), threshold: null },
       sparsity: null
     }).save(narrow, { meta: { layer: 2 }, modelName: null, contextSize: null, datasetPath: null, prependBos: null })
-    expect(ftFails('evaluate', '--model', model, '--sae', narrow, '--layer', '2', ...args)).toMatch(/narrow-sae: the SAE reads d_in = 8 values per token but .*config\.json gives d_model = 64/)
+    expect(ftFails('evaluate', '--model', model, '--sae', narrow, '--layer', '2', ...args)).toMatch(
+      /narrow-sae: the SAE reads d_in = 8 values per token but .*config\.json gives d_model = 64/
+    )
     expect(ftFails('evaluate', '--model', model, '--sae', join(t.dir, 'demo-sae'), '--layer', '1', ...args)).toMatch(
       /cfg\.json says the SAE reads the residual stream after block 2, not 1: evaluate it at --layer 2/
     )
-    expect(ftFails('evaluate', '--model', model, '--sae', join(t.dir, 'demo-sae'), '--layer', '9', ...args)).toMatch(/Layer 9 is out of range .* layers 0–4 exist/)
+    expect(ftFails('evaluate', '--model', model, '--sae', join(t.dir, 'demo-sae'), '--layer', '9', ...args)).toMatch(
+      /Layer 9 is out of range .* layers 0–4 exist/
+    )
   })
 })

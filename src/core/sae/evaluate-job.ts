@@ -74,7 +74,8 @@ export const evaluateSaesJob: JobKindDefinition<EvaluateRequest, EvaluateInput, 
       const c = checkpoints.find((x) => x.id === s.checkpointId)!
       // An SAE-only checkpoint has no weights to splice into: left out unless asked for by name.
       if (isSaeOnly(c)) {
-        if (request.checkpointIds.length) throw new UserError(`Step ${c.step} has no checkpoint weights (only its SAE): register its folder to evaluate its SAE.`)
+        if (request.checkpointIds.length)
+          throw new UserError(`Step ${c.step} has no checkpoint weights (only its SAE): register its folder to evaluate its SAE.`)
         continue
       }
       if (!c.supported) throw new UserError(`FeatureTrace cannot run ${c.modelType} (step ${c.step}), so it cannot splice its SAE in.`)
@@ -87,7 +88,8 @@ export const evaluateSaesJob: JobKindDefinition<EvaluateRequest, EvaluateInput, 
           `Step ${c.step} has no activation store at layer ${layer} to take the evaluation windows from: give a corpus (featuretrace evaluate-series --corpus FILE).`
         )
       }
-      if (!existsSync(corpus)) throw new UserError(`Missing corpus file ${corpus} (for step ${c.step}): give another with --corpus, or relocate the project's inputs.`)
+      if (!existsSync(corpus))
+        throw new UserError(`Missing corpus file ${corpus} (for step ${c.step}): give another with --corpus, or relocate the project's inputs.`)
       items.push({
         saeId: s.id,
         step: c.step,

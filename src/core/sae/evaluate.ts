@@ -129,7 +129,9 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
     }
     const sae = await Sae.load(opts.sae)
     if (sae.d !== spec.dModel) {
-      throw new UserError(`${opts.sae}: the SAE reads d_in = ${sae.d} values per token but ${spec.file} gives d_model = ${spec.dModel}: it belongs to another model.`)
+      throw new UserError(
+        `${opts.sae}: the SAE reads d_in = ${sae.d} values per token but ${spec.file} gives d_model = ${spec.dModel}: it belongs to another model.`
+      )
     }
     const own = saeLayer(sae)
     if (own !== null && own !== L) {
