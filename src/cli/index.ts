@@ -5,6 +5,7 @@ import { UserError } from '../shared/api'
 import { CHECKPOINTS_USAGE, cmdCheckpoints, cmdVerify } from './checkpoints'
 import { cmdDemo, DEMO_USAGE } from './demo'
 import { cmdDrift, cmdFormation, DYNAMICS_USAGE } from './dynamics'
+import { cmdEvaluate, cmdEvaluateSeries, EVALUATE_USAGE } from './evaluate'
 import { cmdClassifyLanguage, cmdExportFeatures, cmdImportFeatures, cmdLabels, cmdTaxonomy, FEATURES_USAGE } from './features'
 import { cmdGeometry, GEOMETRY_USAGE } from './geometry'
 import { cmdHarvest, cmdHarvestSeries, cmdImportActivations, HARVEST_USAGE } from './harvest'
@@ -19,7 +20,7 @@ const USAGE = `FeatureTrace ${VERSION}: trace how language-model features form a
 Usage: featuretrace <command> [options]
 
 Commands:
-${[SERVE_USAGE, PROJECT_USAGE, CHECKPOINTS_USAGE, JOBS_USAGE, HARVEST_USAGE, TRAIN_USAGE, FEATURES_USAGE, DYNAMICS_USAGE, DEMO_USAGE, IMPORT_SAE_USAGE, GEOMETRY_USAGE].join('\n')}
+${[SERVE_USAGE, PROJECT_USAGE, CHECKPOINTS_USAGE, JOBS_USAGE, HARVEST_USAGE, TRAIN_USAGE, EVALUATE_USAGE, FEATURES_USAGE, DYNAMICS_USAGE, DEMO_USAGE, IMPORT_SAE_USAGE, GEOMETRY_USAGE].join('\n')}
   help                                       This text.
 
 Every command that takes --project creates the project there when the folder is missing or empty.`
@@ -35,6 +36,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   'import-activations': cmdImportActivations,
   train: cmdTrain,
   'train-series': cmdTrainSeries,
+  evaluate: cmdEvaluate,
+  'evaluate-series': cmdEvaluateSeries,
   'classify-language': cmdClassifyLanguage,
   'import-features': cmdImportFeatures,
   'export-features': cmdExportFeatures,

@@ -24,6 +24,8 @@ export interface DemoSettings {
   warmLrFactor: number
   /** Use this many checkpoints, spread from the first to the last (all when absent). */
   checkpoints?: number
+  /** Tokens per checkpoint the SAE evaluation by splicing reads (the first windows of the harvest's corpus and seed). */
+  evaluateTokens: number
 }
 
 /** The demo model's name in what FeatureTrace writes for other tools (SAELens' model_name): its folder says none. */
@@ -41,7 +43,8 @@ export const DEMO_SETTINGS: DemoSettings = {
   // The demo's checkpoints are far apart (log-spaced from initialisation): warm starts need more room
   // than SAE-Track's 5% of the tokens at a tenth of the learning rate.
   warmTokenFraction: 0.5,
-  warmLrFactor: 0.5
+  warmLrFactor: 0.5,
+  evaluateTokens: 1024
 }
 
 /** The test suite's reduced run: three checkpoints, fewer tokens, a smaller SAE. */
@@ -81,7 +84,7 @@ export function bundledPairLists(): string[] {
 }
 
 export interface DemoStage {
-  name: 'register' | 'harvest' | 'train-series' | 'feature-stats' | 'dynamics'
+  name: 'register' | 'harvest' | 'train-series' | 'feature-stats' | 'dynamics' | 'evaluate'
   /** Whether it ran now (false: the project already had its result). */
   ran: boolean
   seconds: number
@@ -182,5 +185,11 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
     .map((s) => s.step)
     .sort((a, b) => a - b)
   await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer }))
+  const evaluated = new Set((await call('saes.evaluations', { layer })).map((e) => e.checkpointId))
+  await stage(
+    'evaluate',
+    ids.some((id) => !evaluated.has(id)),
+    () => start({ kind: 'evaluate-saes', checkpointIds: ids, layer, maxTokens: settings.evaluateTokens })
+  )
   return stages
 }

@@ -9,6 +9,7 @@ import { UserError } from '../shared/api'
 import { VERSION } from './version'
 import { ActivationStoreRepository } from './store/activations'
 import { SaeRepository } from './store/saes'
+import { SaeEvaluationRepository } from './store/evaluations'
 import { FeatureRepository } from './store/features'
 import { LabelRepository } from './store/labels'
 import { TaxonomyRepository } from './store/taxonomy'
@@ -32,6 +33,7 @@ export class Project {
   readonly jobs: JobRepository
   readonly activations: ActivationStoreRepository
   readonly saes: SaeRepository
+  readonly evaluations: SaeEvaluationRepository
   readonly features: FeatureRepository
   readonly labels: LabelRepository
   readonly taxonomy: TaxonomyRepository
@@ -47,6 +49,7 @@ export class Project {
     this.jobs = new JobRepository(db, this.paths)
     this.activations = new ActivationStoreRepository(db, this.paths)
     this.saes = new SaeRepository(db, this.paths)
+    this.evaluations = new SaeEvaluationRepository(db, this.paths)
     this.taxonomy = new TaxonomyRepository(db)
     this.labels = new LabelRepository(db, this.taxonomy)
     this.features = new FeatureRepository(db, this.labels)

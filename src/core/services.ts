@@ -171,6 +171,7 @@ export function createHandlers(ws: Workspace): Handlers {
     'saes.list': (input) => ws.requireProject().project.saes.list({ includeSuperseded: input?.includeSuperseded }),
     'saes.metrics': ({ checkpointId, layer }) => ws.requireProject().project.saes.metrics(checkpointId, layer),
     'saes.quality': ({ layer }) => ws.requireProject().project.features.quality(layer),
+    'saes.evaluations': (input) => ws.requireProject().project.evaluations.list(input?.layer),
     'saes.scanImport': async (req) => (await import('./sae/import')).scanSaeImport(ws.requireProject().project, req),
     'saes.import': async (req) => {
       const { project, jobs } = ws.requireProject()

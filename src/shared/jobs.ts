@@ -103,6 +103,25 @@ export const TrainSeriesJobRequestSchema = z.object({
   modelName: z.string().trim().min(1).max(200).optional()
 })
 
+/**
+ * Evaluates every SAE of a layer by splicing (featuretrace evaluate): loss recovered, KL, FVU per checkpoint. The
+ * windows are those a harvest with these settings stores; each setting left out is taken from the checkpoint's
+ * activation store at this layer (the harvest its SAE was trained on).
+ */
+export const EvaluateSaesJobRequestSchema = z.object({
+  kind: z.literal('evaluate-saes'),
+  /** Empty: every checkpoint with weights and a current SAE at this layer, in step order. */
+  checkpointIds,
+  layer: z.number().int().nonnegative().max(10_000),
+  corpus: z.string().min(1).max(4096).optional(),
+  lang: z.string().max(32).optional(),
+  context: z.number().int().positive().max(1_000_000).optional(),
+  maxTokens: z.number().int().positive().optional(),
+  seed: z.number().int().optional(),
+  dropShort: z.boolean().optional(),
+  backend: backendName.optional()
+})
+
 /** Imports SAEs made elsewhere (as saes.import), in the worker: reading and converting each one with progress. */
 export const SaeImportJobRequestSchema = SaeImportRequestSchema.extend({ kind: z.literal('sae-import') })
 
@@ -114,7 +133,8 @@ export const JobRequestSchema = z.discriminatedUnion('kind', [
   DynamicsJobRequestSchema,
   TrainSeriesJobRequestSchema,
   GeometryJobRequestSchema,
-  SaeImportJobRequestSchema
+  SaeImportJobRequestSchema,
+  EvaluateSaesJobRequestSchema
 ])
 export type JobRequest = z.infer<typeof JobRequestSchema>
 export type JobKind = JobRequest['kind']
@@ -140,7 +160,8 @@ export const jobResultSchemas = {
   }),
   'train-series': z.object({ saes: z.number().int(), backend: z.string(), kept: z.string().optional() }),
   geometry: z.object({ results: z.array(z.number().int()), backend: z.string() }),
-  'sae-import': z.object({ imported: z.number().int(), steps: z.array(z.number().int()), saeIds: z.array(z.number().int()) })
+  'sae-import': z.object({ imported: z.number().int(), steps: z.array(z.number().int()), saeIds: z.array(z.number().int()) }),
+  'evaluate-saes': z.object({ evaluated: z.number().int(), layer: z.number().int(), backend: z.string() })
 } as const satisfies Record<JobKind, z.ZodType>
 export type JobResultOf<K extends JobKind> = z.output<(typeof jobResultSchemas)[K]>
 
@@ -170,7 +191,8 @@ export const JobSchema = z.discriminatedUnion('kind', [
   jobOf('dynamics', DynamicsJobRequestSchema, jobResultSchemas.dynamics),
   jobOf('train-series', TrainSeriesJobRequestSchema, jobResultSchemas['train-series']),
   jobOf('geometry', GeometryJobRequestSchema, jobResultSchemas.geometry),
-  jobOf('sae-import', SaeImportJobRequestSchema, jobResultSchemas['sae-import'])
+  jobOf('sae-import', SaeImportJobRequestSchema, jobResultSchemas['sae-import']),
+  jobOf('evaluate-saes', EvaluateSaesJobRequestSchema, jobResultSchemas['evaluate-saes'])
 ])
 export type Job = z.infer<typeof JobSchema>
 

@@ -73,6 +73,36 @@ export const SaeQualitySchema = z.object({
 })
 export type SaeQuality = z.infer<typeof SaeQualitySchema>
 
+/** An SAE evaluated by splicing (the evaluate-saes job, `featuretrace evaluate`): METHODS' loss recovered, KL and FVU. */
+export const SaeEvaluationSchema = z.object({
+  saeId: z.number().int(),
+  checkpointId: z.number().int(),
+  step: z.number().int(),
+  layer: z.number().int(),
+  /** Mean next-token cross-entropy (nats): clean, with the SAE's reconstruction spliced in after block L, with zeros there. */
+  ceClean: z.number(),
+  ceSpliced: z.number(),
+  ceZero: z.number(),
+  /** (ceZero − ceSpliced) / (ceZero − ceClean); null when zeroing does not change the loss. */
+  lossRecovered: z.number().nullable(),
+  /** KL(clean ‖ spliced), nats, averaged over the predictions. */
+  kl: z.number(),
+  fvu: z.number(),
+  explainedVariance: z.number(),
+  l0: z.number(),
+  /** Predictions (tokens scored), stored positions and windows. */
+  tokens: z.number().int(),
+  positions: z.number().int(),
+  windows: z.number().int(),
+  corpus: z.string(),
+  context: z.number().int(),
+  maxTokens: z.number().int().nullable(),
+  seed: z.number().int(),
+  backend: z.string(),
+  createdAt: z.string()
+})
+export type SaeEvaluation = z.infer<typeof SaeEvaluationSchema>
+
 export const SaeImportItemSchema = z.object({
   /** The SAE's folder or file. */
   path: z.string(),
@@ -133,6 +163,11 @@ export const saeCalls = {
   'saes.quality': {
     input: z.object({ layer: z.number().int().nonnegative() }).strict(),
     output: z.array(SaeQualitySchema)
+  },
+  /** The stored splice evaluations of the current SAEs (of one layer when given), in layer and step order. */
+  'saes.evaluations': {
+    input: z.object({ layer: z.number().int().nonnegative().optional() }).strict().optional(),
+    output: z.array(SaeEvaluationSchema)
   },
   /** What an import would find and attach, and what it could not read and why (headers only: quick). */
   'saes.scanImport': { input: SaeImportRequestSchema, output: SaeImportScanSchema },

@@ -105,9 +105,10 @@ describe('the reduced demo pipeline', () => {
       ['harvest', true],
       ['train-series', true],
       ['feature-stats', true],
-      ['dynamics', true]
+      ['dynamics', true],
+      ['evaluate', true]
     ])
-    expect(ran.map((j) => j.state)).toEqual(['done', 'done', 'done', 'done'])
+    expect(ran.map((j) => j.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
     const { project } = ws.requireProject()
     expect(project.checkpoints.count()).toBe(steps.length)
     const saes = project.saes.list().sort((a, b) => a.step - b.step)
@@ -137,6 +138,18 @@ describe('the reduced demo pipeline', () => {
     const byDrift = project.features.list({ setId: finalSet.id, sort: 'drift', descending: true, limit: 5000 }).rows.map((r) => r.totalDrift!)
     expect(byDrift).toEqual([...byDrift].sort((a, b) => b - a))
     expect(byDrift.every((d) => d >= 0 && d <= 2)).toBe(true)
+    // Every SAE evaluated by splicing over the first evaluateTokens tokens of the harvest's windows.
+    const evaluations = project.evaluations.list(SMALL_DEMO_SETTINGS.layer)
+    expect(evaluations.map((e) => e.step)).toEqual(saes.map((s) => s.step))
+    for (const e of evaluations) {
+      expect(e.positions).toBe(SMALL_DEMO_SETTINGS.evaluateTokens)
+      expect(e.tokens).toBeLessThan(e.positions)
+      expect(e.ceSpliced).toBeGreaterThanOrEqual(e.ceClean - 0.05)
+    }
+    // The trained checkpoint: zeroing the stream costs much more than splicing the SAE in.
+    const final = evaluations.at(-1)!
+    expect(final.ceZero).toBeGreaterThan(final.ceSpliced)
+    expect(final.lossRecovered).toBeGreaterThan(0.5)
   })
 
   it('finds everything done on a second run', async () => {

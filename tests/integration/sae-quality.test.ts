@@ -84,7 +84,7 @@ describe('saes.quality', () => {
     const q = p.features.quality(2)
     expect(q.map((x) => x.step)).toEqual([0, 1000])
     expect(q[0]).toMatchObject({ rows: 6400, heldOutOnly: true, latents: 400, denseThreshold: 0.1 })
-    // Statistics written without the row count (as before migration 13) say so rather than guess.
+    // Statistics written without the row count (as before migration 12) say so rather than guess.
     expect(q[1]).toMatchObject({ rows: null, heldOutOnly: null })
     const lowest = Math.min(...series.flatMap((s) => s.densities.filter((d) => d > 0).map(Math.log10)))
     for (const [i, s] of series.entries()) {

@@ -7,6 +7,7 @@ import { featureStatsJob } from '../analysis/feature-stats-job'
 import { dynamicsJob } from '../analysis/dynamics-job'
 import { geometryJob } from '../analysis/geometry/job'
 import { saeImportJob } from './sae-import-job'
+import { evaluateSaesJob } from '../sae/evaluate-job'
 import type { JobKindDefinition } from './job'
 
 // The registry is keyed by kind; each entry's types are checked where it is defined.
@@ -20,7 +21,8 @@ export const jobKinds: Record<JobKind, AnyJobKind> = {
   'feature-stats': featureStatsJob,
   dynamics: dynamicsJob,
   geometry: geometryJob,
-  'sae-import': saeImportJob
+  'sae-import': saeImportJob,
+  'evaluate-saes': evaluateSaesJob
 }
 
 export function jobKind(kind: string): AnyJobKind {

@@ -50,7 +50,7 @@ export interface HarvestResult {
 }
 
 /** Consecutive sequences of equal length, so a batch needs no padding. */
-function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generator<{ start: number; items: TokenSequence[] }> {
+export function* batchesOf(seqs: TokenSequence[], from: number, size: number): Generator<{ start: number; items: TokenSequence[] }> {
   let i = from
   while (i < seqs.length) {
     const len = seqs[i]!.ids.length
@@ -92,6 +92,36 @@ async function checkTokenIds(checkpoint: CheckpointFolder, tokenizer: ModelToken
   )
 }
 
+/** The settings that decide which windows a harvest stores. */
+export type WindowOptions = Pick<HarvestOptions, 'corpus' | 'corpusLang' | 'context' | 'maxTokens' | 'seed' | 'dropShort' | 'log'>
+
+/**
+ * The windows (token sequences of `context` tokens, without the BOS the model adds) a harvest of `checkpoint` with
+ * these settings stores, in the order it stores them, their token ids checked against the embedding; and the
+ * tokenizer and the indexed corpus (closed: its document info stays readable). Everything that runs the model over
+ * "the windows of a harvest" (harvest itself, SAE evaluation) takes them from here.
+ * Errors: UserError for an unreadable corpus, no sequences, token ids beyond the embedding.
+ */
+export async function harvestWindows(
+  checkpoint: CheckpointFolder,
+  opts: WindowOptions
+): Promise<{ context: number; seed: number; tokenizer: ModelTokenizer; seqs: TokenSequence[]; corpus: Corpus }> {
+  const context = opts.context ?? 64
+  const tokenizer = checkpoint.tokenizer()
+  opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)
+  const corpus = Corpus.open(opts.corpus, { lang: opts.corpusLang })
+  const seed = opts.seed ?? 0
+  let seqs: TokenSequence[]
+  try {
+    seqs = buildSequences(corpus, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
+  } finally {
+    corpus.close()
+  }
+  if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
+  await checkTokenIds(checkpoint, tokenizer, seqs, corpus)
+  return { context, seed, tokenizer, seqs, corpus }
+}
+
 export async function harvest(opts: HarvestOptions, ctx: JobContext): Promise<HarvestResult> {
   // The harvest reads every tensor asynchronously, so it may run on WebGPU.
   const backend = await initBackend(opts.backend, { asyncReads: true })
@@ -118,19 +148,7 @@ async function harvestCheckpoint(
       throw new UserError(`Layer ${L} is out of range for ${opts.model}: it has ${config.layers} layers, so layers 0–${config.layers} exist.`)
     }
   }
-  const context = opts.context ?? 64
-  const tokenizer = checkpoint.tokenizer()
-  opts.log?.(`tokens: ${tokenizer.specialTokensReason}`)
-  const corpus = Corpus.open(opts.corpus, { lang: opts.corpusLang })
-  const seed = opts.seed ?? 0
-  let seqs: TokenSequence[]
-  try {
-    seqs = buildSequences(corpus, tokenizer, { context, dropShort: opts.dropShort ?? false, seed, maxTokens: opts.maxTokens })
-  } finally {
-    corpus.close()
-  }
-  if (seqs.length === 0) throw new UserError(`${opts.corpus} gave no sequences of ${context} tokens; lower --context or turn off dropping short sequences.`)
-  await checkTokenIds(checkpoint, tokenizer, seqs, corpus)
+  const { context, seed, tokenizer, seqs, corpus } = await harvestWindows(checkpoint, opts)
 
   const settings = (layer: number): StoreSettings => ({
     model: resolve(opts.model),

@@ -222,7 +222,7 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       kind: 'bool',
       default: value(false),
       supports: both,
-      note: 'affects only the LM head, which FeatureTrace does not run'
+      note: 'the LM head: the embedding matrix (true) or its own weight (false); read when logits are computed (evaluate)'
     },
     ...ropeKeys(['rotary_emb_base', 'rope_parameters.rope_theta', 'rope_scaling.rope_theta', 'rope_theta'], {
       name: 'partial_rotary_factor',
@@ -290,7 +290,7 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       kind: 'bool',
       default: value(false),
       supports: both,
-      note: 'affects only the LM head, which FeatureTrace does not run'
+      note: 'the LM head: the embedding matrix (true) or its own weight (false); read when logits are computed (evaluate)'
     },
     ...ropeKeys(['rope_theta', 'rope_parameters.rope_theta', 'rope_scaling.rope_theta'], {
       name: 'partial_rotary_factor',
@@ -383,7 +383,7 @@ export const CONFIG_KEYS: Record<ModelType, readonly ConfigKey[]> = {
       kind: 'bool',
       default: value(true),
       supports: both,
-      note: 'affects only the LM head, which FeatureTrace does not run'
+      note: 'the LM head: the embedding matrix (true) or its own weight (false); read when logits are computed (evaluate)'
     },
     NOT_QUANTIZED
   ]

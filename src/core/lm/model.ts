@@ -30,6 +30,16 @@ export interface LanguageModel {
    * Errors: a token id ≥ vocabRows (UserError naming the ids and the embedding), a layer out of range.
    */
   hiddenStates(ids: tf.Tensor2D, layers: number[], opts?: { finalNorm?: boolean }): tf.Tensor3D[]
+  /**
+   * Next-token logits [B, T, vocab] of ids [B, T]: every block, the final norm, then the LM head (the embedding
+   * matrix when tie_word_embeddings, else its own weight), as transformers' *ForCausalLM computes them. With
+   * `splice`, the residual stream after block `splice.layer` (0 = the embeddings; `layers` = after the last block,
+   * before the final norm) is replaced by what `splice.replace` returns for it ([B, T, d] in, [B, T, d] out) before
+   * the later blocks run: the hook SAE evaluation splices a reconstruction in with. `replace` returns a new
+   * tensor (or the one it was given); the stream it was given is disposed after.
+   * Errors: the model was loaded without its head (loadModel's `head`), the checks of hiddenStates.
+   */
+  logits(ids: tf.Tensor2D, splice?: { layer: number; replace: (stream: tf.Tensor3D) => tf.Tensor3D }): tf.Tensor3D
   dispose(): void
 }
 
@@ -562,25 +572,52 @@ export async function embeddingOf(checkpoint: CheckpointFolder): Promise<{ rows:
 }
 
 /**
+ * The LM head as a [d, vocab] matrix (logits = final_norm(x) · head): the token embedding when config.json's
+ * tie_word_embeddings is true (transformers ties lm_head / embed_out to it), else the checkpoint's own head weight
+ * (gpt_neox: embed_out.weight, llama and gpt2: lm_head.weight), [vocab, d] on disk.
+ * Errors: UserError naming the folder, the head tensor and config.json when an untied head is missing.
+ */
+async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: WeightPlan, folder: string): Promise<tf.Tensor> {
+  const tied = spec.resolved.tie_word_embeddings === true
+  const name = tied ? plan.embedding : plan.head.find((n) => weights.has(n))
+  if (name === undefined) {
+    throw new UserError(
+      `${folder} has no LM head ("${plan.head.join('" or "')}") and ${spec.file} says tie_word_embeddings is false, so the head is not the embedding. ` +
+        'Logits need the head: save the checkpoint with its head (transformers: the *ForCausalLM class), or set tie_word_embeddings to true if it was trained tied.'
+    )
+  }
+  const t = await weights.tensor(name, [spec.vocab, spec.dModel])
+  const transposed = tf.transpose(t)
+  t.dispose()
+  return transposed
+}
+
+/**
  * Loads a Hugging Face checkpoint (a folder, or one already read) for capturing layers up to `maxLayer` (blocks
  * beyond it are never read). The caller disposes the model when done with the checkpoint; a folder given by
  * path has its weight files closed once the tensors are read, a CheckpointFolder stays its caller's to close.
+ * With `head`, every block, the final norm and the LM head are loaded (maxLayer is ignored), for logits().
  */
-export async function loadModel(source: string | CheckpointFolder, maxLayer?: number): Promise<LanguageModel> {
+export async function loadModel(source: string | CheckpointFolder, maxLayer?: number, opts: { head?: boolean } = {}): Promise<LanguageModel> {
   const checkpoint = typeof source === 'string' ? CheckpointFolder.open(source) : source
   const { folder, spec } = checkpoint
-  const upTo = maxLayer ?? spec.layers
+  const upTo = opts.head ? spec.layers : (maxLayer ?? spec.layers)
   if (!Number.isInteger(upTo) || upTo < 0 || upTo > spec.layers) {
     throw new UserError(`Layer ${upTo} is out of range for ${folder}: it has ${spec.layers} layers, so layers 0–${spec.layers} exist.`)
   }
   let arch: Architecture
   let params: Params | undefined
   let plan: WeightPlan
+  let head: tf.Tensor | null = null
   try {
     const weights = await checkpoint.weights()
     plan = weightPlanFor(spec, weights.namesWithData(), folder)
     params = new Params(weights, plan)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
+    if (opts.head) {
+      head = await readHead(weights, spec, plan, folder)
+      params.all.push(head)
+    }
   } catch (err) {
     // A failed load keeps none of what it read.
     tf.dispose(params?.all ?? [])
@@ -593,6 +630,21 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
   const maskCache = new Map<number, tf.Tensor2D>()
   const { dModel, layers, maxPositions } = spec
   const vocabRows = spec.vocab
+  /** The checks every forward makes, and the causal mask and rotary tables for T tokens (cached). */
+  const prepare = (ids: tf.Tensor2D): { B: number; T: number; ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope } } => {
+    const [B, T] = ids.shape
+    if (maxPositions !== null && T > maxPositions) throw new UserError(`Sequences of ${T} tokens exceed this model's ${maxPositions} positions.`)
+    const beyond = [...new Set(Array.from(ids.dataSync()).filter((id) => id < 0 || id >= vocabRows))].sort((a, b) => a - b)
+    if (beyond.length > 0) {
+      throw new UserError(
+        `Token ids ${beyond.slice(0, 8).join(', ')} are outside the ${vocabRows} rows of "${plan.embedding}" in ${folder}. ` +
+          'The tokenizer does not belong to this checkpoint: use the matching tokenizer, or resize the embedding (transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
+      )
+    }
+    if (!maskCache.has(T)) maskCache.set(T, causalMask(T))
+    if (spec.rope && !ropeCache.has(T)) ropeCache.set(T, ropeTablesFor(spec.rope, T))
+    return { B, T, ctx: { B, T, mask: maskCache.get(T)!, rope: ropeCache.get(T) } }
+  }
   return {
     modelType: spec.modelType,
     dModel,
@@ -601,21 +653,10 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     vocabRows,
     spec,
     hiddenStates(ids, wanted, opts = {}) {
-      const [B, T] = ids.shape
       for (const L of wanted) {
         if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
       }
-      if (maxPositions !== null && T > maxPositions) throw new UserError(`Sequences of ${T} tokens exceed this model's ${maxPositions} positions.`)
-      const beyond = [...new Set(Array.from(ids.dataSync()).filter((id) => id < 0 || id >= vocabRows))].sort((a, b) => a - b)
-      if (beyond.length > 0) {
-        throw new UserError(
-          `Token ids ${beyond.slice(0, 8).join(', ')} are outside the ${vocabRows} rows of "${plan.embedding}" in ${folder}. ` +
-            'The tokenizer does not belong to this checkpoint: use the matching tokenizer, or resize the embedding (transformers: model.resize_token_embeddings(len(tokenizer))) and save the checkpoint again.'
-        )
-      }
-      if (!maskCache.has(T)) maskCache.set(T, causalMask(T))
-      if (spec.rope && !ropeCache.has(T)) ropeCache.set(T, ropeTablesFor(spec.rope, T))
-      const ctx = { B, T, mask: maskCache.get(T)!, rope: ropeCache.get(T) }
+      const { B, T, ctx } = prepare(ids)
       const last = Math.max(...wanted)
       const out = new Map<number, tf.Tensor3D>()
       let x = tf.tidy(() => arch.embed(ids))
@@ -636,6 +677,33 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
       }
       x.dispose()
       return wanted.map((L) => out.get(L)!)
+    },
+    logits(ids, splice) {
+      if (!head) throw new Error('loadModel: this model was loaded without its LM head; load it with { head: true } for logits')
+      if (splice && (!Number.isInteger(splice.layer) || splice.layer < 0 || splice.layer > layers)) {
+        throw new UserError(`Layer ${splice.layer} is out of range for ${folder}: it has ${layers} layers, so layers 0–${layers} exist.`)
+      }
+      const { B, T, ctx } = prepare(ids)
+      let x = tf.tidy(() => arch.embed(ids))
+      const swap = (L: number): void => {
+        if (splice?.layer !== L) return
+        const given: tf.Tensor3D = tf.reshape(x, [B, T, dModel])
+        const replaced = splice.replace(given)
+        if (replaced !== given) given.dispose()
+        x.dispose()
+        x = tf.reshape(replaced, [B * T, dModel])
+        replaced.dispose()
+      }
+      swap(0)
+      for (let i = 0; i < layers; i++) {
+        const next = tf.tidy(() => arch.block(i, x, ctx))
+        x.dispose()
+        x = next
+        swap(i + 1)
+      }
+      const out = tf.tidy((): tf.Tensor3D => tf.reshape(linear(arch.finalNorm(x), head!), [B, T, head!.shape[1]!]))
+      x.dispose()
+      return out
     },
     dispose() {
       for (const t of tensors) t.dispose()

@@ -12,8 +12,8 @@ import { readSaeLensWeights, resolveSaeLensConfig, saelensNormalize } from '../i
 import { writeSafetensors } from '../io/safetensors'
 import { VERSION } from '../version'
 import type { TrainConfig } from './config'
-import { isTrainingScaling, scaleInputs, type Scaling, type ScalingKind } from './scaling'
-import { disposeParams, encode, type Encoded, type SaeTensors } from './topk'
+import { isTrainingScaling, scaleInputs, unscaleOutputs, type Scaling, type ScalingKind } from './scaling'
+import { decodeSparse, disposeParams, encode, type Encoded, type SaeTensors } from './topk'
 
 export const CFG_FILE = 'cfg.json'
 export const WEIGHTS_FILE = 'sae_weights.safetensors'
@@ -430,6 +430,23 @@ export class Sae {
     const { values, indices } = tf.topk(act, width)
     act.dispose()
     return { values: values as tf.Tensor2D, indices: indices as tf.Tensor2D }
+  }
+
+  /**
+   * The reconstruction of raw rows x [rows, d] in the raw space, [rows, d]: the input scaling applied, encoded by
+   * this SAE's own rule (encode), decoded (Σ f_i W_dec[i] + b_dec, SAELens' decode), and the scaling undone
+   * (unscaleOutputs, as SAELens' run_time_activation_norm_fn_out). Also the number of active latents per row
+   * summed over the rows (for L0). SAELens' SAE.forward computes the same.
+   */
+  reconstruct(x: tf.Tensor2D): { xhat: tf.Tensor2D; active: number } {
+    const { values, indices } = this.encode(x)
+    const { p } = this.encodingTensors()
+    const active = tf.tidy(() => tf.sum(tf.cast(tf.greater(values, 0), 'float32')))
+    const scaled = decodeSparse(p.Wdec, values, indices, p.bdec)
+    const xhat = unscaleOutputs(scaled, x, this.rule.scaling)
+    const count = active.dataSync()[0]!
+    tf.dispose([values, indices, active, scaled])
+    return { xhat, active: count }
   }
 
   /** Codes of `rows` rows of row-major raw activations, on the host: `width` (value, index) pairs per row. */

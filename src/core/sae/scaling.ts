@@ -44,6 +44,34 @@ export function scaleInputs(x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
   })
 }
 
+/**
+ * Undoes scaleInputs on an output in the scaled space (an SAE's reconstruction x̂ of scaleInputs(x, s)), given the
+ * raw rows x it was computed from, both [rows, d], as SAELens' run_time_activation_norm_fn_out does: constant
+ * x̂ / factor; unit norm x̂ · ‖x‖; norm rescale (constant_norm_rescale) x̂ · ‖x‖ / factor; layer norm x̂ · std(x) + mean(x)
+ * (std with Bessel's correction, without the 1e-5 the input side adds, as SAELens' run_time_activation_ln_out).
+ */
+export function unscaleOutputs(xhat: tf.Tensor2D, x: tf.Tensor2D, s: Scaling): tf.Tensor2D {
+  return tf.tidy(() => {
+    switch (s.kind) {
+      case 'none':
+        return tf.clone(xhat)
+      case 'constant':
+        return tf.div(xhat, s.factor) as tf.Tensor2D
+      case 'unit_norm':
+        return tf.mul(xhat, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D
+      case 'norm_rescale':
+        return tf.mul(xhat, tf.div(tf.norm(x, 'euclidean', 1, true), s.factor)) as tf.Tensor2D
+      case 'layer_norm':
+      case 'std_layer_norm': {
+        const d = x.shape[1]
+        const mu = tf.mean(x, 1, true)
+        const std = tf.sqrt(tf.div(tf.sum(tf.square(tf.sub(x, mu)), 1, true), Math.max(d - 1, 1)))
+        return tf.add(tf.mul(xhat, std), mu) as tf.Tensor2D
+      }
+    }
+  })
+}
+
 /** The constant that brings the mean token norm to √d (measured on the initialisation sample). */
 export function constantFactor(sample: Float32Array, d: number): number {
   const rows = sample.length / d

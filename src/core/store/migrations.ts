@@ -374,6 +374,33 @@ export const migrations: readonly Migration[] = [
       -- The rows the statistics read, and whether they were only the held-out windows.
       ALTER TABLE feature_set ADD COLUMN stats_rows INTEGER;
       ALTER TABLE feature_set ADD COLUMN stats_held_out INTEGER CHECK (stats_held_out IN (0, 1));
+      `
+  },
+  {
+    version: 13,
+    name: 'SAE evaluation by splicing: loss recovered, KL and FVU per SAE',
+    sql: `
+      -- The latest evaluation of each SAE (featuretrace evaluate, the evaluate-saes job); evaluating again replaces it.
+      CREATE TABLE sae_evaluation (
+        sae_id INTEGER PRIMARY KEY REFERENCES sae (id) ON DELETE CASCADE,
+        ce_clean REAL NOT NULL,
+        ce_spliced REAL NOT NULL,
+        ce_zero REAL NOT NULL,
+        loss_recovered REAL,
+        kl REAL NOT NULL,
+        fvu REAL NOT NULL,
+        explained_variance REAL NOT NULL,
+        l0 REAL NOT NULL,
+        tokens INTEGER NOT NULL CHECK (tokens > 0),
+        positions INTEGER NOT NULL CHECK (positions >= tokens),
+        windows INTEGER NOT NULL CHECK (windows > 0),
+        corpus TEXT NOT NULL,
+        context INTEGER NOT NULL CHECK (context > 0),
+        max_tokens INTEGER,
+        seed INTEGER NOT NULL,
+        backend TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
     `
   }
 ]

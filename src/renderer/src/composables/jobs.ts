@@ -24,6 +24,8 @@ export function describeResult(job: Job): string {
       const count = Array.isArray(r.results) ? r.results.length : 0
       return `${String(p.analysis ?? 'geometry')} at ${plural(count, 'checkpoint')} of layer ${n(p.layer)} stored${backend(r.backend)}`
     }
+    case 'evaluate-saes':
+      return `${plural(r.evaluated, 'SAE')} at layer ${n(r.layer)} evaluated by splicing${backend(r.backend)}`
     case 'verify-checkpoints': {
       const same = r['same weights as another step'] ? `, ${n(r['same weights as another step'])} with the same weights as another step` : ''
       return r['with problems']

@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
-import type { SaeInfo, SaeMetric } from '../../../shared/api'
+import type { SaeEvaluation, SaeInfo, SaeMetric } from '../../../shared/api'
 import { api } from '../api/client'
 
 const key = (checkpointId: number, layer: number): string => `${checkpointId}:${layer}`
@@ -14,6 +14,16 @@ export const useSaeStore = defineStore('saes', () => {
   const layers = computed(() => [...new Set(list.value.map((s) => s.layer))].sort((a, b) => a - b))
 
   const error = ref<string | null>(null)
+  /** Splice evaluations of the current SAEs (loss recovered, CE, KL), every layer, by layer and step. */
+  const evaluations = ref<SaeEvaluation[]>([])
+
+  async function loadEvaluations(): Promise<void> {
+    try {
+      evaluations.value = await api.call('saes.evaluations')
+    } catch {
+      evaluations.value = []
+    }
+  }
 
   async function load(): Promise<void> {
     try {
@@ -41,6 +51,7 @@ export const useSaeStore = defineStore('saes', () => {
     live.value = { checkpointId: m.checkpointId, layer: m.layer }
   })
   api.on('job.updated', (job) => {
+    if (job.kind === 'evaluate-saes' && job.state === 'done') void loadEvaluations()
     if (job.kind === 'train-series' && job.state !== 'running' && job.state !== 'queued') {
       // The run is over: the chart goes back to following the selected checkpoint.
       live.value = null
@@ -51,7 +62,8 @@ export const useSaeStore = defineStore('saes', () => {
     curves.value = {}
     live.value = null
     void load()
+    void loadEvaluations()
   })
 
-  return { list, curves, live, layers, error, load, loadCurve, curve }
+  return { list, curves, live, layers, error, evaluations, load, loadCurve, curve, loadEvaluations }
 })
