@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
 import type { CheckpointFolder } from '../lm/checkpoint'
-import { weightPlanFor } from '../lm/model'
+import { lmHeadName, weightPlanFor } from '../lm/model'
 import type { Scaling } from '../sae/scaling'
 
 /** The part of a model's head that logit effects read: the final norm's scale and the unembedding. */
@@ -32,25 +32,18 @@ export interface LogitEffects {
 }
 
 /**
- * Reads γ_final and W_U from a checkpoint (the one parsed folder, its weight files). The unembedding follows
- * transformers' rule: with tie_word_embeddings true the LM head *is* the token embedding (embed_in / embed_tokens /
- * wte), whatever lm_head tensor the file may also hold; otherwise the head tensor (embed_out for gpt_neox, lm_head
- * for llama and gpt2). Returns `{ absent }`, a sentence for the user, when the checkpoint has no head to read
+ * Reads γ_final and W_U from a checkpoint (the one parsed folder, its weight files); the unembedding is the
+ * tensor lmHeadName names (transformers' tying rule). Returns `{ absent }`, a sentence for the user, when the checkpoint has no head to read
  * (weights saved from the base model without tying). Errors: as weightPlanFor and CheckpointWeights.tensor.
  */
 export async function readLmHead(checkpoint: CheckpointFolder): Promise<LmHead | { absent: string }> {
   const { spec, folder } = checkpoint
   const weights = await checkpoint.weights()
   const plan = weightPlanFor(spec, weights.namesWithData(), folder)
-  const tied = spec.resolved.tie_word_embeddings === true
-  const head = tied ? plan.embedding : plan.head.find((h) => weights.has(h))
-  if (head === undefined) {
-    return {
-      absent:
-        `${folder} holds no LM head (${plan.head.join(' or ')}) and ${spec.file} sets tie_word_embeddings false: ` +
-        'the weights were saved from the base model, so there is no unembedding to read logit effects from.'
-    }
-  }
+  const found = lmHeadName(weights, spec, plan, folder)
+  if ('missing' in found)
+    return { absent: `${found.missing}: the weights were saved from the base model, so there is no unembedding to read logit effects from.` }
+  const { name: head, tied } = found
   const { dModel: d, vocab } = spec
   const gammaT = await weights.tensor(plan.finalNorm, [d])
   const gamma = (await gammaT.data()) as Float32Array

@@ -572,21 +572,37 @@ export async function embeddingOf(checkpoint: CheckpointFolder): Promise<{ rows:
 }
 
 /**
- * The LM head as a [d, vocab] matrix (logits = final_norm(x) · head): the token embedding when config.json's
- * tie_word_embeddings is true (transformers ties lm_head / embed_out to it), else the checkpoint's own head weight
- * (gpt_neox: embed_out.weight, llama and gpt2: lm_head.weight), [vocab, d] on disk.
+ * Which tensor is the LM head, by transformers' rule: the token embedding when config.json's tie_word_embeddings
+ * is true (lm_head / embed_out are tied to it, whatever the file also holds), else the checkpoint's own head weight
+ * (gpt_neox: embed_out.weight, llama and gpt2: lm_head.weight), [vocab, d] on disk. `missing` is a sentence for
+ * the user (folder, tensor names, config.json) when the weights were saved without a head and are not tied.
+ */
+export function lmHeadName(
+  weights: CheckpointWeights,
+  spec: ModelSpec,
+  plan: WeightPlan,
+  folder: string
+): { name: string; tied: boolean } | { missing: string } {
+  const tied = spec.resolved.tie_word_embeddings === true
+  const name = tied ? plan.embedding : plan.head.find((n) => weights.has(n))
+  if (name !== undefined) return { name, tied }
+  return {
+    missing: `${folder} has no LM head ("${plan.head.join('" or "')}") and ${spec.file} says tie_word_embeddings is false, so the head is not the embedding`
+  }
+}
+
+/**
+ * The LM head as a [d, vocab] matrix (logits = final_norm(x) · head), the tensor lmHeadName names.
  * Errors: UserError naming the folder, the head tensor and config.json when an untied head is missing.
  */
 async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: WeightPlan, folder: string): Promise<tf.Tensor> {
-  const tied = spec.resolved.tie_word_embeddings === true
-  const name = tied ? plan.embedding : plan.head.find((n) => weights.has(n))
-  if (name === undefined) {
+  const head = lmHeadName(weights, spec, plan, folder)
+  if ('missing' in head) {
     throw new UserError(
-      `${folder} has no LM head ("${plan.head.join('" or "')}") and ${spec.file} says tie_word_embeddings is false, so the head is not the embedding. ` +
-        'Logits need the head: save the checkpoint with its head (transformers: the *ForCausalLM class), or set tie_word_embeddings to true if it was trained tied.'
+      `${head.missing}. Logits need the head: save the checkpoint with its head (transformers: the *ForCausalLM class), or set tie_word_embeddings to true if it was trained tied.`
     )
   }
-  const t = await weights.tensor(name, [spec.vocab, spec.dModel])
+  const t = await weights.tensor(head.name, [spec.vocab, spec.dModel])
   const transposed = tf.transpose(t)
   t.dispose()
   return transposed
