@@ -87,7 +87,9 @@ describe('logit effects', () => {
     const checkpoint = CheckpointFolder.open(folder)
     try {
       const head = await readLmHead(checkpoint)
-      expect('absent' in head && head.absent).toMatch(/has no LM head \("embed_out\.weight"\) and .*config\.json says tie_word_embeddings is false.*no unembedding to read logit effects/)
+      expect('absent' in head && head.absent).toMatch(
+        /has no LM head \("embed_out\.weight"\) and .*config\.json says tie_word_embeddings is false.*no unembedding to read logit effects/
+      )
       expect(reference(folder, [[0]], 1, 4)).toEqual({ absent: true })
     } finally {
       await checkpoint.close()
