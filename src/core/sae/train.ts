@@ -66,10 +66,17 @@ export function estimateBytes(d: number, n: number, k: number, batch: number, au
   return params + grads + batchWork
 }
 
+/** The wasm heap is 32-bit: 4 GiB at most, part of it for the runtime. */
+const WASM_HEAP = 3.5 * 2 ** 30
+
 function memoryLimit(backend: BackendName): number {
-  // The wasm heap is 32-bit: 4 GiB at most, part of it for the runtime.
-  if (backend === 'wasm') return 3.5 * 2 ** 30
+  if (backend === 'wasm') return WASM_HEAP
   return Math.min(0.8 * totalmem(), freemem() + 0.25 * totalmem())
+}
+
+/** Under `ort` the [B, n] work lives in onnxruntime; tfjs-wasm's heap holds the parameters and their gradients. */
+function wasmHeapBytes(d: number, n: number): number {
+  return 4 * (2 * d * n + n + d) * 3
 }
 
 function gib(bytes: number): string {
@@ -117,6 +124,12 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(
       `Batch ${cfg.batchSize} with n = ${cfg.n} latents needs about ${gib(need)}, more than the ${gib(memoryLimit(backend.name))} ` +
         `the ${backend.name} backend can use here. Lower --batch (about ${2 ** Math.floor(Math.log2(fit))} fits) or the number of latents.`
+    )
+  }
+
+  if (backend.name === 'ort' && backend.tfjs === 'wasm' && wasmHeapBytes(d, cfg.n) > WASM_HEAP) {
+    throw new UserError(
+      `n = ${cfg.n} latents at d = ${d} need about ${gib(wasmHeapBytes(d, cfg.n))} of parameters and gradients, more than tfjs-wasm's ${gib(WASM_HEAP)} heap beside onnxruntime. Lower the number of latents.`
     )
   }
 
