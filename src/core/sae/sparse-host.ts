@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { OrtSaeEncoder, type EncodedBatch } from '../ort/engine'
 import type { BackendName } from '../tf/backend'
 import type { TrainConfig } from './config'
-import { Adam, HostAdam, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
+import { Adam, HostAdam, hostValues, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
 
 export interface HostStep {
   grads: Gradients
@@ -138,7 +138,7 @@ export async function lossAndGradientsHost(
   const k = cfg.k
   const withAux = cfg.auxK > 0 && dead !== null && deadCount > 0
   const kAux = withAux ? Math.min(cfg.auxK, deadCount) : 0
-  const [x, bdec, Wdec] = (await Promise.all([xt.data(), p.bdec.data(), p.Wdec.data()])) as [Float32Array, Float32Array, Float32Array]
+  const [x, bdec, Wdec] = await Promise.all([xt.data() as Promise<Float32Array>, hostValues(p.bdec), hostValues(p.Wdec)])
   // ReLU commutes with top-k, so the engine applies it to the k values only.
   const enc = await engine.encode(p, xt, x, bdec, k, withAux ? { dead: dead!, k: kAux } : null)
   const v = enc.values
@@ -215,7 +215,15 @@ export function gradientsFor(
   return (p, x, cfg, dead, deadCount) => lossAndGradientsHost(p, x, cfg, dead, deadCount, engine)
 }
 
-/** Adam for a backend: on the device for the GPU backend, on the host for ort, wasm and cpu. */
-export function optimizerFor(backend: BackendName, p: SaeTensors, cfg: Pick<TrainConfig, 'adamBeta1' | 'adamBeta2' | 'adamEps'>): Optimizer {
-  return backend === 'tensorflow' ? new Adam(p, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps) : new HostAdam(p, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps)
+/**
+ * Adam (then W_dec's rows renormalised when cfg.decoderUnitNorm) for a backend: on the device for the GPU
+ * backend, on the host for ort, wasm and cpu.
+ */
+export function optimizerFor(
+  backend: BackendName,
+  p: SaeTensors,
+  cfg: Pick<TrainConfig, 'adamBeta1' | 'adamBeta2' | 'adamEps' | 'decoderUnitNorm'>
+): Optimizer {
+  const settings = { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEps, decoderUnitNorm: cfg.decoderUnitNorm }
+  return backend === 'tensorflow' ? new Adam(p, settings) : new HostAdam(p, settings)
 }

@@ -233,12 +233,8 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
         r.grads.Wdec.dispose()
         r.grads.Wdec = g
       }
+      // Adam, then (cfg.decoderUnitNorm) W_dec's rows back to unit norm.
       await adam.apply(params, r.grads, step + 1, lr)
-      if (cfg.decoderUnitNorm) {
-        const normed = unitRows(params.Wdec)
-        params.Wdec.assign(normed)
-        normed.dispose()
-      }
       const nextSince = tf.tidy(() => tf.where(tf.greater(r.fired, 0), tf.zerosLike(since), tf.add(since, cfg.batchSize))) as tf.Tensor1D
       const nextCounts = tf.add(counts, r.fired) as tf.Tensor1D
       since.dispose()
