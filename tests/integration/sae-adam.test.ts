@@ -40,7 +40,10 @@ describe.each(['wasm', 'cpu'] as const)('HostAdam on %s', (backend) => {
     const rng = new Rng(2)
     // The float64 reference: Adam with bias correction (Kingma & Ba 2015), then W_dec rows to unit norm.
     const ref = { w: start, m: {} as Record<string, Float64Array>, v: {} as Record<string, Float64Array> }
-    for (const k of PARAM_NAMES) ((ref.m[k] = new Float64Array(start[k]!.length)), (ref.v[k] = new Float64Array(start[k]!.length)))
+    for (const k of PARAM_NAMES) {
+      ref.m[k] = new Float64Array(start[k]!.length)
+      ref.v[k] = new Float64Array(start[k]!.length)
+    }
     for (let t = 1; t <= 4; t++) {
       const g = gradients(rng)
       if (t === 3) {

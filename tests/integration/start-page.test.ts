@@ -128,9 +128,9 @@ describe('the start page services', () => {
     const status = result<{ state: string; engine: string; gpu: boolean | null; reason: string }>(await call('engine.status'))
     expect(events).toContainEqual(['engine.changed', status])
     expect(status.state).toBe('ready')
-    // Here tfjs-node-gpu cannot install (no libtensorflow download): the CPU engine, saying so.
-    expect(status).toMatchObject({ engine: 'wasm', gpu: false })
-    expect(status.reason).toMatch(/tfjs-node-gpu/)
+    // Here tfjs-node-gpu cannot install (no libtensorflow download): onnxruntime on the CPU, saying so and on how many threads.
+    expect(status).toMatchObject({ engine: 'ort', gpu: false })
+    expect(status.reason).toMatch(/^@tensorflow\/tfjs-node-gpu is not installed; onnxruntime-node runs the dense products on \d+ threads, tfjs wasm the rest$/)
     ws.close()
   }, 90_000)
 

@@ -1,5 +1,6 @@
 // Which compute engine jobs run on, asked of a job worker before any job runs: the worker chooses its
-// engine as a job would (tf/backend.ts: tfjs-node-gpu where it loads, else wasm, else cpu) and reports it.
+// engine as a job would (tf/backend.ts: tfjs-node-gpu where it loads, else onnxruntime-node (`ort`), else
+// wasm, else cpu) and reports it with its reason (for `ort`, the thread count).
 // The host never loads an engine itself; the status bar shows the answer.
 import type { EngineStatus } from '../../shared/start'
 import type { WorkerSpawner } from './protocol'
@@ -9,7 +10,8 @@ const PROBE_TIMEOUT_MS = 120_000
 
 /** Whether an engine computes on a GPU; null where the machine decides. */
 export function engineUsesGpu(engine: string): boolean | null {
-  if (engine === 'wasm' || engine === 'cpu') return false
+  // onnxruntime-node runs its CPU provider (the package's CUDA provider is not installed).
+  if (engine === 'ort' || engine === 'wasm' || engine === 'cpu') return false
   if (engine === 'webgpu' || engine === 'webgl') return true
   // tfjs-node-gpu's TensorFlow runs on CUDA when a GPU is visible, else on the CPU.
   return null

@@ -145,6 +145,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(`Cannot write the SAE to ${out}: ${(err as Error).message}. Choose a writable output folder.`)
   }
 
+  ctx.progress({ fraction: 0, rate: null, rateUnit: null, etaSeconds: null, message: `engine ${backend.name}: ${backend.reason}` })
   const rows = await TrainingRows.create(source, cfg.evalRows, cfg.seed)
   const key = configKey(cfg, resolve(opts.activations), initSae?.dir ?? null)
   const saved = await loadState(partial)
