@@ -175,6 +175,7 @@ for (const c of cases) {
 const record = {
   date: new Date().toISOString(),
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(),
   threads: THREADS,
   /** 1-, 5- and 15-minute load averages before and after: the machine is often shared, and figures under load are provisional. */
   load: { before: loadBefore, after: loadavg() },
