@@ -180,7 +180,16 @@ export interface AdamSettings {
  */
 const hostCopies = new WeakMap<object, Float32Array>()
 
-/** A tensor's values on the host: HostAdam's copy when it is current, else data(). Read-only. */
+/**
+ * Records `values` as the host copy of tensor t (which must hold exactly these values, as a tensor just
+ * made from them does). The array must not be changed afterwards except by its owner (HostAdam, which
+ * re-registers after each update).
+ */
+export function keepHostCopy(t: tf.Tensor, values: Float32Array): void {
+  hostCopies.set(t.dataId, values)
+}
+
+/** A tensor's values on the host: the registered host copy when there is one, else data(). Read-only. */
 export async function hostValues(t: tf.Tensor): Promise<Float32Array> {
   return hostCopies.get(t.dataId) ?? ((await t.data()) as Float32Array)
 }
@@ -279,7 +288,7 @@ export class HostAdam implements Optimizer {
     const c2 = 1 - b2 ** t
     for (const name of PARAM_NAMES) {
       const w = await this.current(p, name)
-      const grad = (await g[name].data()) as Float32Array
+      const grad = await hostValues(g[name])
       const { m, v } = this.moments[name]
       for (let i = 0; i < w.length; i++) {
         const gi = grad[i]!
@@ -292,7 +301,7 @@ export class HostAdam implements Optimizer {
       const updated = tf.tensor(tf.getBackend() === 'cpu' ? w.slice() : w, p[name].shape)
       p[name].assign(updated)
       updated.dispose()
-      hostCopies.set(p[name].dataId, w)
+      keepHostCopy(p[name], w)
     }
   }
 
