@@ -19,10 +19,11 @@ const files = [
 
 /**
  * What must be a real file outside app.asar: native addons (dlopen cannot read an archive), the whole of the
- * optional tfjs-node-gpu (its addon loads libtensorflow beside it), and scripts for node:worker_threads
- * (threads get no asar support; src/main/paths.ts THREADS_DIR).
+ * optional tfjs-node-gpu (its addon loads libtensorflow beside it), onnxruntime-node's binaries (its addon
+ * loads libonnxruntime beside it), and scripts for node:worker_threads (threads get no asar support;
+ * src/main/paths.ts THREADS_DIR).
  */
-const asarUnpack = ['**/*.node', 'out/native/**', 'node_modules/@tensorflow/tfjs-node-gpu/**', 'out/main/threads/**']
+const asarUnpack = ['**/*.node', 'out/native/**', 'node_modules/@tensorflow/tfjs-node-gpu/**', 'node_modules/onnxruntime-node/bin/**', 'out/main/threads/**']
 
 /** The bundled demo series, beside the archive: copied to the user's documents the first time it is opened. */
 const extraResources = [

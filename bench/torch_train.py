@@ -1,18 +1,19 @@
 #!/usr/bin/python3
 """PyTorch side of bench/train.ts: the same TopK SAE training step, as EleutherAI's sparsify does it
 eagerly (nn.Linear encoder, ReLU, top-k, decoder via embedding_bag over the k active rows, FVU loss,
-autograd, Adam, decoder rows renormalised), on the same activations file. float32, 2 threads.
+autograd, Adam, decoder rows renormalised), on the same activations file. float32, THREADS threads
+(default: every core).
 
-    /usr/bin/python3 bench/torch_train.py FILE D N K BATCH STEPS
+    /usr/bin/python3 bench/torch_train.py FILE D N K BATCH STEPS [THREADS]
 Prints JSON: {"tokens_per_s", "step_seconds", "blas_gflops", "torch", "threads"}.
 """
-import json, struct, sys, time
+import json, os, struct, sys, time
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(2)
 path, d, n, k, batch, steps = sys.argv[1], *map(int, sys.argv[2:7])
+torch.set_num_threads(int(sys.argv[7]) if len(sys.argv) > 7 else os.cpu_count())
 raw = open(path, "rb").read()
 hl = struct.unpack("<Q", raw[:8])[0]
 meta = json.loads(raw[8:8 + hl])["activations"]

@@ -36,7 +36,7 @@ export const GEOMETRY_USAGE = `  geometry galaxy --sae DIR --out FILE.json [--sa
         Word-pair difference vectors (pairs: "a<TAB>b" per line, type = file name, or
         "type<TAB>a<TAB>b"), LDA on the pair types with a silhouette sweep, parallelograms and
         trapezoids before and after LDA. Example lists: resources/demo/pairs/*.tsv.
-  (--checkpoint may be left out for the whole series; --backend tensorflow|wasm|cpu on all three.)`
+  (--checkpoint may be left out for the whole series; --backend tensorflow|ort|wasm|cpu on all three.)`
 
 const COMMON = {
   project: { type: 'string' },

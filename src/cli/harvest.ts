@@ -20,7 +20,7 @@ import {
 
 export const HARVEST_USAGE = `  harvest --model DIR --corpus FILE --layer L --out DIR [--context 64] [--max-tokens N]
           [--dtype f16|f32] [--seed S] [--lang TAG] [--drop-short] [--final-norm] [--batch B]
-          [--backend tensorflow|webgpu|wasm|cpu]
+          [--backend tensorflow|webgpu|ort|wasm|cpu]
         Residual-stream activations after block L (0 = embeddings; a list like 3,6 writes
         DIR/layerL for each) for every token of the corpus (JSON Lines or tagged text), as a
         sharded activation store. Interrupted harvests resume when run again.

@@ -292,11 +292,24 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
     }
   })
 
+  it("unpacks onnxruntime-node's addon together with the library it loads beside it", () => {
+    const ort = resolvePackage(APP_FILES.jobWorker, 'onnxruntime-node')
+    expect(ort).not.toBeNull()
+    const binaries = [...listed].filter((p) => p.startsWith(`/${ort}/bin/`) && (p.endsWith('.node') || /libonnxruntime/.test(p)))
+    expect(binaries.some((p) => p.endsWith('onnxruntime_binding.node'))).toBe(true)
+    expect(binaries.some((p) => /libonnxruntime\.(so\.1|dylib|dll)/.test(p) || /onnxruntime\.dll/.test(p))).toBe(true)
+    for (const p of binaries) expect(header(p.slice(1))?.unpacked, p).toBe(true)
+  })
+
   it('keeps everything else packed', () => {
     const unpacked = [...listed].filter((p) => header(p.slice(1))?.unpacked && header(p.slice(1))?.files === undefined)
-    expect(unpacked.every((p) => p.endsWith('.node') || p.startsWith(`/${THREADS_DIR}/`) || p.startsWith('/out/native/') || p.includes('tfjs-node-gpu'))).toBe(
-      true
-    )
+    const allowed = (p: string): boolean =>
+      p.endsWith('.node') ||
+      p.startsWith(`/${THREADS_DIR}/`) ||
+      p.startsWith('/out/native/') ||
+      p.includes('tfjs-node-gpu') ||
+      p.includes('/onnxruntime-node/bin/')
+    expect(unpacked.filter((p) => !allowed(p))).toEqual([])
     expect(lstatSync(archive).size).toBeGreaterThan(1_000_000)
   })
 })

@@ -1,7 +1,7 @@
 // The hand-written sparse gradients against finite differences of an independent float64 loss.
 import * as tf from '@tensorflow/tfjs-core'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { lossAndGradientsHost } from '../../src/core/sae/sparse-host'
+import { lossAndGradientsHost, ortEngine } from '../../src/core/sae/sparse-host'
 import { lossAndGradients, type SaeTensors } from '../../src/core/sae/topk'
 import { initBackend } from '../../src/core/tf/backend'
 import { Rng } from '../../src/core/random'
@@ -64,7 +64,9 @@ function referenceLoss(p: P, x: number[][], dead: boolean[], eFixed: number[][] 
 const IMPLEMENTATIONS = {
   'all-tfjs (GPU backend)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) =>
     Promise.resolve(lossAndGradients(t, x, { k, auxK, auxAlpha: alpha }, m, c)),
-  'host sparse loops (wasm, cpu)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => lossAndGradientsHost(t, x, { k, auxK, auxAlpha: alpha }, m, c)
+  'host sparse loops (wasm, cpu)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) => lossAndGradientsHost(t, x, { k, auxK, auxAlpha: alpha }, m, c),
+  'host sparse loops, dense part on onnxruntime (ort)': (t: SaeTensors, x: tf.Tensor2D, m: tf.Tensor1D, c: number) =>
+    lossAndGradientsHost(t, x, { k, auxK, auxAlpha: alpha }, m, c, ortEngine)
 }
 
 describe.each(Object.entries(IMPLEMENTATIONS))('SAE gradients, %s', (_name, implementation) => {

@@ -10,6 +10,8 @@ import { initBackend } from '../../src/core/tf/backend'
 import { drifted, matchDirections, plantedDictionary, writePlantedActivations, type Planted } from '../fixtures/planted'
 import { tempDir } from '../helpers'
 
+/** The planted-dictionary and resume tests run on each engine that trains on the CPU. */
+const ENGINES = ['wasm', 'ort'] as const
 const never = { signal: new AbortController().signal, progress: () => {} }
 /** Settings that recover a 512-direction dictionary in d = 64 in about half a minute on wasm. */
 const RECOVERY = {
@@ -35,35 +37,44 @@ beforeAll(async () => {
   t = tempDir('ft-sae-')
   planted = plantedDictionary(64, 512, 1)
   fileA = await writePlantedActivations(t.dir, 'a', planted, 100_000, 3, 2)
-  scratchA = await trainSae({ activations: fileA, out: join(t.dir, 'sae-a'), preset: 'gao2024', overrides: RECOVERY }, never)
+  scratchA = await trainSae({ activations: fileA, out: join(t.dir, 'sae-a'), preset: 'gao2024', backend: 'wasm', overrides: RECOVERY }, never)
 }, 300_000)
 afterAll(() => t.cleanup())
 
 describe('TopK SAE training', () => {
-  it('recovers ≥ 90% of planted directions at cosine ≥ 0.9 with FVU ≤ 0.1, and saves SAELens files', async () => {
-    const sae = await Sae.load(scratchA.dir)
-    const match = matchDirections(planted, sae.weights.W_dec, sae.n)
-    const recovered = match.filter((m) => m.cos >= 0.9).length / planted.N
-    expect(recovered).toBeGreaterThanOrEqual(0.9)
-    expect(scratchA.eval.fvu).toBeLessThanOrEqual(0.1)
-    expect(scratchA.eval.explainedVariance).toBeCloseTo(1 - scratchA.eval.fvu, 10)
-    expect(scratchA.eval.cosine).toBeGreaterThan(0.9)
-    expect(scratchA.eval.l0).toBeLessThanOrEqual(4)
-    const cfg = JSON.parse(readFileSync(join(scratchA.dir, 'cfg.json'), 'utf8')) as Record<string, unknown>
-    expect(cfg).toMatchObject({
-      architecture: 'topk',
-      d_in: 64,
-      d_sae: 1024,
-      k: 4,
-      apply_b_dec_to_input: true,
-      featuretrace: { preset: 'gao2024', input_scaling: 'none', tokens_seen: 600_064 }
-    })
-    expect(existsSync(join(scratchA.dir, 'sparsity.safetensors'))).toBe(true)
-    expect(existsSync(join(scratchA.dir, 'training_state.json'))).toBe(false)
-    // Decoder rows are unit norm.
-    const norms = Array.from({ length: sae.n }, (_, i) => Math.hypot(...sae.weights.W_dec.subarray(i * 64, (i + 1) * 64)))
-    expect(Math.max(...norms.map((x) => Math.abs(x - 1)))).toBeLessThan(1e-4)
-  })
+  it.each(ENGINES)(
+    'on %s, recovers ≥ 90% of planted directions at cosine ≥ 0.9 with FVU ≤ 0.1, and saves SAELens files',
+    async (engine) => {
+      const trained =
+        engine === 'wasm'
+          ? scratchA
+          : await trainSae({ activations: fileA, out: join(t.dir, `sae-a-${engine}`), preset: 'gao2024', backend: engine, overrides: RECOVERY }, never)
+      expect(trained.backend.name).toBe(engine)
+      const sae = await Sae.load(trained.dir)
+      const match = matchDirections(planted, sae.weights.W_dec, sae.n)
+      const recovered = match.filter((m) => m.cos >= 0.9).length / planted.N
+      expect(recovered).toBeGreaterThanOrEqual(0.9)
+      expect(trained.eval.fvu).toBeLessThanOrEqual(0.1)
+      expect(trained.eval.explainedVariance).toBeCloseTo(1 - trained.eval.fvu, 10)
+      expect(trained.eval.cosine).toBeGreaterThan(0.9)
+      expect(trained.eval.l0).toBeLessThanOrEqual(4)
+      const cfg = JSON.parse(readFileSync(join(trained.dir, 'cfg.json'), 'utf8')) as Record<string, unknown>
+      expect(cfg).toMatchObject({
+        architecture: 'topk',
+        d_in: 64,
+        d_sae: 1024,
+        k: 4,
+        apply_b_dec_to_input: true,
+        featuretrace: { preset: 'gao2024', input_scaling: 'none', tokens_seen: 600_064 }
+      })
+      expect(existsSync(join(trained.dir, 'sparsity.safetensors'))).toBe(true)
+      expect(existsSync(join(trained.dir, 'training_state.json'))).toBe(false)
+      // Decoder rows are unit norm.
+      const norms = Array.from({ length: sae.n }, (_, i) => Math.hypot(...sae.weights.W_dec.subarray(i * 64, (i + 1) * 64)))
+      expect(Math.max(...norms.map((x) => Math.abs(x - 1)))).toBeLessThan(1e-4)
+    },
+    300_000
+  )
 
   it('warm-started on drifted directions reaches the from-scratch FVU with ≤ 20% of its tokens, feature i still feature i', async () => {
     // Each direction moves by about 9° (cosine ≈ 0.99 to where it was).
@@ -90,32 +101,36 @@ describe('TopK SAE training', () => {
     expect(cfg.featuretrace.warm_started_from).toBe(scratchA.dir)
   }, 300_000)
 
-  it('a run interrupted and resumed ends where an uninterrupted run ends', async () => {
-    const small = { ...RECOVERY, tokens: 40_960, checkpointEvery: 10, logEvery: 5 }
-    const whole = await trainSae({ activations: fileA, out: join(t.dir, 'whole'), preset: 'gao2024', overrides: small }, never)
-    const controller = new AbortController()
-    let calls = 0
-    const opts: TrainOptions = { activations: fileA, out: join(t.dir, 'resumed'), preset: 'gao2024', overrides: small }
-    await expect(trainSae(opts, { signal: controller.signal, progress: () => ++calls === 7 && controller.abort() })).rejects.toThrow(/cancelled/)
-    expect(existsSync(join(t.dir, 'resumed', 'cfg.json'))).toBe(false)
-    const partial = join(t.dir, 'resumed.partial')
-    expect(existsSync(join(partial, 'training_state.json'))).toBe(true)
-    // A crash after the next save's tensors were written but before its manifest: the manifest still names the last
-    // complete pair, and the stray file is not read.
-    const manifest = JSON.parse(readFileSync(join(partial, 'training_state.json'), 'utf8')) as { step: number; tensorsFile: string }
-    expect(manifest.tensorsFile).toBe(`training_state.step-${manifest.step}.safetensors`)
-    writeFileSync(join(partial, `training_state.step-${manifest.step + 10}.safetensors`), 'not a safetensors file')
-    const resumed = await trainSae(opts, never)
-    expect(resumed.resumed).toBe(true)
-    expect(resumed.steps).toBe(whole.steps)
-    const a = await Sae.load(whole.dir)
-    const b = await Sae.load(resumed.dir)
-    for (const name of ['W_enc', 'W_dec', 'b_enc', 'b_dec'] as const) {
-      let worst = 0
-      for (let i = 0; i < a.weights[name].length; i++) worst = Math.max(worst, Math.abs(a.weights[name][i]! - b.weights[name][i]!))
-      expect(worst, name).toBeLessThan(1e-5)
-    }
-  }, 120_000)
+  it.each(ENGINES)(
+    'on %s, a run interrupted and resumed ends where an uninterrupted run ends',
+    async (engine) => {
+      const small = { ...RECOVERY, tokens: 40_960, checkpointEvery: 10, logEvery: 5 }
+      const whole = await trainSae({ activations: fileA, out: join(t.dir, `whole-${engine}`), preset: 'gao2024', backend: engine, overrides: small }, never)
+      const controller = new AbortController()
+      let calls = 0
+      const opts: TrainOptions = { activations: fileA, out: join(t.dir, `resumed-${engine}`), preset: 'gao2024', backend: engine, overrides: small }
+      await expect(trainSae(opts, { signal: controller.signal, progress: () => ++calls === 7 && controller.abort() })).rejects.toThrow(/cancelled/)
+      expect(existsSync(join(t.dir, `resumed-${engine}`, 'cfg.json'))).toBe(false)
+      const partial = join(t.dir, `resumed-${engine}.partial`)
+      expect(existsSync(join(partial, 'training_state.json'))).toBe(true)
+      // A crash after the next save's tensors were written but before its manifest: the manifest still names the last
+      // complete pair, and the stray file is not read.
+      const manifest = JSON.parse(readFileSync(join(partial, 'training_state.json'), 'utf8')) as { step: number; tensorsFile: string }
+      expect(manifest.tensorsFile).toBe(`training_state.step-${manifest.step}.safetensors`)
+      writeFileSync(join(partial, `training_state.step-${manifest.step + 10}.safetensors`), 'not a safetensors file')
+      const resumed = await trainSae(opts, never)
+      expect(resumed.resumed).toBe(true)
+      expect(resumed.steps).toBe(whole.steps)
+      const a = await Sae.load(whole.dir)
+      const b = await Sae.load(resumed.dir)
+      for (const name of ['W_enc', 'W_dec', 'b_enc', 'b_dec'] as const) {
+        let worst = 0
+        for (let i = 0; i < a.weights[name].length; i++) worst = Math.max(worst, Math.abs(a.weights[name][i]! - b.weights[name][i]!))
+        expect(worst, name).toBeLessThan(1e-5)
+      }
+    },
+    120_000
+  )
 
   it('refuses a damaged saved state by name instead of resuming from it or silently starting again', async () => {
     const small = { ...RECOVERY, tokens: 40_960, checkpointEvery: 10, logEvery: 5 }

@@ -128,9 +128,12 @@ describe('the start page services', () => {
     const status = result<{ state: string; engine: string; gpu: boolean | null; reason: string }>(await call('engine.status'))
     expect(events).toContainEqual(['engine.changed', status])
     expect(status.state).toBe('ready')
-    // Here tfjs-node-gpu cannot install (no libtensorflow download) and Dawn finds no GPU: the CPU engine, saying both.
-    expect(status).toMatchObject({ engine: 'wasm', gpu: false })
-    expect(status.reason).toMatch(/tfjs-node-gpu is not installed .*CUDA 11\.2 and cuDNN 8\.1.*; (no WebGPU adapter|the only WebGPU adapter, .* is .*emulated)/)
+    // Here tfjs-node-gpu cannot install (no libtensorflow download) and Dawn finds no GPU: onnxruntime on the CPU,
+    // saying why each engine before it could not run, and on how many threads.
+    expect(status).toMatchObject({ engine: 'ort', gpu: false })
+    expect(status.reason).toMatch(
+      /tfjs-node-gpu is not installed .*CUDA 11\.2 and cuDNN 8\.1.*; (no WebGPU adapter|the only WebGPU adapter, .* is .*emulated).*; onnxruntime-node runs the dense products on \d+ threads, tfjs wasm the rest$/
+    )
     ws.close()
   }, 90_000)
 

@@ -1,6 +1,7 @@
 // Which compute engine jobs run on, asked of a job worker before any job runs: the worker chooses its
 // engine as a harvest or training job would (tf/backend.ts: tfjs-node-gpu on CUDA, else WebGPU on a GPU
-// adapter, else TensorFlow on the CPU, wasm, cpu) and reports it with whether it computes on a GPU.
+// adapter, else TensorFlow on the CPU, onnxruntime-node (`ort`), wasm, cpu) and reports it with its reason and
+// whether it computes on a GPU.
 // The host never loads an engine itself; the status bar shows the answer.
 import type { EngineStatus } from '../../shared/start'
 import type { WorkerSpawner } from './protocol'
@@ -10,7 +11,8 @@ const PROBE_TIMEOUT_MS = 120_000
 
 /** Whether an engine computes on a GPU, for a worker that did not say; null where the machine decides. */
 export function engineUsesGpu(engine: string): boolean | null {
-  if (engine === 'wasm' || engine === 'cpu') return false
+  // onnxruntime-node runs its CPU provider (the package's CUDA provider is not installed).
+  if (engine === 'ort' || engine === 'wasm' || engine === 'cpu') return false
   if (engine === 'webgpu' || engine === 'webgl') return true
   // tfjs-node-gpu's TensorFlow runs on CUDA when a GPU is visible, else on the CPU.
   return null

@@ -182,7 +182,9 @@ async function harvestCheckpoint(
   const meter = new ProgressMeter(total, 'tok')
   const started = performance.now()
   let computed = 0
-  ctx.progress(meter.update(done, `loading ${config.modelType} (${backend.name})`))
+  // The model forward runs in tfjs; under `ort` that is the tfjs backend beside onnxruntime (bench/README.md, harvest).
+  const forwardOn = backend.name === 'ort' ? `${backend.name}: the forward pass on tfjs ${backend.tfjs}` : backend.name
+  ctx.progress(meter.update(done, `loading ${config.modelType} (${forwardOn})`))
   let model: Awaited<ReturnType<typeof loadModel>>
   try {
     model = await loadModel(checkpoint, Math.max(...layers))

@@ -2,11 +2,14 @@
 // typed-array loops on the host. Measured on tfjs-wasm (d = 512, n = 8192, k = 32, batch 4096): gathering
 // the B·k active decoder rows and the broadcast products over [B·k, d] take ~6 s per step in tfjs
 // kernels, against well under a second here, because the loops never materialise [B·k, d] tensors.
-// Only the dense encoder product and the top-k stay in tfjs. Used on the wasm and cpu backends; on the
-// GPU backend the all-tfjs version keeps everything on the device.
+// Only the dense encoder product and the top-k run in an engine (SaeEncoderEngine): tfjs on the wasm and
+// cpu backends, onnxruntime with every core on `ort`. On the GPU backend the all-tfjs version keeps
+// everything on the device.
 import * as tf from '@tensorflow/tfjs-core'
+import { OrtSaeEncoder, type EncodedBatch } from '../ort/engine'
+import type { BackendName } from '../tf/backend'
 import type { TrainConfig } from './config'
-import { Adam, HostAdam, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
+import { Adam, HostAdam, hostValues, keepHostCopy, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
 
 export interface HostStep {
   grads: Gradients
@@ -58,6 +61,20 @@ function decodeInto(out: Float32Array, o: number, Wdec: Float32Array, v: Float32
   }
 }
 
+/** A [rows, cols] row-major matrix transposed to [cols, rows], in 32 × 32 tiles (cache-friendly at n · d = 67M). */
+function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(a.length)
+  const T = 32
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    const r1 = Math.min(rows, r0 + T)
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const c1 = Math.min(cols, c0 + T)
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c]!
+    }
+  }
+  return out
+}
+
 function totalVariance(x: Float32Array, d: number): number {
   const B = x.length / d
   const mean = new Float64Array(d)
@@ -68,39 +85,79 @@ function totalVariance(x: Float32Array, d: number): number {
   return Math.max(s, 1e-30)
 }
 
+/**
+ * The one place the dense part of the step runs: pre = (x − b_dec)·W_enc + b_enc over all n latents,
+ * then the top k per row (ReLU applied to the k values) and, for AuxK, the top kAux of ReLU(pre)·dead.
+ * Everything after it is the same host code whichever engine ran it.
+ */
+export interface SaeEncoderEngine {
+  readonly name: 'tfjs' | 'ort'
+  /** x and bdec are the host copies of xt [B, d] and p.bdec [d]. */
+  encode(p: SaeTensors, xt: tf.Tensor2D, x: Float32Array, bdec: Float32Array, k: number, aux: { dead: tf.Tensor1D; k: number } | null): Promise<EncodedBatch>
+}
+
+/** The dense part in tfjs kernels (wasm, cpu): one matMul and tf.topk. */
+export const tfjsEncoder: SaeEncoderEngine = {
+  name: 'tfjs',
+  async encode(p, xt, _x, _bdec, k, aux) {
+    const dense = tf.tidy(() => {
+      const pre = tf.add(tf.matMul(tf.sub(xt, p.bdec), p.Wenc), p.benc)
+      const t = tf.topk(pre, k)
+      const out: tf.Tensor[] = [tf.relu(t.values), t.indices]
+      if (aux) {
+        const a = tf.topk(tf.mul(tf.relu(pre), aux.dead), aux.k)
+        out.push(a.values, a.indices)
+      }
+      return out
+    })
+    const data = await Promise.all(dense.map((t) => t.data()))
+    tf.dispose(dense)
+    return {
+      values: data[0] as Float32Array,
+      indices: data[1] as Int32Array,
+      aux: aux ? { values: data[2] as Float32Array, indices: data[3] as Int32Array } : null
+    }
+  }
+}
+
+let ortEncoder: OrtSaeEncoder | null = null
+
+/**
+ * The dense part on onnxruntime with every core (core/ort/engine.ts). W_enc and b_enc are read out of the
+ * tfjs backend once per step (tfjs-wasm's data() copies out of its heap; measured in bench/train.ts).
+ */
+export const ortEngine: SaeEncoderEngine = {
+  name: 'ort',
+  async encode(p, _xt, x, bdec, k, aux) {
+    ortEncoder ??= new OrtSaeEncoder()
+    const [wEnc, bEnc, dead] = (await Promise.all([p.Wenc.data(), p.benc.data(), aux ? aux.dead.data() : null])) as [
+      Float32Array,
+      Float32Array,
+      Float32Array | null
+    ]
+    return ortEncoder.encode(x, bdec, wEnc, bEnc, k, aux ? { dead: dead!, k: aux.k } : null)
+  }
+}
+
 export async function lossAndGradientsHost(
   p: SaeTensors,
   xt: tf.Tensor2D,
   cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>,
   dead: tf.Tensor1D | null,
-  deadCount: number
+  deadCount: number,
+  engine: SaeEncoderEngine = tfjsEncoder
 ): Promise<HostStep> {
   const [B, d] = xt.shape
   const n = p.Wdec.shape[0]!
   const k = cfg.k
   const withAux = cfg.auxK > 0 && dead !== null && deadCount > 0
   const kAux = withAux ? Math.min(cfg.auxK, deadCount) : 0
-  // Dense part in tfjs: pre-activations and the top-k (ReLU commutes with top-k, so it is applied to k values only).
-  const dense = tf.tidy(() => {
-    const pre = tf.add(tf.matMul(tf.sub(xt, p.bdec), p.Wenc), p.benc)
-    const t = tf.topk(pre, k)
-    const out: Record<string, tf.Tensor> = { values: tf.relu(t.values), indices: t.indices }
-    if (withAux) {
-      const a = tf.topk(tf.mul(tf.relu(pre), dead!), kAux)
-      out.auxValues = a.values
-      out.auxIndices = a.indices
-    }
-    return out
-  })
-  const top = { values: dense.values!, indices: dense.indices! }
-  const aux = withAux ? { values: dense.auxValues!, indices: dense.auxIndices! } : null
-  const [x, bdec, Wdec, v, idx] = (await Promise.all([xt.data(), p.bdec.data(), p.Wdec.data(), top.values.data(), top.indices.data()])) as [
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Float32Array,
-    Int32Array
-  ]
+  const [x, bdec, Wdec] = await Promise.all([xt.data() as Promise<Float32Array>, hostValues(p.bdec), hostValues(p.Wdec)])
+  // ReLU commutes with top-k, so the engine applies it to the k values only.
+  const enc = await engine.encode(p, xt, x, bdec, k, withAux ? { dead: dead!, k: kAux } : null)
+  const v = enc.values
+  const idx = enc.indices
+  const aux = enc.aux
   const xc = new Float32Array(B * d)
   for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) xc[b * d + i] = x[b * d + i]! - bdec[i]!
 
@@ -126,7 +183,7 @@ export async function lossAndGradientsHost(
 
   let auxLoss = 0
   if (aux) {
-    const [va, ia] = (await Promise.all([aux.values.data(), aux.indices.data()])) as [Float32Array, Int32Array]
+    const { values: va, indices: ia } = aux
     // The AuxK target is the residual e = x − x̂, held constant.
     const e = new Float32Array(B * d)
     for (let i = 0; i < B * d; i++) e[i] = x[i]! - xhat[i]!
@@ -151,24 +208,41 @@ export async function lossAndGradientsHost(
       fired[idx[i]!] = 1
     }
   }
-  tf.dispose([top.values, top.indices, ...(aux ? [aux.values, aux.indices] : [])])
+  const gWenc = transposed(gWencT, n, d)
   const grads = tf.tidy(() => {
     const benc = tf.tensor1d(gBenc)
     // b_dec also enters through the encoder input: ∂/∂b_dec of (x − b_dec)·W_enc.
     const bdecGrad = tf.sub(tf.tensor1d(gBdec), tf.reshape(tf.matMul(p.Wenc, tf.reshape(benc, [n, 1])), [d]))
-    return { Wenc: tf.transpose(tf.tensor2d(gWencT, [n, d])), benc, Wdec: tf.tensor2d(gWdec, [n, d]), bdec: bdecGrad }
+    return { Wenc: tf.tensor2d(gWenc, [d, n]), benc, Wdec: tf.tensor2d(gWdec, [n, d]), bdec: bdecGrad }
   })
+  // HostAdam reads these back through hostValues instead of copying them out of tfjs again.
+  keepHostCopy(grads.Wenc, gWenc)
+  keepHostCopy(grads.Wdec, gWdec)
+  keepHostCopy(grads.benc, gBenc)
   return { grads, loss: tf.scalar(sse / denom), auxLoss: tf.scalar(auxLoss), fired: tf.tensor1d(fired), l0: tf.scalar(active / B) }
 }
 
-/** The gradient implementation for a backend: host loops for wasm and cpu, all-tfjs on the GPU backend. */
+/**
+ * The gradient implementation for an engine: all-tfjs on the GPU backend; elsewhere the host loops, with
+ * the dense encoder product on onnxruntime (`ort`) or in tfjs (wasm, cpu).
+ */
 export function gradientsFor(
-  backend: string
+  backend: BackendName
 ): (p: SaeTensors, x: tf.Tensor2D, cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>, dead: tf.Tensor1D | null, deadCount: number) => Promise<HostStep> {
-  return backend === 'tensorflow' ? async (...args) => lossAndGradients(...args) : lossAndGradientsHost
+  if (backend === 'tensorflow') return async (...args) => lossAndGradients(...args)
+  const engine = backend === 'ort' ? ortEngine : tfjsEncoder
+  return (p, x, cfg, dead, deadCount) => lossAndGradientsHost(p, x, cfg, dead, deadCount, engine)
 }
 
-/** Adam for a backend: on the device for the GPU backend, on the host for wasm and cpu. */
-export function optimizerFor(backend: string, p: SaeTensors, cfg: Pick<TrainConfig, 'adamBeta1' | 'adamBeta2' | 'adamEps'>): Optimizer {
-  return backend === 'tensorflow' ? new Adam(p, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps) : new HostAdam(p, cfg.adamBeta1, cfg.adamBeta2, cfg.adamEps)
+/**
+ * Adam (then W_dec's rows renormalised when cfg.decoderUnitNorm) for a backend: on the device for the GPU
+ * backend, on the host for ort, wasm and cpu.
+ */
+export function optimizerFor(
+  backend: BackendName,
+  p: SaeTensors,
+  cfg: Pick<TrainConfig, 'adamBeta1' | 'adamBeta2' | 'adamEps' | 'decoderUnitNorm'>
+): Optimizer {
+  const settings = { beta1: cfg.adamBeta1, beta2: cfg.adamBeta2, eps: cfg.adamEps, decoderUnitNorm: cfg.decoderUnitNorm }
+  return backend === 'tensorflow' ? new Adam(p, settings) : new HostAdam(p, settings)
 }

@@ -154,12 +154,54 @@ export function unitRows(W: tf.Tensor): tf.Tensor {
 
 export type Moments = Record<ParamName, { m: Float32Array; v: Float32Array }>
 
-/** Adam with bias correction (the interface both implementations share). */
+/**
+ * Adam with bias correction (the interface both implementations share), followed, when `decoderUnitNorm`
+ * was asked for, by the renormalisation of W_dec's rows to unit norm (as sparsify does after each step).
+ */
 export interface Optimizer {
   apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void>
   exportMoments(): Promise<Moments>
   importMoments(name: ParamName, m: Float32Array, v: Float32Array): void
   dispose(): void
+}
+
+export interface AdamSettings {
+  beta1: number
+  beta2: number
+  eps: number
+  /** Renormalise W_dec's rows to unit norm after each update. */
+  decoderUnitNorm: boolean
+}
+
+/**
+ * Host copies of tensors' values, keyed by the tfjs dataId they were written to. HostAdam keeps one per
+ * parameter, so the host step and the ort engine read the parameters without copying them out of
+ * tfjs-wasm's heap. A tensor assigned anew by anyone else has another dataId and is read with data().
+ */
+const hostCopies = new WeakMap<object, Float32Array>()
+
+/**
+ * Records `values` as the host copy of tensor t (which must hold exactly these values, as a tensor just
+ * made from them does). The array must not be changed afterwards except by its owner (HostAdam, which
+ * re-registers after each update).
+ */
+export function keepHostCopy(t: tf.Tensor, values: Float32Array): void {
+  hostCopies.set(t.dataId, values)
+}
+
+/** A tensor's values on the host: the registered host copy when there is one, else data(). Read-only. */
+export async function hostValues(t: tf.Tensor): Promise<Float32Array> {
+  return hostCopies.get(t.dataId) ?? ((await t.data()) as Float32Array)
+}
+
+/** Scales each row of W [rows, d] (row-major) to unit Euclidean norm in place (rows of norm < 1e-12 divided by 1e-12, as unitRows). */
+export function unitRowsInPlace(W: Float32Array, d: number): void {
+  for (let o = 0; o < W.length; o += d) {
+    let s = 0
+    for (let i = o; i < o + d; i++) s += W[i]! * W[i]!
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12)
+    for (let i = o; i < o + d; i++) W[i]! *= inv
+  }
 }
 
 /** Adam in tfjs kernels: the moments live on the device beside the parameters (GPU backend). */
@@ -169,9 +211,7 @@ export class Adam implements Optimizer {
 
   constructor(
     p: SaeTensors,
-    private readonly beta1: number,
-    private readonly beta2: number,
-    private readonly eps: number
+    private readonly settings: AdamSettings
   ) {
     const zeros = (t: tf.Tensor): tf.Variable => tf.variable(tf.zerosLike(t))
     this.m = { Wenc: zeros(p.Wenc), benc: zeros(p.benc), Wdec: zeros(p.Wdec), bdec: zeros(p.bdec) }
@@ -180,18 +220,20 @@ export class Adam implements Optimizer {
 
   /** One update at step t (1-based) with learning rate lr. */
   async apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void> {
-    const c1 = 1 - this.beta1 ** t
-    const c2 = 1 - this.beta2 ** t
+    const { beta1, beta2, eps } = this.settings
+    const c1 = 1 - beta1 ** t
+    const c2 = 1 - beta2 ** t
     for (const name of PARAM_NAMES) {
       tf.tidy(() => {
-        const m = tf.add(tf.mul(this.m[name], this.beta1), tf.mul(g[name], 1 - this.beta1))
-        const v = tf.add(tf.mul(this.v[name], this.beta2), tf.mul(tf.square(g[name]), 1 - this.beta2))
+        const m = tf.add(tf.mul(this.m[name], beta1), tf.mul(g[name], 1 - beta1))
+        const v = tf.add(tf.mul(this.v[name], beta2), tf.mul(tf.square(g[name]), 1 - beta2))
         this.m[name].assign(m)
         this.v[name].assign(v)
-        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), this.eps))
+        const update = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps))
         p[name].assign(tf.sub(p[name], tf.mul(update, lr)))
       })
     }
+    if (this.settings.decoderUnitNorm) p.Wdec.assign(tf.tidy(() => unitRows(p.Wdec)))
   }
 
   async exportMoments(): Promise<Moments> {
@@ -214,29 +256,39 @@ export class Adam implements Optimizer {
 }
 
 /**
- * The same Adam update in host loops, moments in host memory (wasm and cpu backends). tfjs-wasm's heap is
- * 32-bit: at d = 2048, n = 32768 the tfjs version's moments and temporaries alone exceed 4 GiB.
+ * The same Adam update in host loops, moments in host memory (ort, wasm and cpu backends). tfjs-wasm's heap
+ * is 32-bit: at d = 2048, n = 32768 the tfjs version's moments and temporaries alone exceed 4 GiB. It also
+ * keeps a host copy of each parameter (see hostValues), updated in place and written to tfjs once per step,
+ * and renormalises W_dec's rows in the same pass.
  */
 export class HostAdam implements Optimizer {
   private readonly moments: Moments
+  private readonly values = {} as Record<ParamName, Float32Array>
 
   constructor(
     p: SaeTensors,
-    private readonly beta1: number,
-    private readonly beta2: number,
-    private readonly eps: number
+    private readonly settings: AdamSettings
   ) {
     this.moments = {} as Moments
     for (const name of PARAM_NAMES) this.moments[name] = { m: new Float32Array(p[name].size), v: new Float32Array(p[name].size) }
   }
 
+  /** The host copy of a parameter, current with the tfjs variable (re-read if someone else assigned it). */
+  private async current(p: SaeTensors, name: ParamName): Promise<Float32Array> {
+    const mine = this.values[name]
+    if (mine && hostCopies.get(p[name].dataId) === mine) return mine
+    // On the cpu backend data() is the tensor's own storage: copy it before updating in place.
+    this.values[name] = Float32Array.from((await p[name].data()) as Float32Array)
+    return this.values[name]
+  }
+
   async apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void> {
-    const c1 = 1 - this.beta1 ** t
-    const c2 = 1 - this.beta2 ** t
-    const { beta1: b1, beta2: b2, eps } = this
+    const { beta1: b1, beta2: b2, eps, decoderUnitNorm } = this.settings
+    const c1 = 1 - b1 ** t
+    const c2 = 1 - b2 ** t
     for (const name of PARAM_NAMES) {
-      const w = (await p[name].data()) as Float32Array
-      const grad = (await g[name].data()) as Float32Array
+      const w = await this.current(p, name)
+      const grad = await hostValues(g[name])
       const { m, v } = this.moments[name]
       for (let i = 0; i < w.length; i++) {
         const gi = grad[i]!
@@ -244,9 +296,12 @@ export class HostAdam implements Optimizer {
         const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi)
         w[i] = w[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps)
       }
-      const updated = tf.tensor(w, p[name].shape)
+      if (name === 'Wdec' && decoderUnitNorm) unitRowsInPlace(w, p.Wdec.shape[1]!)
+      // tfjs-wasm copies into its heap; the cpu backend would keep the array itself, so it gets a copy.
+      const updated = tf.tensor(tf.getBackend() === 'cpu' ? w.slice() : w, p[name].shape)
       p[name].assign(updated)
       updated.dispose()
+      keepHostCopy(p[name], w)
     }
   }
 

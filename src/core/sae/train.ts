@@ -66,10 +66,17 @@ export function estimateBytes(d: number, n: number, k: number, batch: number, au
   return params + grads + batchWork
 }
 
+/** The wasm heap is 32-bit: 4 GiB at most, part of it for the runtime. */
+const WASM_HEAP = 3.5 * 2 ** 30
+
 function memoryLimit(backend: BackendName): number {
-  // The wasm heap is 32-bit: 4 GiB at most, part of it for the runtime.
-  if (backend === 'wasm') return 3.5 * 2 ** 30
+  if (backend === 'wasm') return WASM_HEAP
   return Math.min(0.8 * totalmem(), freemem() + 0.25 * totalmem())
+}
+
+/** Under `ort` the [B, n] work lives in onnxruntime; tfjs-wasm's heap holds the parameters and their gradients. */
+function wasmHeapBytes(d: number, n: number): number {
+  return 4 * (2 * d * n + n + d) * 3
 }
 
 function gib(bytes: number): string {
@@ -121,6 +128,12 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     )
   }
 
+  if (backend.name === 'ort' && backend.tfjs === 'wasm' && wasmHeapBytes(d, cfg.n) > WASM_HEAP) {
+    throw new UserError(
+      `n = ${cfg.n} latents at d = ${d} need about ${gib(wasmHeapBytes(d, cfg.n))} of parameters and gradients, more than tfjs-wasm's ${gib(WASM_HEAP)} heap beside onnxruntime. Lower the number of latents.`
+    )
+  }
+
   const out = resolve(opts.out)
   if (isCompleteSae(out)) throw new UserError(`${out} already holds an SAE; remove it or choose another output folder.`)
   if (existsSync(out) && readdirSync(out).length > 0) throw new UserError(`${out} exists and is not empty; choose an empty or new output folder.`)
@@ -133,6 +146,7 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
     throw new UserError(`Cannot write the SAE to ${out}: ${(err as Error).message}. Choose a writable output folder.`)
   }
 
+  ctx.progress({ fraction: 0, rate: null, rateUnit: null, etaSeconds: null, message: `engine ${backend.name}: ${backend.reason}` })
   const rows = await TrainingRows.create(source, cfg.evalRows, cfg.seed)
   const key = configKey(cfg, resolve(opts.activations), initSae?.dir ?? null)
   const saved = await loadState(partial)
@@ -226,12 +240,8 @@ export async function trainSae(opts: TrainOptions, ctx: JobContext): Promise<Tra
         r.grads.Wdec.dispose()
         r.grads.Wdec = g
       }
+      // Adam, then (cfg.decoderUnitNorm) W_dec's rows back to unit norm.
       await adam.apply(params, r.grads, step + 1, lr)
-      if (cfg.decoderUnitNorm) {
-        const normed = unitRows(params.Wdec)
-        params.Wdec.assign(normed)
-        normed.dispose()
-      }
       const nextSince = tf.tidy(() => tf.where(tf.greater(r.fired, 0), tf.zerosLike(since), tf.add(since, cfg.batchSize))) as tf.Tensor1D
       const nextCounts = tf.add(counts, r.fired) as tf.Tensor1D
       since.dispose()

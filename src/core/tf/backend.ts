@@ -1,5 +1,10 @@
-// Which TensorFlow.js backend runs, and why. The same engine code (model forward, SAE step) runs on all of
-// them: a backend is only where tfjs's kernels execute.
+// Which compute engine runs, and why, chosen here and nowhere else. The same code (model forward, SAE step)
+// runs on all of them:
+// - `tensorflow` (tfjs-node-gpu): every op in TensorFlow, on CUDA where a GPU is visible, else on the CPU;
+// - `webgpu`: every op in tfjs's WebGPU backend over Dawn (Vulkan, Metal, D3D12: no CUDA);
+// - `ort`: onnxruntime-node runs the dense products that need every core (core/ort/engine.ts: the SAE
+//   encoder product and its top-k), tfjs-wasm (else tfjs-cpu) the element-wise rest;
+// - `wasm`, `cpu`: every op in that tfjs backend (wasm is single-threaded in Node).
 import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-cpu'
 import { createRequire } from 'node:module'
@@ -9,13 +14,16 @@ import { UserError } from '../../shared/errors'
 import { BACKEND_NAMES } from '../../shared/schema'
 import { explainNodeGpuLoadError, explainNoGpuDevice, missingCudaLibraries } from './node-gpu'
 import { describeAdapter, emulatedAdapter, prepareWebgpu } from './webgpu'
+import { ortThreads, tryOrt } from '../ort/engine'
 
-/** In the order tried: tfjs-node-gpu's `tensorflow`, WebGPU (Dawn), wasm, cpu (the contract names them). */
+/** The engines the contract names (the order tried is initBackend's: GPU first, then the native CPU engines). */
 export const BACKENDS = BACKEND_NAMES
 export type BackendName = (typeof BACKENDS)[number]
 
 export interface BackendChoice {
   name: BackendName
+  /** The tfjs backend running the element-wise ops (tf.getBackend()): the engine's own name except under `ort`. */
+  tfjs: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu'
   /** One sentence for the user: why this backend runs (and, before it, why each faster one could not). */
   reason: string
   /** Backends tried before this one, with why each could not run. */
@@ -56,7 +64,23 @@ async function tryWasm(): Promise<string | null> {
   }
 }
 
-async function activate(name: BackendName): Promise<string | null> {
+/** The tfjs backend that runs the element-wise ops beside onnxruntime: wasm where it loads, else cpu. */
+async function tfjsBesideOrt(): Promise<'wasm' | 'cpu'> {
+  if ((await tryWasm()) === null && (await tf.setBackend('wasm'))) return 'wasm'
+  if (!(await tf.setBackend('cpu'))) throw new Error("tf.setBackend('cpu') failed")
+  return 'cpu'
+}
+
+/** onnxruntime-node with tfjs beside it; why it cannot run, or null with the choice's wording. */
+async function activateOrt(): Promise<{ why: string } | { tfjs: 'wasm' | 'cpu'; what: string }> {
+  const why = await tryOrt()
+  if (why !== null) return { why }
+  const tfjs = await tfjsBesideOrt()
+  await tf.ready()
+  return { tfjs, what: `onnxruntime-node runs the dense products on ${ortThreads()} threads, tfjs ${tfjs} the rest` }
+}
+
+async function activate(name: Exclude<BackendName, 'ort'>): Promise<string | null> {
   if (!(await tf.setBackend(name))) return `tf.setBackend('${name}') failed`
   await tf.ready()
   return null
@@ -74,6 +98,7 @@ async function initForced(name: BackendName): Promise<BackendChoice> {
     const gpu = tensorflowOnGpu()
     return {
       name,
+      tfjs: name,
       gpu,
       skipped: [],
       reason: gpu ? `${requested}; TensorFlow runs on the GPU (CUDA)` : `${requested}; ${explainNoGpuDevice(missingCudaLibraries())}`
@@ -84,11 +109,22 @@ async function initForced(name: BackendName): Promise<BackendChoice> {
     const why = probe.why ?? (await activate(name))
     if (why) fail(why)
     const emulated = emulatedAdapter(probe.adapter!)
-    return { name, gpu: emulated === null, skipped: [], reason: `${requested}; WebGPU on ${describeAdapter(probe.adapter!)}, ${emulated ?? 'a GPU'}` }
+    return {
+      name,
+      tfjs: name,
+      gpu: emulated === null,
+      skipped: [],
+      reason: `${requested}; WebGPU on ${describeAdapter(probe.adapter!)}, ${emulated ?? 'a GPU'}`
+    }
+  }
+  if (name === 'ort') {
+    const ort = await activateOrt()
+    if ('why' in ort) return fail(ort.why)
+    return { name, tfjs: ort.tfjs, gpu: false, skipped: [], reason: `${requested} (${ort.what})` }
   }
   const why = (name === 'wasm' ? await tryWasm() : null) ?? (await activate(name))
   if (why) fail(why)
-  return { name, gpu: false, skipped: [], reason: requested }
+  return { name, tfjs: name, gpu: false, skipped: [], reason: requested }
 }
 
 /** What the calling code asks of a backend. */
@@ -106,9 +142,10 @@ const SYNC_READS = "this work reads tensors synchronously, which tfjs's WebGPU b
 let chosenHow: 'forced' | 'auto-async' | 'auto-sync' = 'auto-sync'
 
 /**
- * Picks the fastest backend that works: tfjs-node-gpu's `tensorflow` when it has a CUDA device; else WebGPU on
+ * Picks the fastest engine that works: tfjs-node-gpu's `tensorflow` when it has a CUDA device; else WebGPU on
  * a real GPU adapter (only for callers with `asyncReads`); else TensorFlow on the CPU (where tfjs-node-gpu
- * loaded without a GPU); else wasm, else cpu. `forced` (from --backend) skips the search and fails loudly if
+ * loaded without a GPU); else onnxruntime-node (`ort`, all cores, with tfjs-wasm for the element-wise ops);
+ * else wasm, else cpu. `forced` (from --backend) skips the search and fails loudly if
  * that backend cannot run; a forced webgpu accepts an emulated adapter (SwiftShader), which the search never picks.
  * Returns the choice with one sentence saying why; throws when no backend can start.
  */
@@ -133,7 +170,7 @@ export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}
   let tensorflowCpu: string | null = null
   const tfWhy = (await tryTensorflow()) ?? (await activate('tensorflow'))
   if (tfWhy === null && tensorflowOnGpu()) {
-    chosen = { name: 'tensorflow', gpu: true, skipped, reason: 'tfjs-node-gpu loaded and TensorFlow runs on the GPU (CUDA)' }
+    chosen = { name: 'tensorflow', tfjs: 'tensorflow', gpu: true, skipped, reason: 'tfjs-node-gpu loaded and TensorFlow runs on the GPU (CUDA)' }
     return chosen
   }
   if (tfWhy === null) {
@@ -145,27 +182,35 @@ export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}
   const probe = asyncReads ? await prepareWebgpu(false) : null
   const webgpuWhy = probe === null ? SYNC_READS : (probe.why ?? (await activate('webgpu')))
   if (webgpuWhy === null && probe?.adapter) {
-    chosen = { name: 'webgpu', gpu: true, skipped, reason: because(`using WebGPU on ${describeAdapter(probe.adapter)}`) }
+    chosen = { name: 'webgpu', tfjs: 'webgpu', gpu: true, skipped, reason: because(`using WebGPU on ${describeAdapter(probe.adapter)}`) }
     return chosen
   }
   skipped.push({ name: 'webgpu', why: webgpuWhy ?? 'Dawn named no adapter' })
 
   // 3. TensorFlow on the CPU where tfjs-node-gpu loaded without a GPU (multi-threaded, native).
   if (tensorflowCpu !== null && (await activate('tensorflow')) === null) {
-    chosen = { name: 'tensorflow', gpu: false, skipped: skipped.slice(1), reason: because('using TensorFlow on the CPU') }
+    chosen = { name: 'tensorflow', tfjs: 'tensorflow', gpu: false, skipped: skipped.slice(1), reason: because('using TensorFlow on the CPU') }
     return chosen
   }
 
-  // 4. wasm, then cpu.
+  // 4. onnxruntime-node on every core for the dense products.
+  const ort = await activateOrt()
+  if (!('why' in ort)) {
+    chosen = { name: 'ort', tfjs: ort.tfjs, gpu: false, skipped, reason: because(ort.what) }
+    return chosen
+  }
+  skipped.push({ name: 'ort', why: ort.why })
+
+  // 5. wasm, then cpu.
   for (const name of ['wasm', 'cpu'] as const) {
     const why = (name === 'wasm' ? await tryWasm() : null) ?? (await activate(name))
     if (why === null) {
-      chosen = { name, gpu: false, skipped, reason: because(`using ${name}`) }
+      chosen = { name, tfjs: name, gpu: false, skipped, reason: because(`using ${name}`) }
       return chosen
     }
     skipped.push({ name, why })
   }
-  throw new Error(`No TensorFlow.js backend could start: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`)
+  throw new Error(`No compute engine could start: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`)
 }
 
 export function currentBackend(): BackendChoice | null {

@@ -1,0 +1,190 @@
+// The onnxruntime-node engine: dense products that need every core, as small ONNX graphs built here
+// (onnx-proto.ts) and run by onnxruntime's CPU provider (MLAS sgemm, one thread per core). Its
+// `InferenceSession.run` is asynchronous, so it cannot sit in tfjs's synchronous kernel registry: callers
+// hand it typed arrays and await the result. Everything sparse stays in the host loops (sae/sparse-host.ts).
+import { availableParallelism } from 'node:os'
+import type * as Ort from 'onnxruntime-node'
+import { DataType, encodeModel, type Graph, type Node } from './onnx-proto'
+
+type OrtModule = typeof Ort
+
+/** Optional at run time: the package ships Linux/macOS/Windows CPU binaries; a platform without them falls back to wasm. */
+const importOrt = (): Promise<OrtModule> => import(/* @vite-ignore */ 'onnxruntime-node' as string) as Promise<OrtModule>
+
+let ort: OrtModule | null = null
+
+/** Threads each onnxruntime session uses: every core, unless FEATURETRACE_THREADS says fewer. */
+export function ortThreads(): number {
+  const env = Number(process.env.FEATURETRACE_THREADS)
+  return Number.isInteger(env) && env > 0 ? env : availableParallelism()
+}
+
+/**
+ * Loads onnxruntime-node and runs a 2×2 MatMul through it, so that a broken native binary is found here
+ * and not in the middle of a job. Returns null when it works, else one sentence saying why not.
+ */
+export async function tryOrt(load: () => Promise<OrtModule> = importOrt): Promise<string | null> {
+  try {
+    const mod = await load()
+    const bytes = encodeModel({
+      name: 'probe',
+      nodes: [{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['c'] }],
+      inputs: [
+        { name: 'a', type: DataType.FLOAT, shape: [2, 2] },
+        { name: 'b', type: DataType.FLOAT, shape: [2, 2] }
+      ],
+      outputs: [{ name: 'c', type: DataType.FLOAT, shape: [2, 2] }]
+    })
+    const session = await mod.InferenceSession.create(bytes, { intraOpNumThreads: 1 })
+    const eye = new mod.Tensor('float32', Float32Array.from([1, 0, 0, 1]), [2, 2])
+    const b = new mod.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [2, 2])
+    const out = await session.run({ a: eye, b })
+    const c = out.c!.data as Float32Array
+    await session.release()
+    if (c[3] !== 4) return `onnxruntime-node loaded but computed a wrong 2×2 product (${Array.from(c).join(', ')})`
+    ort = mod
+    return null
+  } catch (err) {
+    const message = (err as Error).message?.split('\n')[0] ?? String(err)
+    if (/Cannot find (module|package)/.test(message)) return 'onnxruntime-node is not installed'
+    return `onnxruntime-node is installed but failed to load: ${message}`
+  }
+}
+
+/** The loaded module, loading (and checking) it on first use; throws with tryOrt's reason when it cannot run. */
+async function loaded(): Promise<OrtModule> {
+  if (ort) return ort
+  const why = await tryOrt()
+  if (why !== null) throw new Error(`The ort engine cannot run: ${why}. Run with --backend wasm.`)
+  return ort!
+}
+
+/** The k largest values per row (ReLU applied to them) and their column indices. */
+export interface TopKRows {
+  /** [B, k] row-major, ≥ 0 */
+  values: Float32Array
+  /** [B, k] row-major, in [0, n) */
+  indices: Int32Array
+}
+
+export interface EncodedBatch extends TopKRows {
+  /** AuxK: the kAux largest of relu(pre) · dead per row, or null when not asked for. */
+  aux: TopKRows | null
+}
+
+/**
+ * The SAE encoder's dense part as one ONNX graph:
+ *   pre = (x − b_dec) · W_enc + b_enc            x [B, d], W_enc [d, n]
+ *   values, indices = TopK(pre, k); values = ReLU(values)     (ReLU commutes with top-k)
+ *   with AuxK: auxValues, auxIndices = TopK(ReLU(pre) · dead, kAux)
+ * Indices are cast to int32 in the graph. k and kAux are graph inputs, so one session serves any k.
+ */
+export function encoderGraph(d: number, n: number, withAux: boolean): Graph {
+  const nodes: Node[] = [
+    { op: 'Sub', inputs: ['x', 'b_dec'], outputs: ['xc'] },
+    { op: 'MatMul', inputs: ['xc', 'W_enc'], outputs: ['xw'] },
+    { op: 'Add', inputs: ['xw', 'b_enc'], outputs: ['pre'] },
+    { op: 'TopK', inputs: ['pre', 'k'], outputs: ['top', 'top_i64'], attributes: { axis: { int: -1 }, largest: { int: 1 }, sorted: { int: 1 } } },
+    { op: 'Relu', inputs: ['top'], outputs: ['values'] },
+    { op: 'Cast', inputs: ['top_i64'], outputs: ['indices'], attributes: { to: { int: DataType.INT32 } } }
+  ]
+  const inputs: Graph['inputs'] = [
+    { name: 'x', type: DataType.FLOAT, shape: ['B', d] },
+    { name: 'b_dec', type: DataType.FLOAT, shape: [d] },
+    { name: 'W_enc', type: DataType.FLOAT, shape: [d, n] },
+    { name: 'b_enc', type: DataType.FLOAT, shape: [n] },
+    { name: 'k', type: DataType.INT64, shape: [1] }
+  ]
+  const outputs: Graph['outputs'] = [
+    { name: 'values', type: DataType.FLOAT, shape: ['B', 'k'] },
+    { name: 'indices', type: DataType.INT32, shape: ['B', 'k'] }
+  ]
+  if (withAux) {
+    nodes.push(
+      { op: 'Relu', inputs: ['pre'], outputs: ['act'] },
+      { op: 'Mul', inputs: ['act', 'dead'], outputs: ['masked'] },
+      {
+        op: 'TopK',
+        inputs: ['masked', 'k_aux'],
+        outputs: ['aux_values', 'aux_i64'],
+        attributes: { axis: { int: -1 }, largest: { int: 1 }, sorted: { int: 1 } }
+      },
+      { op: 'Cast', inputs: ['aux_i64'], outputs: ['aux_indices'], attributes: { to: { int: DataType.INT32 } } }
+    )
+    inputs.push({ name: 'dead', type: DataType.FLOAT, shape: [n] }, { name: 'k_aux', type: DataType.INT64, shape: [1] })
+    outputs.push({ name: 'aux_values', type: DataType.FLOAT, shape: ['B', 'k_aux'] }, { name: 'aux_indices', type: DataType.INT32, shape: ['B', 'k_aux'] })
+  }
+  return { name: withAux ? 'sae_encode_topk_aux' : 'sae_encode_topk', nodes, inputs, outputs }
+}
+
+/**
+ * Runs the SAE encoder's dense product and top-k on onnxruntime with every core. Weights are passed as
+ * ORT tensors over the caller's Float32Arrays (onnxruntime-node reads them in place; nothing is copied
+ * here). One session per (d, n, with or without AuxK), created on first use.
+ */
+export class OrtSaeEncoder {
+  private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>()
+
+  private session(d: number, n: number, withAux: boolean): Promise<Ort.InferenceSession> {
+    const key = `${d}:${n}:${withAux}`
+    let s = this.sessions.get(key)
+    if (!s) {
+      s = loaded().then((mod) =>
+        mod.InferenceSession.create(encodeModel(encoderGraph(d, n, withAux)), {
+          intraOpNumThreads: ortThreads(),
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all'
+        })
+      )
+      this.sessions.set(key, s)
+    }
+    return s
+  }
+
+  /**
+   * x [B, d], bDec [d], wEnc [d, n], bEnc [n]; `aux.dead` [n] is a 0/1 mask and aux.k ≤ its count.
+   * Throws when a shape disagrees, naming the argument.
+   */
+  async encode(
+    x: Float32Array,
+    bDec: Float32Array,
+    wEnc: Float32Array,
+    bEnc: Float32Array,
+    k: number,
+    aux: { dead: Float32Array; k: number } | null
+  ): Promise<EncodedBatch> {
+    const d = bDec.length
+    const n = bEnc.length
+    if (wEnc.length !== d * n) throw new Error(`W_enc has ${wEnc.length} values; expected d × n = ${d} × ${n}.`)
+    if (x.length % d !== 0) throw new Error(`x has ${x.length} values, not a multiple of d = ${d}.`)
+    if (k < 1 || k > n) throw new Error(`k = ${k} must be in [1, n = ${n}].`)
+    if (aux && (aux.dead.length !== n || aux.k < 1 || aux.k > n)) throw new Error(`AuxK mask has ${aux.dead.length} values for n = ${n}, k_aux = ${aux.k}.`)
+    const B = x.length / d
+    const mod = await loaded()
+    const session = await this.session(d, n, aux !== null)
+    const feeds: Record<string, Ort.Tensor> = {
+      x: new mod.Tensor('float32', x, [B, d]),
+      b_dec: new mod.Tensor('float32', bDec, [d]),
+      W_enc: new mod.Tensor('float32', wEnc, [d, n]),
+      b_enc: new mod.Tensor('float32', bEnc, [n]),
+      k: new mod.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1])
+    }
+    if (aux) {
+      feeds.dead = new mod.Tensor('float32', aux.dead, [n])
+      feeds.k_aux = new mod.Tensor('int64', BigInt64Array.from([BigInt(aux.k)]), [1])
+    }
+    const out = await session.run(feeds)
+    return {
+      values: out.values!.data as Float32Array,
+      indices: out.indices!.data as Int32Array,
+      aux: aux ? { values: out.aux_values!.data as Float32Array, indices: out.aux_indices!.data as Int32Array } : null
+    }
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()]
+    this.sessions.clear()
+    for (const s of all) await (await s).release()
+  }
+}
