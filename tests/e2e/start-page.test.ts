@@ -52,13 +52,20 @@ describe('the start page in Chromium (browser mode)', () => {
     expect(await start.getByRole('button', { name: 'Browse…' }).count()).toBe(0)
     expect(await page.getByTestId('start-create-path').inputValue()).toBe(join(docs, 'FeatureTrace', 'my-project'))
     // The status bar asks a job worker which engine it runs: here WebAssembly on the CPU, tfjs-node-gpu absent.
-    await expect.poll(() => page.getByTestId('status-engine').textContent(), { timeout: 60_000 }).toBe('Compute: WebAssembly · CPU')
+    await expect.poll(() => page.getByTestId('status-engine').textContent(), { timeout: 60_000 }).toBe('Compute: ONNX Runtime · CPU')
     expect(await page.getByTestId('status-bar').textContent()).toContain('tfjs-node-gpu is not installed')
     await page.screenshot({ path: join(SCREENSHOTS, 'start-page.png') })
 
     await page.getByTestId('status-about').click()
     const about = page.getByTestId('about-dialog')
-    await expect.poll(() => page.getByTestId('about-version').textContent()).toMatch(/^\d+\.\d+\.\d+ \(source checkout, project database schema \d+\)$/)
+    await expect
+      .poll(() =>
+        page
+          .getByTestId('about-version')
+          .textContent()
+          .then((t) => t?.trim())
+      )
+      .toMatch(/^\d+\.\d+\.\d+ \(source checkout, project database schema \d+\)$/)
     expect(await page.getByTestId('about-updates').textContent()).toContain('never connects to the internet')
     await page.screenshot({ path: join(SCREENSHOTS, 'about.png') })
     await page.keyboard.press('Escape')

@@ -328,7 +328,12 @@ describe('the newcomer’s walk', () => {
     await page.getByTestId('import-sae-open').click()
     await page.getByTestId('import-sae-path').fill('project.sqlite')
     await expect
-      .poll(() => page.getByTestId('import-sae-full-path').textContent())
+      .poll(() =>
+        page
+          .getByTestId('import-sae-full-path')
+          .textContent()
+          .then((t) => t?.trim())
+      )
       .toBe(`Reads ${join(project, 'project.sqlite')} (a relative path is taken from the project folder).`)
     await page.getByTestId('import-sae-look').click()
     await expect

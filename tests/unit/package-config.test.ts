@@ -81,7 +81,13 @@ describe('the package config (electron-builder.config.js)', () => {
 
   it('unpacks native addons, the optional GPU engine and thread scripts; nothing else', () => {
     expect(config.asar).toBe(true)
-    expect(config.asarUnpack).toEqual(['**/*.node', 'out/native/**', 'node_modules/@tensorflow/tfjs-node-gpu/**', `${THREADS_DIR}/**`])
+    expect(config.asarUnpack).toEqual([
+      '**/*.node',
+      'out/native/**',
+      'node_modules/@tensorflow/tfjs-node-gpu/**',
+      'node_modules/onnxruntime-node/bin/**',
+      `${THREADS_DIR}/**`
+    ])
   })
 
   it('ships the demo series beside the archive, where src/main/paths.ts looks for it', () => {
