@@ -264,10 +264,14 @@ describe('the newcomer’s walk', () => {
     // The keyboard's place is visible.
     await expect.poll(() => page.evaluate('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
 
-    // Keys 1–9 label the feature shown; with no name yet the key says so and sends the cursor to the name field.
+    // Keys 1–9 label the feature shown; with no name yet the key says so and marks the name field, and the keys pressed
+    // next are refused too rather than typed into the name.
     await page.keyboard.press('1')
     await expect.poll(() => page.getByTestId('feature-label-error').textContent()).toMatch(/Type your name as annotator first/)
-    await expect.poll(() => page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('feature-annotator')
+    await page.keyboard.press('2')
+    expect(await page.getByTestId('feature-annotator').inputValue()).toBe('')
+    expect(await page.getByTestId('feature-annotator').getAttribute('aria-invalid')).toBe('true')
+    await page.getByTestId('feature-annotator').focus()
     await page.keyboard.type('kiki')
     await expect.poll(() => page.getByTestId('feature-label-error').count()).toBe(0)
     await list.focus()
@@ -373,7 +377,10 @@ describe('the newcomer’s walk', () => {
     await page.getByTestId('label-panel').focus()
     await page.keyboard.press('1')
     await expect.poll(() => page.getByRole('alert').allTextContents()).toContain('Type your name as annotator first: labels are saved under it.')
-    await expect.poll(() => page.evaluate('document.activeElement?.getAttribute("data-testid")')).toBe('annotator')
+    await page.keyboard.press('2')
+    expect(await page.getByTestId('annotator').inputValue()).toBe('')
+    expect(await page.getByTestId('annotator').getAttribute('aria-invalid')).toBe('true')
+    await page.getByTestId('annotator').focus()
     await page.keyboard.type('walker')
     await expect.poll(() => page.getByRole('alert').allTextContents()).toEqual([])
     const sample = await call<number[]>('labels.sample', { setId: finalSet.id, n: 20, seed: 0, skipDead: true })
