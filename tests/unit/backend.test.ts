@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import { initBackend, tryTensorflow } from '../../src/core/tf/backend'
 import { CUDA_LIBRARIES, dlopenError, explainNodeGpuLoadError, explainNoGpuDevice, missingCudaLibraries } from '../../src/core/tf/node-gpu'
-import { describeAdapter, emulatedAdapter, type AdapterSummary } from '../../src/core/tf/webgpu'
+import { describeAdapter, emulatedAdapter, missingGpuDevice, type AdapterSummary } from '../../src/core/tf/webgpu'
 
 const WHAT_TO_DO =
   /needs CUDA 11\.2 and cuDNN 8\.1.*with CUDA 12\/13, or no CUDA, use the WebGPU engine instead \(--backend webgpu: .*libvulkan1 and the GPU driver\)$/
@@ -109,6 +109,41 @@ describe('the CUDA 11 libraries TensorFlow opens at run time', () => {
     expect(dlopenError('libc.so.6')).toBeNull()
     expect(dlopenError('libcudart.so.9.0')).toMatch(/libcudart\.so\.9\.0: cannot open shared object file/)
     expect(CUDA_LIBRARIES.map((l) => l.soname)).toContain('libcudnn.so.8')
+  })
+})
+
+describe('whether the automatic choice asks Dawn at all', () => {
+  const fs = (files: Record<string, string[]>) => ({
+    exists: (p: string) => p in files,
+    list: (p: string) => files[p] ?? []
+  })
+  it('skips Dawn on Linux without a render node or an NVIDIA device, and says so', () => {
+    const { exists, list } = fs({ '/dev': ['null', 'tty', 'dri'], '/dev/dri': ['card0'] })
+    expect(missingGpuDevice('linux', exists, list)).toMatch(/no GPU device here \(no \/dev\/dri\/renderD\* or \/dev\/nvidia\*\), so WebGPU was not tried/)
+  })
+  it('asks Dawn where a GPU has its device node, and on other systems', () => {
+    expect(
+      missingGpuDevice(
+        'linux',
+        fs({ '/dev': ['dri'], '/dev/dri': ['card0', 'renderD128'] }).exists,
+        fs({ '/dev': ['dri'], '/dev/dri': ['card0', 'renderD128'] }).list
+      )
+    ).toBeNull()
+    expect(missingGpuDevice('linux', fs({ '/dev': ['nvidia0', 'nvidiactl'] }).exists, fs({ '/dev': ['nvidia0', 'nvidiactl'] }).list)).toBeNull()
+    expect(
+      missingGpuDevice(
+        'darwin',
+        () => false,
+        () => []
+      )
+    ).toBeNull()
+    expect(
+      missingGpuDevice(
+        'win32',
+        () => false,
+        () => []
+      )
+    ).toBeNull()
   })
 })
 

@@ -34,6 +34,11 @@ export interface BackendChoice {
 
 let chosen: BackendChoice | null = null
 
+// tfjs-cpu greets a Node process with advice to install tfjs-node on its first tensor; the engine choice already says
+// what runs and why, so the greeting is turned off (its own firstUse flag).
+const cpuBackend = tf.findBackend('cpu') as { firstUse?: boolean } | null
+if (cpuBackend) cpuBackend.firstUse = false
+
 /** Optional dependency: present on a user's GPU machine, absent where libtensorflow cannot be downloaded. */
 const importNodeGpu = (): Promise<unknown> => import(/* @vite-ignore */ '@tensorflow/tfjs-node-gpu' as string)
 
@@ -164,7 +169,8 @@ export async function initBackend(forced?: BackendName, needs: BackendNeeds = {}
   }
   chosenHow = asyncReads ? 'auto-async' : 'auto-sync'
   const skipped: BackendChoice['skipped'] = []
-  const because = (last: string): string => [...skipped.map((s) => s.why), last].join('; ')
+  // What runs first (the status bar and the logs cut long lines), then why each engine before it did not.
+  const because = (last: string): string => [last, ...skipped.map((s) => `not ${s.name}: ${s.why}`)].join('; ')
 
   // 1. tfjs-node-gpu, when TensorFlow found a CUDA device.
   let tensorflowCpu: string | null = null

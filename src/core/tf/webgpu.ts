@@ -3,6 +3,7 @@
 // through Vulkan (Linux, Windows), Metal (macOS) or D3D12 (Windows): no CUDA, so any current NVIDIA, AMD
 // or Intel driver serves. It runs the same tfjs code as every other backend.
 import * as tf from '@tensorflow/tfjs-core'
+import { existsSync, readdirSync } from 'node:fs'
 import { dlopenError } from './node-gpu'
 
 /** What Dawn says about the adapter it found (GPUAdapterInfo), kept for the run's report. */
@@ -12,6 +13,28 @@ export interface AdapterSummary {
   device: string
   description: string
   isFallbackAdapter: boolean
+}
+
+/**
+ * Why there can be no GPU adapter, on Linux without a GPU device node (/dev/dri/renderD* for Mesa, AMD and Intel;
+ * /dev/nvidia* for NVIDIA's driver), so the automatic choice does not start Dawn; null elsewhere (macOS, Windows)
+ * or when a node exists.
+ */
+export function missingGpuDevice(
+  platform: string = process.platform,
+  exists: (p: string) => boolean = existsSync,
+  list: (p: string) => string[] = readdirSync
+): string | null {
+  if (platform !== 'linux') return null
+  const names = (dir: string): string[] => {
+    try {
+      return exists(dir) ? list(dir) : []
+    } catch {
+      return []
+    }
+  }
+  if (names('/dev/dri').some((n) => n.startsWith('renderD')) || names('/dev').some((n) => /^nvidia\d/.test(n))) return null
+  return 'no GPU device here (no /dev/dri/renderD* or /dev/nvidia*), so WebGPU was not tried'
 }
 
 /** Names of drivers that emulate a GPU on the CPU (Chromium's SwiftShader, Mesa's llvmpipe/lavapipe, Microsoft WARP). */
@@ -64,6 +87,9 @@ function noAdapterReason(): string {
  * Returns why it cannot run (package missing, no adapter, emulated adapter) or null once registered.
  */
 export async function prepareWebgpu(allowEmulated: boolean): Promise<WebgpuProbe> {
+  // Asking Dawn costs a second and prints its drivers' complaints to stderr; on Linux a GPU has a device node.
+  const noDevice = allowEmulated || registered ? null : missingGpuDevice()
+  if (noDevice) return { why: noDevice, adapter: null }
   if (registered) {
     const emulated = emulatedAdapter(registered)
     if (emulated && !allowEmulated) return { why: notChosen(registered, emulated), adapter: registered }
