@@ -7,7 +7,7 @@ export const CHECKPOINTS_USAGE = `  checkpoints add FOLDER --project DIR [--toke
         Register checkpoint subfolders named by step (step1000, iter_0001000, checkpoint-1000, c1000).
   checkpoints list --project DIR [--json]    List registered checkpoints.
   checkpoints set-step ID STEP --project DIR Correct a checkpoint's parsed step.
-  verify --project DIR [--checkpoint ID ...] Check weight files (safetensors headers, sha256) as a job, and report
+  verify --project DIR [--checkpoint STEP ...] Check weight files (safetensors headers, sha256) as a job, and report
                                             steps whose tensors equal another step's (exit status 1 then too).`
 
 async function add(args: string[]): Promise<void> {
@@ -69,8 +69,14 @@ export async function cmdCheckpoints(args: string[]): Promise<void> {
 
 export async function cmdVerify(args: string[]): Promise<void> {
   const { values } = parse(args, { ...PROJECT, checkpoint: { type: 'string', multiple: true } })
-  const ids = (values.checkpoint ?? []).map((v) => intOption(v, 'checkpoint')!)
+  const steps = (values.checkpoint ?? []).map((v) => intOption(v, 'checkpoint')!)
   const job = await withProject(values, async (ws) => {
+    // Steps, as every other command takes them; the job wants the checkpoints' ids.
+    const all = await call(ws, 'checkpoints.list')
+    const unknown = steps.filter((s) => !all.some((c) => c.step === s))
+    if (unknown.length)
+      throw new CliError(`No checkpoint at step ${unknown.join(', ')} in this project; its steps: ${all.map((c) => c.step).join(', ') || 'none registered'}.`)
+    const ids = all.filter((c) => steps.includes(c.step)).map((c) => c.id)
     const job = await runJobToEnd(ws, { kind: 'verify-checkpoints', checkpointIds: ids }).catch((err: unknown) => err as Error)
     for (const c of await call(ws, 'checkpoints.list')) {
       if (ids.length && !ids.includes(c.id)) continue

@@ -52,16 +52,33 @@ const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
   geometry: cmdGeometry
 }
 
+/**
+ * The usage of one command: the entries of the usage text whose first word is the command (`geometry` has
+ * several), with the lines under them. Errors: CliError for a command that does not exist.
+ */
+function usageOf(command: string): string {
+  if (!COMMANDS[command]) throw new CliError(`Unknown command "${command}". Run \`featuretrace help\` for usage.`)
+  const entries: string[][] = []
+  for (const line of USAGE.split('\n')) {
+    if (/^ {2}\S/.test(line)) entries.push([line])
+    else if (/^ {3,}\S/.test(line) && entries.length) entries.at(-1)!.push(line)
+    else if (entries.length) entries.push([])
+  }
+  const mine = entries.filter((e) => e[0]?.trim().split(/\s/)[0] === command)
+  return `Usage: featuretrace ${command} [options]\n\n${mine.map((e) => e.join('\n')).join('\n')}`
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv
   if (!command || command === 'help' || command === '--help' || command === '-h') {
-    console.log(USAGE)
+    console.log(args[0] && command === 'help' ? usageOf(args[0]) : USAGE)
     return
   }
   if (command === '--version') {
     console.log(VERSION)
     return
   }
+  if (command !== 'help' && (args.includes('--help') || args.includes('-h'))) return void console.log(usageOf(command))
   const run = COMMANDS[command]
   if (!run) throw new CliError(`Unknown command "${command}". Run \`featuretrace help\` for usage.`)
   await run(args)

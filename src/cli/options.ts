@@ -29,8 +29,19 @@ export function parse<const O extends Options>(args: string[], options: O): Pars
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true })
   } catch (err) {
-    throw new CliError(`${(err as Error).message}\nRun \`featuretrace help\` for usage.`)
+    throw new CliError(`${parseError(err as Error & { code?: string })} Run \`featuretrace <command> --help\` for that command's options.`)
   }
+}
+
+/** node:util's parseArgs messages, told the way this CLI speaks (one line, the option named, what to write). */
+function parseError(err: Error & { code?: string }): string {
+  const option = /'(--?[\w-]+)[^']*'/.exec(err.message)?.[1]
+  if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `Unknown option ${option}.`
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option && /ambiguous/.test(err.message))
+    return `${option} needs a value, and a value starting with '-' must be written ${option}=VALUE.`
+  if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option)
+    return `${option} ${/needs an argument|argument missing/.test(err.message) ? 'needs a value' : 'takes no value'}.`
+  return err.message.split('\n')[0]!
 }
 
 export function intOption(value: string | undefined, name: string): number | undefined {
