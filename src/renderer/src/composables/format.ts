@@ -16,3 +16,9 @@ export function formatRate(rate: number | null, unit: string | null): string {
   if (unit === 'B/s') return `${formatBytes(rate)}/s`
   return `${formatCount(Math.round(rate))} ${unit ?? ''}`
 }
+
+/** A value as text: numbers with thousands separators ("12,345"), anything else as it is. */
+export const n = (v: unknown): string => (typeof v === 'number' ? v.toLocaleString('en') : String(v))
+
+/** "1 feature", "12,345 features": the count and the noun in the number it needs. */
+export const plural = (count: unknown, one: string, many = `${one}s`): string => `${n(count)} ${count === 1 ? one : many}`

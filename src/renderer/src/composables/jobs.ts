@@ -1,9 +1,7 @@
 // Jobs in words: what a finished job produced, and how long a running one has left.
 import type { Job } from '../../../shared/api'
-import { formatDuration } from './format'
+import { formatDuration, n, plural } from './format'
 
-const n = (v: unknown): string => (typeof v === 'number' ? v.toLocaleString('en') : String(v))
-const plural = (count: unknown, one: string, many = `${one}s`): string => `${n(count)} ${count === 1 ? one : many}`
 /** "wasm (tfjs-node-gpu is not installed; …)" → "wasm": the reason stays in the tooltip. */
 const backend = (v: unknown): string => (typeof v === 'string' ? ` on ${v.split(' ')[0]}` : '')
 
