@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { SafetensorsFile, writeSafetensors } from '../src/core/io/safetensors'
 import { ortThreads } from '../src/core/ort/engine'
 import { Rng } from '../src/core/random'
+import { hostThreads } from '../src/core/sae/host-kernel'
 import { gradientsFor, optimizerFor, ortEngine, tfjsEncoder, type SaeEncoderEngine } from '../src/core/sae/sparse-host'
 import { unitRows, type SaeTensors } from '../src/core/sae/topk'
 import { initBackend, type BackendName } from '../src/core/tf/backend'
@@ -177,6 +178,8 @@ const record = {
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(),
   threads: THREADS,
+  /** Worker threads of the SAE step's host loops and Adam (src/core/sae/host-kernel.ts). */
+  hostThreads: hostThreads(),
   /** 1-, 5- and 15-minute load averages before and after: the machine is often shared, and figures under load are provisional. */
   load: { before: loadBefore, after: loadavg() },
   steps: STEPS,

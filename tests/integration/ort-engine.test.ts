@@ -95,7 +95,9 @@ describe('choosing the ort engine', () => {
     expect(tf.getBackend()).toBe('wasm')
     // Work with synchronous reads (as here) passes WebGPU over with that reason; no GPU here either way.
     expect(choice.skipped.map((s) => s.name)).toEqual(['tensorflow', 'webgpu'])
-    expect(choice.reason).toMatch(/^@tensorflow\/tfjs-node-gpu .*; .*WebGPU.*; onnxruntime-node runs the dense products on \d+ threads, tfjs wasm the rest$/)
+    expect(choice.reason).toMatch(
+      /^@tensorflow\/tfjs-node-gpu .*; .*WebGPU.*; onnxruntime-node runs the dense products on \d+ threads, the SAE step's sparse host loops and Adam run on \d+ threads, tfjs wasm the rest$/
+    )
   })
 })
 
