@@ -1,12 +1,13 @@
 // The SAE step's host loops split over worker threads (host-kernel.ts) against the same step on one thread:
 // three training steps with AuxK on a small SAE must give bit-identical losses, top-k indices, gradients and
-// weights after Adam, whichever engine ran the dense part.
+// weights after Adam, whichever engine ran the dense part; and each step's gradients must equal the all-tfjs
+// ones (topk.ts's lossAndGradients, the GPU path) within float tolerance.
 import * as tf from '@tensorflow/tfjs-core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { Rng } from '../../src/core/random'
 import { evenRanges, HostKernel, weightedRanges } from '../../src/core/sae/host-kernel'
 import { lossAndGradientsHost, ortEngine, tfjsEncoder, type SaeEncoderEngine } from '../../src/core/sae/sparse-host'
-import { HostAdam, PARAM_NAMES, type SaeTensors } from '../../src/core/sae/topk'
+import { HostAdam, lossAndGradients, PARAM_NAMES, type SaeTensors } from '../../src/core/sae/topk'
 import { initBackend } from '../../src/core/tf/backend'
 
 // 150 tokens: four whole blocks of 32 and a partial one; a third of the latents dead, so AuxK runs every step.
@@ -56,6 +57,22 @@ async function train(kernel: HostKernel, engine: SaeEncoderEngine): Promise<Trac
       [B, d]
     )
     const r = await lossAndGradientsHost(p, x, cfg, dead, Math.ceil(n / 3), recording, kernel)
+    // Against the all-tfjs gradients (topk.ts, the GPU path) at every step: the reused buffers hold this step's
+    // gradients only, the rows of latents used in an earlier step and not in this one back at zero.
+    const ref = lossAndGradients(p, x, cfg, dead, Math.ceil(n / 3))
+    for (const key of ['loss', 'auxLoss'] as const) {
+      const [got, want] = [(await r[key].data())[0]!, (await ref[key].data())[0]!]
+      expect(Math.abs(got - want), `${key} at step ${step}`).toBeLessThan(1e-5 * want)
+    }
+    for (const name of PARAM_NAMES) {
+      const want = await ref.grads[name].data()
+      const got = await r.grads[name].data()
+      const scale = Math.max(...Array.from(want, Math.abs))
+      let worst = 0
+      for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(want[i]! - got[i]!))
+      expect(worst / scale, `${name} at step ${step}`).toBeLessThan(1e-5)
+    }
+    tf.dispose([ref.loss, ref.auxLoss, ref.l0, ref.fired, ...Object.values(ref.grads)])
     trace.losses.push((await r.loss.data())[0]!, (await r.auxLoss.data())[0]!, (await r.l0.data())[0]!)
     const g: Record<string, Float32Array> = { fired: (await r.fired.data()) as Float32Array }
     for (const name of PARAM_NAMES) g[name] = Float32Array.from(await r.grads[name].data())
@@ -78,7 +95,7 @@ describe.each([
   ['tfjs', tfjsEncoder],
   ['ort', ortEngine]
 ] as const)('the host loops on three threads, dense part on %s', (_name, engine) => {
-  it('equal the one-thread step bit for bit over 3 steps with AuxK: losses, indices, gradients, weights after Adam', async () => {
+  it('equal the one-thread step bit for bit over 3 steps with AuxK (losses, indices, gradients, weights after Adam), and the all-tfjs gradients at every step', async () => {
     await initBackend('ort')
     const before = three.dispatched
     const a = await train(one, engine)

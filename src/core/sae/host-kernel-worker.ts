@@ -49,6 +49,19 @@ export interface StepShared {
   blockSums: SharedArrayBuffer
   /** Gradients: W_dec [n, d], W_enc transposed [n, d] and as W_enc [d, n], b_enc [n] (written by scatter). */
   gWdec: SharedArrayBuffer
+  /**
+   * int32: the pairs with a positive value grouped by latent (a stable counting sort, written by the caller):
+   * latent l's pairs are order[offsets[l] .. offsets[l + 1]), each a pair index p — p < B·k the main pair p,
+   * else the AuxK pair p − B·k — in token order, the main pairs first.
+   */
+  order: SharedArrayBuffer
+  /** int32 [n + 1] */
+  offsets: SharedArrayBuffer
+  /**
+   * uint8 [n]: 1 where the latent's rows of the gradient buffers hold the last step's values (it had pairs).
+   * The buffers are reused from step to step; a row neither used now nor dirty is already zero and is skipped.
+   */
+  dirty: SharedArrayBuffer
   gWencT: SharedArrayBuffer
   gWenc: SharedArrayBuffer
   gBenc: SharedArrayBuffer
@@ -162,56 +175,70 @@ function variance(lo: number, hi: number, s: StepShared): void {
 }
 
 /**
- * Latents [lo, hi), owned by this task alone: their rows of the gradients zeroed, then, scanning every
- * (token, latent) pair in token order (the main pairs, then AuxK's), for each pair of an owned latent with a
- * positive value a and output gradient g = scale · (row of err or res):
+ * Latents [lo, hi), owned by this task alone. For each owned latent l, its rows of the gradients zeroed (unless
+ * they are zero already: see `dirty`), then,
+ * over its pairs in `order` (token order, the main pairs then AuxK's), for a pair of token b with value a and
+ * output gradient g = scale · (row b of err, or of res for AuxK):
  *   gW_dec[l] += a·g;  gv = W_dec[l]·g;  gb_enc[l] += gv;  gW_encᵀ[l] += gv·xc[b]
- * so each row sums its terms in the same order whatever the split. Then the owned rows of gW_encᵀ are written
- * as columns [lo, hi) of gW_enc [d, n], in 32 × 32 tiles.
+ * so each row sums its terms in the same order whatever the split, and the three rows of l stay in cache
+ * while its pairs are summed. Then the owned rows of gW_encᵀ are written as columns [lo, hi) of gW_enc [d, n],
+ * in 32 × 32 tiles (those of latents with neither pairs nor last step's values are zero already).
  */
 function scatter(lo: number, hi: number, s: StepShared, scale: number, auxScale: number): void {
-  const { B, d, n, k, kAux } = s
+  const { d, n, k, kAux } = s
   const xc = new Float32Array(s.xc)
   const W = new Float32Array(s.Wdec)
+  const v = new Float32Array(s.v)
+  const va = new Float32Array(s.va)
+  const err = new Float32Array(s.err)
+  const res = new Float32Array(s.res)
+  const order = new Int32Array(s.order)
+  const offsets = new Int32Array(s.offsets)
   const gWdec = new Float32Array(s.gWdec)
   const gWencT = new Float32Array(s.gWencT)
   const gWenc = new Float32Array(s.gWenc)
   const gBenc = new Float32Array(s.gBenc)
-  gWdec.fill(0, lo * d, hi * d)
-  gWencT.fill(0, lo * d, hi * d)
-  gBenc.fill(0, lo, hi)
-  const pass = (values: Float32Array, latents: Int32Array, kk: number, out: Float32Array, sc: number): void => {
-    for (let b = 0; b < B; b++) {
+  const Bk = s.B * k
+  const dirty = new Uint8Array(s.dirty)
+  for (let l = lo; l < hi; l++) {
+    const used = offsets[l + 1]! > offsets[l]!
+    if (!used && dirty[l] === 0) continue
+    const row = l * d
+    gWdec.fill(0, row, row + d)
+    gWencT.fill(0, row, row + d)
+    let gb = 0
+    for (let q = offsets[l]!; q < offsets[l + 1]!; q++) {
+      const p = order[q]!
+      const main = p < Bk
+      const b = main ? Math.floor(p / k) : Math.floor((p - Bk) / kAux)
+      const sc = main ? scale : auxScale
+      const out = main ? err : res
+      const ag = (main ? v[p]! : va[p - Bk]!) * sc
       const o = b * d
-      for (let j = b * kk; j < (b + 1) * kk; j++) {
-        const l = latents[j]!
-        if (l < lo || l >= hi) continue
-        const a = values[j]!
-        if (a <= 0) continue
-        const row = l * d
-        const ag = a * sc
-        let gv = 0
-        for (let i = 0; i < d; i++) {
-          const g = out[o + i]!
-          gv += W[row + i]! * g
-          gWdec[row + i]! += ag * g
-        }
-        gv *= sc
-        gBenc[l]! += gv
-        for (let i = 0; i < d; i++) gWencT[row + i]! += gv * xc[o + i]!
+      let gv = 0
+      for (let i = 0; i < d; i++) {
+        const g = out[o + i]!
+        gv += W[row + i]! * g
+        gWdec[row + i]! += ag * g
       }
+      gv *= sc
+      gb += gv
+      for (let i = 0; i < d; i++) gWencT[row + i]! += gv * xc[o + i]!
     }
+    gBenc[l] = gb
   }
-  pass(new Float32Array(s.v), new Int32Array(s.idx), k, new Float32Array(s.err), scale)
-  if (kAux > 0) pass(new Float32Array(s.va), new Int32Array(s.ia), kAux, new Float32Array(s.res), auxScale)
   const T = 32
   for (let l0 = lo; l0 < hi; l0 += T) {
     const l1 = Math.min(hi, l0 + T)
     for (let i0 = 0; i0 < d; i0 += T) {
       const i1 = Math.min(d, i0 + T)
-      for (let l = l0; l < l1; l++) for (let i = i0; i < i1; i++) gWenc[i * n + l] = gWencT[l * d + i]!
+      for (let l = l0; l < l1; l++) {
+        if (dirty[l] === 0 && offsets[l + 1]! === offsets[l]!) continue
+        for (let i = i0; i < i1; i++) gWenc[i * n + l] = gWencT[l * d + i]!
+      }
     }
   }
+  for (let l = lo; l < hi; l++) dirty[l] = offsets[l + 1]! > offsets[l]! ? 1 : 0
 }
 
 /** Adam on rows [lo, hi), each row scaled to unit norm right after its update when asked (a norm under 1e-12 counts as 1e-12, as topk.ts's unitRows). */

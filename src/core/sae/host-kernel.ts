@@ -93,6 +93,9 @@ export interface StepBuffers {
   gBenc: Float32Array
   /** Pairs per latent (the scatter's split). */
   pairs: Int32Array
+  /** The pairs grouped by latent and where each latent's group starts (StepShared.order, .offsets). */
+  order: Int32Array
+  offsets: Int32Array
   /** W_dec copied here when the caller's is not in shared memory (allocated on first need). */
   WdecCopy: Float32Array | null
 }
@@ -119,6 +122,9 @@ function stepBuffers(B: number, d: number, n: number, k: number, auxK: number): 
     means: sab(2 * d * 8),
     blockSums: sab(blocks * BLOCK_SLOTS * 8),
     gWdec: sab(n * d * 4),
+    order: sab(B * (k + auxK) * 4),
+    offsets: sab((n + 1) * 4),
+    dirty: sab(n),
     gWencT: sab(n * d * 4),
     gWenc: sab(n * d * 4),
     gBenc: sab(n * 4)
@@ -140,6 +146,8 @@ function stepBuffers(B: number, d: number, n: number, k: number, auxK: number): 
     gWenc: new Float32Array(shared.gWenc, 0, n * d),
     gBenc: new Float32Array(shared.gBenc, 0, n),
     pairs: new Int32Array(n),
+    order: new Int32Array(shared.order),
+    offsets: new Int32Array(shared.offsets),
     WdecCopy: null
   }
 }

@@ -160,6 +160,14 @@ export async function lossAndGradientsHost(
   }
   const fired = Float32Array.from(pairs, (c) => (c > 0 ? 1 : 0))
   for (let i = 0; i < B * kAux; i++) if (va[i]! > 0) pairs[ia[i]!]!++
+  // The positive pairs grouped by latent, in token order within a latent, the main pairs first (a stable
+  // counting sort): the scatter sums each latent's pairs while its rows stay in cache.
+  const { order, offsets } = buf
+  offsets[0] = 0
+  for (let l = 0; l < n; l++) offsets[l + 1] = offsets[l]! + pairs[l]!
+  const next = Int32Array.from(offsets.subarray(0, n))
+  for (let i = 0; i < B * k; i++) if (v[i]! > 0) order[next[idx[i]!]!++] = i
+  for (let i = 0; i < B * kAux; i++) if (va[i]! > 0) order[next[ia[i]!]!++] = B * k + i
   const ranges =
     kernel.parts(B * (k + kAux) * 2 * d + n * d) === 1
       ? [[0, n] as [number, number]]
