@@ -26,7 +26,11 @@ export function hostThreads(): number {
  */
 export function saeKernelEntry(): { entry: string; evalCode: boolean } {
   const fromEnv = process.env.FEATURETRACE_SAE_KERNEL
-  if (fromEnv) return { entry: fromEnv, evalCode: false }
+  if (fromEnv) {
+    if (!existsSync(fromEnv))
+      throw new Error(`FEATURETRACE_SAE_KERNEL names ${fromEnv}, which does not exist; unset it or point it at out/main/threads/sae-kernel.js.`)
+    return { entry: fromEnv, evalCode: false }
+  }
   const here = dirname(fileURLToPath(import.meta.url))
   if (import.meta.url.endsWith('.ts')) {
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href
