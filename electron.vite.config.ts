@@ -15,7 +15,9 @@ export default defineConfig({
           'job-worker': resolve('src/core/jobs/worker.ts'),
           // The drift kernel's worker thread, a self-contained file of its own (no eval'd code), under
           // out/main/threads: worker threads get no asar support, so the package unpacks that folder.
-          'threads/drift-kernel': resolve('src/core/analysis/drift-kernel-worker.ts')
+          'threads/drift-kernel': resolve('src/core/analysis/drift-kernel-worker.ts'),
+          // The SAE step's host loops (src/core/sae/host-kernel.ts), the same way.
+          'threads/sae-kernel': resolve('src/core/sae/host-kernel-worker.ts')
         },
         output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' }
       }

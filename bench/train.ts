@@ -13,8 +13,9 @@ import { join } from 'node:path'
 import { SafetensorsFile, writeSafetensors } from '../src/core/io/safetensors'
 import { ortThreads } from '../src/core/ort/engine'
 import { Rng } from '../src/core/random'
+import { hostThreads } from '../src/core/sae/host-kernel'
 import { gradientsFor, optimizerFor, ortEngine, tfjsEncoder, type SaeEncoderEngine } from '../src/core/sae/sparse-host'
-import { unitRows, type SaeTensors } from '../src/core/sae/topk'
+import { hostValues, unitRows, type SaeTensors } from '../src/core/sae/topk'
 import { initBackend, type BackendName } from '../src/core/tf/backend'
 
 const DATA = join(ROOT, 'bench', '.data')
@@ -90,7 +91,9 @@ async function engineStep(c: Case, x: Float32Array, backend: BackendName): Promi
     t = performance.now()
     await adam.apply(p, r.grads, i + 1, 1e-3)
     await r.loss.data()
-    await p.Wdec.data()
+    // Waits for the update to finish where it runs asynchronously (a device); on the host engines W_dec is
+    // HostAdam's host copy already, so this reads nothing out of tfjs (training never reads it per step).
+    await hostValues(p.Wdec)
     phases.adam += (performance.now() - t) / 1000
     tf.dispose([xb, r.loss, r.auxLoss, r.l0, r.fired, ...Object.values(r.grads)])
   }
@@ -177,6 +180,8 @@ const record = {
   machine: { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(),
   threads: THREADS,
+  /** Worker threads of the SAE step's host loops and Adam (src/core/sae/host-kernel.ts). */
+  hostThreads: hostThreads(),
   /** 1-, 5- and 15-minute load averages before and after: the machine is often shared, and figures under load are provisional. */
   load: { before: loadBefore, after: loadavg() },
   steps: STEPS,

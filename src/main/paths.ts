@@ -21,6 +21,8 @@ export interface RuntimePaths {
   jobWorker: string
   /** The drift kernel's worker-thread bundle: worker threads get no asar support, so always a real file. */
   driftKernel: string
+  /** The SAE step's host-loop worker-thread bundle: a real file, as the drift kernel's. */
+  saeKernel: string
   /** better-sqlite3 built for Electron's ABI: dlopen needs a real file, so always outside the archive. */
   sqliteBinding: string
   /** The demo series (checkpoints, corpus, tokenizer, pairs): copied to the user's documents on first use. */
@@ -33,12 +35,14 @@ export const APP_FILES = {
   rendererIndex: 'out/renderer/index.html',
   jobWorker: 'out/main/job-worker.js',
   driftKernel: 'out/main/threads/drift-kernel.js',
+  saeKernel: 'out/main/threads/sae-kernel.js',
   sqliteBinding: 'out/native/electron/better_sqlite3.node'
 } as const
 
 /**
  * Scripts started with node:worker_threads go here: worker threads get no asar support, so each must be a
- * real, self-contained file, and the package unpacks this folder. Today: the drift kernel (drift-kernel.js).
+ * real, self-contained file, and the package unpacks this folder. Today: the drift kernel (drift-kernel.js) and
+ * the SAE step's host loops (sae-kernel.js).
  */
 export const THREADS_DIR = 'out/main/threads'
 
@@ -59,6 +63,7 @@ export function runtimePaths(layout: AppLayout): RuntimePaths {
     rendererIndex: inApp(APP_FILES.rendererIndex),
     jobWorker: inApp(APP_FILES.jobWorker),
     driftKernel: real(APP_FILES.driftKernel),
+    saeKernel: real(APP_FILES.saeKernel),
     sqliteBinding: real(APP_FILES.sqliteBinding),
     demo: layout.packaged ? join(layout.resourcesPath, DEMO_IN_PACKAGE) : inApp(DEMO_IN_CHECKOUT)
   }
@@ -66,5 +71,10 @@ export function runtimePaths(layout: AppLayout): RuntimePaths {
 
 /** What the job worker's process needs in its environment to find the same files (it inherits the rest). */
 export function workerEnvironment(paths: RuntimePaths): Record<string, string> {
-  return { FEATURETRACE_SQLITE_BINDING: paths.sqliteBinding, FEATURETRACE_DEMO_DIR: paths.demo, FEATURETRACE_DRIFT_KERNEL: paths.driftKernel }
+  return {
+    FEATURETRACE_SQLITE_BINDING: paths.sqliteBinding,
+    FEATURETRACE_DEMO_DIR: paths.demo,
+    FEATURETRACE_DRIFT_KERNEL: paths.driftKernel,
+    FEATURETRACE_SAE_KERNEL: paths.saeKernel
+  }
 }

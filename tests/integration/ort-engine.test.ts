@@ -96,7 +96,7 @@ describe('choosing the ort engine', () => {
     // Work with synchronous reads (as here) passes WebGPU over with that reason; no GPU here either way.
     expect(choice.skipped.map((s) => s.name)).toEqual(['tensorflow', 'webgpu'])
     expect(choice.reason).toMatch(
-      /^onnxruntime-node runs the dense products on \d+ threads, tfjs wasm the rest; not tensorflow: @tensorflow\/tfjs-node-gpu .*; not webgpu: .*WebGPU/
+      /^onnxruntime-node runs the dense products on \d+ threads, the SAE step's sparse host loops and Adam run on \d+ threads, tfjs wasm the rest; not tensorflow: @tensorflow\/tfjs-node-gpu .*; not webgpu: .*WebGPU/
     )
   })
 })

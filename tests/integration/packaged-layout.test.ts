@@ -135,7 +135,7 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
       .join('/')
 
   beforeAll(async () => {
-    for (const built of [APP_FILES.preload, APP_FILES.rendererIndex, APP_FILES.jobWorker, APP_FILES.driftKernel, 'out/main/index.js']) {
+    for (const built of [APP_FILES.preload, APP_FILES.rendererIndex, APP_FILES.jobWorker, APP_FILES.driftKernel, APP_FILES.saeKernel, 'out/main/index.js']) {
       if (!existsSync(join(REPO, built))) throw new Error(`${built} is missing: run \`npm run build\` first.`)
     }
     config = (await import(pathToFileURL(join(REPO, 'electron-builder.config.js')).href)).default as BuilderConfig
@@ -267,26 +267,31 @@ describe('the packaged layout (app.asar built with the package rules)', () => {
     expect(missing).toEqual([])
   })
 
-  it('has the wasm engine the job worker loads with fs, and the drift kernel as a real, self-contained file', () => {
+  it('has the wasm engine the job worker loads with fs, and the drift and SAE kernels as real, self-contained files', () => {
     const wasm = resolvePackage(APP_FILES.jobWorker, '@tensorflow/tfjs-backend-wasm')
     expect(wasm).not.toBeNull()
     for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm']) expect(isFile(`${wasm}/dist/${f}`), f).toBe(true)
-    // The drift kernel runs in worker threads, which get no asar support: its bundle must be a real file beside
-    // the archive, where the app points the job worker and the analysis process (FEATURETRACE_DRIFT_KERNEL).
-    expect(APP_FILES.driftKernel.startsWith(`${THREADS_DIR}/`)).toBe(true)
-    expect(paths.driftKernel).toBe(unpackedPath(join(archive, ...APP_FILES.driftKernel.split('/'))))
-    expect(header(APP_FILES.driftKernel)?.unpacked, APP_FILES.driftKernel).toBe(true)
-    expect(existsSync(paths.driftKernel), paths.driftKernel).toBe(true)
-    // Self-contained: a thread cannot import a chunk or a package from the archive either.
-    const { files, bare } = moduleGraph(APP_FILES.driftKernel)
-    expect(files).toEqual([APP_FILES.driftKernel])
-    expect([...bare.keys()]).toEqual([])
-    // The worker graph names the bundle it starts.
+    // The kernels run in worker threads, which get no asar support: each bundle must be a real file beside the
+    // archive, where the app points the job worker and the analysis process (FEATURETRACE_DRIFT_KERNEL,
+    // FEATURETRACE_SAE_KERNEL).
     const worker = moduleGraph(APP_FILES.jobWorker).files
-    expect(
-      worker.some((f) => readInner(f).includes('drift-kernel.js')),
-      'drift kernel bundle named in the worker graph'
-    ).toBe(true)
+    for (const kernel of ['driftKernel', 'saeKernel'] as const) {
+      const file = APP_FILES[kernel]
+      expect(file.startsWith(`${THREADS_DIR}/`)).toBe(true)
+      expect(paths[kernel]).toBe(unpackedPath(join(archive, ...file.split('/'))))
+      expect(header(file)?.unpacked, file).toBe(true)
+      expect(existsSync(paths[kernel]), paths[kernel]).toBe(true)
+      // Self-contained: a thread cannot import a chunk or a package from the archive either.
+      const { files, bare } = moduleGraph(file)
+      expect(files).toEqual([file])
+      expect([...bare.keys()]).toEqual([])
+      // The worker graph names the bundle it starts.
+      const name = file.split('/').pop()!
+      expect(
+        worker.some((f) => readInner(f).includes(name)),
+        `${name} named in the worker graph`
+      ).toBe(true)
+    }
     for (const p of [...listed].filter((p) => p.startsWith(`/${THREADS_DIR}/`) && p.endsWith('.js'))) {
       expect(header(p.slice(1))?.unpacked, p).toBe(true)
     }

@@ -132,7 +132,7 @@ describe('the start page services', () => {
     // saying why each engine before it could not run, and on how many threads.
     expect(status).toMatchObject({ engine: 'ort', gpu: false })
     expect(status.reason).toMatch(
-      /^onnxruntime-node runs the dense products on \d+ threads, tfjs wasm the rest; not tensorflow: @tensorflow\/tfjs-node-gpu is not installed .*CUDA 11\.2 and cuDNN 8\.1.*; not webgpu: (no GPU device here|no WebGPU adapter|the only WebGPU adapter, .* is .*emulated)/
+      /^onnxruntime-node runs the dense products on \d+ threads, the SAE step's sparse host loops and Adam run on \d+ threads, tfjs wasm the rest; not tensorflow: @tensorflow\/tfjs-node-gpu is not installed .*CUDA 11\.2 and cuDNN 8\.1.*; not webgpu: (no GPU device here|no WebGPU adapter|the only WebGPU adapter, .* is .*emulated)/
     )
     ws.close()
   }, 90_000)

@@ -56,6 +56,7 @@ describe('the paths the desktop app resolves', () => {
       rendererIndex: '/repo/out/renderer/index.html',
       jobWorker: '/repo/out/main/job-worker.js',
       driftKernel: '/repo/out/main/threads/drift-kernel.js',
+      saeKernel: '/repo/out/main/threads/sae-kernel.js',
       sqliteBinding: '/repo/out/native/electron/better_sqlite3.node',
       demo: '/repo/resources/demo'
     })
@@ -66,11 +67,13 @@ describe('the paths the desktop app resolves', () => {
     expect(p.jobWorker).toBe('/opt/FT/resources/app.asar/out/main/job-worker.js')
     expect(p.sqliteBinding).toBe('/opt/FT/resources/app.asar.unpacked/out/native/electron/better_sqlite3.node')
     expect(p.driftKernel).toBe('/opt/FT/resources/app.asar.unpacked/out/main/threads/drift-kernel.js')
+    expect(p.saeKernel).toBe('/opt/FT/resources/app.asar.unpacked/out/main/threads/sae-kernel.js')
     expect(p.demo).toBe('/opt/FT/resources/demo')
     expect(workerEnvironment(p)).toEqual({
       FEATURETRACE_SQLITE_BINDING: p.sqliteBinding,
       FEATURETRACE_DEMO_DIR: p.demo,
-      FEATURETRACE_DRIFT_KERNEL: p.driftKernel
+      FEATURETRACE_DRIFT_KERNEL: p.driftKernel,
+      FEATURETRACE_SAE_KERNEL: p.saeKernel
     })
     expect(unpackedPath('C:\\FT\\resources\\app.asar\\x.node')).toBe('C:\\FT\\resources\\app.asar.unpacked\\x.node')
     expect(unpackedPath('/a/my.asar.d/x')).toBe('/a/my.asar.d/x')

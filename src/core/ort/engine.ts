@@ -119,11 +119,29 @@ export function encoderGraph(d: number, n: number, withAux: boolean): Graph {
 
 /**
  * Runs the SAE encoder's dense product and top-k on onnxruntime with every core. Weights are passed as
- * ORT tensors over the caller's Float32Arrays (onnxruntime-node reads them in place; nothing is copied
- * here). One session per (d, n, with or without AuxK), created on first use.
+ * ORT tensors over the caller's Float32Arrays (onnxruntime-node reads them in place), except arrays in
+ * shared memory, which it cannot read: those are copied into buffers kept for the next call. One session per (d, n, with or without AuxK), created on first use.
  */
 export class OrtSaeEncoder {
   private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>()
+  /** Plain copies of inputs that live in shared memory, one reused buffer per input name. */
+  private readonly plain = new Map<string, Float32Array>()
+
+  /**
+   * `a` itself, or, when it lives in a SharedArrayBuffer (the host kernel's parameters), its values copied
+   * into a reused plain buffer: onnxruntime-node's binding rejects shared memory ("Invalid argument", from
+   * napi_get_arraybuffer_info).
+   */
+  private readable(name: string, a: Float32Array): Float32Array {
+    if (!(a.buffer instanceof SharedArrayBuffer)) return a
+    let copy = this.plain.get(name)
+    if (copy?.length !== a.length) {
+      copy = new Float32Array(a.length)
+      this.plain.set(name, copy)
+    }
+    copy.set(a)
+    return copy
+  }
 
   private session(d: number, n: number, withAux: boolean): Promise<Ort.InferenceSession> {
     const key = `${d}:${n}:${withAux}`
@@ -164,14 +182,14 @@ export class OrtSaeEncoder {
     const mod = await loaded()
     const session = await this.session(d, n, aux !== null)
     const feeds: Record<string, Ort.Tensor> = {
-      x: new mod.Tensor('float32', x, [B, d]),
-      b_dec: new mod.Tensor('float32', bDec, [d]),
-      W_enc: new mod.Tensor('float32', wEnc, [d, n]),
-      b_enc: new mod.Tensor('float32', bEnc, [n]),
+      x: new mod.Tensor('float32', this.readable('x', x), [B, d]),
+      b_dec: new mod.Tensor('float32', this.readable('b_dec', bDec), [d]),
+      W_enc: new mod.Tensor('float32', this.readable('W_enc', wEnc), [d, n]),
+      b_enc: new mod.Tensor('float32', this.readable('b_enc', bEnc), [n]),
       k: new mod.Tensor('int64', BigInt64Array.from([BigInt(k)]), [1])
     }
     if (aux) {
-      feeds.dead = new mod.Tensor('float32', aux.dead, [n])
+      feeds.dead = new mod.Tensor('float32', this.readable('dead', aux.dead), [n])
       feeds.k_aux = new mod.Tensor('int64', BigInt64Array.from([BigInt(aux.k)]), [1])
     }
     const out = await session.run(feeds)

@@ -2,14 +2,17 @@
 // typed-array loops on the host. Measured on tfjs-wasm (d = 512, n = 8192, k = 32, batch 4096): gathering
 // the B·k active decoder rows and the broadcast products over [B·k, d] take ~6 s per step in tfjs
 // kernels, against well under a second here, because the loops never materialise [B·k, d] tensors.
-// Only the dense encoder product and the top-k run in an engine (SaeEncoderEngine): tfjs on the wasm and
-// cpu backends, onnxruntime with every core on `ort`. On the GPU backend the all-tfjs version keeps
-// everything on the device.
+// The loops themselves (host-kernel-worker.ts) run on every core through host-kernel.ts's worker threads, over
+// buffers in shared memory reused from step to step. Only the dense encoder product and the top-k run in an
+// engine (SaeEncoderEngine): tfjs on the wasm and cpu backends, onnxruntime with every core on `ort`. On the
+// GPU backend the all-tfjs version keeps everything on the device.
 import * as tf from '@tensorflow/tfjs-core'
 import { OrtSaeEncoder, type EncodedBatch } from '../ort/engine'
 import type { BackendName } from '../tf/backend'
 import type { TrainConfig } from './config'
-import { Adam, HostAdam, hostValues, keepHostCopy, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
+import { evenRanges, hostKernel, HostKernel, sharedFloat32, weightedRanges, wholeShared } from './host-kernel'
+import { BLOCK_SLOTS, TOKEN_BLOCK, type StepShared } from './host-kernel-worker'
+import { Adam, forgetHostCopy, HostAdam, hostValues, keepHostCopy, lossAndGradients, type Gradients, type Optimizer, type SaeTensors } from './topk'
 
 export interface HostStep {
   grads: Gradients
@@ -17,72 +20,6 @@ export interface HostStep {
   auxLoss: tf.Scalar
   fired: tf.Tensor1D
   l0: tf.Scalar
-}
-
-/** x̂ for the active latents, the residual's gradient pieces, and the encoder-side scatter, in one pass. */
-function sparseTerms(
-  x: Float32Array,
-  xc: Float32Array,
-  Wdec: Float32Array,
-  v: Float32Array,
-  idx: Int32Array,
-  kk: number,
-  d: number,
-  gOut: (b: number) => Float32Array,
-  gWdec: Float32Array,
-  gWencT: Float32Array,
-  gBenc: Float32Array
-): void {
-  const B = x.length / d
-  for (let b = 0; b < B; b++) {
-    const g = gOut(b)
-    const xo = b * d
-    for (let j = 0; j < kk; j++) {
-      const a = v[b * kk + j]!
-      if (a <= 0) continue
-      const row = idx[b * kk + j]! * d
-      let gv = 0
-      for (let i = 0; i < d; i++) {
-        gv += Wdec[row + i]! * g[i]!
-        gWdec[row + i]! += a * g[i]!
-      }
-      gBenc[row / d]! += gv
-      for (let i = 0; i < d; i++) gWencT[row + i]! += gv * xc[xo + i]!
-    }
-  }
-}
-
-function decodeInto(out: Float32Array, o: number, Wdec: Float32Array, v: Float32Array, idx: Int32Array, b: number, kk: number, d: number): void {
-  for (let j = 0; j < kk; j++) {
-    const a = v[b * kk + j]!
-    if (a <= 0) continue
-    const row = idx[b * kk + j]! * d
-    for (let i = 0; i < d; i++) out[o + i]! += a * Wdec[row + i]!
-  }
-}
-
-/** A [rows, cols] row-major matrix transposed to [cols, rows], in 32 × 32 tiles (cache-friendly at n · d = 67M). */
-function transposed(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length)
-  const T = 32
-  for (let r0 = 0; r0 < rows; r0 += T) {
-    const r1 = Math.min(rows, r0 + T)
-    for (let c0 = 0; c0 < cols; c0 += T) {
-      const c1 = Math.min(cols, c0 + T)
-      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = a[r * cols + c]!
-    }
-  }
-  return out
-}
-
-function totalVariance(x: Float32Array, d: number): number {
-  const B = x.length / d
-  const mean = new Float64Array(d)
-  for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) mean[i]! += x[b * d + i]!
-  for (let i = 0; i < d; i++) mean[i]! /= B
-  let s = 0
-  for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) s += (x[b * d + i]! - mean[i]!) ** 2
-  return Math.max(s, 1e-30)
 }
 
 /**
@@ -123,29 +60,34 @@ export const tfjsEncoder: SaeEncoderEngine = {
 let ortEncoder: OrtSaeEncoder | null = null
 
 /**
- * The dense part on onnxruntime with every core (core/ort/engine.ts). W_enc and b_enc are read out of the
- * tfjs backend once per step (tfjs-wasm's data() copies out of its heap; measured in bench/train.ts).
+ * The dense part on onnxruntime with every core (core/ort/engine.ts). W_enc and b_enc are HostAdam's host
+ * copies, handed to onnxruntime in place (read out of tfjs only when nobody keeps one: data() copies).
  */
 export const ortEngine: SaeEncoderEngine = {
   name: 'ort',
   async encode(p, _xt, x, bdec, k, aux) {
     ortEncoder ??= new OrtSaeEncoder()
-    const [wEnc, bEnc, dead] = (await Promise.all([p.Wenc.data(), p.benc.data(), aux ? aux.dead.data() : null])) as [
-      Float32Array,
-      Float32Array,
-      Float32Array | null
-    ]
+    const [wEnc, bEnc, dead] = await Promise.all([hostValues(p.Wenc), hostValues(p.benc), aux ? (aux.dead.data() as Promise<Float32Array>) : null])
     return ortEncoder.encode(x, bdec, wEnc, bEnc, k, aux ? { dead: dead!, k: aux.k } : null)
   }
 }
 
+/**
+ * FVU loss (+ α·AuxK) and its gradients with the sparse parts in host loops (host-kernel-worker.ts) on the
+ * kernel's threads: the decoder forward and the residuals by token blocks, the scatter of the gradients over
+ * the k active rows by latent ownership (each row sums its terms in token order whatever the split, so the
+ * result does not depend on the number of threads), the sums over the batch per block of 32 tokens added in
+ * block order. The dense encoder product and the top-k run in `engine`. x [B, d]; `dead` a 0/1 mask [n].
+ * The gradients' host copies live in the kernel's buffers until its next step; the tensors are the caller's.
+ */
 export async function lossAndGradientsHost(
   p: SaeTensors,
   xt: tf.Tensor2D,
   cfg: Pick<TrainConfig, 'k' | 'auxK' | 'auxAlpha'>,
   dead: tf.Tensor1D | null,
   deadCount: number,
-  engine: SaeEncoderEngine = tfjsEncoder
+  engine: SaeEncoderEngine = tfjsEncoder,
+  kernel: HostKernel = hostKernel()
 ): Promise<HostStep> {
   const [B, d] = xt.shape
   const n = p.Wdec.shape[0]!
@@ -155,72 +97,110 @@ export async function lossAndGradientsHost(
   const [x, bdec, Wdec] = await Promise.all([xt.data() as Promise<Float32Array>, hostValues(p.bdec), hostValues(p.Wdec)])
   // ReLU commutes with top-k, so the engine applies it to the k values only.
   const enc = await engine.encode(p, xt, x, bdec, k, withAux ? { dead: dead!, k: kAux } : null)
-  const v = enc.values
-  const idx = enc.indices
-  const aux = enc.aux
-  const xc = new Float32Array(B * d)
-  for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) xc[b * d + i] = x[b * d + i]! - bdec[i]!
-
-  const xhat = new Float32Array(B * d)
-  for (let b = 0; b < B; b++) {
-    xhat.set(bdec, b * d)
-    decodeInto(xhat, b * d, Wdec, v, idx, b, k, d)
+  // The previous step's gradients are about to be overwritten.
+  for (const t of lastGradients.get(kernel) ?? []) forgetHostCopy(t)
+  const buf = kernel.step(B, d, n, k, Math.max(cfg.auxK, kAux))
+  buf.x.set(x)
+  buf.bdec.set(bdec)
+  buf.v.set(enc.values)
+  buf.idx.set(enc.indices)
+  if (enc.aux) {
+    buf.va.set(enc.aux.values)
+    buf.ia.set(enc.aux.indices)
   }
-  const denom = totalVariance(x, d)
-  let sse = 0
-  const gXhat = new Float32Array(B * d)
-  for (let i = 0; i < B * d; i++) {
-    const e = xhat[i]! - x[i]!
-    sse += e * e
-    gXhat[i] = (2 * e) / denom
+  let WdecShared = wholeShared(Wdec)
+  if (!WdecShared) {
+    buf.WdecCopy ??= sharedFloat32(n * d)
+    buf.WdecCopy.set(Wdec)
+    WdecShared = buf.WdecCopy.buffer as SharedArrayBuffer
   }
-  const gWdec = new Float32Array(n * d)
-  const gWencT = new Float32Array(n * d)
-  const gBenc = new Float32Array(n)
-  const gBdec = new Float32Array(d)
-  for (let b = 0; b < B; b++) for (let i = 0; i < d; i++) gBdec[i]! += gXhat[b * d + i]!
-  sparseTerms(x, xc, Wdec, v, idx, k, d, (b) => gXhat.subarray(b * d, (b + 1) * d), gWdec, gWencT, gBenc)
+  const s: StepShared = { ...buf.shared, kAux, Wdec: WdecShared }
+  const blocks = Math.ceil(B / TOKEN_BLOCK)
+  const byBlocks = (op: 'decode' | 'variance', work: number): Promise<void> =>
+    kernel.run(evenRanges(blocks, kernel.parts(work)).map(([lo, hi]) => ({ op, lo, hi, s })))
 
-  let auxLoss = 0
-  if (aux) {
-    const { values: va, indices: ia } = aux
-    // The AuxK target is the residual e = x − x̂, held constant.
-    const e = new Float32Array(B * d)
-    for (let i = 0; i < B * d; i++) e[i] = x[i]! - xhat[i]!
-    const ehat = new Float32Array(B * d)
-    for (let b = 0; b < B; b++) decodeInto(ehat, b * d, Wdec, va, ia, b, kAux, d)
-    const auxDenom = totalVariance(e, d)
-    const gEhat = new Float32Array(B * d)
-    let s = 0
-    for (let i = 0; i < B * d; i++) {
-      const r = ehat[i]! - e[i]!
-      s += r * r
-      gEhat[i] = (2 * cfg.auxAlpha * r) / auxDenom
+  await byBlocks('decode', B * d * (k + kAux + 4))
+  const { colX, colErr, means, blockSums } = buf
+  means.fill(0)
+  for (let blk = 0; blk < blocks; blk++) {
+    for (let i = 0; i < d; i++) {
+      means[i]! += colX[blk * d + i]!
+      means[d + i]! += colErr[blk * d + i]!
     }
-    auxLoss = s / auxDenom
-    sparseTerms(x, xc, Wdec, va, ia, kAux, d, (b) => gEhat.subarray(b * d, (b + 1) * d), gWdec, gWencT, gBenc)
   }
+  const errSum = Float64Array.from(means.subarray(d))
+  for (let i = 0; i < 2 * d; i++) means[i]! /= B
+  await byBlocks('variance', B * d * (withAux ? 2 : 1))
+  let sse = 0
+  let auxSse = 0
+  let varX = 0
+  let varE = 0
+  for (let blk = 0; blk < blocks; blk++) {
+    sse += blockSums[blk * BLOCK_SLOTS]!
+    auxSse += blockSums[blk * BLOCK_SLOTS + 1]!
+    varX += blockSums[blk * BLOCK_SLOTS + 2]!
+    varE += blockSums[blk * BLOCK_SLOTS + 3]!
+  }
+  const denom = Math.max(varX, 1e-30)
+  // The AuxK target is the residual e = x − x̂, held constant; its variance is err's.
+  const auxDenom = Math.max(varE, 1e-30)
+  const scale = 2 / denom
+  const auxScale = (2 * cfg.auxAlpha) / auxDenom
+  const gBdec = Float32Array.from(errSum, (e) => scale * e)
+
+  // Which latents fired, and how the scatter's rows are split: by the number of pairs each latent has.
+  const { v, idx, va, ia, pairs } = buf
+  pairs.fill(0)
   let active = 0
-  const fired = new Float32Array(n)
-  for (let i = 0; i < v.length; i++) {
+  for (let i = 0; i < B * k; i++) {
     if (v[i]! > 0) {
       active++
-      fired[idx[i]!] = 1
+      pairs[idx[i]!]!++
     }
   }
-  const gWenc = transposed(gWencT, n, d)
+  const fired = Float32Array.from(pairs, (c) => (c > 0 ? 1 : 0))
+  for (let i = 0; i < B * kAux; i++) if (va[i]! > 0) pairs[ia[i]!]!++
+  // The positive pairs grouped by latent, in token order within a latent, the main pairs first (a stable
+  // counting sort): the scatter sums each latent's pairs while its rows stay in cache.
+  const { order, offsets } = buf
+  offsets[0] = 0
+  for (let l = 0; l < n; l++) offsets[l + 1] = offsets[l]! + pairs[l]!
+  const next = Int32Array.from(offsets.subarray(0, n))
+  for (let i = 0; i < B * k; i++) if (v[i]! > 0) order[next[idx[i]!]!++] = i
+  for (let i = 0; i < B * kAux; i++) if (va[i]! > 0) order[next[ia[i]!]!++] = B * k + i
+  const ranges =
+    kernel.parts(B * (k + kAux) * 2 * d + n * d) === 1
+      ? [[0, n] as [number, number]]
+      : weightedRanges(
+          Array.from(pairs, (c) => 1 + 2 * c),
+          kernel.threads
+        )
+  await kernel.run(ranges.map(([lo, hi]) => ({ op: 'scatter' as const, lo, hi, s, scale, auxScale })))
+
+  // The cpu backend keeps the array a tensor is made from: it gets copies of the reused buffers.
+  const own = tf.getBackend() === 'cpu' ? (a: Float32Array): Float32Array => a.slice() : (a: Float32Array): Float32Array => a
   const grads = tf.tidy(() => {
-    const benc = tf.tensor1d(gBenc)
+    const benc = tf.tensor1d(own(buf.gBenc))
     // b_dec also enters through the encoder input: ∂/∂b_dec of (x − b_dec)·W_enc.
     const bdecGrad = tf.sub(tf.tensor1d(gBdec), tf.reshape(tf.matMul(p.Wenc, tf.reshape(benc, [n, 1])), [d]))
-    return { Wenc: tf.tensor2d(gWenc, [d, n]), benc, Wdec: tf.tensor2d(gWdec, [n, d]), bdec: bdecGrad }
+    return { Wenc: tf.tensor2d(own(buf.gWenc), [d, n]), benc, Wdec: tf.tensor2d(own(buf.gWdec), [n, d]), bdec: bdecGrad }
   })
   // HostAdam reads these back through hostValues instead of copying them out of tfjs again.
-  keepHostCopy(grads.Wenc, gWenc)
-  keepHostCopy(grads.Wdec, gWdec)
-  keepHostCopy(grads.benc, gBenc)
-  return { grads, loss: tf.scalar(sse / denom), auxLoss: tf.scalar(auxLoss), fired: tf.tensor1d(fired), l0: tf.scalar(active / B) }
+  keepHostCopy(grads.Wenc, buf.gWenc)
+  keepHostCopy(grads.Wdec, buf.gWdec)
+  keepHostCopy(grads.benc, buf.gBenc)
+  lastGradients.set(kernel, [grads.Wenc, grads.Wdec, grads.benc])
+  return {
+    grads,
+    loss: tf.scalar(sse / denom),
+    auxLoss: tf.scalar(withAux ? auxSse / auxDenom : 0),
+    fired: tf.tensor1d(fired),
+    l0: tf.scalar(active / B)
+  }
 }
+
+/** The gradient tensors whose host copies are a kernel's buffers (forgotten before the buffers are reused). */
+const lastGradients = new WeakMap<HostKernel, tf.Tensor[]>()
 
 /**
  * The gradient implementation for an engine: all-tfjs on the GPU backend; elsewhere the host loops, with

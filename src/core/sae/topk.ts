@@ -5,6 +5,7 @@
 // matMuls (tfjs-wasm is ~10× slower with a transposed operand).
 import * as tf from '@tensorflow/tfjs-core'
 import type { TrainConfig } from './config'
+import { hostKernel, HostKernel, sharedFloat32, wholeShared } from './host-kernel'
 
 export interface SaeTensors {
   /** [d, n] */
@@ -189,19 +190,14 @@ export function keepHostCopy(t: tf.Tensor, values: Float32Array): void {
   hostCopies.set(t.dataId, values)
 }
 
+/** Drops t's host copy (its array is about to be reused for other values). */
+export function forgetHostCopy(t: tf.Tensor): void {
+  hostCopies.delete(t.dataId)
+}
+
 /** A tensor's values on the host: the registered host copy when there is one, else data(). Read-only. */
 export async function hostValues(t: tf.Tensor): Promise<Float32Array> {
   return hostCopies.get(t.dataId) ?? ((await t.data()) as Float32Array)
-}
-
-/** Scales each row of W [rows, d] (row-major) to unit Euclidean norm in place (rows of norm < 1e-12 divided by 1e-12, as unitRows). */
-export function unitRowsInPlace(W: Float32Array, d: number): void {
-  for (let o = 0; o < W.length; o += d) {
-    let s = 0
-    for (let i = o; i < o + d; i++) s += W[i]! * W[i]!
-    const inv = 1 / Math.max(Math.sqrt(s), 1e-12)
-    for (let i = o; i < o + d; i++) W[i]! *= inv
-  }
 }
 
 /** Adam in tfjs kernels: the moments live on the device beside the parameters (GPU backend). */
@@ -256,21 +252,25 @@ export class Adam implements Optimizer {
 }
 
 /**
- * The same Adam update in host loops, moments in host memory (ort, wasm and cpu backends). tfjs-wasm's heap
- * is 32-bit: at d = 2048, n = 32768 the tfjs version's moments and temporaries alone exceed 4 GiB. It also
- * keeps a host copy of each parameter (see hostValues), updated in place and written to tfjs once per step,
- * and renormalises W_dec's rows in the same pass.
+ * The same Adam update in host loops, moments in host memory (ort, wasm and cpu backends), split by rows over
+ * the host kernel's threads (host-kernel.ts). tfjs-wasm's heap is 32-bit: at d = 2048, n = 32768 the tfjs
+ * version's moments and temporaries alone exceed 4 GiB. It also keeps a host copy of each parameter (see
+ * hostValues), in shared memory, updated in place and written to tfjs once per step, and renormalises each
+ * W_dec row right after its update.
  */
 export class HostAdam implements Optimizer {
   private readonly moments: Moments
   private readonly values = {} as Record<ParamName, Float32Array>
+  /** Gradients that are not in shared memory are copied here first (one buffer per parameter, reused). */
+  private readonly scratch = {} as Record<ParamName, Float32Array>
 
   constructor(
     p: SaeTensors,
-    private readonly settings: AdamSettings
+    private readonly settings: AdamSettings,
+    private readonly kernel: HostKernel = hostKernel()
   ) {
     this.moments = {} as Moments
-    for (const name of PARAM_NAMES) this.moments[name] = { m: new Float32Array(p[name].size), v: new Float32Array(p[name].size) }
+    for (const name of PARAM_NAMES) this.moments[name] = { m: sharedFloat32(p[name].size), v: sharedFloat32(p[name].size) }
   }
 
   /** The host copy of a parameter, current with the tfjs variable (re-read if someone else assigned it). */
@@ -278,25 +278,30 @@ export class HostAdam implements Optimizer {
     const mine = this.values[name]
     if (mine && hostCopies.get(p[name].dataId) === mine) return mine
     // On the cpu backend data() is the tensor's own storage: copy it before updating in place.
-    this.values[name] = Float32Array.from((await p[name].data()) as Float32Array)
-    return this.values[name]
+    const copy = sharedFloat32(p[name].size)
+    copy.set((await p[name].data()) as Float32Array)
+    this.values[name] = copy
+    return copy
+  }
+
+  private async sharedGradient(g: tf.Tensor, name: ParamName): Promise<Float32Array> {
+    const values = await hostValues(g)
+    if (wholeShared(values)) return values
+    this.scratch[name] ??= sharedFloat32(values.length)
+    this.scratch[name].set(values)
+    return this.scratch[name]
   }
 
   async apply(p: SaeTensors, g: Gradients, t: number, lr: number): Promise<void> {
-    const { beta1: b1, beta2: b2, eps, decoderUnitNorm } = this.settings
-    const c1 = 1 - b1 ** t
-    const c2 = 1 - b2 ** t
+    const { beta1, beta2, eps, decoderUnitNorm } = this.settings
+    const c1 = 1 - beta1 ** t
+    const c2 = 1 - beta2 ** t
     for (const name of PARAM_NAMES) {
       const w = await this.current(p, name)
-      const grad = await hostValues(g[name])
+      const grad = await this.sharedGradient(g[name], name)
       const { m, v } = this.moments[name]
-      for (let i = 0; i < w.length; i++) {
-        const gi = grad[i]!
-        const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi)
-        const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi)
-        w[i] = w[i]! - (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps)
-      }
-      if (name === 'Wdec' && decoderUnitNorm) unitRowsInPlace(w, p.Wdec.shape[1]!)
+      const rows = p[name].rank === 2 ? p[name].shape[0]! : w.length
+      await this.kernel.adam(w, grad, m, v, rows, { beta1, beta2, eps, lr, c1, c2, unitRows: name === 'Wdec' && decoderUnitNorm })
       // tfjs-wasm copies into its heap; the cpu backend would keep the array itself, so it gets a copy.
       const updated = tf.tensor(tf.getBackend() === 'cpu' ? w.slice() : w, p[name].shape)
       p[name].assign(updated)

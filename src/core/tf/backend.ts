@@ -15,6 +15,7 @@ import { BACKEND_NAMES } from '../../shared/schema'
 import { explainNodeGpuLoadError, explainNoGpuDevice, missingCudaLibraries } from './node-gpu'
 import { describeAdapter, emulatedAdapter, prepareWebgpu } from './webgpu'
 import { ortThreads, tryOrt } from '../ort/engine'
+import { hostThreads } from '../sae/host-kernel'
 
 /** The engines the contract names (the order tried is initBackend's: GPU first, then the native CPU engines). */
 export const BACKENDS = BACKEND_NAMES
@@ -82,7 +83,10 @@ async function activateOrt(): Promise<{ why: string } | { tfjs: 'wasm' | 'cpu'; 
   if (why !== null) return { why }
   const tfjs = await tfjsBesideOrt()
   await tf.ready()
-  return { tfjs, what: `onnxruntime-node runs the dense products on ${ortThreads()} threads, tfjs ${tfjs} the rest` }
+  return {
+    tfjs,
+    what: `onnxruntime-node runs the dense products on ${ortThreads()} threads, the SAE step's sparse host loops and Adam run on ${hostThreads()} threads, tfjs ${tfjs} the rest`
+  }
 }
 
 async function activate(name: Exclude<BackendName, 'ort'>): Promise<string | null> {
