@@ -2,6 +2,8 @@
 // capturing the residual stream. Activations are kept 2-D ([tokens, d]) between blocks so every
 // projection is one plain matMul against a weight stored [in, out]: tfjs-wasm is ~10× slower when an
 // operand must be transposed inside matMul, so weights are transposed once at load.
+// Each block is written once, as a generator that yields its dense products (tf/products.ts): the synchronous
+// driver answers them with tf.matMul (every tfjs backend, autodiff), the asynchronous one with onnxruntime.
 // config.json is read only through model-config.ts's table; the weights a checkpoint holds must be exactly
 // the ones the forward pass uses (plus known buffers and the LM head), or it is refused by name.
 import * as tf from '@tensorflow/tfjs-core'
@@ -9,6 +11,7 @@ import { UserError } from '../../shared/api'
 import { CheckpointFolder } from './checkpoint'
 import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
+import { product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
 
 export { ropeTables, type Rope }
@@ -39,14 +42,22 @@ export interface LanguageModel {
    * tensor (or the one it was given); the stream it was given is disposed after.
    * Errors: the model was loaded without its head (loadModel's `head`), the checks of hiddenStates.
    */
-  logits(ids: tf.Tensor2D, splice?: { layer: number; replace: (stream: tf.Tensor3D) => tf.Tensor3D }): tf.Tensor3D
+  logits(ids: tf.Tensor2D, splice?: Splice): tf.Tensor3D
+  /**
+   * hiddenStates with every dense product (the projections) answered by `products`, an engine that answers
+   * asynchronously (onnxruntime on every core: tf/products.ts, ortProducts); the rest runs on the active tfjs
+   * backend. Same results and errors as hiddenStates. No other tfjs work may run in the process until it settles.
+   */
+  hiddenStatesAsync(ids: tf.Tensor2D, layers: number[], products: AsyncProducts, opts?: { finalNorm?: boolean }): Promise<tf.Tensor3D[]>
+  /** logits with every dense product (the projections and the LM head) answered by `products`, as hiddenStatesAsync. */
+  logitsAsync(ids: tf.Tensor2D, products: AsyncProducts, splice?: Splice): Promise<tf.Tensor3D>
   dispose(): void
 }
 
-/** x: [N, in] times w: [in, out] (+ b) → [N, out]. */
-function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
-  const y: tf.Tensor2D = tf.matMul(x, w as tf.Tensor2D)
-  return b ? (tf.add(y, b) as tf.Tensor2D) : y
+/** logits' hook: the residual stream after block `layer` is replaced by what `replace` returns for it. */
+export interface Splice {
+  layer: number
+  replace: (stream: tf.Tensor3D) => tf.Tensor3D
 }
 
 function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
@@ -130,7 +141,7 @@ export function causalMask(T: number): tf.Tensor2D {
 /** What differs between architectures; the capture loop is shared. */
 interface Architecture {
   embed(ids: tf.Tensor2D): tf.Tensor2D
-  block(i: number, x: tf.Tensor2D, ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope }): tf.Tensor2D
+  block(i: number, x: tf.Tensor2D, ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope }): Forward<tf.Tensor2D>
   finalNorm(x: tf.Tensor2D): tf.Tensor2D
 }
 
@@ -399,15 +410,17 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
   qkvIndex.dispose()
   return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
-    block(i, x, { B, T, mask, rope }) {
+    *block(i, x, { B, T, mask, rope }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(linear(h, b.qkvW, b.qkvB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const attn = linear(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
-      const mlp = (z: tf.Tensor2D): tf.Tensor2D => linear(act(linear(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
-      if (s.parallelResidual) return tf.addN([x, attn, mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
+      const [q, k, v] = tf.split(yield* product(h, b.qkvW, b.qkvB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
+      const attn = yield* product(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
+      const mlp = function* (z: tf.Tensor2D): Forward<tf.Tensor2D> {
+        return yield* product(act(yield* product(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
+      }
+      if (s.parallelResidual) return tf.addN([x, attn, yield* mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
       const mid: tf.Tensor2D = tf.add(x, attn)
-      return tf.add(mid, mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
+      return tf.add(mid, yield* mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
@@ -447,24 +460,27 @@ export interface LlamaShape {
 }
 
 /**
- * A Llama block (RMSNorm, rotary attention, gated MLP), shared by inference and the demo model's
- * training, which passes a `lin` whose gradient avoids transposed matMuls.
+ * A Llama block (RMSNorm, rotary attention, gated MLP) over x [B·T, d], yielding its seven projections
+ * (tf/products.ts). Shared by inference and the demo model's training, which runs it with runSync and a matMul
+ * whose gradient avoids transposed matMuls.
  */
-export function llamaBlock(
+export function* llamaBlock(
   b: LlamaBlockWeights & LlamaBlockBiases,
   x: tf.Tensor2D,
   ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope },
-  s: LlamaShape,
-  lin: (x: tf.Tensor2D, w: tf.Tensor) => tf.Tensor2D = linear
-): tf.Tensor2D {
-  const proj = (z: tf.Tensor2D, w: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D => (bias ? (tf.add(lin(z, w), bias) as tf.Tensor2D) : lin(z, w))
+  s: LlamaShape
+): Forward<tf.Tensor2D> {
   const h = rmsNorm(x, b.ln1, s.eps)
   const shape = { B: ctx.B, T: ctx.T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim }
-  const attn = causalAttention(proj(h, b.q, b.qb), proj(h, b.k, b.kb), proj(h, b.v, b.vb), shape, ctx.mask, ctx.rope)
-  const mid: tf.Tensor2D = tf.add(x, proj(attn, b.o, b.ob))
+  const q = yield* product(h, b.q, b.qb)
+  const k = yield* product(h, b.k, b.kb)
+  const v = yield* product(h, b.v, b.vb)
+  const mid: tf.Tensor2D = tf.add(x, yield* product(causalAttention(q, k, v, shape, ctx.mask, ctx.rope), b.o, b.ob))
   const h2 = rmsNorm(mid, b.ln2, s.eps)
-  const gated = tf.mul(ACTIVATION_FNS[s.act ?? 'silu'](proj(h2, b.gate, b.gateb)), proj(h2, b.up, b.upb)) as tf.Tensor2D
-  return tf.add(mid, proj(gated, b.down, b.downb))
+  const gate = yield* product(h2, b.gate, b.gateb)
+  const up = yield* product(h2, b.up, b.upb)
+  const gated = tf.mul(ACTIVATION_FNS[s.act ?? 'silu'](gate), up) as tf.Tensor2D
+  return tf.add(mid, yield* product(gated, b.down, b.downb))
 }
 
 const loadLlama: Loader = async (p, s, plan, upTo) => {
@@ -537,14 +553,14 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
       const pos = tf.tile(tf.slice(wpe, [0, 0], [T, d]), [B, 1])
       return tf.add(tf.gather(wte, tf.reshape(ids, [-1])), pos) as tf.Tensor2D
     },
-    block(i, x, { B, T, mask }) {
+    *block(i, x, { B, T, mask }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(linear(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
+      const [q, k, v] = tf.split(yield* product(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
       const attn = causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
-      const mid: tf.Tensor2D = tf.add(x, linear(attn, b.projW, b.projB))
-      const h2 = act(linear(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
-      return tf.add(mid, linear(h2, b.outW, b.outB))
+      const mid: tf.Tensor2D = tf.add(x, yield* product(attn, b.projW, b.projB))
+      const h2 = act(yield* product(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
+      return tf.add(mid, yield* product(h2, b.outW, b.outB))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
@@ -661,6 +677,75 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     if (spec.rope && !ropeCache.has(T)) ropeCache.set(T, ropeTablesFor(spec.rope, T))
     return { B, T, ctx: { B, T, mask: maskCache.get(T)!, rope: ropeCache.get(T) } }
   }
+  /** The residual streams hiddenStates returns, its blocks each in a scope of their own (as tf.tidy would). */
+  function* statesOf(ids: tf.Tensor2D, wanted: number[], opts: { finalNorm?: boolean }): Forward<tf.Tensor3D[]> {
+    for (const L of wanted) {
+      if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
+    }
+    const { B, T, ctx } = prepare(ids)
+    const last = Math.max(...wanted)
+    const out = new Map<number, tf.Tensor3D>()
+    let x = tf.tidy(() => arch.embed(ids))
+    const keep = (L: number, h: tf.Tensor2D): void => {
+      if (!wanted.includes(L)) return
+      const normed = L === upTo && L === layers && opts.finalNorm
+      out.set(
+        L,
+        tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel]))
+      )
+    }
+    try {
+      keep(0, x)
+      for (let i = 0; i < last; i++) {
+        const next = yield* scoped(arch.block(i, x, ctx))
+        x.dispose() // a captured layer lives on in its own reshaped handle
+        x = next
+        keep(i + 1, x)
+      }
+    } catch (err) {
+      tf.dispose([...out.values()])
+      throw err
+    } finally {
+      x.dispose()
+    }
+    return wanted.map((L) => out.get(L)!)
+  }
+  /** The logits logits returns: every block, the final norm and the LM head, each block in its own scope. */
+  function* logitsOf(ids: tf.Tensor2D, splice?: Splice): Forward<tf.Tensor3D> {
+    const lmHead = head
+    if (!lmHead) throw new Error('loadModel: this model was loaded without its LM head; load it with { head: true } for logits')
+    if (splice && (!Number.isInteger(splice.layer) || splice.layer < 0 || splice.layer > layers)) {
+      throw new UserError(`Layer ${splice.layer} is out of range for ${folder}: it has ${layers} layers, so layers 0–${layers} exist.`)
+    }
+    const { B, T, ctx } = prepare(ids)
+    let x = tf.tidy(() => arch.embed(ids))
+    const swap = (L: number): void => {
+      if (splice?.layer !== L) return
+      const given: tf.Tensor3D = tf.reshape(x, [B, T, dModel])
+      const replaced = splice.replace(given)
+      if (replaced !== given) given.dispose()
+      x.dispose()
+      x = tf.reshape(replaced, [B * T, dModel])
+      replaced.dispose()
+    }
+    try {
+      swap(0)
+      for (let i = 0; i < layers; i++) {
+        const next = yield* scoped(arch.block(i, x, ctx))
+        x.dispose()
+        x = next
+        swap(i + 1)
+      }
+      const final = x
+      return yield* scoped(
+        (function* (): Forward<tf.Tensor3D> {
+          return tf.reshape(yield* product(arch.finalNorm(final), lmHead), [B, T, lmHead.shape[1]!])
+        })()
+      )
+    } finally {
+      x.dispose()
+    }
+  }
   return {
     modelType: spec.modelType,
     dModel,
@@ -668,59 +753,10 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     maxPositions,
     vocabRows,
     spec,
-    hiddenStates(ids, wanted, opts = {}) {
-      for (const L of wanted) {
-        if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
-      }
-      const { B, T, ctx } = prepare(ids)
-      const last = Math.max(...wanted)
-      const out = new Map<number, tf.Tensor3D>()
-      let x = tf.tidy(() => arch.embed(ids))
-      const keep = (L: number, h: tf.Tensor2D): void => {
-        if (!wanted.includes(L)) return
-        const normed = L === upTo && L === layers && opts.finalNorm
-        out.set(
-          L,
-          tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel]))
-        )
-      }
-      keep(0, x)
-      for (let i = 0; i < last; i++) {
-        const next = tf.tidy(() => arch.block(i, x, ctx))
-        x.dispose() // a captured layer lives on in its own reshaped handle
-        x = next
-        keep(i + 1, x)
-      }
-      x.dispose()
-      return wanted.map((L) => out.get(L)!)
-    },
-    logits(ids, splice) {
-      if (!head) throw new Error('loadModel: this model was loaded without its LM head; load it with { head: true } for logits')
-      if (splice && (!Number.isInteger(splice.layer) || splice.layer < 0 || splice.layer > layers)) {
-        throw new UserError(`Layer ${splice.layer} is out of range for ${folder}: it has ${layers} layers, so layers 0–${layers} exist.`)
-      }
-      const { B, T, ctx } = prepare(ids)
-      let x = tf.tidy(() => arch.embed(ids))
-      const swap = (L: number): void => {
-        if (splice?.layer !== L) return
-        const given: tf.Tensor3D = tf.reshape(x, [B, T, dModel])
-        const replaced = splice.replace(given)
-        if (replaced !== given) given.dispose()
-        x.dispose()
-        x = tf.reshape(replaced, [B * T, dModel])
-        replaced.dispose()
-      }
-      swap(0)
-      for (let i = 0; i < layers; i++) {
-        const next = tf.tidy(() => arch.block(i, x, ctx))
-        x.dispose()
-        x = next
-        swap(i + 1)
-      }
-      const out = tf.tidy((): tf.Tensor3D => tf.reshape(linear(arch.finalNorm(x), head!), [B, T, head!.shape[1]!]))
-      x.dispose()
-      return out
-    },
+    hiddenStates: (ids, wanted, opts = {}) => runSync(statesOf(ids, wanted, opts)),
+    hiddenStatesAsync: (ids, wanted, products, opts = {}) => runAsync(statesOf(ids, wanted, opts), products),
+    logits: (ids, splice) => runSync(logitsOf(ids, splice)),
+    logitsAsync: (ids, products, splice) => runAsync(logitsOf(ids, splice), products),
     dispose() {
       for (const t of tensors) t.dispose()
       for (const r of ropeCache.values()) {

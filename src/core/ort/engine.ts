@@ -188,3 +188,71 @@ export class OrtSaeEncoder {
     for (const s of all) await (await s).release()
   }
 }
+
+/**
+ * One dense product of a model's forward pass: y = x · w (+ b), x [N, in] (N symbolic), w [in, out], b [out],
+ * as a single Gemm (MLAS sgemm, the bias added in its epilogue).
+ */
+export function productGraph(inDim: number, outDim: number, bias: boolean): Graph {
+  return {
+    name: bias ? 'dense_product_bias' : 'dense_product',
+    nodes: [{ op: 'Gemm', inputs: bias ? ['x', 'w', 'b'] : ['x', 'w'], outputs: ['y'] }],
+    inputs: [
+      { name: 'x', type: DataType.FLOAT, shape: ['N', inDim] },
+      { name: 'w', type: DataType.FLOAT, shape: [inDim, outDim] },
+      ...(bias ? [{ name: 'b', type: DataType.FLOAT, shape: [outDim] }] : [])
+    ],
+    outputs: [{ name: 'y', type: DataType.FLOAT, shape: ['N', outDim] }]
+  }
+}
+
+/**
+ * Runs a forward pass's dense products (lm/model.ts's projections and LM head) on onnxruntime with every core.
+ * The weight is a graph input over the caller's host Float32Array (read in place, never copied here), so one
+ * session per (in, out, bias) shape serves every layer. Sessions do not spin-wait between runs: the tfjs work
+ * between two products needs the cores the previous product's threads would otherwise hold.
+ */
+export class OrtDenseProducts {
+  private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>()
+
+  private session(inDim: number, outDim: number, bias: boolean): Promise<Ort.InferenceSession> {
+    const key = `${inDim}:${outDim}:${bias}`
+    let s = this.sessions.get(key)
+    if (!s) {
+      s = loaded().then((mod) =>
+        mod.InferenceSession.create(encodeModel(productGraph(inDim, outDim, bias)), {
+          intraOpNumThreads: ortThreads(),
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+          extra: { session: { intra_op: { allow_spinning: '0' } } }
+        })
+      )
+      this.sessions.set(key, s)
+    }
+    return s
+  }
+
+  /**
+   * y = x · w (+ b): x [N, in] row-major, w [in, out] row-major, b [out] or null; returns y [N, out] row-major.
+   * Throws when a length disagrees with in and out, naming the argument.
+   */
+  async product(x: Float32Array, w: Float32Array, b: Float32Array | null, inDim: number, outDim: number): Promise<Float32Array> {
+    if (w.length !== inDim * outDim) throw new Error(`w has ${w.length} values; expected in × out = ${inDim} × ${outDim}.`)
+    if (x.length % inDim !== 0) throw new Error(`x has ${x.length} values, not a multiple of in = ${inDim}.`)
+    if (b && b.length !== outDim) throw new Error(`b has ${b.length} values; expected out = ${outDim}.`)
+    const N = x.length / inDim
+    const mod = await loaded()
+    const session = await this.session(inDim, outDim, b !== null)
+    const feeds: Record<string, Ort.Tensor> = { x: new mod.Tensor('float32', x, [N, inDim]), w: new mod.Tensor('float32', w, [inDim, outDim]) }
+    if (b) feeds.b = new mod.Tensor('float32', b, [outDim])
+    const out = await session.run(feeds)
+    return out.y!.data as Float32Array
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()]
+    this.sessions.clear()
+    for (const s of all) await (await s).release()
+  }
+}
