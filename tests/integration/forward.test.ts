@@ -120,7 +120,7 @@ describe('forward pass with its dense products on onnxruntime (ort), the rest on
     await ref.close()
   })
 
-  it('a product that fails rejects the forward pass with its error and leaves no tensor behind', async () => {
+  it('a request that fails rejects the forward pass with its error and leaves no tensor behind', async () => {
     const ref = await reference('llama-gqa-tied')
     const before = tf.memory().numTensors
     const model = await loadModel(join(root, 'models', 'llama-gqa-tied'))
@@ -132,8 +132,8 @@ describe('forward pass with its dense products on onnxruntime (ort), the rest on
       return products(p)
     }
     await expect(model.hiddenStatesAsync(ids, [0, model.layers], failing)).rejects.toThrow('the engine failed on product 9')
-    // Product 9 is the second block's second: the first block's result, the captured embeddings and the second
-    // block's own tensors are all gone.
+    // A Llama block makes 8 requests (q, k, v, attention, o, gate, up, down): request 9 is the second block's first.
+    // The first block's result, the captured embeddings and the second block's own tensors are all gone.
     expect(calls).toBe(9)
     tf.dispose(ids)
     model.dispose()

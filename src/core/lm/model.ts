@@ -11,10 +11,11 @@ import { UserError } from '../../shared/api'
 import { CheckpointFolder } from './checkpoint'
 import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
-import { product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
+import { ACTIVATION_FNS } from '../tf/activations'
+import { attention, product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
 
-export { ropeTables, type Rope }
+export { ACTIVATION_FNS, ropeTables, type Rope }
 
 export interface LanguageModel {
   readonly modelType: string
@@ -69,21 +70,6 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D 
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as tf.Tensor2D
 }
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
-
-/** transformers' ACT2FN (activations.py), elementwise. */
-export const ACTIVATION_FNS: Record<Activation, (x: tf.Tensor) => tf.Tensor> = {
-  gelu: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))),
-  // gelu_new, gelu_pytorch_tanh and gelu_fast are the same tanh approximation written three ways.
-  gelu_new: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))))),
-  gelu_pytorch_tanh: (x) => ACTIVATION_FNS.gelu_new(x),
-  gelu_fast: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.mul(x, 0.7978845608), tf.add(1, tf.mul(0.044715, tf.square(x))))))),
-  quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
-  relu: (x) => tf.relu(x),
-  silu: (x) => tf.mul(x, tf.sigmoid(x)),
-  swish: (x) => tf.mul(x, tf.sigmoid(x))
-}
-
 /** Rotary embedding on the first rope.dims features of each head. x: [B, H, T, hd]. */
 function applyRope(x: tf.Tensor4D, rope: Rope): tf.Tensor4D {
   const hd = x.shape[3]
@@ -107,7 +93,7 @@ interface AttentionShape {
 }
 
 /** Causal multi-head (grouped-query when kvHeads < heads) attention. q, k, v: [B*T, heads*hd] → [B*T, heads*hd]. */
-function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, mask: tf.Tensor2D, rope?: Rope): tf.Tensor2D {
+function* causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, mask: tf.Tensor2D, rope?: Rope): Forward<tf.Tensor2D> {
   const { B, T, heads, kvHeads, headDim } = s
   const split = (x: tf.Tensor2D, h: number): tf.Tensor4D => tf.transpose(tf.reshape(x, [B, T, h, headDim]), [0, 2, 1, 3])
   let qh = split(q, heads)
@@ -125,10 +111,8 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
     kh = expand(kh)
     vh = expand(vh)
   }
-  const q3 = tf.reshape(qh, [B * heads, T, headDim])
-  const kT = tf.transpose(tf.reshape(kh, [B * heads, T, headDim]), [0, 2, 1])
-  const scores = tf.add(tf.mul(tf.matMul(q3, kT), s.scale ?? 1 / Math.sqrt(headDim)), mask)
-  const out = tf.matMul(tf.softmax(scores), tf.reshape(vh, [B * heads, T, headDim]))
+  const rows = (x: tf.Tensor4D): tf.Tensor3D => tf.reshape(x, [B * heads, T, headDim])
+  const out = yield* attention(rows(qh), rows(kh), rows(vh), s.scale ?? 1 / Math.sqrt(headDim), mask)
   return tf.reshape(tf.transpose(tf.reshape(out, [B, heads, T, headDim]), [0, 2, 1, 3]), [B * T, heads * headDim])
 }
 
@@ -349,6 +333,16 @@ class Params {
   async opt(name: string): Promise<tf.Tensor | undefined> {
     return this.shapes.has(name) ? this.get(name) : undefined
   }
+  /** Registers a tensor made from the weights (disposed with the model). */
+  keep(t: tf.Tensor): tf.Tensor {
+    this.all.push(t)
+    return t
+  }
+  /** Disposes a weight that was replaced by others made from it. */
+  drop(t: tf.Tensor): void {
+    this.all.splice(this.all.indexOf(t), 1)
+    t.dispose()
+  }
   async linearT(name: string): Promise<tf.Tensor> {
     const t = await this.w.tensor(name, this.shapes.get(name)!)
     const tt = tf.transpose(t)
@@ -362,7 +356,6 @@ type Loader = (p: Params, s: ModelSpec, plan: WeightPlan, upTo: number) => Promi
 
 const loadNeox: Loader = async (p, s, plan, upTo) => {
   const { heads: H, headDim: hd, eps } = s
-  const act = ACTIVATION_FNS[s.activation]
   const n = plan.prefix
   const embedding = await p.get(`${n}embed_in.weight`)
   const loadBlock = async (i: number) => {
@@ -385,38 +378,32 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const fin = upTo === s.layers ? { w: await p.get(`${n}final_layer_norm.weight`), b: await p.get(`${n}final_layer_norm.bias`) } : null
-  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regroup to [Q | K | V].
+  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regrouped into separate Q, K and V
+  // projections (three products cost no more than one, and no split of the product is needed after it).
   const width = H * hd
-  const qkvIndex = tf.tensor1d(
-    Array.from({ length: 3 * width }, (_, j) => {
-      const part = Math.floor(j / width)
-      const within = j % width
-      return Math.floor(within / hd) * 3 * hd + part * hd + (within % hd)
-    }),
-    'int32'
+  const partIndex = [0, 1, 2].map((part) =>
+    tf.tensor1d(
+      Array.from({ length: width }, (_, within) => Math.floor(within / hd) * 3 * hd + part * hd + (within % hd)),
+      'int32'
+    )
   )
-  for (const b of blocks) {
-    const qkvW = tf.gather(b.qkvW, qkvIndex, 1)
-    b.qkvW.dispose()
-    p.all.push(qkvW)
-    b.qkvW = qkvW
-    if (b.qkvB) {
-      const qkvB = tf.gather(b.qkvB, qkvIndex)
-      b.qkvB.dispose()
-      p.all.push(qkvB)
-      b.qkvB = qkvB
-    }
-  }
-  qkvIndex.dispose()
+  const qkv = blocks.map((b) => {
+    const [q, k, v] = partIndex.map((index) => ({ w: p.keep(tf.gather(b.qkvW, index, 1)), b: b.qkvB ? p.keep(tf.gather(b.qkvB, index)) : undefined }))
+    p.drop(b.qkvW)
+    if (b.qkvB) p.drop(b.qkvB)
+    return { q: q!, k: k!, v: v! }
+  })
+  tf.dispose(partIndex)
   return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
     *block(i, x, { B, T, mask, rope }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(yield* product(h, b.qkvW, b.qkvB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const attn = yield* product(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
+      const { q, k, v } = qkv[i]!
+      const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
+      const attn = yield* product(yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
       const mlp = function* (z: tf.Tensor2D): Forward<tf.Tensor2D> {
-        return yield* product(act(yield* product(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
+        return yield* product(yield* product(z, b.upW, b.upB, s.activation), b.downW, b.downB)
       }
       if (s.parallelResidual) return tf.addN([x, attn, yield* mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
       const mid: tf.Tensor2D = tf.add(x, attn)
@@ -475,11 +462,11 @@ export function* llamaBlock(
   const q = yield* product(h, b.q, b.qb)
   const k = yield* product(h, b.k, b.kb)
   const v = yield* product(h, b.v, b.vb)
-  const mid: tf.Tensor2D = tf.add(x, yield* product(causalAttention(q, k, v, shape, ctx.mask, ctx.rope), b.o, b.ob))
+  const mid: tf.Tensor2D = tf.add(x, yield* product(yield* causalAttention(q, k, v, shape, ctx.mask, ctx.rope), b.o, b.ob))
   const h2 = rmsNorm(mid, b.ln2, s.eps)
-  const gate = yield* product(h2, b.gate, b.gateb)
+  const gate = yield* product(h2, b.gate, b.gateb, s.act ?? 'silu')
   const up = yield* product(h2, b.up, b.upb)
-  const gated = tf.mul(ACTIVATION_FNS[s.act ?? 'silu'](gate), up) as tf.Tensor2D
+  const gated: tf.Tensor2D = tf.mul(gate, up)
   return tf.add(mid, yield* product(gated, b.down, b.downb))
 }
 
@@ -521,7 +508,6 @@ const loadLlama: Loader = async (p, s, plan, upTo) => {
 const loadGpt2: Loader = async (p, s, plan, upTo) => {
   const { dModel: d, heads: H, headDim: hd, eps } = s
   const n = plan.prefix
-  const act = ACTIVATION_FNS[s.activation]
   // GPT-2's Conv1D layers store weights [in, out] already: no transpose.
   const wte = await p.get(`${n}wte.weight`)
   const wpe = await p.get(`${n}wpe.weight`)
@@ -545,6 +531,14 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const fin = upTo === s.layers ? { w: await p.get(`${n}ln_f.weight`), b: await p.get(`${n}ln_f.bias`) } : null
+  // c_attn's columns are [Q | K | V]: split into three projections once (no split of the product after it).
+  const qkv = blocks.map((b) => {
+    const [qw, kw, vw] = tf.split(b.attnW, 3, 1).map((t) => p.keep(t))
+    const [qb, kb, vb] = tf.split(b.attnB, 3).map((t) => p.keep(t))
+    p.drop(b.attnW)
+    p.drop(b.attnB)
+    return { q: { w: qw!, b: qb }, k: { w: kw!, b: kb }, v: { w: vw!, b: vb } }
+  })
   // GPT2Attention: scores / √head_dim when scale_attn_weights, and / (i + 1) when scale_attn_by_inverse_layer_idx.
   const scale = (i: number): number => (s.scaleAttention ? 1 / Math.sqrt(hd) : 1) / (s.scaleByInverseLayer ? i + 1 : 1)
   return {
@@ -556,10 +550,11 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
     *block(i, x, { B, T, mask }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(yield* product(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const attn = causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
+      const { q, k, v } = qkv[i]!
+      const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
+      const attn = yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
       const mid: tf.Tensor2D = tf.add(x, yield* product(attn, b.projW, b.projB))
-      const h2 = act(yield* product(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
+      const h2 = yield* product(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB, s.activation)
       return tf.add(mid, yield* product(h2, b.outW, b.outB))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
