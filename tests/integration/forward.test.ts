@@ -3,14 +3,18 @@
 // and the same forward pass with its dense products on onnxruntime (the ort engine) against both the reference and
 // the all-wasm path.
 import * as tf from '@tensorflow/tfjs-core'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ActivationStore } from '../../src/core/io/activation-store'
 import { SafetensorsFile } from '../../src/core/io/safetensors'
-import { loadModel } from '../../src/core/lm/model'
+import { harvest } from '../../src/core/lm/harvest'
+import { loadModel, readModelSpec } from '../../src/core/lm/model'
 import { OrtDenseProducts } from '../../src/core/ort/engine'
 import { initBackend, type BackendName } from '../../src/core/tf/backend'
 import { ortProducts, type AsyncProducts } from '../../src/core/tf/products'
 import { MODEL_NAMES, tinyModels, VARIANT_MODEL_NAMES } from '../fixtures/tiny-models'
+import { tempDir } from '../helpers'
 
 let root: string
 beforeAll(() => {
@@ -140,4 +144,40 @@ describe('forward pass with its dense products on onnxruntime (ort), the rest on
     expect(tf.memory().numTensors).toBe(before)
     await ref.close()
   })
+})
+
+describe('harvest on ort', () => {
+  it.each([...MODEL_NAMES, ...VARIANT_MODEL_NAMES])(
+    '%s: the stored residual streams of every layer equal a harvest on wasm to 1e-5 of their scale',
+    async (name) => {
+      const t = tempDir()
+      try {
+        const corpus = join(t.dir, 'corpus.jsonl')
+        const texts = [
+          'The cat sat on the mat while the dog slept.',
+          '東京は日本の首都です。Tokyo is the capital of Japan.',
+          'Sparse autoencoders find features, step after step.'
+        ]
+        writeFileSync(corpus, texts.map((text) => JSON.stringify({ text })).join('\n') + '\n')
+        const model = join(root, 'models', name)
+        const { layers } = readModelSpec(model)
+        const all = Array.from({ length: layers + 1 }, (_, i) => i)
+        const never = { signal: new AbortController().signal, progress: () => {} }
+        const run = (backend: BackendName) =>
+          harvest({ model, corpus, layers: all, out: (L) => join(t.dir, `${backend}-${L}`), context: 12, dtype: 'f32', batchSequences: 3, backend }, never)
+        expect((await run('wasm')).backend).toBe('wasm')
+        expect((await run('ort')).backend).toBe('ort')
+        for (const L of all) {
+          const [a, b] = await Promise.all(['ort', 'wasm'].map((e) => ActivationStore.open(join(t.dir, `${e}-${L}`))))
+          expect(a!.rows).toBe(b!.rows)
+          expect(a!.rows).toBeGreaterThan(0)
+          const [x, y] = await Promise.all([a!.readShard(0), b!.readShard(0)])
+          expect(x.acts.length).toBe(a!.rows * a!.manifest.d)
+          expect(relativeError(x.acts as Float32Array, y.acts as Float32Array), `${name} layer ${L}`).toBeLessThan(1e-5)
+        }
+      } finally {
+        t.cleanup()
+      }
+    }
+  )
 })
