@@ -1,7 +1,7 @@
 // Harvest throughput: FeatureTrace's forward pass on each engine against PyTorch on the same Pythia-70m-shaped model.
 // Run: npx tsx bench/harvest.ts [--tokens 4096] [--engines ort,wasm,cpu]   (appends to bench/results/harvest.json)
 // Threads: every core (os.availableParallelism()), or FEATURETRACE_THREADS; PyTorch is given the same number.
-import { matmulGflops, ROOT } from './lib'
+import { matmulGflops, ortMatmulGflops, ROOT } from './lib'
 import { execFileSync } from 'node:child_process'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs'
@@ -65,7 +65,14 @@ async function run(
     { signal: new AbortController().signal, progress: () => {} }
   )
   execFileSync('rm', ['-rf', out])
-  return { backend, reason: choice.reason, tokens: tokensFor(backend), tokensPerSecond: r.tokensPerSecond ?? 0, gflops: await matmulGflops(), load }
+  return {
+    backend,
+    reason: choice.reason,
+    tokens: tokensFor(backend),
+    tokensPerSecond: r.tokensPerSecond ?? 0,
+    gflops: backend === 'ort' ? await ortMatmulGflops() : await matmulGflops(),
+    load
+  }
 }
 
 const dir = model()
@@ -93,7 +100,10 @@ const cpu = cpus()[0]?.model ?? 'unknown'
 const record = {
   date: new Date().toISOString(),
   machine: { cpu, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, torch: torch.torch, torchThreads: torch.threads },
-  commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(),
+  // "-dirty" when the working tree differed from the commit (the run measured uncommitted code).
+  commit:
+    execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim() +
+    (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT }).toString().trim() ? '-dirty' : ''),
   threads: THREADS,
   load: { before: loadBefore, after: loadavg() },
   model: 'gpt_neox, d=512, 6 layers, 8 heads, d_ff=2048 (Pythia-70m shape, random weights), float32',
@@ -110,7 +120,7 @@ console.log(
   `machine: ${cpu}, ${cpus().length} cores, Node ${process.version}, torch ${torch.torch} (${torch.threads} threads), load ${record.load.before[0]!.toFixed(2)} → ${record.load.after[0]!.toFixed(2)}`
 )
 for (const r of results) console.log(`${r.backend}: ${r.reason}`)
-console.log('backend   tokens/s   vs PyTorch   matMul 1024² GFLOP/s')
+console.log("backend   tokens/s   vs PyTorch   matMul 1024² GFLOP/s (ort: onnxruntime's)")
 for (const r of results)
   console.log(
     `${r.backend.padEnd(9)} ${r.tokensPerSecond.toFixed(0).padStart(8)}   ${(r.tokensPerSecond / torch.tokens_per_s).toFixed(3).padStart(9)}   ${r.gflops.toFixed(1).padStart(6)}`
