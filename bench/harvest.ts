@@ -100,10 +100,10 @@ const cpu = cpus()[0]?.model ?? 'unknown'
 const record = {
   date: new Date().toISOString(),
   machine: { cpu, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, torch: torch.torch, torchThreads: torch.threads },
-  // "-dirty" when the working tree differed from the commit (the run measured uncommitted code).
+  // "-dirty" when the working tree differed from the commit (the run measured uncommitted code); results files aside.
   commit:
     execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim() +
-    (execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT }).toString().trim() ? '-dirty' : ''),
+    (execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'], { cwd: ROOT }).toString().trim() ? '-dirty' : ''),
   threads: THREADS,
   load: { before: loadBefore, after: loadavg() },
   model: 'gpt_neox, d=512, 6 layers, 8 heads, d_ff=2048 (Pythia-70m shape, random weights), float32',
