@@ -2,8 +2,9 @@
 // writes each block as a generator that yields every dense product it needs (`const y = yield* product(x, w, b)`,
 // and attention's two batched products with the softmax between them: `yield* attention(q, k, v, scale, mask)`)
 // and does everything else in tfjs between yields. A driver answers the yields:
-// - runSync, at once with tf.matMul on the active tfjs backend (wasm, cpu, tensorflow, webgpu), or with a matMul
-//   of the caller's that autodiff differentiates (the demo model's training, through tf.grads);
+// - runSync, at once in tfjs on the active backend (wasm, cpu, tensorflow, webgpu): tf.matMul (or a matMul of the
+//   caller's that autodiff differentiates: the demo model's training, through tf.grads), ACTIVATION_FNS, and
+//   attentionInTfjs (PyTorch's F.scaled_dot_product_attention with an additive mask, written out);
 // - runAsync, with an engine that answers asynchronously: onnxruntime on every core (ortProducts, ort/engine.ts).
 import * as tf from '@tensorflow/tfjs-core'
 import type { Activation } from '../lm/model-config'
