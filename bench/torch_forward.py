@@ -1,15 +1,16 @@
 #!/usr/bin/python3
-"""PyTorch side of bench/harvest.ts: the same gpt_neox forward pass (float32, 2 threads) on the same weights.
+"""PyTorch side of bench/harvest.ts: the same gpt_neox forward pass (float32, THREADS threads) on the same weights.
 
 Prints JSON: {"tokens_per_s": ..., "tokens": ..., "seconds": ..., "torch": version, "threads": n}.
-    /usr/bin/python3 bench/torch_forward.py MODEL_DIR BATCH SEQ_LEN BATCHES LAYER
+    /usr/bin/python3 bench/torch_forward.py MODEL_DIR BATCH SEQ_LEN BATCHES LAYER [THREADS]
+THREADS defaults to every core (os.cpu_count()), as the ort engine uses.
 """
-import json, math, struct, sys, time
+import json, math, os, struct, sys, time
 import numpy as np
 import torch
 
 torch.set_grad_enabled(False)
-torch.set_num_threads(2)
+torch.set_num_threads(int(sys.argv[6]) if len(sys.argv) > 6 else os.cpu_count())
 
 
 def load(path):

@@ -11,6 +11,7 @@ import { writeSafetensors, type TensorToWrite } from '../../src/core/io/safetens
 import { Rng } from '../../src/core/random'
 import { segmentSum } from '../../src/core/sae/topk'
 import { causalMask, llamaBlock, rmsNorm, ropeTables, type LlamaBlockWeights, type LlamaShape } from '../../src/core/lm/model'
+import { runSync } from '../../src/core/tf/products'
 
 export interface TinyLlamaConfig {
   vocabSize: number
@@ -118,7 +119,7 @@ function lossOf(w: Weights, c: TinyLlamaConfig, ids: tf.Tensor2D, ctx: { mask: t
   const targets = tf.reshape(tf.slice(ids, [0, 1], [B, T]), [-1])
   const shape: LlamaShape = { heads: c.heads, kvHeads: c.heads, headDim: c.hiddenSize / c.heads, eps: c.rmsNormEps }
   let x = embedLookup(w.embed as tf.Tensor2D, inputs as tf.Tensor1D)
-  for (const b of w.blocks) x = llamaBlock(b, x, { B, T, mask: ctx.mask, rope: ctx.rope }, shape, trainLinear)
+  for (const b of w.blocks) x = runSync(llamaBlock(b, x, { B, T, mask: ctx.mask, rope: ctx.rope }, shape), trainLinear)
   // Tied embeddings: the output projection is the embedding matrix, transposed explicitly once.
   const logits = trainLinear(rmsNorm(x, w.norm, c.rmsNormEps), tf.transpose(w.embed))
   const logp = tf.logSoftmax(logits)

@@ -5,7 +5,9 @@ import { UserError } from '../../shared/api'
 import { ActivationStoreWriter, checkStorable, unstorableMessage, type StoreManifest, type StoreSettings } from '../io/activation-store'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
+import { OrtDenseProducts } from '../ort/engine'
 import { initBackend, type BackendName } from '../tf/backend'
+import { ortProducts } from '../tf/products'
 import { VERSION } from '../version'
 import { Corpus } from './corpus'
 import { CheckpointFolder } from './checkpoint'
@@ -182,8 +184,8 @@ async function harvestCheckpoint(
   const meter = new ProgressMeter(total, 'tok')
   const started = performance.now()
   let computed = 0
-  // The model forward runs in tfjs; under `ort` that is the tfjs backend beside onnxruntime (bench/README.md, harvest).
-  const forwardOn = backend.name === 'ort' ? `${backend.name}: the forward pass on tfjs ${backend.tfjs}` : backend.name
+  // Under `ort` the projections run on onnxruntime (every core) and the rest of the forward pass on tfjs beside it.
+  const forwardOn = backend.name === 'ort' ? `${backend.name}: projections on onnxruntime, the rest on tfjs ${backend.tfjs}` : backend.name
   ctx.progress(meter.update(done, `loading ${config.modelType} (${forwardOn})`))
   let model: Awaited<ReturnType<typeof loadModel>>
   try {
@@ -197,6 +199,9 @@ async function harvestCheckpoint(
   const which = opts.checkpointStep != null ? `checkpoint step ${opts.checkpointStep} (${opts.model})` : opts.model
   // Set when values cannot be stored in the chosen dtype: then no partial store is kept to resume.
   let refused = false
+  // A harvest job is the only tfjs work in its process, so the forward pass may await onnxruntime between products.
+  const ort = backend.name === 'ort' ? new OrtDenseProducts() : null
+  const products = ort ? ortProducts(ort) : null
   try {
     const bos = tokenizer.bos
     for (const batch of batchesOf(seqs, from, opts.batchSequences ?? 16)) {
@@ -208,12 +213,15 @@ async function harvestCheckpoint(
         ids.set(row, b * T)
       })
       const idTensor = tf.tensor2d(ids, [batch.items.length, T], 'int32')
-      const states = model.hiddenStates(
-        idTensor,
-        writers.map((x) => x.layer),
-        { finalNorm: opts.finalNorm }
-      )
-      idTensor.dispose()
+      const wanted = writers.map((x) => x.layer)
+      let states: tf.Tensor3D[]
+      try {
+        states = products
+          ? await model.hiddenStatesAsync(idTensor, wanted, products, { finalNorm: opts.finalNorm })
+          : model.hiddenStates(idTensor, wanted, { finalNorm: opts.finalNorm })
+      } finally {
+        idTensor.dispose()
+      }
       const offset = bos === null ? 0 : 1
       const n = batch.items.reduce((a, s) => a + s.ids.length, 0)
       for (const [k, { layer, w }] of writers.entries()) {
@@ -246,6 +254,7 @@ async function harvestCheckpoint(
     }
   } finally {
     model.dispose()
+    await ort?.release()
     // Keep what was computed so a later run resumes after it, unless the run was refused.
     for (const { w } of writers) {
       if (refused) w.abandon()

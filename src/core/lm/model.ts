@@ -2,6 +2,8 @@
 // capturing the residual stream. Activations are kept 2-D ([tokens, d]) between blocks so every
 // projection is one plain matMul against a weight stored [in, out]: tfjs-wasm is ~10× slower when an
 // operand must be transposed inside matMul, so weights are transposed once at load.
+// Each block is written once, as a generator that yields its dense products (tf/products.ts): the synchronous
+// driver answers them with tf.matMul (every tfjs backend, autodiff), the asynchronous one with onnxruntime.
 // config.json is read only through model-config.ts's table; the weights a checkpoint holds must be exactly
 // the ones the forward pass uses (plus known buffers and the LM head), or it is refused by name.
 import * as tf from '@tensorflow/tfjs-core'
@@ -9,9 +11,11 @@ import { UserError } from '../../shared/api'
 import { CheckpointFolder } from './checkpoint'
 import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
+import { ACTIVATION_FNS } from '../tf/activations'
+import { attention, product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
 
-export { ropeTables, type Rope }
+export { ACTIVATION_FNS, ropeTables, type Rope }
 
 export interface LanguageModel {
   readonly modelType: string
@@ -39,14 +43,22 @@ export interface LanguageModel {
    * tensor (or the one it was given); the stream it was given is disposed after.
    * Errors: the model was loaded without its head (loadModel's `head`), the checks of hiddenStates.
    */
-  logits(ids: tf.Tensor2D, splice?: { layer: number; replace: (stream: tf.Tensor3D) => tf.Tensor3D }): tf.Tensor3D
+  logits(ids: tf.Tensor2D, splice?: Splice): tf.Tensor3D
+  /**
+   * hiddenStates with every dense product (the projections) answered by `products`, an engine that answers
+   * asynchronously (onnxruntime on every core: tf/products.ts, ortProducts); the rest runs on the active tfjs
+   * backend. Same results and errors as hiddenStates. No other tfjs work may run in the process until it settles.
+   */
+  hiddenStatesAsync(ids: tf.Tensor2D, layers: number[], products: AsyncProducts, opts?: { finalNorm?: boolean }): Promise<tf.Tensor3D[]>
+  /** logits with every dense product (the projections and the LM head) answered by `products`, as hiddenStatesAsync. */
+  logitsAsync(ids: tf.Tensor2D, products: AsyncProducts, splice?: Splice): Promise<tf.Tensor3D>
   dispose(): void
 }
 
-/** x: [N, in] times w: [in, out] (+ b) → [N, out]. */
-function linear(x: tf.Tensor2D, w: tf.Tensor, b?: tf.Tensor): tf.Tensor2D {
-  const y: tf.Tensor2D = tf.matMul(x, w as tf.Tensor2D)
-  return b ? (tf.add(y, b) as tf.Tensor2D) : y
+/** logits' hook: the residual stream after block `layer` is replaced by what `replace` returns for it. */
+export interface Splice {
+  layer: number
+  replace: (stream: tf.Tensor3D) => tf.Tensor3D
 }
 
 function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.Tensor2D {
@@ -56,21 +68,6 @@ function layerNorm(x: tf.Tensor2D, w: tf.Tensor, b: tf.Tensor, eps: number): tf.
 
 export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor, eps: number): tf.Tensor2D {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps))), w) as tf.Tensor2D
-}
-
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
-
-/** transformers' ACT2FN (activations.py), elementwise. */
-export const ACTIVATION_FNS: Record<Activation, (x: tf.Tensor) => tf.Tensor> = {
-  gelu: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))),
-  // gelu_new, gelu_pytorch_tanh and gelu_fast are the same tanh approximation written three ways.
-  gelu_new: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(SQRT_2_OVER_PI, tf.add(x, tf.mul(0.044715, tf.pow(x, 3))))))),
-  gelu_pytorch_tanh: (x) => ACTIVATION_FNS.gelu_new(x),
-  gelu_fast: (x) => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(tf.mul(x, 0.7978845608), tf.add(1, tf.mul(0.044715, tf.square(x))))))),
-  quick_gelu: (x) => tf.mul(x, tf.sigmoid(tf.mul(1.702, x))),
-  relu: (x) => tf.relu(x),
-  silu: (x) => tf.mul(x, tf.sigmoid(x)),
-  swish: (x) => tf.mul(x, tf.sigmoid(x))
 }
 
 /** Rotary embedding on the first rope.dims features of each head. x: [B, H, T, hd]. */
@@ -96,7 +93,7 @@ interface AttentionShape {
 }
 
 /** Causal multi-head (grouped-query when kvHeads < heads) attention. q, k, v: [B*T, heads*hd] → [B*T, heads*hd]. */
-function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, mask: tf.Tensor2D, rope?: Rope): tf.Tensor2D {
+function* causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: AttentionShape, mask: tf.Tensor2D, rope?: Rope): Forward<tf.Tensor2D> {
   const { B, T, heads, kvHeads, headDim } = s
   const split = (x: tf.Tensor2D, h: number): tf.Tensor4D => tf.transpose(tf.reshape(x, [B, T, h, headDim]), [0, 2, 1, 3])
   let qh = split(q, heads)
@@ -114,10 +111,8 @@ function causalAttention(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, s: Atte
     kh = expand(kh)
     vh = expand(vh)
   }
-  const q3 = tf.reshape(qh, [B * heads, T, headDim])
-  const kT = tf.transpose(tf.reshape(kh, [B * heads, T, headDim]), [0, 2, 1])
-  const scores = tf.add(tf.mul(tf.matMul(q3, kT), s.scale ?? 1 / Math.sqrt(headDim)), mask)
-  const out = tf.matMul(tf.softmax(scores), tf.reshape(vh, [B * heads, T, headDim]))
+  const rows = (x: tf.Tensor4D): tf.Tensor3D => tf.reshape(x, [B * heads, T, headDim])
+  const out = yield* attention(rows(qh), rows(kh), rows(vh), s.scale ?? 1 / Math.sqrt(headDim), mask)
   return tf.reshape(tf.transpose(tf.reshape(out, [B, heads, T, headDim]), [0, 2, 1, 3]), [B * T, heads * headDim])
 }
 
@@ -130,7 +125,7 @@ export function causalMask(T: number): tf.Tensor2D {
 /** What differs between architectures; the capture loop is shared. */
 interface Architecture {
   embed(ids: tf.Tensor2D): tf.Tensor2D
-  block(i: number, x: tf.Tensor2D, ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope }): tf.Tensor2D
+  block(i: number, x: tf.Tensor2D, ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope }): Forward<tf.Tensor2D>
   finalNorm(x: tf.Tensor2D): tf.Tensor2D
 }
 
@@ -338,6 +333,16 @@ class Params {
   async opt(name: string): Promise<tf.Tensor | undefined> {
     return this.shapes.has(name) ? this.get(name) : undefined
   }
+  /** Registers a tensor made from the weights (disposed with the model). */
+  keep(t: tf.Tensor): tf.Tensor {
+    this.all.push(t)
+    return t
+  }
+  /** Disposes a weight that was replaced by others made from it. */
+  drop(t: tf.Tensor): void {
+    this.all.splice(this.all.indexOf(t), 1)
+    t.dispose()
+  }
   async linearT(name: string): Promise<tf.Tensor> {
     const t = await this.w.tensor(name, this.shapes.get(name)!)
     const tt = tf.transpose(t)
@@ -351,7 +356,6 @@ type Loader = (p: Params, s: ModelSpec, plan: WeightPlan, upTo: number) => Promi
 
 const loadNeox: Loader = async (p, s, plan, upTo) => {
   const { heads: H, headDim: hd, eps } = s
-  const act = ACTIVATION_FNS[s.activation]
   const n = plan.prefix
   const embedding = await p.get(`${n}embed_in.weight`)
   const loadBlock = async (i: number) => {
@@ -374,40 +378,36 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const fin = upTo === s.layers ? { w: await p.get(`${n}final_layer_norm.weight`), b: await p.get(`${n}final_layer_norm.bias`) } : null
-  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regroup to [Q | K | V].
+  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regrouped into separate Q, K and V
+  // projections (three products cost no more than one, and no split of the product is needed after it).
   const width = H * hd
-  const qkvIndex = tf.tensor1d(
-    Array.from({ length: 3 * width }, (_, j) => {
-      const part = Math.floor(j / width)
-      const within = j % width
-      return Math.floor(within / hd) * 3 * hd + part * hd + (within % hd)
-    }),
-    'int32'
+  const partIndex = [0, 1, 2].map((part) =>
+    tf.tensor1d(
+      Array.from({ length: width }, (_, within) => Math.floor(within / hd) * 3 * hd + part * hd + (within % hd)),
+      'int32'
+    )
   )
-  for (const b of blocks) {
-    const qkvW = tf.gather(b.qkvW, qkvIndex, 1)
-    b.qkvW.dispose()
-    p.all.push(qkvW)
-    b.qkvW = qkvW
-    if (b.qkvB) {
-      const qkvB = tf.gather(b.qkvB, qkvIndex)
-      b.qkvB.dispose()
-      p.all.push(qkvB)
-      b.qkvB = qkvB
-    }
-  }
-  qkvIndex.dispose()
+  const qkv = blocks.map((b) => {
+    const [q, k, v] = partIndex.map((index) => ({ w: p.keep(tf.gather(b.qkvW, index, 1)), b: b.qkvB ? p.keep(tf.gather(b.qkvB, index)) : undefined }))
+    p.drop(b.qkvW)
+    if (b.qkvB) p.drop(b.qkvB)
+    return { q: q!, k: k!, v: v! }
+  })
+  tf.dispose(partIndex)
   return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
-    block(i, x, { B, T, mask, rope }) {
+    *block(i, x, { B, T, mask, rope }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(linear(h, b.qkvW, b.qkvB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const attn = linear(causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
-      const mlp = (z: tf.Tensor2D): tf.Tensor2D => linear(act(linear(z, b.upW, b.upB)) as tf.Tensor2D, b.downW, b.downB)
-      if (s.parallelResidual) return tf.addN([x, attn, mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
+      const { q, k, v } = qkv[i]!
+      const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
+      const attn = yield* product(yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
+      const mlp = function* (z: tf.Tensor2D): Forward<tf.Tensor2D> {
+        return yield* product(yield* product(z, b.upW, b.upB, s.activation), b.downW, b.downB)
+      }
+      if (s.parallelResidual) return tf.addN([x, attn, yield* mlp(layerNorm(x, b.ln2w, b.ln2b, eps))])
       const mid: tf.Tensor2D = tf.add(x, attn)
-      return tf.add(mid, mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
+      return tf.add(mid, yield* mlp(layerNorm(mid, b.ln2w, b.ln2b, eps)))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
@@ -447,24 +447,27 @@ export interface LlamaShape {
 }
 
 /**
- * A Llama block (RMSNorm, rotary attention, gated MLP), shared by inference and the demo model's
- * training, which passes a `lin` whose gradient avoids transposed matMuls.
+ * A Llama block (RMSNorm, rotary attention, gated MLP) over x [B·T, d], yielding its seven projections
+ * (tf/products.ts). Shared by inference and the demo model's training, which runs it with runSync and a matMul
+ * whose gradient avoids transposed matMuls.
  */
-export function llamaBlock(
+export function* llamaBlock(
   b: LlamaBlockWeights & LlamaBlockBiases,
   x: tf.Tensor2D,
   ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope },
-  s: LlamaShape,
-  lin: (x: tf.Tensor2D, w: tf.Tensor) => tf.Tensor2D = linear
-): tf.Tensor2D {
-  const proj = (z: tf.Tensor2D, w: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D => (bias ? (tf.add(lin(z, w), bias) as tf.Tensor2D) : lin(z, w))
+  s: LlamaShape
+): Forward<tf.Tensor2D> {
   const h = rmsNorm(x, b.ln1, s.eps)
   const shape = { B: ctx.B, T: ctx.T, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim }
-  const attn = causalAttention(proj(h, b.q, b.qb), proj(h, b.k, b.kb), proj(h, b.v, b.vb), shape, ctx.mask, ctx.rope)
-  const mid: tf.Tensor2D = tf.add(x, proj(attn, b.o, b.ob))
+  const q = yield* product(h, b.q, b.qb)
+  const k = yield* product(h, b.k, b.kb)
+  const v = yield* product(h, b.v, b.vb)
+  const mid: tf.Tensor2D = tf.add(x, yield* product(yield* causalAttention(q, k, v, shape, ctx.mask, ctx.rope), b.o, b.ob))
   const h2 = rmsNorm(mid, b.ln2, s.eps)
-  const gated = tf.mul(ACTIVATION_FNS[s.act ?? 'silu'](proj(h2, b.gate, b.gateb)), proj(h2, b.up, b.upb)) as tf.Tensor2D
-  return tf.add(mid, proj(gated, b.down, b.downb))
+  const gate = yield* product(h2, b.gate, b.gateb, s.act ?? 'silu')
+  const up = yield* product(h2, b.up, b.upb)
+  const gated: tf.Tensor2D = tf.mul(gate, up)
+  return tf.add(mid, yield* product(gated, b.down, b.downb))
 }
 
 const loadLlama: Loader = async (p, s, plan, upTo) => {
@@ -505,7 +508,6 @@ const loadLlama: Loader = async (p, s, plan, upTo) => {
 const loadGpt2: Loader = async (p, s, plan, upTo) => {
   const { dModel: d, heads: H, headDim: hd, eps } = s
   const n = plan.prefix
-  const act = ACTIVATION_FNS[s.activation]
   // GPT-2's Conv1D layers store weights [in, out] already: no transpose.
   const wte = await p.get(`${n}wte.weight`)
   const wpe = await p.get(`${n}wpe.weight`)
@@ -529,6 +531,14 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const fin = upTo === s.layers ? { w: await p.get(`${n}ln_f.weight`), b: await p.get(`${n}ln_f.bias`) } : null
+  // c_attn's columns are [Q | K | V]: split into three projections once (no split of the product after it).
+  const qkv = blocks.map((b) => {
+    const [qw, kw, vw] = tf.split(b.attnW, 3, 1).map((t) => p.keep(t))
+    const [qb, kb, vb] = tf.split(b.attnB, 3).map((t) => p.keep(t))
+    p.drop(b.attnW)
+    p.drop(b.attnB)
+    return { q: { w: qw!, b: qb }, k: { w: kw!, b: kb }, v: { w: vw!, b: vb } }
+  })
   // GPT2Attention: scores / √head_dim when scale_attn_weights, and / (i + 1) when scale_attn_by_inverse_layer_idx.
   const scale = (i: number): number => (s.scaleAttention ? 1 / Math.sqrt(hd) : 1) / (s.scaleByInverseLayer ? i + 1 : 1)
   return {
@@ -537,14 +547,15 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
       const pos = tf.tile(tf.slice(wpe, [0, 0], [T, d]), [B, 1])
       return tf.add(tf.gather(wte, tf.reshape(ids, [-1])), pos) as tf.Tensor2D
     },
-    block(i, x, { B, T, mask }) {
+    *block(i, x, { B, T, mask }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const [q, k, v] = tf.split(linear(h, b.attnW, b.attnB), 3, 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D]
-      const attn = causalAttention(q, k, v, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
-      const mid: tf.Tensor2D = tf.add(x, linear(attn, b.projW, b.projB))
-      const h2 = act(linear(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB)) as tf.Tensor2D
-      return tf.add(mid, linear(h2, b.outW, b.outB))
+      const { q, k, v } = qkv[i]!
+      const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
+      const attn = yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
+      const mid: tf.Tensor2D = tf.add(x, yield* product(attn, b.projW, b.projB))
+      const h2 = yield* product(layerNorm(mid, b.ln2w, b.ln2b, eps), b.fcW, b.fcB, s.activation)
+      return tf.add(mid, yield* product(h2, b.outW, b.outB))
     },
     finalNorm: (x) => layerNorm(x, fin!.w, fin!.b, eps)
   }
@@ -661,6 +672,75 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     if (spec.rope && !ropeCache.has(T)) ropeCache.set(T, ropeTablesFor(spec.rope, T))
     return { B, T, ctx: { B, T, mask: maskCache.get(T)!, rope: ropeCache.get(T) } }
   }
+  /** The residual streams hiddenStates returns, its blocks each in a scope of their own (as tf.tidy would). */
+  function* statesOf(ids: tf.Tensor2D, wanted: number[], opts: { finalNorm?: boolean }): Forward<tf.Tensor3D[]> {
+    for (const L of wanted) {
+      if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
+    }
+    const { B, T, ctx } = prepare(ids)
+    const last = Math.max(...wanted)
+    const out = new Map<number, tf.Tensor3D>()
+    let x = tf.tidy(() => arch.embed(ids))
+    const keep = (L: number, h: tf.Tensor2D): void => {
+      if (!wanted.includes(L)) return
+      const normed = L === upTo && L === layers && opts.finalNorm
+      out.set(
+        L,
+        tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel]))
+      )
+    }
+    try {
+      keep(0, x)
+      for (let i = 0; i < last; i++) {
+        const next = yield* scoped(arch.block(i, x, ctx))
+        x.dispose() // a captured layer lives on in its own reshaped handle
+        x = next
+        keep(i + 1, x)
+      }
+    } catch (err) {
+      tf.dispose([...out.values()])
+      throw err
+    } finally {
+      x.dispose()
+    }
+    return wanted.map((L) => out.get(L)!)
+  }
+  /** The logits logits returns: every block, the final norm and the LM head, each block in its own scope. */
+  function* logitsOf(ids: tf.Tensor2D, splice?: Splice): Forward<tf.Tensor3D> {
+    const lmHead = head
+    if (!lmHead) throw new Error('loadModel: this model was loaded without its LM head; load it with { head: true } for logits')
+    if (splice && (!Number.isInteger(splice.layer) || splice.layer < 0 || splice.layer > layers)) {
+      throw new UserError(`Layer ${splice.layer} is out of range for ${folder}: it has ${layers} layers, so layers 0–${layers} exist.`)
+    }
+    const { B, T, ctx } = prepare(ids)
+    let x = tf.tidy(() => arch.embed(ids))
+    const swap = (L: number): void => {
+      if (splice?.layer !== L) return
+      const given: tf.Tensor3D = tf.reshape(x, [B, T, dModel])
+      const replaced = splice.replace(given)
+      if (replaced !== given) given.dispose()
+      x.dispose()
+      x = tf.reshape(replaced, [B * T, dModel])
+      replaced.dispose()
+    }
+    try {
+      swap(0)
+      for (let i = 0; i < layers; i++) {
+        const next = yield* scoped(arch.block(i, x, ctx))
+        x.dispose()
+        x = next
+        swap(i + 1)
+      }
+      const final = x
+      return yield* scoped(
+        (function* (): Forward<tf.Tensor3D> {
+          return tf.reshape(yield* product(arch.finalNorm(final), lmHead), [B, T, lmHead.shape[1]!])
+        })()
+      )
+    } finally {
+      x.dispose()
+    }
+  }
   return {
     modelType: spec.modelType,
     dModel,
@@ -668,59 +748,10 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     maxPositions,
     vocabRows,
     spec,
-    hiddenStates(ids, wanted, opts = {}) {
-      for (const L of wanted) {
-        if (!Number.isInteger(L) || L < 0 || L > upTo) throw new UserError(`Layer ${L} is out of range: this model was loaded for layers 0–${upTo}.`)
-      }
-      const { B, T, ctx } = prepare(ids)
-      const last = Math.max(...wanted)
-      const out = new Map<number, tf.Tensor3D>()
-      let x = tf.tidy(() => arch.embed(ids))
-      const keep = (L: number, h: tf.Tensor2D): void => {
-        if (!wanted.includes(L)) return
-        const normed = L === upTo && L === layers && opts.finalNorm
-        out.set(
-          L,
-          tf.tidy(() => tf.reshape(normed ? arch.finalNorm(h) : h, [B, T, dModel]))
-        )
-      }
-      keep(0, x)
-      for (let i = 0; i < last; i++) {
-        const next = tf.tidy(() => arch.block(i, x, ctx))
-        x.dispose() // a captured layer lives on in its own reshaped handle
-        x = next
-        keep(i + 1, x)
-      }
-      x.dispose()
-      return wanted.map((L) => out.get(L)!)
-    },
-    logits(ids, splice) {
-      if (!head) throw new Error('loadModel: this model was loaded without its LM head; load it with { head: true } for logits')
-      if (splice && (!Number.isInteger(splice.layer) || splice.layer < 0 || splice.layer > layers)) {
-        throw new UserError(`Layer ${splice.layer} is out of range for ${folder}: it has ${layers} layers, so layers 0–${layers} exist.`)
-      }
-      const { B, T, ctx } = prepare(ids)
-      let x = tf.tidy(() => arch.embed(ids))
-      const swap = (L: number): void => {
-        if (splice?.layer !== L) return
-        const given: tf.Tensor3D = tf.reshape(x, [B, T, dModel])
-        const replaced = splice.replace(given)
-        if (replaced !== given) given.dispose()
-        x.dispose()
-        x = tf.reshape(replaced, [B * T, dModel])
-        replaced.dispose()
-      }
-      swap(0)
-      for (let i = 0; i < layers; i++) {
-        const next = tf.tidy(() => arch.block(i, x, ctx))
-        x.dispose()
-        x = next
-        swap(i + 1)
-      }
-      const out = tf.tidy((): tf.Tensor3D => tf.reshape(linear(arch.finalNorm(x), head!), [B, T, head!.shape[1]!]))
-      x.dispose()
-      return out
-    },
+    hiddenStates: (ids, wanted, opts = {}) => runSync(statesOf(ids, wanted, opts)),
+    hiddenStatesAsync: (ids, wanted, products, opts = {}) => runAsync(statesOf(ids, wanted, opts), products),
+    logits: (ids, splice) => runSync(logitsOf(ids, splice)),
+    logitsAsync: (ids, products, splice) => runAsync(logitsOf(ids, splice), products),
     dispose() {
       for (const t of tensors) t.dispose()
       for (const r of ropeCache.values()) {

@@ -4,7 +4,8 @@
 // hand it typed arrays and await the result. Everything sparse stays in the host loops (sae/sparse-host.ts).
 import { availableParallelism } from 'node:os'
 import type * as Ort from 'onnxruntime-node'
-import { DataType, encodeModel, type Graph, type Node } from './onnx-proto'
+import type { Activation } from '../lm/model-config'
+import { DataType, encodeModel, type Graph, type Initializer, type Node } from './onnx-proto'
 
 type OrtModule = typeof Ort
 
@@ -198,6 +199,201 @@ export class OrtSaeEncoder {
       indices: out.indices!.data as Int32Array,
       aux: aux ? { values: out.aux_values!.data as Float32Array, indices: out.aux_indices!.data as Int32Array } : null
     }
+  }
+
+  async release(): Promise<void> {
+    const all = [...this.sessions.values()]
+    this.sessions.clear()
+    for (const s of all) await (await s).release()
+  }
+}
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI)
+
+/**
+ * transformers' ACT2FN (activations.py) as ONNX nodes from `x` to `y`, written as lm/model.ts's ACTIVATION_FNS
+ * writes them in tfjs; the constants are scalar initializers named after the output.
+ */
+export function activationNodes(act: Activation, x: string, y: string): { nodes: Node[]; constants: Initializer[] } {
+  const constants: Initializer[] = []
+  const c = (value: number): string => {
+    const name = `${y}_c${constants.length}`
+    constants.push({ name, type: DataType.FLOAT, dims: [], data: Float32Array.of(value) })
+    return name
+  }
+  const node = (op: string, inputs: string[], out: string): Node => ({ op, inputs, outputs: [out] })
+  let nodes: Node[]
+  // x · 0.5 · (1 + inner), the common shape of the GELUs
+  const halfTimes = (inner: string): Node[] => [
+    node('Mul', [x, c(0.5)], `${y}_half`),
+    node('Add', [inner, c(1)], `${y}_one`),
+    node('Mul', [`${y}_half`, `${y}_one`], y)
+  ]
+  switch (act) {
+    case 'gelu':
+      nodes = [node('Mul', [x, c(Math.SQRT1_2)], `${y}_s`), node('Erf', [`${y}_s`], `${y}_e`), ...halfTimes(`${y}_e`)]
+      break
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+      nodes = [
+        node('Mul', [x, x], `${y}_x2`),
+        node('Mul', [`${y}_x2`, x], `${y}_x3`),
+        node('Mul', [`${y}_x3`, c(0.044715)], `${y}_cube`),
+        node('Add', [x, `${y}_cube`], `${y}_sum`),
+        node('Mul', [`${y}_sum`, c(SQRT_2_OVER_PI)], `${y}_arg`),
+        node('Tanh', [`${y}_arg`], `${y}_t`),
+        ...halfTimes(`${y}_t`)
+      ]
+      break
+    case 'gelu_fast':
+      nodes = [
+        node('Mul', [x, x], `${y}_x2`),
+        node('Mul', [`${y}_x2`, c(0.044715)], `${y}_sq`),
+        node('Add', [`${y}_sq`, c(1)], `${y}_poly`),
+        node('Mul', [x, c(0.7978845608)], `${y}_scaled`),
+        node('Mul', [`${y}_scaled`, `${y}_poly`], `${y}_arg`),
+        node('Tanh', [`${y}_arg`], `${y}_t`),
+        ...halfTimes(`${y}_t`)
+      ]
+      break
+    case 'quick_gelu':
+      nodes = [node('Mul', [x, c(1.702)], `${y}_s`), node('Sigmoid', [`${y}_s`], `${y}_g`), node('Mul', [x, `${y}_g`], y)]
+      break
+    case 'relu':
+      nodes = [node('Relu', [x], y)]
+      break
+    case 'silu':
+    case 'swish':
+      nodes = [node('Sigmoid', [x], `${y}_g`), node('Mul', [x, `${y}_g`], y)]
+      break
+  }
+  return { nodes, constants }
+}
+
+/**
+ * One dense product of a model's forward pass: y = act(x · w (+ b)), x [N, in] (N symbolic), w [in, out], b [out],
+ * as a Gemm (MLAS sgemm, the bias added in its epilogue) followed by the activation's nodes when one is given.
+ */
+export function productGraph(inDim: number, outDim: number, bias: boolean, act?: Activation): Graph {
+  const gemm: Node = { op: 'Gemm', inputs: bias ? ['x', 'w', 'b'] : ['x', 'w'], outputs: [act ? 'xw' : 'y'] }
+  const activation = act ? activationNodes(act, 'xw', 'y') : { nodes: [], constants: [] }
+  return {
+    name: `dense_product${bias ? '_bias' : ''}${act ? `_${act}` : ''}`,
+    nodes: [gemm, ...activation.nodes],
+    initializers: activation.constants,
+    inputs: [
+      { name: 'x', type: DataType.FLOAT, shape: ['N', inDim] },
+      { name: 'w', type: DataType.FLOAT, shape: [inDim, outDim] },
+      ...(bias ? [{ name: 'b', type: DataType.FLOAT, shape: [outDim] }] : [])
+    ],
+    outputs: [{ name: 'y', type: DataType.FLOAT, shape: ['N', outDim] }]
+  }
+}
+
+/**
+ * Scaled dot-product attention over independent (batch, head) rows as one graph:
+ *   out = Softmax(q · kᵀ · scale + mask) · v      q, k, v [BH, T, hd] (BH and T symbolic), mask [T, T], scale [1]
+ * the softmax over the last axis, as lm/model.ts's causal attention computes it in tfjs.
+ */
+export function attentionGraph(headDim: number): Graph {
+  return {
+    name: 'attention_core',
+    nodes: [
+      { op: 'Transpose', inputs: ['k'], outputs: ['kt'], attributes: { perm: { ints: [0, 2, 1] } } },
+      { op: 'MatMul', inputs: ['q', 'kt'], outputs: ['qk'] },
+      { op: 'Mul', inputs: ['qk', 'scale'], outputs: ['scaled'] },
+      { op: 'Add', inputs: ['scaled', 'mask'], outputs: ['scores'] },
+      { op: 'Softmax', inputs: ['scores'], outputs: ['p'], attributes: { axis: { int: -1 } } },
+      { op: 'MatMul', inputs: ['p', 'v'], outputs: ['out'] }
+    ],
+    inputs: [
+      { name: 'q', type: DataType.FLOAT, shape: ['BH', 'T', headDim] },
+      { name: 'k', type: DataType.FLOAT, shape: ['BH', 'T', headDim] },
+      { name: 'v', type: DataType.FLOAT, shape: ['BH', 'T', headDim] },
+      { name: 'mask', type: DataType.FLOAT, shape: ['T', 'T'] },
+      { name: 'scale', type: DataType.FLOAT, shape: [1] }
+    ],
+    outputs: [{ name: 'out', type: DataType.FLOAT, shape: ['BH', 'T', headDim] }]
+  }
+}
+
+/**
+ * Runs a forward pass's dense products (lm/model.ts's projections and LM head) and attention cores on onnxruntime
+ * with every core.
+ * The weight is a graph input over the caller's host Float32Array (read in place, never copied here), so one
+ * session per (in, out, bias) shape serves every layer. Sessions do not spin-wait between runs: the tfjs work
+ * between two products needs the cores the previous product's threads would otherwise hold.
+ */
+export class OrtDenseProducts {
+  private readonly sessions = new Map<string, Promise<Ort.InferenceSession>>()
+
+  private sessionFor(key: string, graph: () => Graph): Promise<Ort.InferenceSession> {
+    let s = this.sessions.get(key)
+    if (!s) {
+      s = loaded().then((mod) =>
+        mod.InferenceSession.create(encodeModel(graph()), {
+          intraOpNumThreads: ortThreads(),
+          interOpNumThreads: 1,
+          executionMode: 'sequential',
+          graphOptimizationLevel: 'all',
+          extra: { session: { intra_op: { allow_spinning: '0' } } }
+        })
+      )
+      this.sessions.set(key, s)
+    }
+    return s
+  }
+
+  /**
+   * y = act(x · w (+ b)): x [N, in] row-major, w [in, out] row-major, b [out] or null, act none or an ACT2FN name
+   * (activationNodes); returns y [N, out] row-major.
+   * Throws when a length disagrees with in and out, naming the argument.
+   */
+  async product(x: Float32Array, w: Float32Array, b: Float32Array | null, inDim: number, outDim: number, act?: Activation): Promise<Float32Array> {
+    if (w.length !== inDim * outDim) throw new Error(`w has ${w.length} values; expected in × out = ${inDim} × ${outDim}.`)
+    if (x.length % inDim !== 0) throw new Error(`x has ${x.length} values, not a multiple of in = ${inDim}.`)
+    if (b && b.length !== outDim) throw new Error(`b has ${b.length} values; expected out = ${outDim}.`)
+    const N = x.length / inDim
+    const mod = await loaded()
+    const session = await this.sessionFor(`product:${inDim}:${outDim}:${b !== null}:${act ?? ''}`, () => productGraph(inDim, outDim, b !== null, act))
+    const feeds: Record<string, Ort.Tensor> = { x: new mod.Tensor('float32', x, [N, inDim]), w: new mod.Tensor('float32', w, [inDim, outDim]) }
+    if (b) feeds.b = new mod.Tensor('float32', b, [outDim])
+    const out = await session.run(feeds)
+    return out.y!.data as Float32Array
+  }
+
+  /**
+   * Softmax(q · kᵀ · scale + mask) · v (attentionGraph): q, k, v [BH, T, hd] row-major, mask [T, T]; returns [BH, T, hd].
+   * Throws when a length disagrees with BH, T and hd, naming the argument.
+   */
+  async attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    mask: Float32Array,
+    scale: number,
+    BH: number,
+    T: number,
+    hd: number
+  ): Promise<Float32Array> {
+    for (const [name, a] of [
+      ['q', q],
+      ['k', k],
+      ['v', v]
+    ] as const) {
+      if (a.length !== BH * T * hd) throw new Error(`${name} has ${a.length} values; expected BH × T × hd = ${BH} × ${T} × ${hd}.`)
+    }
+    if (mask.length !== T * T) throw new Error(`mask has ${mask.length} values; expected T × T = ${T} × ${T}.`)
+    const mod = await loaded()
+    const session = await this.sessionFor(`attention:${hd}`, () => attentionGraph(hd))
+    const out = await session.run({
+      q: new mod.Tensor('float32', q, [BH, T, hd]),
+      k: new mod.Tensor('float32', k, [BH, T, hd]),
+      v: new mod.Tensor('float32', v, [BH, T, hd]),
+      mask: new mod.Tensor('float32', mask, [T, T]),
+      scale: new mod.Tensor('float32', Float32Array.of(scale), [1])
+    })
+    return out.out!.data as Float32Array
   }
 
   async release(): Promise<void> {

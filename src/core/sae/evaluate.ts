@@ -9,8 +9,10 @@ import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { CheckpointFolder } from '../lm/checkpoint'
 import { batchesOf, harvestWindows, type WindowOptions } from '../lm/harvest'
-import { loadModel } from '../lm/model'
+import { loadModel, type Splice } from '../lm/model'
+import { OrtDenseProducts } from '../ort/engine'
 import { initBackend, type BackendName } from '../tf/backend'
+import { ortProducts } from '../tf/products'
 import { Sae } from './sae'
 
 export interface EvaluateOptions extends WindowOptions {
@@ -144,6 +146,12 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
     const meter = new ProgressMeter(total, 'tok')
     ctx.progress(meter.update(0, `loading ${spec.modelType} with its LM head (${backend.name})`))
     const model = await loadModel(checkpoint, spec.layers, { head: true })
+    // Under `ort` the projections and the LM head run on onnxruntime (every core); an evaluation job is the only
+    // tfjs work in its process, so the forward pass may await onnxruntime between products.
+    const ort = backend.name === 'ort' ? new OrtDenseProducts() : null
+    const products = ort ? ortProducts(ort) : null
+    const logitsOf = async (ids: tf.Tensor2D, splice?: Splice): Promise<tf.Tensor3D> =>
+      products ? model.logitsAsync(ids, products, splice) : model.logits(ids, splice)
     const bos = tokenizer.bos
     const off = bos === null ? 0 : 1
     const V = spec.vocab
@@ -203,11 +211,11 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
           }
 
         // Not inside a tidy: the model caches its causal mask and rotary tables on the first batch of each length.
-        const cleanLogits = model.logits(idTensor)
+        const cleanLogits = await logitsOf(idTensor)
         const clean = predicting(cleanLogits)
         cleanLogits.dispose()
         ceClean += crossEntropy(clean)
-        const splicedLogits = model.logits(idTensor, {
+        const splicedLogits = await logitsOf(idTensor, {
           layer: L,
           replace: replacing((x) => {
             const { xhat, active: a } = sae.reconstruct(x)
@@ -227,7 +235,7 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
           k.dispose()
         }
         spliced.dispose()
-        const zeroLogits = model.logits(idTensor, { layer: L, replace: replacing((x) => tf.zerosLike(x) as tf.Tensor2D) })
+        const zeroLogits = await logitsOf(idTensor, { layer: L, replace: replacing((x) => tf.zerosLike(x) as tf.Tensor2D) })
         const zero = predicting(zeroLogits)
         zeroLogits.dispose()
         ceZero += crossEntropy(zero)
@@ -239,6 +247,7 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
     } finally {
       model.dispose()
       sae.dispose()
+      await ort?.release()
     }
     if (predictions === 0) throw new UserError(`${opts.corpus} gave windows of one token only: there is nothing to predict. Raise --context or --max-tokens.`)
     const sst = moments.total
