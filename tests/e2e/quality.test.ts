@@ -127,11 +127,11 @@ describe('SAE quality and the feature page on the demo series', () => {
     const total = page.getByTestId('browser-total')
     await page.getByTestId('feature-search-text').fill('BURTON')
     await page.getByTestId('feature-search-text').press('Enter')
-    await expect.poll(() => total.textContent()).toBe('1 features')
+    await expect.poll(() => total.textContent()).toBe('1 feature')
     await expect.poll(() => page.getByTestId(`feature-row-${live[1]!.feature}`).count()).toBe(1)
     await page.getByTestId('feature-search-text').fill('100%')
     await page.getByTestId('feature-search-text').press('Enter')
-    await expect.poll(() => total.textContent()).toBe('1 features')
+    await expect.poll(() => total.textContent()).toBe('1 feature')
     await expect.poll(() => page.getByTestId(`feature-row-${live[2]!.feature}`).count()).toBe(1)
     await page.screenshot({ path: join(SCREENSHOTS, 'feature-search-text.png') })
 
