@@ -1,5 +1,7 @@
-// Harvest throughput: FeatureTrace's forward pass on each engine against PyTorch on the same Pythia-70m-shaped model.
-// Run: npx tsx bench/harvest.ts [--tokens 4096] [--engines ort,wasm,cpu]   (appends to bench/results/harvest.json)
+// Harvest throughput: FeatureTrace's forward pass on each engine against PyTorch on the same model: Pythia-70m's shape
+// (default) or, with --shape llmjp, 12 blocks of LLM-jp-3-1.8B's shape in BF16, capturing layer 12.
+// Run: npx tsx bench/harvest.ts [--shape pythia|llmjp] [--tokens 4096] [--engines ort,wasm,cpu]
+// (appends to bench/results/harvest.json)
 // Threads: every core (os.availableParallelism()), or FEATURETRACE_THREADS; PyTorch is given the same number.
 import { matmulGflops, ortMatmulGflops, ROOT } from './lib'
 import { execFileSync } from 'node:child_process'
@@ -14,16 +16,41 @@ const DATA = join(ROOT, 'bench', '.data')
 const PYTHON = process.env.FEATURETRACE_PYTHON ?? '/usr/bin/python3'
 const tokensArg = process.argv.indexOf('--tokens')
 const TOKENS = tokensArg > 0 ? Number(process.argv[tokensArg + 1]) : 4096
-const CONTEXT = 64
-const BATCH = 16
+const shapeArg = process.argv.indexOf('--shape')
+const SHAPE = shapeArg > 0 ? process.argv[shapeArg + 1]! : 'pythia'
+/** Each benchmarked shape: the folder make_tiny_models.py writes, its flag, the layer captured and the batch shape. */
+const SHAPES = {
+  pythia: {
+    folder: 'pythia-70m-shape',
+    flags: ['--bench'],
+    layer: 6,
+    context: 64,
+    batch: 16,
+    description: 'gpt_neox, d=512, 6 layers, 8 heads, d_ff=2048 (Pythia-70m shape, random weights), float32'
+  },
+  llmjp: {
+    folder: 'llm-jp-3-1.8b-shape-12',
+    flags: ['--bench-llmjp', '--layers', '12'],
+    layer: 12,
+    context: 128,
+    batch: 8,
+    description:
+      "llama, d=2048, 12 of LLM-jp-3-1.8B's 24 blocks, 16 heads (16 KV), d_ff=7168, vocab 99,487, no LM head " +
+      '(LLM-jp-3-1.8B block shape, random weights N(0, 0.02²)), stored BF16, computed in float32 on both sides'
+  }
+} as const
+if (!(SHAPE in SHAPES)) throw new Error(`--shape ${SHAPE}: expected one of ${Object.keys(SHAPES).join(', ')}`)
+const S = SHAPES[SHAPE as keyof typeof SHAPES]
+const CONTEXT = S.context
+const BATCH = S.batch
 const THREADS = ortThreads()
 const enginesArg = process.argv.indexOf('--engines')
 const ENGINES = (enginesArg > 0 ? process.argv[enginesArg + 1]!.split(',') : ['ort', 'wasm']) as BackendName[]
 
 function model(): string {
-  const dir = join(DATA, 'models', 'pythia-70m-shape')
+  const dir = join(DATA, 'models', S.folder)
   if (!existsSync(join(dir, 'model.safetensors')))
-    execFileSync(PYTHON, [join(ROOT, 'tests/fixtures/make_tiny_models.py'), DATA, '--bench'], { stdio: 'inherit' })
+    execFileSync(PYTHON, [join(ROOT, 'tests/fixtures/make_tiny_models.py'), DATA, ...S.flags], { stdio: 'inherit' })
   return dir
 }
 
@@ -46,15 +73,29 @@ async function run(
   backend: BackendName,
   dir: string,
   file: string
-): Promise<{ backend: string; reason: string; tokens: number; tokensPerSecond: number; gflops: number; load: number[] }> {
+): Promise<{
+  backend: string
+  reason: string
+  tokens: number
+  tokensPerSecond: number
+  steadyTokensPerSecond: number | null
+  seconds: number
+  gflops: number
+  load: number[]
+  peakRssMiB: number
+}> {
   const choice = await initBackend(backend)
   const load = loadavg()
   const out = join(DATA, `store-${backend}-${Date.now()}`)
+  // Times of harvest's progress reports: the first says "loading", each later one follows a batch's forward and store
+  // writes. From the end of the first batch to the last: tokens/s without loading and the first forward's warm-up.
+  const marks: number[] = []
+  const t0 = performance.now()
   const r = await harvest(
     {
       model: dir,
       corpus: file,
-      layers: [6],
+      layers: [S.layer],
       out: () => out,
       context: CONTEXT,
       maxTokens: tokensFor(backend),
@@ -62,14 +103,20 @@ async function run(
       batchSequences: BATCH,
       dropShort: true
     },
-    { signal: new AbortController().signal, progress: () => {} }
+    { signal: new AbortController().signal, progress: () => marks.push(performance.now()) }
   )
+  const seconds = (performance.now() - t0) / 1000
   execFileSync('rm', ['-rf', out])
+  const batches = marks.length - 1
   return {
     backend,
     reason: choice.reason,
     tokens: tokensFor(backend),
     tokensPerSecond: r.tokensPerSecond ?? 0,
+    steadyTokensPerSecond: batches >= 2 ? ((batches - 1) * BATCH * CONTEXT) / ((marks[batches]! - marks[1]!) / 1000) : null,
+    seconds,
+    // The process's peak so far (monotone over the engines run one after another in this process).
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
     gflops: backend === 'ort' ? await ortMatmulGflops() : await matmulGflops(),
     load
   }
@@ -87,7 +134,7 @@ const torch = JSON.parse(
     String(BATCH),
     String(CONTEXT),
     String(Math.ceil(TOKENS / (BATCH * CONTEXT))),
-    '6',
+    String(S.layer),
     String(THREADS)
   ]).toString()
 ) as {
@@ -95,6 +142,8 @@ const torch = JSON.parse(
   torch: string
   threads: number
   blas_gflops: number
+  load_rss_mib: number
+  peak_rss_mib: number
 }
 const cpu = cpus()[0]?.model ?? 'unknown'
 const record = {
@@ -106,10 +155,11 @@ const record = {
     (execFileSync('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results'], { cwd: ROOT }).toString().trim() ? '-dirty' : ''),
   threads: THREADS,
   load: { before: loadBefore, after: loadavg() },
-  model: 'gpt_neox, d=512, 6 layers, 8 heads, d_ff=2048 (Pythia-70m shape, random weights), float32',
-  workload: { tokens: TOKENS, context: CONTEXT, batchSequences: BATCH, layer: 6, storeDtype: 'f16' },
+  shape: SHAPE,
+  model: S.description,
+  workload: { tokens: TOKENS, context: CONTEXT, batchSequences: BATCH, layer: S.layer, storeDtype: 'f16' },
   tfjs: results,
-  pytorch: { tokensPerSecond: torch.tokens_per_s, blasGflops1024: torch.blas_gflops },
+  pytorch: { tokensPerSecond: torch.tokens_per_s, blasGflops1024: torch.blas_gflops, loadRssMiB: torch.load_rss_mib, peakRssMiB: torch.peak_rss_mib },
   ratio: Object.fromEntries(results.map((r) => [r.backend, r.tokensPerSecond / torch.tokens_per_s]))
 }
 mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
@@ -120,9 +170,12 @@ console.log(
   `machine: ${cpu}, ${cpus().length} cores, Node ${process.version}, torch ${torch.torch} (${torch.threads} threads), load ${record.load.before[0]!.toFixed(2)} → ${record.load.after[0]!.toFixed(2)}`
 )
 for (const r of results) console.log(`${r.backend}: ${r.reason}`)
-console.log("backend   tokens/s   vs PyTorch   matMul 1024² GFLOP/s (ort: onnxruntime's)")
+console.log(`${S.description}; layer ${S.layer}, context ${CONTEXT}, ${BATCH} sequences per forward`)
+console.log("backend   tokens/s   vs PyTorch   after 1st batch   matMul 1024² GFLOP/s (ort: onnxruntime's)   peak RSS MiB")
 for (const r of results)
   console.log(
-    `${r.backend.padEnd(9)} ${r.tokensPerSecond.toFixed(0).padStart(8)}   ${(r.tokensPerSecond / torch.tokens_per_s).toFixed(3).padStart(9)}   ${r.gflops.toFixed(1).padStart(6)}`
+    `${r.backend.padEnd(9)} ${r.tokensPerSecond.toFixed(0).padStart(8)}   ${(r.tokensPerSecond / torch.tokens_per_s).toFixed(3).padStart(9)}   ${(r.steadyTokensPerSecond?.toFixed(0) ?? '–').padStart(15)}   ${r.gflops.toFixed(1).padStart(6)}   ${r.peakRssMiB.toFixed(0).padStart(6)}`
   )
-console.log(`pytorch   ${torch.tokens_per_s.toFixed(0).padStart(8)}       1.000   ${torch.blas_gflops.toFixed(1).padStart(6)}`)
+console.log(
+  `pytorch   ${torch.tokens_per_s.toFixed(0).padStart(8)}       1.000   ${''.padStart(15)}   ${torch.blas_gflops.toFixed(1).padStart(6)}   ${torch.peak_rss_mib.toFixed(0).padStart(6)}`
+)
