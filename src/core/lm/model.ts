@@ -12,6 +12,7 @@ import { CheckpointFolder } from './checkpoint'
 import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
 import { ACTIVATION_FNS } from '../tf/activations'
+import { currentBackend, WASM_HEAP_BYTES } from '../tf/backend'
 import { attention, product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
 
@@ -620,6 +621,26 @@ async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: Weigh
 }
 
 /**
+ * Refuses, before reading a tensor, a model whose float32 weights (the blocks below `upTo`, the embedding and final
+ * norm, and the head when asked) would not fit in tfjs-wasm's heap (WASM_HEAP_BYTES), where they live on the wasm
+ * engine and beside onnxruntime: past it tfjs-wasm dies with a bare "RuntimeError: Aborted()". On plain wasm the
+ * forward's own tensors need room too (0.5 GiB kept for them). Errors: UserError with the sizes and what to do.
+ */
+function checkWasmRoom(plan: WeightPlan, upTo: number, head: boolean, spec: ModelSpec, folder: string): void {
+  if (tf.getBackend() !== 'wasm') return
+  const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
+  const entries = [...plan.global, ...plan.blocks.slice(0, upTo).flat()]
+  const bytes = 4 * (entries.reduce((a, e) => a + count(e.shape), 0) + (head ? spec.vocab * spec.dModel : 0))
+  const room = WASM_HEAP_BYTES - (currentBackend()?.name === 'ort' ? 0 : 0.5 * 2 ** 30)
+  if (bytes <= room) return
+  const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`
+  throw new UserError(
+    `${folder}: the weights up to block ${upTo}${head ? ' and the LM head' : ''} take ${gib(bytes)} as float32, more than tfjs-wasm's memory holds for them (${gib(room)} of its 4 GiB). ` +
+      'Capture an earlier layer, or run on a GPU engine (--backend tensorflow or webgpu; README "GPU").'
+  )
+}
+
+/**
  * Loads a Hugging Face checkpoint (a folder, or one already read) for capturing layers up to `maxLayer` (blocks
  * beyond it are never read). The caller disposes the model when done with the checkpoint; a folder given by
  * path has its weight files closed once the tensors are read, a CheckpointFolder stays its caller's to close.
@@ -639,6 +660,7 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
   try {
     const weights = await checkpoint.weights()
     plan = weightPlanFor(spec, weights.namesWithData(), folder)
+    checkWasmRoom(plan, upTo, opts.head === true, spec, folder)
     params = new Params(weights, plan)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
     if (opts.head) {

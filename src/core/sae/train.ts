@@ -8,7 +8,7 @@ import { UserError } from '../../shared/api'
 import { JobCancelled, type JobContext } from '../jobs/job'
 import { ProgressMeter } from '../jobs/progress'
 import { Rng } from '../random'
-import { initBackend, onDevice, type BackendChoice, type BackendName } from '../tf/backend'
+import { initBackend, onDevice, WASM_HEAP_BYTES, type BackendChoice, type BackendName } from '../tf/backend'
 import { resolveConfig, type InputScaling, type PresetName, type TrainConfig, type TrainOverrides } from './config'
 import { modelNameOf } from '../checkpoints/model-name'
 import { openRowSource, TrainingRows, type StreamPosition } from './data'
@@ -66,8 +66,7 @@ export function estimateBytes(d: number, n: number, k: number, batch: number, au
   return params + grads + batchWork
 }
 
-/** The wasm heap is 32-bit: 4 GiB at most, part of it for the runtime. */
-const WASM_HEAP = 3.5 * 2 ** 30
+const WASM_HEAP = WASM_HEAP_BYTES
 
 function memoryLimit(backend: BackendName): number {
   if (backend === 'wasm') return WASM_HEAP

@@ -33,6 +33,9 @@ export interface BackendChoice {
   gpu: boolean
 }
 
+/** tfjs-wasm's heap is 32-bit: 4 GiB at most, part of it for the runtime. What tensors may use of it, in bytes. */
+export const WASM_HEAP_BYTES = 3.5 * 2 ** 30
+
 let chosen: BackendChoice | null = null
 
 // tfjs-cpu greets a Node process with advice to install tfjs-node on its first tensor; the engine choice already says
