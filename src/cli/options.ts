@@ -128,8 +128,7 @@ interface Bar {
 }
 
 export function formatRate(p: { rate: number | null; rateUnit: string | null }): string {
-  // No rate until one is known: a job done within its first tick shows none rather than "0 B/s".
-  if (p.rate === null || !(p.rate > 0)) return ''
+  if (p.rate === null) return ''
   return p.rateUnit === 'B/s' ? `${formatBytes(p.rate)}/s` : `${p.rate.toFixed(1)} ${p.rateUnit ?? ''}`
 }
 

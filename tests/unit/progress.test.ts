@@ -33,4 +33,15 @@ describe('ProgressMeter', () => {
     expect(p.rate).toBeCloseTo(100)
     expect(p.etaSeconds).toBeCloseTo(9)
   })
+
+  it('gives no rate until work is seen, rather than a rate of 0 that stays to the end of a quick job', () => {
+    let now = 0
+    const meter = new ProgressMeter(1000, 'B', () => now)
+    now = 100
+    expect(meter.update(0).rate).toBeNull()
+    now = 120
+    expect(meter.update(0).rate).toBeNull()
+    now = 130
+    expect(meter.update(1000).rate).toBeGreaterThan(0)
+  })
 })

@@ -21,11 +21,12 @@ export class ProgressMeter {
     const dt = (t - this.lastAt) / 1000
     if (dt > 0.05) {
       const instant = (done - this.lastDone) / dt
-      // Exponential smoothing keeps the time left from jumping with each noisy sample.
-      this.rate = this.rate === null ? instant : 0.7 * this.rate + 0.3 * instant
+      // Exponential smoothing keeps the time left from jumping with each noisy sample. No rate until work is seen:
+      // a first sample of nothing done would read "0 B/s" until the next one, or to the end of a quick job.
+      if (this.rate !== null || instant > 0) this.rate = this.rate === null ? instant : 0.7 * this.rate + 0.3 * instant
       this.lastAt = t
       this.lastDone = done
-    } else if (this.rate === null && t > this.startedAt) {
+    } else if (this.rate === null && t > this.startedAt && done > 0) {
       this.rate = done / ((t - this.startedAt) / 1000)
     }
     const fraction = this.total > 0 ? Math.min(1, done / this.total) : 0

@@ -12,7 +12,7 @@ export function formatCount(n: number | null): string {
 }
 
 export function formatRate(rate: number | null, unit: string | null): string {
-  if (rate === null || !(rate > 0)) return ''
+  if (rate === null) return ''
   if (unit === 'B/s') return `${formatBytes(rate)}/s`
   return `${formatCount(Math.round(rate))} ${unit ?? ''}`
 }
