@@ -24,15 +24,22 @@ export function logStepAxis(lastStep: number, name = 'checkpoint step + 1 (log)'
   }
 }
 
+/** An axis end: a value, or ECharts' function of the data's extent. */
+type AxisBound = number | ((extent: { min: number; max: number }) => number)
+
 /**
  * A value axis named along its middle, in the charts' small type. `right` draws no split lines, for the second
  * axis of a chart whose grid the first one draws.
  */
-export function valueAxis(name: string, options: { type?: 'value' | 'log'; min?: number; gap?: number; right?: boolean } = {}): Record<string, unknown> {
+export function valueAxis(
+  name: string,
+  options: { type?: 'value' | 'log'; min?: AxisBound; max?: AxisBound; gap?: number; right?: boolean } = {}
+): Record<string, unknown> {
   return {
     type: options.type ?? 'value',
     name,
     ...(options.min === undefined ? {} : { min: options.min }),
+    ...(options.max === undefined ? {} : { max: options.max }),
     nameLocation: 'middle',
     nameGap: options.gap ?? (options.right ? 30 : 36),
     nameTextStyle: { fontSize: 11 },
