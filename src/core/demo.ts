@@ -24,8 +24,28 @@ export interface DemoSettings {
   warmLrFactor: number
   /** Use this many checkpoints, spread from the first to the last (all when absent). */
   checkpoints?: number
-  /** Tokens per checkpoint the SAE evaluation by splicing reads (the first windows of the harvest's corpus and seed). */
+  /** Tokens per checkpoint the SAE evaluation by splicing reads (the first windows of the harvest's corpus and seed); 0: no evaluation. */
   evaluateTokens: number
+  /** Drop a document's last window when shorter than `context` (the harvest's dropShort). */
+  dropShort?: boolean
+}
+
+/** A checkpoint series and the corpus its pipeline harvests: the bundled demo's, or another (bench/paper-run.ts). */
+export interface SeriesSource {
+  /** A folder of step subfolders (step1000, iter_0001000, …), each a Hugging Face checkpoint. */
+  checkpoints: string
+  /** JSON Lines corpus (FORMATS.md). */
+  corpus: string
+  /** Tokens the model trained on per step, for the tokens axis of the charts. */
+  tokensPerStep: number
+  /** SAELens' model_name in what FeatureTrace writes for other tools. */
+  modelName: string
+}
+
+/** The bundled demo series in `demo` (resources/demo or a copy). */
+export function demoSource(demo: string = demoDir()): SeriesSource {
+  // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
+  return { checkpoints: join(demo, 'checkpoints'), corpus: join(demo, 'corpus.jsonl'), tokensPerStep: 1024, modelName: DEMO_MODEL_NAME }
 }
 
 /** The demo model's name in what FeatureTrace writes for other tools (SAELens' model_name): its folder says none. */
@@ -95,18 +115,33 @@ export interface DemoHooks {
   /** Runs a started job to its end (the CLI draws a progress bar). */
   waitFor(job: Job): Promise<Job>
   log?(message: string): void
+  /** Called as each stage that runs starts and ends (bench/paper-run.ts measures memory per stage). */
+  stage?(name: DemoStage['name'], phase: 'start' | 'end'): void
 }
 
-/** Registers the demo series' checkpoints in the project in `ws` (the pipeline's first stage). */
-export async function registerDemoCheckpoints(ws: Workspace, demo: string, hooks: Pick<DemoHooks, 'log'> = {}): Promise<void> {
-  // The demo model trained on 16 sequences of 64 tokens per step (resources/demo/checkpoints/training-log.json).
-  const r = await callService(ws, 'checkpoints.register', { folder: join(demo, 'checkpoints'), tokensPerStep: 1024 })
-  if (r.added.length === 0) throw new UserError(`No checkpoints found in ${join(demo, 'checkpoints')}: ${r.skipped.map((s) => s.reason).join('; ')}`)
+/** Registers a series' checkpoints in the project in `ws` (the pipeline's first stage). */
+export async function registerSeries(ws: Workspace, source: SeriesSource, hooks: Pick<DemoHooks, 'log'> = {}): Promise<void> {
+  const r = await callService(ws, 'checkpoints.register', { folder: source.checkpoints, tokensPerStep: source.tokensPerStep })
+  if (r.added.length === 0) throw new UserError(`No checkpoints found in ${source.checkpoints}: ${r.skipped.map((s) => s.reason).join('; ')}`)
   hooks.log?.(`registered ${r.added.length} checkpoints (steps ${r.added.map((c) => c.step).join(', ')})`)
 }
 
+/** Registers the demo series' checkpoints in the project in `ws` (the pipeline's first stage). */
+export function registerDemoCheckpoints(ws: Workspace, demo: string, hooks: Pick<DemoHooks, 'log'> = {}): Promise<void> {
+  return registerSeries(ws, demoSource(demo), hooks)
+}
+
 /** Runs whatever of the demo pipeline the project in `ws` lacks, on the series in `demo` (resources/demo or a copy). */
-export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS, demo: string = demoDir()): Promise<DemoStage[]> {
+export function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSettings = DEMO_SETTINGS, demo: string = demoDir()): Promise<DemoStage[]> {
+  return runSeriesPipeline(ws, hooks, settings, demoSource(demo))
+}
+
+/**
+ * The demo's pipeline on any series: register, harvest, the warm-started SAE series, feature statistics, dynamics
+ * and (when settings.evaluateTokens > 0) evaluation by splicing — each a job, each skipped when the project already
+ * has its result. Errors: UserError when a job fails or is cancelled (running again resumes).
+ */
+export async function runSeriesPipeline(ws: Workspace, hooks: DemoHooks, settings: DemoSettings, source: SeriesSource): Promise<DemoStage[]> {
   const stages: DemoStage[] = []
   const stage = async (name: DemoStage['name'], needed: boolean, work: () => Promise<Job | undefined>): Promise<void> => {
     const t0 = performance.now()
@@ -115,7 +150,9 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
       return
     }
     hooks.log?.(`${name}…`)
+    hooks.stage?.(name, 'start')
     const job = await work()
+    hooks.stage?.(name, 'end')
     if (job && job.state !== 'done') {
       throw new UserError(`The demo's ${name} job ${job.state}${job.error ? `: ${job.error}` : ''}. Run the demo again to resume it.`)
     }
@@ -126,7 +163,7 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
   const call = <C extends CallName>(name: C, payload?: CallInput<C>): Promise<CallOutput<C>> => callService(ws, name, payload)
 
   await stage('register', (await call('checkpoints.list')).length === 0, async () => {
-    await registerDemoCheckpoints(ws, demo, hooks)
+    await registerSeries(ws, source, hooks)
     return undefined
   })
   const all = (await callService(ws, 'checkpoints.list')).sort((a, b) => a.step - b.step)
@@ -145,11 +182,12 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
       start({
         kind: 'harvest',
         checkpointIds: ids,
-        corpus: join(demo, 'corpus.jsonl'),
+        corpus: source.corpus,
         layer,
         context: settings.context,
         maxTokens: settings.maxTokens,
-        seed: 0
+        seed: 0,
+        dropShort: settings.dropShort ?? false
       })
   )
   const trained = new Set((await call('saes.list')).filter((s) => s.layer === layer).map((s) => s.checkpointId))
@@ -170,7 +208,7 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
         warmTokenFraction: settings.warmTokenFraction,
         warmLrFactor: settings.warmLrFactor,
         seed: 0,
-        modelName: DEMO_MODEL_NAME
+        modelName: source.modelName
       })
   )
   const withSets = new Set((await call('features.sets')).filter((s) => !s.superseded && s.layer === layer).map((s) => s.checkpointId))
@@ -186,10 +224,8 @@ export async function runDemo(ws: Workspace, hooks: DemoHooks, settings: DemoSet
     .sort((a, b) => a - b)
   await stage('dynamics', !run || JSON.stringify(run.steps) !== JSON.stringify(steps), () => start({ kind: 'dynamics', layer }))
   const evaluated = new Set((await call('saes.evaluations', { layer })).map((e) => e.checkpointId))
-  await stage(
-    'evaluate',
-    ids.some((id) => !evaluated.has(id)),
-    () => start({ kind: 'evaluate-saes', checkpointIds: ids, layer, maxTokens: settings.evaluateTokens })
+  await stage('evaluate', settings.evaluateTokens > 0 && ids.some((id) => !evaluated.has(id)), () =>
+    start({ kind: 'evaluate-saes', checkpointIds: ids, layer, maxTokens: settings.evaluateTokens })
   )
   return stages
 }
