@@ -9,10 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ActivationStore } from '../../src/core/io/activation-store'
 import { SafetensorsFile } from '../../src/core/io/safetensors'
 import { harvest } from '../../src/core/lm/harvest'
-import { loadModel, readModelSpec } from '../../src/core/lm/model'
+import { CheckpointFolder } from '../../src/core/lm/checkpoint'
+import { lmHeadName, loadModel, readModelSpec, weightPlanFor } from '../../src/core/lm/model'
 import { OrtDenseProducts } from '../../src/core/ort/engine'
 import { initBackend, type BackendName } from '../../src/core/tf/backend'
-import { ortProducts, type AsyncProducts } from '../../src/core/tf/products'
+import { HostWeight, ortProducts, type AsyncProducts } from '../../src/core/tf/products'
 import { MODEL_NAMES, tinyModels, VARIANT_MODEL_NAMES } from '../fixtures/tiny-models'
 import { tempDir } from '../helpers'
 
@@ -123,6 +124,73 @@ describe('forward pass with its dense products on onnxruntime (ort), the rest on
     expect(tf.memory().numTensors).toBe(before)
     await ref.close()
   })
+
+  it.each([...MODEL_NAMES, ...VARIANT_MODEL_NAMES])(
+    '%s loaded with host projections: hidden states and logits (with and without a splice) equal the normal load to 1e-5, and its projections leave tfjs',
+    async (name) => {
+      const folder = join(root, 'models', name)
+      const ref = await reference(name)
+      const checkpoint = CheckpointFolder.open(folder)
+      const weights = await checkpoint.weights()
+      const withHead = !('missing' in lmHeadName(weights, checkpoint.spec, weightPlanFor(checkpoint.spec, weights.namesWithData(), folder), folder))
+      await checkpoint.close()
+      const ids = tf.tensor2d(ref.ids, ref.shape as [number, number], 'int32')
+      const halve = { layer: 1, replace: (x: tf.Tensor3D): tf.Tensor3D => tf.mul(x, 0.5) }
+      const before = tf.memory().numTensors
+      const normal = await loadModel(folder, undefined, { head: withHead })
+      const normalTensors = tf.memory().numTensors - before
+      // Every distinct object the forward passes below use as a product's w or b: the normal load's are tfjs tensors.
+      const used = new Set<unknown>()
+      const recording =
+        (expectHost: boolean): AsyncProducts =>
+        async (r) => {
+          if (r.kind === 'product') {
+            for (const w of r.b ? [r.w, r.b] : [r.w]) {
+              expect(w instanceof HostWeight, `${name}: a product's weight [${w.shape}]`).toBe(expectHost)
+              if (!expectHost) used.add(w)
+            }
+          }
+          return products(r)
+        }
+      const layers = Array.from({ length: normal.layers + 1 }, (_, i) => i)
+      const forwards = async (model: typeof normal, answer: AsyncProducts): Promise<tf.Tensor[]> => [
+        ...(await model.hiddenStatesAsync(ids, layers, answer)),
+        ...(await model.hiddenStatesAsync(ids, [model.layers], answer, { finalNorm: true })),
+        ...(withHead ? [await model.logitsAsync(ids, answer), await model.logitsAsync(ids, answer, halve)] : [])
+      ]
+      const want = await forwards(normal, recording(false))
+      // The normal load holds the embedding, norms (and wpe) and every product's weight and bias in tfjs.
+      expect(used.size).toBeGreaterThan(0)
+      expect(used.size).toBeLessThan(normalTensors)
+      const beforeHost = tf.memory().numTensors
+      const host = await loadModel(folder, undefined, { head: withHead, projections: 'host' })
+      // Exactly the tensors used as a product's w or b are gone from tfjs; the rest is what the normal load holds.
+      expect(tf.memory().numTensors - beforeHost).toBe(normalTensors - used.size)
+      const got = await forwards(host, recording(true))
+      expect(got.length).toBe(want.length)
+      for (let i = 0; i < want.length; i++) {
+        expect(got[i]!.shape).toEqual(want[i]!.shape)
+        expect(relativeError((await got[i]!.data()) as Float32Array, (await want[i]!.data()) as Float32Array), `${name} output ${i}`).toBeLessThan(1e-5)
+      }
+      // runSync (hiddenStates, logits) copies each host weight into tfjs for its product: still the same results, nothing left behind.
+      const count = tf.memory().numTensors
+      const sync = [...host.hiddenStates(ids, layers), ...(withHead ? [host.logits(ids, halve)] : [])]
+      const syncWant = [...want.slice(0, layers.length), ...(withHead ? [want[want.length - 1]!] : [])]
+      for (let i = 0; i < sync.length; i++) {
+        expect(relativeError((await sync[i]!.data()) as Float32Array, (await syncWant[i]!.data()) as Float32Array), `${name} sync output ${i}`).toBeLessThan(
+          1e-5
+        )
+      }
+      expect(tf.memory().numTensors - count).toBe(sync.length)
+      tf.dispose([...want, ...got, ...sync])
+      host.dispose()
+      expect(tf.memory().numTensors).toBe(beforeHost - want.length)
+      normal.dispose()
+      tf.dispose(ids)
+      expect(tf.memory().numTensors).toBe(before - 1)
+      await ref.close()
+    }
+  )
 
   it('a request that fails rejects the forward pass with its error and leaves no tensor behind', async () => {
     const ref = await reference('llama-gqa-tied')

@@ -189,7 +189,8 @@ async function harvestCheckpoint(
   ctx.progress(meter.update(done, `loading ${config.modelType} (${forwardOn})`))
   let model: Awaited<ReturnType<typeof loadModel>>
   try {
-    model = await loadModel(checkpoint, Math.max(...layers))
+    // Under `ort` every projection runs on onnxruntime: held on the host only, out of tfjs-wasm's heap.
+    model = await loadModel(checkpoint, Math.max(...layers), { projections: backend.name === 'ort' ? 'host' : 'tfjs' })
   } catch (err) {
     // A checkpoint that cannot be loaded leaves no empty DIR.partial behind.
     for (const { w } of writers) w.abandonIfEmpty()

@@ -4,6 +4,10 @@
 // operand must be transposed inside matMul, so weights are transposed once at load.
 // Each block is written once, as a generator that yields its dense products (tf/products.ts): the synchronous
 // driver answers them with tf.matMul (every tfjs backend, autodiff), the asynchronous one with onnxruntime.
+// Loaded with `projections: 'host'` (harvest and evaluation on the ort engine), every weight used only as a product's
+// w or b (attention and MLP projections, their biases, the LM head) is read, transposed and regrouped in tfjs one
+// tensor at a time and then held as a HostWeight (a Float32Array) that onnxruntime reads in place: tfjs keeps only
+// the embedding, the norms and gpt2's wpe, so a model's projections live once on the host instead of twice.
 // config.json is read only through model-config.ts's table; the weights a checkpoint holds must be exactly
 // the ones the forward pass uses (plus known buffers and the LM head), or it is refused by name.
 import * as tf from '@tensorflow/tfjs-core'
@@ -13,7 +17,7 @@ import type { Activation, ModelSpec, ModelType } from './model-config'
 import { ropeTables, ropeTablesFor, type Rope } from './rope'
 import { ACTIVATION_FNS } from '../tf/activations'
 import { currentBackend, WASM_HEAP_BYTES } from '../tf/backend'
-import { attention, product, runAsync, runSync, scoped, type AsyncProducts, type Forward } from '../tf/products'
+import { attention, HostWeight, product, runAsync, runSync, scoped, type AsyncProducts, type Forward, type Weight } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
 
 export { ACTIVATION_FNS, ropeTables, type Rope }
@@ -135,6 +139,8 @@ interface Architecture {
 interface WeightEntry {
   name: string
   shape: number[]
+  /** Used only as a dense product's w or b (a projection or its bias): held on the host under `projections: 'host'`. */
+  product?: boolean
 }
 
 /** The tensors a checkpoint of `spec` must hold, the ones it may hold, and where its names start. */
@@ -175,14 +181,14 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
             { name: n + 'input_layernorm.bias', shape: [d] },
             { name: n + 'post_attention_layernorm.weight', shape: [d] },
             { name: n + 'post_attention_layernorm.bias', shape: [d] },
-            { name: n + 'attention.query_key_value.weight', shape: [3 * H * hd, d] },
-            ...(s.attentionBias ? [{ name: n + 'attention.query_key_value.bias', shape: [3 * H * hd] }] : []),
-            { name: n + 'attention.dense.weight', shape: [d, H * hd] },
-            ...(s.attentionBias ? [{ name: n + 'attention.dense.bias', shape: [d] }] : []),
-            { name: n + 'mlp.dense_h_to_4h.weight', shape: [I, d] },
-            { name: n + 'mlp.dense_h_to_4h.bias', shape: [I] },
-            { name: n + 'mlp.dense_4h_to_h.weight', shape: [d, I] },
-            { name: n + 'mlp.dense_4h_to_h.bias', shape: [d] }
+            { name: n + 'attention.query_key_value.weight', shape: [3 * H * hd, d], product: true },
+            ...(s.attentionBias ? [{ name: n + 'attention.query_key_value.bias', shape: [3 * H * hd], product: true }] : []),
+            { name: n + 'attention.dense.weight', shape: [d, H * hd], product: true },
+            ...(s.attentionBias ? [{ name: n + 'attention.dense.bias', shape: [d], product: true }] : []),
+            { name: n + 'mlp.dense_h_to_4h.weight', shape: [I, d], product: true },
+            { name: n + 'mlp.dense_h_to_4h.bias', shape: [I], product: true },
+            { name: n + 'mlp.dense_4h_to_h.weight', shape: [d, I], product: true },
+            { name: n + 'mlp.dense_4h_to_h.bias', shape: [d], product: true }
           ]
         }),
         head: ['embed_out.weight'],
@@ -195,8 +201,8 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
     plan: (s, p) => {
       const { dModel: d, intermediate: I, heads: H, kvHeads: KV, headDim: hd } = s
       const proj = (name: string, out: number, inp: number, bias: boolean): WeightEntry[] => [
-        { name: `${name}.weight`, shape: [out, inp] },
-        ...(bias ? [{ name: `${name}.bias`, shape: [out] }] : [])
+        { name: `${name}.weight`, shape: [out, inp], product: true },
+        ...(bias ? [{ name: `${name}.bias`, shape: [out], product: true }] : [])
       ]
       return {
         prefix: p,
@@ -245,16 +251,16 @@ export const WEIGHT_LAYOUTS: Record<ModelType, { prefixes: string[]; plan: (s: M
           return [
             { name: n + 'ln_1.weight', shape: [d] },
             { name: n + 'ln_1.bias', shape: [d] },
-            { name: n + 'attn.c_attn.weight', shape: [d, 3 * d] },
-            { name: n + 'attn.c_attn.bias', shape: [3 * d] },
-            { name: n + 'attn.c_proj.weight', shape: [d, d] },
-            { name: n + 'attn.c_proj.bias', shape: [d] },
+            { name: n + 'attn.c_attn.weight', shape: [d, 3 * d], product: true },
+            { name: n + 'attn.c_attn.bias', shape: [3 * d], product: true },
+            { name: n + 'attn.c_proj.weight', shape: [d, d], product: true },
+            { name: n + 'attn.c_proj.bias', shape: [d], product: true },
             { name: n + 'ln_2.weight', shape: [d] },
             { name: n + 'ln_2.bias', shape: [d] },
-            { name: n + 'mlp.c_fc.weight', shape: [d, I] },
-            { name: n + 'mlp.c_fc.bias', shape: [I] },
-            { name: n + 'mlp.c_proj.weight', shape: [I, d] },
-            { name: n + 'mlp.c_proj.bias', shape: [d] }
+            { name: n + 'mlp.c_fc.weight', shape: [d, I], product: true },
+            { name: n + 'mlp.c_fc.bias', shape: [I], product: true },
+            { name: n + 'mlp.c_proj.weight', shape: [I, d], product: true },
+            { name: n + 'mlp.c_proj.bias', shape: [d], product: true }
           ]
         }),
         head: ['lm_head.weight'],
@@ -316,40 +322,64 @@ export function weightPlanFor(spec: ModelSpec, names: readonly string[], folder:
 
 // ---------------------------------------------------------------- loading
 
-/** Reads weights by the plan's names, checking shapes; matrices stored [out, in] are transposed once to [in, out]. */
+/** Where a loaded model keeps the weights used only as dense products' w and b (loadModel's `projections`). */
+export type ProjectionHome = 'tfjs' | 'host'
+
+/**
+ * Reads weights by the plan's names, checking shapes; matrices stored [out, in] are transposed once to [in, out].
+ * A tensor kept in tfjs is registered in `all` (disposed with the model); a product's weight under `projections:
+ * 'host'` is read out into a HostWeight and its tensor disposed at once, so tfjs holds one such tensor at a time.
+ */
 class Params {
   readonly all: tf.Tensor[] = []
   private readonly shapes = new Map<string, number[]>()
   constructor(
     private readonly w: CheckpointWeights,
-    plan: WeightPlan
+    plan: WeightPlan,
+    readonly projections: ProjectionHome
   ) {
     for (const e of [...plan.global, ...plan.blocks.flat()]) this.shapes.set(e.name, e.shape)
   }
+  /** A weight kept in tfjs (embedding, norms, wpe). */
   async get(name: string): Promise<tf.Tensor> {
-    const t = await this.w.tensor(name, this.shapes.get(name)!)
-    this.all.push(t)
-    return t
+    return this.keep(await this.read(name))
   }
-  async opt(name: string): Promise<tf.Tensor | undefined> {
-    return this.shapes.has(name) ? this.get(name) : undefined
+  /** A weight read into a tensor the caller disposes (not registered). */
+  read(name: string): Promise<tf.Tensor> {
+    return this.w.tensor(name, this.shapes.get(name)!)
   }
   /** Registers a tensor made from the weights (disposed with the model). */
   keep(t: tf.Tensor): tf.Tensor {
     this.all.push(t)
     return t
   }
-  /** Disposes a weight that was replaced by others made from it. */
-  drop(t: tf.Tensor): void {
-    this.all.splice(this.all.indexOf(t), 1)
-    t.dispose()
+  /** A product's weight or bias made from the weights: kept in tfjs, or moved to the host (the tensor disposed). */
+  async weight(t: tf.Tensor): Promise<Weight> {
+    if (this.projections === 'tfjs') return this.keep(t)
+    try {
+      return new HostWeight((await t.data()) as Float32Array, t.shape)
+    } finally {
+      t.dispose()
+    }
   }
-  async linearT(name: string): Promise<tf.Tensor> {
-    const t = await this.w.tensor(name, this.shapes.get(name)!)
-    const tt = tf.transpose(t)
-    t.dispose()
-    this.all.push(tt)
-    return tt
+  /** A product's weight stored [in, out] or a bias, as it is on disk. */
+  async proj(name: string): Promise<Weight> {
+    return this.weight(await this.read(name))
+  }
+  /** A product's bias when the plan has it (attention_bias, mlp_bias). */
+  async projOpt(name: string): Promise<Weight | undefined> {
+    return this.shapes.has(name) ? this.proj(name) : undefined
+  }
+  /** A product's weight stored [out, in] (torch.nn.Linear), transposed to [in, out]. */
+  async linearT(name: string): Promise<Weight> {
+    const t = await this.read(name)
+    let tt: tf.Tensor
+    try {
+      tt = tf.transpose(t)
+    } finally {
+      t.dispose()
+    }
+    return this.weight(tt)
   }
 }
 
@@ -359,27 +389,7 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
   const { heads: H, headDim: hd, eps } = s
   const n = plan.prefix
   const embedding = await p.get(`${n}embed_in.weight`)
-  const loadBlock = async (i: number) => {
-    const b = `${n}layers.${i}.`
-    return {
-      ln1w: await p.get(b + 'input_layernorm.weight'),
-      ln1b: await p.get(b + 'input_layernorm.bias'),
-      ln2w: await p.get(b + 'post_attention_layernorm.weight'),
-      ln2b: await p.get(b + 'post_attention_layernorm.bias'),
-      qkvW: await p.linearT(b + 'attention.query_key_value.weight'),
-      qkvB: await p.opt(b + 'attention.query_key_value.bias'),
-      oW: await p.linearT(b + 'attention.dense.weight'),
-      oB: await p.opt(b + 'attention.dense.bias'),
-      upW: await p.linearT(b + 'mlp.dense_h_to_4h.weight'),
-      upB: await p.get(b + 'mlp.dense_h_to_4h.bias'),
-      downW: await p.linearT(b + 'mlp.dense_4h_to_h.weight'),
-      downB: await p.get(b + 'mlp.dense_4h_to_h.bias')
-    }
-  }
-  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
-  for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
-  const fin = upTo === s.layers ? { w: await p.get(`${n}final_layer_norm.weight`), b: await p.get(`${n}final_layer_norm.bias`) } : null
-  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regrouped into separate Q, K and V
+  // The fused QKV is laid out per head as [q | k | v], each head_dim wide: regrouped at load into separate Q, K and V
   // projections (three products cost no more than one, and no split of the product is needed after it).
   const width = H * hd
   const partIndex = [0, 1, 2].map((part) =>
@@ -388,19 +398,51 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
       'int32'
     )
   )
-  const qkv = blocks.map((b) => {
-    const [q, k, v] = partIndex.map((index) => ({ w: p.keep(tf.gather(b.qkvW, index, 1)), b: b.qkvB ? p.keep(tf.gather(b.qkvB, index)) : undefined }))
-    p.drop(b.qkvW)
-    if (b.qkvB) p.drop(b.qkvB)
-    return { q: q!, k: k!, v: v! }
-  })
-  tf.dispose(partIndex)
+  /** Q, K and V made from a fused tensor by `part` (given each part's index), the fused tensor disposed after. */
+  const regroup = async (fused: tf.Tensor, part: (index: tf.Tensor1D) => tf.Tensor): Promise<Weight[]> => {
+    try {
+      const parts: Weight[] = []
+      for (const index of partIndex) parts.push(await p.weight(part(index)))
+      return parts
+    } finally {
+      fused.dispose()
+    }
+  }
+  const loadBlock = async (i: number) => {
+    const b = `${n}layers.${i}.`
+    const fusedW = await p.read(b + 'attention.query_key_value.weight') // [3·H·hd, d]
+    const [qw, kw, vw] = await regroup(fusedW, (index) => tf.tidy(() => tf.transpose(tf.gather(fusedW, index, 0))))
+    const fusedB = s.attentionBias ? await p.read(b + 'attention.query_key_value.bias') : null
+    const [qb, kb, vb] = fusedB ? await regroup(fusedB, (index) => tf.gather(fusedB, index)) : []
+    return {
+      ln1w: await p.get(b + 'input_layernorm.weight'),
+      ln1b: await p.get(b + 'input_layernorm.bias'),
+      ln2w: await p.get(b + 'post_attention_layernorm.weight'),
+      ln2b: await p.get(b + 'post_attention_layernorm.bias'),
+      q: { w: qw!, b: qb },
+      k: { w: kw!, b: kb },
+      v: { w: vw!, b: vb },
+      oW: await p.linearT(b + 'attention.dense.weight'),
+      oB: await p.projOpt(b + 'attention.dense.bias'),
+      upW: await p.linearT(b + 'mlp.dense_h_to_4h.weight'),
+      upB: await p.proj(b + 'mlp.dense_h_to_4h.bias'),
+      downW: await p.linearT(b + 'mlp.dense_4h_to_h.weight'),
+      downB: await p.proj(b + 'mlp.dense_4h_to_h.bias')
+    }
+  }
+  const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
+  try {
+    for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
+  } finally {
+    tf.dispose(partIndex)
+  }
+  const fin = upTo === s.layers ? { w: await p.get(`${n}final_layer_norm.weight`), b: await p.get(`${n}final_layer_norm.bias`) } : null
   return {
     embed: (ids) => tf.gather(embedding, tf.reshape(ids, [-1])) as tf.Tensor2D,
     *block(i, x, { B, T, mask, rope }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const { q, k, v } = qkv[i]!
+      const { q, k, v } = b
       const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
       const attn = yield* product(yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd }, mask, rope), b.oW, b.oB)
       const mlp = function* (z: tf.Tensor2D): Forward<tf.Tensor2D> {
@@ -414,28 +456,28 @@ const loadNeox: Loader = async (p, s, plan, upTo) => {
   }
 }
 
-/** One Llama block's weights, projections stored [in, out]. */
-export interface LlamaBlockWeights {
+/** One Llama block's weights, projections stored [in, out]: tfjs tensors, or HostWeights under host projections. */
+export interface LlamaBlockWeights<W extends Weight = tf.Tensor> {
   ln1: tf.Tensor
   ln2: tf.Tensor
-  q: tf.Tensor
-  k: tf.Tensor
-  v: tf.Tensor
-  o: tf.Tensor
-  gate: tf.Tensor
-  up: tf.Tensor
-  down: tf.Tensor
+  q: W
+  k: W
+  v: W
+  o: W
+  gate: W
+  up: W
+  down: W
 }
 
 /** Biases of a Llama block, present where attention_bias / mlp_bias say. */
-export interface LlamaBlockBiases {
-  qb?: tf.Tensor
-  kb?: tf.Tensor
-  vb?: tf.Tensor
-  ob?: tf.Tensor
-  gateb?: tf.Tensor
-  upb?: tf.Tensor
-  downb?: tf.Tensor
+export interface LlamaBlockBiases<W extends Weight = tf.Tensor> {
+  qb?: W
+  kb?: W
+  vb?: W
+  ob?: W
+  gateb?: W
+  upb?: W
+  downb?: W
 }
 
 export interface LlamaShape {
@@ -453,7 +495,7 @@ export interface LlamaShape {
  * whose gradient avoids transposed matMuls.
  */
 export function* llamaBlock(
-  b: LlamaBlockWeights & LlamaBlockBiases,
+  b: LlamaBlockWeights<Weight> & LlamaBlockBiases<Weight>,
   x: tf.Tensor2D,
   ctx: { B: number; T: number; mask: tf.Tensor2D; rope?: Rope },
   s: LlamaShape
@@ -474,7 +516,7 @@ export function* llamaBlock(
 const loadLlama: Loader = async (p, s, plan, upTo) => {
   const n = plan.prefix
   const embedding = await p.get(`${n}embed_tokens.weight`)
-  const loadBlock = async (i: number): Promise<LlamaBlockWeights & LlamaBlockBiases> => {
+  const loadBlock = async (i: number): Promise<LlamaBlockWeights<Weight> & LlamaBlockBiases<Weight>> => {
     const b = `${n}layers.${i}.`
     return {
       ln1: await p.get(b + 'input_layernorm.weight'),
@@ -486,16 +528,16 @@ const loadLlama: Loader = async (p, s, plan, upTo) => {
       gate: await p.linearT(b + 'mlp.gate_proj.weight'),
       up: await p.linearT(b + 'mlp.up_proj.weight'),
       down: await p.linearT(b + 'mlp.down_proj.weight'),
-      qb: await p.opt(b + 'self_attn.q_proj.bias'),
-      kb: await p.opt(b + 'self_attn.k_proj.bias'),
-      vb: await p.opt(b + 'self_attn.v_proj.bias'),
-      ob: await p.opt(b + 'self_attn.o_proj.bias'),
-      gateb: await p.opt(b + 'mlp.gate_proj.bias'),
-      upb: await p.opt(b + 'mlp.up_proj.bias'),
-      downb: await p.opt(b + 'mlp.down_proj.bias')
+      qb: await p.projOpt(b + 'self_attn.q_proj.bias'),
+      kb: await p.projOpt(b + 'self_attn.k_proj.bias'),
+      vb: await p.projOpt(b + 'self_attn.v_proj.bias'),
+      ob: await p.projOpt(b + 'self_attn.o_proj.bias'),
+      gateb: await p.projOpt(b + 'mlp.gate_proj.bias'),
+      upb: await p.projOpt(b + 'mlp.up_proj.bias'),
+      downb: await p.projOpt(b + 'mlp.down_proj.bias')
     }
   }
-  const blocks: (LlamaBlockWeights & LlamaBlockBiases)[] = []
+  const blocks: (LlamaBlockWeights<Weight> & LlamaBlockBiases<Weight>)[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const norm = upTo === s.layers ? await p.get(`${n}norm.weight`) : null
   const shape: LlamaShape = { heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, eps: s.eps, act: s.activation }
@@ -512,34 +554,40 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
   // GPT-2's Conv1D layers store weights [in, out] already: no transpose.
   const wte = await p.get(`${n}wte.weight`)
   const wpe = await p.get(`${n}wpe.weight`)
+  /** c_attn's weight [d, 3d] (its columns [Q | K | V]) or bias [3d], split into three (disposed after). */
+  const split3 = async (fused: tf.Tensor, axis: number): Promise<Weight[]> => {
+    try {
+      const parts: Weight[] = []
+      for (const t of tf.split(fused, 3, axis)) parts.push(await p.weight(t))
+      return parts
+    } finally {
+      fused.dispose()
+    }
+  }
   const loadBlock = async (i: number) => {
     const b = `${n}h.${i}.`
+    // c_attn's columns are [Q | K | V]: split into three projections once (no split of the product after it).
+    const [qw, kw, vw] = await split3(await p.read(b + 'attn.c_attn.weight'), 1)
+    const [qb, kb, vb] = await split3(await p.read(b + 'attn.c_attn.bias'), 0)
     return {
       ln1w: await p.get(b + 'ln_1.weight'),
       ln1b: await p.get(b + 'ln_1.bias'),
       ln2w: await p.get(b + 'ln_2.weight'),
       ln2b: await p.get(b + 'ln_2.bias'),
-      attnW: await p.get(b + 'attn.c_attn.weight'),
-      attnB: await p.get(b + 'attn.c_attn.bias'),
-      projW: await p.get(b + 'attn.c_proj.weight'),
-      projB: await p.get(b + 'attn.c_proj.bias'),
-      fcW: await p.get(b + 'mlp.c_fc.weight'),
-      fcB: await p.get(b + 'mlp.c_fc.bias'),
-      outW: await p.get(b + 'mlp.c_proj.weight'),
-      outB: await p.get(b + 'mlp.c_proj.bias')
+      q: { w: qw!, b: qb },
+      k: { w: kw!, b: kb },
+      v: { w: vw!, b: vb },
+      projW: await p.proj(b + 'attn.c_proj.weight'),
+      projB: await p.proj(b + 'attn.c_proj.bias'),
+      fcW: await p.proj(b + 'mlp.c_fc.weight'),
+      fcB: await p.proj(b + 'mlp.c_fc.bias'),
+      outW: await p.proj(b + 'mlp.c_proj.weight'),
+      outB: await p.proj(b + 'mlp.c_proj.bias')
     }
   }
   const blocks: Awaited<ReturnType<typeof loadBlock>>[] = []
   for (let i = 0; i < upTo; i++) blocks.push(await loadBlock(i))
   const fin = upTo === s.layers ? { w: await p.get(`${n}ln_f.weight`), b: await p.get(`${n}ln_f.bias`) } : null
-  // c_attn's columns are [Q | K | V]: split into three projections once (no split of the product after it).
-  const qkv = blocks.map((b) => {
-    const [qw, kw, vw] = tf.split(b.attnW, 3, 1).map((t) => p.keep(t))
-    const [qb, kb, vb] = tf.split(b.attnB, 3).map((t) => p.keep(t))
-    p.drop(b.attnW)
-    p.drop(b.attnB)
-    return { q: { w: qw!, b: qb }, k: { w: kw!, b: kb }, v: { w: vw!, b: vb } }
-  })
   // GPT2Attention: scores / √head_dim when scale_attn_weights, and / (i + 1) when scale_attn_by_inverse_layer_idx.
   const scale = (i: number): number => (s.scaleAttention ? 1 / Math.sqrt(hd) : 1) / (s.scaleByInverseLayer ? i + 1 : 1)
   return {
@@ -551,7 +599,7 @@ const loadGpt2: Loader = async (p, s, plan, upTo) => {
     *block(i, x, { B, T, mask }) {
       const b = blocks[i]!
       const h = layerNorm(x, b.ln1w, b.ln1b, eps)
-      const { q, k, v } = qkv[i]!
+      const { q, k, v } = b
       const [qh, kh, vh] = [yield* product(h, q.w, q.b), yield* product(h, k.w, k.b), yield* product(h, v.w, v.b)]
       const attn = yield* causalAttention(qh, kh, vh, { B, T, heads: H, kvHeads: H, headDim: hd, scale: scale(i) }, mask)
       const mid: tf.Tensor2D = tf.add(x, yield* product(attn, b.projW, b.projB))
@@ -621,32 +669,53 @@ async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: Weigh
 }
 
 /**
- * Refuses, before reading a tensor, a model whose float32 weights (the blocks below `upTo`, the embedding and final
- * norm, and the head when asked) would not fit in tfjs-wasm's heap (WASM_HEAP_BYTES), where they live on the wasm
- * engine and beside onnxruntime: past it tfjs-wasm dies with a bare "RuntimeError: Aborted()". On plain wasm the
- * forward's own tensors need room too (0.5 GiB kept for them). Errors: UserError with the sizes and what to do.
+ * Refuses, before reading a tensor, a model whose float32 weights that live in tfjs would not fit in tfjs-wasm's heap
+ * (WASM_HEAP_BYTES) when tfjs runs on wasm (the wasm engine, and ort beside onnxruntime): past it tfjs-wasm dies with
+ * a bare "RuntimeError: Aborted()". Counted: the blocks below `upTo`, the embedding, final norm and wpe, and the LM
+ * head [d, vocab] when `head`; with `projections` 'host' only what stays in tfjs (embedding, norms, wpe), as the
+ * projections, their biases and the head are then HostWeights outside the heap (read into it one tensor at a time
+ * while loading). On plain wasm the forward's own tensors need room too (0.5 GiB kept for them). No-op on other
+ * backends. Errors: UserError naming the folder, the size in GiB, the room and what to do.
  */
-function checkWasmRoom(plan: WeightPlan, upTo: number, head: boolean, spec: ModelSpec, folder: string): void {
+export function checkWasmRoom(plan: WeightPlan, upTo: number, head: boolean, spec: ModelSpec, folder: string, projections: ProjectionHome = 'tfjs'): void {
   if (tf.getBackend() !== 'wasm') return
   const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1)
-  const entries = [...plan.global, ...plan.blocks.slice(0, upTo).flat()]
-  const bytes = 4 * (entries.reduce((a, e) => a + count(e.shape), 0) + (head ? spec.vocab * spec.dModel : 0))
+  const entries = [...plan.global, ...plan.blocks.slice(0, upTo).flat()].filter((e) => projections === 'tfjs' || !e.product)
+  const headInTfjs = head && projections === 'tfjs'
+  const bytes = 4 * (entries.reduce((a, e) => a + count(e.shape), 0) + (headInTfjs ? spec.vocab * spec.dModel : 0))
   const room = WASM_HEAP_BYTES - (currentBackend()?.name === 'ort' ? 0 : 0.5 * 2 ** 30)
   if (bytes <= room) return
   const gib = (b: number): string => `${(b / 2 ** 30).toFixed(2)} GiB`
   throw new UserError(
-    `${folder}: the weights up to block ${upTo}${head ? ' and the LM head' : ''} take ${gib(bytes)} as float32, more than tfjs-wasm's memory holds for them (${gib(room)} of its 4 GiB). ` +
+    `${folder}: the weights up to block ${upTo}${headInTfjs ? ' and the LM head' : ''}${projections === 'host' ? ' kept in tfjs' : ''} take ${gib(bytes)} as float32, more than tfjs-wasm's memory holds for them (${gib(room)} of its 4 GiB). ` +
       'Capture an earlier layer, or run on a GPU engine (--backend tensorflow or webgpu; README "GPU").'
   )
+}
+
+/** loadModel's options. */
+export interface LoadOptions {
+  /** Load every block, the final norm and the LM head (maxLayer is ignored), for logits(). */
+  head?: boolean
+  /**
+   * Where the weights used only as dense products' w and b live (attention and MLP projections, their biases, the
+   * LM head): 'tfjs' (the default: every driver, every backend) or 'host', as HostWeights (tf/products.ts) that
+   * onnxruntime (ortProducts) reads in place, their tfjs tensors disposed as each is read. For a model run only
+   * through hiddenStatesAsync/logitsAsync on the ort engine: it then holds its projections once on the host, and
+   * tfjs-wasm's heap only the embedding, norms and wpe. hiddenStates/logits still answer correctly (runSync copies
+   * each HostWeight into tfjs for its product), at the cost of that copy per product.
+   */
+  projections?: ProjectionHome
 }
 
 /**
  * Loads a Hugging Face checkpoint (a folder, or one already read) for capturing layers up to `maxLayer` (blocks
  * beyond it are never read). The caller disposes the model when done with the checkpoint; a folder given by
  * path has its weight files closed once the tensors are read, a CheckpointFolder stays its caller's to close.
- * With `head`, every block, the final norm and the LM head are loaded (maxLayer is ignored), for logits().
+ * With `head`, every block, the final norm and the LM head are loaded (maxLayer is ignored), for logits();
+ * `projections` says where the projections live (LoadOptions). Errors: a layer out of range, every refusal of
+ * weightPlanFor and checkWasmRoom, a missing LM head (readHead), the checkpoint's read errors (UserErrors naming files).
  */
-export async function loadModel(source: string | CheckpointFolder, maxLayer?: number, opts: { head?: boolean } = {}): Promise<LanguageModel> {
+export async function loadModel(source: string | CheckpointFolder, maxLayer?: number, opts: LoadOptions = {}): Promise<LanguageModel> {
   const checkpoint = typeof source === 'string' ? CheckpointFolder.open(source) : source
   const { folder, spec } = checkpoint
   const upTo = opts.head ? spec.layers : (maxLayer ?? spec.layers)
@@ -656,17 +725,15 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
   let arch: Architecture
   let params: Params | undefined
   let plan: WeightPlan
-  let head: tf.Tensor | null = null
+  let head: Weight | null = null
+  const projections = opts.projections ?? 'tfjs'
   try {
     const weights = await checkpoint.weights()
     plan = weightPlanFor(spec, weights.namesWithData(), folder)
-    checkWasmRoom(plan, upTo, opts.head === true, spec, folder)
-    params = new Params(weights, plan)
+    checkWasmRoom(plan, upTo, opts.head === true, spec, folder, projections)
+    params = new Params(weights, plan, projections)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
-    if (opts.head) {
-      head = await readHead(weights, spec, plan, folder)
-      params.all.push(head)
-    }
+    if (opts.head) head = await params.weight(await readHead(weights, spec, plan, folder))
   } catch (err) {
     // A failed load keeps none of what it read.
     tf.dispose(params?.all ?? [])

@@ -145,9 +145,10 @@ export async function evaluateSae(opts: EvaluateOptions, ctx: JobContext): Promi
     const total = seqs.reduce((s, q) => s + q.ids.length, 0)
     const meter = new ProgressMeter(total, 'tok')
     ctx.progress(meter.update(0, `loading ${spec.modelType} with its LM head (${backend.name})`))
-    const model = await loadModel(checkpoint, spec.layers, { head: true })
-    // Under `ort` the projections and the LM head run on onnxruntime (every core); an evaluation job is the only
-    // tfjs work in its process, so the forward pass may await onnxruntime between products.
+    // Under `ort` the projections and the LM head run on onnxruntime (every core), so they are held on the host only
+    // (loadModel's projections: 'host'), out of tfjs-wasm's heap; an evaluation job is the only tfjs work in its
+    // process, so the forward pass may await onnxruntime between products.
+    const model = await loadModel(checkpoint, spec.layers, { head: true, projections: backend.name === 'ort' ? 'host' : 'tfjs' })
     const ort = backend.name === 'ort' ? new OrtDenseProducts() : null
     const products = ort ? ortProducts(ort) : null
     const logitsOf = async (ids: tf.Tensor2D, splice?: Splice): Promise<tf.Tensor3D> =>
