@@ -1,5 +1,5 @@
 // Feature statistics from a real harvested store and a trained SAE, checked against direct computation.
-import { cpSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { computeFeatureStats } from '../../src/core/analysis/feature-stats'
@@ -7,7 +7,9 @@ import { ActivationStore } from '../../src/core/io/activation-store'
 import { harvest } from '../../src/core/lm/harvest'
 import { Sae } from '../../src/core/sae/sae'
 import { trainSae } from '../../src/core/sae/train'
+import { tryOrt } from '../../src/core/ort/engine'
 import { initBackend } from '../../src/core/tf/backend'
+import type { FeatureStatsResult } from '../../src/core/analysis/feature-stats'
 import { execFileSync } from 'node:child_process'
 import { CheckpointFolder } from '../../src/core/lm/checkpoint'
 import { PYTHON, tinyModels } from '../fixtures/tiny-models'
@@ -207,4 +209,74 @@ describe('feature statistics', () => {
     expect(only.logitNote).toMatch(/SAE-only checkpoint .* has no head/)
     expect(only.features.every((f) => f.logitEffects === null)).toBe(true)
   }, 120_000)
+
+  it('gives the same statistics on the ort engine (onnxruntime encoding and logit effects) as on wasm', async (test) => {
+    const why = await tryOrt()
+    if (why !== null) test.skip(`onnxruntime cannot load here: ${why}`)
+    const model = join(t.dir, 'model')
+    // The trained SAE (TopK, x·√d/‖x‖, b_dec subtracted: encoded on onnxruntime after tfjs scales the rows), the
+    // same weights as a TopK SAE on raw rows without b_dec (onnxruntime with a zero b_dec) and as a JumpReLU
+    // SAE (its rule has no ort graph: tfjs on both engines).
+    const trained = await Sae.load(sae)
+    const variants: [string, string][] = [['topk, norm_rescale', sae]]
+    const w = trained.weights
+    const plain = new Sae({
+      d: trained.d,
+      n: trained.n,
+      rule: { architecture: 'topk', k: trained.rule.k, applyBDecToInput: false, scaling: { kind: 'none', factor: 1 } },
+      weights: w,
+      sparsity: null
+    })
+    mkdirSync(join(t.dir, 'sae-plain'))
+    await plain.save(join(t.dir, 'sae-plain'), trained.savedOptions())
+    variants.push(['topk, raw rows, no b_dec', join(t.dir, 'sae-plain')])
+    const jump = new Sae({
+      d: trained.d,
+      n: trained.n,
+      rule: { architecture: 'jumprelu', k: null, applyBDecToInput: true, scaling: trained.rule.scaling },
+      weights: { ...w, threshold: new Float32Array(trained.n).fill(0.05) },
+      sparsity: null
+    })
+    mkdirSync(join(t.dir, 'sae-jump'))
+    await jump.save(join(t.dir, 'sae-jump'), trained.savedOptions())
+    variants.push(['jumprelu', join(t.dir, 'sae-jump')])
+    for (const [label, dir] of variants) {
+      const opts = { sae: dir, activations: store, paperExamples: 5, topN: 4, checkpoint: model }
+      const runs: Record<'wasm' | 'ort', FeatureStatsResult> = {} as Record<'wasm' | 'ort', FeatureStatsResult>
+      for (const engine of ['wasm', 'ort'] as const) {
+        expect((await initBackend(engine)).name).toBe(engine)
+        runs[engine] = await computeFeatureStats(opts, never)
+      }
+      await initBackend('wasm')
+      const [a, b] = [runs.wasm, runs.ort]
+      expect(b.rows, label).toBe(a.rows)
+      expect(b.logitNote, label).toBe(a.logitNote)
+      expect(a.features.filter((f) => !f.dead).length, label).toBeGreaterThan(10)
+      const actTol = 1e-5 * Math.max(...a.features.map((f) => f.maxAct ?? 0))
+      const logitTol = 1e-5 * Math.max(...a.features.flatMap((f) => [...f.logitEffects!.positive, ...f.logitEffects!.negative].map((x) => Math.abs(x.value))))
+      const texts = (r: FeatureStatsResult, ids: number[]): string => ids.map((x) => r.tokens[x]).join('|')
+      for (let f = 0; f < a.features.length; f++) {
+        const [fa, fb] = [a.features[f]!, b.features[f]!]
+        const where = `${label}, feature ${f}`
+        expect(fb.density, where).toBe(fa.density)
+        expect(Math.abs(fb.maxAct! - fa.maxAct!), where).toBeLessThanOrEqual(actTol)
+        if (fa.meanAct === null) expect(fb.meanAct, where).toBeNull()
+        else expect(Math.abs(fb.meanAct! - fa.meanAct), where).toBeLessThanOrEqual(actTol)
+        // Every example (paper, top, interval samplers) is the same context in the same place, with the same activations.
+        expect(
+          fb.examples.map((e) => `${e.sampler} ${texts(b, e.tokens)}`),
+          where
+        ).toEqual(fa.examples.map((e) => `${e.sampler} ${texts(a, e.tokens)}`))
+        fa.examples.forEach((e, q) => e.acts.forEach((x, j) => expect(Math.abs(fb.examples[q]!.acts[j]! - x), where).toBeLessThanOrEqual(actTol)))
+        for (const side of ['positive', 'negative'] as const) {
+          const [la, lb] = [fa.logitEffects![side], fb.logitEffects![side]]
+          expect(
+            lb.map((x) => x.token),
+            `${where}, ${side}`
+          ).toEqual(la.map((x) => x.token))
+          la.forEach((x, q) => expect(Math.abs(lb[q]!.value - x.value), `${where}, ${side}`).toBeLessThanOrEqual(logitTol))
+        }
+      }
+    }
+  }, 240_000)
 })

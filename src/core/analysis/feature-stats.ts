@@ -13,9 +13,11 @@ import { Sae } from '../sae/sae'
 import { unitRows } from '../sae/topk'
 import type { FeatureRecord, StoredExample, StoredLogitEffects } from '../store/feature-blobs'
 import { CheckpointFolder } from '../lm/checkpoint'
+import { OrtDenseProducts, OrtSaeEncoder } from '../ort/engine'
+import { currentBackend } from '../tf/backend'
 import { activationCorrelations, SparseRowsBuilder } from './correlations'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
-import { accumulateRowScales, computeLogitEffects, readLmHead, residualUnitFactor } from './logit-effects'
+import { accumulateRowScales, computeLogitEffects, disposeLmHead, readLmHead, residualUnitFactor } from './logit-effects'
 import { TopN } from './top-n'
 
 export interface FeatureStatsOptions {
@@ -86,6 +88,9 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const context = store.manifest.context
   const meter = new ProgressMeter(2 * limit, 'rows')
   let progressRows = 0
+  // Under `ort` the two heavy dense products (encoding the rows, the logit effects) run on onnxruntime with every
+  // core; tfjs (wasm, one thread) keeps the rest. The sessions are released when the job ends.
+  const ort = currentBackend()?.name === 'ort' ? { encoder: new OrtSaeEncoder(), products: new OrtDenseProducts() } : null
 
   /** Visits the store's sequences in file order with their sparse codes (k pairs per row, as wide as the block needs). */
   async function scan(
@@ -115,7 +120,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           o += sq.length
         }
         onBlock?.(block, count)
-        const codes = await sae.encodeRows(block, count)
+        const codes = await sae.encodeRows(block, count, ort?.encoder ?? null)
         for (let q = b; q < e; q++) visit(seqs[q]!, codes.v, codes.i, codes.width, shard.token, offsets[q - b]!, shard.doc)
         rows += count
         sequences += e - b
@@ -284,6 +289,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     return { heldOutOnly, features, tokens: texts, rows, sequences, logitNote }
   } finally {
     sae.dispose()
+    if (ort) await Promise.all([ort.encoder.release(), ort.products.release()])
   }
 
   /**
@@ -301,7 +307,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     let checkpoint: CheckpointFolder | null = null
     try {
       checkpoint = CheckpointFolder.open(folder)
-      const head = await readLmHead(checkpoint)
+      const head = await readLmHead(checkpoint, ort ? 'host' : 'tensor')
       if ('absent' in head) return { effects: null, note: head.absent, text: fallback }
       let text = fallback
       try {
@@ -313,6 +319,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       try {
         const effects = await computeLogitEffects(sae.weights.W_dec, n, head, {
           scale,
+          products: ort?.products ?? null,
           top: LOGIT_TOP,
           bins: LOGIT_BINS,
           onBlock: (done) => ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: `logit effects: ${done} / ${n}` })
@@ -323,7 +330,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
           `${head.vocab.toLocaleString('en')} tokens`
         return { effects, note, text }
       } finally {
-        head.unembeddingT.dispose()
+        disposeLmHead(head)
       }
     } catch (err) {
       if (err instanceof UserError) return { effects: null, note: `No logit effects: ${err.message}`, text: fallback }

@@ -5,14 +5,18 @@ import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
 import type { CheckpointFolder } from '../lm/checkpoint'
 import { lmHeadName, weightPlanFor } from '../lm/model'
+import type { OrtDenseProducts } from '../ort/engine'
 import type { Scaling } from '../sae/scaling'
 
 /** The part of a model's head that logit effects read: the final norm's scale and the unembedding. */
 export interface LmHead {
   /** γ of the final LayerNorm / RMSNorm [d]. */
   gamma: Float32Array
-  /** W_Uᵀ [d, vocab] (columns are tokens; stored transposed once, as wasm's matMul with transposeB is ~30× slower), on the tf backend; the caller disposes it. */
-  unembeddingT: tf.Tensor2D
+  /**
+   * W_Uᵀ [d, vocab] (columns are tokens; stored transposed once, as wasm's matMul with transposeB is ~30× slower):
+   * a tensor on the tf backend (the caller disposes it, disposeLmHead), or for onnxruntime its row-major host copy.
+   */
+  unembeddingT: tf.Tensor2D | Float32Array
   vocab: number
   d: number
   /** The unembedding is the token embedding (tie_word_embeddings true). */
@@ -33,10 +37,12 @@ export interface LogitEffects {
 
 /**
  * Reads γ_final and W_U from a checkpoint (the one parsed folder, its weight files); the unembedding is the
- * tensor lmHeadName names (transformers' tying rule). Returns `{ absent }`, a sentence for the user, when the checkpoint has no head to read
- * (weights saved from the base model without tying). Errors: as weightPlanFor and CheckpointWeights.tensor.
+ * tensor lmHeadName names (transformers' tying rule). `where` 'host': W_Uᵀ is read back into one host array (for
+ * onnxruntime, made once per job) and no tensor is kept. Returns `{ absent }`, a sentence for the user, when the
+ * checkpoint has no head to read (weights saved from the base model without tying). Errors: as weightPlanFor and
+ * CheckpointWeights.tensor.
  */
-export async function readLmHead(checkpoint: CheckpointFolder): Promise<LmHead | { absent: string }> {
+export async function readLmHead(checkpoint: CheckpointFolder, where: 'tensor' | 'host' = 'tensor'): Promise<LmHead | { absent: string }> {
   const { spec, folder } = checkpoint
   const weights = await checkpoint.weights()
   const plan = weightPlanFor(spec, weights.namesWithData(), folder)
@@ -49,9 +55,19 @@ export async function readLmHead(checkpoint: CheckpointFolder): Promise<LmHead |
   const gamma = (await gammaT.data()) as Float32Array
   gammaT.dispose()
   const unembedding = await weights.tensor(head, [vocab, d])
-  const unembeddingT = tf.transpose(unembedding) as tf.Tensor2D
+  let unembeddingT: tf.Tensor2D | Float32Array = tf.transpose(unembedding) as tf.Tensor2D
   unembedding.dispose()
+  if (where === 'host') {
+    const t: tf.Tensor2D = unembeddingT
+    unembeddingT = (await t.data()) as Float32Array
+    t.dispose()
+  }
   return { gamma, unembeddingT, vocab, d, tied, names: { gamma: plan.finalNorm, unembedding: head } }
+}
+
+/** Frees the head's W_Uᵀ tensor, if it holds one (a host copy is left to the garbage collector). */
+export function disposeLmHead(head: LmHead): void {
+  if (!(head.unembeddingT instanceof Float32Array)) head.unembeddingT.dispose()
 }
 
 /**
@@ -96,16 +112,21 @@ export function accumulateRowScales(block: Float32Array, count: number, d: numbe
 }
 
 /**
- * Logit effects of every feature: E = (scale · W_dec) ⊙ γ · W_Uᵀ, shape [n, vocab], in blocks of features so no
- * more than ~64 MB of E is held at once. W_dec is [n, d] row-major (SAELens orientation), `scale` the factor to
- * residual units (residualUnitFactor). Keeps the `top` largest and smallest per feature and a `bins`-bin histogram
- * of all vocab effects. `onBlock` reports progress (features done). Errors: W_dec's size does not match n × head.d.
+ * Logit effects of every feature: E = (scale · W_dec) ⊙ γ · W_Uᵀ, shape [n, vocab], in blocks of features. W_dec
+ * is [n, d] row-major (SAELens orientation), `scale` the factor to residual units (residualUnitFactor). Keeps the
+ * `top` largest and smallest per feature and a `bins`-bin histogram of all vocab effects. `onBlock` reports
+ * progress (features done).
+ * With `products` (the `ort` engine) and a host W_Uᵀ (readLmHead 'host'), the product runs on onnxruntime with every
+ * core (OrtDenseProducts.product), in blocks whose [m, vocab] output stays within ~256 MB; the rows (W_dec · scale) ⊙ γ
+ * are formed on the host in float32, rounding after each product as tfjs does. Otherwise tfjs computes it, in
+ * blocks of ~64 MB of E.
+ * Errors: W_dec's size does not match n × head.d; a host W_Uᵀ without `products`.
  */
 export async function computeLogitEffects(
   Wdec: Float32Array,
   n: number,
   head: LmHead,
-  opts: { scale?: number; top?: number; bins?: number; onBlock?: (done: number) => void } = {}
+  opts: { scale?: number; top?: number; bins?: number; onBlock?: (done: number) => void; products?: OrtDenseProducts | null } = {}
 ): Promise<LogitEffects[]> {
   const { d, vocab } = head
   if (Wdec.length !== n * d) throw new UserError(`The SAE's W_dec holds ${Wdec.length} values but the model's head needs [${n}, ${d}] (d_in = d_model).`)
@@ -113,19 +134,45 @@ export async function computeLogitEffects(
   const bins = opts.bins ?? 40
   const scale = opts.scale ?? 1
   const out: LogitEffects[] = []
-  const gamma = tf.tensor1d(head.gamma)
-  const block = Math.max(1, Math.floor((64 * 2 ** 20) / (4 * vocab)))
+  const wuT = head.unembeddingT
+  let product: (s: number, m: number) => Promise<Float32Array>
+  let block: number
+  let release = (): void => {}
+  if (wuT instanceof Float32Array) {
+    const products = opts.products
+    if (!products) throw new Error('computeLogitEffects: a host W_Uᵀ needs the onnxruntime products (opts.products).')
+    block = Math.max(1, Math.floor((256 * 2 ** 20) / (4 * vocab)))
+    const rows = new Float32Array(Math.min(block, n) * d)
+    const scale32 = Math.fround(scale)
+    product = (s, m) => {
+      const x = rows.subarray(0, m * d)
+      for (let r = 0; r < m; r++)
+        for (let j = 0; j < d; j++) {
+          x[r * d + j] = Wdec[(s + r) * d + j]! * scale32
+          x[r * d + j] = x[r * d + j]! * head.gamma[j]!
+        }
+      return products.product(x, wuT, null, d, vocab)
+    }
+  } else {
+    const gamma = tf.tensor1d(head.gamma)
+    release = () => gamma.dispose()
+    block = Math.max(1, Math.floor((64 * 2 ** 20) / (4 * vocab)))
+    product = async (s, m) => {
+      const effects = tf.tidy(() => tf.matMul(tf.mul(tf.mul(tf.tensor2d(Wdec.subarray(s * d, (s + m) * d), [m, d]), scale), gamma), wuT))
+      const all = (await effects.data()) as Float32Array
+      effects.dispose()
+      return all
+    }
+  }
   try {
     for (let s = 0; s < n; s += block) {
       const m = Math.min(block, n - s)
-      const effects = tf.tidy(() => tf.matMul(tf.mul(tf.mul(tf.tensor2d(Wdec.subarray(s * d, (s + m) * d), [m, d]), scale), gamma), head.unembeddingT))
-      const all = (await effects.data()) as Float32Array
-      effects.dispose()
+      const all = await product(s, m)
       for (let r = 0; r < m; r++) out.push(summarise(all.subarray(r * vocab, (r + 1) * vocab), top, bins))
       opts.onBlock?.(s + m)
     }
   } finally {
-    gamma.dispose()
+    release()
   }
   return out
 }

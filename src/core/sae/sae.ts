@@ -10,6 +10,7 @@ import { modelNameOf } from '../checkpoints/model-name'
 import { UNNAMED_HOOK } from '../io/sae-formats/common'
 import { readSaeLensWeights, resolveSaeLensConfig, saelensNormalize } from '../io/sae-formats/saelens'
 import { writeSafetensors } from '../io/safetensors'
+import type { OrtSaeEncoder } from '../ort/engine'
 import { VERSION } from '../version'
 import type { TrainConfig } from './config'
 import { isTrainingScaling, scaleInputs, unscaleOutputs, type Scaling, type ScalingKind } from './scaling'
@@ -165,6 +166,8 @@ export class Sae {
   /** The hook its cfg.json names, if any. */
   readonly hook: string | null
   private tensors: { p: SaeTensors; threshold: tf.Tensor1D | null } | null = null
+  /** b_dec's stand-in for the ort encoder graph when the rule does not subtract b_dec (x − 0 = x exactly). */
+  private zeroBDec: Float32Array | null = null
 
   constructor(
     parts: SaeParts,
@@ -449,14 +452,38 @@ export class Sae {
     return { xhat, active: count }
   }
 
-  /** Codes of `rows` rows of row-major raw activations, on the host: `width` (value, index) pairs per row. */
-  async encodeRows(acts: Float32Array, rows: number): Promise<{ v: Float32Array; i: Int32Array; width: number }> {
+  /**
+   * Codes of `rows` rows of row-major raw activations [rows, d], on the host: `width` (value, index) pairs per row,
+   * values largest first; a pair whose value is 0 is inactive and its index unspecified.
+   * With `ort` (the `ort` engine's encoder, core/ort/engine.ts) a TopK SAE's dense product and top-k run on
+   * onnxruntime with every core: the input scaling is applied first by the one scaleInputs, then the encoder graph
+   * computes ReLU(TopK((x − b_dec) · W_enc + b_enc, k)) (b_dec as zeros when the SAE does not subtract it), the same
+   * latents as encode()'s TopK(ReLU(pre), k) up to float rounding. JumpReLU and standard SAEs stay on tfjs (encode)
+   * even then: the ort graph has no threshold rule and their code width varies by batch.
+   */
+  async encodeRows(acts: Float32Array, rows: number, ort: OrtSaeEncoder | null = null): Promise<{ v: Float32Array; i: Int32Array; width: number }> {
+    if (ort && this.rule.architecture === 'topk') return this.encodeRowsOrt(acts.subarray(0, rows * this.d), rows, ort)
     const x = tf.tensor2d(acts.subarray(0, rows * this.d), [rows, this.d])
     const { values, indices } = this.encode(x)
     const width = values.shape[1]
     const [v, i] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
     tf.dispose([x, values, indices])
     return { v, i, width }
+  }
+
+  private async encodeRowsOrt(raw: Float32Array, rows: number, ort: OrtSaeEncoder): Promise<{ v: Float32Array; i: Int32Array; width: number }> {
+    let x = raw
+    // 'none' is the identity (scaleInputs clones): the rows go to onnxruntime as they are.
+    if (this.rule.scaling.kind !== 'none') {
+      const t = tf.tensor2d(raw, [rows, this.d])
+      const scaled = scaleInputs(t, this.rule.scaling)
+      x = (await scaled.data()) as Float32Array
+      tf.dispose([t, scaled])
+    }
+    const w = this.weights
+    const bDec = this.rule.applyBDecToInput ? w.b_dec : (this.zeroBDec ??= new Float32Array(this.d))
+    const { values, indices } = await ort.encode(x, bDec, w.W_enc, w.b_enc, this.k, null)
+    return { v: values, i: indices, width: this.k }
   }
 
   /** Dense latent activations [rows, n] of raw rows (for tests and exports). */

@@ -3,7 +3,8 @@
 // - `tensorflow` (tfjs-node-gpu): every op in TensorFlow, on CUDA where a GPU is visible, else on the CPU;
 // - `webgpu`: every op in tfjs's WebGPU backend over Dawn (Vulkan, Metal, D3D12: no CUDA);
 // - `ort`: onnxruntime-node runs the dense products that need every core (core/ort/engine.ts: the SAE
-//   encoder product and its top-k), tfjs-wasm (else tfjs-cpu) the element-wise rest;
+//   encoder product and its top-k, the model's projections, feature statistics' logit effects), tfjs-wasm (else
+//   tfjs-cpu) the element-wise rest;
 // - `wasm`, `cpu`: every op in that tfjs backend (wasm is single-threaded in Node).
 import * as tf from '@tensorflow/tfjs-core'
 import '@tensorflow/tfjs-backend-cpu'
