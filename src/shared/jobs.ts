@@ -48,7 +48,8 @@ export const FeatureStatsJobRequestSchema = z.object({
       z.object({ rule: z.literal('tags') })
     ])
     .optional(),
-  languageThreshold: z.number().gt(0.5).lt(1).optional()
+  languageThreshold: z.number().gt(0.5).lt(1).optional(),
+  backend: backendName.optional()
 })
 
 export const DynamicsJobRequestSchema = z.object({
@@ -150,7 +151,7 @@ export const jobResultSchemas = {
     'same weights as another step': z.number().int().optional()
   }),
   harvest: z.object({ checkpoints: z.number().int(), tokens: z.number().int(), backend: z.string(), 'special tokens': z.string() }),
-  'feature-stats': z.object({ sets: z.number().int(), features: z.number().int(), rows: z.string() }),
+  'feature-stats': z.object({ sets: z.number().int(), features: z.number().int(), rows: z.string(), backend: z.string().optional() }),
   dynamics: z.object({
     layer: z.number().int(),
     features: z.number().int(),

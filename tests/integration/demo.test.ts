@@ -109,6 +109,12 @@ describe('the reduced demo pipeline', () => {
       ['evaluate', true]
     ])
     expect(ran.map((j) => j.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
+    // Every compute job chose its engine as the harvest did: a feature-statistics worker left to tfjs's default
+    // once computed on the pure-JS cpu backend (and never reached onnxruntime).
+    const harvestEngine = (ran.find((j) => j.kind === 'harvest')!.result as { backend: string }).backend.split(' ')[0]
+    const statsJob = ran.find((j) => j.kind === 'feature-stats')!
+    expect((statsJob.result as { backend?: string }).backend?.split(' ')[0]).toBe(harvestEngine)
+    expect(harvestEngine).not.toBe('cpu')
     const { project } = ws.requireProject()
     expect(project.checkpoints.count()).toBe(steps.length)
     const saes = project.saes.list().sort((a, b) => a.step - b.step)

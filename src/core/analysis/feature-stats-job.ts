@@ -34,6 +34,8 @@ interface StatsInput {
 
 interface StatsOutput {
   sets: { step: number; features: number; rows: number; heldOutOnly: boolean }[]
+  /** The engine the statistics ran on, and why (initBackend's reason). */
+  backend: string
 }
 
 /** The event by which the worker hands one SAE's set to the host. */
@@ -95,6 +97,10 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     ]
   },
   async run(input, ctx) {
+    // The engine is chosen here as every job chooses it: left to tfjs, a fresh worker would compute on its pure-JS
+    // cpu backend (~1 GFLOP/s), and the onnxruntime paths of feature-stats.ts would never run.
+    const { initBackend } = await import('../tf/backend')
+    const engine = await initBackend(input.request.backend)
     const { computeFeatureStats } = await import('./feature-stats')
     const { writeFeatureSetFile } = await import('../io/feature-set-file')
     mkdirSync(input.staging, { recursive: true })
@@ -137,7 +143,7 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
       } satisfies SetReady)
       sets.push({ step: item.step, features: stats.features.length, rows: stats.rows, heldOutOnly: stats.heldOutOnly })
     }
-    return { sets }
+    return { sets, backend: `${engine.name} (${engine.reason})` }
   },
   onEvent(project, payload) {
     const ready = SetReadySchema.parse(payload)
@@ -169,7 +175,8 @@ export const featureStatsJob: JobKindDefinition<StatsRequest, StatsInput, StatsO
     return {
       sets: output.sets.length,
       features: output.sets.reduce((a, s) => a + s.features, 0),
-      rows: all.length ? `all rows at steps ${all.join(', ')} (too few windows to hold out)` : 'held-out windows'
+      rows: all.length ? `all rows at steps ${all.join(', ')} (too few windows to hold out)` : 'held-out windows',
+      backend: output.backend
     }
   }
 }
