@@ -2,9 +2,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { computeFormation, type FormationCheckpoint } from '../../src/core/analysis/formation'
+import { computeFormation, VARIANTS, type FormationCheckpoint } from '../../src/core/analysis/formation'
 import { ActivationStoreWriter } from '../../src/core/io/activation-store'
 import { writeSafetensors } from '../../src/core/io/safetensors'
+import { tryOrt } from '../../src/core/ort/engine'
 import { Rng } from '../../src/core/random'
 import { initBackend } from '../../src/core/tf/backend'
 import { tempDir } from '../helpers'
@@ -98,6 +99,26 @@ describe('feature formation', () => {
     }
     // Before forming, M stays near zero.
     expect(Math.abs(r.features[3]!.m.sae[0]!)).toBeLessThan(0.15)
+  })
+
+  it('gives the same positions and M on the ort engine, whose onnxruntime encoder encodes every row', async (test) => {
+    const why = await tryOrt()
+    if (why !== null) test.skip(`onnxruntime cannot load here: ${why}`)
+    const features = [0, 1, 2, 3]
+    const reference = await computeFormation(series, { features, threshold: 0.2 })
+    expect((await initBackend('ort')).name).toBe('ort')
+    try {
+      const r = await computeFormation(series, { features, threshold: 0.2 })
+      expect(r.randomPositions).toEqual(reference.randomPositions)
+      for (const [i, f] of r.features.entries()) {
+        const ref = reference.features[i]!
+        expect(f.positions).toEqual(ref.positions)
+        expect(f.formationStep).toEqual(ref.formationStep)
+        for (const v of VARIANTS) f.m[v].forEach((x, t) => expect(x).toBeCloseTo(ref.m[v][t]!, 5))
+      }
+    } finally {
+      await initBackend('cpu')
+    }
   })
 
   it('refuses features that do not exist', async () => {

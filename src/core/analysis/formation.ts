@@ -7,7 +7,9 @@ import { UserError } from '../../shared/api'
 import { ActivationStore } from '../io/activation-store'
 import { JobCancelled } from '../jobs/job'
 import { Rng } from '../random'
+import { OrtSaeEncoder } from '../ort/engine'
 import { Sae } from '../sae/sae'
+import { currentBackend } from '../tf/backend'
 
 export const VARIANTS = ['sae', 'raw', 'jaccard', 'weightedJaccard'] as const
 export type Variant = (typeof VARIANTS)[number]
@@ -48,15 +50,26 @@ export interface FormationResult {
   features: FeatureFormation[]
 }
 
-/** Sparse codes of rows: for each row its active latents (value by index). */
-async function codes(s: Sae, rows: Float32Array, d: number): Promise<Map<number, number>[]> {
+/** Rows encoded per call, so the [rows, d_sae] pre-activations stay bounded (512 MiB at d_sae 32,768). */
+const CODE_BATCH = 4096
+
+/**
+ * Sparse codes of rows [m, d]: for each row its active latents (value by index). With `ort` (the ort engine's
+ * encoder) a TopK SAE encodes on onnxruntime (Sae.encodeRows).
+ */
+async function codes(s: Sae, rows: Float32Array, d: number, ort: OrtSaeEncoder | null): Promise<Map<number, number>[]> {
   const m = rows.length / d
-  const { v, i, width: w } = await s.encodeRows(rows, m)
-  return Array.from({ length: m }, (_, r) => {
-    const map = new Map<number, number>()
-    for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) map.set(i[r * w + j]!, v[r * w + j]!)
-    return map
-  })
+  const out: Map<number, number>[] = []
+  for (let r0 = 0; r0 < m; r0 += CODE_BATCH) {
+    const b = Math.min(CODE_BATCH, m - r0)
+    const { v, i, width: w } = await s.encodeRows(rows.subarray(r0 * d, (r0 + b) * d), b, ort)
+    for (let r = 0; r < b; r++) {
+      const map = new Map<number, number>()
+      for (let j = 0; j < w; j++) if (v[r * w + j]! > 0) map.set(i[r * w + j]!, v[r * w + j]!)
+      out.push(map)
+    }
+  }
+  return out
 }
 
 function sparseCos(a: Map<number, number>, b: Map<number, number>): number {
@@ -132,7 +145,9 @@ async function rowsAt(store: ActivationStore, positions: number[]): Promise<Floa
   positions.forEach((g, k) => {
     let s = starts.length - 1
     while (starts[s]! > g) s--
-    byShard.set(s, [...(byShard.get(s) ?? []), k])
+    const list = byShard.get(s)
+    if (list) list.push(k)
+    else byShard.set(s, [k])
   })
   for (const [s, ks] of byShard) {
     const { acts } = await store.readShard(s)
@@ -149,7 +164,21 @@ function formationStep(steps: number[], m: number[], threshold: number): number 
   return null
 }
 
+/**
+ * SAE-Track's formation measure for `opts.features` over a series (steps in order, the last the final checkpoint).
+ * Under the `ort` engine every encoding of a TopK SAE runs on onnxruntime. Errors: UserError for an empty series,
+ * stores that do not hold the same positions, d mismatches and features that do not exist; JobCancelled.
+ */
 export async function computeFormation(series: FormationCheckpoint[], opts: FormationOptions): Promise<FormationResult> {
+  const ort = currentBackend()?.name === 'ort' ? new OrtSaeEncoder() : null
+  try {
+    return await formationWith(series, opts, ort)
+  } finally {
+    await ort?.release()
+  }
+}
+
+async function formationWith(series: FormationCheckpoint[], opts: FormationOptions, ort: OrtSaeEncoder | null): Promise<FormationResult> {
   if (series.length === 0) throw new UserError('Formation needs a series of checkpoints with SAEs and activations.')
   const topK = opts.topK ?? 25
   const threshold = opts.threshold ?? 0.5
@@ -183,7 +212,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
       for (let r0 = 0; r0 < rows; r0 += 4096) {
         if (opts.signal?.aborted) throw new JobCancelled()
         const m = Math.min(4096, rows - r0)
-        const cs = await codes(finalSae, acts.subarray(r0 * d, (r0 + m) * d), d)
+        const cs = await codes(finalSae, acts.subarray(r0 * d, (r0 + m) * d), d, ort)
         cs.forEach((c, r) => {
           for (const [f, v] of c) {
             if (!wanted.has(f)) continue
@@ -227,7 +256,7 @@ export async function computeFormation(series: FormationCheckpoint[], opts: Form
     }
     let cs: Map<number, number>[]
     try {
-      cs = await codes(sae, rows, d)
+      cs = await codes(sae, rows, d, ort)
     } finally {
       sae.dispose()
     }
