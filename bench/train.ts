@@ -2,7 +2,7 @@
 // written as EleutherAI's sparsify does it eagerly, on the same activations and the same number of
 // threads. Appends to bench/results/train.json, with the machine's load (it is often shared).
 // Run: npx tsx bench/train.ts [--steps 4] [--paper] [--engines ort,wasm] [--only-paper]
-//   --paper adds d = 2048, n = 32768 at a small batch; --only-paper runs just that size.
+//   --paper adds d = 2048, n = 32768 at a small batch (512, or --paper-batch N); --only-paper runs just that size.
 // Threads: every core (os.availableParallelism()), or FEATURETRACE_THREADS; PyTorch is given the same number.
 import * as tf from '@tensorflow/tfjs-core'
 import { arg, matmulGflops, ROOT } from './lib'
@@ -114,7 +114,7 @@ async function engineStep(c: Case, x: Float32Array, backend: BackendName): Promi
 const cases: (Case & { label: string })[] = []
 if (!process.argv.includes('--only-paper')) cases.push({ label: 'issue size', d: 512, n: 8192, k: 32, batch: 4096 })
 if (process.argv.includes('--paper') || process.argv.includes('--only-paper'))
-  cases.push({ label: 'paper size (Inaba et al.)', d: 2048, n: 32768, k: 32, batch: 512 })
+  cases.push({ label: 'paper size (Inaba et al.)', d: 2048, n: 32768, k: 32, batch: arg('--paper-batch', 512) })
 const loadBefore = loadavg()
 const results = []
 for (const c of cases) {

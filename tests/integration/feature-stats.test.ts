@@ -210,7 +210,7 @@ describe('feature statistics', () => {
     expect(only.features.every((f) => f.logitEffects === null)).toBe(true)
   }, 120_000)
 
-  it('gives the same statistics on the ort engine (onnxruntime encoding and logit effects) as on wasm', async (test) => {
+  it('gives the same statistics on the ort engine (onnxruntime encoding, decoder neighbours and logit effects) as on wasm', async (test) => {
     const why = await tryOrt()
     if (why !== null) test.skip(`onnxruntime cannot load here: ${why}`)
     const model = join(t.dir, 'model')
@@ -276,6 +276,12 @@ describe('feature statistics', () => {
           ).toEqual(la.map((x) => x.token))
           la.forEach((x, q) => expect(Math.abs(lb[q]!.value - x.value), `${where}, ${side}`).toBeLessThanOrEqual(logitTol))
         }
+        // The decoder-cosine neighbours (onnxruntime's MatMul + TopK under ort): the same features, cosines within 1e-5.
+        expect(
+          fb.neighbours.map((x) => x.feature),
+          `${where}, neighbours`
+        ).toEqual(fa.neighbours.map((x) => x.feature))
+        fa.neighbours.forEach((x, q) => expect(Math.abs(fb.neighbours[q]!.cosine - x.cosine), `${where}, neighbours`).toBeLessThanOrEqual(1e-5))
       }
     }
   }, 240_000)

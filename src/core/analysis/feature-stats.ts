@@ -215,13 +215,21 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const near: { feature: number; cosine: number }[][] = []
     const unit = unitRows(p.Wdec)
     const unitT = tf.transpose(unit)
+    // Under ort the [block, n] cosines and their top-k are computed on onnxruntime (every core) from host copies.
+    const host = ort ? { products: ort.products, unit: (await unit.data()) as Float32Array, unitT: (await unitT.data()) as Float32Array } : null
     const block = Math.max(1, Math.floor((64 * 2 ** 20) / (4 * n)))
     for (let s = 0; s < n; s += block) {
       const m = Math.min(block, n - s)
-      const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(unit, [s, 0], [m, d]), unitT), Math.min(n, neighbours + 1)))
-      const [cv, ci] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
-      tf.dispose([values, indices])
       const kk = Math.min(n, neighbours + 1)
+      let cv: Float32Array
+      let ci: Int32Array
+      if (host) {
+        ;({ values: cv, indices: ci } = await host.products.productTopK(host.unit.subarray(s * d, (s + m) * d), host.unitT, d, n, kk))
+      } else {
+        const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(unit, [s, 0], [m, d]), unitT), kk))
+        ;[cv, ci] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
+        tf.dispose([values, indices])
+      }
       for (let r = 0; r < m; r++) {
         const list: { feature: number; cosine: number }[] = []
         for (let j = 0; j < kk && list.length < neighbours; j++) if (ci[r * kk + j] !== s + r) list.push({ feature: ci[r * kk + j]!, cosine: cv[r * kk + j]! })

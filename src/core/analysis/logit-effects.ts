@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core'
 import { UserError } from '../../shared/api'
 import type { CheckpointFolder } from '../lm/checkpoint'
 import { lmHeadName, weightPlanFor } from '../lm/model'
+import { transpose } from '../matrix'
 import type { OrtDenseProducts } from '../ort/engine'
 import type { Scaling } from '../sae/scaling'
 
@@ -54,13 +55,14 @@ export async function readLmHead(checkpoint: CheckpointFolder, where: 'tensor' |
   const gammaT = await weights.tensor(plan.finalNorm, [d])
   const gamma = (await gammaT.data()) as Float32Array
   gammaT.dispose()
-  const unembedding = await weights.tensor(head, [vocab, d])
-  let unembeddingT: tf.Tensor2D | Float32Array = tf.transpose(unembedding) as tf.Tensor2D
-  unembedding.dispose()
+  let unembeddingT: tf.Tensor2D | Float32Array
   if (where === 'host') {
-    const t: tf.Tensor2D = unembeddingT
-    unembeddingT = (await t.data()) as Float32Array
-    t.dispose()
+    // Read and transposed on the host: never the 2 × [vocab, d] a tfjs-wasm transpose needs at once in its heap.
+    unembeddingT = transpose(await weights.float32(head, [vocab, d]), vocab, d)
+  } else {
+    const unembedding = await weights.tensor(head, [vocab, d])
+    unembeddingT = tf.transpose(unembedding) as tf.Tensor2D
+    unembedding.dispose()
   }
   return { gamma, unembeddingT, vocab, d, tied, names: { gamma: plan.finalNorm, unembedding: head } }
 }

@@ -19,6 +19,7 @@ import { ACTIVATION_FNS } from '../tf/activations'
 import { currentBackend, WASM_HEAP_BYTES } from '../tf/backend'
 import { attention, HostWeight, product, runAsync, runSync, scoped, type AsyncProducts, type Forward, type Weight } from '../tf/products'
 import { CheckpointWeights, whyMissing } from './weights'
+import { transpose } from '../matrix'
 
 export { ACTIVATION_FNS, ropeTables, type Rope }
 
@@ -362,16 +363,21 @@ class Params {
       t.dispose()
     }
   }
-  /** A product's weight stored [in, out] or a bias, as it is on disk. */
+  /** A product's weight stored [in, out] or a bias, as it is on disk (read straight onto the host under 'host'). */
   async proj(name: string): Promise<Weight> {
+    if (this.projections === 'host') return new HostWeight(await this.w.float32(name, this.shapes.get(name)!), this.shapes.get(name)!)
     return this.weight(await this.read(name))
   }
   /** A product's bias when the plan has it (attention_bias, mlp_bias). */
   async projOpt(name: string): Promise<Weight | undefined> {
     return this.shapes.has(name) ? this.proj(name) : undefined
   }
-  /** A product's weight stored [out, in] (torch.nn.Linear), transposed to [in, out]. */
+  /** A product's weight stored [out, in] (torch.nn.Linear), transposed to [in, out] (on the host under 'host'). */
   async linearT(name: string): Promise<Weight> {
+    if (this.projections === 'host') {
+      const [out, inp] = this.shapes.get(name)!
+      return new HostWeight(transpose(await this.w.float32(name, [out!, inp!]), out!, inp!), [inp!, out!])
+    }
     const t = await this.read(name)
     let tt: tf.Tensor
     try {
@@ -652,15 +658,20 @@ export function lmHeadName(
 }
 
 /**
- * The LM head as a [d, vocab] matrix (logits = final_norm(x) · head), the tensor lmHeadName names.
+ * The LM head as a [d, vocab] matrix (logits = final_norm(x) · head), the tensor lmHeadName names: a tfjs tensor, or
+ * under host projections a HostWeight read and transposed on the host (never in tfjs-wasm's heap).
  * Errors: UserError naming the folder, the head tensor and config.json when an untied head is missing.
  */
-async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: WeightPlan, folder: string): Promise<tf.Tensor> {
+async function readHead(weights: CheckpointWeights, spec: ModelSpec, plan: WeightPlan, folder: string, projections: ProjectionHome): Promise<Weight> {
   const head = lmHeadName(weights, spec, plan, folder)
   if ('missing' in head) {
     throw new UserError(
       `${head.missing}. Logits need the head: save the checkpoint with its head (transformers: the *ForCausalLM class), or set tie_word_embeddings to true if it was trained tied.`
     )
+  }
+  if (projections === 'host') {
+    const { vocab, dModel } = spec
+    return new HostWeight(transpose(await weights.float32(head.name, [vocab, dModel]), vocab, dModel), [dModel, vocab])
   }
   const t = await weights.tensor(head.name, [spec.vocab, spec.dModel])
   const transposed = tf.transpose(t)
@@ -733,7 +744,10 @@ export async function loadModel(source: string | CheckpointFolder, maxLayer?: nu
     checkWasmRoom(plan, upTo, opts.head === true, spec, folder, projections)
     params = new Params(weights, plan, projections)
     arch = await LOADERS[spec.modelType](params, spec, plan, upTo)
-    if (opts.head) head = await params.weight(await readHead(weights, spec, plan, folder))
+    if (opts.head) {
+      const h = await readHead(weights, spec, plan, folder, projections)
+      head = h instanceof HostWeight ? h : params.keep(h)
+    }
   } catch (err) {
     // A failed load keeps none of what it read.
     tf.dispose(params?.all ?? [])

@@ -101,8 +101,16 @@ export class CheckpointWeights {
     )
   }
 
-  /** Reads one tensor as float32, checking its shape against what config.json implies. */
+  /** Reads one tensor as a float32 tfjs tensor, checking its shape against what config.json implies (float32()). */
   async tensor(name: string, expected: number[]): Promise<tf.Tensor> {
+    return tf.tensor(await this.float32(name, expected), expected, 'float32')
+  }
+
+  /**
+   * Reads one tensor onto the host as float32 (F16, BF16 and F64 converted), row-major in `expected`, checking its
+   * shape against what config.json implies. Errors: UserError naming the file, the tensor, the shapes or the dtype.
+   */
+  async float32(name: string, expected: number[]): Promise<Float32Array> {
     const info = this.info(name)
     if (info.shape.length !== expected.length || info.shape.some((s, i) => s !== expected[i])) {
       throw new UserError(
@@ -113,8 +121,7 @@ export class CheckpointWeights {
     if (!['F32', 'F16', 'BF16', 'F64'].includes(info.dtype)) {
       throw new UserError(`${info.file}: tensor "${name}" has dtype ${info.dtype}; model weights must be F32, F16 or BF16.`)
     }
-    const data = await this.where.get(name)!.readFloat32(name)
-    return tf.tensor(data, expected, 'float32')
+    return this.where.get(name)!.readFloat32(name)
   }
 
   async close(): Promise<void> {

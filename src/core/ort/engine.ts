@@ -291,6 +291,30 @@ export function productGraph(inDim: number, outDim: number, bias: boolean, act?:
 }
 
 /**
+ * The k largest entries of each row of a product and their columns: values, indices = TopK(x · w, k), x [N, in]
+ * (N symbolic), w [in, out], sorted largest first (no ReLU: values may be negative).
+ */
+export function productTopKGraph(inDim: number, outDim: number): Graph {
+  return {
+    name: 'product_topk',
+    nodes: [
+      { op: 'MatMul', inputs: ['x', 'w'], outputs: ['xw'] },
+      { op: 'TopK', inputs: ['xw', 'k'], outputs: ['values', 'i64'], attributes: { axis: { int: -1 }, largest: { int: 1 }, sorted: { int: 1 } } },
+      { op: 'Cast', inputs: ['i64'], outputs: ['indices'], attributes: { to: { int: DataType.INT32 } } }
+    ],
+    inputs: [
+      { name: 'x', type: DataType.FLOAT, shape: ['N', inDim] },
+      { name: 'w', type: DataType.FLOAT, shape: [inDim, outDim] },
+      { name: 'k', type: DataType.INT64, shape: [1] }
+    ],
+    outputs: [
+      { name: 'values', type: DataType.FLOAT, shape: ['N', 'k'] },
+      { name: 'indices', type: DataType.INT32, shape: ['N', 'k'] }
+    ]
+  }
+}
+
+/**
  * Scaled dot-product attention over independent (batch, head) rows as one graph:
  *   out = Softmax(q · kᵀ · scale + mask) · v      q, k, v [BH, T, hd] (BH and T symbolic), mask [T, T], scale [1]
  * the softmax over the last axis, as lm/model.ts's causal attention computes it in tfjs.
@@ -360,6 +384,26 @@ export class OrtDenseProducts {
     if (b) feeds.b = new mod.Tensor('float32', b, [outDim])
     const out = await session.run(feeds)
     return out.y!.data as Float32Array
+  }
+
+  /**
+   * The k largest entries of each row of x · w and their columns (productTopKGraph): x [N, in], w [in, out] row-major,
+   * 1 ≤ k ≤ out; returns values and indices [N, k] row-major, largest first. Only [N, out] lives inside onnxruntime.
+   * Throws when a length disagrees with in and out or k is out of range, naming the argument.
+   */
+  async productTopK(x: Float32Array, w: Float32Array, inDim: number, outDim: number, k: number): Promise<TopKRows> {
+    if (w.length !== inDim * outDim) throw new Error(`w has ${w.length} values; expected in × out = ${inDim} × ${outDim}.`)
+    if (x.length % inDim !== 0) throw new Error(`x has ${x.length} values, not a multiple of in = ${inDim}.`)
+    if (!Number.isInteger(k) || k < 1 || k > outDim) throw new Error(`k = ${k} must be an integer in 1–${outDim}.`)
+    const N = x.length / inDim
+    const mod = await loaded()
+    const session = await this.sessionFor(`product-topk:${inDim}:${outDim}`, () => productTopKGraph(inDim, outDim))
+    const out = await session.run({
+      x: new mod.Tensor('float32', x, [N, inDim]),
+      w: new mod.Tensor('float32', w, [inDim, outDim]),
+      k: new mod.Tensor('int64', BigInt64Array.of(BigInt(k)), [1])
+    })
+    return { values: out.values!.data as Float32Array, indices: out.indices!.data as Int32Array }
   }
 
   /**

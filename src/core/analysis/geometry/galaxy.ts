@@ -7,6 +7,7 @@ import { UserError } from '../../../shared/api'
 import type { GalaxyResult } from '../../../shared/geometry'
 import type { JobContext } from '../../jobs/job'
 import { JobCancelled } from '../../jobs/job'
+import { transpose } from '../../matrix'
 import { Rng } from '../../random'
 import { Sae } from '../../sae/sae'
 import { covariance, olsFit, symmetricEigenvalues, tidyData, topEigenpairs } from './linalg'
@@ -159,12 +160,6 @@ export function entropyProjection(X: Float32Array, n: number, d: number, sample:
   const proj = tidyData(() => tf.matMul(z, tf.tensor2d(Float32Array.from(top.vectors), [d, q])))
   tf.dispose([z, zt])
   return { Y: Float64Array.from(proj), m, q }
-}
-
-export function transpose(A: Float32Array, rows: number, cols: number): Float32Array {
-  const T = new Float32Array(rows * cols)
-  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) T[j * rows + i] = A[i * cols + j]!
-  return T
 }
 
 /** Gaussian entropy of the projected sample minus the mean bootstrap kNN entropy, with a 95% percentile interval. */

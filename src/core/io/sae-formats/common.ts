@@ -86,12 +86,7 @@ export function checkTensors(f: SafetensorsFile, expected: Record<string, number
   }
 }
 
-/** Transpose of a row-major [r, c] matrix. */
-export function transpose(a: Float32Array, r: number, c: number): Float32Array {
-  const out = new Float32Array(a.length)
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[j * r + i] = a[i * c + j]!
-  return out
-}
+export { transpose } from '../../matrix'
 
 export function positiveInt(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : null
