@@ -5,14 +5,16 @@
 // each stage's wall time and the peak resident memory of the whole process tree (this process and its job workers,
 // /proc sampled every 250 ms).
 // Run: npm run build && npx tsx bench/paper-run.ts [--tokens 100000] [--latents 32768] [--k 32] [--batch 4096]
-//        [--evaluate-tokens 2048] [--checkpoints N] [--layers 24] [--keep]
+//        [--evaluate-tokens 2048] [--checkpoints N] [--layers 24] [--keep] [--reuse-harvest DIR]
+// --reuse-harvest DIR attaches the activation stores DIR/stepS/layerL of an earlier run (as `import-activations` does)
+// instead of harvesting again, and runs the later stages in a fresh project.
 // (the series is written to bench/.data/llmjp-series on first use, ~11 GB; appends to bench/results/paper-run.json)
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { Job } from '../src/shared/api'
-import { runSeriesPipeline, type DemoSettings, type DemoStage } from '../src/core/demo'
+import { registerSeries, runSeriesPipeline, type DemoSettings, type DemoStage } from '../src/core/demo'
 import { nodeWorkerSpawner } from '../src/core/jobs/spawn'
 import { callService, Workspace } from '../src/core/services'
 import { arg, ROOT } from './lib'
@@ -121,6 +123,16 @@ const worker = join(ROOT, 'out/main/job-worker.js')
 if (!existsSync(worker)) throw new Error('out/main/job-worker.js is missing: run `npm run build` first.')
 const ws = new Workspace('cli', nodeWorkerSpawner(worker))
 ws.open(PROJECT)
+const reuseArg = process.argv.indexOf('--reuse-harvest')
+const reused = reuseArg > 0 ? process.argv[reuseArg + 1]! : null
+if (reused) {
+  await registerSeries(ws, { checkpoints: folder, corpus: corpus(), tokensPerStep: 4_194_304, modelName: 'llm-jp-3-1.8b-shape-random' })
+  for (const c of await callService(ws, 'checkpoints.list')) {
+    const store = join(reused, `step${c.step}`, `layer${Math.min(12, LAYERS)}`)
+    await callService(ws, 'activations.import', { path: store, checkpointId: c.id })
+    console.log(`attached ${store}`)
+  }
+}
 
 const GiB = 2 ** 30
 const peaks = new Map<string, { total: number; largest: number; start: number; end?: number }>()
@@ -201,6 +213,8 @@ const record = {
   commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim(),
   load: { before: loadBefore, after: loadavg() },
   series: { folder, checkpoints: CHECKPOINTS, layers: LAYERS },
+  /** The activation stores of an earlier run, attached instead of harvesting (--reuse-harvest); null: harvested here. */
+  reusedHarvest: reused,
   settings,
   seconds,
   stages: rows,
