@@ -147,7 +147,9 @@ const sampler = setInterval(() => {
 const loadBefore = loadavg()
 const t0 = performance.now()
 const jobs: Job[] = []
-let stages: DemoStage[]
+let stages: DemoStage[] = []
+// A stage that fails still gets its row (time and peak until the failure) and the record is still written.
+let failure: string | null = null
 try {
   stages = await runSeriesPipeline(
     ws,
@@ -182,8 +184,16 @@ try {
     settings,
     { checkpoints: folder, corpus: corpus(), tokensPerStep: 4_194_304, modelName: 'llm-jp-3-1.8b-shape-random' }
   )
+} catch (err) {
+  failure = (err as Error).message
+  console.error(failure)
 } finally {
   clearInterval(sampler)
+}
+// Stages the pipeline never returned (it failed in one of them): their rows from the stage hooks' marks.
+for (const [name, p] of peaks) {
+  if (!stages.some((s) => s.name === name))
+    stages.push({ name: name as DemoStage['name'], ran: true, seconds: ((p.end ?? performance.now()) - p.start) / 1000 })
 }
 const seconds = (performance.now() - t0) / 1000
 const saes = await callService(ws, 'saes.list')
@@ -195,6 +205,7 @@ const rows = stages.map((s) => {
   return {
     stage: s.name,
     ran: s.ran,
+    failed: p !== undefined && p.end === undefined,
     seconds: s.seconds,
     peakTreeRssGiB: p ? p.total / GiB : null,
     peakProcessRssGiB: p ? p.largest / GiB : null,
@@ -215,6 +226,8 @@ const record = {
   series: { folder, checkpoints: CHECKPOINTS, layers: LAYERS },
   /** The activation stores of an earlier run, attached instead of harvesting (--reuse-harvest); null: harvested here. */
   reusedHarvest: reused,
+  /** Why the pipeline stopped, when it did not finish. */
+  failure,
   settings,
   seconds,
   stages: rows,
@@ -236,4 +249,5 @@ mkdirSync(join(ROOT, 'bench/results'), { recursive: true })
 const history = join(ROOT, 'bench/results/paper-run.json')
 const previous = existsSync(history) ? (JSON.parse(readFileSync(history, 'utf8')) as unknown[]) : []
 writeFileSync(history, JSON.stringify([...previous, record], null, 2) + '\n')
+if (failure) process.exitCode = 1
 console.log(`recorded in ${history}`)
