@@ -88,8 +88,8 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
   const context = store.manifest.context
   const meter = new ProgressMeter(2 * limit, 'rows')
   let progressRows = 0
-  // Under `ort` the two heavy dense products (encoding the rows, the logit effects) run on onnxruntime with every
-  // core; tfjs (wasm, one thread) keeps the rest. The sessions are released when the job ends.
+  // Under `ort` the heavy dense products (encoding the rows, the decoder-cosine neighbours, the logit effects) run on
+  // onnxruntime with every core; tfjs (wasm, one thread) keeps the rest. The sessions are released when the job ends.
   const ort = currentBackend()?.name === 'ort' ? { encoder: new OrtSaeEncoder(), products: new OrtDenseProducts() } : null
 
   /** Visits the store's sequences in file order with their sparse codes (k pairs per row, as wide as the block needs). */
