@@ -38,8 +38,8 @@ export interface LogitEffects {
 
 /**
  * Reads γ_final and W_U from a checkpoint (the one parsed folder, its weight files); the unembedding is the
- * tensor lmHeadName names (transformers' tying rule). `where` 'host': W_Uᵀ is read back into one host array (for
- * onnxruntime, made once per job) and no tensor is kept. Returns `{ absent }`, a sentence for the user, when the
+ * tensor lmHeadName names (transformers' tying rule). `where` 'host': W_Uᵀ is read and transposed on the host into
+ * one array (for onnxruntime, made once per job), never entering tfjs. Returns `{ absent }`, a sentence for the user, when the
  * checkpoint has no head to read (weights saved from the base model without tying). Errors: as weightPlanFor and
  * CheckpointWeights.tensor.
  */
