@@ -13,7 +13,6 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { join } from 'node:path'
-import type { Job } from '../src/shared/api'
 import { registerSeries, runSeriesPipeline, type DemoSettings, type DemoStage } from '../src/core/demo'
 import { nodeWorkerSpawner } from '../src/core/jobs/spawn'
 import { callService, Workspace } from '../src/core/services'
@@ -146,7 +145,6 @@ const sampler = setInterval(() => {
 }, 250)
 const loadBefore = loadavg()
 const t0 = performance.now()
-const jobs: Job[] = []
 let stages: DemoStage[] = []
 // A stage that fails still gets its row (time and peak until the failure) and the record is still written.
 let failure: string | null = null
@@ -163,9 +161,7 @@ try {
           last = line
         }, 30_000)
         try {
-          const end = await ws.requireProject().jobs.waitFor(job.id)
-          jobs.push(end)
-          return end
+          return await ws.requireProject().jobs.waitFor(job.id)
         } finally {
           clearInterval(ticker)
         }

@@ -15,6 +15,7 @@ import type { FeatureRecord, StoredExample, StoredLogitEffects } from '../store/
 import { CheckpointFolder } from '../lm/checkpoint'
 import { OrtDenseProducts, OrtSaeEncoder } from '../ort/engine'
 import { currentBackend } from '../tf/backend'
+import { transpose } from '../matrix'
 import { activationCorrelations, SparseRowsBuilder } from './correlations'
 import { classifyFeature, PAPER_RULE, scriptRule, tokenText, type LanguageClassification } from './language'
 import { accumulateRowScales, computeLogitEffects, disposeLmHead, readLmHead, residualUnitFactor } from './logit-effects'
@@ -214,9 +215,14 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
     const neighbours = opts.neighbours ?? 10
     const near: { feature: number; cosine: number }[][] = []
     const unit = unitRows(p.Wdec)
-    const unitT = tf.transpose(unit)
-    // Under ort the [block, n] cosines and their top-k are computed on onnxruntime (every core) from host copies.
-    const host = ort ? { products: ort.products, unit: (await unit.data()) as Float32Array, unitT: (await unitT.data()) as Float32Array } : null
+    // Under ort the [block, n] cosines and their top-k are computed on onnxruntime (every core) from host copies,
+    // the unit rows transposed on the host; otherwise in tfjs against its transpose.
+    let host: { products: OrtDenseProducts; unit: Float32Array; unitT: Float32Array } | null = null
+    if (ort) {
+      const rows = (await unit.data()) as Float32Array
+      host = { products: ort.products, unit: rows, unitT: transpose(rows, n, d) }
+    }
+    const unitT = host ? null : tf.transpose(unit)
     const block = Math.max(1, Math.floor((64 * 2 ** 20) / (4 * n)))
     for (let s = 0; s < n; s += block) {
       const m = Math.min(block, n - s)
@@ -226,7 +232,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       if (host) {
         ;({ values: cv, indices: ci } = await host.products.productTopK(host.unit.subarray(s * d, (s + m) * d), host.unitT, d, n, kk))
       } else {
-        const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(unit, [s, 0], [m, d]), unitT), kk))
+        const { values, indices } = tf.tidy(() => tf.topk(tf.matMul(tf.slice(unit, [s, 0], [m, d]), unitT!), kk))
         ;[cv, ci] = (await Promise.all([values.data(), indices.data()])) as [Float32Array, Int32Array]
         tf.dispose([values, indices])
       }
@@ -237,7 +243,7 @@ export async function computeFeatureStats(opts: FeatureStatsOptions, ctx: JobCon
       }
       ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: `neighbours: ${Math.min(n, s + m)} / ${n}` })
     }
-    tf.dispose([unit, unitT])
+    tf.dispose(unitT ? [unit, unitT] : [unit])
 
     ctx.progress({ fraction: 1, rate: null, rateUnit: null, etaSeconds: null, message: 'neighbours by activation correlation' })
     const correlated = activationCorrelations(codesRead.build(), n, opts.correlations ?? 10)
