@@ -95,25 +95,40 @@ export type KernelTask =
   | { op: 'scatter'; lo: number; hi: number; s: StepShared; scale: number; auxScale: number }
   | AdamTask
 
+/** Typed views of a step's shared buffers, each with its element type (StepShared says what each holds). */
+function views(s: StepShared) {
+  return {
+    x: new Float32Array(s.x),
+    xc: new Float32Array(s.xc),
+    bdec: new Float32Array(s.bdec),
+    W: new Float32Array(s.Wdec),
+    v: new Float32Array(s.v),
+    idx: new Int32Array(s.idx),
+    va: new Float32Array(s.va),
+    ia: new Int32Array(s.ia),
+    err: new Float32Array(s.err),
+    res: new Float32Array(s.res),
+    colX: new Float64Array(s.colX),
+    colErr: new Float64Array(s.colErr),
+    means: new Float64Array(s.means),
+    sums: new Float64Array(s.blockSums),
+    order: new Int32Array(s.order),
+    offsets: new Int32Array(s.offsets),
+    dirty: new Uint8Array(s.dirty),
+    gWdec: new Float32Array(s.gWdec),
+    gWencT: new Float32Array(s.gWencT),
+    gWenc: new Float32Array(s.gWenc),
+    gBenc: new Float32Array(s.gBenc)
+  }
+}
+
 /**
  * Token blocks [lo, hi): xc = x − b_dec; err = x̂ − x with x̂ = b_dec + Σ_j v_j W_dec[idx_j]; with AuxK,
  * res = ê − e = Σ_j va_j W_dec[ia_j] + err. Per block: the column sums of x and err, Σ err², Σ res².
  */
 function decode(lo: number, hi: number, s: StepShared): void {
   const { B, d, k, kAux } = s
-  const x = new Float32Array(s.x)
-  const xc = new Float32Array(s.xc)
-  const bdec = new Float32Array(s.bdec)
-  const W = new Float32Array(s.Wdec)
-  const v = new Float32Array(s.v)
-  const idx = new Int32Array(s.idx)
-  const va = new Float32Array(s.va)
-  const ia = new Int32Array(s.ia)
-  const err = new Float32Array(s.err)
-  const res = new Float32Array(s.res)
-  const colX = new Float64Array(s.colX)
-  const colErr = new Float64Array(s.colErr)
-  const sums = new Float64Array(s.blockSums)
+  const { x, xc, bdec, W, v, idx, va, ia, err, res, colX, colErr, sums } = views(s)
   for (let blk = lo; blk < hi; blk++) {
     const c = blk * d
     colX.fill(0, c, c + d)
@@ -157,10 +172,7 @@ function decode(lo: number, hi: number, s: StepShared): void {
 /** Token blocks [lo, hi): Σ (x − mean x)² and, with AuxK, Σ (err − mean err)² (the variance of e = −err). */
 function variance(lo: number, hi: number, s: StepShared): void {
   const { B, d, kAux } = s
-  const x = new Float32Array(s.x)
-  const err = new Float32Array(s.err)
-  const means = new Float64Array(s.means)
-  const sums = new Float64Array(s.blockSums)
+  const { x, err, means, sums } = views(s)
   for (let blk = lo; blk < hi; blk++) {
     let sx = 0
     let se = 0
@@ -186,20 +198,8 @@ function variance(lo: number, hi: number, s: StepShared): void {
  */
 function scatter(lo: number, hi: number, s: StepShared, scale: number, auxScale: number): void {
   const { d, n, k, kAux } = s
-  const xc = new Float32Array(s.xc)
-  const W = new Float32Array(s.Wdec)
-  const v = new Float32Array(s.v)
-  const va = new Float32Array(s.va)
-  const err = new Float32Array(s.err)
-  const res = new Float32Array(s.res)
-  const order = new Int32Array(s.order)
-  const offsets = new Int32Array(s.offsets)
-  const gWdec = new Float32Array(s.gWdec)
-  const gWencT = new Float32Array(s.gWencT)
-  const gWenc = new Float32Array(s.gWenc)
-  const gBenc = new Float32Array(s.gBenc)
+  const { xc, W, v, va, err, res, order, offsets, gWdec, gWencT, gWenc, gBenc, dirty } = views(s)
   const Bk = s.B * k
-  const dirty = new Uint8Array(s.dirty)
   for (let l = lo; l < hi; l++) {
     const used = offsets[l + 1]! > offsets[l]!
     if (!used && dirty[l] === 0) continue
